@@ -1,0 +1,98 @@
+"""Every use of Alembic internals, in one place.
+
+Flask-Alembic keeps one script directory for all binds but runs each bind as its own
+history. Alembic has no public API for "the part of a revision map that belongs to one
+database", so this module builds such views from private attributes. Keep the list of
+what is touched here short and tested against the oldest and newest supported Alembic.
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Callable
+from collections.abc import Iterable
+from collections.abc import Sequence
+from typing import Any
+
+from alembic.runtime.migration import MigrationStep
+from alembic.runtime.migration import RevisionStep
+from alembic.runtime.migration import StampStep
+from alembic.script import Script
+from alembic.script import ScriptDirectory
+from alembic.script.revision import RevisionMap
+from alembic.util import to_tuple
+
+__all__ = [
+    "bind_script_directory",
+    "resolved_dependencies",
+    "revision_steps",
+    "stamp_steps",
+]
+
+
+def resolved_dependencies(script: Script) -> tuple[str, ...]:
+    """The revision ids ``script.depends_on`` names, resolved by its revision map."""
+    return tuple(getattr(script, "_resolved_dependencies", ()) or ())
+
+
+def bind_script_directory(script: ScriptDirectory, revision_ids: Iterable[str]) -> ScriptDirectory:
+    """A view of ``script`` whose revision map holds only ``revision_ids``.
+
+    Dependencies on revisions outside the view are dropped from the copies: they belong
+    to another database, and Alembic would otherwise write their ids into this bind's
+    version table or run them here.
+    """
+    own = set(revision_ids)
+    full_map = script.revision_map
+    copies: list[Script] = []
+    for rev_id in own:
+        original = full_map.get_revision(rev_id)
+        assert isinstance(original, Script)
+        clone = copy.copy(original)
+        kept = [
+            token
+            for token, resolved in zip(
+                to_tuple(original.dependencies, default=()),
+                _resolve_tokens(full_map, original.dependencies),
+                strict=True,
+            )
+            if resolved in own
+        ]
+        clone.dependencies = kept[0] if len(kept) == 1 else (tuple(kept) or None)
+        clone.nextrev = frozenset()
+        clone._all_nextrev = frozenset()
+        copies.append(clone)
+
+    view = copy.copy(script)
+    view.revision_map = RevisionMap(lambda: iter(copies))
+    return view
+
+
+def _resolve_tokens(full_map: RevisionMap, dependencies: Any) -> list[str | None]:
+    resolved: list[str | None] = []
+    for token in to_tuple(dependencies, default=()):
+        rev = full_map.get_revision(token)
+        resolved.append(rev.revision if rev is not None else None)
+    return resolved
+
+
+def revision_steps(
+    view: ScriptDirectory, revision_ids: Sequence[str], *, upgrade: bool
+) -> list[MigrationStep]:
+    """Alembic's own step objects for ``revision_ids`` in the bind view, in order."""
+    factory: Callable[[RevisionMap, Script], RevisionStep] = (
+        MigrationStep.upgrade_from_script if upgrade else MigrationStep.downgrade_from_script
+    )
+    steps: list[MigrationStep] = []
+    for rev_id in revision_ids:
+        script = view.revision_map.get_revision(rev_id)
+        assert isinstance(script, Script)
+        steps.append(factory(view.revision_map, script))
+    return steps
+
+
+def stamp_steps(
+    view: ScriptDirectory, target: tuple[str, ...], heads: tuple[str, ...]
+) -> list[StampStep]:
+    """The version-table edits that move ``heads`` to ``target`` without running code."""
+    return list(view._stamp_revs(target or "base", heads))

@@ -1,0 +1,427 @@
+"""Run a ``Plan``: one connection and one Alembic environment per bind.
+
+The executor never prints. It reports typed events to a callback the caller supplies
+and returns a :class:`MigrationResult` describing what was applied on which bind.
+"""
+
+from __future__ import annotations
+
+import functools
+import io
+import time
+from collections.abc import Callable
+from collections.abc import Iterator
+from collections.abc import Mapping
+from collections.abc import Sequence
+from contextlib import contextmanager
+from contextlib import ExitStack
+from dataclasses import dataclass
+from dataclasses import field
+from typing import Any
+
+import sqlalchemy as sa
+from alembic.config import Config
+from alembic.runtime.environment import EnvironmentContext
+from alembic.runtime.migration import MigrationContext
+from alembic.runtime.migration import MigrationStep
+from alembic.script import ScriptDirectory
+
+from . import _alembic_compat as compat
+from .errors import DatabaseError
+from .errors import MigrationFailedError
+from .errors import PlanError
+from .planner import Plan
+from .planner import Step
+from .registry import Bind
+from .registry import scrub
+
+__all__ = [
+    "BindFinished",
+    "BindResult",
+    "BindRuntime",
+    "Event",
+    "MigrationResult",
+    "StepFailed",
+    "StepFinished",
+    "StepStarted",
+    "describe_exception",
+    "environment",
+    "execute",
+    "render_sql",
+]
+
+
+@dataclass(frozen=True)
+class BindRuntime:
+    """What the executor needs of a bind: the bind and its view of the script directory."""
+
+    bind: Bind
+    script: ScriptDirectory
+    config: Config
+
+
+@dataclass(frozen=True)
+class StepStarted:
+    step: Step
+    index: int
+    total: int
+
+
+@dataclass(frozen=True)
+class StepFinished:
+    step: Step
+    index: int
+    total: int
+    elapsed: float
+
+
+@dataclass(frozen=True)
+class StepFailed:
+    step: Step
+    index: int
+    total: int
+    error: str
+
+
+@dataclass(frozen=True)
+class BindFinished:
+    bind: str
+    heads: tuple[str, ...]
+
+
+Event = StepStarted | StepFinished | StepFailed | BindFinished
+EventCallback = Callable[[Event], None]
+
+
+@dataclass(frozen=True)
+class BindResult:
+    """What happened to one bind."""
+
+    bind: str
+    before: tuple[str, ...]
+    after: tuple[str, ...]
+    applied: tuple[Step, ...]
+    elapsed: float
+
+
+@dataclass(frozen=True)
+class MigrationResult:
+    """The outcome of running a plan."""
+
+    plan: Plan
+    binds: tuple[BindResult, ...]
+    failed: Step | None = None
+    error: str | None = None
+    not_run: tuple[Step, ...] = field(default=())
+
+    @property
+    def applied(self) -> tuple[Step, ...]:
+        return tuple(step for result in self.binds for step in result.applied)
+
+    @property
+    def ok(self) -> bool:
+        return self.failed is None
+
+    def __getitem__(self, bind: str) -> BindResult:
+        for result in self.binds:
+            if result.bind == bind:
+                return result
+        raise KeyError(bind)
+
+
+def describe_exception(exc: BaseException, secrets: Sequence[str] = ()) -> str:
+    """One line describing ``exc``: the database's own message where there is one."""
+    if isinstance(exc, sa.exc.DBAPIError) and exc.orig is not None:
+        text = f"{type(exc.orig).__name__}: {exc.orig}"
+    else:
+        text = f"{type(exc).__name__}: {exc}"
+    text = " ".join(text.split())
+    return scrub(text, secrets)
+
+
+def context_options(bind: Bind, **overrides: Any) -> dict[str, Any]:
+    """The options for ``EnvironmentContext.configure`` for ``bind``."""
+    options: dict[str, Any] = {"transaction_per_migration": True}
+    options.update(bind.context_options)
+    options.update(
+        target_metadata=bind.target_metadata,
+        version_table=bind.version_table,
+        version_table_schema=bind.version_table_schema,
+    )
+    options.update(overrides)
+    return options
+
+
+@contextmanager
+def environment(
+    runtime: BindRuntime, connection: sa.Connection | None = None, **env_options: Any
+) -> Iterator[EnvironmentContext]:
+    """An Alembic environment for one bind, configured and installed as ``alembic.context``."""
+    env = EnvironmentContext(runtime.config, runtime.script, **env_options)
+    with env:
+        env.configure(connection=connection, **context_options(runtime.bind))
+        yield env
+
+
+class _BindRun:
+    """One bind's connection and environment, kept open while the plan runs."""
+
+    def __init__(self, runtime: BindRuntime, stack: ExitStack, purge: bool) -> None:
+        self.runtime = runtime
+        self.name = runtime.bind.name
+        self.secrets = runtime.bind.secrets
+        try:
+            self.connection = stack.enter_context(runtime.bind.engine.connect())
+        except sa.exc.DBAPIError as exc:
+            raise DatabaseError(
+                f"Cannot connect to bind {self.name!r} at {runtime.bind.display_url}: "
+                f"{describe_exception(exc, self.secrets)}",
+                bind=self.name,
+                hint="Check that the server is running and the URL and credentials are right.",
+            ) from None
+        self._pending: list[MigrationStep] = []
+        self._expected: tuple[str, ...] = ()
+        self.env = EnvironmentContext(runtime.config, runtime.script, fn=self._steps, purge=purge)
+        with self.env:
+            self.env.configure(connection=self.connection, **context_options(runtime.bind))
+        self.context: MigrationContext = self.env.get_context()
+
+    def _steps(self, heads: Any, context: MigrationContext) -> list[MigrationStep]:
+        found = tuple(heads or ())
+        if set(found) != set(self._expected) and not context.purge:
+            raise PlanError(
+                f"Bind {self.name!r} is at {', '.join(found) or 'base'}, not at "
+                f"{', '.join(self._expected) or 'base'} as planned: another process changed it.",
+                bind=self.name,
+                hint="Run the command again to plan from its new state.",
+            )
+        return self._pending
+
+    def run(self, steps: list[MigrationStep], expected: tuple[str, ...]) -> None:
+        self._pending = steps
+        self._expected = expected
+        with self.env, self.env.begin_transaction():
+            self.env.run_migrations()
+        if self.connection.in_transaction():
+            self.connection.commit()
+
+    def heads(self) -> tuple[str, ...]:
+        return tuple(self.context.get_current_heads())
+
+
+def execute(
+    plan: Plan,
+    runtimes: Mapping[str, BindRuntime],
+    *,
+    on_event: EventCallback | None = None,
+    purge: bool = False,
+) -> MigrationResult:
+    """Run ``plan`` and return what was applied; raise ``MigrationFailedError`` on failure."""
+    emit = on_event or (lambda event: None)
+    steps = list(plan.steps)
+    total = len(steps)
+    heads = {name: tuple(h) for name, h in plan.start.items()}
+    applied: dict[str, list[Step]] = {name: [] for name in plan.binds}
+    elapsed: dict[str, float] = dict.fromkeys(plan.binds, 0.0)
+    runs: dict[str, _BindRun] = {}
+    failed: Step | None = None
+    error: str | None = None
+    index = 0
+
+    with ExitStack() as stack:
+        while index < total:
+            group = _next_group(steps, index)
+            bind_name = group[0].bind
+            runtime = runtimes[bind_name]
+            if bind_name not in runs:
+                runs[bind_name] = _BindRun(runtime, stack, purge)
+            run = runs[bind_name]
+            started_at = time.perf_counter()
+            tracker = _Tracker(group, index, total, emit)
+            try:
+                run.run(tracker.alembic_steps(runtime.script), heads.get(bind_name, ()))
+            except PlanError:
+                raise
+            except Exception as exc:
+                failed = tracker.current or group[0]
+                error = describe_exception(exc, run.secrets)
+                emit(StepFailed(failed, steps.index(failed) + 1, total, error))
+                done = tracker.finished_steps()
+                applied[bind_name].extend(done)
+                for step in done:
+                    heads[bind_name] = _advance(heads.get(bind_name, ()), step)
+                elapsed[bind_name] += time.perf_counter() - started_at
+                break
+            tracker.finish()
+            applied[bind_name].extend(group)
+            for step in group:
+                heads[bind_name] = _advance(heads.get(bind_name, ()), step)
+            elapsed[bind_name] += time.perf_counter() - started_at
+            index += len(group)
+            if bind_name not in {s.bind for s in steps[index:]}:
+                emit(BindFinished(bind_name, heads[bind_name]))
+
+    results = tuple(
+        BindResult(
+            bind=name,
+            before=tuple(plan.start.get(name, ())),
+            after=heads.get(name, ()),
+            applied=tuple(applied[name]),
+            elapsed=elapsed[name],
+        )
+        for name in plan.binds
+    )
+    done_ids = {(s.bind, s.revision, s.direction) for r in results for s in r.applied}
+    not_run = tuple(
+        s for s in steps if (s.bind, s.revision, s.direction) not in done_ids and s is not failed
+    )
+    result = MigrationResult(plan, results, failed, error, not_run)
+    if failed is not None:
+        assert error is not None
+        where = f" ({failed.path})" if failed.path else ""
+        raise MigrationFailedError(
+            f"{plan.direction.capitalize()} of bind {failed.bind!r} failed at revision "
+            f"{failed.revision or failed.label}{where}: {error}",
+            bind=failed.bind,
+            revision=failed.revision,
+            path=failed.path,
+            hint=(
+                "Steps applied before it are kept; fix the problem and run the command again "
+                "to continue."
+            ),
+            result=result,
+        )
+    return result
+
+
+def _next_group(steps: Sequence[Step], start: int) -> list[Step]:
+    group = [steps[start]]
+    for step in steps[start + 1 :]:
+        if step.bind != group[0].bind:
+            break
+        group.append(step)
+    return group
+
+
+def _advance(heads: tuple[str, ...], step: Step) -> tuple[str, ...]:
+    """The bind's heads after ``step`` (a close model of Alembic's own bookkeeping)."""
+    if step.direction == "stamp":
+        return step.destination
+    remaining = [h for h in heads if h not in step.source]
+    return tuple(remaining + [d for d in step.destination if d not in remaining])
+
+
+class _Tracker:
+    """Wraps Alembic's step callables to report when each step starts and ends."""
+
+    def __init__(self, group: list[Step], offset: int, total: int, emit: EventCallback) -> None:
+        self.group = group
+        self.offset = offset
+        self.total = total
+        self.emit = emit
+        self.position = -1
+        self.started_at = 0.0
+
+    @property
+    def current(self) -> Step | None:
+        return self.group[self.position] if self.position >= 0 else None
+
+    def finished_steps(self) -> list[Step]:
+        return self.group[: max(self.position, 0)]
+
+    def alembic_steps(self, script: ScriptDirectory) -> list[MigrationStep]:
+        first = self.group[0]
+        if first.direction == "stamp":
+            steps: list[MigrationStep] = list(
+                compat.stamp_steps(script, first.destination, first.source)
+            )
+            self._on_start(0)
+            return steps
+        steps = compat.revision_steps(
+            script, [s.revision or "" for s in self.group], upgrade=first.direction == "upgrade"
+        )
+        for position, alembic_step in enumerate(steps):
+            alembic_step.migration_fn = self._wrap(position, alembic_step.migration_fn)
+        return steps
+
+    def _wrap(self, position: int, fn: Callable[..., Any]) -> Callable[..., Any]:
+        # wraps: Alembic logs and comments steps by the function's name.
+        @functools.wraps(fn)
+        def run(**kw: Any) -> Any:
+            self._on_start(position)
+            return fn(**kw)
+
+        return run
+
+    def _on_start(self, position: int) -> None:
+        # The previous step's transaction has committed once the next one starts.
+        if self.position >= 0:
+            self._emit_finished()
+        self.position = position
+        self.started_at = time.perf_counter()
+        step = self.group[position]
+        self.emit(StepStarted(step, self.offset + position + 1, self.total))
+
+    def _emit_finished(self) -> None:
+        step = self.group[self.position]
+        self.emit(
+            StepFinished(
+                step,
+                self.offset + self.position + 1,
+                self.total,
+                time.perf_counter() - self.started_at,
+            )
+        )
+
+    def finish(self) -> None:
+        if self.position >= 0:
+            self._emit_finished()
+            self.position = len(self.group)
+
+
+def render_sql(
+    plan: Plan,
+    runtimes: Mapping[str, BindRuntime],
+    *,
+    tag: str | None = None,
+) -> dict[str, str]:
+    """The SQL each bind's part of ``plan`` would run, in that bind's dialect (offline mode)."""
+    output: dict[str, str] = {}
+    for bind_name in dict.fromkeys([*plan.start, *plan.binds]):
+        runtime = runtimes[bind_name]
+        bind_steps = list(plan.for_bind(bind_name))
+        buffer = io.StringIO()
+        start = tuple(plan.start.get(bind_name, ()))
+        tracker = (
+            _Tracker(bind_steps, 0, len(bind_steps), lambda event: None) if bind_steps else None
+        )
+
+        def steps_for(
+            heads: Any,
+            context: MigrationContext,
+            tracker: _Tracker | None = tracker,
+            script: ScriptDirectory = runtime.script,
+        ) -> list[MigrationStep]:
+            return tracker.alembic_steps(script) if tracker else []
+
+        env = EnvironmentContext(
+            runtime.config,
+            runtime.script,
+            fn=steps_for,
+            as_sql=True,
+            tag=tag,
+        )
+        engine = runtime.bind.engine
+        with env:
+            env.configure(
+                # The URL only chooses the dialect; nothing connects, nothing needs a password.
+                url=engine.url.set(password=None),
+                output_buffer=buffer,
+                starting_rev=list(start) or None,
+                literal_binds=True,
+                **context_options(runtime.bind),
+            )
+            with env.begin_transaction():
+                env.run_migrations()
+        output[bind_name] = buffer.getvalue()
+    return output

@@ -1,0 +1,1199 @@
+"""The ``Alembic`` Flask extension: per-app state, configuration and the Python API."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import re
+import shutil
+import weakref
+from collections.abc import Iterable
+from collections.abc import Iterator
+from collections.abc import Mapping
+from contextlib import contextmanager
+from contextlib import ExitStack
+from dataclasses import dataclass
+from dataclasses import field
+from pathlib import Path
+from typing import Any
+from typing import Literal
+from typing import overload
+from typing import TYPE_CHECKING
+
+import sqlalchemy as sa
+from alembic.config import Config
+from alembic.runtime.environment import EnvironmentContext
+from alembic.runtime.migration import MigrationContext
+from alembic.script import Script
+from alembic.script import ScriptDirectory
+from alembic.util import CommandError
+from alembic.util import rev_id as alembic_rev_id
+from flask import current_app
+from flask import Flask
+from flask import g
+
+from . import _alembic_compat as compat
+from . import executor
+from . import planner
+from .errors import ConfigurationError
+from .errors import DatabaseError
+from .errors import FlaskAlembicError
+from .errors import MultipleHeadsError
+from .errors import NotUpToDateError
+from .errors import RevisionError
+from .errors import ScriptDirectoryError
+from .errors import UnknownBindError
+from .registry import Bind
+from .registry import BindRegistry
+from .registry import build_registry
+from .registry import DEFAULT_BIND
+from .registry import EnginesArg
+from .registry import MetadatasArg
+
+if TYPE_CHECKING:
+    from alembic.operations import Operations
+    from alembic.operations.ops import MigrationScript
+
+__all__ = ["Alembic", "BindStatus"]
+
+BindArg = str | Iterable[str] | None
+
+#: Where the files a new script directory starts from live: inside the installed
+#: package, or at the top of a source checkout.
+_TEMPLATE_CANDIDATES = (
+    Path(__file__).parent / "migrations_template",
+    Path(__file__).parent.parent / "migrations_template",
+)
+
+
+def _template_dir() -> Path:
+    for candidate in _TEMPLATE_CANDIDATES:
+        if (candidate / "script.py.mako").is_file():
+            return candidate
+    raise ScriptDirectoryError(
+        "Flask-Alembic's migrations_template folder is missing from the installation.",
+        hint="Reinstall Flask-Alembic.",
+    )
+
+
+@dataclass(frozen=True)
+class BindStatus:
+    """Where one bind's database stands against its scripts."""
+
+    bind: str
+    url: str
+    version_table: str
+    current: tuple[str, ...]
+    heads: tuple[str, ...]
+    pending: int
+
+    @property
+    def up_to_date(self) -> bool:
+        return set(self.current) == set(self.heads)
+
+
+@dataclass
+class _AppState:
+    """What the extension keeps per app (never on ``self``: one extension, many apps)."""
+
+    app: weakref.ReferenceType[Flask]
+    registry: BindRegistry | None = None
+
+
+@dataclass
+class _ContextCache:
+    """What the extension keeps per app context: scripts, views, accessor connections."""
+
+    script: ScriptDirectory | None = None
+    owner: dict[str, str] = field(default_factory=dict)
+    runtimes: dict[str, executor.BindRuntime] = field(default_factory=dict)
+    histories: dict[str, planner.BindHistory] = field(default_factory=dict)
+    connections: dict[str, sa.Connection] = field(default_factory=dict)
+    environments: dict[str, EnvironmentContext] = field(default_factory=dict)
+    exit_stack: ExitStack = field(default_factory=ExitStack)
+
+
+class Alembic:
+    """Alembic migrations for a Flask app, with one database or several.
+
+    :param app: call :meth:`init_app` on this app.
+    :param run_mkdir: create the script directory during :meth:`init_app` if missing.
+    :param command_name: register the CLI group under this name; ``""`` to skip.
+    :param metadatas: the models' metadata: one ``MetaData``, a list, or a dict of bind
+        name to ``MetaData`` or list. Found automatically with Flask-SQLAlchemy.
+    :param engines: one ``Engine`` or a dict of bind name to ``Engine``. Found
+        automatically with Flask-SQLAlchemy and Flask-SQLAlchemy-Lite.
+    """
+
+    def __init__(
+        self,
+        app: Flask | None = None,
+        *,
+        run_mkdir: bool = True,
+        command_name: str = "db",
+        metadatas: MetadatasArg | None = None,
+        engines: EnginesArg | None = None,
+    ) -> None:
+        self.run_mkdir = run_mkdir
+        self.command_name = command_name
+        self.metadatas = metadatas
+        self.engines = engines
+        self._states: weakref.WeakKeyDictionary[Flask, _AppState] = weakref.WeakKeyDictionary()
+        if app is not None:
+            self.init_app(app)
+
+    # -- setup ------------------------------------------------------------------------
+
+    def init_app(
+        self,
+        app: Flask,
+        *,
+        run_mkdir: bool | None = None,
+        command_name: str | None = None,
+    ) -> None:
+        """Register the extension on ``app``: config defaults, script directory, CLI."""
+        if "alembic" in app.extensions:
+            raise RuntimeError(
+                "A 'flask_alembic.Alembic' instance is already registered on this app "
+                f"({app.name!r}). Call 'init_app' once per app."
+            )
+        app.extensions["alembic"] = self
+        self._states[app] = _AppState(app=weakref.ref(app))
+
+        config = app.config.setdefault("ALEMBIC", {})
+        if not isinstance(config, dict):
+            raise ConfigurationError(
+                "'ALEMBIC' must be a dict of Alembic options.",
+                hint='For example ALEMBIC = {"script_location": "migrations"}.',
+            )
+        config.setdefault("script_location", "migrations")
+        context = app.config.setdefault("ALEMBIC_CONTEXT", {})
+        if not isinstance(context, dict):
+            raise ConfigurationError(
+                "'ALEMBIC_CONTEXT' must be a dict of options for EnvironmentContext.configure.",
+                hint='For example ALEMBIC_CONTEXT = {"compare_type": True}.',
+            )
+        context.setdefault("compare_server_default", True)
+        app.config.setdefault("ALEMBIC_BINDS", {})
+
+        if run_mkdir if run_mkdir is not None else self.run_mkdir:
+            self._mkdir(app)
+
+        name = command_name if command_name is not None else self.command_name
+        if name:
+            from .cli import db
+
+            app.cli.add_command(db, name)
+
+        app.teardown_appcontext(self._teardown)
+
+    def _state(self, app: Flask | None = None) -> _AppState:
+        app = app or current_app._get_current_object()  # type: ignore[attr-defined]
+        try:
+            return self._states[app]
+        except KeyError:
+            raise RuntimeError(
+                "The current Flask app is not registered with this 'flask_alembic.Alembic' "
+                "instance. Did you forget to call 'init_app', or create a different instance?"
+            ) from None
+
+    def _teardown(self, exc: BaseException | None) -> None:
+        cache: _ContextCache | None = g.pop("_flask_alembic", None)
+        if cache is not None:
+            cache.exit_stack.close()
+
+    def _cache(self) -> _ContextCache:
+        cache: _ContextCache | None = g.get("_flask_alembic")
+        if cache is None:
+            cache = _ContextCache()
+            g._flask_alembic = cache
+        return cache
+
+    def _refresh(self) -> None:
+        """Forget the loaded scripts, after writing a revision file."""
+        cache = self._cache()
+        cache.script = None
+        cache.owner.clear()
+        cache.runtimes.clear()
+        cache.histories.clear()
+
+    # -- configuration --------------------------------------------------------------
+
+    def _script_location(self, app: Flask) -> Path:
+        location = os.fspath(app.config["ALEMBIC"]["script_location"])
+        if (
+            ":" in location
+            and not os.path.isabs(location)
+            and not re.match(r"^[A-Za-z]:[\\/]", location)
+        ):
+            from alembic.util import coerce_resource_to_filename
+
+            return Path(coerce_resource_to_filename(location))
+        path = Path(location)
+        if not path.is_absolute():
+            path = Path(app.root_path) / path
+        return path
+
+    def _extra_locations(self, app: Flask) -> list[Path]:
+        raw = app.config["ALEMBIC"].get("version_locations") or []
+        if isinstance(raw, str | os.PathLike):
+            raw = [raw]
+        from alembic.util import coerce_resource_to_filename
+
+        result = []
+        for item in raw:
+            text = os.fspath(item)
+            if ":" in text and not os.path.isabs(text):
+                result.append(Path(coerce_resource_to_filename(text)))
+            else:
+                path = Path(text)
+                result.append(path if path.is_absolute() else Path(app.root_path) / path)
+        return result
+
+    @property
+    def registry(self) -> BindRegistry:
+        """The app's binds. Needs an app context."""
+        state = self._state()
+        if state.registry is None:
+            app: Flask = current_app._get_current_object()  # type: ignore[attr-defined]
+            state.registry = build_registry(
+                app,
+                script_location=self._script_location(app),
+                extra_default_locations=self._extra_locations(app),
+                engines=self.engines,
+                metadatas=self.metadatas,
+            )
+        return state.registry
+
+    @property
+    def config(self) -> Config:
+        """An Alembic ``Config`` for the current app, built from ``ALEMBIC``."""
+        app: Flask = current_app._get_current_object()  # type: ignore[attr-defined]
+        # quiet: the Python API must not print Alembic's "Generating ... done".
+        config = Config(cmd_opts=argparse.Namespace(quiet=True))
+        options = dict(app.config["ALEMBIC"])
+        options.pop("version_locations", None)
+        for key, value in options.items():
+            if isinstance(value, Mapping):
+                for sub_key, sub_value in value.items():
+                    config.set_section_option(key, str(sub_key), _config_str(sub_value))
+            else:
+                config.set_main_option(key, _config_str(value))
+        config.set_main_option("script_location", _config_str(self._script_location(app)))
+        config.set_main_option("path_separator", "newline")
+        locations = [str(p) for p in self.registry.version_locations()]
+        config.set_main_option("version_locations", _config_str("\n".join(locations)))
+        return config
+
+    # -- scripts ----------------------------------------------------------------------
+
+    @property
+    def script_directory(self) -> ScriptDirectory:
+        """Alembic's ``ScriptDirectory`` holding every bind's revisions."""
+        cache = self._cache()
+        if cache.script is None:
+            app: Flask = current_app._get_current_object()  # type: ignore[attr-defined]
+            location = self._script_location(app)
+            if not location.is_dir():
+                raise ScriptDirectoryError(
+                    f"The migrations directory {location} does not exist.",
+                    path=str(location),
+                    hint="Create it with 'flask db mkdir' (or alembic.mkdir()).",
+                )
+            if not os.access(location, os.R_OK | os.X_OK):
+                raise ScriptDirectoryError(
+                    f"The migrations directory {location} is not readable.",
+                    path=str(location),
+                    hint="Fix its permissions.",
+                )
+            try:
+                cache.script = ScriptDirectory.from_config(self.config)
+            except CommandError as exc:
+                raise ScriptDirectoryError(
+                    f"Cannot use the migrations directory {location}: {exc}",
+                    path=str(location),
+                    hint="Check the 'ALEMBIC' config.",
+                ) from None
+        return cache.script
+
+    script = script_directory
+
+    def _load(self) -> None:
+        """Load every revision and split them by bind."""
+        cache = self._cache()
+        if cache.runtimes:
+            return
+        script = self.script_directory
+        registry = self.registry
+        scripts = _load_scripts(script)
+        owner: dict[str, str] = {}
+        by_bind: dict[str, list[str]] = {b.name: [] for b in registry}
+        for rev in scripts:
+            bind = registry.bind_for_path(rev.path)
+            if bind is None:  # pragma: no cover - only files in bind locations are loaded
+                continue
+            owner[rev.revision] = bind.name
+            by_bind[bind.name].append(rev.revision)
+
+        for rev in scripts:
+            name = owner.get(rev.revision)
+            if name is None:  # pragma: no cover
+                continue
+            for down in _to_tuple(rev.down_revision):
+                if owner.get(down, name) != name:
+                    raise ScriptDirectoryError(
+                        f"Revision {rev.revision} ({rev.path}) of bind {name!r} has "
+                        f"down_revision {down}, which belongs to bind {owner[down]!r}.",
+                        bind=name,
+                        revision=rev.revision,
+                        path=rev.path,
+                        hint="A bind's history must descend from its own revisions; use "
+                        "depends_on for an order between binds.",
+                    )
+
+        config = self.config
+        for bind in registry:
+            view = compat.bind_script_directory(script, by_bind[bind.name])
+            foreign: dict[str, tuple[tuple[str, str], ...]] = {}
+            for rev_id in by_bind[bind.name]:
+                deps = compat.resolved_dependencies(script.revision_map.get_revision(rev_id))  # type: ignore[arg-type]
+                outside = tuple((owner[d], d) for d in deps if owner.get(d, bind.name) != bind.name)
+                if outside:
+                    foreign[rev_id] = outside
+            cache.runtimes[bind.name] = executor.BindRuntime(bind, view, config)
+            cache.histories[bind.name] = planner.BindHistory(bind.name, view.revision_map, foreign)
+        cache.owner = owner
+
+    def _runtimes(self) -> dict[str, executor.BindRuntime]:
+        self._load()
+        return self._cache().runtimes
+
+    def _histories(self) -> dict[str, planner.BindHistory]:
+        self._load()
+        return self._cache().histories
+
+    def _select(self, bind: BindArg) -> list[Bind]:
+        return self.registry.select(bind)
+
+    def bind_of(self, revision: str | Script) -> str:
+        """The name of the bind a revision belongs to."""
+        self._load()
+        rev_id = revision.revision if isinstance(revision, Script) else revision
+        try:
+            full = self.script_directory.get_revision(rev_id).revision
+        except CommandError as exc:
+            raise RevisionError(str(exc), revision=rev_id, hint="Run 'flask db log'.") from None
+        return self._cache().owner[full]
+
+    # -- accessors ------------------------------------------------------------------
+
+    def _connection(self, bind: Bind) -> sa.Connection:
+        cache = self._cache()
+        if bind.name not in cache.connections:
+            cache.connections[bind.name] = cache.exit_stack.enter_context(_connect(bind))
+        return cache.connections[bind.name]
+
+    def _environment(self, name: str) -> EnvironmentContext:
+        cache = self._cache()
+        if name not in cache.environments:
+            runtime = self._runtimes()[name]
+            env = EnvironmentContext(runtime.config, runtime.script)
+            env.configure(
+                connection=self._connection(runtime.bind),
+                **executor.context_options(runtime.bind),
+            )
+            cache.environments[name] = env
+        return cache.environments[name]
+
+    @property
+    def environment_contexts(self) -> Mapping[str, EnvironmentContext]:
+        """Each bind's configured ``EnvironmentContext``, by bind name."""
+        return _LazyMapping(self.registry.names, self._environment)
+
+    @property
+    def migration_contexts(self) -> Mapping[str, MigrationContext]:
+        """Each bind's ``MigrationContext``, connected to that bind's database."""
+        return _LazyMapping(self.registry.names, lambda name: self._environment(name).get_context())
+
+    @property
+    def ops(self) -> Mapping[str, Operations]:
+        """Each bind's ``Operations`` (``op``), bound to that bind's database."""
+        from alembic.operations import Operations
+
+        return _LazyMapping(
+            self.registry.names, lambda name: Operations(self.migration_contexts[name])
+        )
+
+    @property
+    def environment_context(self) -> EnvironmentContext:
+        """The default bind's ``EnvironmentContext``."""
+        return self._environment(self.registry.default.name)
+
+    env = environment_context
+
+    @property
+    def migration_context(self) -> MigrationContext:
+        """The default bind's ``MigrationContext``."""
+        return self.environment_context.get_context()
+
+    context = migration_context
+
+    @property
+    def op(self) -> Operations:
+        """Alembic operations (``op``) on the default bind's database."""
+        return self.ops[self.registry.default.name]
+
+    # -- reading state ----------------------------------------------------------------
+
+    @contextmanager
+    def _heads_reader(self) -> Iterator[_HeadsReader]:
+        with ExitStack() as stack:
+            yield _HeadsReader(stack)
+
+    def _current_heads(self, binds: Iterable[Bind]) -> dict[str, tuple[str, ...]]:
+        with self._heads_reader() as reader:
+            return {b.name: reader.heads(b) for b in binds}
+
+    def _scripts(self, ids: Iterable[str]) -> tuple[Script, ...]:
+        script = self.script_directory
+        return tuple(script.get_revision(i) for i in ids)
+
+    def current(self, bind: BindArg = None) -> tuple[Script, ...]:
+        """The revisions each selected bind's database is at."""
+        binds = self._select(bind)
+        self._load()
+        heads = self._current_heads(binds)
+        result: list[Script] = []
+        for b in binds:
+            planner._check_known_heads(self._histories()[b.name], heads[b.name])
+            result.extend(self._scripts(heads[b.name]))
+        return tuple(result)
+
+    def heads(self, bind: BindArg = None) -> tuple[Script, ...]:
+        """The latest revisions of each selected bind's history."""
+        histories = self._histories()
+        result: list[Script] = []
+        for b in self._select(bind):
+            result.extend(self._scripts(histories[b.name].revision_map.heads))
+        return tuple(result)
+
+    def branches(self, bind: BindArg = None) -> tuple[Script, ...]:
+        """Revisions with more than one child (branch points)."""
+        histories = self._histories()
+        result: list[Script] = []
+        for b in self._select(bind):
+            rmap = histories[b.name].revision_map
+            for rev in rmap.iterate_revisions(rmap.heads, "base"):
+                if len(rev.nextrev) > 1:
+                    result.append(self.script_directory.get_revision(rev.revision))
+        return tuple(result)
+
+    def log(self, start: str = "base", end: str = "heads", bind: BindArg = None) -> list[Script]:
+        """Revisions from ``end`` down to ``start``, newest first, per bind."""
+        histories = self._histories()
+        binds = self._select(bind)
+        ranges: list[tuple[Bind, str, str]] = []
+        if start == "base" and end == "heads":
+            ranges = [(b, "base", "heads") for b in binds]
+        else:
+            sub = [histories[b.name] for b in binds]
+            lower = (
+                planner.resolve_target(start, sub, direction="downgrade") if start != "base" else {}
+            )
+            upper = planner.resolve_target(end, sub, direction="upgrade") if end != "heads" else {}
+            for b in binds:
+                if (lower and b.name not in lower) or (upper and b.name not in upper):
+                    continue
+                lo = lower.get(b.name, "base")
+                up = upper.get(b.name, "heads")
+                ranges.append((b, str(lo), str(up)))
+        result: list[Script] = []
+        for b, lo, up in ranges:
+            rmap = histories[b.name].revision_map
+            try:
+                revs = list(
+                    rmap.iterate_revisions(up, lo, inclusive=True, assert_relative_length=False)
+                )
+            except Exception as exc:
+                raise RevisionError(
+                    f"Cannot list bind {b.name!r} from {lo!r} to {up!r}: {exc}.",
+                    bind=b.name,
+                    hint="Check the --start and --end revisions with 'flask db heads'.",
+                ) from None
+            result.extend(self.script_directory.get_revision(r.revision) for r in revs)
+        return result
+
+    def show(self, revision: str, bind: BindArg = None) -> Script:
+        """One revision, looked up among the selected binds."""
+        histories = self._histories()
+        selected = [histories[b.name] for b in self._select(bind)]
+        owner, target = next(
+            iter(planner.resolve_target(revision, selected, direction="upgrade").items())
+        )
+        rmap = histories[owner].revision_map
+        try:
+            revs = [r for r in rmap.get_revisions(target) if r is not None]
+        except Exception as exc:
+            raise RevisionError(
+                f"Cannot show {revision!r} in bind {owner!r}: {exc}.",
+                bind=owner,
+                revision=revision,
+                hint="Give a revision id; see 'flask db log'.",
+            ) from None
+        if len(revs) != 1:
+            raise RevisionError(
+                f"{revision!r} names {len(revs)} revisions in bind {owner!r}, not one.",
+                bind=owner,
+                revision=revision,
+                hint="Give a single revision id.",
+            )
+        return self.script_directory.get_revision(revs[0].revision)
+
+    def status(self, bind: BindArg = None) -> list[BindStatus]:
+        """Each selected bind's current revisions, heads and pending step count."""
+        binds = self._select(bind)
+        histories = self._histories()
+        current = self._current_heads(binds)
+        result = []
+        for b in binds:
+            history = histories[b.name]
+            plan = planner.plan_migration("upgrade", [history], current, {b.name: "heads"})
+            result.append(
+                BindStatus(
+                    bind=b.name,
+                    url=b.display_url,
+                    version_table=b.version_table,
+                    current=current[b.name],
+                    heads=tuple(history.revision_map.heads),
+                    pending=len(plan.steps),
+                )
+            )
+        return result
+
+    def needs_upgrade(self, bind: BindArg = None) -> bool:
+        """Whether any selected bind's database is behind its heads."""
+        return any(not s.up_to_date for s in self.status(bind))
+
+    # -- comparing models with databases --------------------------------------------
+
+    def compare_metadata(self, bind: BindArg = None) -> list[Any]:
+        """The differences between the models and the databases, as Alembic diff tuples."""
+        from alembic.autogenerate import compare_metadata
+
+        result: list[Any] = []
+        for b in self._select(bind):
+            if b.target_metadata is None:
+                continue
+            result.extend(compare_metadata(self.migration_contexts[b.name], b.target_metadata))
+        return result
+
+    def produce_migrations(self, bind: str | None = None) -> MigrationScript:
+        """The operations that would bring one bind's database in line with its models."""
+        from alembic.autogenerate import produce_migrations
+
+        b = self.registry[bind] if bind is not None else self.registry.default
+        if b.target_metadata is None:
+            raise ConfigurationError(
+                f"Bind {b.name!r} has no metadata to compare with.",
+                bind=b.name,
+                hint="Pass it with Alembic(metadatas={...}).",
+            )
+        return produce_migrations(self.migration_contexts[b.name], b.target_metadata)
+
+    def needs_revision(self, bind: BindArg = None) -> bool:
+        """Whether any selected bind's models differ from its database."""
+        return bool(self.compare_metadata(bind))
+
+    # -- writing revisions ------------------------------------------------------------
+
+    def rev_id(self) -> str:
+        """A new random revision id."""
+        return alembic_rev_id()
+
+    def mkdir(self) -> Path:
+        """Create the script directory from Flask-Alembic's template if it is missing."""
+        return self._mkdir(current_app._get_current_object())  # type: ignore[attr-defined]
+
+    def _mkdir(self, app: Flask) -> Path:
+        location = self._script_location(app)
+        if location.exists():
+            return location
+        template = _template_dir()
+        location.mkdir(parents=True)
+        for item in template.iterdir():
+            if item.is_file() and not item.name.startswith("."):
+                shutil.copyfile(item, location / item.name)
+        return location
+
+    def revision(
+        self,
+        message: str,
+        empty: bool = False,
+        branch: str | None = None,
+        parent: str | None = None,
+        splice: bool = False,
+        depend: str | Iterable[str] | None = None,
+        label: str | Iterable[str] | None = None,
+        path: str | os.PathLike[str] | None = None,
+        rev_id: str | None = None,
+        bind: BindArg = None,
+    ) -> list[Script]:
+        """Write new revision files, autogenerated from the models unless ``empty``.
+
+        With several binds, one revision is written per bind whose models changed.
+        Returns the new scripts (an empty list when nothing changed).
+        """
+        from alembic.autogenerate import RevisionContext
+
+        registry = self.registry
+        histories = self._histories()
+        if branch is not None and bind is None:
+            bind = branch
+        if parent is not None and bind is None and parent not in {"head", "heads"}:
+            owner = planner.resolve_target(parent, list(histories.values()), direction="upgrade")
+            bind = next(iter(owner))
+        binds = self._select(bind)
+        if empty and len(binds) > 1:
+            raise UnknownBindError(
+                "An empty revision needs one bind, but this app has several: "
+                f"{registry.describe_names()}.",
+                hint="Name one with --bind NAME (bind='NAME').",
+            )
+        if path is not None and len(binds) > 1:
+            raise UnknownBindError(
+                "--path needs one bind, but several are selected.",
+                hint="Name one with --bind NAME.",
+            )
+        depends_on = self._resolve_depends(depend)
+        script = self.script_directory
+        config = self.config
+        written: list[Script] = []
+        for b in binds:
+            history = histories[b.name]
+            rmap = history.revision_map
+            if parent is not None and parent not in {"head", "heads"}:
+                head: str | tuple[str, ...] = planner.resolve_target(
+                    parent, [history], direction="upgrade"
+                )[b.name]
+            elif not rmap.heads:
+                head = "base"
+            elif len(rmap.heads) > 1 and not splice:
+                raise MultipleHeadsError(
+                    f"Bind {b.name!r} has several heads ({', '.join(rmap.heads)}).",
+                    bind=b.name,
+                    hint=f"Merge them first with 'flask db merge --bind {b.name}', or pick one "
+                    "with --parent REV.",
+                )
+            else:
+                head = tuple(rmap.heads)
+            labels = list(_to_tuple(label))
+            if not rmap.heads and b.branch_label not in labels:
+                labels.insert(0, b.branch_label)
+            version_path = Path(path).resolve() if path is not None else b.version_location
+            if version_path not in b.version_locations and path is not None:
+                raise ScriptDirectoryError(
+                    f"--path {path} is not a version location of bind {b.name!r}.",
+                    bind=b.name,
+                    path=str(path),
+                    hint="Its locations: " + ", ".join(str(p) for p in b.version_locations) + ".",
+                )
+            rc = RevisionContext(
+                config,
+                script,
+                {
+                    "message": _docstring_safe(message),
+                    "autogenerate": not empty,
+                    "sql": False,
+                    "head": head,
+                    "splice": splice,
+                    "branch_label": tuple(labels) or None,
+                    "version_path": str(version_path),
+                    "rev_id": rev_id,
+                    "depends_on": depends_on,
+                },
+            )
+            if empty:
+                rc.generated_revisions[-1]._needs_render = False  # keep the template's "pass"
+            else:
+                if b.target_metadata is None:
+                    continue
+                if not self._autogenerate(b, rc):
+                    continue
+            try:
+                written.extend(s for s in rc.generate_scripts() if s is not None)
+            except CommandError as exc:
+                raise RevisionError(
+                    f"Cannot write a revision for bind {b.name!r}: {exc}",
+                    bind=b.name,
+                    hint="Check --parent, --rev-id and --label.",
+                ) from None
+            self._refresh()
+            script = self.script_directory
+            histories = self._histories()
+        return written
+
+    def _autogenerate(self, b: Bind, rc: Any) -> bool:
+        """Fill ``rc`` from comparing ``b``'s models with its database; False if no change."""
+        runtime = self._runtimes()[b.name]
+        rmap = self._histories()[b.name].revision_map
+        with _connect(b) as connection, executor.environment(runtime, connection) as env:
+            context = env.get_context()
+            current = tuple(context.get_current_heads())
+            if set(current) != set(rmap.heads):
+                raise NotUpToDateError(
+                    f"Bind {b.name!r} is at {', '.join(current) or 'base'}, not at its heads "
+                    f"({', '.join(rmap.heads) or 'base'}), so its models cannot be compared.",
+                    bind=b.name,
+                    hint=f"Run 'flask db upgrade --bind {b.name}' first.",
+                )
+            rc.run_autogenerate("heads", context)
+        return not all(ops.is_empty() for ops in rc.generated_revisions[-1].upgrade_ops_list)
+
+    def _resolve_depends(self, depend: str | Iterable[str] | None) -> list[str] | None:
+        if not depend:
+            return None
+        histories = list(self._histories().values())
+        ids = []
+        for token in _to_tuple(depend):
+            owner, target = next(
+                iter(planner.resolve_target(token, histories, direction="upgrade").items())
+            )
+            if isinstance(target, tuple) or target in {"heads", "head", "base"} or "@" in target:
+                rmap = self._histories()[owner].revision_map
+                ids.extend(r.revision for r in rmap.get_revisions(target) if r is not None)
+            else:
+                ids.append(target)
+        return ids
+
+    def merge(
+        self,
+        revisions: str | Iterable[str] = "heads",
+        message: str | None = None,
+        label: str | Iterable[str] | None = None,
+        rev_id: str | None = None,
+        bind: str | None = None,
+    ) -> Script:
+        """Write a revision that merges several heads of one bind into one."""
+        histories = self._histories()
+        tokens = list(_to_tuple(revisions))
+        if bind is None:
+            if tokens in (["heads"], ["head"]):
+                candidates = [n for n, h in histories.items() if len(h.revision_map.heads) > 1]
+                if not candidates:
+                    raise RevisionError(
+                        "Nothing to merge: every bind has a single head.",
+                        hint="Give the revisions to merge explicitly.",
+                    )
+                if len(candidates) > 1:
+                    raise UnknownBindError(
+                        f"Several binds have more than one head: {', '.join(candidates)}.",
+                        hint="Name the one to merge with --bind NAME.",
+                    )
+                bind = candidates[0]
+            else:
+                owners = {
+                    next(
+                        iter(
+                            planner.resolve_target(t, list(histories.values()), direction="upgrade")
+                        )
+                    )
+                    for t in tokens
+                }
+                if len(owners) > 1:
+                    raise RevisionError(
+                        f"Cannot merge revisions of different binds ({', '.join(sorted(owners))}).",
+                        hint="A merge joins heads of one bind's history.",
+                    )
+                bind = owners.pop()
+        b = self.registry[bind]
+        rmap = histories[b.name].revision_map
+        ids: list[str] = []
+        for token in tokens:
+            if token in {"heads", "head"}:
+                ids.extend(rmap.heads)
+            else:
+                target = planner.resolve_target(token, [histories[b.name]], direction="upgrade")[
+                    b.name
+                ]
+                ids.extend(r.revision for r in rmap.get_revisions(target) if r is not None)
+        ids = list(dict.fromkeys(ids))
+        if len(ids) < 2:
+            raise RevisionError(
+                f"Nothing to merge in bind {b.name!r}: it needs two or more revisions, got "
+                f"{', '.join(ids) or 'none'}.",
+                bind=b.name,
+                hint="Give at least two revision ids, or merge 'heads' when there are several.",
+            )
+        config = self.config
+        try:
+            script = self.script_directory.generate_revision(
+                rev_id or alembic_rev_id(),
+                _docstring_safe(message or "merge " + ", ".join(ids)),
+                refresh=True,
+                head=tuple(ids),
+                branch_labels=tuple(_to_tuple(label)) or None,
+                version_path=str(_version_path_of(self.script_directory, ids[0])),
+                config=config,
+            )
+        except CommandError as exc:
+            raise RevisionError(
+                f"Cannot merge {', '.join(ids)} in bind {b.name!r}: {exc}",
+                bind=b.name,
+                hint="Check the revision ids with 'flask db heads'.",
+            ) from None
+        self._refresh()
+        assert script is not None
+        return script
+
+    # -- running migrations -----------------------------------------------------------
+
+    def plan(
+        self,
+        direction: Literal["upgrade", "downgrade", "stamp"],
+        target: planner.Target,
+        bind: BindArg = None,
+        *,
+        with_dependencies: bool = False,
+        purge: bool = False,
+        current: Mapping[str, tuple[str, ...]] | None = None,
+    ) -> planner.Plan:
+        """The plan ``upgrade``/``downgrade``/``stamp`` would run, without running it."""
+        binds = self._select(bind)
+        explicit = bind is not None
+        all_histories = self._histories()
+        selected = [all_histories[b.name] for b in binds]
+        targets = planner.resolve_target(target, selected, direction=direction, explicit=explicit)
+        for name in targets:
+            if name not in {b.name for b in binds}:
+                raise UnknownBindError(
+                    f"Target {target!r} belongs to bind {name!r}, which is not selected.",
+                    bind=name,
+                    hint=f"Add --bind {name}, or drop --bind.",
+                )
+        if current is None:
+            involved = list(self.registry) if direction != "stamp" else binds
+            current = self._current_heads(involved)
+        if direction == "stamp":
+            return planner.plan_stamp(selected, current, targets, purge=purge)
+        return planner.plan_migration(
+            direction,
+            selected,
+            current,
+            targets,
+            all_histories=list(all_histories.values()),
+            with_dependencies=with_dependencies,
+        )
+
+    def _offline_plan(
+        self,
+        direction: Literal["upgrade", "downgrade", "stamp"],
+        target: planner.Target,
+        bind: BindArg,
+        purge: bool = False,
+    ) -> planner.Plan:
+        binds = self._select(bind)
+        text = str(target)
+        start: str | None = None
+        if ":" in text:
+            start, _, text = text.partition(":")
+        elif direction == "downgrade":
+            raise RevisionError(
+                f"Offline downgrade needs a range 'FROM:TO', got {text!r}.",
+                revision=text,
+                hint="For example: flask db downgrade --sql head:base.",
+            )
+        histories = self._histories()
+        current: dict[str, tuple[str, ...]] = {b.name: () for b in binds}
+        if start:
+            starts = planner.resolve_target(
+                start, [histories[b.name] for b in binds], direction="upgrade"
+            )
+            for name, value in starts.items():
+                rmap = histories[name].revision_map
+                current[name] = tuple(
+                    r.revision for r in rmap.get_revisions(value) if r is not None
+                )
+        return self.plan(direction, text, bind, current=current, purge=purge)
+
+    @overload
+    def upgrade(
+        self,
+        target: planner.Target = ...,
+        bind: BindArg = ...,
+        *,
+        sql: Literal[False] = ...,
+        tag: str | None = ...,
+        with_dependencies: bool = ...,
+        on_event: executor.EventCallback | None = ...,
+    ) -> executor.MigrationResult: ...
+    @overload
+    def upgrade(
+        self,
+        target: planner.Target = ...,
+        bind: BindArg = ...,
+        *,
+        sql: Literal[True],
+        tag: str | None = ...,
+        with_dependencies: bool = ...,
+        on_event: executor.EventCallback | None = ...,
+    ) -> dict[str, str]: ...
+    def upgrade(
+        self,
+        target: planner.Target = "heads",
+        bind: BindArg = None,
+        *,
+        sql: bool = False,
+        tag: str | None = None,
+        with_dependencies: bool = False,
+        on_event: executor.EventCallback | None = None,
+    ) -> executor.MigrationResult | dict[str, str]:
+        """Upgrade the selected binds to ``target`` (default: every bind to its heads).
+
+        With ``sql=True`` nothing runs; the SQL per bind is returned instead.
+        """
+        return self._migrate("upgrade", target, bind, sql, tag, with_dependencies, on_event)
+
+    @overload
+    def downgrade(
+        self,
+        target: planner.Target = ...,
+        bind: BindArg = ...,
+        *,
+        sql: Literal[False] = ...,
+        tag: str | None = ...,
+        on_event: executor.EventCallback | None = ...,
+    ) -> executor.MigrationResult: ...
+    @overload
+    def downgrade(
+        self,
+        target: planner.Target = ...,
+        bind: BindArg = ...,
+        *,
+        sql: Literal[True],
+        tag: str | None = ...,
+        on_event: executor.EventCallback | None = ...,
+    ) -> dict[str, str]: ...
+    def downgrade(
+        self,
+        target: planner.Target = -1,
+        bind: BindArg = None,
+        *,
+        sql: bool = False,
+        tag: str | None = None,
+        on_event: executor.EventCallback | None = None,
+    ) -> executor.MigrationResult | dict[str, str]:
+        """Downgrade the selected binds to ``target`` (default: one step; name a bind)."""
+        return self._migrate("downgrade", target, bind, sql, tag, False, on_event)
+
+    @overload
+    def stamp(
+        self,
+        target: planner.Target = ...,
+        bind: BindArg = ...,
+        *,
+        sql: Literal[False] = ...,
+        tag: str | None = ...,
+        purge: bool = ...,
+    ) -> executor.MigrationResult: ...
+    @overload
+    def stamp(
+        self,
+        target: planner.Target = ...,
+        bind: BindArg = ...,
+        *,
+        sql: Literal[True],
+        tag: str | None = ...,
+        purge: bool = ...,
+    ) -> dict[str, str]: ...
+    def stamp(
+        self,
+        target: planner.Target = "heads",
+        bind: BindArg = None,
+        *,
+        sql: bool = False,
+        tag: str | None = None,
+        purge: bool = False,
+    ) -> executor.MigrationResult | dict[str, str]:
+        """Record ``target`` in the version tables without running any migration."""
+        return self._migrate("stamp", target, bind, sql, tag, False, None, purge=purge)
+
+    def _migrate(
+        self,
+        direction: Literal["upgrade", "downgrade", "stamp"],
+        target: planner.Target,
+        bind: BindArg,
+        sql: bool,
+        tag: str | None,
+        with_dependencies: bool,
+        on_event: executor.EventCallback | None,
+        purge: bool = False,
+    ) -> executor.MigrationResult | dict[str, str]:
+        runtimes = self._runtimes()
+        if sql:
+            plan = self._offline_plan(direction, target, bind, purge=purge)
+            return executor.render_sql(plan, runtimes, tag=tag)
+        plan = self.plan(direction, target, bind, with_dependencies=with_dependencies, purge=purge)
+        return self.run_plan(plan, on_event=on_event, purge=purge)
+
+    def run_plan(
+        self,
+        plan: planner.Plan,
+        *,
+        on_event: executor.EventCallback | None = None,
+        purge: bool = False,
+    ) -> executor.MigrationResult:
+        """Run a plan made by :meth:`plan`; raises ``MigrationFailedError`` on failure."""
+        return executor.execute(plan, self._runtimes(), on_event=on_event, purge=purge)
+
+
+class _HeadsReader:
+    """Reads version tables on short-lived connections, one per bind."""
+
+    def __init__(self, stack: ExitStack) -> None:
+        self.stack = stack
+
+    def heads(self, bind: Bind) -> tuple[str, ...]:
+        connection = self.stack.enter_context(_connect(bind))
+        context = MigrationContext.configure(
+            connection,
+            opts={
+                "version_table": bind.version_table,
+                "version_table_schema": bind.version_table_schema,
+            },
+        )
+        try:
+            return tuple(context.get_current_heads())
+        except sa.exc.DBAPIError as exc:
+            raise DatabaseError(
+                f"Cannot read the version table of bind {bind.name!r} at {bind.display_url}: "
+                f"{executor.describe_exception(exc, bind.secrets)}",
+                bind=bind.name,
+                hint="Check the bind's 'version_table' and 'version_table_schema' settings.",
+            ) from None
+
+
+@contextmanager
+def _connect(bind: Bind) -> Iterator[sa.Connection]:
+    try:
+        connection = bind.engine.connect()
+    except sa.exc.DBAPIError as exc:
+        raise DatabaseError(
+            f"Cannot connect to bind {bind.name!r} at {bind.display_url}: "
+            f"{executor.describe_exception(exc, bind.secrets)}",
+            bind=bind.name,
+            hint="Check that the server is running and that the URL and credentials are right.",
+        ) from None
+    with connection:
+        yield connection
+
+
+class _LazyMapping(Mapping[str, Any]):
+    """A read-only mapping whose values are built on first access."""
+
+    def __init__(self, keys: Iterable[str], factory: Any) -> None:
+        self._keys = tuple(keys)
+        self._factory = factory
+
+    def __getitem__(self, key: str) -> Any:
+        if key not in self._keys:
+            raise UnknownBindError(
+                f"Unknown bind {key!r}.",
+                bind=key,
+                hint=f"Known binds: {', '.join(repr(k) for k in self._keys)}.",
+            )
+        return self._factory(key)
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._keys)
+
+    def __len__(self) -> int:
+        return len(self._keys)
+
+
+def _load_scripts(script: ScriptDirectory) -> list[Script]:
+    """Every revision in the script directory, with load errors turned into clear ones."""
+    try:
+        return list(script.walk_revisions("base", "heads"))
+    except SyntaxError as exc:
+        raise ScriptDirectoryError(
+            f"Revision file {exc.filename} has a syntax error on line {exc.lineno}: {exc.msg}.",
+            path=exc.filename,
+            hint="Fix the file (or delete it if it was generated by mistake).",
+        ) from None
+    except ImportError as exc:
+        where = _failing_file(exc)
+        raise ScriptDirectoryError(
+            f"Revision file {where} cannot be imported: {exc}.",
+            path=where,
+            hint="Install the missing module or fix the import in that file.",
+        ) from None
+    except CommandError as exc:
+        raise ScriptDirectoryError(
+            f"The migration scripts in {script.dir} are inconsistent: {exc}",
+            path=script.dir,
+            hint="Fix the down_revision / depends_on of the revision named above.",
+        ) from None
+    except FlaskAlembicError:
+        raise
+    except Exception as exc:
+        from alembic.script.revision import RevisionError as AlembicRevisionError
+
+        if isinstance(exc, AlembicRevisionError):
+            raise ScriptDirectoryError(
+                f"The migration scripts in {script.dir} are inconsistent: {exc}",
+                path=script.dir,
+                hint="Fix the down_revision / depends_on of the revision named above.",
+            ) from None
+        raise
+
+
+def _failing_file(exc: BaseException) -> str:
+    tb = exc.__traceback__
+    last = "a revision file"
+    while tb is not None:
+        filename = tb.tb_frame.f_code.co_filename
+        if (
+            filename.endswith(".py")
+            and "site-packages" not in filename
+            and "importlib" not in filename
+        ):
+            last = f"{filename} (line {tb.tb_lineno})"
+        tb = tb.tb_next
+    return last
+
+
+def _version_path_of(script: ScriptDirectory, rev_id: str) -> Path:
+    return Path(script.get_revision(rev_id).path).resolve().parent
+
+
+def _to_tuple(value: str | Iterable[str] | None) -> tuple[str, ...]:
+    if value is None:
+        return ()
+    if isinstance(value, str):
+        return (value,)
+    return tuple(value)
+
+
+def _config_str(value: object) -> str:
+    """An Alembic config value: a string, with ``%`` escaped for ConfigParser."""
+    if isinstance(value, bool):
+        text = "true" if value else "false"
+    elif isinstance(value, os.PathLike):
+        text = os.fspath(value)  # type: ignore[assignment]
+    elif isinstance(value, list | tuple):
+        text = "\n".join(str(v) for v in value)
+    else:
+        text = str(value)
+    return str(text).replace("%", "%%")
+
+
+_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f]")
+
+
+def _docstring_safe(message: str) -> str:
+    """``message`` escaped so it sits inside a triple-quoted docstring unchanged."""
+    text = message.replace("\\", "\\\\").replace('"', '\\"')
+    return _CONTROL.sub(lambda m: f"\\x{ord(m.group()):02x}", text)
+
+
+__all__ += ["DEFAULT_BIND"]

@@ -1,0 +1,376 @@
+"""Binds: the named databases an app migrates, each with its metadata and options."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import re
+import urllib.parse
+from collections.abc import Iterable
+from collections.abc import Iterator
+from collections.abc import Mapping
+from dataclasses import dataclass
+from dataclasses import field
+from pathlib import Path
+from typing import Any
+from typing import TypeAlias
+
+import sqlalchemy as sa
+from flask import Flask
+
+from .errors import ConfigurationError
+from .errors import UnknownBindError
+
+__all__ = ["DEFAULT_BIND", "Bind", "BindRegistry", "EnginesArg", "MetadatasArg"]
+
+#: The name of the bind Flask-SQLAlchemy calls ``None``.
+DEFAULT_BIND = "default"
+
+MetadatasArg: TypeAlias = (
+    sa.MetaData | Iterable[sa.MetaData] | Mapping[str | None, sa.MetaData | Iterable[sa.MetaData]]
+)
+EnginesArg: TypeAlias = sa.Engine | Mapping[str | None, sa.Engine]
+
+_BIND_OPTIONS = frozenset(
+    {"version_location", "version_table", "version_table_schema", "context", "include"}
+)
+_SAFE_DIR_NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.\-]*$")
+
+
+@dataclass(frozen=True, eq=False)
+class Bind:
+    """A named database with its own metadata, history branch and version table."""
+
+    name: str
+    engine: sa.Engine
+    metadatas: tuple[sa.MetaData, ...]
+    #: Absolute directories holding this bind's revision files; the first is where new ones go.
+    version_locations: tuple[Path, ...]
+    version_table: str = "alembic_version"
+    version_table_schema: str | None = None
+    #: Options for ``EnvironmentContext.configure``, already merged over ``ALEMBIC_CONTEXT``.
+    context_options: Mapping[str, Any] = field(default_factory=dict)
+
+    @property
+    def branch_label(self) -> str:
+        """The label the first revision of this bind carries."""
+        return self.name
+
+    @property
+    def version_location(self) -> Path:
+        """The directory new revisions of this bind are written to."""
+        return self.version_locations[0]
+
+    @property
+    def target_metadata(self) -> sa.MetaData | list[sa.MetaData] | None:
+        """The metadata to hand to Alembic's autogenerate, in the shape it accepts."""
+        if not self.metadatas:
+            return None
+        if len(self.metadatas) == 1:
+            return self.metadatas[0]
+        return list(self.metadatas)
+
+    @property
+    def display_url(self) -> str:
+        """The database URL, safe to print: the password and secret parameters hidden."""
+        return safe_url(self.engine.url)
+
+    @property
+    def secrets(self) -> tuple[str, ...]:
+        """Strings that must never be printed: this bind's password in every spelling."""
+        return url_secrets(self.engine.url)
+
+
+def safe_url(url: sa.URL) -> str:
+    """Render a URL with its password and any password-like query parameters hidden."""
+    query = {key: ("***" if _is_secret_key(key) else value) for key, value in url.query.items()}
+    return url.set(query=query).render_as_string(hide_password=True)
+
+
+def url_secrets(url: sa.URL) -> tuple[str, ...]:
+    """Every spelling of the secrets in ``url``, for scrubbing error text."""
+    values: list[str] = []
+    if url.password:
+        values.append(str(url.password))
+    for key, value in url.query.items():
+        if _is_secret_key(key):
+            values.extend([value] if isinstance(value, str) else value)
+    spelled: set[str] = set()
+    for value in values:
+        if value:
+            spelled.update(
+                {value, urllib.parse.quote(value, safe=""), urllib.parse.quote_plus(value)}
+            )
+    # Longest first, so a secret that contains another is scrubbed whole.
+    return tuple(sorted(spelled, key=len, reverse=True))
+
+
+def _is_secret_key(key: str) -> bool:
+    lowered = key.lower()
+    return "password" in lowered or "secret" in lowered or lowered in {"passwd", "pwd", "token"}
+
+
+def scrub(text: str, secrets: Iterable[str]) -> str:
+    """Replace every secret in ``text`` with ``***``."""
+    for secret in secrets:
+        if secret:
+            text = text.replace(secret, "***")
+    return text
+
+
+def bind_directory_name(name: str) -> str:
+    """A directory name for a bind's revisions that is safe on every file system."""
+    if _SAFE_DIR_NAME.match(name) and name not in {".", ".."}:
+        return name
+    slug = re.sub(r"[^A-Za-z0-9_]+", "_", name).strip("_") or "bind"
+    digest = hashlib.sha1(name.encode()).hexdigest()[:8]
+    return f"{slug}_{digest}"
+
+
+class BindRegistry:
+    """The binds of one app, in a stable order (the default bind first, then by name)."""
+
+    def __init__(self, binds: Iterable[Bind]) -> None:
+        ordered = sorted(binds, key=lambda b: (b.name != DEFAULT_BIND, b.name))
+        self._binds: dict[str, Bind] = {b.name: b for b in ordered}
+
+    def __iter__(self) -> Iterator[Bind]:
+        return iter(self._binds.values())
+
+    def __len__(self) -> int:
+        return len(self._binds)
+
+    def __contains__(self, name: object) -> bool:
+        return name in self._binds
+
+    def __getitem__(self, name: str) -> Bind:
+        try:
+            return self._binds[name]
+        except KeyError:
+            raise UnknownBindError(
+                f"Unknown bind {name!r}.",
+                bind=name,
+                hint=f"Known binds: {self.describe_names()}.",
+            ) from None
+
+    @property
+    def names(self) -> tuple[str, ...]:
+        return tuple(self._binds)
+
+    def describe_names(self) -> str:
+        return ", ".join(repr(n) for n in self._binds) or "(none)"
+
+    def select(self, names: str | Iterable[str] | None) -> list[Bind]:
+        """The binds named (all of them when ``names`` is ``None``), in registry order."""
+        if names is None:
+            return list(self)
+        wanted = [names] if isinstance(names, str) else list(names)
+        if not wanted:
+            return list(self)
+        for name in wanted:
+            self[name]  # raises for an unknown name
+        return [b for b in self if b.name in wanted]
+
+    @property
+    def default(self) -> Bind:
+        """The bind the single-database accessors (``context``, ``op``) use."""
+        if DEFAULT_BIND in self._binds:
+            return self._binds[DEFAULT_BIND]
+        if len(self._binds) == 1:
+            return next(iter(self._binds.values()))
+        raise UnknownBindError(
+            "This app has no 'default' bind.",
+            hint=(
+                "Use the per-bind accessors instead, e.g. alembic.migration_contexts[name] "
+                f"or alembic.ops[name]; binds: {self.describe_names()}."
+            ),
+        )
+
+    def bind_for_path(self, path: str | os.PathLike[str]) -> Bind | None:
+        """The bind whose version location holds the revision file at ``path``."""
+        parent = Path(path).resolve().parent
+        for bind in self:
+            if parent in bind.version_locations:
+                return bind
+        return None
+
+    def version_locations(self) -> list[Path]:
+        """Every bind's version locations, without duplicates, in registry order."""
+        seen: dict[Path, None] = {}
+        for bind in self:
+            for location in bind.version_locations:
+                seen.setdefault(location, None)
+        return list(seen)
+
+
+def build_registry(
+    app: Flask,
+    *,
+    script_location: Path,
+    extra_default_locations: Iterable[Path],
+    engines: EnginesArg | None,
+    metadatas: MetadatasArg | None,
+) -> BindRegistry:
+    """Discover the app's binds from Flask-SQLAlchemy(-Lite) and the explicit arguments."""
+    found_engines, found_metadatas, source = _discover(app, engines, metadatas)
+    context_defaults = dict(app.config.get("ALEMBIC_CONTEXT") or {})
+    bind_options = app.config.get("ALEMBIC_BINDS") or {}
+    if not isinstance(bind_options, Mapping):
+        raise ConfigurationError(
+            "'ALEMBIC_BINDS' must be a dict of bind name -> options.",
+            hint='For example ALEMBIC_BINDS = {"analytics": {"version_table": "analytics_version"}}.',
+        )
+    for name in bind_options:
+        if name not in found_engines:
+            raise ConfigurationError(
+                f"'ALEMBIC_BINDS[{name!r}]' configures a bind that does not exist.",
+                bind=str(name),
+                hint=f"Known binds: {', '.join(repr(n) for n in found_engines) or '(none)'}.",
+            )
+    for name in found_metadatas:
+        if name not in found_engines:
+            raise ConfigurationError(
+                f"Metadata was given for bind {name!r}, but there is no engine for it.",
+                bind=name,
+                hint=_missing_engine_hint(source, name),
+            )
+
+    binds: list[Bind] = []
+    for name, engine in found_engines.items():
+        options = dict(bind_options.get(name) or {})
+        unknown = set(options) - _BIND_OPTIONS
+        if unknown:
+            raise ConfigurationError(
+                f"'ALEMBIC_BINDS[{name!r}]' has unknown option(s) {', '.join(sorted(unknown))}.",
+                bind=name,
+                hint=f"Valid options: {', '.join(sorted(_BIND_OPTIONS))}.",
+            )
+        if not options.get("include", True):
+            continue
+        if "version_location" in options:
+            location = Path(os.fspath(options["version_location"]))
+            if not location.is_absolute():
+                location = script_location / location
+            locations: tuple[Path, ...] = (location.resolve(),)
+        elif name == DEFAULT_BIND:
+            locations = (script_location.resolve(), *(p.resolve() for p in extra_default_locations))
+        else:
+            locations = ((script_location / bind_directory_name(name)).resolve(),)
+        context = {**context_defaults, **dict(options.get("context") or {})}
+        binds.append(
+            Bind(
+                name=name,
+                engine=engine,
+                metadatas=tuple(found_metadatas.get(name, ())),
+                version_locations=locations,
+                version_table=str(options.get("version_table") or "alembic_version"),
+                version_table_schema=options.get("version_table_schema"),
+                context_options=context,
+            )
+        )
+    if not binds:
+        raise ConfigurationError(
+            "No database to migrate: every bind is excluded.",
+            hint="Remove 'include': False from one bind in 'ALEMBIC_BINDS'.",
+        )
+    return BindRegistry(binds)
+
+
+def _missing_engine_hint(source: str, name: str) -> str:
+    if source == "flask_sqlalchemy":
+        return f'Add it to SQLALCHEMY_BINDS, e.g. SQLALCHEMY_BINDS = {{"{name}": "sqlite:///{name}.db"}}.'
+    if source == "flask_sqlalchemy_lite":
+        return f'Add it to SQLALCHEMY_ENGINES, e.g. SQLALCHEMY_ENGINES = {{"{name}": "sqlite:///{name}.db"}}.'
+    return f"Pass an engine for it: Alembic(engines={{{name!r}: engine, ...}})."
+
+
+def _bind_name(key: str | None) -> str:
+    return DEFAULT_BIND if key is None else str(key)
+
+
+def _normalize_metadatas(metadatas: MetadatasArg) -> dict[str, list[sa.MetaData]]:
+    if isinstance(metadatas, sa.MetaData):
+        return {DEFAULT_BIND: [metadatas]}
+    if isinstance(metadatas, Mapping):
+        result: dict[str, list[sa.MetaData]] = {}
+        for key, value in metadatas.items():
+            items = [value] if isinstance(value, sa.MetaData) else list(value)
+            _check_metadata_items(items, f"metadatas[{key!r}]")
+            result[_bind_name(key)] = items
+        return result
+    items = list(metadatas)
+    _check_metadata_items(items, "metadatas")
+    return {DEFAULT_BIND: items}
+
+
+def _check_metadata_items(items: list[Any], where: str) -> None:
+    for item in items:
+        if not isinstance(item, sa.MetaData):
+            raise ConfigurationError(
+                f"'{where}' must hold sqlalchemy.MetaData objects, got {type(item).__name__}.",
+                hint="Pass Model.metadata (or a list or dict of them).",
+            )
+
+
+def _normalize_engines(engines: EnginesArg) -> dict[str, sa.Engine]:
+    if isinstance(engines, sa.Engine):
+        return {DEFAULT_BIND: engines}
+    result: dict[str, sa.Engine] = {}
+    for key, value in engines.items():
+        if not isinstance(value, sa.Engine):
+            raise ConfigurationError(
+                f"'engines[{key!r}]' must be a sqlalchemy.Engine, got {type(value).__name__}.",
+                hint="Pass engines created with sqlalchemy.create_engine().",
+            )
+        result[_bind_name(key)] = value
+    return result
+
+
+def _discover(
+    app: Flask, engines: EnginesArg | None, metadatas: MetadatasArg | None
+) -> tuple[dict[str, sa.Engine], dict[str, list[sa.MetaData]], str]:
+    db = app.extensions.get("sqlalchemy")
+    found_engines: dict[str, sa.Engine] = {}
+    found_metadatas: dict[str, list[sa.MetaData]] = {}
+    source = "plain"
+
+    if db is not None and hasattr(db, "engines"):
+        # Both Flask-SQLAlchemy and Flask-SQLAlchemy-Lite expose the current app's
+        # engines as ``db.engines``; only Flask-SQLAlchemy knows the models' metadata.
+        found_engines = {_bind_name(k): v for k, v in db.engines.items()}
+        db_metadatas = getattr(db, "metadatas", None)
+        if isinstance(db_metadatas, Mapping):
+            source = "flask_sqlalchemy"
+            found_metadatas = {_bind_name(k): [v] for k, v in db_metadatas.items()}
+        else:
+            source = "flask_sqlalchemy_lite"
+
+    if engines is not None:
+        found_engines.update(_normalize_engines(engines))
+    if metadatas is not None:
+        found_metadatas.update(_normalize_metadatas(metadatas))
+
+    if not found_engines:
+        if source == "flask_sqlalchemy_lite":
+            raise ConfigurationError(
+                "Flask-SQLAlchemy-Lite has no engines configured.",
+                hint='Set SQLALCHEMY_ENGINES = {"default": "sqlite:///app.db"}.',
+            )
+        raise ConfigurationError(
+            "No database engine found.",
+            hint=(
+                "Initialize Flask-SQLAlchemy or Flask-SQLAlchemy-Lite before Flask-Alembic, "
+                "or pass engines: Alembic(engines=engine, metadatas=metadata)."
+            ),
+        )
+    if not found_metadatas:
+        if source == "flask_sqlalchemy_lite":
+            raise ConfigurationError(
+                "Flask-SQLAlchemy-Lite does not know your models' metadata.",
+                hint="Pass it to the extension: Alembic(metadatas=Model.metadata).",
+            )
+        raise ConfigurationError(
+            "No metadata found to compare the database with.",
+            hint="Pass it to the extension: Alembic(metadatas=Model.metadata).",
+        )
+    return found_engines, found_metadatas, source

@@ -1,0 +1,423 @@
+"""Rendering: Rich on a terminal, plain lines otherwise. Decided once per command.
+
+Data goes to stdout, status and progress to stderr. Rich markup is never applied to
+user data (revision messages, bind names): it is passed as ``Text``, never as markup.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Iterator
+from collections.abc import Sequence
+from contextlib import contextmanager
+from typing import Any
+from typing import IO
+from typing import TYPE_CHECKING
+
+import click
+
+if TYPE_CHECKING:
+    from alembic.script import Script
+    from rich.console import Console
+
+    from .executor import Event
+    from .executor import MigrationResult
+    from .extension import BindStatus
+    from .planner import Plan
+    from .planner import Step
+
+__all__ = ["Output", "is_interactive"]
+
+
+def is_interactive(stream: IO[str]) -> bool:
+    """Whether to use Rich: a terminal without ``NO_COLOR``, or ``FORCE_COLOR`` set."""
+    if os.environ.get("FORCE_COLOR"):
+        return True
+    if os.environ.get("NO_COLOR") or os.environ.get("TERM") == "dumb":
+        return False
+    isatty = getattr(stream, "isatty", None)
+    return bool(isatty and isatty())
+
+
+class Output:
+    """One command's output: a Rich renderer or a plain one, chosen at construction."""
+
+    def __init__(
+        self,
+        *,
+        stdout: IO[str] | None = None,
+        stderr: IO[str] | None = None,
+        rich: bool | None = None,
+        width: int | None = None,
+    ) -> None:
+        self.stdout = stdout or click.get_text_stream("stdout")
+        self.stderr = stderr or click.get_text_stream("stderr")
+        self.rich = is_interactive(self.stdout) if rich is None else rich
+        self._width = width
+        self._out: Console | None = None
+        self._err: Console | None = None
+
+    # Rich is imported only when a terminal will show it.
+    def _console(self, stream: IO[str]) -> Console:
+        from rich.console import Console
+
+        return Console(
+            file=stream,
+            force_terminal=True,
+            highlight=False,
+            markup=False,
+            emoji=False,
+            width=self._width,
+            soft_wrap=False,
+        )
+
+    @property
+    def out(self) -> Console:
+        if self._out is None:
+            self._out = self._console(self.stdout)
+        return self._out
+
+    @property
+    def err(self) -> Console:
+        if self._err is None:
+            self._err = self._console(self.stderr)
+        return self._err
+
+    def line(self, text: str = "") -> None:
+        """A line of data on stdout."""
+        self.stdout.write(text + "\n")
+        self.stdout.flush()
+
+    def status(self, text: str, style: str = "") -> None:
+        """A line of status on stderr."""
+        if self.rich:
+            from rich.text import Text
+
+            self.err.print(Text(text, style=style))
+        else:
+            self.stderr.write(text + "\n")
+            self.stderr.flush()
+
+    def error(self, message: str) -> None:
+        """A one-line error on stderr."""
+        if self.rich:
+            from rich.text import Text
+
+            text = Text("Error: ", style="bold red")
+            text.append(message)
+            self.err.print(text)
+        else:
+            self.stderr.write(f"Error: {message}\n")
+            self.stderr.flush()
+
+    # -- revisions ------------------------------------------------------------------
+
+    def scripts(
+        self,
+        title: str,
+        scripts: Sequence[Script],
+        bind_of: Any,
+        *,
+        verbose: bool = False,
+        applied: set[str] | None = None,
+        empty: str = "",
+    ) -> None:
+        """A list of revisions, grouped by bind."""
+        if not scripts:
+            if empty:
+                self.status(empty)
+            return
+        if verbose and not self.rich:
+            for script in scripts:
+                self.line(f"Bind: {bind_of(script)}")
+                self.line(script.log_entry.rstrip())
+                self.line()
+            return
+        if self.rich:
+            from rich.table import Table
+            from rich.text import Text
+
+            table = Table(title=title, title_justify="left", show_edge=False, pad_edge=False)
+            table.add_column("bind", style="cyan")
+            table.add_column("revision", style="bold")
+            table.add_column("parent")
+            table.add_column("message")
+            table.add_column("notes", style="dim")
+            if verbose:
+                table.add_column("path", style="dim")
+            for script in scripts:
+                row = [
+                    Text(bind_of(script)),
+                    Text(script.revision),
+                    Text(_parents(script)),
+                    Text(script.doc or ""),
+                    Text(_notes(script, applied)),
+                ]
+                if verbose:
+                    row.append(Text(script.path))
+                table.add_row(*row)
+            self.out.print(table)
+            return
+        for script in scripts:
+            notes = _notes(script, applied)
+            suffix = f" ({notes})" if notes else ""
+            self.line(
+                f"{bind_of(script)}: {_parents(script) or '<base>'} -> {script.revision}{suffix}, "
+                f"{script.doc or ''}".rstrip(", ")
+            )
+
+    def written(self, scripts: Sequence[Script], bind_of: Any) -> None:
+        for script in scripts:
+            self.status(f"Generated {bind_of(script)}: {script.revision} {script.path}")
+            self.line(script.path)
+
+    # -- plans and runs -------------------------------------------------------------
+
+    def result_empty(self, plan: Plan) -> None:
+        self.status(_nothing_to_do(plan))
+
+    def plan(self, plan: Plan, stream: str = "stdout") -> None:
+        """The ordered steps of a plan: data on stdout, or a preview on stderr."""
+        if not plan.steps:
+            self.status(_nothing_to_do(plan))
+            return
+        to_err = stream == "stderr"
+        if self.rich:
+            from rich.table import Table
+            from rich.text import Text
+
+            table = Table(
+                title=f"{plan.direction} plan ({len(plan)} step{'s' * (len(plan) != 1)})",
+                title_justify="left",
+                show_edge=False,
+                pad_edge=False,
+            )
+            table.add_column("#", justify="right", style="dim")
+            table.add_column("bind", style="cyan")
+            table.add_column("step", style="bold")
+            table.add_column("message")
+            for number, step in enumerate(plan.steps, 1):
+                table.add_row(
+                    str(number), Text(step.bind), Text(_step_label(step)), Text(step.message)
+                )
+            (self.err if to_err else self.out).print(table)
+            return
+        for number, step in enumerate(plan.steps, 1):
+            message = f" {step.message}" if step.message else ""
+            text = f"{number}. {step.bind}: {plan.direction} {_step_label(step)}{message}"
+            if to_err:
+                self.status(f"plan {text}")
+            else:
+                self.line(text)
+
+    @contextmanager
+    def progress(self, plan: Plan) -> Iterator[Any]:
+        """A callback for executor events: a live line on a terminal, a log line otherwise."""
+        if not plan.steps:
+            yield lambda event: None
+            return
+        if not self.rich:
+            yield self._plain_event
+            return
+        from rich.status import Status
+
+        started = time.perf_counter()
+        status = Status("", console=self.err)
+
+        def on_event(event: Event) -> None:
+            from .executor import StepFailed
+            from .executor import StepFinished
+            from .executor import StepStarted
+
+            if isinstance(event, StepStarted):
+                status.update(
+                    f"{event.step.bind}: step {event.index} of {event.total}: "
+                    f"{_step_label(event.step)} {event.step.message} "
+                    f"({time.perf_counter() - started:.1f}s)"
+                )
+            elif isinstance(event, StepFinished):
+                from rich.text import Text
+
+                text = Text("  ✓ ", style="green")
+                text.append(f"{event.step.bind}: {_step_label(event.step)} {event.step.message}")
+                text.append(f" {event.elapsed:.2f}s", style="dim")
+                self.err.print(text)
+            elif isinstance(event, StepFailed):
+                from rich.text import Text
+
+                text = Text("  ✗ ", style="red")
+                text.append(f"{event.step.bind}: {_step_label(event.step)} {event.step.message}")
+                self.err.print(text)
+
+        with status:
+            yield on_event
+
+    def _plain_event(self, event: Event) -> None:
+        from .executor import StepFailed
+        from .executor import StepFinished
+
+        if isinstance(event, StepFinished):
+            message = f" {event.step.message}" if event.step.message else ""
+            self.status(
+                f"[{event.index}/{event.total}] {event.step.bind}: {event.step.direction} "
+                f"{_step_label(event.step)}{message} ({event.elapsed:.2f}s)"
+            )
+        elif isinstance(event, StepFailed):
+            self.status(
+                f"[{event.index}/{event.total}] {event.step.bind}: {event.step.direction} "
+                f"{_step_label(event.step)} FAILED"
+            )
+
+    def result(self, result: MigrationResult) -> None:
+        """The summary of a run, on stderr."""
+        plan = result.plan
+        if not plan.steps:
+            self.status(_nothing_to_do(plan))
+            return
+        verb = {"upgrade": "upgraded", "downgrade": "downgraded", "stamp": "stamped"}[
+            plan.direction
+        ]
+        if self.rich:
+            from rich.table import Table
+            from rich.text import Text
+
+            table = Table(title="summary", title_justify="left", show_edge=False, pad_edge=False)
+            table.add_column("bind", style="cyan")
+            table.add_column("from")
+            table.add_column("to", style="bold")
+            table.add_column("steps", justify="right")
+            table.add_column("time", justify="right", style="dim")
+            for bind in result.binds:
+                table.add_row(
+                    Text(bind.bind),
+                    Text(", ".join(bind.before) or "base"),
+                    Text(", ".join(bind.after) or "base"),
+                    str(len(bind.applied)),
+                    f"{bind.elapsed:.2f}s",
+                )
+            self.err.print(table)
+        else:
+            for bind in result.binds:
+                self.status(
+                    f"{bind.bind}: {verb} {', '.join(bind.before) or 'base'} -> "
+                    f"{', '.join(bind.after) or 'base'} ({len(bind.applied)} step"
+                    f"{'s' * (len(bind.applied) != 1)}, {bind.elapsed:.2f}s)"
+                )
+        if result.failed is not None:
+            self.status(
+                f"Failed: {result.failed.bind}: {_step_label(result.failed)}"
+                + (f" ({result.failed.path})" if result.failed.path else "")
+                + f": {result.error}",
+                style="red",
+            )
+            for step in result.not_run:
+                self.status(f"Not run: {step.bind}: {_step_label(step)} {step.message}".rstrip())
+
+    def sql(self, sql: dict[str, str]) -> None:
+        """Offline SQL, one block per bind, on stdout."""
+        several = len(sql) > 1
+        for bind, text in sql.items():
+            if several:
+                self.line(f"-- bind: {bind}")
+            self.stdout.write(text)
+        self.stdout.flush()
+
+    # -- state ----------------------------------------------------------------------
+
+    def current(self, statuses: Sequence[BindStatus], verbose: bool = False) -> None:
+        if self.rich:
+            from rich.table import Table
+            from rich.text import Text
+
+            table = Table(show_edge=False, pad_edge=False)
+            table.add_column("bind", style="cyan")
+            table.add_column("current", style="bold")
+            table.add_column("state")
+            if verbose:
+                table.add_column("database", style="dim")
+                table.add_column("version table", style="dim")
+            for status in statuses:
+                state = (
+                    Text("up to date", style="green")
+                    if status.up_to_date
+                    else Text(f"{status.pending} pending", style="yellow")
+                )
+                row = [Text(status.bind), Text(", ".join(status.current) or "base"), state]
+                if verbose:
+                    row += [Text(status.url), Text(status.version_table)]
+                table.add_row(*row)
+            self.out.print(table)
+            return
+        for status in statuses:
+            state = "(head)" if status.up_to_date else f"({status.pending} pending)"
+            extra = f" {status.url} {status.version_table}" if verbose else ""
+            self.line(f"{status.bind}: {', '.join(status.current) or 'base'} {state}{extra}")
+
+    def diffs(self, diffs: dict[str, list[Any]]) -> None:
+        """Differences between models and databases, per bind."""
+        for bind, items in diffs.items():
+            if not items:
+                self.status(f"{bind}: no changes detected")
+                continue
+            self.status(f"{bind}: {len(items)} change{'s' * (len(items) != 1)} detected")
+            for item in items:
+                self.line(f"{bind}: {describe_diff(item)}")
+
+
+def describe_diff(diff: Any) -> str:
+    """One line for one of Alembic's ``compare_metadata`` diff entries."""
+    if isinstance(diff, list):
+        return "; ".join(describe_diff(d) for d in diff)
+    kind = diff[0]
+    if kind in {"add_table", "remove_table"}:
+        return f"{kind.replace('_', ' ')} {diff[1].name}"
+    if kind in {"add_column", "remove_column"}:
+        return f"{kind.replace('_', ' ')} {diff[2]}.{diff[3].name}"
+    if kind in {"add_index", "remove_index", "add_constraint", "remove_constraint"}:
+        obj = diff[1]
+        table = getattr(getattr(obj, "table", None), "name", "?")
+        return f"{kind.replace('_', ' ')} {obj.name} on {table}"
+    if kind in {"add_fk", "remove_fk"}:
+        obj = diff[1]
+        return f"{kind.replace('_', ' ')} {obj.name or '(unnamed)'} on {obj.parent.name}"
+    if kind.startswith("modify_"):
+        return f"{kind.replace('_', ' ')} {diff[2]}.{diff[3]}: {diff[5]!r} -> {diff[6]!r}"
+    return repr(diff)
+
+
+def _parents(script: Script) -> str:
+    down = script.down_revision
+    if down is None:
+        return ""
+    return ", ".join(down) if isinstance(down, tuple | list) else str(down)
+
+
+def _notes(script: Script, applied: set[str] | None) -> str:
+    notes = []
+    if script.is_head:
+        notes.append("head")
+    if script.branch_labels:
+        notes.append("label: " + ", ".join(sorted(script.branch_labels)))
+    if script.is_branch_point:
+        notes.append("branch point")
+    if script.is_merge_point:
+        notes.append("merge point")
+    if applied is not None and script.revision in applied:
+        notes.append("applied")
+    return ", ".join(notes)
+
+
+def _step_label(step: Step) -> str:
+    if step.direction == "stamp":
+        return step.label
+    if step.direction == "upgrade":
+        return f"{', '.join(step.source) or 'base'} -> {step.revision}"
+    return f"{step.revision} -> {', '.join(step.destination) or 'base'}"
+
+
+def _nothing_to_do(plan: Plan) -> str:
+    binds = ", ".join(plan.unchanged) or "every selected bind"
+    if plan.direction == "upgrade":
+        return f"Nothing to do: {binds} up to date."
+    return f"Nothing to do: {binds} already at the target."

@@ -139,16 +139,15 @@ def resolve_target(
     names = [h.name for h in histories]
     by_name = {h.name: h for h in histories}
 
-    if isinstance(target, int):
-        target = str(target)
-    target = target.strip()
+    exact_only = isinstance(target, int)
+    target = str(target).strip()
     if not target:
         raise RevisionError(
             "An empty revision target was given.", hint="Use 'heads' or a revision id."
         )
 
     if target in {"heads", "head", "base"}:
-        return dict.fromkeys(names, target)
+        return {name: target for name in names}
 
     if "@" in target:
         prefix, _, rest = target.partition("@")
@@ -158,11 +157,17 @@ def resolve_target(
         return {owner: target}
 
     if _DIGITS.match(target):
-        # A numeric string is a revision id when one has it (or begins with it);
-        # only otherwise is it a count of steps.
-        owners = _owners(target, histories)
+        # A number is a revision id when one has exactly that id (or, for a string of
+        # four digits or more, starts with it); only otherwise is it a count of steps.
+        owners = [
+            h.name
+            for h in histories
+            if _has_revision(h, target, prefix=not exact_only and len(target) >= 4)
+        ]
         if len(owners) == 1:
             return {owners[0]: _full_id(by_name[owners[0]], target)}
+        if len(owners) > 1:
+            _owner(target, histories, whole=target)  # raises: ambiguous between binds
         target = ("+" if direction == "upgrade" else "-") + target
 
     if _RELATIVE.match(target):
@@ -177,6 +182,16 @@ def resolve_target(
 
     owner = _owner(target, histories, whole=target)
     return {owner: _full_id(by_name[owner], target)}
+
+
+def _has_revision(history: BindHistory, token: str, *, prefix: bool) -> bool:
+    if not prefix:
+        try:
+            rev = history.revision_map.get_revision(token)
+        except AlembicRevisionError:
+            return False
+        return rev is not None and rev.revision == token
+    return history.name in _owners(token, [history])
 
 
 def _full_id(history: BindHistory, token: str) -> str:

@@ -42,10 +42,11 @@ def bind_script_directory(script: ScriptDirectory, revision_ids: Iterable[str]) 
     to another database, and Alembic would otherwise write their ids into this bind's
     version table or run them here.
     """
-    own = set(revision_ids)
+    ordered = list(dict.fromkeys(revision_ids))
+    own = set(ordered)
     full_map = script.revision_map
     copies: list[Script] = []
-    for rev_id in own:
+    for rev_id in ordered:
         original = full_map.get_revision(rev_id)
         assert isinstance(original, Script)
         clone = copy.copy(original)

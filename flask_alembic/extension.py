@@ -679,7 +679,7 @@ class Alembic:
                 head = "base"
             elif len(rmap.heads) > 1 and not splice:
                 raise MultipleHeadsError(
-                    f"Bind {b.name!r} has several heads ({', '.join(rmap.heads)}).",
+                    f"Bind {b.name!r} has several heads ({', '.join(sorted(rmap.heads))}).",
                     bind=b.name,
                     hint=f"Merge them first with 'flask db merge --bind {b.name}', or pick one "
                     "with --parent REV.",
@@ -742,7 +742,7 @@ class Alembic:
             if set(current) != set(rmap.heads):
                 raise NotUpToDateError(
                     f"Bind {b.name!r} is at {', '.join(current) or 'base'}, not at its heads "
-                    f"({', '.join(rmap.heads) or 'base'}), so its models cannot be compared.",
+                    f"({', '.join(sorted(rmap.heads)) or 'base'}), so its models cannot be compared.",
                     bind=b.name,
                     hint=f"Run 'flask db upgrade --bind {b.name}' first.",
                 )

@@ -298,7 +298,7 @@ def _bind_steps(
             revs = list(rmap.iterate_revisions(heads, target, select_for_downgrade=True))
     except MultipleHeads:
         raise MultipleHeadsError(
-            f"Bind {history.name!r} has several heads ({', '.join(rmap.heads)}); "
+            f"Bind {history.name!r} has several heads ({', '.join(sorted(rmap.heads))}); "
             f"{target!r} does not say which one to use.",
             bind=history.name,
             revision=str(target),
@@ -497,7 +497,7 @@ def _stamp_destination(
         revs = rmap.get_revisions(target)
     except MultipleHeads:
         raise MultipleHeadsError(
-            f"Bind {history.name!r} has several heads ({', '.join(rmap.heads)}).",
+            f"Bind {history.name!r} has several heads ({', '.join(sorted(rmap.heads))}).",
             bind=history.name,
             revision=str(target),
             hint=f"Stamp one of them by id, or merge with 'flask db merge --bind {history.name}'.",

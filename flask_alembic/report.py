@@ -7,6 +7,7 @@ user data (revision messages, bind names): it is passed as ``Text``, never as ma
 from __future__ import annotations
 
 import os
+import sys
 import time
 from collections.abc import Iterator
 from collections.abc import Sequence
@@ -15,7 +16,6 @@ from typing import Any
 from typing import IO
 from typing import TYPE_CHECKING
 
-import click
 
 if TYPE_CHECKING:
     from alembic.script import Script
@@ -51,8 +51,8 @@ class Output:
         rich: bool | None = None,
         width: int | None = None,
     ) -> None:
-        self.stdout = stdout or click.get_text_stream("stdout")
-        self.stderr = stderr or click.get_text_stream("stderr")
+        self.stdout = stdout or sys.stdout
+        self.stderr = stderr or sys.stderr
         self.rich = is_interactive(self.stdout) if rich is None else rich
         self._width = width
         self._out: Console | None = None

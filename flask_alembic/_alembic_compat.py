@@ -24,10 +24,16 @@ from alembic.util import to_tuple
 
 __all__ = [
     "bind_script_directory",
+    "iter_scripts",
     "resolved_dependencies",
     "revision_steps",
     "stamp_steps",
 ]
+
+
+def iter_scripts(script: ScriptDirectory) -> Iterable[Script]:
+    """Every revision file, loaded one by one without building the revision map."""
+    return script._load_revisions()
 
 
 def resolved_dependencies(script: Script) -> tuple[str, ...]:

@@ -18,6 +18,7 @@ from contextlib import ExitStack
 from dataclasses import dataclass
 from dataclasses import field
 from typing import Any
+from typing import cast
 
 import sqlalchemy as sa
 from alembic.config import Config
@@ -417,7 +418,7 @@ def render_sql(
                 # The URL only chooses the dialect; nothing connects, nothing needs a password.
                 url=engine.url.set(password=None),
                 output_buffer=buffer,
-                starting_rev=list(start) or None,
+                starting_rev=cast(Any, list(start) or None),  # Alembic takes a list too
                 literal_binds=True,
                 **context_options(runtime.bind),
             )

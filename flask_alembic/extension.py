@@ -6,6 +6,7 @@ import argparse
 import os
 import re
 import shutil
+import warnings
 import weakref
 from collections.abc import Iterable
 from collections.abc import Iterator
@@ -532,7 +533,7 @@ class Alembic:
         )
         rmap = histories[owner].revision_map
         try:
-            revs = [r for r in rmap.get_revisions(target) if r is not None]
+            revs = planner.revision_ids(rmap, target)
         except Exception as exc:
             raise RevisionError(
                 f"Cannot show {revision!r} in bind {owner!r}: {exc}.",
@@ -547,7 +548,7 @@ class Alembic:
                 revision=revision,
                 hint="Give a single revision id.",
             )
-        return self.script_directory.get_revision(revs[0].revision)
+        return self.script_directory.get_revision(revs[0])
 
     def status(self, bind: BindArg = None) -> list[BindStatus]:
         """Each selected bind's current revisions, heads and pending step count."""
@@ -584,7 +585,9 @@ class Alembic:
         for b in self._select(bind):
             if b.target_metadata is None:
                 continue
-            result.extend(compare_metadata(self.migration_contexts[b.name], b.target_metadata))
+            # Alembic accepts a list of MetaData here, though its annotation says one.
+            metadata: Any = b.target_metadata
+            result.extend(compare_metadata(self.migration_contexts[b.name], metadata))
         return result
 
     def produce_migrations(self, bind: str | None = None) -> MigrationScript:
@@ -598,7 +601,8 @@ class Alembic:
                 bind=b.name,
                 hint="Pass it with Alembic(metadatas={...}).",
             )
-        return produce_migrations(self.migration_contexts[b.name], b.target_metadata)
+        metadata: Any = b.target_metadata
+        return produce_migrations(self.migration_contexts[b.name], metadata)
 
     def needs_revision(self, bind: BindArg = None) -> bool:
         """Whether any selected bind's models differ from its database."""
@@ -742,7 +746,8 @@ class Alembic:
             if set(current) != set(rmap.heads):
                 raise NotUpToDateError(
                     f"Bind {b.name!r} is at {', '.join(current) or 'base'}, not at its heads "
-                    f"({', '.join(sorted(rmap.heads)) or 'base'}), so its models cannot be compared.",
+                    f"({', '.join(sorted(rmap.heads)) or 'base'}), so its models cannot be "
+                    "compared.",
                     bind=b.name,
                     hint=f"Run 'flask db upgrade --bind {b.name}' first.",
                 )
@@ -753,14 +758,14 @@ class Alembic:
         if not depend:
             return None
         histories = list(self._histories().values())
-        ids = []
+        ids: list[str] = []
         for token in _to_tuple(depend):
             owner, target = next(
                 iter(planner.resolve_target(token, histories, direction="upgrade").items())
             )
             if isinstance(target, tuple) or target in {"heads", "head", "base"} or "@" in target:
                 rmap = self._histories()[owner].revision_map
-                ids.extend(r.revision for r in rmap.get_revisions(target) if r is not None)
+                ids.extend(planner.revision_ids(rmap, target))
             else:
                 ids.append(target)
         return ids
@@ -815,7 +820,7 @@ class Alembic:
                 target = planner.resolve_target(token, [histories[b.name]], direction="upgrade")[
                     b.name
                 ]
-                ids.extend(r.revision for r in rmap.get_revisions(target) if r is not None)
+                ids.extend(planner.revision_ids(rmap, target))
         ids = list(dict.fromkeys(ids))
         if len(ids) < 2:
             raise RevisionError(
@@ -909,10 +914,7 @@ class Alembic:
                 start, [histories[b.name] for b in binds], direction="upgrade"
             )
             for name, value in starts.items():
-                rmap = histories[name].revision_map
-                current[name] = tuple(
-                    r.revision for r in rmap.get_revisions(value) if r is not None
-                )
+                current[name] = planner.revision_ids(histories[name].revision_map, value)
         return self.plan(direction, text, bind, current=current, purge=purge)
 
     @overload
@@ -1113,7 +1115,12 @@ class _LazyMapping(Mapping[str, Any]):
 def _load_scripts(script: ScriptDirectory) -> list[Script]:
     """Every revision in the script directory, with load errors turned into clear ones."""
     try:
-        return list(script.walk_revisions("base", "heads"))
+        with warnings.catch_warnings():
+            # Alembic only warns about a missing down_revision, then fails obscurely.
+            warnings.filterwarnings("error", message=r"Revision .* is not present")
+            return list(script.walk_revisions("base", "heads"))
+    except UserWarning as exc:
+        raise _missing_revision_error(script, str(exc)) from None
     except SyntaxError as exc:
         raise ScriptDirectoryError(
             f"Revision file {exc.filename} has a syntax error on line {exc.lineno}: {exc.msg}.",
@@ -1145,6 +1152,32 @@ def _load_scripts(script: ScriptDirectory) -> list[Script]:
                 hint="Fix the down_revision / depends_on of the revision named above.",
             ) from None
         raise
+
+
+def _missing_revision_error(script: ScriptDirectory, warning: str) -> ScriptDirectoryError:
+    """Name the revision file whose down_revision or depends_on points nowhere."""
+    scripts = list(compat.iter_scripts(script))
+    known = {s.revision for s in scripts}
+    for candidate in scripts:
+        wanted = _to_tuple(candidate.down_revision) + _to_tuple(candidate.dependencies)
+        missing = [rev for rev in wanted if rev not in known and not _is_label(scripts, rev)]
+        if missing:
+            return ScriptDirectoryError(
+                f"Revision {candidate.revision} ({candidate.path}) refers to revision "
+                f"{missing[0]}, which does not exist.",
+                revision=candidate.revision,
+                path=candidate.path,
+                hint="Fix its down_revision / depends_on, or restore the missing file.",
+            )
+    return ScriptDirectoryError(
+        f"The migration scripts in {script.dir} are inconsistent: {warning}",
+        path=script.dir,
+        hint="Fix the down_revision / depends_on of the revision named above.",
+    )
+
+
+def _is_label(scripts: list[Script], token: str) -> bool:
+    return any(token in s.branch_labels for s in scripts)
 
 
 def _failing_file(exc: BaseException) -> str:
@@ -1179,7 +1212,7 @@ def _config_str(value: object) -> str:
     if isinstance(value, bool):
         text = "true" if value else "false"
     elif isinstance(value, os.PathLike):
-        text = os.fspath(value)  # type: ignore[assignment]
+        text = os.fspath(value)
     elif isinstance(value, list | tuple):
         text = "\n".join(str(v) for v in value)
     else:

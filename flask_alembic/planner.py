@@ -38,6 +38,7 @@ __all__ = [
     "plan_migration",
     "plan_stamp",
     "resolve_target",
+    "revision_ids",
 ]
 
 Direction = Literal["upgrade", "downgrade", "stamp"]
@@ -147,7 +148,7 @@ def resolve_target(
         )
 
     if target in {"heads", "head", "base"}:
-        return {name: target for name in names}
+        return dict.fromkeys(names, target)
 
     if "@" in target:
         prefix, _, rest = target.partition("@")
@@ -192,6 +193,11 @@ def _has_revision(history: BindHistory, token: str, *, prefix: bool) -> bool:
             return False
         return rev is not None and rev.revision == token
     return history.name in _owners(token, [history])
+
+
+def revision_ids(rmap: RevisionMap, target: str | tuple[str, ...]) -> tuple[str, ...]:
+    """The full ids of the revisions ``target`` names in ``rmap``."""
+    return tuple(r.revision for r in rmap.get_revisions(target) if isinstance(r, Revision))
 
 
 def _full_id(history: BindHistory, token: str) -> str:
@@ -242,7 +248,8 @@ def _owner(token: str, histories: Sequence[BindHistory], *, whole: str) -> str:
     history = next(h for h in histories if h.name == owner)
     if _ambiguous_in(history, token):
         raise RevisionError(
-            f"Revision {whole!r} is ambiguous in bind {owner!r}: several revision ids start with it.",
+            f"Revision {whole!r} is ambiguous in bind {owner!r}: several revision ids start "
+            "with it.",
             bind=owner,
             revision=whole,
             hint="Give more characters of the revision id.",
@@ -413,7 +420,7 @@ def _cross_bind_edges(
                             f"{rev_id} of bind {name!r} depends on it and is still applied.",
                             bind=dep_bind,
                             revision=dep_rev,
-                            hint=f"Downgrade bind {name!r} first, or include it with --bind {name}.",
+                            hint=f"Downgrade bind {name!r} first, or add --bind {name}.",
                         )
     return edges
 
@@ -509,4 +516,4 @@ def _stamp_destination(
             revision=str(target),
             hint=f"Run 'flask db log --bind {history.name}' to see its revisions.",
         ) from None
-    return tuple(r.revision for r in revs if r is not None)
+    return tuple(r.revision for r in revs if isinstance(r, Revision))

@@ -26,10 +26,11 @@ __all__ = ["DEFAULT_BIND", "Bind", "BindRegistry", "EnginesArg", "MetadatasArg"]
 #: The name of the bind Flask-SQLAlchemy calls ``None``.
 DEFAULT_BIND = "default"
 
+# Keys are bind names; ``None`` means the default bind, as in Flask-SQLAlchemy.
 MetadatasArg: TypeAlias = (
-    sa.MetaData | Iterable[sa.MetaData] | Mapping[str | None, sa.MetaData | Iterable[sa.MetaData]]
+    sa.MetaData | Iterable[sa.MetaData] | Mapping[Any, sa.MetaData | Iterable[sa.MetaData]]
 )
-EnginesArg: TypeAlias = sa.Engine | Mapping[str | None, sa.Engine]
+EnginesArg: TypeAlias = sa.Engine | Mapping[Any, sa.Engine]
 
 _BIND_OPTIONS = frozenset(
     {"version_location", "version_table", "version_table_schema", "context", "include"}
@@ -218,7 +219,7 @@ def build_registry(
     if not isinstance(bind_options, Mapping):
         raise ConfigurationError(
             "'ALEMBIC_BINDS' must be a dict of bind name -> options.",
-            hint='For example ALEMBIC_BINDS = {"analytics": {"version_table": "analytics_version"}}.',
+            hint='For example ALEMBIC_BINDS = {"stats": {"version_table": "stats_version"}}.',
         )
     for name in bind_options:
         if name not in found_engines:
@@ -227,8 +228,9 @@ def build_registry(
                 bind=str(name),
                 hint=f"Known binds: {', '.join(repr(n) for n in found_engines) or '(none)'}.",
             )
-    for name in found_metadatas:
-        if name not in found_engines:
+    for name, items in found_metadatas.items():
+        # Flask-SQLAlchemy always has a default metadata; a binds-only app leaves it empty.
+        if name not in found_engines and any(m.tables for m in items):
             raise ConfigurationError(
                 f"Metadata was given for bind {name!r}, but there is no engine for it.",
                 bind=name,

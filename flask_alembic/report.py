@@ -16,7 +16,6 @@ from typing import Any
 from typing import IO
 from typing import TYPE_CHECKING
 
-
 if TYPE_CHECKING:
     from alembic.script import Script
     from rich.console import Console
@@ -350,9 +349,9 @@ class Output:
             self.out.print(table)
             return
         for status in statuses:
-            state = "(head)" if status.up_to_date else f"({status.pending} pending)"
+            note = "(head)" if status.up_to_date else f"({status.pending} pending)"
             extra = f" {status.url} {status.version_table}" if verbose else ""
-            self.line(f"{status.bind}: {', '.join(status.current) or 'base'} {state}{extra}")
+            self.line(f"{status.bind}: {', '.join(status.current) or 'base'} {note}{extra}")
 
     def diffs(self, diffs: dict[str, list[Any]]) -> None:
         """Differences between models and databases, per bind."""

@@ -37,7 +37,7 @@ LINEAR = history("default", ("a1", None), ("a2", "a1"), ("a3", "a2"))
 def test_planner_imports_no_io() -> None:
     """planner.py imports nothing from flask, click, rich or sqlalchemy.engine."""
     tree = ast.parse(Path(planner.__file__).read_text())
-    modules = set()
+    modules: set[str] = set()
     for node in ast.walk(tree):
         if isinstance(node, ast.Import):
             modules.update(alias.name for alias in node.names)
@@ -97,9 +97,7 @@ def test_resolve_targets() -> None:
     assert planner.resolve_target("analytics@head", both, direction="upgrade") == {
         "analytics": "head"
     }
-    assert planner.resolve_target("analytics@+1", both, direction="upgrade") == {
-        "analytics": "+1"
-    }
+    assert planner.resolve_target("analytics@+1", both, direction="upgrade") == {"analytics": "+1"}
     assert planner.resolve_target("+1", [other], direction="upgrade") == {"analytics": "+1"}
     assert planner.resolve_target(2, [other], direction="upgrade") == {"analytics": "+2"}
     assert planner.resolve_target("2", [other], direction="downgrade") == {"analytics": "-2"}

@@ -1,0 +1,177 @@
+"""Bad input and broken environments: clear one-line errors, nothing changed, no secrets."""
+
+from __future__ import annotations
+
+import urllib.parse
+from pathlib import Path
+
+import pytest
+import sqlalchemy as sa
+from click.testing import Result
+from conftest import MakeApp
+from conftest import MakeURL
+from conftest import table_names
+from conftest import version_rows
+from flask import Flask
+
+PASSWORD = "s3cr%t-P@ss:w/rd"
+
+
+def run(app: Flask, *args: str) -> Result:
+    return app.test_cli_runner().invoke(args=["db", *args])
+
+
+def assert_one_line_error(result: Result, *fragments: str) -> None:
+    assert result.exit_code == 1, result.output
+    assert "Traceback" not in result.output
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1, result.stderr
+    assert lines[0].startswith("Error: ")
+    for fragment in fragments:
+        assert fragment in lines[0]
+
+
+def write_revision(app: Flask, name: str, body: str) -> Path:
+    path = Path(app.root_path) / "migrations" / name
+    path.write_text(body)
+    return path
+
+
+def test_syntax_error_in_revision(make_app: MakeApp, database_url: str) -> None:
+    """A revision file that does not parse is named with its line."""
+    app, _ = make_app(database_url)
+    path = write_revision(app, "broken.py", "revision = 'x'\ndown_revision = None\ndef (:\n")
+    result = run(app, "upgrade")
+    assert_one_line_error(result, str(path), "line 3")
+    assert table_names(database_url) == set()
+
+
+def test_import_error_in_revision(make_app: MakeApp, database_url: str) -> None:
+    """A revision file that fails to import is named, with the missing module."""
+    app, _ = make_app(database_url)
+    path = write_revision(
+        app, "broken.py", "import not_a_module_anywhere\nrevision = 'x'\ndown_revision = None\n"
+    )
+    result = run(app, "heads")
+    assert_one_line_error(result, str(path), "not_a_module_anywhere")
+
+
+def test_missing_down_revision(make_app: MakeApp, database_url: str) -> None:
+    """A down_revision that does not exist is reported, naming the revision."""
+    app, _ = make_app(database_url)
+    write_revision(
+        app,
+        "orphan.py",
+        "revision = 'orphan01'\ndown_revision = 'ghost01'\n"
+        "def upgrade():\n    pass\ndef downgrade():\n    pass\n",
+    )
+    result = run(app, "upgrade")
+    assert result.exit_code == 1
+    assert "ghost01" in result.stderr
+    assert "Traceback" not in result.output
+    assert table_names(database_url) == set()
+
+
+def test_unknown_revision_in_database(make_app: MakeApp, database_url: str) -> None:
+    """A version table naming an unknown revision suggests stamp, and nothing runs."""
+    app, alembic = make_app(database_url)
+    with app.app_context():
+        alembic.revision("a")
+    engine = sa.create_engine(database_url)
+    with engine.begin() as conn:
+        conn.execute(sa.text("CREATE TABLE alembic_version (version_num VARCHAR(32) NOT NULL)"))
+        conn.execute(sa.text("INSERT INTO alembic_version VALUES ('feedbeef0000')"))
+    engine.dispose()
+    for command in ("upgrade", "current"):
+        result = run(app, command)
+        assert_one_line_error(result, "'default'", "feedbeef0000", "flask db stamp --bind default")
+    assert table_names(database_url) == {"alembic_version"}
+    assert version_rows(database_url) == {"feedbeef0000"}
+
+
+def test_missing_script_directory(tmp_path: Path) -> None:
+    """A missing migrations directory names the path and the fix."""
+    app = Flask("x", root_path=str(tmp_path))
+    from conftest import models
+
+    from flask_alembic import Alembic
+
+    Alembic(app, run_mkdir=False, engines=sa.create_engine("sqlite://"), metadatas=models())
+    result = run(app, "upgrade")
+    assert_one_line_error(result, str(tmp_path / "migrations"), "flask db mkdir")
+
+
+@pytest.mark.parametrize("dialect_name", ["postgresql", "mysql"])
+def test_unreachable_database(make_app: MakeApp, dialect_name: str) -> None:
+    """An unreachable server: the bind and its URL, password hidden."""
+    driver = {"postgresql": "postgresql+psycopg", "mysql": "mysql+pymysql"}[dialect_name]
+    quoted = urllib.parse.quote(PASSWORD, safe="")
+    app, alembic = make_app(f"{driver}://someone:{quoted}@127.0.0.1:9/nowhere")
+    with app.app_context():
+        alembic.revision("a", empty=True)
+    for command in (("upgrade",), ("current",), ("check",), ("revision", "x")):
+        result = run(app, *command)
+        assert_one_line_error(result, "Cannot connect to bind 'default'", "someone:***@127.0.0.1:9")
+        assert PASSWORD not in result.output
+        assert quoted not in result.output
+
+
+@pytest.fixture(params=["postgresql", "mysql"])
+def secret_url(request: pytest.FixtureRequest, make_url: MakeURL) -> str:
+    """A fresh database owned by a user whose password holds %, @, : and /."""
+    return make_url(request.param, password=PASSWORD)
+
+
+def test_password_never_printed(make_app: MakeApp, secret_url: str) -> None:
+    """No command prints the password, on success or on error, in any mode."""
+    app, _ = make_app(secret_url)
+    url = sa.make_url(secret_url)
+    spellings = {PASSWORD, urllib.parse.quote(PASSWORD, safe=""), urllib.parse.quote_plus(PASSWORD)}
+    commands = [
+        ("revision", "first"),
+        ("upgrade", "--plan"),
+        ("upgrade",),
+        ("current", "-v"),
+        ("heads", "-v"),
+        ("log", "-v"),
+        ("check",),
+        ("upgrade", "--sql"),
+        ("downgrade", "--plan"),
+        ("downgrade",),
+        ("stamp", "heads"),
+        ("show", "heads"),
+        ("upgrade", "nope"),
+        ("current", "--bind", "nope"),
+    ]
+    for command in commands:
+        for env in ({}, {"FORCE_COLOR": "1"}):
+            result = app.test_cli_runner().invoke(args=["db", *command], env=env)
+            for spelling in spellings:
+                assert spelling not in result.output, command
+                assert spelling not in result.stderr, command
+    result = run(app, "current", "-v")
+    assert f"{url.username}:***@" in result.stdout
+
+
+def test_wrong_password(make_app: MakeApp, secret_url: str) -> None:
+    """Wrong credentials: one line naming the bind, neither password shown."""
+    wrong = "wr0ng%pass@word"
+    # The test servers trust local connections, so only an unknown user is refused everywhere.
+    url = sa.make_url(secret_url).set(username="nobody_here", password=wrong)
+    app, _ = make_app(url.render_as_string(hide_password=False))
+    result = run(app, "upgrade")
+    assert_one_line_error(result, "Cannot connect to bind 'default'")
+    for secret in (wrong, PASSWORD, urllib.parse.quote(wrong, safe="")):
+        assert secret not in result.output
+
+
+def test_password_in_query_hidden(make_app: MakeApp, make_url: MakeURL) -> None:
+    """password= style query parameters are hidden in URLs shown to the user."""
+    from flask_alembic.registry import safe_url
+
+    url = sa.make_url("postgresql+psycopg://u@h/db?sslpassword=topsecret&sslmode=require")
+    rendered = safe_url(url)
+    assert "topsecret" not in rendered
+    assert "sslmode=require" in rendered
+    app, _ = make_app(make_url("sqlite"))
+    del app

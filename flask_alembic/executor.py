@@ -149,8 +149,21 @@ def context_options(bind: Bind, **overrides: Any) -> dict[str, Any]:
         version_table=bind.version_table,
         version_table_schema=bind.version_table_schema,
     )
+    if bind.neighbour_tables:
+        options["include_name"] = _skip_tables(bind.neighbour_tables, options.get("include_name"))
     options.update(overrides)
     return options
+
+
+def _skip_tables(tables: frozenset[str], user_filter: Any) -> Callable[..., bool]:
+    """An ``include_name`` hook hiding other binds' tables, then asking the user's hook."""
+
+    def include_name(name: str | None, type_: str, parent_names: Any) -> bool:
+        if type_ == "table" and name in tables:
+            return False
+        return bool(user_filter(name, type_, parent_names)) if user_filter else True
+
+    return include_name
 
 
 @contextmanager

@@ -867,7 +867,15 @@ class Alembic:
         explicit = bind is not None
         all_histories = self._histories()
         selected = [all_histories[b.name] for b in binds]
-        targets = planner.resolve_target(target, selected, direction=direction, explicit=explicit)
+        try:
+            targets = planner.resolve_target(target, selected, direction=direction)
+        except RevisionError:
+            if not explicit:
+                raise
+            # Name the bind a target belongs to when --bind left it out.
+            targets = planner.resolve_target(
+                target, list(all_histories.values()), direction=direction
+            )
         for name in targets:
             if name not in {b.name for b in binds}:
                 raise UnknownBindError(

@@ -130,12 +130,10 @@ def resolve_target(
     histories: Sequence[BindHistory],
     *,
     direction: Direction,
-    explicit: bool = False,
 ) -> dict[str, str | tuple[str, ...]]:
     """Turn a user's target into a target per bind, in each bind's own terms.
 
     :param histories: the selected binds, in order.
-    :param explicit: whether the user named the binds (``--bind``).
     """
     names = [h.name for h in histories]
     by_name = {h.name: h for h in histories}

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import os
 import re
@@ -51,6 +52,8 @@ class Bind:
     version_table_schema: str | None = None
     #: Options for ``EnvironmentContext.configure``, already merged over ``ALEMBIC_CONTEXT``.
     context_options: Mapping[str, Any] = field(default_factory=dict)
+    #: Tables of other binds that live in this bind's database; autogenerate ignores them.
+    neighbour_tables: frozenset[str] = frozenset()
 
     @property
     def branch_label(self) -> str:
@@ -275,7 +278,81 @@ def build_registry(
             "No database to migrate: every bind is excluded.",
             hint="Remove 'include': False from one bind in 'ALEMBIC_BINDS'.",
         )
+    _check_distinct(binds)
+    binds = [_with_neighbours(bind, binds) for bind in binds]
     return BindRegistry(binds)
+
+
+def database_key(url: sa.URL) -> str | None:
+    """What identifies the database behind ``url``; ``None`` when it cannot be shared."""
+    if url.get_backend_name() == "sqlite":
+        database = url.database or ""
+        if database in {"", ":memory:"} or url.query.get("mode") == "memory":
+            return None
+        if database.startswith("file:"):
+            return f"sqlite:{database}"
+        return f"sqlite:{Path(database).resolve()}"
+    host = (url.host or "").lower()
+    if host in {"localhost", "::1"}:
+        host = "127.0.0.1"
+    return f"{url.get_backend_name()}://{host}:{url.port or ''}/{url.database or ''}"
+
+
+def _check_distinct(binds: list[Bind]) -> None:
+    """Refuse two binds that would share a version table or a folder of revisions."""
+    seen: dict[tuple[str, str, str], Bind] = {}
+    folders: dict[Path, Bind] = {}
+    for bind in binds:
+        key = database_key(bind.engine.url)
+        if key is not None:
+            slot = (key, bind.version_table_schema or "", bind.version_table)
+            other = seen.get(slot)
+            if other is not None:
+                schema = (
+                    f" in schema {bind.version_table_schema!r}" if bind.version_table_schema else ""
+                )
+                raise ConfigurationError(
+                    f"Binds {other.name!r} and {bind.name!r} use the same database and the same "
+                    f"version table {bind.version_table!r}{schema}; their histories would "
+                    "overwrite each other.",
+                    bind=bind.name,
+                    hint=(
+                        f"Give one its own table: ALEMBIC_BINDS = {{{bind.name!r}: "
+                        f"{{'version_table': '{bind_directory_name(bind.name).replace('-', '_')}"
+                        "_alembic_version'}}."
+                    ),
+                )
+            seen[slot] = bind
+        for folder in bind.version_locations:
+            owner = folders.get(folder)
+            if owner is not None:
+                raise ConfigurationError(
+                    f"Binds {owner.name!r} and {bind.name!r} both keep their revisions in "
+                    f"{folder}.",
+                    bind=bind.name,
+                    path=str(folder),
+                    hint=f"Set a distinct ALEMBIC_BINDS[{bind.name!r}]['version_location'].",
+                )
+            folders[folder] = bind
+
+
+def _with_neighbours(bind: Bind, binds: list[Bind]) -> Bind:
+    """Keep autogenerate from proposing to drop the tables of binds on the same database."""
+    key = database_key(bind.engine.url)
+    if key is None:
+        return bind
+    foreign: set[str] = set()
+    for other in binds:
+        if other is bind or database_key(other.engine.url) != key:
+            continue
+        foreign.add(other.version_table)
+        for metadata in other.metadatas:
+            foreign.update(table.name for table in metadata.tables.values())
+    own = {t.name for m in bind.metadatas for t in m.tables.values()} | {bind.version_table}
+    foreign -= own
+    if not foreign:
+        return bind
+    return dataclasses.replace(bind, neighbour_tables=frozenset(foreign))
 
 
 def _missing_engine_hint(source: str, name: str) -> str:

@@ -260,26 +260,31 @@ def stamp(target: str, sql: bool, tag: str | None, binds: tuple[str, ...], purge
 @click.option("-m", "--message", help="The merge revision's message.")
 @click.option("--label", multiple=True, help="A branch label for the merge revision.")
 @click.option("--rev-id", help="Use this revision id instead of a random one.")
-@click.option("--bind", "bind", metavar="NAME", help="The bind whose heads to merge.")
+@bind_option
 def merge(
     revisions: tuple[str, ...],
     message: str | None,
     label: tuple[str, ...],
     rev_id: str | None,
-    bind: str | None,
+    binds: tuple[str, ...],
 ) -> None:
-    """Write a revision merging REVISIONS (default: the heads of one bind)."""
+    """Write a revision merging REVISIONS (default: the heads of a bind)."""
     extension = _extension()
-    if bind is not None:
-        _check_binds((bind,))
-    script = extension.merge(
-        list(revisions) or "heads",
-        message=message,
-        label=list(label) or None,
-        rev_id=rev_id,
-        bind=bind,
-    )
-    Output().written([script], extension.bind_of)
+    named: list[str] = _check_binds(binds) or []
+    targets: list[str | None] = [*named] or [None]
+    if len(targets) > 1 and (revisions or rev_id):
+        raise click.UsageError("REVISIONS and --rev-id need a single --bind.")
+    scripts = [
+        extension.merge(
+            list(revisions) or "heads",
+            message=message,
+            label=list(label) or None,
+            rev_id=rev_id,
+            bind=name,
+        )
+        for name in targets
+    ]
+    Output().written(scripts, extension.bind_of)
 
 
 @db.command()

@@ -460,3 +460,26 @@ def test_broken_history_across_binds(make_app: MakeApp, make_url: MakeURL) -> No
     )
     with app.app_context(), pytest.raises(ScriptDirectoryError, match="depends_on"):
         alembic.heads()
+
+
+def test_merge_per_bind(make_app: MakeApp, make_url: MakeURL) -> None:
+    """merge --bind A --bind B merges each bind's heads in its own history."""
+    urls = {"default": make_url(), "analytics": make_url()}
+    app, alembic = three_binds(make_app, urls)
+    with app.app_context():
+        roots = {alembic.bind_of(s): s for s in alembic.revision("init")}
+        for name, root in roots.items():
+            alembic.revision("left", empty=True, bind=name)
+            alembic.revision("right", empty=True, bind=name, parent=root.revision, splice=True)
+    result = run(app, "merge")
+    assert result.exit_code == 2
+    assert "Several binds have more than one head: default, analytics" in result.stderr
+    result = run(app, "merge", "--bind", "default", "--bind", "analytics")
+    assert result.exit_code == 0, result.output
+    with app.app_context():
+        for name in roots:
+            heads = alembic.heads(bind=name)
+            assert len(heads) == 1
+            assert alembic.bind_of(heads[0]) == name
+        alembic.upgrade()
+        assert not alembic.needs_upgrade()

@@ -8,63 +8,81 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from typing import Any
+from typing import Literal
 from typing import TYPE_CHECKING
 from typing import TypeVar
 
 import click
 from flask import current_app
 from flask.cli import AppGroup
+from flask.cli import ScriptInfo
 
+from . import report
 from .errors import FlaskAlembicError
+from .errors import MigrationFailedError
 from .report import Output
 
 if TYPE_CHECKING:
     from .extension import Alembic
+    from .extension import BindStatus
 
 __all__ = ["db"]
 
 F = TypeVar("F", bound=Callable[..., Any])
+_JSON = "flask_alembic.json"
+_TRACEBACK = "flask_alembic.traceback"
 
 
 class _DbGroup(AppGroup):
     """Turns Flask-Alembic and database errors into one line and an exit code."""
 
     def invoke(self, ctx: click.Context) -> Any:
-        try:
-            return super().invoke(ctx)
-        except FlaskAlembicError as exc:
-            _fail(ctx, str(exc), 2 if exc.usage_error else 1)
-        except Exception as exc:
-            from alembic.util import CommandError
-            from sqlalchemy.exc import SQLAlchemyError
+        # Handle errors inside the app context: scrubbing secrets needs the app's binds.
+        app = ctx.ensure_object(ScriptInfo).load_app()
+        with app.app_context():
+            try:
+                return super().invoke(ctx)
+            except FlaskAlembicError as exc:
+                if _want_traceback(ctx):
+                    raise
+                _fail(ctx, str(exc), 2 if exc.usage_error else 1, exc)
+            except Exception as exc:
+                from alembic.util import CommandError
+                from sqlalchemy.exc import SQLAlchemyError
 
-            if not isinstance(exc, CommandError | SQLAlchemyError) or _want_traceback(ctx):
-                raise
-            _fail(ctx, str(exc), 1)
+                if not isinstance(exc, CommandError | SQLAlchemyError) or _want_traceback(ctx):
+                    raise
+                _fail(ctx, str(exc), 1, exc)
 
 
 def _want_traceback(ctx: click.Context) -> bool:
-    root = ctx.find_root()
-    return bool(root.meta.get("flask_alembic.traceback")) or current_app.debug
+    return bool(ctx.find_root().meta.get(_TRACEBACK)) or current_app.debug
 
 
-def _fail(ctx: click.Context, message: str, code: int) -> None:
+def _fail(ctx: click.Context, message: str, code: int, exc: BaseException) -> None:
+    from .registry import scrub
+
     message = " ".join(message.split())
     try:
-        extension = _extension()
-        for bind in extension._state().registry or ():
-            from .registry import scrub
-
-            message = scrub(message, bind.secrets)
-    except Exception:
-        pass
-    Output().error(message)
+        registry = _extension()._state().registry
+    except Exception:  # the app itself may be what is broken
+        registry = None
+    for bind in registry or ():
+        message = scrub(message, bind.secrets)
+    output = Output()
+    if ctx.find_root().meta.get(_JSON):
+        output.json(report.error_json(message, exc))
+    output.error(message)
     ctx.exit(code)
 
 
-def _set_traceback(ctx: click.Context, param: click.Parameter, value: bool) -> None:
-    if value:
-        ctx.find_root().meta["flask_alembic.traceback"] = True
+def _set_flag(key: str) -> Callable[[click.Context, click.Parameter, bool], bool]:
+    def callback(ctx: click.Context, param: click.Parameter, value: bool) -> bool:
+        if value:
+            ctx.find_root().meta[key] = True
+        return value
+
+    return callback
 
 
 @click.group("db", cls=_DbGroup)
@@ -73,8 +91,8 @@ def _set_traceback(ctx: click.Context, param: click.Parameter, value: bool) -> N
     is_flag=True,
     expose_value=False,
     is_eager=True,
-    callback=_set_traceback,
-    help="Show the full traceback of an unexpected error.",
+    callback=_set_flag(_TRACEBACK),
+    help="Show the full traceback of an error.",
 )
 def db() -> None:
     """Manage database migrations with Alembic."""
@@ -94,12 +112,28 @@ def bind_option(f: F) -> F:
     )(f)
 
 
+def json_option(f: F) -> F:
+    return click.option(
+        "--json",
+        "as_json",
+        is_flag=True,
+        callback=_set_flag(_JSON),
+        help="Print one JSON object on stdout instead of text.",
+    )(f)
+
+
 def _check_binds(binds: tuple[str, ...]) -> list[str] | None:
     """The binds named with --bind (``None`` for all); unknown names are usage errors."""
     if not binds:
         return None
     _extension().registry.select(binds)
     return list(binds)
+
+
+def _raise_first_error(statuses: list[BindStatus]) -> None:
+    for status in statuses:
+        if status.error is not None:
+            raise status.error
 
 
 @db.command()
@@ -112,7 +146,7 @@ def mkdir() -> None:
 @db.command()
 @click.argument("message")
 @click.option("--empty", is_flag=True, help="Write an empty revision, without autogenerating.")
-@click.option("--branch", help="Deprecated alias of --bind for a single bind.", hidden=True)
+@click.option("--branch", help="Alias of --bind for one bind (Flask-Alembic 3).", hidden=True)
 @click.option("--parent", help="Build on this revision instead of the bind's head.")
 @click.option("--splice", is_flag=True, help="Allow a parent that is not a head (new branch).")
 @click.option("--depend", multiple=True, help="A revision this one depends on (repeatable).")
@@ -135,86 +169,89 @@ def revision(
     """Write a revision for each bind whose models changed (autogenerate)."""
     extension = _extension()
     selected = _check_binds(binds + ((branch,) if branch else ()))
-    scripts = extension.revision(
+    written = extension._write_revisions(
         message,
-        empty=empty,
-        parent=parent,
-        splice=splice,
-        depend=list(depend) or None,
-        label=list(label) or None,
-        path=path,
-        rev_id=rev_id,
-        bind=selected,
+        empty,
+        None,
+        parent,
+        splice,
+        list(depend) or None,
+        list(label) or None,
+        path,
+        rev_id,
+        selected,
     )
-    output = Output()
-    if not scripts:
-        output.status(
-            "No changes detected; no revision written. Use --empty for an empty revision."
-        )
+    Output().written(written, extension.bind_of)
+
+
+def _migrate(
+    direction: Literal["upgrade", "downgrade", "stamp"],
+    target: str,
+    *,
+    sql: bool,
+    tag: str | None,
+    plan_only: bool,
+    binds: tuple[str, ...],
+    as_json: bool,
+    output_dir: str | None = None,
+    with_dependencies: bool = False,
+    purge: bool = False,
+) -> None:
+    extension = _extension()
+    selected = _check_binds(binds)
+    output = Output(rich=False) if as_json else Output()
+    if sql:
+        kwargs: dict[str, Any] = {"purge": purge} if direction == "stamp" else {}
+        statements = getattr(extension, direction)(target, selected, sql=True, tag=tag, **kwargs)
+        if output_dir is not None:
+            for path in extension.write_sql(statements, output_dir):
+                output.status(f"Wrote {path}")
+        else:
+            output.sql(statements)
         return
-    output.written(scripts, extension.bind_of)
-
-
-def _migrate_command(direction: str) -> Callable[..., None]:
-    def command(
-        target: str,
-        sql: bool,
-        tag: str | None,
-        plan_only: bool,
-        binds: tuple[str, ...],
-        with_dependencies: bool = False,
-        purge: bool = False,
-    ) -> None:
-        extension = _extension()
-        selected = _check_binds(binds)
-        output = Output()
-        if sql:
-            method = getattr(extension, direction)
-            kwargs: dict[str, Any] = {"sql": True, "tag": tag}
-            if direction == "stamp":
-                kwargs["purge"] = purge
-            output.sql(method(target, selected, **kwargs))
-            return
-        plan = extension.plan(
-            direction,  # type: ignore[arg-type]
-            target,
-            selected,
-            with_dependencies=with_dependencies,
-            purge=purge,
-        )
-        if plan_only:
-            output.plan(plan)
-            return
-        if not plan.steps:
-            output.result_empty(plan)
-            return
-        output.plan(plan, stream="stderr")
-        from .errors import MigrationFailedError
-
-        try:
-            with output.progress(plan) as on_event:
-                result = extension.run_plan(plan, on_event=on_event, purge=purge)
-        except MigrationFailedError as exc:
-            if exc.result is not None:
-                output.result(exc.result)  # type: ignore[arg-type]
-            raise
-        output.result(result)
-
-    return command
+    plan = extension.plan(
+        direction, target, selected, with_dependencies=with_dependencies, purge=purge
+    )
+    if plan_only:
+        output.json(report.plan_json(plan)) if as_json else output.plan(plan)
+        return
+    if not plan.steps:
+        output.json(report.result_json(extension.run_plan(plan))) if as_json else None
+        output.result_empty(plan)
+        return
+    output.plan(plan, stream="stderr")
+    try:
+        with output.progress(plan) as on_event:
+            result = extension.run_plan(plan, on_event=on_event, purge=purge)
+    except MigrationFailedError as exc:
+        if exc.result is not None:
+            failed: Any = exc.result
+            output.json(report.result_json(failed)) if as_json else output.result(failed)
+        if as_json:  # the JSON above already carries the error; say it once on stderr
+            output.error(str(exc))
+            raise click.exceptions.Exit(1) from None
+        raise
+    output.json(report.result_json(result)) if as_json else None
+    output.result(result)
 
 
 def _migration_options(direction: str, default: str) -> Callable[[F], F]:
     def decorate(f: F) -> F:
         f = click.argument("target", default=default)(f)
         f = click.option(
-            "--sql", is_flag=True, help="Print the SQL instead of running it (offline)."
+            "--sql", is_flag=True, help="Print the SQL instead of running it (offline mode)."
+        )(f)
+        f = click.option(
+            "--output-dir",
+            type=click.Path(file_okay=False),
+            help="With --sql: write one BIND.sql file per bind into this folder.",
         )(f)
         f = click.option("--tag", help="A tag passed to the migration environment.")(f)
         if direction != "stamp":
             f = click.option(
                 "--plan", "plan_only", is_flag=True, help="Show the ordered steps and run nothing."
             )(f)
-        return bind_option(f)
+        return json_option(bind_option(f))
 
     return decorate
 
@@ -229,30 +266,75 @@ def _migration_options(direction: str, default: str) -> Callable[[F], F]:
 def upgrade(
     target: str,
     sql: bool,
+    output_dir: str | None,
     tag: str | None,
     plan_only: bool,
     binds: tuple[str, ...],
+    as_json: bool,
     with_dependencies: bool,
 ) -> None:
     """Upgrade the databases to TARGET (default: every bind to its heads)."""
-    _migrate_command("upgrade")(target, sql, tag, plan_only, binds, with_dependencies)
+    _migrate(
+        "upgrade",
+        target,
+        sql=sql,
+        tag=tag,
+        plan_only=plan_only,
+        binds=binds,
+        as_json=as_json,
+        output_dir=output_dir,
+        with_dependencies=with_dependencies,
+    )
 
 
 @db.command()
 @_migration_options("downgrade", "-1")
 def downgrade(
-    target: str, sql: bool, tag: str | None, plan_only: bool, binds: tuple[str, ...]
+    target: str,
+    sql: bool,
+    output_dir: str | None,
+    tag: str | None,
+    plan_only: bool,
+    binds: tuple[str, ...],
+    as_json: bool,
 ) -> None:
     """Downgrade the databases to TARGET (default: one step back; name a bind)."""
-    _migrate_command("downgrade")(target, sql, tag, plan_only, binds)
+    _migrate(
+        "downgrade",
+        target,
+        sql=sql,
+        tag=tag,
+        plan_only=plan_only,
+        binds=binds,
+        as_json=as_json,
+        output_dir=output_dir,
+    )
 
 
 @db.command()
 @_migration_options("stamp", "heads")
 @click.option("--purge", is_flag=True, help="Empty the version table before stamping.")
-def stamp(target: str, sql: bool, tag: str | None, binds: tuple[str, ...], purge: bool) -> None:
+def stamp(
+    target: str,
+    sql: bool,
+    output_dir: str | None,
+    tag: str | None,
+    binds: tuple[str, ...],
+    as_json: bool,
+    purge: bool,
+) -> None:
     """Record TARGET in the version tables without running migrations."""
-    _migrate_command("stamp")(target, sql, tag, False, binds, purge=purge)
+    _migrate(
+        "stamp",
+        target,
+        sql=sql,
+        tag=tag,
+        plan_only=False,
+        binds=binds,
+        as_json=as_json,
+        output_dir=output_dir,
+        purge=purge,
+    )
 
 
 @db.command()
@@ -284,36 +366,59 @@ def merge(
         )
         for name in targets
     ]
-    Output().written(scripts, extension.bind_of)
+    Output().written([(script, []) for script in scripts], extension.bind_of)
+
+
+@db.command()
+@click.option("--check", is_flag=True, help="Exit 1 unless every bind is up to date.")
+@json_option
+@bind_option
+def status(check: bool, as_json: bool, binds: tuple[str, ...]) -> None:
+    """Show where every database stands: current revision, heads, pending steps."""
+    statuses = _extension().status(_check_binds(binds))
+    output = Output(rich=False) if as_json else Output()
+    if as_json:
+        output.json(report.status_json(statuses))
+    else:
+        output.status_table(statuses)
+    if check and not all(s.up_to_date for s in statuses):
+        behind = ", ".join(s.bind for s in statuses if not s.up_to_date)
+        output.status(f"Not up to date: {behind}.")
+        raise click.exceptions.Exit(1)
 
 
 @db.command()
 @click.option("--check-heads", is_flag=True, help="Exit 1 unless every bind is at its heads.")
 @click.option("-v", "--verbose", is_flag=True, help="Show the database and version table.")
+@json_option
 @bind_option
-def current(check_heads: bool, verbose: bool, binds: tuple[str, ...]) -> None:
+def current(check_heads: bool, verbose: bool, as_json: bool, binds: tuple[str, ...]) -> None:
     """Show the revision each database is at."""
     statuses = _extension().status(_check_binds(binds))
-    Output().current(statuses, verbose=verbose)
+    output = Output(rich=False) if as_json else Output()
+    if as_json:
+        output.json(report.status_json(statuses))
+    else:
+        output.current(statuses, verbose=verbose)
+    _raise_first_error(statuses)
     if check_heads and not all(s.up_to_date for s in statuses):
         behind = ", ".join(s.bind for s in statuses if not s.up_to_date)
-        raise click.exceptions.Exit(_exit_with(f"Not at heads: {behind}. Run 'flask db upgrade'."))
-
-
-def _exit_with(message: str) -> int:
-    Output().status(message)
-    return 1
+        output.status(f"Not at heads: {behind}. Run 'flask db upgrade'.")
+        raise click.exceptions.Exit(1)
 
 
 @db.command()
 @click.option("-v", "--verbose", is_flag=True, help="Show each revision's file.")
+@json_option
 @bind_option
-def heads(verbose: bool, binds: tuple[str, ...]) -> None:
+def heads(verbose: bool, as_json: bool, binds: tuple[str, ...]) -> None:
     """Show the latest revision of each bind."""
     extension = _extension()
-    Output().scripts(
-        "heads", extension.heads(_check_binds(binds)), extension.bind_of, verbose=verbose
-    )
+    scripts = extension.heads(_check_binds(binds))
+    if as_json:
+        Output(rich=False).json(report.scripts_json(scripts, extension.bind_of))
+        return
+    Output().scripts("heads", scripts, extension.bind_of, verbose=verbose)
 
 
 @db.command()
@@ -335,13 +440,24 @@ def branches(verbose: bool, binds: tuple[str, ...]) -> None:
 @click.option("--start", default="base", help="The oldest revision to show.")
 @click.option("--end", default="heads", help="The newest revision to show.")
 @click.option("-v", "--verbose", is_flag=True, help="Show each revision in full.")
+@json_option
 @bind_option
-def log(start: str, end: str, verbose: bool, binds: tuple[str, ...]) -> None:
-    """Show the revisions, newest first."""
+def log(start: str, end: str, verbose: bool, as_json: bool, binds: tuple[str, ...]) -> None:
+    """Show the revisions, newest first, marking those applied to their database."""
     extension = _extension()
-    scripts = extension.log(start, end, _check_binds(binds))
+    selected = _check_binds(binds)
+    scripts = extension.log(start, end, selected)
+    applied = extension.applied(selected)
+    if as_json:
+        Output(rich=False).json(report.scripts_json(scripts, extension.bind_of, applied))
+        return
     Output().scripts(
-        "history", scripts, extension.bind_of, verbose=verbose, empty="No revisions yet."
+        "history",
+        scripts,
+        extension.bind_of,
+        verbose=verbose,
+        applied=applied,
+        empty="No revisions yet.",
     )
 
 
@@ -359,16 +475,20 @@ def show(revisions: tuple[str, ...], binds: tuple[str, ...]) -> None:
 
 
 @db.command()
+@json_option
 @bind_option
-def check(binds: tuple[str, ...]) -> None:
+def check(as_json: bool, binds: tuple[str, ...]) -> None:
     """Exit 1 if any bind's models differ from its database."""
     extension = _extension()
     selected = _check_binds(binds)
     diffs = {
         b.name: extension.compare_metadata(b.name) for b in extension.registry.select(selected)
     }
-    Output().diffs(diffs)
+    output = Output(rich=False) if as_json else Output()
+    if as_json:
+        output.json(report.diffs_json(diffs))
+    else:
+        output.diffs(diffs)
     if any(diffs.values()):
-        raise click.exceptions.Exit(
-            _exit_with("Models and databases differ: run 'flask db revision \"...\"'.")
-        )
+        output.status("Models and databases differ: run 'flask db revision \"...\"'.")
+        raise click.exceptions.Exit(1)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import os
 import re
 import shutil
@@ -45,6 +46,7 @@ from .errors import RevisionError
 from .errors import ScriptDirectoryError
 from .errors import UnknownBindError
 from .registry import Bind
+from .registry import bind_directory_name
 from .registry import BindRegistry
 from .registry import build_registry
 from .registry import DEFAULT_BIND
@@ -55,7 +57,7 @@ if TYPE_CHECKING:
     from alembic.operations import Operations
     from alembic.operations.ops import MigrationScript
 
-__all__ = ["Alembic", "BindStatus"]
+__all__ = ["STATES", "Alembic", "BindStatus"]
 
 BindArg = str | Iterable[str] | None
 
@@ -77,20 +79,30 @@ def _template_dir() -> Path:
     )
 
 
+#: The states ``status()`` reports, from best to worst.
+STATES = ("up to date", "pending", "multiple heads", "ahead/unknown revision", "unreachable")
+
+
 @dataclass(frozen=True)
 class BindStatus:
     """Where one bind's database stands against its scripts."""
 
     bind: str
+    #: The database URL with the password hidden.
     url: str
     version_table: str
     current: tuple[str, ...]
     heads: tuple[str, ...]
-    pending: int
+    #: Steps an upgrade to heads would run; ``None`` when it cannot be known.
+    pending: int | None
+    #: One of :data:`STATES`.
+    state: str = "up to date"
+    #: Why the state is ``unreachable`` or ``ahead/unknown revision``, in one line.
+    error: FlaskAlembicError | None = None
 
     @property
     def up_to_date(self) -> bool:
-        return set(self.current) == set(self.heads)
+        return self.state == "up to date"
 
 
 @dataclass
@@ -551,29 +563,57 @@ class Alembic:
         return self.script_directory.get_revision(revs[0])
 
     def status(self, bind: BindArg = None) -> list[BindStatus]:
-        """Each selected bind's current revisions, heads and pending step count."""
+        """Where each selected bind stands; a failing bind does not hide the others."""
         binds = self._select(bind)
         histories = self._histories()
-        current = self._current_heads(binds)
         result = []
-        for b in binds:
-            history = histories[b.name]
-            plan = planner.plan_migration("upgrade", [history], current, {b.name: "heads"})
-            result.append(
-                BindStatus(
-                    bind=b.name,
-                    url=b.display_url,
-                    version_table=b.version_table,
-                    current=current[b.name],
-                    heads=tuple(history.revision_map.heads),
-                    pending=len(plan.steps),
-                )
+        with self._heads_reader() as reader:
+            for b in binds:
+                result.append(self._bind_status(b, histories[b.name], reader))
+        return result
+
+    def _bind_status(
+        self, b: Bind, history: planner.BindHistory, reader: _HeadsReader
+    ) -> BindStatus:
+        heads = tuple(history.revision_map.heads)
+        table = (
+            f"{b.version_table_schema}.{b.version_table}"
+            if b.version_table_schema
+            else b.version_table
+        )
+        row = BindStatus(b.name, b.display_url, table, (), heads, None)
+        try:
+            current = reader.heads(b)
+        except DatabaseError as exc:
+            return dataclasses.replace(row, state="unreachable", error=exc)
+        row = dataclasses.replace(row, current=current)
+        try:
+            plan = planner.plan_migration(
+                "upgrade", [history], {b.name: current}, {b.name: "heads"}
             )
+        except RevisionError as exc:
+            return dataclasses.replace(row, state="ahead/unknown revision", error=exc)
+        row = dataclasses.replace(row, pending=len(plan.steps))
+        if len(heads) > 1:
+            return dataclasses.replace(row, state="multiple heads")
+        return dataclasses.replace(row, state="pending" if plan.steps else "up to date")
+
+    def applied(self, bind: BindArg = None) -> set[str]:
+        """The ids of the revisions applied on their databases (unreachable binds: none)."""
+        histories = self._histories()
+        result: set[str] = set()
+        for status in self.status(bind):
+            if status.error is None:
+                result |= histories[status.bind].applied(status.current)
         return result
 
     def needs_upgrade(self, bind: BindArg = None) -> bool:
         """Whether any selected bind's database is behind its heads."""
-        return any(not s.up_to_date for s in self.status(bind))
+        statuses = self.status(bind)
+        for status in statuses:
+            if status.error is not None:
+                raise status.error
+        return any(status.pending for status in statuses)
 
     # -- comparing models with databases --------------------------------------------
 
@@ -647,6 +687,25 @@ class Alembic:
         With several binds, one revision is written per bind whose models changed.
         Returns the new scripts (an empty list when nothing changed).
         """
+        written = self._write_revisions(
+            message, empty, branch, parent, splice, depend, label, path, rev_id, bind
+        )
+        return [script for script, _ in written]
+
+    def _write_revisions(
+        self,
+        message: str,
+        empty: bool,
+        branch: str | None,
+        parent: str | None,
+        splice: bool,
+        depend: str | Iterable[str] | None,
+        label: str | Iterable[str] | None,
+        path: str | os.PathLike[str] | None,
+        rev_id: str | None,
+        bind: BindArg,
+    ) -> list[tuple[Script, list[Any]]]:
+        """Write revisions; each comes with the differences it was generated from."""
         from alembic.autogenerate import RevisionContext
 
         registry = self.registry
@@ -671,7 +730,7 @@ class Alembic:
         depends_on = self._resolve_depends(depend)
         script = self.script_directory
         config = self.config
-        written: list[Script] = []
+        written: list[tuple[Script, list[Any]]] = []
         for b in binds:
             history = histories[b.name]
             rmap = history.revision_map
@@ -716,15 +775,15 @@ class Alembic:
                     "depends_on": depends_on,
                 },
             )
-            if empty:
-                rc.generated_revisions[-1]._needs_render = False  # keep the template's "pass"
-            else:
+            changes: list[Any] = []
+            if not empty:
                 if b.target_metadata is None:
                     continue
-                if not self._autogenerate(b, rc):
+                changed, changes = self._autogenerate(b, rc)
+                if not changed:
                     continue
             try:
-                written.extend(s for s in rc.generate_scripts() if s is not None)
+                written.extend((s, changes) for s in rc.generate_scripts() if s is not None)
             except CommandError as exc:
                 raise RevisionError(
                     f"Cannot write a revision for bind {b.name!r}: {exc}",
@@ -736,8 +795,11 @@ class Alembic:
             histories = self._histories()
         return written
 
-    def _autogenerate(self, b: Bind, rc: Any) -> bool:
-        """Fill ``rc`` from comparing ``b``'s models with its database; False if no change."""
+    def _autogenerate(self, b: Bind, rc: Any) -> tuple[bool, list[Any]]:
+        """Fill ``rc`` from comparing ``b``'s models with its database.
+
+        Returns whether there is anything to write, and the differences found.
+        """
         runtime = self._runtimes()[b.name]
         rmap = self._histories()[b.name].revision_map
         with _connect(b) as connection, executor.environment(runtime, connection) as env:
@@ -752,7 +814,10 @@ class Alembic:
                     hint=f"Run 'flask db upgrade --bind {b.name}' first.",
                 )
             rc.run_autogenerate("heads", context)
-        return not all(ops.is_empty() for ops in rc.generated_revisions[-1].upgrade_ops_list)
+        # A process_revision_directives hook may add operations that are not diffs.
+        ops_lists = [ops for script in rc.generated_revisions for ops in script.upgrade_ops_list]
+        changed = not all(ops.is_empty() for ops in ops_lists)
+        return changed, [diff for ops in ops_lists for diff in ops.as_diffs()]
 
     def _resolve_depends(self, depend: str | Iterable[str] | None) -> list[str] | None:
         if not depend:
@@ -1044,6 +1109,19 @@ class Alembic:
             return executor.render_sql(plan, runtimes, tag=tag)
         plan = self.plan(direction, target, bind, with_dependencies=with_dependencies, purge=purge)
         return self.run_plan(plan, on_event=on_event, purge=purge)
+
+    def write_sql(
+        self, statements: Mapping[str, str], directory: str | os.PathLike[str]
+    ) -> list[Path]:
+        """Write offline SQL into ``directory``, one ``BIND.sql`` file per bind."""
+        folder = Path(directory)
+        folder.mkdir(parents=True, exist_ok=True)
+        paths = []
+        for name, sql in statements.items():
+            path = folder / f"{bind_directory_name(name)}.sql"
+            path.write_text(sql, encoding="utf-8")
+            paths.append(path)
+        return paths
 
     def run_plan(
         self,

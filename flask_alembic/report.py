@@ -6,10 +6,12 @@ user data (revision messages, bind names): it is passed as ``Text``, never as ma
 
 from __future__ import annotations
 
+import json
 import os
 import sys
 import time
 from collections.abc import Iterator
+from collections.abc import Mapping
 from collections.abc import Sequence
 from contextlib import contextmanager
 from typing import Any
@@ -166,9 +168,17 @@ class Output:
                 f"{script.doc or ''}".rstrip(", ")
             )
 
-    def written(self, scripts: Sequence[Script], bind_of: Any) -> None:
-        for script in scripts:
+    def written(self, written: Sequence[tuple[Script, Sequence[Any]]], bind_of: Any) -> None:
+        """New revision files (paths on stdout), with the changes each was generated from."""
+        if not written:
+            self.status(
+                "No changes detected; no revision written. Use --empty for an empty revision."
+            )
+            return
+        for script, changes in written:
             self.status(f"Generated {bind_of(script)}: {script.revision} {script.path}")
+            for change in changes:
+                self.status(f"  {describe_diff(change)}")
             self.line(script.path)
 
     # -- plans and runs -------------------------------------------------------------
@@ -325,6 +335,7 @@ class Output:
     # -- state ----------------------------------------------------------------------
 
     def current(self, statuses: Sequence[BindStatus], verbose: bool = False) -> None:
+        """Each bind's current revision(s), one row per bind."""
         if self.rich:
             from rich.table import Table
             from rich.text import Text
@@ -337,21 +348,63 @@ class Output:
                 table.add_column("database", style="dim")
                 table.add_column("version table", style="dim")
             for status in statuses:
-                state = (
-                    Text("up to date", style="green")
-                    if status.up_to_date
-                    else Text(f"{status.pending} pending", style="yellow")
-                )
-                row = [Text(status.bind), Text(", ".join(status.current) or "base"), state]
+                row = [Text(status.bind), Text(_current(status)), _state_text(status)]
                 if verbose:
                     row += [Text(status.url), Text(status.version_table)]
                 table.add_row(*row)
             self.out.print(table)
             return
         for status in statuses:
-            note = "(head)" if status.up_to_date else f"({status.pending} pending)"
+            note = "(head)" if status.up_to_date else f"({_state_plain(status)})"
             extra = f" {status.url} {status.version_table}" if verbose else ""
-            self.line(f"{status.bind}: {', '.join(status.current) or 'base'} {note}{extra}")
+            self.line(f"{status.bind}: {_current(status)} {note}{extra}")
+
+    def status_table(self, statuses: Sequence[BindStatus]) -> None:
+        """The status matrix: where every bind stands."""
+        if self.rich:
+            from rich.table import Table
+            from rich.text import Text
+
+            table = Table(title="database status", title_justify="left")
+            for name in (
+                "bind",
+                "database",
+                "current",
+                "heads",
+                "pending",
+                "state",
+                "version table",
+            ):
+                table.add_column(name, justify="right" if name == "pending" else "left")
+            for status in statuses:
+                table.add_row(
+                    Text(status.bind, style="cyan"),
+                    Text(status.url),
+                    Text(_current(status), style="bold"),
+                    Text(", ".join(status.heads) or "base"),
+                    "" if status.pending is None else str(status.pending),
+                    _state_text(status),
+                    Text(status.version_table, style="dim"),
+                )
+            self.out.print(table)
+            for status in statuses:
+                if status.error is not None:
+                    self.status(f"{status.bind}: {status.error}", style="red")
+            return
+        for status in statuses:
+            pending = "?" if status.pending is None else str(status.pending)
+            self.line(
+                f"{status.bind}: state={status.state}; current={_current(status)}; "
+                f"heads={', '.join(status.heads) or 'base'}; pending={pending}; "
+                f"database={status.url}; version_table={status.version_table}"
+            )
+            if status.error is not None:
+                self.line(f"{status.bind}: error={status.error}")
+
+    def json(self, data: Mapping[str, Any]) -> None:
+        """One JSON object on stdout."""
+        self.stdout.write(json.dumps(data, indent=2, sort_keys=False) + "\n")
+        self.stdout.flush()
 
     def diffs(self, diffs: dict[str, list[Any]]) -> None:
         """Differences between models and databases, per bind."""
@@ -362,6 +415,153 @@ class Output:
             self.status(f"{bind}: {len(items)} change{'s' * (len(items) != 1)} detected")
             for item in items:
                 self.line(f"{bind}: {describe_diff(item)}")
+
+
+def _current(status: BindStatus) -> str:
+    if status.state == "unreachable":
+        return "?"
+    return ", ".join(status.current) or "base"
+
+
+def _state_plain(status: BindStatus) -> str:
+    if status.state == "pending":
+        return f"{status.pending} pending"
+    return status.state
+
+
+def _state_text(status: BindStatus) -> Any:
+    from rich.text import Text
+
+    style = {
+        "up to date": "green",
+        "pending": "yellow",
+        "multiple heads": "yellow",
+    }.get(status.state, "bold red")
+    return Text(_state_plain(status), style=style)
+
+
+# -- JSON -------------------------------------------------------------------------
+#: Bumped when a key changes meaning or disappears; new keys may appear in any version.
+JSON_VERSION = 1
+
+
+def status_json(statuses: Sequence[BindStatus]) -> dict[str, Any]:
+    return {
+        "version": JSON_VERSION,
+        "binds": [
+            {
+                "bind": s.bind,
+                "database": s.url,
+                "version_table": s.version_table,
+                "current": list(s.current),
+                "heads": list(s.heads),
+                "pending": s.pending,
+                "state": s.state,
+                "error": None if s.error is None else str(s.error),
+            }
+            for s in statuses
+        ],
+    }
+
+
+def scripts_json(
+    scripts: Sequence[Script], bind_of: Any, applied: set[str] | None = None
+) -> dict[str, Any]:
+    return {
+        "version": JSON_VERSION,
+        "revisions": [
+            {
+                "bind": bind_of(script),
+                "revision": script.revision,
+                "down_revisions": list(_tuple(script.down_revision)),
+                "depends_on": list(_tuple(script.dependencies)),
+                "branch_labels": sorted(script.branch_labels),
+                "message": script.doc or "",
+                "path": script.path,
+                "is_head": script.is_head,
+                "applied": None if applied is None else script.revision in applied,
+            }
+            for script in scripts
+        ],
+    }
+
+
+def step_json(step: Step) -> dict[str, Any]:
+    return {
+        "bind": step.bind,
+        "direction": step.direction,
+        "revision": step.revision,
+        "from": list(step.source),
+        "to": list(step.destination),
+        "message": step.message,
+        "path": step.path,
+    }
+
+
+def plan_json(plan: Plan) -> dict[str, Any]:
+    return {
+        "version": JSON_VERSION,
+        "direction": plan.direction,
+        "steps": [step_json(step) for step in plan.steps],
+        "unchanged": list(plan.unchanged),
+    }
+
+
+def result_json(result: MigrationResult) -> dict[str, Any]:
+    return {
+        "version": JSON_VERSION,
+        "direction": result.plan.direction,
+        "ok": result.ok,
+        "binds": [
+            {
+                "bind": b.bind,
+                "from": list(b.before),
+                "to": list(b.after),
+                "applied": [step_json(step) for step in b.applied],
+                "elapsed": round(b.elapsed, 6),
+            }
+            for b in result.binds
+        ],
+        "failed": None if result.failed is None else step_json(result.failed),
+        "error": result.error,
+        "not_run": [step_json(step) for step in result.not_run],
+        "unchanged": list(result.plan.unchanged),
+    }
+
+
+def diffs_json(diffs: Mapping[str, list[Any]]) -> dict[str, Any]:
+    return {
+        "version": JSON_VERSION,
+        "changes_detected": any(diffs.values()),
+        "binds": [
+            {
+                "bind": bind,
+                "changes": [
+                    {"kind": _diff_kind(item), "description": describe_diff(item)} for item in items
+                ],
+            }
+            for bind, items in diffs.items()
+        ],
+    }
+
+
+def error_json(message: str, exc: BaseException | None = None) -> dict[str, Any]:
+    error: dict[str, Any] = {"message": message}
+    for field_name in ("bind", "revision", "path"):
+        error[field_name] = getattr(exc, field_name, None)
+    return {"version": JSON_VERSION, "error": error}
+
+
+def _diff_kind(diff: Any) -> str:
+    return "modify" if isinstance(diff, list) else str(diff[0])
+
+
+def _tuple(value: Any) -> tuple[str, ...]:
+    if value is None:
+        return ()
+    if isinstance(value, str):
+        return (value,)
+    return tuple(value)
 
 
 def describe_diff(diff: Any) -> str:

@@ -55,10 +55,13 @@ def test_cli_flow(make_app: MakeApp, database_url: str) -> None:
     assert result.stdout == f"default: {rev} (head)\n"
     assert run(app, "current", "--check-heads").exit_code == 0
 
-    for command in ("heads", "log", "history"):
+    result = run(app, "heads")
+    assert result.stdout == f"default: <base> -> {rev} (head, label: default), made changes\n"
+    for command in ("log", "history"):
         result = run(app, command)
         assert result.exit_code == 0
-        assert f"default: <base> -> {rev} (head, label: default), made changes" in result.stdout
+        line = f"default: <base> -> {rev} (head, label: default, applied), made changes\n"
+        assert result.stdout == line
 
     result = run(app, "show", rev[:6])
     assert result.exit_code == 0

@@ -949,8 +949,8 @@ class Alembic:
                     hint=f"Add --bind {name}, or drop --bind.",
                 )
         if current is None:
-            involved = list(self.registry) if direction != "stamp" else binds
-            current = self._current_heads(involved)
+            involved = _related_binds(direction, [b.name for b in binds], all_histories)
+            current = self._current_heads([b for b in self.registry if b.name in involved])
         if direction == "stamp":
             return planner.plan_stamp(selected, current, targets, purge=purge)
         return planner.plan_migration(
@@ -1132,6 +1132,33 @@ class Alembic:
     ) -> executor.MigrationResult:
         """Run a plan made by :meth:`plan`; raises ``MigrationFailedError`` on failure."""
         return executor.execute(plan, self._runtimes(), on_event=on_event, purge=purge)
+
+
+def _related_binds(
+    direction: str, names: list[str], histories: Mapping[str, planner.BindHistory]
+) -> set[str]:
+    """The selected binds plus those their cross-bind dependencies reach.
+
+    Only their version tables are read: an unrelated bind that is down does not block.
+    """
+    related = set(names)
+    if direction == "stamp":
+        return related
+    edges: dict[str, set[str]] = {name: set() for name in histories}
+    for name, history in histories.items():
+        for deps in history.foreign_dependencies.values():
+            for other, _ in deps:
+                if direction == "upgrade":
+                    edges[name].add(other)
+                else:
+                    edges[other].add(name)
+    stack = list(names)
+    while stack:
+        for other in edges.get(stack.pop(), ()):
+            if other not in related:
+                related.add(other)
+                stack.append(other)
+    return related
 
 
 class _HeadsReader:

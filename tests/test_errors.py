@@ -122,10 +122,13 @@ def secret_url(request: pytest.FixtureRequest, make_url: MakeURL) -> str:
     return make_url(request.param, password=PASSWORD)
 
 
-def test_password_never_printed(make_app: MakeApp, secret_url: str) -> None:
+@pytest.mark.parametrize("style", ["userinfo", "query"])
+def test_password_never_printed(make_app: MakeApp, secret_url: str, style: str) -> None:
     """No command prints the password, on success or on error, in any mode."""
-    app, _ = make_app(secret_url)
     url = sa.make_url(secret_url)
+    if style == "query":
+        url = url.set(password=None, query={"password": PASSWORD})
+    app, _ = make_app(url.render_as_string(hide_password=False))
     spellings = {PASSWORD, urllib.parse.quote(PASSWORD, safe=""), urllib.parse.quote_plus(PASSWORD)}
     commands = [
         ("revision", "first"),
@@ -142,6 +145,20 @@ def test_password_never_printed(make_app: MakeApp, secret_url: str) -> None:
         ("show", "heads"),
         ("upgrade", "nope"),
         ("current", "--bind", "nope"),
+        ("status",),
+        ("status", "--json"),
+        ("current", "--json"),
+        ("log", "--json"),
+        ("heads", "--json"),
+        ("check", "--json"),
+        ("upgrade", "--plan", "--json"),
+        ("downgrade", "--json"),
+        ("upgrade", "--json"),
+        ("stamp", "--json"),
+        ("branches",),
+        ("merge",),
+        ("mkdir",),
+        ("upgrade", "nope", "--json"),
     ]
     for command in commands:
         for env in ({}, {"FORCE_COLOR": "1"}):
@@ -150,7 +167,24 @@ def test_password_never_printed(make_app: MakeApp, secret_url: str) -> None:
                 assert spelling not in result.output, command
                 assert spelling not in result.stderr, command
     result = run(app, "current", "-v")
-    assert f"{url.username}:***@" in result.stdout
+    assert PASSWORD not in result.stdout
+    assert "***" in result.stdout
+
+
+def test_driver_error_text_is_scrubbed(tmp_path: Path) -> None:
+    """A driver error that echoes a secret is scrubbed before it is shown."""
+    from flask_alembic.executor import describe_exception
+    from flask_alembic.registry import url_secrets
+
+    secrets = url_secrets(sa.make_url(f"postgresql://u:{urllib.parse.quote(PASSWORD)}@h/db"))
+    engine = sa.create_engine(f"sqlite:///{tmp_path / 'x.db'}")
+    with engine.connect() as conn, pytest.raises(sa.exc.DBAPIError) as info:
+        conn.execute(sa.text(f'SELECT * FROM "{PASSWORD}"'))
+    engine.dispose()
+    assert PASSWORD in str(info.value)
+    text = describe_exception(info.value, secrets)
+    assert PASSWORD not in text
+    assert "***" in text
 
 
 def test_wrong_password(make_app: MakeApp, secret_url: str) -> None:

@@ -7,6 +7,7 @@ renderer. Errors become messages and exit codes here, and only here.
 from __future__ import annotations
 
 from collections.abc import Callable
+from contextlib import ExitStack
 from typing import Any
 from typing import Literal
 from typing import TYPE_CHECKING
@@ -20,11 +21,13 @@ from flask.cli import ScriptInfo
 from . import report
 from .errors import FlaskAlembicError
 from .errors import MigrationFailedError
+from .errors import MigrationInterruptedError
 from .report import Output
 
 if TYPE_CHECKING:
     from .extension import Alembic
     from .extension import BindStatus
+    from .planner import Plan
 
 __all__ = ["db"]
 
@@ -45,7 +48,10 @@ class _DbGroup(AppGroup):
             except FlaskAlembicError as exc:
                 if _want_traceback(ctx):
                     raise
-                _fail(ctx, str(exc), 2 if exc.usage_error else 1, exc)
+                code = 2 if exc.usage_error else 1
+                if isinstance(exc, MigrationInterruptedError):
+                    code = exc.exit_code
+                _fail(ctx, str(exc), code, exc)
             except Exception as exc:
                 from alembic.util import CommandError
                 from sqlalchemy.exc import SQLAlchemyError
@@ -196,6 +202,8 @@ def _migrate(
     output_dir: str | None = None,
     with_dependencies: bool = False,
     purge: bool = False,
+    lock: bool = True,
+    lock_timeout: float | None = None,
 ) -> None:
     extension = _extension()
     selected = _check_binds(binds)
@@ -209,29 +217,48 @@ def _migrate(
         else:
             output.sql(statements)
         return
-    plan = extension.plan(
-        direction, target, selected, with_dependencies=with_dependencies, purge=purge
-    )
     if plan_only:
+        plan = extension.plan(
+            direction, target, selected, with_dependencies=with_dependencies, purge=purge
+        )
         output.json(report.plan_json(plan)) if as_json else output.plan(plan)
         return
-    if not plan.steps:
-        output.json(report.result_json(extension.run_plan(plan))) if as_json else None
-        output.result_empty(plan)
-        return
-    output.plan(plan, stream="stderr")
-    try:
-        with output.progress(plan) as on_event:
-            result = extension.run_plan(plan, on_event=on_event, purge=purge)
-    except MigrationFailedError as exc:
-        if exc.result is not None:
-            failed: Any = exc.result
-            output.json(report.result_json(failed)) if as_json else output.result(failed)
-        if as_json:  # the JSON above already carries the error; say it once on stderr
-            output.error(str(exc))
-            raise click.exceptions.Exit(1) from None
-        raise
-    output.json(report.result_json(result)) if as_json else None
+
+    with ExitStack() as stack:
+
+        def on_plan(plan: Plan) -> None:
+            if plan.steps:
+                output.plan(plan, stream="stderr")
+            on_event.append(stack.enter_context(output.progress(plan)))
+
+        on_event: list[Callable[[Any], None]] = []
+        try:
+            result = extension.migrate(
+                direction,
+                target,
+                selected,
+                with_dependencies=with_dependencies,
+                purge=purge,
+                lock=lock,
+                lock_timeout=lock_timeout,
+                on_plan=on_plan,
+                on_event=lambda event: on_event[0](event),
+                on_wait=lambda bind: output.status(
+                    f"Waiting for another process migrating bind {bind.name!r}..."
+                ),
+            )
+        except MigrationFailedError as exc:
+            stack.close()
+            if exc.result is not None:
+                failed: Any = exc.result
+                output.json(report.result_json(failed)) if as_json else output.result(failed)
+            if as_json:  # the JSON above carries the error; say it once on stderr too
+                output.error(str(exc))
+                code = exc.exit_code if isinstance(exc, MigrationInterruptedError) else 1
+                raise click.exceptions.Exit(code) from None
+            raise
+    if as_json:
+        output.json(report.result_json(result))
     output.result(result)
 
 
@@ -251,6 +278,15 @@ def _migration_options(direction: str, default: str) -> Callable[[F], F]:
             f = click.option(
                 "--plan", "plan_only", is_flag=True, help="Show the ordered steps and run nothing."
             )(f)
+        f = click.option(
+            "--lock-timeout",
+            type=click.FloatRange(min=0),
+            help="Seconds to wait for another process's migration (default 300, or "
+            "ALEMBIC_LOCK_TIMEOUT).",
+        )(f)
+        f = click.option(
+            "--no-lock", is_flag=True, help="Do not take the per-database migration lock."
+        )(f)
         return json_option(bind_option(f))
 
     return decorate
@@ -271,6 +307,8 @@ def upgrade(
     plan_only: bool,
     binds: tuple[str, ...],
     as_json: bool,
+    no_lock: bool,
+    lock_timeout: float | None,
     with_dependencies: bool,
 ) -> None:
     """Upgrade the databases to TARGET (default: every bind to its heads)."""
@@ -284,6 +322,8 @@ def upgrade(
         as_json=as_json,
         output_dir=output_dir,
         with_dependencies=with_dependencies,
+        lock=not no_lock,
+        lock_timeout=lock_timeout,
     )
 
 
@@ -297,6 +337,8 @@ def downgrade(
     plan_only: bool,
     binds: tuple[str, ...],
     as_json: bool,
+    no_lock: bool,
+    lock_timeout: float | None,
 ) -> None:
     """Downgrade the databases to TARGET (default: one step back; name a bind)."""
     _migrate(
@@ -308,6 +350,8 @@ def downgrade(
         binds=binds,
         as_json=as_json,
         output_dir=output_dir,
+        lock=not no_lock,
+        lock_timeout=lock_timeout,
     )
 
 
@@ -321,6 +365,8 @@ def stamp(
     tag: str | None,
     binds: tuple[str, ...],
     as_json: bool,
+    no_lock: bool,
+    lock_timeout: float | None,
     purge: bool,
 ) -> None:
     """Record TARGET in the version tables without running migrations."""
@@ -334,6 +380,8 @@ def stamp(
         as_json=as_json,
         output_dir=output_dir,
         purge=purge,
+        lock=not no_lock,
+        lock_timeout=lock_timeout,
     )
 
 

@@ -12,7 +12,9 @@ __all__ = [
     "ConfigurationError",
     "DatabaseError",
     "FlaskAlembicError",
+    "LockTimeoutError",
     "MigrationFailedError",
+    "MigrationInterruptedError",
     "MultipleHeadsError",
     "NotUpToDateError",
     "PlanError",
@@ -100,3 +102,20 @@ class MigrationFailedError(FlaskAlembicError):
     def __init__(self, message: str, *, result: object = None, **kwargs: str | None) -> None:
         super().__init__(message, **kwargs)
         self.result = result
+
+
+class LockTimeoutError(FlaskAlembicError):
+    """Another process held a bind's migration lock for longer than the timeout."""
+
+
+class MigrationInterruptedError(MigrationFailedError):
+    """SIGINT or SIGTERM stopped a run between two steps.
+
+    :attr:`exit_code` is the conventional ``128 + signal number``.
+    """
+
+    def __init__(
+        self, message: str, *, result: object = None, exit_code: int = 130, **kwargs: str | None
+    ) -> None:
+        super().__init__(message, result=result, **kwargs)
+        self.exit_code = exit_code

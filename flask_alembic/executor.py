@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import functools
 import io
+import signal
+import threading
 import time
 from collections.abc import Callable
 from collections.abc import Iterator
@@ -30,6 +32,7 @@ from alembic.script import ScriptDirectory
 from . import _alembic_compat as compat
 from .errors import DatabaseError
 from .errors import MigrationFailedError
+from .errors import MigrationInterruptedError
 from .errors import PlanError
 from .planner import Plan
 from .planner import Step
@@ -240,31 +243,37 @@ def execute(
     runs: dict[str, _BindRun] = {}
     failed: Step | None = None
     error: str | None = None
+    stop = _StopSignal()
     index = 0
 
     with ExitStack() as stack:
+        stack.enter_context(stop.installed())
         while index < total:
             group = _next_group(steps, index)
             bind_name = group[0].bind
+            if stop.signal is not None:
+                break
             runtime = runtimes[bind_name]
             if bind_name not in runs:
                 runs[bind_name] = _BindRun(runtime, stack, purge)
             run = runs[bind_name]
             started_at = time.perf_counter()
-            tracker = _Tracker(group, index, total, emit)
+            tracker = _Tracker(group, index, total, emit, stop)
             try:
                 run.run(tracker.alembic_steps(runtime.script), heads.get(bind_name, ()))
             except PlanError:
                 raise
             except Exception as exc:
-                failed = tracker.current or group[0]
-                error = describe_exception(exc, run.secrets)
-                emit(StepFailed(failed, steps.index(failed) + 1, total, error))
                 done = tracker.finished_steps()
                 applied[bind_name].extend(done)
                 for step in done:
                     heads[bind_name] = _advance(heads.get(bind_name, ()), step)
                 elapsed[bind_name] += time.perf_counter() - started_at
+                if isinstance(exc, _Stopped):
+                    break
+                failed = tracker.current or group[0]
+                error = describe_exception(exc, run.secrets) + _partial_note(run, exc, failed)
+                emit(StepFailed(failed, steps.index(failed) + 1, total, error))
                 break
             tracker.finish()
             applied[bind_name].extend(group)
@@ -289,6 +298,17 @@ def execute(
     not_run = tuple(
         s for s in steps if (s.bind, s.revision, s.direction) not in done_ids and s is not failed
     )
+    if stop.signal is not None and failed is None:
+        name = signal.Signals(stop.signal).name
+        error = f"interrupted by {name}"
+        result = MigrationResult(plan, results, None, error, not_run)
+        raise MigrationInterruptedError(
+            f"{plan.direction.capitalize()} interrupted by {name}: {len(result.applied)} "
+            f"step(s) applied, {len(not_run)} not run.",
+            hint="Run the command again to continue.",
+            result=result,
+            exit_code=128 + stop.signal,
+        )
     result = MigrationResult(plan, results, failed, error, not_run)
     if failed is not None:
         assert error is not None
@@ -306,6 +326,57 @@ def execute(
             result=result,
         )
     return result
+
+
+def _partial_note(run: _BindRun, exc: BaseException, step: Step) -> str:
+    """On databases without transactional DDL, say what may be left half done."""
+    if run.context.impl.transactional_ddl:
+        return ""
+    statement = getattr(exc, "statement", None)
+    failing = ""
+    if statement:
+        text = " ".join(str(statement).split())
+        text = text if len(text) <= 200 else text[:197] + "..."
+        failing = f"; failing statement: {scrub(text, run.secrets)}"
+    return (
+        f" (this database cannot roll back schema changes: revision {step.revision} may be "
+        f"partially applied{failing})"
+    )
+
+
+class _Stopped(Exception):
+    """Raised between steps after SIGINT/SIGTERM, so the run ends at a clean point."""
+
+
+class _StopSignal:
+    """Remembers SIGINT/SIGTERM during a run; a second signal interrupts at once."""
+
+    def __init__(self) -> None:
+        self.signal: int | None = None
+
+    @contextmanager
+    def installed(self) -> Iterator[None]:
+        if threading.current_thread() is not threading.main_thread():
+            yield
+            return
+        previous = {sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGTERM)}
+
+        def handler(signum: int, frame: Any) -> None:
+            if self.signal is not None:
+                raise KeyboardInterrupt
+            self.signal = signum
+
+        for sig in previous:
+            signal.signal(sig, handler)
+        try:
+            yield
+        finally:
+            for sig, old in previous.items():
+                signal.signal(sig, old)
+
+    def check(self) -> None:
+        if self.signal is not None:
+            raise _Stopped
 
 
 def _next_group(steps: Sequence[Step], start: int) -> list[Step]:
@@ -328,7 +399,15 @@ def _advance(heads: tuple[str, ...], step: Step) -> tuple[str, ...]:
 class _Tracker:
     """Wraps Alembic's step callables to report when each step starts and ends."""
 
-    def __init__(self, group: list[Step], offset: int, total: int, emit: EventCallback) -> None:
+    def __init__(
+        self,
+        group: list[Step],
+        offset: int,
+        total: int,
+        emit: EventCallback,
+        stop: _StopSignal | None = None,
+    ) -> None:
+        self.stop = stop
         self.group = group
         self.offset = offset
         self.total = total
@@ -372,6 +451,8 @@ class _Tracker:
         if self.position >= 0:
             self._emit_finished()
         self.position = position
+        if self.stop is not None and position > 0:
+            self.stop.check()  # stops here: every step before this one is committed
         self.started_at = time.perf_counter()
         step = self.group[position]
         self.emit(StepStarted(step, self.offset + position + 1, self.total))

@@ -9,6 +9,7 @@ import re
 import shutil
 import warnings
 import weakref
+from collections.abc import Callable
 from collections.abc import Iterable
 from collections.abc import Iterator
 from collections.abc import Mapping
@@ -36,6 +37,7 @@ from flask import g
 
 from . import _alembic_compat as compat
 from . import executor
+from . import locking
 from . import planner
 from .errors import ConfigurationError
 from .errors import DatabaseError
@@ -998,8 +1000,11 @@ class Alembic:
         *,
         sql: Literal[False] = ...,
         tag: str | None = ...,
+        lock: bool = ...,
+        lock_timeout: float | None = ...,
         with_dependencies: bool = ...,
         on_event: executor.EventCallback | None = ...,
+        on_plan: Callable[[planner.Plan], None] | None = ...,
     ) -> executor.MigrationResult: ...
     @overload
     def upgrade(
@@ -1009,8 +1014,11 @@ class Alembic:
         *,
         sql: Literal[True],
         tag: str | None = ...,
+        lock: bool = ...,
+        lock_timeout: float | None = ...,
         with_dependencies: bool = ...,
         on_event: executor.EventCallback | None = ...,
+        on_plan: Callable[[planner.Plan], None] | None = ...,
     ) -> dict[str, str]: ...
     def upgrade(
         self,
@@ -1019,14 +1027,30 @@ class Alembic:
         *,
         sql: bool = False,
         tag: str | None = None,
+        lock: bool = True,
+        lock_timeout: float | None = None,
         with_dependencies: bool = False,
         on_event: executor.EventCallback | None = None,
+        on_plan: Callable[[planner.Plan], None] | None = None,
     ) -> executor.MigrationResult | dict[str, str]:
         """Upgrade the selected binds to ``target`` (default: every bind to its heads).
 
-        With ``sql=True`` nothing runs; the SQL per bind is returned instead.
+        With ``sql=True`` nothing runs and no lock is taken; the SQL per bind is returned.
+        Otherwise each involved database's migration lock is held while its current
+        revision is read, the plan made (``on_plan`` sees it) and run.
         """
-        return self._migrate("upgrade", target, bind, sql, tag, with_dependencies, on_event)
+        if sql:
+            return self._offline_sql("upgrade", target, bind, tag=tag)
+        return self.migrate(
+            "upgrade",
+            target,
+            bind,
+            lock=lock,
+            lock_timeout=lock_timeout,
+            on_event=on_event,
+            on_plan=on_plan,
+            with_dependencies=with_dependencies,
+        )
 
     @overload
     def downgrade(
@@ -1036,7 +1060,10 @@ class Alembic:
         *,
         sql: Literal[False] = ...,
         tag: str | None = ...,
+        lock: bool = ...,
+        lock_timeout: float | None = ...,
         on_event: executor.EventCallback | None = ...,
+        on_plan: Callable[[planner.Plan], None] | None = ...,
     ) -> executor.MigrationResult: ...
     @overload
     def downgrade(
@@ -1046,7 +1073,10 @@ class Alembic:
         *,
         sql: Literal[True],
         tag: str | None = ...,
+        lock: bool = ...,
+        lock_timeout: float | None = ...,
         on_event: executor.EventCallback | None = ...,
+        on_plan: Callable[[planner.Plan], None] | None = ...,
     ) -> dict[str, str]: ...
     def downgrade(
         self,
@@ -1055,10 +1085,28 @@ class Alembic:
         *,
         sql: bool = False,
         tag: str | None = None,
+        lock: bool = True,
+        lock_timeout: float | None = None,
         on_event: executor.EventCallback | None = None,
+        on_plan: Callable[[planner.Plan], None] | None = None,
     ) -> executor.MigrationResult | dict[str, str]:
-        """Downgrade the selected binds to ``target`` (default: one step; name a bind)."""
-        return self._migrate("downgrade", target, bind, sql, tag, False, on_event)
+        """Downgrade the selected binds to ``target`` (default: one step; name a bind).
+
+        With ``sql=True`` nothing runs and no lock is taken; the SQL per bind is returned.
+        Otherwise each involved database's migration lock is held while its current
+        revision is read, the plan made (``on_plan`` sees it) and run.
+        """
+        if sql:
+            return self._offline_sql("downgrade", target, bind, tag=tag)
+        return self.migrate(
+            "downgrade",
+            target,
+            bind,
+            lock=lock,
+            lock_timeout=lock_timeout,
+            on_event=on_event,
+            on_plan=on_plan,
+        )
 
     @overload
     def stamp(
@@ -1068,7 +1116,11 @@ class Alembic:
         *,
         sql: Literal[False] = ...,
         tag: str | None = ...,
+        lock: bool = ...,
+        lock_timeout: float | None = ...,
         purge: bool = ...,
+        on_event: executor.EventCallback | None = ...,
+        on_plan: Callable[[planner.Plan], None] | None = ...,
     ) -> executor.MigrationResult: ...
     @overload
     def stamp(
@@ -1078,7 +1130,11 @@ class Alembic:
         *,
         sql: Literal[True],
         tag: str | None = ...,
+        lock: bool = ...,
+        lock_timeout: float | None = ...,
         purge: bool = ...,
+        on_event: executor.EventCallback | None = ...,
+        on_plan: Callable[[planner.Plan], None] | None = ...,
     ) -> dict[str, str]: ...
     def stamp(
         self,
@@ -1087,28 +1143,81 @@ class Alembic:
         *,
         sql: bool = False,
         tag: str | None = None,
+        lock: bool = True,
+        lock_timeout: float | None = None,
         purge: bool = False,
+        on_event: executor.EventCallback | None = None,
+        on_plan: Callable[[planner.Plan], None] | None = None,
     ) -> executor.MigrationResult | dict[str, str]:
-        """Record ``target`` in the version tables without running any migration."""
-        return self._migrate("stamp", target, bind, sql, tag, False, None, purge=purge)
+        """Record ``target`` in the version tables without running any migration.
 
-    def _migrate(
+        With ``sql=True`` nothing runs and no lock is taken; the SQL per bind is returned.
+        Otherwise each involved database's migration lock is held while its current
+        revision is read, the plan made (``on_plan`` sees it) and run.
+        """
+        if sql:
+            return self._offline_sql("stamp", target, bind, tag=tag, purge=purge)
+        return self.migrate(
+            "stamp",
+            target,
+            bind,
+            lock=lock,
+            lock_timeout=lock_timeout,
+            on_event=on_event,
+            on_plan=on_plan,
+            purge=purge,
+        )
+
+    def _offline_sql(
         self,
         direction: Literal["upgrade", "downgrade", "stamp"],
         target: planner.Target,
         bind: BindArg,
-        sql: bool,
+        *,
         tag: str | None,
-        with_dependencies: bool,
-        on_event: executor.EventCallback | None,
         purge: bool = False,
-    ) -> executor.MigrationResult | dict[str, str]:
-        runtimes = self._runtimes()
-        if sql:
-            plan = self._offline_plan(direction, target, bind, purge=purge)
-            return executor.render_sql(plan, runtimes, tag=tag)
-        plan = self.plan(direction, target, bind, with_dependencies=with_dependencies, purge=purge)
-        return self.run_plan(plan, on_event=on_event, purge=purge)
+    ) -> dict[str, str]:
+        plan = self._offline_plan(direction, target, bind, purge=purge)
+        return executor.render_sql(plan, self._runtimes(), tag=tag)
+
+    def migrate(
+        self,
+        direction: Literal["upgrade", "downgrade", "stamp"],
+        target: planner.Target,
+        bind: BindArg = None,
+        *,
+        with_dependencies: bool = False,
+        purge: bool = False,
+        lock: bool = True,
+        lock_timeout: float | None = None,
+        on_plan: Callable[[planner.Plan], None] | None = None,
+        on_event: executor.EventCallback | None = None,
+        on_wait: Callable[[Bind], None] | None = None,
+    ) -> executor.MigrationResult:
+        """Lock, plan and run in one go: what ``upgrade``/``downgrade``/``stamp`` do."""
+        names = [b.name for b in self._select(bind)]
+        involved = _related_binds(direction, names, self._histories())
+        to_lock = [b for b in self.registry if b.name in involved] if lock else []
+        timeout = lock_timeout if lock_timeout is not None else self._lock_timeout()
+        with locking.lock_binds(to_lock, timeout, on_wait=on_wait):
+            plan = self.plan(
+                direction, target, bind, with_dependencies=with_dependencies, purge=purge
+            )
+            if on_plan is not None:
+                on_plan(plan)
+            return executor.execute(plan, self._runtimes(), on_event=on_event, purge=purge)
+
+    def _lock_timeout(self) -> float | None:
+        value = current_app.config.get("ALEMBIC_LOCK_TIMEOUT")
+        if value is None:
+            return None
+        try:
+            return float(value)
+        except (TypeError, ValueError):
+            raise ConfigurationError(
+                f"'ALEMBIC_LOCK_TIMEOUT' must be a number of seconds, got {value!r}.",
+                hint="For example ALEMBIC_LOCK_TIMEOUT = 120.",
+            ) from None
 
     def write_sql(
         self, statements: Mapping[str, str], directory: str | os.PathLike[str]
@@ -1129,9 +1238,18 @@ class Alembic:
         *,
         on_event: executor.EventCallback | None = None,
         purge: bool = False,
+        lock: bool = True,
+        lock_timeout: float | None = None,
     ) -> executor.MigrationResult:
-        """Run a plan made by :meth:`plan`; raises ``MigrationFailedError`` on failure."""
-        return executor.execute(plan, self._runtimes(), on_event=on_event, purge=purge)
+        """Run a plan made by :meth:`plan`; raises ``MigrationFailedError`` on failure.
+
+        If a bind moved since the plan was made (another process migrated it), nothing
+        more runs on it and ``PlanError`` says so: make a new plan.
+        """
+        binds = [b for b in self.registry if b.name in plan.start]
+        timeout = lock_timeout if lock_timeout is not None else self._lock_timeout()
+        with locking.lock_binds(binds if lock else [], timeout):
+            return executor.execute(plan, self._runtimes(), on_event=on_event, purge=purge)
 
 
 def _related_binds(

@@ -309,6 +309,12 @@ class Alembic:
         if cache.script is None:
             app: Flask = current_app._get_current_object()  # type: ignore[attr-defined]
             location = self._script_location(app)
+            if location.exists() and not location.is_dir():
+                raise ScriptDirectoryError(
+                    f"The migrations directory {location} is a file, not a folder.",
+                    path=str(location),
+                    hint="Move the file away, or point ALEMBIC['script_location'] elsewhere.",
+                )
             if not location.is_dir():
                 raise ScriptDirectoryError(
                     f"The migrations directory {location} does not exist.",

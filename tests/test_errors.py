@@ -209,3 +209,95 @@ def test_password_in_query_hidden(make_app: MakeApp, make_url: MakeURL) -> None:
     assert "sslmode=require" in rendered
     app, _ = make_app(make_url("sqlite"))
     del app
+
+
+def test_hostile_revision_message(make_app: MakeApp, database_url: str) -> None:
+    """Path characters, quotes, template syntax and 500 characters: a safe file, message intact."""
+    app, alembic = make_app(database_url)
+    messages = [
+        '../../etc/passwd "quoted" \'single\' """triple""" ${config} ${1/0} % %% \\ end\\',
+        "x" * 500,
+        "naïve 日本語 <b>[red]</b>\ttab",
+    ]
+    root = Path(app.root_path) / "migrations"
+    with app.app_context():
+        alembic.revision("base")
+        for message in messages:
+            script = alembic.revision(message, empty=True)[0]
+            path = Path(script.path)
+            assert path.parent == root
+            assert len(path.name) < 100
+            assert script.doc == message
+            compile(path.read_text(), str(path), "exec")
+        alembic.upgrade()
+    assert len(version_rows(database_url)) == 1
+
+
+def test_script_location_is_a_file(tmp_path: Path) -> None:
+    """A script_location that is a file, not a folder, is a clear error."""
+    from conftest import models
+
+    from flask_alembic import Alembic
+
+    (tmp_path / "migrations").write_text("not a folder")
+    app = Flask("x", root_path=str(tmp_path))
+    Alembic(app, engines=sa.create_engine("sqlite://"), metadatas=models())
+    result = run(app, "upgrade")
+    assert_one_line_error(result, str(tmp_path / "migrations"), "not a folder")
+
+
+def test_bad_lock_timeout_config(make_app: MakeApp, database_url: str) -> None:
+    """A non-numeric ALEMBIC_LOCK_TIMEOUT is a clear error; nothing runs."""
+    app, alembic = make_app(database_url, ALEMBIC_LOCK_TIMEOUT="soon")
+    with app.app_context():
+        alembic.revision("a")
+    result = run(app, "upgrade")
+    assert_one_line_error(result, "'ALEMBIC_LOCK_TIMEOUT' must be a number")
+    assert table_names(database_url) == set()
+    result = run(app, "upgrade", "--lock-timeout", "-1")
+    assert result.exit_code == 2
+
+
+def test_failure_names_partial_migration(make_app: MakeApp, make_url: MakeURL) -> None:
+    """On MariaDB a failed migration is reported as possibly half applied, with the statement."""
+    url = make_url("mysql")
+    app, alembic = make_app(url)
+    with app.app_context():
+        script = alembic.revision("a")[0]
+    path = Path(script.path)
+    path.write_text(
+        path.read_text().replace(
+            "    # ### end Alembic commands ###\n\n\ndef downgrade",
+            "    op.execute('INSERT INTO no_such_table VALUES (1)')\n"
+            "    # ### end Alembic commands ###\n\n\ndef downgrade",
+            1,
+        )
+    )
+    result = run(app, "upgrade")
+    assert result.exit_code == 1
+    assert f"revision {script.revision} may be partially applied" in result.stderr
+    assert "failing statement: INSERT INTO no_such_table VALUES (1)" in result.stderr
+    assert version_rows(url) == set()
+
+
+def test_transactional_failure_leaves_nothing(make_app: MakeApp, make_url: MakeURL) -> None:
+    """On PostgreSQL a failed migration leaves no trace: its DDL is rolled back with it."""
+    url = make_url("postgresql")
+    app, alembic = make_app(url)
+    with app.app_context():
+        script = alembic.revision("a")[0]
+    path = Path(script.path)
+    path.write_text(
+        path.read_text().replace(
+            "    # ### end Alembic commands ###\n\n\ndef downgrade",
+            "    op.execute('INSERT INTO no_such_table VALUES (1)')\n"
+            "    # ### end Alembic commands ###\n\n\ndef downgrade",
+            1,
+        )
+    )
+    result = run(app, "upgrade")
+    assert result.exit_code == 1
+    assert "partially applied" not in result.stderr
+    assert "no_such_table" in result.stderr
+    assert "user" not in table_names(url)
+    assert version_rows(url) == set()

@@ -21,15 +21,10 @@ from dataclasses import dataclass
 from dataclasses import field
 from typing import Any
 from typing import cast
+from typing import TYPE_CHECKING
 
 import sqlalchemy as sa
-from alembic.config import Config
-from alembic.runtime.environment import EnvironmentContext
-from alembic.runtime.migration import MigrationContext
-from alembic.runtime.migration import MigrationStep
-from alembic.script import ScriptDirectory
 
-from . import _alembic_compat as compat
 from .errors import DatabaseError
 from .errors import MigrationFailedError
 from .errors import MigrationInterruptedError
@@ -38,6 +33,13 @@ from .planner import Plan
 from .planner import Step
 from .registry import Bind
 from .registry import scrub
+
+if TYPE_CHECKING:
+    from alembic.config import Config
+    from alembic.runtime.environment import EnvironmentContext
+    from alembic.runtime.migration import MigrationContext
+    from alembic.runtime.migration import MigrationStep
+    from alembic.script import ScriptDirectory
 
 __all__ = [
     "BindFinished",
@@ -174,6 +176,8 @@ def environment(
     runtime: BindRuntime, connection: sa.Connection | None = None, **env_options: Any
 ) -> Iterator[EnvironmentContext]:
     """An Alembic environment for one bind, configured and installed as ``alembic.context``."""
+    from alembic.runtime.environment import EnvironmentContext
+
     env = EnvironmentContext(runtime.config, runtime.script, **env_options)
     with env:
         env.configure(connection=connection, **context_options(runtime.bind))
@@ -196,6 +200,8 @@ class _BindRun:
                 bind=self.name,
                 hint="Check that the server is running and the URL and credentials are right.",
             ) from None
+        from alembic.runtime.environment import EnvironmentContext
+
         self._pending: list[MigrationStep] = []
         self._expected: tuple[str, ...] = ()
         self.env = EnvironmentContext(runtime.config, runtime.script, fn=self._steps, purge=purge)
@@ -423,6 +429,8 @@ class _Tracker:
         return self.group[: max(self.position, 0)]
 
     def alembic_steps(self, script: ScriptDirectory) -> list[MigrationStep]:
+        from . import _alembic_compat as compat
+
         first = self.group[0]
         if first.direction == "stamp":
             steps: list[MigrationStep] = list(
@@ -481,6 +489,8 @@ def render_sql(
     tag: str | None = None,
 ) -> dict[str, str]:
     """The SQL each bind's part of ``plan`` would run, in that bind's dialect (offline mode)."""
+    from alembic.runtime.environment import EnvironmentContext
+
     output: dict[str, str] = {}
     for bind_name in dict.fromkeys([*plan.start, *plan.binds]):
         runtime = runtimes[bind_name]

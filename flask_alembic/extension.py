@@ -24,18 +24,10 @@ from typing import overload
 from typing import TYPE_CHECKING
 
 import sqlalchemy as sa
-from alembic.config import Config
-from alembic.runtime.environment import EnvironmentContext
-from alembic.runtime.migration import MigrationContext
-from alembic.script import Script
-from alembic.script import ScriptDirectory
-from alembic.util import CommandError
-from alembic.util import rev_id as alembic_rev_id
 from flask import current_app
 from flask import Flask
 from flask import g
 
-from . import _alembic_compat as compat
 from . import executor
 from . import locking
 from . import planner
@@ -56,8 +48,13 @@ from .registry import EnginesArg
 from .registry import MetadatasArg
 
 if TYPE_CHECKING:
+    from alembic.config import Config
     from alembic.operations import Operations
     from alembic.operations.ops import MigrationScript
+    from alembic.runtime.environment import EnvironmentContext
+    from alembic.runtime.migration import MigrationContext
+    from alembic.script import Script
+    from alembic.script import ScriptDirectory
 
 __all__ = ["STATES", "Alembic", "BindStatus"]
 
@@ -284,6 +281,8 @@ class Alembic:
     def config(self) -> Config:
         """An Alembic ``Config`` for the current app, built from ``ALEMBIC``."""
         app: Flask = current_app._get_current_object()  # type: ignore[attr-defined]
+        from alembic.config import Config
+
         # quiet: the Python API must not print Alembic's "Generating ... done".
         config = Config(cmd_opts=argparse.Namespace(quiet=True))
         options = dict(app.config["ALEMBIC"])
@@ -327,9 +326,11 @@ class Alembic:
                     path=str(location),
                     hint="Fix its permissions.",
                 )
+            from alembic.script import ScriptDirectory
+
             try:
                 cache.script = ScriptDirectory.from_config(self.config)
-            except CommandError as exc:
+            except _command_error() as exc:
                 raise ScriptDirectoryError(
                     f"Cannot use the migrations directory {location}: {exc}",
                     path=str(location),
@@ -341,6 +342,8 @@ class Alembic:
 
     def _load(self) -> None:
         """Load every revision and split them by bind."""
+        from . import _alembic_compat as compat
+
         cache = self._cache()
         if cache.runtimes:
             return
@@ -399,10 +402,10 @@ class Alembic:
     def bind_of(self, revision: str | Script) -> str:
         """The name of the bind a revision belongs to."""
         self._load()
-        rev_id = revision.revision if isinstance(revision, Script) else revision
+        rev_id = revision if isinstance(revision, str) else revision.revision
         try:
             full = self.script_directory.get_revision(rev_id).revision
-        except CommandError as exc:
+        except _command_error() as exc:
             raise RevisionError(str(exc), revision=rev_id, hint="Run 'flask db log'.") from None
         return self._cache().owner[full]
 
@@ -417,6 +420,8 @@ class Alembic:
     def _environment(self, name: str) -> EnvironmentContext:
         cache = self._cache()
         if name not in cache.environments:
+            from alembic.runtime.environment import EnvironmentContext
+
             runtime = self._runtimes()[name]
             env = EnvironmentContext(runtime.config, runtime.script)
             env.configure(
@@ -660,7 +665,9 @@ class Alembic:
 
     def rev_id(self) -> str:
         """A new random revision id."""
-        return alembic_rev_id()
+        from alembic.util import rev_id
+
+        return rev_id()
 
     def mkdir(self) -> Path:
         """Create the script directory from Flask-Alembic's template if it is missing."""
@@ -792,7 +799,7 @@ class Alembic:
                     continue
             try:
                 written.extend((s, changes) for s in rc.generate_scripts() if s is not None)
-            except CommandError as exc:
+            except _command_error() as exc:
                 raise RevisionError(
                     f"Cannot write a revision for bind {b.name!r}: {exc}",
                     bind=b.name,
@@ -905,7 +912,7 @@ class Alembic:
         config = self.config
         try:
             script = self.script_directory.generate_revision(
-                rev_id or alembic_rev_id(),
+                rev_id or self.rev_id(),
                 _docstring_safe(message or "merge " + ", ".join(ids)),
                 refresh=True,
                 head=tuple(ids),
@@ -913,7 +920,7 @@ class Alembic:
                 version_path=str(_version_path_of(self.script_directory, ids[0])),
                 config=config,
             )
-        except CommandError as exc:
+        except _command_error() as exc:
             raise RevisionError(
                 f"Cannot merge {', '.join(ids)} in bind {b.name!r}: {exc}",
                 bind=b.name,
@@ -1293,15 +1300,8 @@ class _HeadsReader:
 
     def heads(self, bind: Bind) -> tuple[str, ...]:
         connection = self.stack.enter_context(_connect(bind))
-        context = MigrationContext.configure(
-            connection,
-            opts={
-                "version_table": bind.version_table,
-                "version_table_schema": bind.version_table_schema,
-            },
-        )
         try:
-            return tuple(context.get_current_heads())
+            return bind.read_heads(connection)
         except sa.exc.DBAPIError as exc:
             raise DatabaseError(
                 f"Cannot read the version table of bind {bind.name!r} at {bind.display_url}: "
@@ -1371,7 +1371,7 @@ def _load_scripts(script: ScriptDirectory) -> list[Script]:
             path=where,
             hint="Install the missing module or fix the import in that file.",
         ) from None
-    except CommandError as exc:
+    except _command_error() as exc:
         raise ScriptDirectoryError(
             f"The migration scripts in {script.dir} are inconsistent: {exc}",
             path=script.dir,
@@ -1393,6 +1393,8 @@ def _load_scripts(script: ScriptDirectory) -> list[Script]:
 
 def _missing_revision_error(script: ScriptDirectory, warning: str) -> ScriptDirectoryError:
     """Name the revision file whose down_revision or depends_on points nowhere."""
+    from . import _alembic_compat as compat
+
     scripts = list(compat.iter_scripts(script))
     known = {s.revision for s in scripts}
     for candidate in scripts:
@@ -1430,6 +1432,13 @@ def _failing_file(exc: BaseException) -> str:
             last = f"{filename} (line {tb.tb_lineno})"
         tb = tb.tb_next
     return last
+
+
+def _command_error() -> type[Exception]:
+    """Alembic's CommandError, imported only when an error is being handled."""
+    from alembic.util import CommandError
+
+    return CommandError
 
 
 def _version_path_of(script: ScriptDirectory, rev_id: str) -> Path:

@@ -14,20 +14,19 @@ from collections.abc import Mapping
 from collections.abc import Sequence
 from dataclasses import dataclass
 from dataclasses import field
+from types import ModuleType
+from typing import Any
 from typing import Literal
-
-from alembic.script.revision import MultipleHeads
-from alembic.script.revision import RangeNotAncestorError
-from alembic.script.revision import ResolutionError
-from alembic.script.revision import Revision
-from alembic.script.revision import RevisionError as AlembicRevisionError
-from alembic.script.revision import RevisionMap
-from alembic.util import to_tuple
+from typing import TYPE_CHECKING
 
 from .errors import AmbiguousTargetError
 from .errors import MultipleHeadsError
 from .errors import PlanError
 from .errors import RevisionError
+
+if TYPE_CHECKING:
+    from alembic.script.revision import Revision
+    from alembic.script.revision import RevisionMap
 
 __all__ = [
     "BindHistory",
@@ -42,6 +41,24 @@ __all__ = [
 ]
 
 Direction = Literal["upgrade", "downgrade", "stamp"]
+
+
+def _alembic() -> ModuleType:
+    """Alembic's revision module, imported on first use: it is slow to import."""
+    from alembic.script import revision
+
+    return revision
+
+
+def to_tuple(value: Any, default: tuple[str, ...] = ()) -> tuple[str, ...]:
+    """A revision attribute (``None``, a string or a sequence) as a tuple of ids."""
+    if value is None:
+        return default
+    if isinstance(value, str):
+        return (value,)
+    return tuple(value)
+
+
 Target = str | int
 _RELATIVE = re.compile(r"^[+-]\d+$")
 _DIGITS = re.compile(r"^\d+$")
@@ -187,7 +204,7 @@ def _has_revision(history: BindHistory, token: str, *, prefix: bool) -> bool:
     if not prefix:
         try:
             rev = history.revision_map.get_revision(token)
-        except AlembicRevisionError:
+        except _alembic().RevisionError:
             return False
         return rev is not None and rev.revision == token
     return history.name in _owners(token, [history])
@@ -195,7 +212,9 @@ def _has_revision(history: BindHistory, token: str, *, prefix: bool) -> bool:
 
 def revision_ids(rmap: RevisionMap, target: str | tuple[str, ...]) -> tuple[str, ...]:
     """The full ids of the revisions ``target`` names in ``rmap``."""
-    return tuple(r.revision for r in rmap.get_revisions(target) if isinstance(r, Revision))
+    return tuple(
+        r.revision for r in rmap.get_revisions(target) if isinstance(r, _alembic().Revision)
+    )
 
 
 def _full_id(history: BindHistory, token: str) -> str:
@@ -209,7 +228,7 @@ def _owners(token: str, histories: Sequence[BindHistory]) -> list[str]:
         try:
             if history.revision_map.get_revision(token) is not None:
                 owners.append(history.name)
-        except (ResolutionError, MultipleHeads):
+        except (_alembic().ResolutionError, _alembic().MultipleHeads):
             # unknown here, or an ambiguous prefix within this bind
             if _ambiguous_in(history, token):
                 owners.append(history.name)
@@ -301,7 +320,7 @@ def _bind_steps(
             revs = list(reversed(list(rmap.iterate_revisions(target, heads, implicit_base=True))))
         else:
             revs = list(rmap.iterate_revisions(heads, target, select_for_downgrade=True))
-    except MultipleHeads:
+    except _alembic().MultipleHeads:
         raise MultipleHeadsError(
             f"Bind {history.name!r} has several heads ({', '.join(sorted(rmap.heads))}); "
             f"{target!r} does not say which one to use.",
@@ -309,7 +328,7 @@ def _bind_steps(
             revision=str(target),
             hint=f"Merge them with 'flask db merge --bind {history.name}', or give one head's id.",
         ) from None
-    except RangeNotAncestorError:
+    except _alembic().RangeNotAncestorError:
         other = "downgrade" if direction == "upgrade" else "upgrade"
         raise RevisionError(
             f"Bind {history.name!r} is at {', '.join(heads) or 'base'}, so {target!r} is not a "
@@ -318,7 +337,7 @@ def _bind_steps(
             revision=str(target),
             hint=f"Did you mean 'flask db {other} {target}'?",
         ) from None
-    except AlembicRevisionError as exc:
+    except _alembic().RevisionError as exc:
         raise RevisionError(
             f"Cannot {direction} bind {history.name!r} to {target!r}: {exc}.",
             bind=history.name,
@@ -346,7 +365,7 @@ def _check_known_heads(history: BindHistory, heads: Iterable[str]) -> None:
     for head in heads:
         try:
             known = history.revision_map.get_revision(head) is not None
-        except AlembicRevisionError:
+        except _alembic().RevisionError:
             known = False
         if not known:
             raise RevisionError(
@@ -500,18 +519,18 @@ def _stamp_destination(
         )
     try:
         revs = rmap.get_revisions(target)
-    except MultipleHeads:
+    except _alembic().MultipleHeads:
         raise MultipleHeadsError(
             f"Bind {history.name!r} has several heads ({', '.join(sorted(rmap.heads))}).",
             bind=history.name,
             revision=str(target),
             hint=f"Stamp one of them by id, or merge with 'flask db merge --bind {history.name}'.",
         ) from None
-    except AlembicRevisionError as exc:
+    except _alembic().RevisionError as exc:
         raise RevisionError(
             f"Cannot stamp bind {history.name!r} with {target!r}: {exc}.",
             bind=history.name,
             revision=str(target),
             hint=f"Run 'flask db log --bind {history.name}' to see its revisions.",
         ) from None
-    return tuple(r.revision for r in revs if isinstance(r, Revision))
+    return tuple(r.revision for r in revs if isinstance(r, _alembic().Revision))

@@ -74,6 +74,17 @@ class Bind:
             return self.metadatas[0]
         return list(self.metadatas)
 
+    def read_heads(self, connection: sa.Connection) -> tuple[str, ...]:
+        """The revisions recorded in this bind's version table (none if it does not exist)."""
+        if not sa.inspect(connection).has_table(
+            self.version_table, schema=self.version_table_schema
+        ):
+            return ()
+        table = sa.table(
+            self.version_table, sa.column("version_num"), schema=self.version_table_schema
+        )
+        return tuple(row[0] for row in connection.execute(sa.select(table.c.version_num)))
+
     @property
     def display_url(self) -> str:
         """The database URL, safe to print: the password and secret parameters hidden."""

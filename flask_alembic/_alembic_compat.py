@@ -11,7 +11,10 @@ from __future__ import annotations
 import copy
 from collections.abc import Callable
 from collections.abc import Iterable
+from collections.abc import Iterator
 from collections.abc import Sequence
+from pathlib import Path
+from types import ModuleType
 from typing import Any
 
 from alembic.runtime.migration import MigrationStep
@@ -19,16 +22,76 @@ from alembic.runtime.migration import RevisionStep
 from alembic.runtime.migration import StampStep
 from alembic.script import Script
 from alembic.script import ScriptDirectory
+from alembic.script.revision import Revision
 from alembic.script.revision import RevisionMap
+from alembic.util import CommandError
+from alembic.util import load_python_file
 from alembic.util import to_tuple
 
+from .revision_cache import CachedRevision
+from .revision_cache import RevisionFile
+
 __all__ = [
+    "LazyScript",
     "bind_script_directory",
     "iter_scripts",
     "resolved_dependencies",
     "revision_steps",
     "stamp_steps",
+    "use_revision_files",
 ]
+
+
+class LazyScript(Script):
+    """A ``Script`` built from cached data; its module is imported on first use.
+
+    Listing, planning and reporting need only ids, parents and docstrings; only the
+    migrations that actually run need their code.
+    """
+
+    def __init__(self, data: CachedRevision, path: Path) -> None:
+        # A list, so the per-bind copies of this script share one import.
+        self._module: list[ModuleType] = []
+        self.path = str(path)
+        self._longdoc = data.doc.strip()
+        Revision.__init__(
+            self,
+            data.revision,
+            data.down_revision,
+            dependencies=data.depends_on,
+            branch_labels=data.branch_labels,
+        )
+
+    @property
+    def module(self) -> ModuleType:  # type: ignore[override]
+        if not self._module:
+            path = Path(self.path)
+            module = load_python_file(str(path.parent), path.name)
+            if getattr(module, "revision", None) != self.revision:
+                raise CommandError(
+                    f"Revision file {self.path} changed while it was in use; run the command again."
+                )
+            self._module.append(module)
+        return self._module[0]
+
+    @property
+    def longdoc(self) -> str:
+        return self._longdoc
+
+
+def use_revision_files(script: ScriptDirectory, files: Sequence[RevisionFile]) -> None:
+    """Make ``script`` load its revisions from ``files``: cached data where there is some."""
+
+    def load() -> Iterator[Script]:
+        for item in files:
+            if item.data is not None:
+                yield LazyScript(item.data, item.path)
+            else:
+                loaded = Script._from_path(script, item.path)
+                if loaded is not None:
+                    yield loaded
+
+    script.revision_map = RevisionMap(load)
 
 
 def iter_scripts(script: ScriptDirectory) -> Iterable[Script]:

@@ -50,10 +50,13 @@ def test_import_error_in_revision(make_app: MakeApp, database_url: str) -> None:
     """A revision file that fails to import is named, with the missing module."""
     app, _ = make_app(database_url)
     path = write_revision(
-        app, "broken.py", "import not_a_module_anywhere\nrevision = 'x'\ndown_revision = None\n"
+        app,
+        "broken.py",
+        "import not_a_module_anywhere\nrevision = 'x1234'\ndown_revision = None\n",
     )
-    result = run(app, "heads")
+    result = run(app, "upgrade")
     assert_one_line_error(result, str(path), "not_a_module_anywhere")
+    assert table_names(database_url) == set()
 
 
 def test_missing_down_revision(make_app: MakeApp, database_url: str) -> None:

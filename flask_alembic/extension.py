@@ -614,15 +614,14 @@ class Alembic:
             return dataclasses.replace(row, state="unreachable", error=exc)
         row = dataclasses.replace(row, current=current)
         try:
-            plan = planner.plan_migration(
-                "upgrade", [history], {b.name: current}, {b.name: "heads"}
-            )
+            # Only this bind's own steps count; dependencies on other binds do not.
+            steps = planner.bind_steps("upgrade", history, current, "heads")
         except RevisionError as exc:
             return dataclasses.replace(row, state="ahead/unknown revision", error=exc)
-        row = dataclasses.replace(row, pending=len(plan.steps))
+        row = dataclasses.replace(row, pending=len(steps))
         if len(heads) > 1:
             return dataclasses.replace(row, state="multiple heads")
-        return dataclasses.replace(row, state="pending" if plan.steps else "up to date")
+        return dataclasses.replace(row, state="pending" if steps else "up to date")
 
     def applied(self, bind: BindArg = None) -> set[str]:
         """The ids of the revisions applied on their databases (unreachable binds: none)."""

@@ -34,6 +34,7 @@ __all__ = [
     "Plan",
     "Step",
     "Target",
+    "bind_steps",
     "plan_migration",
     "plan_stamp",
     "resolve_target",
@@ -298,7 +299,7 @@ def plan_migration(
     order = [h.name for h in (all_histories or histories)]
     per_bind: dict[str, list[Step]] = {}
     for name, target in targets.items():
-        per_bind[name] = _bind_steps(direction, everyone[name], current.get(name, ()), target)
+        per_bind[name] = bind_steps(direction, everyone[name], current.get(name, ()), target)
 
     edges = _cross_bind_edges(direction, everyone, current, per_bind, with_dependencies)
     steps = _interleave(order, per_bind, edges)
@@ -307,12 +308,13 @@ def plan_migration(
     return Plan(direction=direction, steps=tuple(steps), start=start, unchanged=unchanged)
 
 
-def _bind_steps(
+def bind_steps(
     direction: Literal["upgrade", "downgrade"],
     history: BindHistory,
     heads: tuple[str, ...],
     target: str | tuple[str, ...],
 ) -> list[Step]:
+    """One bind's own steps from ``heads`` to ``target``, ignoring other binds."""
     rmap = history.revision_map
     _check_known_heads(history, heads)
     try:
@@ -412,7 +414,7 @@ def _cross_bind_edges(
                                 "add --with-dependencies to apply it as part of this run."
                             ),
                         )
-                    extra = _bind_steps(
+                    extra = bind_steps(
                         "upgrade", histories[dep_bind], current.get(dep_bind, ()), dep_rev
                     )
                     have = per_bind.setdefault(dep_bind, [])

@@ -483,3 +483,21 @@ def test_merge_per_bind(make_app: MakeApp, make_url: MakeURL) -> None:
             assert alembic.bind_of(heads[0]) == name
         alembic.upgrade()
         assert not alembic.needs_upgrade()
+
+
+def test_status_with_pending_cross_bind_dependency(make_app: MakeApp, make_url: MakeURL) -> None:
+    """current/status count a bind's own pending steps even when they depend on another bind."""
+    urls = {"default": make_url(), "analytics": make_url()}
+    app, alembic = three_binds(make_app, urls)
+    with app.app_context():
+        alembic.revision("init")
+        alembic.upgrade()
+        alembic.revision("needs analytics", empty=True, bind="default", depend="analytics@head")
+        statuses = {s.bind: s for s in alembic.status()}
+        assert statuses["default"].pending == 1
+        assert statuses["analytics"].up_to_date
+        assert alembic.needs_upgrade()
+    result = run(app, "current")
+    assert result.exit_code == 0, result.output
+    assert "default: " in result.stdout
+    assert "(1 pending)" in result.stdout

@@ -168,7 +168,7 @@ def wait_for(process: subprocess.Popen[str], path: Path, text: str, timeout: flo
 
 def start_logged(
     root: Path, env: dict[str, str], log: Path, *args: str, **extra: str
-) -> subprocess.Popen[bytes]:
+) -> subprocess.Popen[str]:
     with open(log, "w") as handle:  # the child keeps its own copy of the descriptor
         return subprocess.Popen(
             [sys.executable, "-m", "flask", "db", *args],
@@ -176,6 +176,7 @@ def start_logged(
             env={**env, **extra},
             stdout=subprocess.DEVNULL,
             stderr=handle,
+            text=True,
         )
 
 

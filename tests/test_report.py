@@ -48,7 +48,7 @@ def recording() -> tuple[Output, io.StringIO, io.StringIO]:
 
 
 def test_status_states(make_app: MakeApp, make_url: MakeURL) -> None:
-    """Each state of the matrix: up to date, pending, unknown revision, multiple heads, unreachable."""
+    """Each state: up to date, pending, unknown revision, multiple heads, unreachable."""
     urls = {
         "default": make_url(),
         "analytics": make_url(),

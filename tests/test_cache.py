@@ -1,0 +1,169 @@
+"""The revision graph cache: never stale, never required, and revision files stay unimported."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+from click.testing import Result
+from conftest import MakeApp
+from conftest import version_rows
+from flask import Flask
+
+from flask_alembic.revision_cache import CACHE_NAME
+from flask_alembic.revision_cache import scan
+
+MARKER = """
+from pathlib import Path
+Path(__file__).with_suffix(".imported").touch()
+"""
+
+
+def run(app: Flask, *args: str) -> Result:
+    return app.test_cli_runner().invoke(args=["db", *args])
+
+
+def add_marker(path: Path) -> None:
+    """Make the revision file leave a trace when it is imported."""
+    text = path.read_text()
+    head, sep, tail = text.partition("\nimport sqlalchemy as sa\n")
+    path.write_text(head + sep + MARKER + tail)
+
+
+def test_listing_commands_import_no_revision(make_app: MakeApp, database_url: str) -> None:
+    """status, current, heads, log, show and --plan read the graph without importing files."""
+    app, alembic = make_app(database_url)
+    with app.app_context():
+        first = alembic.revision("first")[0]
+        second = alembic.revision("second", empty=True)[0]
+    for script in (first, second):
+        add_marker(Path(script.path))
+    markers = [Path(s.path).with_suffix(".imported") for s in (first, second)]
+    for args in (
+        ("status",),
+        ("current",),
+        ("heads",),
+        ("log",),
+        ("show", "heads"),
+        ("upgrade", "--plan"),
+    ):
+        result = run(app, *args)
+        assert result.exit_code == 0, (args, result.output)
+        assert not any(m.exists() for m in markers), args
+    assert run(app, "upgrade", first.revision).exit_code == 0
+    assert markers[0].exists()
+    assert not markers[1].exists()  # only the migration that ran was imported
+    assert run(app, "upgrade").exit_code == 0
+    assert markers[1].exists()
+
+
+def test_cache_notices_same_size_and_mtime(
+    make_app: MakeApp, database_url: str, project: Path
+) -> None:
+    """Changing down_revision while keeping size and mtime is still seen."""
+    app, alembic = make_app(database_url)
+    with app.app_context():
+        a = alembic.revision("a", rev_id="aaaa0001")[0]
+        alembic.revision("b", empty=True, rev_id="bbbb0002")
+        c = alembic.revision("c", empty=True, rev_id="cccc0003")[0]
+    assert run(app, "heads").stdout.startswith("default: bbbb0002 -> cccc0003")
+    assert (project / "migrations" / "__pycache__" / CACHE_NAME).is_file()
+
+    path = Path(c.path)
+    stat = path.stat()
+    text = path.read_text()
+    changed = text.replace("'bbbb0002'", "'aaaa0001'")
+    assert len(changed) == len(text)
+    path.write_text(changed)
+    os.utime(path, ns=(stat.st_atime_ns, stat.st_mtime_ns))
+    assert path.stat().st_size == stat.st_size
+    assert path.stat().st_mtime_ns == stat.st_mtime_ns
+
+    result = run(app, "heads")
+    assert "bbbb0002" in result.stdout
+    assert f"{a.revision} -> cccc0003" in result.stdout
+    assert len(result.stdout.splitlines()) == 2  # two heads now
+
+
+def test_cache_file_is_valid_and_replaced(
+    make_app: MakeApp, database_url: str, project: Path
+) -> None:
+    """The cache is one JSON file in __pycache__, rewritten when a revision changes."""
+    app, alembic = make_app(database_url)
+    with app.app_context():
+        alembic.revision("a")
+    cache = project / "migrations" / "__pycache__" / CACHE_NAME
+    assert run(app, "heads").exit_code == 0
+    content = json.loads(cache.read_text())
+    assert content["format"] == 1
+    assert len(content["files"]) == 1
+    with app.app_context():
+        alembic.revision("b", empty=True)
+    assert run(app, "heads").exit_code == 0
+    assert len(json.loads(cache.read_text())["files"]) == 2
+    assert not [p for p in cache.parent.iterdir() if p.name.startswith(".flask_alembic.")]
+
+
+def test_unwritable_cache(make_app: MakeApp, database_url: str, project: Path) -> None:
+    """When the cache cannot be written, every command still works."""
+    app, alembic = make_app(database_url)
+    (project / "migrations" / "__pycache__").write_text("a file where a folder should be")
+    with app.app_context():
+        alembic.revision("a")
+        alembic.upgrade()
+        assert len(alembic.heads()) == 1
+    assert run(app, "status").exit_code == 0
+    assert len(version_rows(database_url)) == 1
+
+
+def test_corrupt_cache_is_ignored(make_app: MakeApp, database_url: str, project: Path) -> None:
+    """A damaged cache file is rebuilt, never trusted."""
+    app, alembic = make_app(database_url)
+    with app.app_context():
+        alembic.revision("a", rev_id="aaaa0001")
+    cache = project / "migrations" / "__pycache__" / CACHE_NAME
+    assert run(app, "heads").exit_code == 0
+    cache.write_text("{not json")
+    assert "aaaa0001" in run(app, "heads").stdout
+    assert json.loads(cache.read_text())["format"] == 1
+
+
+def test_cache_can_be_turned_off(make_app: MakeApp, database_url: str, project: Path) -> None:
+    """ALEMBIC_REVISION_CACHE = False loads revisions the plain Alembic way."""
+    app, alembic = make_app(database_url, ALEMBIC_REVISION_CACHE=False)
+    with app.app_context():
+        script = alembic.revision("a")[0]
+        assert type(script).__name__ == "Script"
+    assert run(app, "heads").exit_code == 0
+    assert not (project / "migrations" / "__pycache__" / CACHE_NAME).exists()
+
+
+def test_dynamic_revision_file_is_imported(tmp_path: Path) -> None:
+    """A file whose identifiers are not literals is left for a real import."""
+    folder = tmp_path / "versions"
+    folder.mkdir()
+    (folder / "static.py").write_text('"""Doc."""\nrevision = "aaaa"\ndown_revision = None\n')
+    (folder / "dynamic.py").write_text('revision = "b" + "bbb"\ndown_revision = "aaaa"\n')
+    (folder / "twice.py").write_text('revision = "cccc"\nrevision = "dddd"\ndown_revision = None\n')
+    (folder / "typed.py").write_text(
+        'revision: str = "eeee"\ndown_revision: str | None = ("aaaa", "cccc")\n'
+        'branch_labels = ("x",)\ndepends_on = ["aaaa"]\n'
+    )
+    (folder / "__init__.py").write_text("")
+    (folder / "notes.txt").write_text("")
+    files = {f.path.name: f.data for f in scan([folder], tmp_path / "cache")}
+    assert set(files) == {"dynamic.py", "static.py", "twice.py", "typed.py"}
+    assert files["dynamic.py"] is None
+    assert files["twice.py"] is None
+    static = files["static.py"]
+    assert static is not None
+    assert static.doc == "Doc."
+    typed = files["typed.py"]
+    assert typed is not None
+    assert typed.down_revision == ("aaaa", "cccc")
+    assert typed.branch_labels == ("x",)
+    assert typed.depends_on == ("aaaa",)
+    # The second scan serves the same answers from the cache file.
+    again = {f.path.name: f.data for f in scan([folder], tmp_path / "cache")}
+    assert again == files

@@ -31,6 +31,7 @@ from flask import g
 from . import executor
 from . import locking
 from . import planner
+from . import revision_cache
 from .errors import ConfigurationError
 from .errors import DatabaseError
 from .errors import FlaskAlembicError
@@ -117,6 +118,7 @@ class _ContextCache:
     """What the extension keeps per app context: scripts, views, accessor connections."""
 
     script: ScriptDirectory | None = None
+    files: list[revision_cache.RevisionFile] | None = None
     owner: dict[str, str] = field(default_factory=dict)
     runtimes: dict[str, executor.BindRuntime] = field(default_factory=dict)
     histories: dict[str, planner.BindHistory] = field(default_factory=dict)
@@ -225,6 +227,7 @@ class Alembic:
         """Forget the loaded scripts, after writing a revision file."""
         cache = self._cache()
         cache.script = None
+        cache.files = None
         cache.owner.clear()
         cache.runtimes.clear()
         cache.histories.clear()
@@ -250,12 +253,12 @@ class Alembic:
         raw = app.config["ALEMBIC"].get("version_locations") or []
         if isinstance(raw, str | os.PathLike):
             raw = [raw]
-        from alembic.util import coerce_resource_to_filename
-
         result = []
         for item in raw:
             text = os.fspath(item)
             if ":" in text and not os.path.isabs(text):
+                from alembic.util import coerce_resource_to_filename
+
                 result.append(Path(coerce_resource_to_filename(text)))
             else:
                 path = Path(text)
@@ -342,16 +345,62 @@ class Alembic:
                 and not script.recursive_version_locations
             ):
                 from . import _alembic_compat as compat
-                from . import revision_cache
 
-                files = revision_cache.scan(
-                    self.registry.version_locations(), location / "__pycache__"
-                )
-                compat.use_revision_files(script, files)
+                compat.use_revision_files(script, self._revision_files())
             cache.script = script
         return cache.script
 
     script = script_directory
+
+    def _revision_files(self) -> list[revision_cache.RevisionFile]:
+        """Every revision file of every bind, read through the revision cache."""
+        cache = self._cache()
+        if cache.files is None:
+            app: Flask = current_app._get_current_object()  # type: ignore[attr-defined]
+            cache_dir = self._script_location(app) / "__pycache__"
+            cache.files = revision_cache.scan(self.registry.version_locations(), cache_dir)
+        return cache.files
+
+    def _quick_graph(self) -> _QuickGraph | None:
+        """Each bind's heads from the cache alone, without importing Alembic.
+
+        ``None`` when only Alembic can tell: the cache is off, a file could not be read
+        statically, or a dependency is named by label.
+        """
+        app: Flask = current_app._get_current_object()  # type: ignore[attr-defined]
+        options = app.config["ALEMBIC"]
+        if (
+            not app.config.get("ALEMBIC_REVISION_CACHE", True)
+            or options.get("sourceless") in (True, "true", "True", "1")
+            or options.get("recursive_version_locations") in (True, "true", "True", "1")
+            or not self._script_location(app).is_dir()
+        ):
+            return None
+        registry = self.registry
+        owner: dict[str, str] = {}
+        parents: dict[str, set[str]] = {b.name: set() for b in registry}
+        data = []
+        for item in self._revision_files():
+            bind = registry.bind_for_path(item.path)
+            if item.data is None or bind is None:
+                return None
+            owner[item.data.revision] = bind.name
+            parents[bind.name].update(item.data.down_revision)
+            data.append(item.data)
+        heads: dict[str, list[str]] = {b.name: [] for b in registry}
+        depends: dict[str, set[str]] = {b.name: set() for b in registry}
+        for rev in data:
+            bind_name = owner[rev.revision]
+            if any(owner.get(down) != bind_name for down in rev.down_revision):
+                return None  # a broken history: let Alembic load it and say what is wrong
+            if rev.revision not in parents[bind_name]:
+                heads[bind_name].append(rev.revision)
+            for token in rev.depends_on:
+                if token not in owner:
+                    return None
+                if owner[token] != bind_name:
+                    depends[bind_name].add(owner[token])
+        return _QuickGraph({k: tuple(v) for k, v in heads.items()}, depends)
 
     def _load(self) -> None:
         """Load every revision and split them by bind."""
@@ -591,6 +640,11 @@ class Alembic:
     def status(self, bind: BindArg = None) -> list[BindStatus]:
         """Where each selected bind stands; a failing bind does not hide the others."""
         binds = self._select(bind)
+        quick = self._quick_graph()
+        if quick is not None:
+            rows = self._quick_status(binds, quick)
+            if rows is not None:
+                return rows
         histories = self._histories()
         result = []
         with self._heads_reader() as reader:
@@ -598,16 +652,25 @@ class Alembic:
                 result.append(self._bind_status(b, histories[b.name], reader))
         return result
 
+    def _quick_status(self, binds: list[Bind], quick: _QuickGraph) -> list[BindStatus] | None:
+        """Status rows from the cache when every bind is simply at its single head."""
+        rows = []
+        with self._heads_reader() as reader:
+            for b in binds:
+                try:
+                    current = reader.heads(b)
+                except DatabaseError:
+                    return None
+                if not quick.at_heads(b.name, current, single=True):
+                    return None
+                rows.append(BindStatus(b.name, b.display_url, _table_name(b), current, current, 0))
+        return rows
+
     def _bind_status(
         self, b: Bind, history: planner.BindHistory, reader: _HeadsReader
     ) -> BindStatus:
         heads = tuple(history.revision_map.heads)
-        table = (
-            f"{b.version_table_schema}.{b.version_table}"
-            if b.version_table_schema
-            else b.version_table
-        )
-        row = BindStatus(b.name, b.display_url, table, (), heads, None)
+        row = BindStatus(b.name, b.display_url, _table_name(b), (), heads, None)
         try:
             current = reader.heads(b)
         except DatabaseError as exc:
@@ -1221,10 +1284,24 @@ class Alembic:
     ) -> executor.MigrationResult:
         """Lock, plan and run in one go: what ``upgrade``/``downgrade``/``stamp`` do."""
         names = [b.name for b in self._select(bind)]
-        involved = _related_binds(direction, names, self._histories())
+        quick = None
+        if direction == "upgrade" and str(target) in {"heads", "head"}:
+            quick = self._quick_graph()
+        if quick is not None:
+            involved = quick.related(names)
+        else:
+            involved = _related_binds(direction, names, self._histories())
         to_lock = [b for b in self.registry if b.name in involved] if lock else []
         timeout = lock_timeout if lock_timeout is not None else self._lock_timeout()
         with locking.lock_binds(to_lock, timeout, on_wait=on_wait):
+            if quick is not None:
+                # The common deploy: nothing to do. Answer it without loading Alembic.
+                current = self._current_heads([self.registry[n] for n in names])
+                if all(quick.at_heads(n, current[n], single=target == "head") for n in names):
+                    plan = planner.Plan("upgrade", (), start={}, unchanged=tuple(names))
+                    if on_plan is not None:
+                        on_plan(plan)
+                    return executor.MigrationResult(plan, ())
             plan = self.plan(
                 direction, target, bind, with_dependencies=with_dependencies, purge=purge
             )
@@ -1289,6 +1366,37 @@ class Alembic:
         self._import_steps(plan)
         with locking.lock_binds(binds if lock else [], timeout):
             return executor.execute(plan, self._runtimes(), on_event=on_event, purge=purge)
+
+
+def _table_name(bind: Bind) -> str:
+    if bind.version_table_schema:
+        return f"{bind.version_table_schema}.{bind.version_table}"
+    return bind.version_table
+
+
+@dataclass(frozen=True)
+class _QuickGraph:
+    """Per-bind heads and cross-bind dependencies, read from the revision cache."""
+
+    heads: Mapping[str, tuple[str, ...]]
+    depends: Mapping[str, set[str]]
+
+    def related(self, names: Iterable[str]) -> set[str]:
+        """``names`` and every bind they depend on, directly or not."""
+        found = set(names)
+        stack = list(found)
+        while stack:
+            for other in self.depends.get(stack.pop(), ()):
+                if other not in found:
+                    found.add(other)
+                    stack.append(other)
+        return found
+
+    def at_heads(self, name: str, current: Iterable[str], *, single: bool) -> bool:
+        heads = self.heads.get(name, ())
+        if single and len(heads) > 1:
+            return False
+        return set(current) == set(heads)
 
 
 def _related_binds(

@@ -167,3 +167,35 @@ def test_dynamic_revision_file_is_imported(tmp_path: Path) -> None:
     # The second scan serves the same answers from the cache file.
     again = {f.path.name: f.data for f in scan([folder], tmp_path / "cache")}
     assert again == files
+
+
+def test_noop_upgrade_and_status_skip_alembic(
+    make_app: MakeApp, database_url: str, project: Path
+) -> None:
+    """With nothing to do, upgrade and status answer without importing Alembic at all."""
+    import subprocess
+    import sys
+    import textwrap
+
+    app, alembic = make_app(database_url)
+    with app.app_context():
+        alembic.revision("a")
+        alembic.upgrade()
+    script = textwrap.dedent(
+        f"""
+        import sys
+        import sqlalchemy as sa
+        from flask import Flask
+        from flask_alembic import Alembic
+
+        app = Flask("x", root_path={str(project)!r})
+        alembic = Alembic(app, engines=sa.create_engine({database_url!r}), metadatas=sa.MetaData())
+        with app.app_context():
+            result = alembic.upgrade()
+            assert not result.applied and result.plan.unchanged == ("default",)
+            assert [s.state for s in alembic.status()] == ["up to date"]
+        print("alembic" in sys.modules)
+        """
+    )
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "False"

@@ -28,6 +28,7 @@ from alembic.util import CommandError
 from alembic.util import load_python_file
 from alembic.util import to_tuple
 
+from .errors import ScriptDirectoryError
 from .revision_cache import CachedRevision
 from .revision_cache import RevisionFile
 
@@ -49,7 +50,7 @@ class LazyScript(Script):
     migrations that actually run need their code.
     """
 
-    def __init__(self, data: CachedRevision, path: Path) -> None:
+    def __init__(self, data: CachedRevision, path: str) -> None:
         # A list, so the per-bind copies of this script share one import.
         self._module: list[ModuleType] = []
         self.path = str(path)
@@ -87,7 +88,17 @@ def use_revision_files(script: ScriptDirectory, files: Sequence[RevisionFile]) -
             if item.data is not None:
                 yield LazyScript(item.data, item.path)
             else:
-                loaded = Script._from_path(script, item.path)
+                try:
+                    loaded = Script._from_path(script, item.path)
+                except (SyntaxError, ImportError):
+                    raise
+                except Exception as exc:
+                    raise ScriptDirectoryError(
+                        f"Revision file {item.path} failed to load: {type(exc).__name__}: {exc}.",
+                        path=str(item.path),
+                        hint="Fix the file, or move files that are not revisions out of the "
+                        "migrations folder.",
+                    ) from exc
                 if loaded is not None:
                     yield loaded
 

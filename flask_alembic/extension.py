@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-import argparse
 import dataclasses
+import importlib.util
 import os
 import re
 import shutil
+import sys
 import warnings
 import weakref
 from collections.abc import Callable
@@ -18,6 +19,7 @@ from contextlib import ExitStack
 from dataclasses import dataclass
 from dataclasses import field
 from pathlib import Path
+from types import ModuleType
 from typing import Any
 from typing import Literal
 from typing import overload
@@ -28,7 +30,6 @@ from flask import current_app
 from flask import Flask
 from flask import g
 
-from . import executor
 from . import locking
 from . import planner
 from . import revision_cache
@@ -48,6 +49,22 @@ from .registry import DEFAULT_BIND
 from .registry import EnginesArg
 from .registry import MetadatasArg
 
+
+def _lazy_module(name: str) -> ModuleType:
+    """A module that is imported when one of its attributes is first used."""
+    if name in sys.modules:
+        return sys.modules[name]
+    spec = importlib.util.find_spec(name)
+    assert spec is not None
+    assert spec.loader is not None
+    loader = importlib.util.LazyLoader(spec.loader)
+    spec.loader = loader
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module
+    loader.exec_module(module)
+    return module
+
+
 if TYPE_CHECKING:
     from alembic.config import Config
     from alembic.operations import Operations
@@ -56,6 +73,11 @@ if TYPE_CHECKING:
     from alembic.runtime.migration import MigrationContext
     from alembic.script import Script
     from alembic.script import ScriptDirectory
+
+    from . import executor
+else:
+    # The executor (and what it imports) loads on first use: not on a no-op deploy.
+    executor = _lazy_module(__package__ + ".executor")
 
 __all__ = ["STATES", "Alembic", "BindStatus"]
 
@@ -284,6 +306,8 @@ class Alembic:
     def config(self) -> Config:
         """An Alembic ``Config`` for the current app, built from ``ALEMBIC``."""
         app: Flask = current_app._get_current_object()  # type: ignore[attr-defined]
+        import argparse
+
         from alembic.config import Config
 
         # quiet: the Python API must not print Alembic's "Generating ... done".
@@ -379,23 +403,31 @@ class Alembic:
         registry = self.registry
         owner: dict[str, str] = {}
         parents: dict[str, set[str]] = {b.name: set() for b in registry}
-        data = []
+        data: list[tuple[str, list[str], list[str]]] = []
         for item in self._revision_files():
             bind = registry.bind_for_path(item.path)
-            if item.data is None or bind is None:
+            raw = item.raw
+            if bind is None or not isinstance(raw, dict):
                 return None
-            owner[item.data.revision] = bind.name
-            parents[bind.name].update(item.data.down_revision)
-            data.append(item.data)
+            rev_id, downs, deps = (
+                raw.get("revision"),
+                raw.get("down_revision"),
+                raw.get("depends_on"),
+            )
+            if not (isinstance(rev_id, str) and isinstance(downs, list) and isinstance(deps, list)):
+                return None
+            owner[rev_id] = bind.name
+            parents[bind.name].update(downs)
+            data.append((rev_id, downs, deps))
         heads: dict[str, list[str]] = {b.name: [] for b in registry}
         depends: dict[str, set[str]] = {b.name: set() for b in registry}
-        for rev in data:
-            bind_name = owner[rev.revision]
-            if any(owner.get(down) != bind_name for down in rev.down_revision):
+        for rev_id, downs, deps in data:
+            bind_name = owner[rev_id]
+            if any(owner.get(down) != bind_name for down in downs):
                 return None  # a broken history: let Alembic load it and say what is wrong
-            if rev.revision not in parents[bind_name]:
-                heads[bind_name].append(rev.revision)
-            for token in rev.depends_on:
+            if rev_id not in parents[bind_name]:
+                heads[bind_name].append(rev_id)
+            for token in deps:
                 if token not in owner:
                     return None
                 if owner[token] != bind_name:

@@ -148,6 +148,7 @@ class BindRegistry:
     def __init__(self, binds: Iterable[Bind]) -> None:
         ordered = sorted(binds, key=lambda b: (b.name != DEFAULT_BIND, b.name))
         self._binds: dict[str, Bind] = {b.name: b for b in ordered}
+        self._by_folder: dict[str, Bind] | None = None
 
     def __iter__(self) -> Iterator[Bind]:
         return iter(self._binds.values())
@@ -203,11 +204,14 @@ class BindRegistry:
 
     def bind_for_path(self, path: str | os.PathLike[str]) -> Bind | None:
         """The bind whose version location holds the revision file at ``path``."""
-        parent = Path(path).resolve().parent
-        for bind in self:
-            if parent in bind.version_locations:
-                return bind
-        return None
+        if self._by_folder is None:
+            self._by_folder = {
+                str(location): bind for bind in self for location in bind.version_locations
+            }
+        found = self._by_folder.get(os.path.dirname(os.fspath(path)))
+        if found is None:  # a path spelled differently (symlinks, ..): compare real paths
+            found = self._by_folder.get(str(Path(path).resolve().parent))
+        return found
 
     def version_locations(self) -> list[Path]:
         """Every bind's version locations, without duplicates, in registry order."""

@@ -1,7 +1,9 @@
 """A cache of the revision graph, so most commands never import the revision files.
 
-Each revision file is read and hashed on every run (never trusted by size or mtime);
-only the files whose content changed are parsed again, with :mod:`ast`, never executed.
+A file is trusted unchanged only when its size, mtime, ctime and inode all match and its
+ctime is older than the cache itself (the kernel updates ctime on every write, and no
+tool can set it back); otherwise it is read and hashed, and parsed again, with
+:mod:`ast`, only if its content changed. Revision files are never executed here.
 A file whose identifiers are not plain literals is reported as ``None`` so the caller
 imports it the usual way. The cache lives in ``<script_location>/__pycache__``, where
 Python keeps its own caches, and is replaced atomically; when it cannot be written
@@ -12,14 +14,11 @@ This module does not import Alembic.
 
 from __future__ import annotations
 
-import ast
-import hashlib
 import json
 import os
 import re
-import tempfile
+import time
 from collections.abc import Iterable
-from dataclasses import asdict
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -28,7 +27,9 @@ __all__ = ["CACHE_NAME", "CachedRevision", "RevisionFile", "scan"]
 
 #: The file, inside ``<script_location>/__pycache__``, holding the cache.
 CACHE_NAME = "flask_alembic.revisions.json"
-_FORMAT = 1
+_FORMAT = 2
+#: Files changed this close to the cache's writing are re-hashed (as git does).
+_RACY_NS = 2_000_000_000
 # The same files Alembic loads from a version location (its own rule for sources).
 _SOURCE_FILE = re.compile(r"^(?!\.\#|__init__)(.*\.py)$")
 _FIELDS = ("revision", "down_revision", "branch_labels", "depends_on")
@@ -46,45 +47,79 @@ class CachedRevision:
     doc: str
 
 
-@dataclass(frozen=True)
 class RevisionFile:
     """A revision file and, when it could be read statically, its revision data."""
 
-    path: Path
-    data: CachedRevision | None
+    __slots__ = ("_data", "path", "raw")
+
+    def __init__(self, path: str, raw: dict[str, Any] | None) -> None:
+        self.path = path
+        #: The cached JSON form of :attr:`data` (read by the fast paths as is).
+        self.raw = raw
+        self._data: CachedRevision | None = None
+
+    @property
+    def data(self) -> CachedRevision | None:
+        """The revision data; ``None`` when the file must be imported to know it."""
+        if self._data is None and self.raw is not None:
+            self._data = _from_json(self.raw)
+        return self._data
 
 
 def scan(locations: Iterable[Path], cache_dir: Path | None) -> list[RevisionFile]:
     """Every revision file in ``locations`` (sorted per folder, as Alembic lists them)."""
     cache_file = cache_dir / CACHE_NAME if cache_dir is not None else None
-    old = _read(cache_file)
+    old, written_ns = _read(cache_file)
+    # Like git's index: a file's stat signature is trusted only if its ctime is well
+    # before the cache was written. ctime changes on every write and cannot be set back,
+    # so an edit that keeps size and mtime is still seen; a recent file is re-hashed.
+    trust_before = written_ns - _RACY_NS
     new: dict[str, dict[str, Any]] = {}
     result: list[RevisionFile] = []
     for location in locations:
-        if not location.is_dir():
+        try:
+            entries = sorted(
+                (entry.name, entry.path, entry.stat())
+                for entry in os.scandir(location)
+                if _SOURCE_FILE.match(entry.name) and entry.is_file()
+            )
+        except (FileNotFoundError, NotADirectoryError):
             continue
-        for name in sorted(os.listdir(location)):
-            if not _SOURCE_FILE.match(name):
+        for _, path, stat in entries:
+            signature = [stat.st_size, stat.st_mtime_ns, stat.st_ctime_ns, stat.st_ino]
+            entry = old.get(path)
+            if (
+                entry is not None
+                and entry.get("stat") == signature
+                and stat.st_ctime_ns < trust_before
+            ):
+                new[path] = entry
+                result.append(RevisionFile(path, entry.get("data")))
                 continue
-            path = location / name
-            if not path.is_file():
-                continue
-            source = path.read_bytes()
-            digest = hashlib.blake2b(source, digest_size=16).hexdigest()
-            entry = old.get(str(path))
+            with open(path, "rb") as handle:
+                source = handle.read()
+            digest = _digest(source)
             if entry is not None and entry.get("hash") == digest:
-                data = _from_json(entry.get("data"))
+                raw = entry.get("data")
             else:
-                data = _parse(source)
-            new[str(path)] = {"hash": digest, "data": None if data is None else asdict(data)}
-            result.append(RevisionFile(path, data))
+                raw = _to_json(_parse(source))
+            new[path] = {"stat": signature, "hash": digest, "data": raw}
+            result.append(RevisionFile(path, raw))
     if cache_file is not None and new != old:
         _write(cache_file, new)
     return result
 
 
+def _digest(source: bytes) -> str:
+    import hashlib  # only files that changed are hashed
+
+    return hashlib.blake2b(source, digest_size=16).hexdigest()
+
+
 def _parse(source: bytes) -> CachedRevision | None:
     """Read the revision identifiers and docstring; ``None`` unless all are literals."""
+    import ast  # only files that changed are parsed
+
     try:
         tree = ast.parse(source)
     except (SyntaxError, ValueError):
@@ -131,6 +166,19 @@ def _ids(value: Any) -> tuple[str, ...]:
     raise TypeError(value)
 
 
+def _to_json(data: CachedRevision | None) -> dict[str, Any] | None:
+    """The JSON form, with lists where JSON has them, so an unchanged cache compares equal."""
+    if data is None:
+        return None
+    return {
+        "revision": data.revision,
+        "down_revision": list(data.down_revision),
+        "depends_on": list(data.depends_on),
+        "branch_labels": list(data.branch_labels),
+        "doc": data.doc,
+    }
+
+
 def _from_json(data: Any) -> CachedRevision | None:
     if not isinstance(data, dict):
         return None
@@ -146,27 +194,33 @@ def _from_json(data: Any) -> CachedRevision | None:
         return None
 
 
-def _read(path: Path | None) -> dict[str, dict[str, Any]]:
+def _read(path: Path | None) -> tuple[dict[str, dict[str, Any]], int]:
+    """The cached entries and when they were written (0 when there is no usable cache)."""
     if path is None:
-        return {}
+        return {}, 0
     try:
         content = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, ValueError):
-        return {}
+        return {}, 0
     if not isinstance(content, dict) or content.get("format") != _FORMAT:
-        return {}
+        return {}, 0
     files = content.get("files")
-    return files if isinstance(files, dict) else {}
+    written = content.get("written_ns")
+    if not isinstance(files, dict) or not isinstance(written, int):
+        return {}, 0
+    return files, written
 
 
 def _write(path: Path, files: dict[str, dict[str, Any]]) -> None:
     """Replace the cache atomically; give up quietly if the folder is not writable."""
+    import tempfile
+
     try:
         path.parent.mkdir(exist_ok=True)
         fd, temp = tempfile.mkstemp(prefix=".flask_alembic.", dir=path.parent)
         try:
             with os.fdopen(fd, "w", encoding="utf-8") as handle:
-                json.dump({"format": _FORMAT, "files": files}, handle)
+                json.dump({"format": _FORMAT, "written_ns": time.time_ns(), "files": files}, handle)
             os.replace(temp, path)
         except BaseException:
             os.unlink(temp)

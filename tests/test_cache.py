@@ -96,7 +96,7 @@ def test_cache_file_is_valid_and_replaced(
     cache = project / "migrations" / "__pycache__" / CACHE_NAME
     assert run(app, "heads").exit_code == 0
     content = json.loads(cache.read_text())
-    assert content["format"] == 1
+    assert content["format"] == 2
     assert len(content["files"]) == 1
     with app.app_context():
         alembic.revision("b", empty=True)
@@ -126,7 +126,7 @@ def test_corrupt_cache_is_ignored(make_app: MakeApp, database_url: str, project:
     assert run(app, "heads").exit_code == 0
     cache.write_text("{not json")
     assert "aaaa0001" in run(app, "heads").stdout
-    assert json.loads(cache.read_text())["format"] == 1
+    assert json.loads(cache.read_text())["format"] == 2
 
 
 def test_cache_can_be_turned_off(make_app: MakeApp, database_url: str, project: Path) -> None:
@@ -152,7 +152,7 @@ def test_dynamic_revision_file_is_imported(tmp_path: Path) -> None:
     )
     (folder / "__init__.py").write_text("")
     (folder / "notes.txt").write_text("")
-    files = {f.path.name: f.data for f in scan([folder], tmp_path / "cache")}
+    files = {Path(f.path).name: f.data for f in scan([folder], tmp_path / "cache")}
     assert set(files) == {"dynamic.py", "static.py", "twice.py", "typed.py"}
     assert files["dynamic.py"] is None
     assert files["twice.py"] is None
@@ -165,7 +165,7 @@ def test_dynamic_revision_file_is_imported(tmp_path: Path) -> None:
     assert typed.branch_labels == ("x",)
     assert typed.depends_on == ("aaaa",)
     # The second scan serves the same answers from the cache file.
-    again = {f.path.name: f.data for f in scan([folder], tmp_path / "cache")}
+    again = {Path(f.path).name: f.data for f in scan([folder], tmp_path / "cache")}
     assert again == files
 
 
@@ -199,3 +199,31 @@ def test_noop_upgrade_and_status_skip_alembic(
     )
     out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"
+
+
+def test_stat_trust_and_ctime(tmp_path: Path) -> None:
+    """Unchanged files are served from the cache; an edit keeping size and mtime is re-read."""
+    folder = tmp_path / "versions"
+    folder.mkdir()
+    path = folder / "a.py"
+    path.write_text('revision = "aaaa"\ndown_revision = "bbbb"\n')
+    cache_dir = tmp_path / "cache"
+    scan([folder], cache_dir)
+    cache = cache_dir / CACHE_NAME
+    content = json.loads(cache.read_text())
+    # Pretend the cache was written long after the file: its entry is now trusted as is.
+    content["written_ns"] += 10**12
+    (entry,) = content["files"].values()
+    entry["data"]["revision"] = "poisoned"
+    cache.write_text(json.dumps(content))
+    (served,) = scan([folder], cache_dir)
+    assert served.data is not None
+    assert served.data.revision == "poisoned"  # proof that the stat signature was trusted
+
+    stat = path.stat()
+    path.write_text('revision = "aaaa"\ndown_revision = "cccc"\n')  # same size
+    os.utime(path, ns=(stat.st_atime_ns, stat.st_mtime_ns))  # same mtime
+    (fresh,) = scan([folder], cache_dir)
+    assert fresh.data is not None
+    assert fresh.data.revision == "aaaa"
+    assert fresh.data.down_revision == ("cccc",)

@@ -304,3 +304,12 @@ def test_transactional_failure_leaves_nothing(make_app: MakeApp, make_url: MakeU
     assert "no_such_table" in result.stderr
     assert "user" not in table_names(url)
     assert version_rows(url) == set()
+
+
+def test_stray_python_file(make_app: MakeApp, database_url: str) -> None:
+    """A Python file in migrations/ that is not a revision is named, with the fix."""
+    app, _ = make_app(database_url)
+    path = write_revision(app, "helpers.py", "raise RuntimeError('not a revision')\n")
+    result = run(app, "upgrade")
+    assert_one_line_error(result, str(path), "RuntimeError: not a revision", "move files")
+    assert table_names(database_url) == set()

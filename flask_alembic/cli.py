@@ -6,6 +6,7 @@ renderer. Errors become messages and exit codes here, and only here.
 
 from __future__ import annotations
 
+import gc
 from collections.abc import Callable
 from contextlib import ExitStack
 from typing import Any
@@ -40,6 +41,16 @@ class _DbGroup(AppGroup):
     """Turns Flask-Alembic and database errors into one line and an exit code."""
 
     def invoke(self, ctx: click.Context) -> Any:
+        # What the app allocated while loading outlives the command: keep the garbage
+        # collector from scanning it again and again meanwhile (unfrozen afterwards, so
+        # a long-lived process, such as a test run invoking commands, leaks nothing).
+        gc.freeze()
+        try:
+            return self._invoke(ctx)
+        finally:
+            gc.unfreeze()
+
+    def _invoke(self, ctx: click.Context) -> Any:
         # Handle errors inside the app context: scrubbing secrets needs the app's binds.
         app = ctx.ensure_object(ScriptInfo).load_app()
         with app.app_context():

@@ -14,6 +14,7 @@ This module does not import Alembic.
 
 from __future__ import annotations
 
+import gc
 import json
 import os
 import re
@@ -68,14 +69,29 @@ class RevisionFile:
 
 def scan(locations: Iterable[Path], cache_dir: Path | None) -> list[RevisionFile]:
     """Every revision file in ``locations`` (sorted per folder, as Alembic lists them)."""
+    # Thousands of small acyclic containers: nothing for the garbage collector to find.
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        return _scan(locations, cache_dir)
+    finally:
+        if enabled:
+            gc.enable()
+
+
+def _scan(locations: Iterable[Path], cache_dir: Path | None) -> list[RevisionFile]:
     cache_file = cache_dir / CACHE_NAME if cache_dir is not None else None
     old, written_ns = _read(cache_file)
     # Like git's index: a file's stat signature is trusted only if its ctime is well
     # before the cache was written. ctime changes on every write and cannot be set back,
     # so an edit that keeps size and mtime is still seen; a recent file is re-hashed.
     trust_before = written_ns - _RACY_NS
+    settled = time.time_ns() - _RACY_NS
     new: dict[str, dict[str, Any]] = {}
     result: list[RevisionFile] = []
+    # Re-hashed only for being too recent when the cache was written, but old enough now:
+    # writing the cache again lets the next run trust them.
+    refresh = False
     for location in locations:
         try:
             entries = sorted(
@@ -101,11 +117,12 @@ def scan(locations: Iterable[Path], cache_dir: Path | None) -> list[RevisionFile
             digest = _digest(source)
             if entry is not None and entry.get("hash") == digest:
                 raw = entry.get("data")
+                refresh = refresh or stat.st_ctime_ns < settled
             else:
                 raw = _to_json(_parse(source))
             new[path] = {"stat": signature, "hash": digest, "data": raw}
             result.append(RevisionFile(path, raw))
-    if cache_file is not None and new != old:
+    if cache_file is not None and (refresh or new != old):
         _write(cache_file, new)
     return result
 

@@ -227,3 +227,28 @@ def test_stat_trust_and_ctime(tmp_path: Path) -> None:
     assert fresh.data is not None
     assert fresh.data.revision == "aaaa"
     assert fresh.data.down_revision == ("cccc",)
+
+
+def test_recent_files_become_trusted(tmp_path: Path) -> None:
+    """Files written just before the cache are re-hashed until the cache is rewritten later."""
+    folder = tmp_path / "versions"
+    folder.mkdir()
+    path = folder / "a.py"
+    path.write_text('revision = "aaaa"\ndown_revision = None\n')
+    cache_dir = tmp_path / "cache"
+    scan([folder], cache_dir)
+    cache = cache_dir / CACHE_NAME
+    first = json.loads(cache.read_text())["written_ns"]
+    scan([folder], cache_dir)
+    assert json.loads(cache.read_text())["written_ns"] == first  # too recent: nothing new
+    # Two seconds later (simulated by ageing the file), the next scan settles the entry.
+    stat = path.stat()
+    content = json.loads(cache.read_text())
+    content["written_ns"] = stat.st_ctime_ns + 1  # the cache saw the file just after it changed
+    cache.write_text(json.dumps(content))
+    os.utime(path, ns=(stat.st_atime_ns, stat.st_mtime_ns))
+    import time
+
+    time.sleep(2.1)
+    scan([folder], cache_dir)
+    assert json.loads(cache.read_text())["written_ns"] > content["written_ns"] + 2 * 10**9

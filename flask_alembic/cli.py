@@ -7,6 +7,7 @@ renderer. Errors become messages and exit codes here, and only here.
 from __future__ import annotations
 
 import gc
+import re
 from collections.abc import Callable
 from contextlib import ExitStack
 from typing import Any
@@ -23,6 +24,7 @@ from . import report
 from .errors import FlaskAlembicError
 from .errors import MigrationFailedError
 from .errors import MigrationInterruptedError
+from .errors import NotUpToDateError
 from .report import Output
 
 if TYPE_CHECKING:
@@ -70,6 +72,17 @@ class _DbGroup(AppGroup):
                 if not isinstance(exc, CommandError | SQLAlchemyError) or _want_traceback(ctx):
                     raise
                 _fail(ctx, str(exc), 1, exc)
+
+
+class _TargetCommand(click.Command):
+    """Reads ``-1``, ``-2``... as a relative TARGET, not as an unknown option."""
+
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        if "--" not in args:
+            relative = [arg for arg in args if re.fullmatch(r"-\d+", arg)]
+            if relative:
+                args = [arg for arg in args if arg not in relative] + ["--", *relative]
+        return super().parse_args(ctx, args)
 
 
 def _want_traceback(ctx: click.Context) -> bool:
@@ -220,7 +233,11 @@ def _migrate(
     selected = _check_binds(binds)
     output = Output(rich=False) if as_json else Output()
     if sql:
-        kwargs: dict[str, Any] = {"purge": purge} if direction == "stamp" else {}
+        kwargs: dict[str, Any] = {}
+        if direction == "stamp":
+            kwargs["purge"] = purge
+        if direction == "upgrade":
+            kwargs["with_dependencies"] = with_dependencies
         statements = getattr(extension, direction)(target, selected, sql=True, tag=tag, **kwargs)
         if output_dir is not None:
             for path in extension.write_sql(statements, output_dir):
@@ -252,6 +269,7 @@ def _migrate(
                 purge=purge,
                 lock=lock,
                 lock_timeout=lock_timeout,
+                tag=tag,
                 on_plan=on_plan,
                 on_event=lambda event: on_event[0](event),
                 on_wait=lambda bind: output.status(
@@ -303,7 +321,7 @@ def _migration_options(direction: str, default: str) -> Callable[[F], F]:
     return decorate
 
 
-@db.command()
+@db.command(cls=_TargetCommand)
 @_migration_options("upgrade", "heads")
 @click.option(
     "--with-dependencies",
@@ -338,7 +356,7 @@ def upgrade(
     )
 
 
-@db.command()
+@db.command(cls=_TargetCommand)
 @_migration_options("downgrade", "-1")
 def downgrade(
     target: str,
@@ -366,7 +384,7 @@ def downgrade(
     )
 
 
-@db.command()
+@db.command(cls=_TargetCommand)
 @_migration_options("stamp", "heads")
 @click.option("--purge", is_flag=True, help="Empty the version table before stamping.")
 def stamp(
@@ -477,7 +495,9 @@ def heads(verbose: bool, as_json: bool, binds: tuple[str, ...]) -> None:
     if as_json:
         Output(rich=False).json(report.scripts_json(scripts, extension.bind_of))
         return
-    Output().scripts("heads", scripts, extension.bind_of, verbose=verbose)
+    Output().scripts(
+        "heads", scripts, extension.bind_of, verbose=verbose, empty="No revisions yet."
+    )
 
 
 @db.command()
@@ -529,7 +549,13 @@ db.add_command(log, "history")
 def show(revisions: tuple[str, ...], binds: tuple[str, ...]) -> None:
     """Show REVISIONS in full."""
     extension = _extension()
-    scripts = [extension.show(revision, _check_binds(binds)) for revision in revisions]
+    selected = _check_binds(binds)
+    scripts: list[Any] = []
+    for revision in revisions:
+        if revision in {"heads", "head"}:  # every selected bind's heads, not just one
+            scripts.extend(extension.heads(selected))
+        else:
+            scripts.append(extension.show(revision, selected))
     Output().scripts("revisions", scripts, extension.bind_of, verbose=True)
 
 
@@ -540,6 +566,18 @@ def check(as_json: bool, binds: tuple[str, ...]) -> None:
     """Exit 1 if any bind's models differ from its database."""
     extension = _extension()
     selected = _check_binds(binds)
+    # Comparing a database that is behind its scripts would report pending migrations
+    # as differences: say so instead, as revision does.
+    for status in extension.status(selected):
+        if status.error is not None:
+            raise status.error
+        if status.pending:
+            raise NotUpToDateError(
+                f"Bind {status.bind!r} has {status.pending} pending migration(s), so its models "
+                "cannot be compared with its database.",
+                bind=status.bind,
+                hint=f"Run 'flask db upgrade --bind {status.bind}' first.",
+            )
     diffs = {
         b.name: extension.compare_metadata(b.name) for b in extension.registry.select(selected)
     }

@@ -49,6 +49,8 @@ class FlaskAlembicError(Exception):
     def __str__(self) -> str:
         text = " ".join(self.message.split())
         if self.hint:
+            if text and text[-1] not in ".!?:":
+                text += "."
             text = f"{text} {' '.join(self.hint.split())}"
         return text
 

@@ -156,8 +156,14 @@ def context_options(bind: Bind, **overrides: Any) -> dict[str, Any]:
     )
     if bind.neighbour_tables:
         options["include_name"] = _skip_tables(bind.neighbour_tables, options.get("include_name"))
+    # Options that only mean something offline (--sql); the offline path sets its own.
+    for name in _OFFLINE_ONLY:
+        options.pop(name, None)
     options.update(overrides)
     return options
+
+
+_OFFLINE_ONLY = ("literal_binds", "output_buffer", "starting_rev", "url", "dialect_name")
 
 
 def _skip_tables(tables: frozenset[str], user_filter: Any) -> Callable[..., bool]:
@@ -187,7 +193,9 @@ def environment(
 class _BindRun:
     """One bind's connection and environment, kept open while the plan runs."""
 
-    def __init__(self, runtime: BindRuntime, stack: ExitStack, purge: bool) -> None:
+    def __init__(
+        self, runtime: BindRuntime, stack: ExitStack, purge: bool, tag: str | None
+    ) -> None:
         self.runtime = runtime
         self.name = runtime.bind.name
         self.secrets = runtime.bind.secrets
@@ -204,9 +212,14 @@ class _BindRun:
 
         self._pending: list[MigrationStep] = []
         self._expected: tuple[str, ...] = ()
-        self.env = EnvironmentContext(runtime.config, runtime.script, fn=self._steps, purge=purge)
+        self.env = EnvironmentContext(
+            runtime.config, runtime.script, fn=self._steps, purge=purge, tag=tag
+        )
         with self.env:
-            self.env.configure(connection=self.connection, **context_options(runtime.bind))
+            options = context_options(runtime.bind)
+            self.env.configure(connection=self.connection, **options)
+        #: Whether each step commits on its own (else a failure undoes the whole group).
+        self.per_migration = bool(options.get("transaction_per_migration"))
         self.context: MigrationContext = self.env.get_context()
 
     def _steps(self, heads: Any, context: MigrationContext) -> list[MigrationStep]:
@@ -237,9 +250,12 @@ def execute(
     runtimes: Mapping[str, BindRuntime],
     *,
     on_event: EventCallback | None = None,
-    purge: bool = False,
+    tag: str | None = None,
 ) -> MigrationResult:
-    """Run ``plan`` and return what was applied; raise ``MigrationFailedError`` on failure."""
+    """Run ``plan`` and return what was applied; raise ``MigrationFailedError`` on failure.
+
+    :param tag: passed to the migrations, as ``alembic.context.get_tag_argument()``.
+    """
     emit = on_event or (lambda event: None)
     steps = list(plan.steps)
     total = len(steps)
@@ -249,6 +265,7 @@ def execute(
     runs: dict[str, _BindRun] = {}
     failed: Step | None = None
     error: str | None = None
+    cause: BaseException | None = None
     stop = _StopSignal()
     index = 0
 
@@ -261,7 +278,8 @@ def execute(
                 break
             runtime = runtimes[bind_name]
             if bind_name not in runs:
-                runs[bind_name] = _BindRun(runtime, stack, purge)
+                purge = any(step.purge for step in plan.for_bind(bind_name))
+                runs[bind_name] = _BindRun(runtime, stack, purge, tag)
             run = runs[bind_name]
             started_at = time.perf_counter()
             tracker = _Tracker(group, index, total, emit, stop)
@@ -271,6 +289,8 @@ def execute(
                 raise
             except Exception as exc:
                 done = tracker.finished_steps()
+                if not run.per_migration and run.context.impl.transactional_ddl:
+                    done = []  # one transaction for the group: the failure undid it all
                 applied[bind_name].extend(done)
                 for step in done:
                     heads[bind_name] = _advance(heads.get(bind_name, ()), step)
@@ -278,6 +298,7 @@ def execute(
                 if isinstance(exc, _Stopped):
                     break
                 failed = tracker.current or group[0]
+                cause = exc
                 error = describe_exception(exc, run.secrets) + _partial_note(run, exc, failed)
                 emit(StepFailed(failed, steps.index(failed) + 1, total, error))
                 break
@@ -330,7 +351,7 @@ def execute(
                 "to continue."
             ),
             result=result,
-        )
+        ) from cause
     return result
 
 
@@ -433,9 +454,9 @@ class _Tracker:
 
         first = self.group[0]
         if first.direction == "stamp":
-            steps: list[MigrationStep] = list(
-                compat.stamp_steps(script, first.destination, first.source)
-            )
+            # A purged table is empty when the stamp is computed.
+            heads = () if first.purge else first.source
+            steps: list[MigrationStep] = list(compat.stamp_steps(script, first.destination, heads))
             self._on_start(0)
             return steps
         steps = compat.revision_steps(
@@ -519,12 +540,15 @@ def render_sql(
         engine = runtime.bind.engine
         with env:
             env.configure(
-                # The URL only chooses the dialect; nothing connects, nothing needs a password.
-                url=engine.url.set(password=None),
-                output_buffer=buffer,
-                starting_rev=cast(Any, list(start) or None),  # Alembic takes a list too
-                literal_binds=True,
-                **context_options(runtime.bind),
+                **context_options(
+                    runtime.bind,
+                    # The URL only chooses the dialect: nothing connects, no password needed.
+                    url=engine.url.set(password=None),
+                    output_buffer=buffer,
+                    starting_rev=cast(Any, list(start) or None),  # Alembic takes a list too
+                    literal_binds=True,
+                    connection=None,
+                )
             )
             with env.begin_transaction():
                 env.run_migrations()

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import importlib.util
+import io
 import os
 import re
 import shutil
@@ -777,18 +779,22 @@ class Alembic:
         return rev_id()
 
     def mkdir(self) -> Path:
-        """Create the script directory from Flask-Alembic's template if it is missing."""
-        return self._mkdir(current_app._get_current_object())  # type: ignore[attr-defined]
+        """Create the script directory from the template, or restore its missing files."""
+        return self._mkdir(current_app._get_current_object(), fill=True)  # type: ignore[attr-defined]
 
-    def _mkdir(self, app: Flask) -> Path:
+    def _mkdir(self, app: Flask, *, fill: bool = False) -> Path:
+        """Create the folder from the template; with ``fill``, add the template files an
+        existing folder lacks. Never overwrite a file."""
         location = self._script_location(app)
-        if location.exists():
-            return location
+        if location.exists() and (not fill or not location.is_dir()):
+            return location  # an existing directory is the user's; errors come on use
+        location.mkdir(parents=True, exist_ok=True)
         template = _template_dir()
-        location.mkdir(parents=True)
-        for item in template.iterdir():
-            if item.is_file() and not item.name.startswith("."):
-                shutil.copyfile(item, location / item.name)
+        if not (location / "script.py.mako").exists():
+            for item in template.iterdir():
+                target = location / item.name
+                if item.is_file() and not item.name.startswith(".") and not target.exists():
+                    shutil.copyfile(item, target)
         return location
 
     def revision(
@@ -844,15 +850,18 @@ class Alembic:
                 f"{registry.describe_names()}.",
                 hint="Name one with --bind NAME (bind='NAME').",
             )
-        if path is not None and len(binds) > 1:
-            raise UnknownBindError(
-                "--path needs one bind, but several are selected.",
-                hint="Name one with --bind NAME.",
-            )
+        for option, value in (("--path", path), ("--rev-id", rev_id)):
+            if value is not None and len(binds) > 1:
+                raise UnknownBindError(
+                    f"{option} needs one bind, but several are selected.",
+                    hint="Name one with --bind NAME.",
+                )
         depends_on = self._resolve_depends(depend)
         script = self.script_directory
+        self._check_template(script)
         config = self.config
-        written: list[tuple[Script, list[Any]]] = []
+        # Compare every bind first: an error in one leaves no file written for another.
+        prepared: list[tuple[Bind, Any, list[Any]]] = []
         for b in binds:
             history = histories[b.name]
             rmap = history.revision_map
@@ -904,18 +913,33 @@ class Alembic:
                 changed, changes = self._autogenerate(b, rc)
                 if not changed:
                     continue
-            try:
-                written.extend((s, changes) for s in rc.generate_scripts() if s is not None)
-            except _command_error() as exc:
-                raise RevisionError(
-                    f"Cannot write a revision for bind {b.name!r}: {exc}",
-                    bind=b.name,
-                    hint="Check --parent, --rev-id and --label.",
-                ) from None
+            prepared.append((b, rc, changes))
+        written: list[tuple[Script, list[Any]]] = []
+        try:
+            for b, rc, changes in prepared:
+                try:
+                    # Post-write hooks report through Alembic's stdout: keep the API silent.
+                    with contextlib.redirect_stdout(io.StringIO()):
+                        scripts = [s for s in rc.generate_scripts() if s is not None]
+                except _command_error() as exc:
+                    raise RevisionError(
+                        f"Cannot write a revision for bind {b.name!r}: {exc}",
+                        bind=b.name,
+                        hint="Check --parent, --rev-id and --label.",
+                    ) from None
+                written.extend((s, changes) for s in scripts)
+        finally:
             self._refresh()
-            script = self.script_directory
-            histories = self._histories()
         return written
+
+    def _check_template(self, script: ScriptDirectory) -> None:
+        template = Path(script.dir) / "script.py.mako"
+        if not template.is_file():
+            raise ScriptDirectoryError(
+                f"The revision template {template} is missing.",
+                path=str(template),
+                hint="Run 'flask db mkdir' to restore it (existing files are kept).",
+            )
 
     def _autogenerate(self, b: Bind, rc: Any) -> tuple[bool, list[Any]]:
         """Fill ``rc`` from comparing ``b``'s models with its database.
@@ -1017,16 +1041,18 @@ class Alembic:
                 hint="Give at least two revision ids, or merge 'heads' when there are several.",
             )
         config = self.config
+        self._check_template(self.script_directory)
         try:
-            script = self.script_directory.generate_revision(
-                rev_id or self.rev_id(),
-                _docstring_safe(message or "merge " + ", ".join(ids)),
-                refresh=True,
-                head=tuple(ids),
-                branch_labels=tuple(_to_tuple(label)) or None,
-                version_path=str(_version_path_of(self.script_directory, ids[0])),
-                config=config,
-            )
+            with contextlib.redirect_stdout(io.StringIO()):
+                script = self.script_directory.generate_revision(
+                    rev_id or self.rev_id(),
+                    _docstring_safe(message or "merge " + ", ".join(ids)),
+                    refresh=True,
+                    head=tuple(ids),
+                    branch_labels=tuple(_to_tuple(label)) or None,
+                    version_path=str(_version_path_of(self.script_directory, ids[0])),
+                    config=config,
+                )
         except _command_error() as exc:
             raise RevisionError(
                 f"Cannot merge {', '.join(ids)} in bind {b.name!r}: {exc}",
@@ -1048,6 +1074,7 @@ class Alembic:
         with_dependencies: bool = False,
         purge: bool = False,
         current: Mapping[str, tuple[str, ...]] | None = None,
+        offline: bool = False,
     ) -> planner.Plan:
         """The plan ``upgrade``/``downgrade``/``stamp`` would run, without running it."""
         binds = self._select(bind)
@@ -1082,6 +1109,7 @@ class Alembic:
             targets,
             all_histories=list(all_histories.values()),
             with_dependencies=with_dependencies,
+            offline=offline,
         )
 
     def _offline_plan(
@@ -1090,6 +1118,7 @@ class Alembic:
         target: planner.Target,
         bind: BindArg,
         purge: bool = False,
+        with_dependencies: bool = False,
     ) -> planner.Plan:
         binds = self._select(bind)
         text = str(target)
@@ -1110,7 +1139,15 @@ class Alembic:
             )
             for name, value in starts.items():
                 current[name] = planner.revision_ids(histories[name].revision_map, value)
-        return self.plan(direction, text, bind, current=current, purge=purge)
+        return self.plan(
+            direction,
+            text,
+            bind,
+            current=current,
+            purge=purge,
+            offline=True,
+            with_dependencies=with_dependencies,
+        )
 
     @overload
     def upgrade(
@@ -1160,7 +1197,9 @@ class Alembic:
         revision is read, the plan made (``on_plan`` sees it) and run.
         """
         if sql:
-            return self._offline_sql("upgrade", target, bind, tag=tag)
+            return self._offline_sql(
+                "upgrade", target, bind, tag=tag, with_dependencies=with_dependencies
+            )
         return self.migrate(
             "upgrade",
             target,
@@ -1169,6 +1208,7 @@ class Alembic:
             lock_timeout=lock_timeout,
             on_event=on_event,
             on_plan=on_plan,
+            tag=tag,
             with_dependencies=with_dependencies,
         )
 
@@ -1226,6 +1266,7 @@ class Alembic:
             lock_timeout=lock_timeout,
             on_event=on_event,
             on_plan=on_plan,
+            tag=tag,
         )
 
     @overload
@@ -1285,6 +1326,7 @@ class Alembic:
             lock_timeout=lock_timeout,
             on_event=on_event,
             on_plan=on_plan,
+            tag=tag,
             purge=purge,
         )
 
@@ -1296,8 +1338,11 @@ class Alembic:
         *,
         tag: str | None,
         purge: bool = False,
+        with_dependencies: bool = False,
     ) -> dict[str, str]:
-        plan = self._offline_plan(direction, target, bind, purge=purge)
+        plan = self._offline_plan(
+            direction, target, bind, purge=purge, with_dependencies=with_dependencies
+        )
         return executor.render_sql(plan, self._runtimes(), tag=tag)
 
     def migrate(
@@ -1313,6 +1358,7 @@ class Alembic:
         on_plan: Callable[[planner.Plan], None] | None = None,
         on_event: executor.EventCallback | None = None,
         on_wait: Callable[[Bind], None] | None = None,
+        tag: str | None = None,
     ) -> executor.MigrationResult:
         """Lock, plan and run in one go: what ``upgrade``/``downgrade``/``stamp`` do."""
         names = [b.name for b in self._select(bind)]
@@ -1340,7 +1386,7 @@ class Alembic:
             self._import_steps(plan)
             if on_plan is not None:
                 on_plan(plan)
-            return executor.execute(plan, self._runtimes(), on_event=on_event, purge=purge)
+            return executor.execute(plan, self._runtimes(), on_event=on_event, tag=tag)
 
     def _import_steps(self, plan: planner.Plan) -> None:
         """Import the code of every step before running any: a broken file changes nothing."""
@@ -1384,7 +1430,7 @@ class Alembic:
         plan: planner.Plan,
         *,
         on_event: executor.EventCallback | None = None,
-        purge: bool = False,
+        tag: str | None = None,
         lock: bool = True,
         lock_timeout: float | None = None,
     ) -> executor.MigrationResult:
@@ -1397,7 +1443,7 @@ class Alembic:
         timeout = lock_timeout if lock_timeout is not None else self._lock_timeout()
         self._import_steps(plan)
         with locking.lock_binds(binds if lock else [], timeout):
-            return executor.execute(plan, self._runtimes(), on_event=on_event, purge=purge)
+            return executor.execute(plan, self._runtimes(), on_event=on_event, tag=tag)
 
 
 def _table_name(bind: Bind) -> str:

@@ -110,6 +110,8 @@ class Step:
     destination: tuple[str, ...]
     message: str = ""
     path: str | None = None
+    #: For a stamp: empty the version table first (asked for, or it holds unknown ids).
+    purge: bool = False
 
     @property
     def label(self) -> str:
@@ -283,6 +285,7 @@ def plan_migration(
     *,
     all_histories: Sequence[BindHistory] | None = None,
     with_dependencies: bool = False,
+    offline: bool = False,
 ) -> Plan:
     """Plan an upgrade or downgrade of the binds in ``targets``.
 
@@ -293,6 +296,8 @@ def plan_migration(
         on binds that are not selected. Defaults to ``histories``.
     :param with_dependencies: upgrade other binds as far as needed to satisfy
         dependencies on them instead of refusing.
+    :param offline: for ``--sql``: the state of binds outside the plan is unknown, so
+        dependencies on them are assumed satisfied (the order within the plan is kept).
     """
     everyone = {h.name: h for h in (all_histories or histories)}
     everyone.update({h.name: h for h in histories})
@@ -301,7 +306,7 @@ def plan_migration(
     for name, target in targets.items():
         per_bind[name] = bind_steps(direction, everyone[name], current.get(name, ()), target)
 
-    edges = _cross_bind_edges(direction, everyone, current, per_bind, with_dependencies)
+    edges = _cross_bind_edges(direction, everyone, current, per_bind, with_dependencies, offline)
     steps = _interleave(order, per_bind, edges)
     unchanged = tuple(name for name in order if name in targets and not per_bind.get(name))
     start = {name: tuple(current.get(name, ())) for name in order if name in per_bind}
@@ -363,6 +368,13 @@ def bind_steps(
     return steps
 
 
+def _known(history: BindHistory, rev_id: str) -> bool:
+    try:
+        return history.revision_map.get_revision(rev_id) is not None
+    except _alembic().RevisionError:
+        return False
+
+
 def _check_known_heads(history: BindHistory, heads: Iterable[str]) -> None:
     for head in heads:
         try:
@@ -388,6 +400,7 @@ def _cross_bind_edges(
     current: Mapping[str, tuple[str, ...]],
     per_bind: dict[str, list[Step]],
     with_dependencies: bool,
+    offline: bool = False,
 ) -> list[tuple[tuple[str, str], tuple[str, str]]]:
     """Edges ``(before, after)`` between steps of different binds; may add steps."""
     edges: list[tuple[tuple[str, str], tuple[str, str]]] = []
@@ -403,6 +416,8 @@ def _cross_bind_edges(
                     continue
                 planned = {s.revision for s in per_bind.get(dep_bind, [])}
                 if dep_rev not in planned:
+                    if offline and not with_dependencies:
+                        continue
                     if not with_dependencies:
                         raise PlanError(
                             f"Revision {rev_id} of bind {bind!r} depends on revision {dep_rev} "
@@ -433,13 +448,13 @@ def _cross_bind_edges(
                         continue
                     if (name, rev_id) in downgraded:
                         edges.append(((name, rev_id), (dep_bind, dep_rev)))
-                    elif rev_id in applied.get(name, set()):
+                    elif rev_id in applied.get(name, set()) and not offline:
                         raise PlanError(
                             f"Cannot downgrade revision {dep_rev} of bind {dep_bind!r}: revision "
                             f"{rev_id} of bind {name!r} depends on it and is still applied.",
                             bind=dep_bind,
                             revision=dep_rev,
-                            hint=f"Downgrade bind {name!r} first, or add --bind {name}.",
+                            hint=f"Downgrade bind {name!r} below revision {rev_id} first.",
                         )
     return edges
 
@@ -498,10 +513,14 @@ def plan_stamp(
         target = targets[history.name]
         heads = tuple(current.get(history.name, ()))
         destination = _stamp_destination(history, target, heads)
-        if not purge and set(destination) <= set(heads) and bool(destination) == bool(heads):
+        # Stamping is how a version table holding an unknown revision gets repaired:
+        # such a table is emptied first instead of being read as a history.
+        unknown = [h for h in heads if not _known(history, h)]
+        wipe = purge or bool(unknown)
+        if not wipe and set(destination) <= set(heads) and bool(destination) == bool(heads):
             unchanged.append(history.name)
             continue
-        steps.append(Step(history.name, "stamp", None, heads, destination, "", None))
+        steps.append(Step(history.name, "stamp", None, heads, destination, "", None, wipe))
     start = {h.name: tuple(current.get(h.name, ())) for h in histories if h.name in targets}
     return Plan(direction="stamp", steps=tuple(steps), start=start, unchanged=tuple(unchanged))
 

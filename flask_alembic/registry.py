@@ -98,8 +98,12 @@ class Bind:
 
 def safe_url(url: sa.URL) -> str:
     """Render a URL with its password and any password-like query parameters hidden."""
-    query = {key: ("***" if _is_secret_key(key) else value) for key, value in url.query.items()}
-    return url.set(query=query).render_as_string(hide_password=True)
+    secret_keys = [key for key in url.query if _is_secret_key(key)]
+    query = {key: ("SECRET" if key in secret_keys else value) for key, value in url.query.items()}
+    text = url.set(query=query).render_as_string(hide_password=True)
+    for key in secret_keys:  # after rendering, so the stars are not URL-encoded
+        text = text.replace(f"{key}=SECRET", f"{key}=***")
+    return text
 
 
 def url_secrets(url: sa.URL) -> tuple[str, ...]:

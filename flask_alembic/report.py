@@ -298,8 +298,9 @@ class Output:
             table.add_column("steps", justify="right")
             table.add_column("time", justify="right", style="dim")
             for bind in result.binds:
+                failed_here = result.failed is not None and result.failed.bind == bind.bind
                 table.add_row(
-                    Text(bind.bind),
+                    Text(bind.bind + (" (failed)" if failed_here else "")),
                     Text(", ".join(bind.before) or "base"),
                     Text(", ".join(bind.after) or "base"),
                     str(len(bind.applied)),
@@ -308,16 +309,18 @@ class Output:
             self.err.print(table)
         else:
             for bind in result.binds:
+                failed_here = result.failed is not None and result.failed.bind == bind.bind
                 self.status(
-                    f"{bind.bind}: {verb} {', '.join(bind.before) or 'base'} -> "
+                    f"{bind.bind}: {'stopped at' if failed_here else verb} "
+                    f"{', '.join(bind.before) or 'base'} -> "
                     f"{', '.join(bind.after) or 'base'} ({len(bind.applied)} step"
                     f"{'s' * (len(bind.applied) != 1)}, {bind.elapsed:.2f}s)"
                 )
         if result.failed is not None:
+            # The error itself follows on the "Error:" line.
             self.status(
                 f"Failed: {result.failed.bind}: {_step_label(result.failed)}"
-                + (f" ({result.failed.path})" if result.failed.path else "")
-                + f": {result.error}",
+                + (f" ({result.failed.path})" if result.failed.path else ""),
                 style="red",
             )
             for step in result.not_run:

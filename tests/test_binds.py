@@ -212,7 +212,7 @@ def test_cross_bind_dependency(make_app: MakeApp, make_url: MakeURL) -> None:
 
     result = run(app, "downgrade", "base", "--bind", "default")
     assert result.exit_code == 1
-    assert "Downgrade bind 'reports' first" in result.stderr
+    assert "Downgrade bind 'reports' below revision" in result.stderr
     result = run(app, "downgrade", "base", "--bind", "default", "--bind", "reports", "--plan")
     assert result.stdout.splitlines()[0].startswith("1. reports: downgrade")
     result = run(app, "downgrade", "base", "--bind", "default", "--bind", "reports")

@@ -217,7 +217,7 @@ def test_downgrade_respects_dependents() -> None:
         "downgrade", [default, reports], current, {"default": "base", "reports": "base"}
     )
     assert ids(plan) == [("reports", "r1"), ("default", "a1")]
-    with pytest.raises(PlanError, match="Downgrade bind 'reports' first"):
+    with pytest.raises(PlanError, match="Downgrade bind 'reports' below revision r1 first"):
         planner.plan_migration(
             "downgrade", [default], current, {"default": "base"}, all_histories=[default, reports]
         )

@@ -125,6 +125,11 @@ def bind_script_directory(script: ScriptDirectory, revision_ids: Iterable[str]) 
     ordered = list(dict.fromkeys(revision_ids))
     own = set(ordered)
     full_map = script.revision_map
+    everything = {rev.revision for rev in full_map._revision_map.values() if rev is not None}
+    if own == everything:
+        # The bind owns every revision (the single-database case): the full map is
+        # already its own, with no dependency on another bind to drop.
+        return script
     copies: list[Script] = []
     for rev_id in ordered:
         original = full_map.get_revision(rev_id)
@@ -142,6 +147,8 @@ def bind_script_directory(script: ScriptDirectory, revision_ids: Iterable[str]) 
         clone.dependencies = kept[0] if len(kept) == 1 else (tuple(kept) or None)
         clone.nextrev = frozenset()
         clone._all_nextrev = frozenset()
+        # The full map spread labels over every descendant; start from the file's own.
+        clone.branch_labels = set(original._orig_branch_labels)
         copies.append(clone)
 
     view = copy.copy(script)

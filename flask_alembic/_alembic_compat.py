@@ -9,10 +9,13 @@ what is touched here short and tested against the oldest and newest supported Al
 from __future__ import annotations
 
 import copy
+import threading
 from collections.abc import Callable
 from collections.abc import Iterable
 from collections.abc import Iterator
+from collections.abc import MutableMapping
 from collections.abc import Sequence
+from contextlib import contextmanager
 from pathlib import Path
 from types import ModuleType
 from typing import Any
@@ -27,6 +30,7 @@ from alembic.script.revision import RevisionMap
 from alembic.util import CommandError
 from alembic.util import load_python_file
 from alembic.util import to_tuple
+from alembic.util.langhelpers import ModuleClsProxy
 
 from .errors import ScriptDirectoryError
 from .revision_cache import CachedRevision
@@ -39,6 +43,7 @@ __all__ = [
     "resolved_dependencies",
     "revision_steps",
     "stamp_steps",
+    "thread_safe_proxies",
     "use_revision_files",
 ]
 
@@ -103,6 +108,59 @@ def use_revision_files(script: ScriptDirectory, files: Sequence[RevisionFile]) -
                     yield loaded
 
     script.revision_map = RevisionMap(load)
+
+
+_local = threading.local()
+_patching = threading.Lock()
+
+
+class _ThreadProxy:
+    """Stands in for ``alembic.op`` / ``alembic.context``'s target, per thread."""
+
+    def __init__(self, cls: type, fallback: Any) -> None:
+        self._cls = cls
+        self._fallback = fallback
+
+    def __getattr__(self, name: str) -> Any:
+        stack = getattr(_local, "stacks", {}).get(self._cls)
+        target = stack[-1] if stack else self._fallback
+        if target is None:
+            raise NameError(f"No Alembic {self._cls.__name__} is active in this thread.")
+        return getattr(target, name)
+
+
+@contextmanager
+def thread_safe_proxies() -> Iterator[None]:
+    """Let migrations on several threads each see their own ``op`` and ``context``.
+
+    Alembic's module-level ``op`` and ``context`` forward every call to one global
+    object (``_proxy``), which threads running migrations side by side would overwrite.
+    While this is active, that global is a dispatcher reading a per-thread stack.
+    """
+    with _patching:
+        install, remove = ModuleClsProxy._install_proxy, ModuleClsProxy._remove_proxy
+        saved: list[tuple[MutableMapping[str, Any], Any]] = []
+        for cls, (_, modules) in list(ModuleClsProxy._setups.items()):
+            for globals_, _locals in modules:
+                saved.append((globals_, globals_.get("_proxy")))
+                globals_["_proxy"] = _ThreadProxy(cls, globals_.get("_proxy"))
+
+        def thread_install(self: ModuleClsProxy) -> None:
+            stacks = _local.__dict__.setdefault("stacks", {})
+            stacks.setdefault(self.__class__, []).append(self)
+
+        def thread_remove(self: ModuleClsProxy) -> None:
+            _local.stacks[self.__class__].pop()
+
+        ModuleClsProxy._install_proxy = thread_install  # type: ignore[method-assign]
+        ModuleClsProxy._remove_proxy = thread_remove  # type: ignore[method-assign]
+        try:
+            yield
+        finally:
+            ModuleClsProxy._install_proxy = install  # type: ignore[method-assign]
+            ModuleClsProxy._remove_proxy = remove  # type: ignore[method-assign]
+            for globals_, previous in saved:
+                globals_["_proxy"] = previous
 
 
 def iter_scripts(script: ScriptDirectory) -> Iterable[Script]:

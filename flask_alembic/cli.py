@@ -228,6 +228,7 @@ def _migrate(
     purge: bool = False,
     lock: bool = True,
     lock_timeout: float | None = None,
+    parallel: int | None = None,
 ) -> None:
     extension = _extension()
     selected = _check_binds(binds)
@@ -270,6 +271,7 @@ def _migrate(
                 lock=lock,
                 lock_timeout=lock_timeout,
                 tag=tag,
+                parallel=parallel,
                 on_plan=on_plan,
                 on_event=lambda event: on_event[0](event),
                 on_wait=lambda bind: output.status(
@@ -316,6 +318,12 @@ def _migration_options(direction: str, default: str) -> Callable[[F], F]:
         f = click.option(
             "--no-lock", is_flag=True, help="Do not take the per-database migration lock."
         )(f)
+        f = click.option(
+            "--parallel",
+            type=click.IntRange(min=1),
+            help="How many independent binds may migrate at once (default 4, or "
+            "ALEMBIC_PARALLEL); 1 runs them one after another.",
+        )(f)
         return json_option(bind_option(f))
 
     return decorate
@@ -338,6 +346,7 @@ def upgrade(
     as_json: bool,
     no_lock: bool,
     lock_timeout: float | None,
+    parallel: int | None,
     with_dependencies: bool,
 ) -> None:
     """Upgrade the databases to TARGET (default: every bind to its heads)."""
@@ -353,6 +362,7 @@ def upgrade(
         with_dependencies=with_dependencies,
         lock=not no_lock,
         lock_timeout=lock_timeout,
+        parallel=parallel,
     )
 
 
@@ -368,6 +378,7 @@ def downgrade(
     as_json: bool,
     no_lock: bool,
     lock_timeout: float | None,
+    parallel: int | None,
 ) -> None:
     """Downgrade the databases to TARGET (default: one step back; name a bind)."""
     _migrate(
@@ -381,6 +392,7 @@ def downgrade(
         output_dir=output_dir,
         lock=not no_lock,
         lock_timeout=lock_timeout,
+        parallel=parallel,
     )
 
 
@@ -396,6 +408,7 @@ def stamp(
     as_json: bool,
     no_lock: bool,
     lock_timeout: float | None,
+    parallel: int | None,
     purge: bool,
 ) -> None:
     """Record TARGET in the version tables without running migrations."""
@@ -411,6 +424,7 @@ def stamp(
         purge=purge,
         lock=not no_lock,
         lock_timeout=lock_timeout,
+        parallel=parallel,
     )
 
 

@@ -251,108 +251,168 @@ def execute(
     *,
     on_event: EventCallback | None = None,
     tag: str | None = None,
+    parallel: int = 1,
 ) -> MigrationResult:
     """Run ``plan`` and return what was applied; raise ``MigrationFailedError`` on failure.
 
     :param tag: passed to the migrations, as ``alembic.context.get_tag_argument()``.
+    :param parallel: how many independent groups of binds may run at once. Binds that
+        depend on each other, or share a database, are always run one after another,
+        in the plan's order.
     """
-    emit = on_event or (lambda event: None)
-    steps = list(plan.steps)
-    total = len(steps)
-    heads = {name: tuple(h) for name, h in plan.start.items()}
-    applied: dict[str, list[Step]] = {name: [] for name in plan.binds}
-    elapsed: dict[str, float] = dict.fromkeys(plan.binds, 0.0)
-    runs: dict[str, _BindRun] = {}
-    failed: Step | None = None
-    error: str | None = None
-    cause: BaseException | None = None
-    stop = _StopSignal()
-    index = 0
+    lock = threading.Lock()
+    user_emit = on_event or (lambda event: None)
 
-    with ExitStack() as stack:
-        stack.enter_context(stop.installed())
-        while index < total:
-            group = _next_group(steps, index)
-            bind_name = group[0].bind
-            if stop.signal is not None:
-                break
-            runtime = runtimes[bind_name]
-            if bind_name not in runs:
-                purge = any(step.purge for step in plan.for_bind(bind_name))
-                runs[bind_name] = _BindRun(runtime, stack, purge, tag)
-            run = runs[bind_name]
-            started_at = time.perf_counter()
-            tracker = _Tracker(group, index, total, emit, stop)
-            try:
-                run.run(tracker.alembic_steps(runtime.script), heads.get(bind_name, ()))
-            except PlanError:
-                raise
-            except Exception as exc:
-                done = tracker.finished_steps()
-                if not run.per_migration and run.context.impl.transactional_ddl:
-                    done = []  # one transaction for the group: the failure undid it all
-                applied[bind_name].extend(done)
-                for step in done:
-                    heads[bind_name] = _advance(heads.get(bind_name, ()), step)
-                elapsed[bind_name] += time.perf_counter() - started_at
-                if isinstance(exc, _Stopped):
-                    break
-                failed = tracker.current or group[0]
-                cause = exc
-                error = describe_exception(exc, run.secrets) + _partial_note(run, exc, failed)
-                emit(StepFailed(failed, steps.index(failed) + 1, total, error))
-                break
-            tracker.finish()
-            applied[bind_name].extend(group)
-            for step in group:
-                heads[bind_name] = _advance(heads.get(bind_name, ()), step)
-            elapsed[bind_name] += time.perf_counter() - started_at
-            index += len(group)
-            if bind_name not in {s.bind for s in steps[index:]}:
-                emit(BindFinished(bind_name, heads[bind_name]))
+    def emit(event: Event) -> None:
+        with lock:  # callbacks never see two events at once
+            user_emit(event)
 
-    results = tuple(
-        BindResult(
-            bind=name,
-            before=tuple(plan.start.get(name, ())),
-            after=heads.get(name, ()),
-            applied=tuple(applied[name]),
-            elapsed=elapsed[name],
+    run = _Run(plan, runtimes, emit, tag)
+    components = _components(plan, runtimes) if parallel > 1 else [list(plan.binds)]
+    with run.stop.installed():
+        if len(components) <= 1:
+            run.steps_of(list(plan.steps))
+        else:
+            from concurrent.futures import ThreadPoolExecutor
+
+            from . import _alembic_compat as compat
+
+            with (
+                compat.thread_safe_proxies(),
+                ThreadPoolExecutor(
+                    max_workers=min(parallel, len(components)), thread_name_prefix="flask-alembic"
+                ) as pool,
+            ):
+                groups = [[s for s in plan.steps if s.bind in set(c)] for c in components]
+                for future in [pool.submit(run.steps_of, group) for group in groups]:
+                    future.result()
+    return run.result()
+
+
+class _Run:
+    """The state of one plan's run, shared by the threads running parts of it."""
+
+    def __init__(
+        self,
+        plan: Plan,
+        runtimes: Mapping[str, BindRuntime],
+        emit: EventCallback,
+        tag: str | None,
+    ) -> None:
+        self.plan = plan
+        self.runtimes = runtimes
+        self.emit = emit
+        self.tag = tag
+        self.steps = list(plan.steps)
+        self.total = len(self.steps)
+        self.heads = {name: tuple(h) for name, h in plan.start.items()}
+        self.applied: dict[str, list[Step]] = {name: [] for name in plan.binds}
+        self.elapsed: dict[str, float] = dict.fromkeys(plan.binds, 0.0)
+        self.failed: Step | None = None
+        self.error: str | None = None
+        self.cause: BaseException | None = None
+        self.stop = _StopSignal()
+
+    def steps_of(self, steps: list[Step]) -> None:
+        """Run ``steps`` (some binds' part of the plan, in order) on this thread."""
+        runs: dict[str, _BindRun] = {}
+        index = 0
+        with ExitStack() as stack:
+            while index < len(steps):
+                if self.stop.stopping:
+                    return
+                group = _next_group(steps, index)
+                bind_name = group[0].bind
+                runtime = self.runtimes[bind_name]
+                if bind_name not in runs:
+                    purge = any(step.purge for step in self.plan.for_bind(bind_name))
+                    runs[bind_name] = _BindRun(runtime, stack, purge, self.tag)
+                bind_run = runs[bind_name]
+                started_at = time.perf_counter()
+                offset = self.steps.index(group[0])
+                tracker = _Tracker(group, offset, self.total, self.emit, self.stop)
+                try:
+                    bind_run.run(
+                        tracker.alembic_steps(runtime.script), self.heads.get(bind_name, ())
+                    )
+                except PlanError:
+                    raise
+                except Exception as exc:
+                    done = tracker.finished_steps()
+                    if not bind_run.per_migration and bind_run.context.impl.transactional_ddl:
+                        done = []  # one transaction for the group: the failure undid it all
+                    self._record(bind_name, done, started_at)
+                    if isinstance(exc, _Stopped):
+                        return
+                    failed = tracker.current or group[0]
+                    error = describe_exception(exc, bind_run.secrets) + _partial_note(
+                        bind_run, exc, failed
+                    )
+                    self.stop.failure()  # other threads stop after their current step
+                    if self.failed is None:
+                        self.failed, self.error, self.cause = failed, error, exc
+                    self.emit(StepFailed(failed, self.steps.index(failed) + 1, self.total, error))
+                    return
+                tracker.finish()
+                self._record(bind_name, group, started_at)
+                index += len(group)
+                if bind_name not in {s.bind for s in steps[index:]}:
+                    self.emit(BindFinished(bind_name, self.heads[bind_name]))
+
+    def _record(self, bind_name: str, done: Sequence[Step], started_at: float) -> None:
+        self.applied[bind_name].extend(done)
+        for step in done:
+            self.heads[bind_name] = _advance(self.heads.get(bind_name, ()), step)
+        self.elapsed[bind_name] += time.perf_counter() - started_at
+
+    def result(self) -> MigrationResult:
+        plan, steps, heads = self.plan, self.steps, self.heads
+        applied, elapsed, failed, error = self.applied, self.elapsed, self.failed, self.error
+        stop, cause = self.stop, self.cause
+        results = tuple(
+            BindResult(
+                bind=name,
+                before=tuple(plan.start.get(name, ())),
+                after=heads.get(name, ()),
+                applied=tuple(applied[name]),
+                elapsed=elapsed[name],
+            )
+            for name in plan.binds
         )
-        for name in plan.binds
-    )
-    done_ids = {(s.bind, s.revision, s.direction) for r in results for s in r.applied}
-    not_run = tuple(
-        s for s in steps if (s.bind, s.revision, s.direction) not in done_ids and s is not failed
-    )
-    if stop.signal is not None and failed is None:
-        name = signal.Signals(stop.signal).name
-        error = f"interrupted by {name}"
-        result = MigrationResult(plan, results, None, error, not_run)
-        raise MigrationInterruptedError(
-            f"{plan.direction.capitalize()} interrupted by {name}: {len(result.applied)} "
-            f"step(s) applied, {len(not_run)} not run.",
-            hint="Run the command again to continue.",
-            result=result,
-            exit_code=128 + stop.signal,
+        done_ids = {(s.bind, s.revision, s.direction) for r in results for s in r.applied}
+        not_run = tuple(
+            s
+            for s in steps
+            if (s.bind, s.revision, s.direction) not in done_ids and s is not failed
         )
-    result = MigrationResult(plan, results, failed, error, not_run)
-    if failed is not None:
-        assert error is not None
-        where = f" ({failed.path})" if failed.path else ""
-        raise MigrationFailedError(
-            f"{plan.direction.capitalize()} of bind {failed.bind!r} failed at revision "
-            f"{failed.revision or failed.label}{where}: {error}",
-            bind=failed.bind,
-            revision=failed.revision,
-            path=failed.path,
-            hint=(
-                "Steps applied before it are kept; fix the problem and run the command again "
-                "to continue."
-            ),
-            result=result,
-        ) from cause
-    return result
+        if stop.signal is not None and failed is None:
+            name = signal.Signals(stop.signal).name
+            error = f"interrupted by {name}"
+            result = MigrationResult(plan, results, None, error, not_run)
+            raise MigrationInterruptedError(
+                f"{plan.direction.capitalize()} interrupted by {name}: {len(result.applied)} "
+                f"step(s) applied, {len(not_run)} not run.",
+                hint="Run the command again to continue.",
+                result=result,
+                exit_code=128 + stop.signal,
+            )
+        result = MigrationResult(plan, results, failed, error, not_run)
+        if failed is not None:
+            assert error is not None
+            where = f" ({failed.path})" if failed.path else ""
+            raise MigrationFailedError(
+                f"{plan.direction.capitalize()} of bind {failed.bind!r} failed at revision "
+                f"{failed.revision or failed.label}{where}: {error}",
+                bind=failed.bind,
+                revision=failed.revision,
+                path=failed.path,
+                hint=(
+                    "Steps applied before it are kept; fix the problem and run the command again "
+                    "to continue."
+                ),
+                result=result,
+            ) from cause
+        return result
 
 
 def _partial_note(run: _BindRun, exc: BaseException, step: Step) -> str:
@@ -380,6 +440,15 @@ class _StopSignal:
 
     def __init__(self) -> None:
         self.signal: int | None = None
+        self.failed = False
+
+    def failure(self) -> None:
+        """A step failed: the run ends at each thread's next step boundary."""
+        self.failed = True
+
+    @property
+    def stopping(self) -> bool:
+        return self.signal is not None or self.failed
 
     @contextmanager
     def installed(self) -> Iterator[None]:
@@ -402,8 +471,41 @@ class _StopSignal:
                 signal.signal(sig, old)
 
     def check(self) -> None:
-        if self.signal is not None:
+        if self.stopping:
             raise _Stopped
+
+
+def _components(plan: Plan, runtimes: Mapping[str, BindRuntime]) -> list[list[str]]:
+    """Groups of binds that may run side by side: linked binds share a group.
+
+    Binds are linked by a cross-bind dependency in the plan, or by living in the same
+    database (their migrations could contend for the same locks and tables).
+    """
+    from .registry import database_key
+
+    parent = {name: name for name in plan.binds}
+
+    def find(name: str) -> str:
+        while parent[name] != name:
+            parent[name] = parent[parent[name]]
+            name = parent[name]
+        return name
+
+    def union(a: str, b: str) -> None:
+        if a in parent and b in parent:
+            parent[find(a)] = find(b)
+
+    for a, b in plan.links:
+        union(a, b)
+    by_database: dict[str, str] = {}
+    for name in plan.binds:
+        key = database_key(runtimes[name].bind.engine.url)
+        if key is not None:
+            union(name, by_database.setdefault(key, name))
+    groups: dict[str, list[str]] = {}
+    for name in plan.binds:
+        groups.setdefault(find(name), []).append(name)
+    return list(groups.values())
 
 
 def _next_group(steps: Sequence[Step], start: int) -> list[Step]:

@@ -1159,6 +1159,7 @@ class Alembic:
         tag: str | None = ...,
         lock: bool = ...,
         lock_timeout: float | None = ...,
+        parallel: int | None = ...,
         with_dependencies: bool = ...,
         on_event: executor.EventCallback | None = ...,
         on_plan: Callable[[planner.Plan], None] | None = ...,
@@ -1173,6 +1174,7 @@ class Alembic:
         tag: str | None = ...,
         lock: bool = ...,
         lock_timeout: float | None = ...,
+        parallel: int | None = ...,
         with_dependencies: bool = ...,
         on_event: executor.EventCallback | None = ...,
         on_plan: Callable[[planner.Plan], None] | None = ...,
@@ -1186,6 +1188,7 @@ class Alembic:
         tag: str | None = None,
         lock: bool = True,
         lock_timeout: float | None = None,
+        parallel: int | None = None,
         with_dependencies: bool = False,
         on_event: executor.EventCallback | None = None,
         on_plan: Callable[[planner.Plan], None] | None = None,
@@ -1209,6 +1212,7 @@ class Alembic:
             on_event=on_event,
             on_plan=on_plan,
             tag=tag,
+            parallel=parallel,
             with_dependencies=with_dependencies,
         )
 
@@ -1222,6 +1226,7 @@ class Alembic:
         tag: str | None = ...,
         lock: bool = ...,
         lock_timeout: float | None = ...,
+        parallel: int | None = ...,
         on_event: executor.EventCallback | None = ...,
         on_plan: Callable[[planner.Plan], None] | None = ...,
     ) -> executor.MigrationResult: ...
@@ -1235,6 +1240,7 @@ class Alembic:
         tag: str | None = ...,
         lock: bool = ...,
         lock_timeout: float | None = ...,
+        parallel: int | None = ...,
         on_event: executor.EventCallback | None = ...,
         on_plan: Callable[[planner.Plan], None] | None = ...,
     ) -> dict[str, str]: ...
@@ -1247,6 +1253,7 @@ class Alembic:
         tag: str | None = None,
         lock: bool = True,
         lock_timeout: float | None = None,
+        parallel: int | None = None,
         on_event: executor.EventCallback | None = None,
         on_plan: Callable[[planner.Plan], None] | None = None,
     ) -> executor.MigrationResult | dict[str, str]:
@@ -1267,6 +1274,7 @@ class Alembic:
             on_event=on_event,
             on_plan=on_plan,
             tag=tag,
+            parallel=parallel,
         )
 
     @overload
@@ -1279,6 +1287,7 @@ class Alembic:
         tag: str | None = ...,
         lock: bool = ...,
         lock_timeout: float | None = ...,
+        parallel: int | None = ...,
         purge: bool = ...,
         on_event: executor.EventCallback | None = ...,
         on_plan: Callable[[planner.Plan], None] | None = ...,
@@ -1293,6 +1302,7 @@ class Alembic:
         tag: str | None = ...,
         lock: bool = ...,
         lock_timeout: float | None = ...,
+        parallel: int | None = ...,
         purge: bool = ...,
         on_event: executor.EventCallback | None = ...,
         on_plan: Callable[[planner.Plan], None] | None = ...,
@@ -1306,6 +1316,7 @@ class Alembic:
         tag: str | None = None,
         lock: bool = True,
         lock_timeout: float | None = None,
+        parallel: int | None = None,
         purge: bool = False,
         on_event: executor.EventCallback | None = None,
         on_plan: Callable[[planner.Plan], None] | None = None,
@@ -1327,6 +1338,7 @@ class Alembic:
             on_event=on_event,
             on_plan=on_plan,
             tag=tag,
+            parallel=parallel,
             purge=purge,
         )
 
@@ -1359,6 +1371,7 @@ class Alembic:
         on_event: executor.EventCallback | None = None,
         on_wait: Callable[[Bind], None] | None = None,
         tag: str | None = None,
+        parallel: int | None = None,
     ) -> executor.MigrationResult:
         """Lock, plan and run in one go: what ``upgrade``/``downgrade``/``stamp`` do."""
         names = [b.name for b in self._select(bind)]
@@ -1386,7 +1399,24 @@ class Alembic:
             self._import_steps(plan)
             if on_plan is not None:
                 on_plan(plan)
-            return executor.execute(plan, self._runtimes(), on_event=on_event, tag=tag)
+            return executor.execute(
+                plan,
+                self._runtimes(),
+                on_event=on_event,
+                tag=tag,
+                parallel=self._parallel(parallel),
+            )
+
+    def _parallel(self, value: int | None) -> int:
+        """How many independent binds may migrate at once (``ALEMBIC_PARALLEL``, default 4)."""
+        if value is None:
+            value = current_app.config.get("ALEMBIC_PARALLEL", 4)
+        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            raise ConfigurationError(
+                f"'ALEMBIC_PARALLEL' must be a whole number of at least 1, got {value!r}.",
+                hint="Use 1 to migrate binds one after another.",
+            )
+        return value
 
     def _import_steps(self, plan: planner.Plan) -> None:
         """Import the code of every step before running any: a broken file changes nothing."""
@@ -1433,6 +1463,7 @@ class Alembic:
         tag: str | None = None,
         lock: bool = True,
         lock_timeout: float | None = None,
+        parallel: int | None = None,
     ) -> executor.MigrationResult:
         """Run a plan made by :meth:`plan`; raises ``MigrationFailedError`` on failure.
 
@@ -1443,7 +1474,13 @@ class Alembic:
         timeout = lock_timeout if lock_timeout is not None else self._lock_timeout()
         self._import_steps(plan)
         with locking.lock_binds(binds if lock else [], timeout):
-            return executor.execute(plan, self._runtimes(), on_event=on_event, tag=tag)
+            return executor.execute(
+                plan,
+                self._runtimes(),
+                on_event=on_event,
+                tag=tag,
+                parallel=self._parallel(parallel),
+            )
 
 
 def _table_name(bind: Bind) -> str:

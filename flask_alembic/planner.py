@@ -129,6 +129,8 @@ class Plan:
     start: Mapping[str, tuple[str, ...]]
     #: Binds whose database is already at the target.
     unchanged: tuple[str, ...] = ()
+    #: Pairs of binds with a dependency between their steps: never run side by side.
+    links: tuple[tuple[str, str], ...] = ()
 
     @property
     def binds(self) -> tuple[str, ...]:
@@ -310,7 +312,10 @@ def plan_migration(
     steps = _interleave(order, per_bind, edges)
     unchanged = tuple(name for name in order if name in targets and not per_bind.get(name))
     start = {name: tuple(current.get(name, ())) for name in order if name in per_bind}
-    return Plan(direction=direction, steps=tuple(steps), start=start, unchanged=unchanged)
+    links = tuple(sorted({(a[0], b[0]) for a, b in edges if a[0] != b[0]}))
+    return Plan(
+        direction=direction, steps=tuple(steps), start=start, unchanged=unchanged, links=links
+    )
 
 
 def bind_steps(

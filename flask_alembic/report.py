@@ -229,10 +229,23 @@ class Output:
         if not self.rich:
             yield self._plain_event
             return
-        from rich.status import Status
+        from rich.console import Group
+        from rich.live import Live
+        from rich.spinner import Spinner
+        from rich.table import Table
+        from rich.text import Text
 
         started = time.perf_counter()
-        status = Status("", console=self.err)
+        # One line per bind, so binds migrating side by side stay readable.
+        lines: dict[str, Text] = {}
+
+        def render() -> Group:
+            grid = Table.grid(padding=(0, 1))
+            for bind, text in lines.items():
+                grid.add_row(Spinner("dots", style="cyan"), Text(bind, style="cyan"), text)
+            return Group(grid)
+
+        live = Live(render(), console=self.err, refresh_per_second=8, transient=True)
 
         def on_event(event: Event) -> None:
             from .executor import StepFailed
@@ -240,26 +253,21 @@ class Output:
             from .executor import StepStarted
 
             if isinstance(event, StepStarted):
-                status.update(
-                    f"{event.step.bind}: step {event.index} of {event.total}: "
-                    f"{_step_label(event.step)} {event.step.message} "
-                    f"({time.perf_counter() - started:.1f}s)"
+                lines[event.step.bind] = Text(
+                    f"step {event.index} of {event.total}: {_step_label(event.step)} "
+                    f"{event.step.message} ({time.perf_counter() - started:.1f}s)"
                 )
-            elif isinstance(event, StepFinished):
-                from rich.text import Text
-
-                text = Text("  ✓ ", style="green")
+            elif isinstance(event, StepFinished | StepFailed):
+                ok = isinstance(event, StepFinished)
+                text = Text("  ✓ " if ok else "  ✗ ", style="green" if ok else "red")
                 text.append(f"{event.step.bind}: {_step_label(event.step)} {event.step.message}")
-                text.append(f" {event.elapsed:.2f}s", style="dim")
-                self.err.print(text)
-            elif isinstance(event, StepFailed):
-                from rich.text import Text
+                if isinstance(event, StepFinished):
+                    text.append(f" {event.elapsed:.2f}s", style="dim")
+                live.console.print(text)
+                lines.pop(event.step.bind, None)
+            live.update(render())
 
-                text = Text("  ✗ ", style="red")
-                text.append(f"{event.step.bind}: {_step_label(event.step)} {event.step.message}")
-                self.err.print(text)
-
-        with status:
+        with live:
             yield on_event
 
     def _plain_event(self, event: Event) -> None:

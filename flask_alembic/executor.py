@@ -119,6 +119,8 @@ class MigrationResult:
     failed: Step | None = None
     error: str | None = None
     not_run: tuple[Step, ...] = field(default=())
+    #: Wall-clock seconds the run took (binds running side by side overlap).
+    elapsed: float = 0.0
 
     @property
     def applied(self) -> tuple[Step, ...]:
@@ -268,6 +270,7 @@ def execute(
             user_emit(event)
 
     run = _Run(plan, runtimes, emit, tag)
+    started = time.perf_counter()
     components = _components(plan, runtimes) if parallel > 1 else [list(plan.binds)]
     with run.stop.installed():
         if len(components) <= 1:
@@ -286,7 +289,7 @@ def execute(
                 groups = [[s for s in plan.steps if s.bind in set(c)] for c in components]
                 for future in [pool.submit(run.steps_of, group) for group in groups]:
                     future.result()
-    return run.result()
+    return run.result(time.perf_counter() - started)
 
 
 class _Run:
@@ -365,9 +368,14 @@ class _Run:
             self.heads[bind_name] = _advance(self.heads.get(bind_name, ()), step)
         self.elapsed[bind_name] += time.perf_counter() - started_at
 
-    def result(self) -> MigrationResult:
+    def result(self, elapsed: float) -> MigrationResult:
         plan, steps, heads = self.plan, self.steps, self.heads
-        applied, elapsed, failed, error = self.applied, self.elapsed, self.failed, self.error
+        applied, bind_elapsed, failed, error = (
+            self.applied,
+            self.elapsed,
+            self.failed,
+            self.error,
+        )
         stop, cause = self.stop, self.cause
         results = tuple(
             BindResult(
@@ -375,7 +383,7 @@ class _Run:
                 before=tuple(plan.start.get(name, ())),
                 after=heads.get(name, ()),
                 applied=tuple(applied[name]),
-                elapsed=elapsed[name],
+                elapsed=bind_elapsed[name],
             )
             for name in plan.binds
         )
@@ -388,7 +396,7 @@ class _Run:
         if stop.signal is not None and failed is None:
             name = signal.Signals(stop.signal).name
             error = f"interrupted by {name}"
-            result = MigrationResult(plan, results, None, error, not_run)
+            result = MigrationResult(plan, results, None, error, not_run, elapsed)
             raise MigrationInterruptedError(
                 f"{plan.direction.capitalize()} interrupted by {name}: {len(result.applied)} "
                 f"step(s) applied, {len(not_run)} not run.",
@@ -396,7 +404,7 @@ class _Run:
                 result=result,
                 exit_code=128 + stop.signal,
             )
-        result = MigrationResult(plan, results, failed, error, not_run)
+        result = MigrationResult(plan, results, failed, error, not_run, elapsed)
         if failed is not None:
             assert error is not None
             where = f" ({failed.path})" if failed.path else ""

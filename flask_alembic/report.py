@@ -537,6 +537,7 @@ def result_json(result: MigrationResult) -> dict[str, Any]:
         "error": result.error,
         "not_run": [step_json(step) for step in result.not_run],
         "unchanged": list(result.plan.unchanged),
+        "elapsed": round(result.elapsed, 6),
     }
 
 

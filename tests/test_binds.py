@@ -502,3 +502,20 @@ def test_status_with_pending_cross_bind_dependency(make_app: MakeApp, make_url: 
     assert result.exit_code == 0, result.output
     assert "default: " in result.stdout
     assert "(1 pending)" in result.stdout
+
+
+def test_ambiguous_revision_across_binds(make_app: MakeApp, make_url: MakeURL) -> None:
+    """A prefix matching revisions of two binds is refused, naming both; nothing runs."""
+    urls = {"default": make_url(), "analytics": make_url()}
+    app, _ = three_binds(make_app, urls)
+    assert run(app, "revision", "a", "--bind", "default", "--rev-id", "abcd0001").exit_code == 0
+    assert run(app, "revision", "b", "--bind", "analytics", "--rev-id", "abcd0002").exit_code == 0
+    result = run(app, "upgrade", "abcd")
+    assert result.exit_code == 1
+    assert "matches revisions in binds default, analytics" in result.stderr
+    assert "BIND@REV" in result.stderr
+    assert table_names(urls["default"]) == set()
+    assert table_names(urls["analytics"]) == set()
+    result = run(app, "upgrade", "analytics@abcd")
+    assert result.exit_code == 0, result.output
+    assert table_names(urls["default"]) == set()

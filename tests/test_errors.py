@@ -55,7 +55,7 @@ def test_import_error_in_revision(make_app: MakeApp, database_url: str) -> None:
         "import not_a_module_anywhere\nrevision = 'x1234'\ndown_revision = None\n",
     )
     result = run(app, "upgrade")
-    assert_one_line_error(result, str(path), "not_a_module_anywhere")
+    assert_one_line_error(result, f"{path} (line 1)", "not_a_module_anywhere")
     assert table_names(database_url) == set()
 
 

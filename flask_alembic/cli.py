@@ -58,6 +58,8 @@ class _DbGroup(AppGroup):
         with app.app_context():
             try:
                 return super().invoke(ctx)
+            except (click.exceptions.Exit, click.ClickException, click.exceptions.Abort):
+                raise
             except FlaskAlembicError as exc:
                 if _want_traceback(ctx):
                     raise
@@ -79,9 +81,22 @@ class _TargetCommand(click.Command):
 
     def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
         if "--" not in args:
-            relative = [arg for arg in args if re.fullmatch(r"-\d+", arg)]
+            # Options that take a value: a "-1" right after one is that option's value.
+            valued = {
+                name
+                for param in self.params
+                if isinstance(param, click.Option) and not param.is_flag
+                for name in param.opts
+            }
+            kept: list[str] = []
+            relative: list[str] = []
+            for arg in args:
+                if re.fullmatch(r"-\d+", arg) and not (kept and kept[-1] in valued):
+                    relative.append(arg)
+                else:
+                    kept.append(arg)
             if relative:
-                args = [arg for arg in args if arg not in relative] + ["--", *relative]
+                args = [*kept, "--", *relative]
         return super().parse_args(ctx, args)
 
 
@@ -233,6 +248,14 @@ def _migrate(
     extension = _extension()
     selected = _check_binds(binds)
     output = Output(rich=False) if as_json else Output()
+    if not sql and output_dir is not None:
+        raise click.UsageError("--output-dir goes with --sql.")
+    if sql and as_json:
+        raise click.UsageError("--sql prints SQL; it cannot be combined with --json.")
+    if sql and purge:
+        raise click.UsageError(
+            "--purge cannot be used with --sql: the SQL would not empty the version table."
+        )
     if sql:
         kwargs: dict[str, Any] = {}
         if direction == "stamp":
@@ -488,7 +511,11 @@ def current(check_heads: bool, verbose: bool, as_json: bool, binds: tuple[str, .
     statuses = _extension().status(_check_binds(binds))
     output = Output(rich=False) if as_json else Output()
     if as_json:
-        output.json(report.status_json(statuses))
+        output.json(report.status_json(statuses))  # errors are in it: one object only
+        for status in statuses:
+            if status.error is not None:
+                output.error(str(status.error))
+                raise click.exceptions.Exit(1)
     else:
         output.current(statuses, verbose=verbose)
     _raise_first_error(statuses)

@@ -128,7 +128,8 @@ class MigrationResult:
 
     @property
     def ok(self) -> bool:
-        return self.failed is None
+        """Whether every planned step ran (no failure, no interruption)."""
+        return self.failed is None and self.error is None
 
     def __getitem__(self, bind: str) -> BindResult:
         for result in self.binds:
@@ -415,8 +416,10 @@ class _Run:
                 revision=failed.revision,
                 path=failed.path,
                 hint=(
-                    "Steps applied before it are kept; fix the problem and run the command again "
-                    "to continue."
+                    "Steps applied before it are kept; fix the problem and run the command "
+                    "again to continue."
+                    if result.applied
+                    else "Nothing was applied; fix the problem and run the command again."
                 ),
                 result=result,
             ) from cause
@@ -449,6 +452,9 @@ class _StopSignal:
     def __init__(self) -> None:
         self.signal: int | None = None
         self.failed = False
+        #: With binds running side by side, a second signal cannot stop the workers at
+        #: once: they always finish their current step, and the summary is printed.
+        self.parallel = False
 
     def failure(self) -> None:
         """A step failed: the run ends at each thread's next step boundary."""
@@ -466,9 +472,9 @@ class _StopSignal:
         previous = {sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGTERM)}
 
         def handler(signum: int, frame: Any) -> None:
-            if self.signal is not None:
+            if self.signal is not None and not self.parallel:
                 raise KeyboardInterrupt
-            self.signal = signum
+            self.signal = self.signal or signum
 
         for sig in previous:
             signal.signal(sig, handler)

@@ -1375,6 +1375,7 @@ class Alembic:
     ) -> executor.MigrationResult:
         """Lock, plan and run in one go: what ``upgrade``/``downgrade``/``stamp`` do."""
         names = [b.name for b in self._select(bind)]
+        parallel = self._parallel(parallel)  # a bad setting is an error even with nothing to do
         quick = None
         if direction == "upgrade" and str(target) in {"heads", "head"}:
             quick = self._quick_graph()
@@ -1409,11 +1410,13 @@ class Alembic:
 
     def _parallel(self, value: int | None) -> int:
         """How many independent binds may migrate at once (``ALEMBIC_PARALLEL``, default 4)."""
+        where = "parallel"
         if value is None:
             value = current_app.config.get("ALEMBIC_PARALLEL", 4)
+            where = "'ALEMBIC_PARALLEL'"
         if isinstance(value, bool) or not isinstance(value, int) or value < 1:
             raise ConfigurationError(
-                f"'ALEMBIC_PARALLEL' must be a whole number of at least 1, got {value!r}.",
+                f"{where} must be a whole number of at least 1, got {value!r}.",
                 hint="Use 1 to migrate binds one after another.",
             )
         return value

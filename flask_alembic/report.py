@@ -386,7 +386,11 @@ class Output:
                 "state",
                 "version table",
             ):
-                table.add_column(name, justify="right" if name == "pending" else "left")
+                # overflow="fold": a long URL wraps instead of being cut short.
+                if name == "pending":
+                    table.add_column(name, justify="right", overflow="fold")
+                else:
+                    table.add_column(name, overflow="fold")
             for status in statuses:
                 table.add_row(
                     Text(status.bind, style="cyan"),

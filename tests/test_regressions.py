@@ -115,6 +115,7 @@ def test_single_transaction_failure_reports_nothing_applied(
     result = run(app, "upgrade")
     assert result.exit_code == 1
     assert "default: stopped at base -> base (0 steps" in result.stderr
+    assert "Nothing was applied" in result.stderr
     assert version_rows(url) == set()
     assert table_names(url) == set()
 
@@ -263,3 +264,113 @@ def test_secret_query_rendered_plainly() -> None:
     """Hidden query parameters read as ***, not URL-encoded stars."""
     url = sa.make_url("postgresql://u:p@h/db?sslpassword=x&sslmode=require")
     assert safe_url(url) == "postgresql://u:***@h/db?sslmode=require&sslpassword=***"
+
+
+def test_option_value_minus_one_is_not_a_target(make_app: MakeApp, database_url: str) -> None:
+    """`--tag -1 --plan` gives -1 to --tag and only plans; nothing runs."""
+    app, alembic = make_app(database_url)
+    with app.app_context():
+        alembic.revision("a")
+        alembic.revision("b", empty=True)
+        alembic.upgrade()
+    before = version_rows(database_url)
+    result = run(app, "downgrade", "--tag", "-1", "--plan")
+    assert result.exit_code == 0, result.output
+    assert result.stdout.startswith("1. default: downgrade")
+    assert version_rows(database_url) == before
+    assert run(app, "upgrade", "--lock-timeout", "-1").exit_code == 2
+
+
+def test_current_json_error_is_one_object(make_app: MakeApp, database_url: str) -> None:
+    """current --json prints one JSON object even when a bind is in error."""
+    import json
+
+    app, alembic = make_app(database_url)
+    with app.app_context():
+        alembic.revision("a")
+    insert_version(database_url, "deadbeef0000")
+    result = run(app, "current", "--json")
+    assert result.exit_code == 1
+    data = json.loads(result.stdout)  # exactly one object: this would fail on two
+    assert data["binds"][0]["state"] == "ahead/unknown revision"
+    assert "deadbeef0000" in result.stderr
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (("upgrade", "--sql", "--json"), "cannot be combined with --json"),
+        (("stamp", "--sql", "--purge"), "--purge cannot be used with --sql"),
+        (("upgrade", "--output-dir", "out"), "--output-dir goes with --sql"),
+        (("upgrade", "--parallel", "0"), "--parallel"),
+    ],
+)
+def test_conflicting_options(
+    make_app: MakeApp, database_url: str, args: tuple[str, ...], message: str
+) -> None:
+    """Options that cannot go together are usage errors; nothing changes."""
+    app, alembic = make_app(database_url)
+    with app.app_context():
+        alembic.revision("a")
+    result = run(app, *args)
+    assert result.exit_code == 2
+    assert message in result.stderr
+    assert table_names(database_url) == set()
+
+
+def test_bad_parallel_even_with_nothing_to_do(make_app: MakeApp, database_url: str) -> None:
+    """A bad ALEMBIC_PARALLEL is reported on a no-op upgrade too; parallel= names itself."""
+    from flask_alembic.errors import ConfigurationError
+
+    app, alembic = make_app(database_url, ALEMBIC_PARALLEL="many")
+    with app.app_context():
+        with pytest.raises(ConfigurationError, match="'ALEMBIC_PARALLEL'"):
+            alembic.upgrade()
+        with pytest.raises(ConfigurationError, match=r"^parallel must be"):
+            alembic.upgrade(parallel=0)
+
+
+def test_interrupted_result_is_not_ok() -> None:
+    """A result carrying an error (an interruption) is not ok."""
+    from flask_alembic.executor import MigrationResult
+    from flask_alembic.planner import Plan
+
+    plan = Plan("upgrade", (), start={})
+    assert MigrationResult(plan, ()).ok
+    assert not MigrationResult(plan, (), error="interrupted by SIGINT").ok
+
+
+def test_help_does_not_load_alembic(tmp_path: Path) -> None:
+    """`flask db upgrade --help` and a failing --check stay off Alembic's import."""
+    (tmp_path / "helpapp.py").write_text(
+        textwrap.dedent(
+            f"""
+            import sqlalchemy as sa
+            from flask import Flask
+            from flask_alembic import Alembic
+
+            def create_app():
+                app = Flask(__name__)
+                engine = sa.create_engine("sqlite:///{tmp_path / "h.db"}")
+                Alembic(app, engines=engine, metadatas=sa.MetaData())
+                return app
+            """
+        )
+    )
+    probe = (
+        "import atexit, sys\n"
+        "atexit.register(lambda: print('ALEMBIC', 'alembic' in sys.modules, file=sys.stderr))\n"
+        "from flask.cli import main\n"
+        "sys.argv = ['flask', '--app', 'helpapp', 'db'] + sys.argv[1:]\n"
+        "main()\n"
+    )
+    for args in (["upgrade", "--help"], ["status", "--check"]):
+        result = subprocess.run(
+            [sys.executable, "-c", probe, *args],
+            cwd=tmp_path,
+            capture_output=True,
+            text=True,
+            check=False,
+            env={"PATH": "/usr/bin:/bin"},
+        )
+        assert "ALEMBIC False" in result.stderr, (args, result.stderr)

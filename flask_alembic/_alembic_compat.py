@@ -38,6 +38,7 @@ from .revision_cache import RevisionFile
 
 __all__ = [
     "LazyScript",
+    "all_scripts",
     "bind_script_directory",
     "iter_scripts",
     "resolved_dependencies",
@@ -161,6 +162,18 @@ def thread_safe_proxies() -> Iterator[None]:
             ModuleClsProxy._remove_proxy = remove  # type: ignore[method-assign]
             for globals_, previous in saved:
                 globals_["_proxy"] = previous
+
+
+def all_scripts(script: ScriptDirectory) -> list[Script]:
+    """Every revision of the script directory, without walking the graph in order.
+
+    Building the map checks it (unknown parents, cycles); the order is not needed here.
+    """
+    seen: dict[str, Script] = {}
+    for rev in script.revision_map._revision_map.values():
+        if isinstance(rev, Script):
+            seen.setdefault(rev.revision, rev)
+    return list(seen.values())
 
 
 def iter_scripts(script: ScriptDirectory) -> Iterable[Script]:

@@ -1607,7 +1607,9 @@ def _load_scripts(script: ScriptDirectory) -> list[Script]:
         with warnings.catch_warnings():
             # Alembic only warns about a missing down_revision, then fails obscurely.
             warnings.filterwarnings("error", message=r"Revision .* is not present")
-            return list(script.walk_revisions("base", "heads"))
+            from . import _alembic_compat as compat
+
+            return compat.all_scripts(script)
     except UserWarning as exc:
         raise _missing_revision_error(script, str(exc)) from None
     except (SyntaxError, ImportError) as exc:

@@ -25,13 +25,13 @@ from typing import TYPE_CHECKING
 
 import sqlalchemy as sa
 
-from .errors import DatabaseError
 from .errors import MigrationFailedError
 from .errors import MigrationInterruptedError
 from .errors import PlanError
 from .planner import Plan
 from .planner import Step
 from .registry import Bind
+from .registry import describe_exception
 from .registry import scrub
 
 if TYPE_CHECKING:
@@ -138,16 +138,6 @@ class MigrationResult:
         raise KeyError(bind)
 
 
-def describe_exception(exc: BaseException, secrets: Sequence[str] = ()) -> str:
-    """One line describing ``exc``: the database's own message where there is one."""
-    if isinstance(exc, sa.exc.DBAPIError) and exc.orig is not None:
-        text = f"{type(exc.orig).__name__}: {exc.orig}"
-    else:
-        text = f"{type(exc).__name__}: {exc}"
-    text = " ".join(text.split())
-    return scrub(text, secrets)
-
-
 def context_options(bind: Bind, **overrides: Any) -> dict[str, Any]:
     """The options for ``EnvironmentContext.configure`` for ``bind``."""
     options: dict[str, Any] = {"transaction_per_migration": True}
@@ -202,15 +192,7 @@ class _BindRun:
         self.runtime = runtime
         self.name = runtime.bind.name
         self.secrets = runtime.bind.secrets
-        try:
-            self.connection = stack.enter_context(runtime.bind.engine.connect())
-        except sa.exc.DBAPIError as exc:
-            raise DatabaseError(
-                f"Cannot connect to bind {self.name!r} at {runtime.bind.display_url}: "
-                f"{describe_exception(exc, self.secrets)}",
-                bind=self.name,
-                hint="Check that the server is running and the URL and credentials are right.",
-            ) from None
+        self.connection = stack.enter_context(runtime.bind.connect())
         from alembic.runtime.environment import EnvironmentContext
 
         self._pending: list[MigrationStep] = []

@@ -48,6 +48,7 @@ from .registry import bind_directory_name
 from .registry import BindRegistry
 from .registry import build_registry
 from .registry import DEFAULT_BIND
+from .registry import describe_exception
 from .registry import EnginesArg
 from .registry import MetadatasArg
 
@@ -510,7 +511,7 @@ class Alembic:
     def _connection(self, bind: Bind) -> sa.Connection:
         cache = self._cache()
         if bind.name not in cache.connections:
-            cache.connections[bind.name] = cache.exit_stack.enter_context(_connect(bind))
+            cache.connections[bind.name] = cache.exit_stack.enter_context(bind.connect())
         return cache.connections[bind.name]
 
     def _environment(self, name: str) -> EnvironmentContext:
@@ -948,7 +949,7 @@ class Alembic:
         """
         runtime = self._runtimes()[b.name]
         rmap = self._histories()[b.name].revision_map
-        with _connect(b) as connection, executor.environment(runtime, connection) as env:
+        with b.connect() as connection, executor.environment(runtime, connection) as env:
             context = env.get_context()
             current = tuple(context.get_current_heads())
             if set(current) != set(rmap.heads):
@@ -1551,31 +1552,16 @@ class _HeadsReader:
         self.stack = stack
 
     def heads(self, bind: Bind) -> tuple[str, ...]:
-        connection = self.stack.enter_context(_connect(bind))
+        connection = self.stack.enter_context(bind.connect())
         try:
             return bind.read_heads(connection)
         except sa.exc.DBAPIError as exc:
             raise DatabaseError(
                 f"Cannot read the version table of bind {bind.name!r} at {bind.display_url}: "
-                f"{executor.describe_exception(exc, bind.secrets)}",
+                f"{describe_exception(exc, bind.secrets)}",
                 bind=bind.name,
                 hint="Check the bind's 'version_table' and 'version_table_schema' settings.",
             ) from None
-
-
-@contextmanager
-def _connect(bind: Bind) -> Iterator[sa.Connection]:
-    try:
-        connection = bind.engine.connect()
-    except sa.exc.DBAPIError as exc:
-        raise DatabaseError(
-            f"Cannot connect to bind {bind.name!r} at {bind.display_url}: "
-            f"{executor.describe_exception(exc, bind.secrets)}",
-            bind=bind.name,
-            hint="Check that the server is running and that the URL and credentials are right.",
-        ) from None
-    with connection:
-        yield connection
 
 
 class _LazyMapping(Mapping[str, Any]):

@@ -27,7 +27,6 @@ from typing import IO
 
 import sqlalchemy as sa
 
-from .errors import DatabaseError
 from .errors import LockTimeoutError
 from .registry import Bind
 from .registry import database_key
@@ -100,26 +99,9 @@ class _Notify:
 
 
 @contextmanager
-def _own_connection(bind: Bind) -> Iterator[sa.Connection]:
-    from .executor import describe_exception
-
-    try:
-        connection = bind.engine.connect()
-    except sa.exc.DBAPIError as exc:
-        raise DatabaseError(
-            f"Cannot connect to bind {bind.name!r} at {bind.display_url}: "
-            f"{describe_exception(exc, bind.secrets)}",
-            bind=bind.name,
-            hint="Check that the server is running and that the URL and credentials are right.",
-        ) from None
-    with connection:
-        yield connection
-
-
-@contextmanager
 def _postgresql_lock(bind: Bind, name: str, timeout: float, notify: _Notify) -> Iterator[None]:
     key = _advisory_key(name)
-    with _own_connection(bind) as conn:
+    with bind.connect() as conn:
         deadline = time.monotonic() + timeout
         while True:
             got = conn.execute(sa.text("SELECT pg_try_advisory_lock(:key)"), {"key": key}).scalar()
@@ -163,7 +145,7 @@ def _postgresql_holder(conn: sa.Connection, key: int) -> str:
 @contextmanager
 def _mysql_lock(bind: Bind, name: str, timeout: float, notify: _Notify) -> Iterator[None]:
     lock = name[:64]
-    with _own_connection(bind) as conn:
+    with bind.connect() as conn:
         deadline = time.monotonic() + timeout
         while True:
             # Short waits in a loop keep the timeout exact and the process interruptible.

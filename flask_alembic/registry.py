@@ -10,6 +10,7 @@ import urllib.parse
 from collections.abc import Iterable
 from collections.abc import Iterator
 from collections.abc import Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass
 from dataclasses import field
 from pathlib import Path
@@ -20,6 +21,7 @@ import sqlalchemy as sa
 from flask import Flask
 
 from .errors import ConfigurationError
+from .errors import DatabaseError
 from .errors import UnknownBindError
 
 __all__ = ["DEFAULT_BIND", "Bind", "BindRegistry", "EnginesArg", "MetadatasArg"]
@@ -85,6 +87,21 @@ class Bind:
         )
         return tuple(row[0] for row in connection.execute(sa.select(table.c.version_num)))
 
+    @contextmanager
+    def connect(self) -> Iterator[sa.Connection]:
+        """A connection to this bind's database; failing to connect is a clear error."""
+        try:
+            connection = self.engine.connect()
+        except sa.exc.DBAPIError as exc:
+            raise DatabaseError(
+                f"Cannot connect to bind {self.name!r} at {self.display_url}: "
+                f"{describe_exception(exc, self.secrets)}",
+                bind=self.name,
+                hint="Check that the server is running and that the URL and credentials are right.",
+            ) from None
+        with connection:
+            yield connection
+
     @property
     def display_url(self) -> str:
         """The database URL, safe to print: the password and secret parameters hidden."""
@@ -127,6 +144,15 @@ def url_secrets(url: sa.URL) -> tuple[str, ...]:
 def _is_secret_key(key: str) -> bool:
     lowered = key.lower()
     return "password" in lowered or "secret" in lowered or lowered in {"passwd", "pwd", "token"}
+
+
+def describe_exception(exc: BaseException, secrets: Iterable[str] = ()) -> str:
+    """One line describing ``exc``: the database's own message where there is one."""
+    if isinstance(exc, sa.exc.DBAPIError) and exc.orig is not None:
+        text = f"{type(exc.orig).__name__}: {exc.orig}"
+    else:
+        text = f"{type(exc).__name__}: {exc}"
+    return scrub(" ".join(text.split()), secrets)
 
 
 def scrub(text: str, secrets: Iterable[str]) -> str:

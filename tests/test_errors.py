@@ -176,7 +176,7 @@ def test_password_never_printed(make_app: MakeApp, secret_url: str, style: str) 
 
 def test_driver_error_text_is_scrubbed(tmp_path: Path) -> None:
     """A driver error that echoes a secret is scrubbed before it is shown."""
-    from flask_alembic.executor import describe_exception
+    from flask_alembic.registry import describe_exception
     from flask_alembic.registry import url_secrets
 
     secrets = url_secrets(sa.make_url(f"postgresql://u:{urllib.parse.quote(PASSWORD)}@h/db"))

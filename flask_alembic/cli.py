@@ -235,16 +235,17 @@ def _migrate(
     *,
     sql: bool,
     tag: str | None,
-    plan_only: bool,
     binds: tuple[str, ...],
     as_json: bool,
-    output_dir: str | None = None,
+    output_dir: str | None,
+    no_lock: bool,
+    lock_timeout: float | None,
+    parallel: int | None,
+    plan_only: bool = False,
     with_dependencies: bool = False,
     purge: bool = False,
-    lock: bool = True,
-    lock_timeout: float | None = None,
-    parallel: int | None = None,
 ) -> None:
+    """What upgrade, downgrade and stamp share: their options arrive here as given."""
     extension = _extension()
     selected = _check_binds(binds)
     output = Output(rich=False) if as_json else Output()
@@ -291,7 +292,7 @@ def _migrate(
                 selected,
                 with_dependencies=with_dependencies,
                 purge=purge,
-                lock=lock,
+                lock=not no_lock,
                 lock_timeout=lock_timeout,
                 tag=tag,
                 parallel=parallel,
@@ -359,96 +360,24 @@ def _migration_options(direction: str, default: str) -> Callable[[F], F]:
     is_flag=True,
     help="Also upgrade other binds as far as this upgrade depends on them.",
 )
-def upgrade(
-    target: str,
-    sql: bool,
-    output_dir: str | None,
-    tag: str | None,
-    plan_only: bool,
-    binds: tuple[str, ...],
-    as_json: bool,
-    no_lock: bool,
-    lock_timeout: float | None,
-    parallel: int | None,
-    with_dependencies: bool,
-) -> None:
+def upgrade(**options: Any) -> None:
     """Upgrade the databases to TARGET (default: every bind to its heads)."""
-    _migrate(
-        "upgrade",
-        target,
-        sql=sql,
-        tag=tag,
-        plan_only=plan_only,
-        binds=binds,
-        as_json=as_json,
-        output_dir=output_dir,
-        with_dependencies=with_dependencies,
-        lock=not no_lock,
-        lock_timeout=lock_timeout,
-        parallel=parallel,
-    )
+    _migrate("upgrade", **options)
 
 
 @db.command(cls=_TargetCommand)
 @_migration_options("downgrade", "-1")
-def downgrade(
-    target: str,
-    sql: bool,
-    output_dir: str | None,
-    tag: str | None,
-    plan_only: bool,
-    binds: tuple[str, ...],
-    as_json: bool,
-    no_lock: bool,
-    lock_timeout: float | None,
-    parallel: int | None,
-) -> None:
+def downgrade(**options: Any) -> None:
     """Downgrade the databases to TARGET (default: one step back; name a bind)."""
-    _migrate(
-        "downgrade",
-        target,
-        sql=sql,
-        tag=tag,
-        plan_only=plan_only,
-        binds=binds,
-        as_json=as_json,
-        output_dir=output_dir,
-        lock=not no_lock,
-        lock_timeout=lock_timeout,
-        parallel=parallel,
-    )
+    _migrate("downgrade", **options)
 
 
 @db.command(cls=_TargetCommand)
 @_migration_options("stamp", "heads")
 @click.option("--purge", is_flag=True, help="Empty the version table before stamping.")
-def stamp(
-    target: str,
-    sql: bool,
-    output_dir: str | None,
-    tag: str | None,
-    binds: tuple[str, ...],
-    as_json: bool,
-    no_lock: bool,
-    lock_timeout: float | None,
-    parallel: int | None,
-    purge: bool,
-) -> None:
+def stamp(**options: Any) -> None:
     """Record TARGET in the version tables without running migrations."""
-    _migrate(
-        "stamp",
-        target,
-        sql=sql,
-        tag=tag,
-        plan_only=False,
-        binds=binds,
-        as_json=as_json,
-        output_dir=output_dir,
-        purge=purge,
-        lock=not no_lock,
-        lock_timeout=lock_timeout,
-        parallel=parallel,
-    )
+    _migrate("stamp", **options)
 
 
 @db.command()

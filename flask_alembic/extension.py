@@ -1384,29 +1384,32 @@ class Alembic:
             involved = quick.related(names)
         else:
             involved = _related_binds(direction, names, self._histories())
-        to_lock = [b for b in self.registry if b.name in involved] if lock else []
+        involved_binds = [b for b in self.registry if b.name in involved]
+        to_lock = involved_binds if lock else []
         timeout = lock_timeout if lock_timeout is not None else self._lock_timeout()
         with locking.lock_binds(to_lock, timeout, on_wait=on_wait):
+            current = None
             if quick is not None:
                 # The common deploy: nothing to do. Answer it without loading Alembic.
-                current = self._current_heads([self.registry[n] for n in names])
+                current = self._current_heads(involved_binds)
                 if all(quick.at_heads(n, current[n], single=target == "head") for n in names):
                     plan = planner.Plan("upgrade", (), start={}, unchanged=tuple(names))
                     if on_plan is not None:
                         on_plan(plan)
                     return executor.MigrationResult(plan, ())
             plan = self.plan(
-                direction, target, bind, with_dependencies=with_dependencies, purge=purge
+                direction,
+                target,
+                bind,
+                with_dependencies=with_dependencies,
+                purge=purge,
+                current=current,  # already read under the lock: not read again
             )
             self._import_steps(plan)
             if on_plan is not None:
                 on_plan(plan)
             return executor.execute(
-                plan,
-                self._runtimes(),
-                on_event=on_event,
-                tag=tag,
-                parallel=self._parallel(parallel),
+                plan, self._runtimes(), on_event=on_event, tag=tag, parallel=parallel
             )
 
     def _parallel(self, value: int | None) -> int:

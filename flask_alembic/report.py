@@ -183,9 +183,6 @@ class Output:
 
     # -- plans and runs -------------------------------------------------------------
 
-    def result_empty(self, plan: Plan) -> None:
-        self.status(_nothing_to_do(plan))
-
     def plan(self, plan: Plan, stream: str = "stdout") -> None:
         """The ordered steps of a plan: data on stdout, or a preview on stderr."""
         if not plan.steps:

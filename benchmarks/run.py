@@ -98,11 +98,23 @@ from sqlalchemy import create_engine
 
 config = context.config
 engine = create_engine(os.environ["BENCH_URL"])
+if os.environ.get("BENCH_SQLITE_BEGIN") == "1":
+    # SQLAlchemy's documented recipe for real SQLite transactions (DDL included).
+    from sqlalchemy import event
+
+    @event.listens_for(engine, "connect")
+    def no_driver_begin(dbapi_connection, connection_record):
+        dbapi_connection.isolation_level = None
+
+    @event.listens_for(engine, "begin")
+    def begin(conn):
+        conn.exec_driver_sql("BEGIN")
 with engine.connect() as connection:
     context.configure(
         connection=connection,
         target_metadata=None,
         transaction_per_migration=os.environ.get("BENCH_PER_MIGRATION") == "1",
+        transactional_ddl=os.environ.get("BENCH_TRANSACTIONAL_DDL") == "1" or None,
     )
     with context.begin_transaction():
         context.run_migrations()
@@ -285,6 +297,16 @@ def scenario_full(root: Path, runs: int) -> tuple[dict[str, float], str, str]:
             "alembic upgrade head, one transaction (info)": (
                 alembic_cmd("upgrade", "head"),
                 alembic_env,
+                fresh,
+            ),
+            "alembic upgrade head, per migration, env.py with BEGIN recipe (info)": (
+                alembic_cmd("upgrade", "head"),
+                {
+                    **alembic_env,
+                    "BENCH_PER_MIGRATION": "1",
+                    "BENCH_SQLITE_BEGIN": "1",
+                    "BENCH_TRANSACTIONAL_DDL": "1",
+                },
                 fresh,
             ),
         },

@@ -184,6 +184,47 @@ def environment(
         yield env
 
 
+def _sqlite_transactions(connection: sa.Connection, options: dict[str, Any]) -> None:
+    """Give SQLite migrations real transactions on ``connection``, as its engine allows.
+
+    SQLite can roll back schema changes, but Python's ``sqlite3`` driver, in its default
+    ("legacy") mode, sends no ``BEGIN`` before DDL: each ``CREATE``/``ALTER``/``DROP``
+    commits on its own, so a migration failing half way leaves its first half behind.
+    Here, on this one connection, every transaction SQLAlchemy begins starts with a real
+    ``BEGIN`` (the recipe in SQLAlchemy's SQLite documentation), and Alembic is told the
+    DDL is transactional. A migration, and its version-table update, then commit or roll
+    back as one. ``transactional_ddl=False`` in ``ALEMBIC_CONTEXT`` keeps the driver's
+    behaviour; an engine in ``AUTOCOMMIT`` mode, or a driver connection already in
+    Python 3.12's explicit ``autocommit`` mode, is left as configured.
+    """
+    if connection.dialect.name != "sqlite" or options.get("transactional_ddl") is False:
+        return
+    import sqlite3
+
+    legacy = getattr(sqlite3, "LEGACY_TRANSACTION_CONTROL", -1)  # Python 3.12+
+    driver = connection.connection.driver_connection
+    mode = getattr(driver, "autocommit", legacy)
+    if mode is False:  # Python 3.12+: sqlite3 already begins every transaction itself
+        options.setdefault("transactional_ddl", True)
+        return
+    if (
+        connection.dialect.driver != "pysqlite"
+        or mode != legacy
+        or getattr(driver, "isolation_level", None) is None  # AUTOCOMMIT: never BEGIN
+    ):
+        return
+    options.setdefault("transactional_ddl", True)
+    sa.event.listen(connection, "begin", _begin_sqlite)
+
+
+def _begin_sqlite(connection: sa.Connection) -> None:
+    driver = connection.connection.driver_connection
+    # None while Alembic's ``autocommit_block()`` (or any AUTOCOMMIT level) is in effect.
+    level = getattr(driver, "isolation_level", None)
+    if level is not None and not getattr(driver, "in_transaction", True):
+        connection.exec_driver_sql(f"BEGIN {level}".rstrip())
+
+
 class _BindRun:
     """One bind's connection and environment, kept open while the plan runs."""
 
@@ -201,8 +242,9 @@ class _BindRun:
         self.env = EnvironmentContext(
             runtime.config, runtime.script, fn=self._steps, purge=purge, tag=tag
         )
+        options = context_options(runtime.bind)
+        _sqlite_transactions(self.connection, options)
         with self.env:
-            options = context_options(runtime.bind)
             self.env.configure(connection=self.connection, **options)
         #: Whether each step commits on its own (else a failure undoes the whole group).
         self.per_migration = bool(options.get("transaction_per_migration"))
@@ -226,9 +268,6 @@ class _BindRun:
             self.env.run_migrations()
         if self.connection.in_transaction():
             self.connection.commit()
-
-    def heads(self) -> tuple[str, ...]:
-        return tuple(self.context.get_current_heads())
 
 
 def execute(

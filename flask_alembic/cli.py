@@ -42,6 +42,9 @@ _TRACEBACK = "flask_alembic.traceback"
 class _DbGroup(AppGroup):
     """Turns Flask-Alembic and database errors into one line and an exit code."""
 
+    #: Found by ``report.named`` to learn the name the app registered the group under.
+    flask_alembic_group = True
+
     def invoke(self, ctx: click.Context) -> Any:
         # What the app allocated while loading outlives the command: keep the garbage
         # collector from scanning it again and again meanwhile (unfrozen afterwards, so
@@ -107,7 +110,7 @@ def _want_traceback(ctx: click.Context) -> bool:
 def _fail(ctx: click.Context, message: str, code: int, exc: BaseException) -> None:
     from .registry import scrub
 
-    message = " ".join(message.split())
+    message = report.named(" ".join(message.split()), ctx)
     try:
         registry = _extension()._state().registry
     except Exception:  # the app itself may be what is broken
@@ -308,7 +311,7 @@ def _migrate(
                 failed: Any = exc.result
                 output.json(report.result_json(failed)) if as_json else output.result(failed)
             if as_json:  # the JSON above carries the error; say it once on stderr too
-                output.error(str(exc))
+                output.error(report.named(str(exc)))
                 code = exc.exit_code if isinstance(exc, MigrationInterruptedError) else 1
                 raise click.exceptions.Exit(code) from None
             raise
@@ -443,14 +446,14 @@ def current(check_heads: bool, verbose: bool, as_json: bool, binds: tuple[str, .
         output.json(report.status_json(statuses))  # errors are in it: one object only
         for status in statuses:
             if status.error is not None:
-                output.error(str(status.error))
+                output.error(report.named(str(status.error)))
                 raise click.exceptions.Exit(1)
     else:
         output.current(statuses, verbose=verbose)
     _raise_first_error(statuses)
     if check_heads and not all(s.up_to_date for s in statuses):
         behind = ", ".join(s.bind for s in statuses if not s.up_to_date)
-        output.status(f"Not at heads: {behind}. Run 'flask db upgrade'.")
+        output.status(report.named(f"Not at heads: {behind}. Run 'flask db upgrade'."))
         raise click.exceptions.Exit(1)
 
 
@@ -557,5 +560,5 @@ def check(as_json: bool, binds: tuple[str, ...]) -> None:
     else:
         output.diffs(diffs)
     if any(diffs.values()):
-        output.status("Models and databases differ: run 'flask db revision \"...\"'.")
+        output.status(report.named("Models and databases differ: run 'flask db revision \"...\"'."))
         raise click.exceptions.Exit(1)

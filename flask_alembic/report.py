@@ -28,7 +28,26 @@ if TYPE_CHECKING:
     from .planner import Plan
     from .planner import Step
 
-__all__ = ["Output", "is_interactive"]
+__all__ = ["Output", "is_interactive", "named"]
+
+
+def named(text: str, ctx: Any = None) -> str:
+    """``text`` with its ``flask db`` hints naming the command group as the app registered it.
+
+    Hints are written for the default name; an app that passed ``command_name="migrate"``
+    gets ``flask migrate upgrade``. Outside a command, ``text`` is returned unchanged.
+    """
+    import re
+
+    import click
+
+    current = ctx if ctx is not None else click.get_current_context(silent=True)
+    while current is not None and not getattr(current.command, "flask_alembic_group", False):
+        current = current.parent
+    name = current.info_name if current is not None else None
+    if not name or name == "db":
+        return text
+    return re.sub(r"\bflask db\b", f"flask {name}", text)
 
 
 def is_interactive(stream: IO[str]) -> bool:
@@ -401,7 +420,7 @@ class Output:
             self.out.print(table)
             for status in statuses:
                 if status.error is not None:
-                    self.status(f"{status.bind}: {status.error}", style="red")
+                    self.status(named(f"{status.bind}: {status.error}"), style="red")
             return
         for status in statuses:
             pending = "?" if status.pending is None else str(status.pending)
@@ -411,7 +430,7 @@ class Output:
                 f"database={status.url}; version_table={status.version_table}"
             )
             if status.error is not None:
-                self.line(f"{status.bind}: error={status.error}")
+                self.line(named(f"{status.bind}: error={status.error}"))
 
     def json(self, data: Mapping[str, Any]) -> None:
         """One JSON object on stdout."""
@@ -469,7 +488,7 @@ def status_json(statuses: Sequence[BindStatus]) -> dict[str, Any]:
                 "heads": list(s.heads),
                 "pending": s.pending,
                 "state": s.state,
-                "error": None if s.error is None else str(s.error),
+                "error": None if s.error is None else named(str(s.error)),
             }
             for s in statuses
         ],

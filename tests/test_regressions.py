@@ -374,3 +374,38 @@ def test_help_does_not_load_alembic(tmp_path: Path) -> None:
             env={"PATH": "/usr/bin:/bin"},
         )
         assert "ALEMBIC False" in result.stderr, (args, result.stderr)
+
+
+def test_hints_use_the_registered_command_name(tmp_path: Path) -> None:
+    """With command_name="migrate", hints say 'flask migrate ...', not 'flask db ...'."""
+    import json
+
+    from flask_alembic import Alembic
+
+    url = f"sqlite:///{tmp_path / 'app.db'}"
+    engine = sa.create_engine(url)
+    app = Flask("renamed", root_path=str(tmp_path))
+    alembic = Alembic(app, command_name="migrate", engines=engine, metadatas=models())
+    runner = app.test_cli_runner()
+    try:
+        with app.app_context():
+            alembic.revision("first")
+        result = runner.invoke(args=["migrate", "check"])
+        assert result.exit_code == 1
+        assert "Run 'flask migrate upgrade --bind default' first." in result.stderr
+        assert "flask db" not in result.output
+
+        result = runner.invoke(args=["migrate", "current", "--check-heads"])
+        assert result.exit_code == 1
+        assert "Run 'flask migrate upgrade'." in result.stderr
+
+        insert_version(url, "0badc0ffee00")
+        result = runner.invoke(args=["migrate", "status", "--json"])
+        error = json.loads(result.stdout)["binds"][0]["error"]
+        assert "'flask migrate stamp --bind default REV'" in error
+        result = runner.invoke(args=["migrate", "upgrade"])
+        assert result.exit_code == 1
+        assert "'flask migrate stamp --bind default REV'" in result.stderr
+        assert "flask db" not in result.output
+    finally:
+        engine.dispose()

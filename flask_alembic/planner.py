@@ -169,10 +169,12 @@ def resolve_target(
 
     if target in {"heads", "head", "base"}:
         return dict.fromkeys(names, target)
+    given = target
 
     if "@" in target:
         prefix, _, rest = target.partition("@")
         if prefix in by_name:
+            _refuse_zero_steps(rest, given, direction)
             return {prefix: rest}
         owner = _owner(prefix, histories, whole=target)
         return {owner: target}
@@ -192,6 +194,7 @@ def resolve_target(
         target = ("+" if direction == "upgrade" else "-") + target
 
     if _RELATIVE.match(target):
+        _refuse_zero_steps(target, given, direction)
         if len(histories) != 1:
             raise AmbiguousTargetError(
                 f"The relative target {target!r} is ambiguous with several binds selected "
@@ -203,6 +206,17 @@ def resolve_target(
 
     owner = _owner(target, histories, whole=target)
     return {owner: _full_id(by_name[owner], target)}
+
+
+def _refuse_zero_steps(target: str, given: str, direction: Direction) -> None:
+    """``-0`` or ``+0`` moves nothing: almost certainly not what was meant."""
+    if _RELATIVE.match(target) and int(target) == 0:
+        example = "+1" if direction == "upgrade" else "-1"
+        raise RevisionError(
+            f"The target {given!r} is a count of zero steps, which would {direction} nothing.",
+            revision=given,
+            hint=f"Give a number of steps such as {example}, a revision id, or 'heads'/'base'.",
+        )
 
 
 def _has_revision(history: BindHistory, token: str, *, prefix: bool) -> bool:

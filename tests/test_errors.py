@@ -313,3 +313,26 @@ def test_stray_python_file(make_app: MakeApp, database_url: str) -> None:
     result = run(app, "upgrade")
     assert_one_line_error(result, str(path), "RuntimeError: not a revision", "move files")
     assert table_names(database_url) == set()
+
+
+@pytest.mark.parametrize(
+    ("command", "target"),
+    [("downgrade", "0"), ("downgrade", "-0"), ("downgrade", "default@-0"), ("upgrade", "+0")],
+)
+def test_zero_step_target(make_app: MakeApp, tmp_path: Path, command: str, target: str) -> None:
+    """A count of zero steps is refused with the target as typed; nothing changes."""
+    url = f"sqlite:///{tmp_path / 'app.db'}"
+    app, alembic = make_app(url)
+    with app.app_context():
+        first = alembic.revision("a")[0]
+        alembic.upgrade()
+        alembic.revision("b", empty=True)
+    result = run(app, command, "--", target)
+    example = "+1" if command == "upgrade" else "-1"
+    assert_one_line_error(result, f"The target {target!r} is a count of zero steps", example)
+    assert version_rows(url) == {first.revision}
+    from flask_alembic.errors import RevisionError
+
+    with app.app_context(), pytest.raises(RevisionError, match="zero steps"):
+        getattr(alembic, command)(target)
+    assert version_rows(url) == {first.revision}

@@ -359,7 +359,8 @@ def test_help_does_not_load_alembic(tmp_path: Path) -> None:
     )
     probe = (
         "import atexit, sys\n"
-        "atexit.register(lambda: print('ALEMBIC', 'alembic' in sys.modules, file=sys.stderr))\n"
+        "atexit.register(lambda: print('ALEMBIC', 'alembic' in sys.modules,"
+        " 'RICH', 'rich' in sys.modules, file=sys.stderr))\n"
         "from flask.cli import main\n"
         "sys.argv = ['flask', '--app', 'helpapp', 'db'] + sys.argv[1:]\n"
         "main()\n"
@@ -373,7 +374,23 @@ def test_help_does_not_load_alembic(tmp_path: Path) -> None:
             check=False,
             env={"PATH": "/usr/bin:/bin"},
         )
-        assert "ALEMBIC False" in result.stderr, (args, result.stderr)
+        assert "ALEMBIC False RICH False" in result.stderr, (args, result.stderr)
+    # A run with work to do loads Alembic, but still not Rich when the output is a pipe.
+    (tmp_path / "migrations").mkdir(exist_ok=True)
+    (tmp_path / "migrations" / "aaaa_first.py").write_text(
+        "revision = 'aaaa'\ndown_revision = None\nbranch_labels = ('default',)\n"
+        "depends_on = None\n\n\ndef upgrade():\n    pass\n\n\ndef downgrade():\n    pass\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", probe, "upgrade"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        check=False,
+        env={"PATH": "/usr/bin:/bin"},
+    )
+    assert result.returncode == 0, result.stderr
+    assert "ALEMBIC True RICH False" in result.stderr, result.stderr
 
 
 def test_hints_use_the_registered_command_name(tmp_path: Path) -> None:

@@ -334,7 +334,11 @@ def _migration_options(direction: str, default: str) -> Callable[[F], F]:
         f = click.option("--tag", help="A tag passed to the migration environment.")(f)
         if direction != "stamp":
             f = click.option(
-                "--plan", "plan_only", is_flag=True, help="Show the ordered steps and run nothing."
+                "--plan",
+                "--dry-run",
+                "plan_only",
+                is_flag=True,
+                help="Show the ordered steps and run nothing.",
             )(f)
         f = click.option(
             "--lock-timeout",

@@ -37,10 +37,11 @@ def test_cli_flow(make_app: MakeApp, database_url: str) -> None:
     rev = Path(path).name.split("_")[0]
     assert f"Generated default: {rev}" in result.stderr
 
-    result = run(app, "upgrade", "--plan")
-    assert result.exit_code == 0
-    assert result.stdout == f"1. default: upgrade base -> {rev} made changes\n"
-    assert table_names(database_url) == set()
+    for flag in ("--plan", "--dry-run"):
+        result = run(app, "upgrade", flag)
+        assert result.exit_code == 0
+        assert result.stdout == f"1. default: upgrade base -> {rev} made changes\n"
+        assert table_names(database_url) == set()
 
     result = run(app, "upgrade")
     assert result.exit_code == 0, result.output

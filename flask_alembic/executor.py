@@ -249,6 +249,35 @@ class _BindRun:
         #: Whether each step commits on its own (else a failure undoes the whole group).
         self.per_migration = bool(options.get("transaction_per_migration"))
         self.context: MigrationContext = self.env.get_context()
+        #: The tracker of the steps running now: told of commits made inside a step.
+        self.tracker: _Tracker | None = None
+        sa.event.listen(self.connection, "commit", self._on_commit)
+
+    def _on_commit(self, connection: sa.Connection) -> None:
+        if self.tracker is not None and self.tracker.in_step:
+            # Alembic's autocommit_block() commits what the step did so far.
+            self.tracker.committed_in_step = True
+
+    def kept(self, start: tuple[str, ...], finished: list[Step]) -> list[Step]:
+        """Which of ``finished`` a failed single-transaction group left applied.
+
+        Normally none: the failure rolled the group back. But a step that used
+        ``autocommit_block()`` committed everything before it, so the version table, not
+        the plan, says where the bind is.
+        """
+        try:
+            if self.connection.in_transaction():
+                self.connection.rollback()
+            now = set(self.runtime.bind.read_heads(self.connection))
+            self.connection.rollback()
+        except Exception:  # the connection itself may be what failed
+            return []
+        heads, kept = start, []
+        for count, step in enumerate(finished, 1):
+            heads = _advance(heads, step)
+            if set(heads) == now:
+                kept = finished[:count]
+        return kept
 
     def _steps(self, heads: Any, context: MigrationContext) -> list[MigrationStep]:
         found = tuple(heads or ())
@@ -375,6 +404,7 @@ class _Run:
                 started_at = time.perf_counter()
                 offset = self.steps.index(group[0])
                 tracker = _Tracker(group, offset, self.total, self.emit, self.stop)
+                bind_run.tracker = tracker
                 try:
                     bind_run.run(
                         tracker.alembic_steps(runtime.script), self.heads.get(bind_name, ())
@@ -384,13 +414,15 @@ class _Run:
                 except Exception as exc:
                     done = tracker.finished_steps()
                     if not bind_run.per_migration and bind_run.context.impl.transactional_ddl:
-                        done = []  # one transaction for the group: the failure undid it all
+                        # One transaction for the group: the failure undid it all, unless
+                        # a step committed early.
+                        done = bind_run.kept(self.heads.get(bind_name, ()), done)
                     self._record(bind_name, done, started_at)
                     if isinstance(exc, _Stopped):
                         return
                     failed = tracker.current or group[0]
                     error = describe_exception(exc, bind_run.secrets) + _partial_note(
-                        bind_run, exc, failed
+                        bind_run, exc, failed, committed=tracker.committed_in_step
                     )
                     self.stop.failure()  # other threads stop after their current step
                     if self.failed is None:
@@ -466,9 +498,17 @@ class _Run:
         return result
 
 
-def _partial_note(run: _BindRun, exc: BaseException, step: Step) -> str:
-    """On databases without transactional DDL, say what may be left half done."""
-    if run.context.impl.transactional_ddl:
+def _partial_note(run: _BindRun, exc: BaseException, step: Step, *, committed: bool) -> str:
+    """Say what may be left half done: without transactional DDL, or after an early commit.
+
+    :param committed: whether the failing step committed part of its work before failing
+        (Alembic's ``autocommit_block()`` does).
+    """
+    if committed:
+        reason = "it committed part of its work before failing (autocommit_block())"
+    elif not run.context.impl.transactional_ddl:
+        reason = "this database cannot roll back schema changes"
+    else:
         return ""
     statement = getattr(exc, "statement", None)
     failing = ""
@@ -476,10 +516,9 @@ def _partial_note(run: _BindRun, exc: BaseException, step: Step) -> str:
         text = " ".join(str(statement).split())
         text = text if len(text) <= 200 else text[:197] + "..."
         failing = f"; failing statement: {scrub(text, run.secrets)}"
-    return (
-        f" (this database cannot roll back schema changes: revision {step.revision} may be "
-        f"partially applied{failing})"
-    )
+    if committed:
+        return f" (revision {step.revision} may be partially applied: {reason}{failing})"
+    return f" ({reason}: revision {step.revision} may be partially applied{failing})"
 
 
 class _Stopped(Exception):
@@ -597,6 +636,10 @@ class _Tracker:
         self.emit = emit
         self.position = -1
         self.started_at = 0.0
+        #: Whether a step's own code is running (not Alembic's bookkeeping around it).
+        self.in_step = False
+        #: Whether the running step committed part of its work (``autocommit_block()``).
+        self.committed_in_step = False
 
     @property
     def current(self) -> Step | None:
@@ -627,7 +670,11 @@ class _Tracker:
         @functools.wraps(fn)
         def run(**kw: Any) -> Any:
             self._on_start(position)
-            return fn(**kw)
+            self.in_step, self.committed_in_step = True, False
+            try:
+                return fn(**kw)
+            finally:
+                self.in_step = False
 
         return run
 

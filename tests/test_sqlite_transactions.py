@@ -10,6 +10,7 @@ from __future__ import annotations
 import sys
 import textwrap
 from pathlib import Path
+from typing import Any
 
 import pytest
 import sqlalchemy as sa
@@ -200,6 +201,100 @@ def test_explicit_autocommit_false_driver(tmp_path: Path) -> None:
     url = f"sqlite:///{tmp_path / 'app.db'}"
     engine = sa.create_engine(url, connect_args={"autocommit": False})
     app = Flask("explicit", root_path=str(tmp_path))
+    Alembic(app, engines=engine, metadatas=sa.MetaData())
+    ids = write_chain(
+        app,
+        'op.create_table("first", sa.Column("id", sa.Integer, primary_key=True))',
+        CREATE_THEN_FAIL,
+    )
+    try:
+        result = run(app, "upgrade")
+    finally:
+        engine.dispose()
+    assert result.exit_code == 1
+    assert "partially applied" not in result.stderr
+    assert table_names(url) == {"alembic_version", "first"}
+    assert version_rows(url) == {ids[0]}
+
+
+VACUUM_THEN_FAIL = """
+    op.create_table("before_block", sa.Column("id", sa.Integer, primary_key=True))
+    with op.get_context().autocommit_block():
+        op.execute("VACUUM")
+    op.create_table("after_block", sa.Column("id", sa.Integer, primary_key=True))
+    op.execute("INSERT INTO no_such_table VALUES (1)")
+"""
+
+
+def test_autocommit_block_then_failure_is_reported_partial(
+    make_app: MakeApp, tmp_path: Path
+) -> None:
+    """What ran before an autocommit_block() is committed: the error says the step is partial."""
+    url = f"sqlite:///{tmp_path / 'app.db'}"
+    app, _ = make_app(url)
+    ids = write_chain(
+        app,
+        'op.create_table("first", sa.Column("id", sa.Integer, primary_key=True))',
+        VACUUM_THEN_FAIL,
+    )
+    result = run(app, "upgrade")
+    assert result.exit_code == 1
+    assert (
+        f"revision {ids[1]} may be partially applied: it committed part of its work before "
+        "failing (autocommit_block()); failing statement: INSERT INTO no_such_table VALUES (1)"
+    ) in result.stderr
+    assert table_names(url) == {"alembic_version", "first", "before_block"}
+    assert version_rows(url) == {ids[0]}
+
+
+def test_single_transaction_reports_what_an_early_commit_kept(
+    make_app: MakeApp, tmp_path: Path
+) -> None:
+    """With one transaction per bind, a step's autocommit_block() commits the steps before
+    it; after a later failure the result says so, from the version table."""
+    url = f"sqlite:///{tmp_path / 'app.db'}"
+    app, alembic = make_app(url, ALEMBIC_CONTEXT={"transaction_per_migration": False})
+    ids = write_chain(
+        app,
+        'op.create_table("first", sa.Column("id", sa.Integer, primary_key=True))',
+        """
+        with op.get_context().autocommit_block():
+            op.execute("VACUUM")
+        op.create_table("second", sa.Column("id", sa.Integer, primary_key=True))
+        """,
+        CREATE_THEN_FAIL,
+    )
+    from flask_alembic.errors import MigrationFailedError
+
+    with app.app_context(), pytest.raises(MigrationFailedError) as caught:
+        alembic.upgrade()
+    result = caught.value.result
+    assert result is not None
+    applied = [step.revision for step in result.applied]
+    after = result.binds[0].after
+    # The block committed the first step (with its version row); the rest was rolled back.
+    assert applied == [ids[0]]
+    assert after == (ids[0],)
+    assert version_rows(url) == {ids[0]}
+    assert table_names(url) == {"alembic_version", "first"}
+
+
+def test_recipe_engine_with_transactional_ddl(tmp_path: Path) -> None:
+    """An engine that already runs SQLAlchemy's BEGIN recipe, with transactional_ddl=True
+    set, is trusted: no second BEGIN, and a failure leaves nothing behind, without a note."""
+    url = f"sqlite:///{tmp_path / 'app.db'}"
+    engine = sa.create_engine(url)
+
+    @sa.event.listens_for(engine, "connect")
+    def _no_driver_begin(dbapi_connection: Any, record: Any) -> None:
+        dbapi_connection.isolation_level = None
+
+    @sa.event.listens_for(engine, "begin")
+    def _begin(connection: sa.Connection) -> None:
+        connection.exec_driver_sql("BEGIN")
+
+    app = Flask("recipe", root_path=str(tmp_path))
+    app.config["ALEMBIC_CONTEXT"] = {"transactional_ddl": True}
     Alembic(app, engines=engine, metadatas=sa.MetaData())
     ids = write_chain(
         app,

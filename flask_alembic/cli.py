@@ -308,7 +308,7 @@ def _migrate(
         except MigrationFailedError as exc:
             stack.close()
             if exc.result is not None:
-                failed: Any = exc.result
+                failed = exc.result
                 output.json(report.result_json(failed)) if as_json else output.result(failed)
             if as_json:  # the JSON above carries the error; say it once on stderr too
                 output.error(report.named(str(exc)))

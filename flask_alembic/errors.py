@@ -7,6 +7,11 @@ exit codes in one place; the Python API lets them propagate.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from .executor import MigrationResult
+
 __all__ = [
     "AmbiguousTargetError",
     "ConfigurationError",
@@ -101,9 +106,11 @@ class MigrationFailedError(FlaskAlembicError):
     :attr:`result` describes the steps that were applied before the failure.
     """
 
-    def __init__(self, message: str, *, result: object = None, **kwargs: str | None) -> None:
+    def __init__(
+        self, message: str, *, result: MigrationResult | None = None, **kwargs: str | None
+    ) -> None:
         super().__init__(message, **kwargs)
-        self.result = result
+        self.result: MigrationResult | None = result
 
 
 class LockTimeoutError(FlaskAlembicError):
@@ -117,7 +124,12 @@ class MigrationInterruptedError(MigrationFailedError):
     """
 
     def __init__(
-        self, message: str, *, result: object = None, exit_code: int = 130, **kwargs: str | None
+        self,
+        message: str,
+        *,
+        result: MigrationResult | None = None,
+        exit_code: int = 130,
+        **kwargs: str | None,
     ) -> None:
         super().__init__(message, result=result, **kwargs)
         self.exit_code = exit_code

@@ -149,8 +149,8 @@ def test_failure_stops_other_workers(make_app: MakeApp, make_url: MakeURL) -> No
         alembic.upgrade(parallel=2)
     result = info.value.result
     assert result is not None
-    assert result.failed is not None  # type: ignore[attr-defined]
-    assert result.failed.bind == "stats"  # type: ignore[attr-defined]
+    assert result.failed is not None
+    assert result.failed.bind == "stats"
     assert len(version_rows(urls["stats"])) == 1  # its first step is kept
 
 

@@ -301,6 +301,9 @@ def test_one_extension_many_apps(tmp_path: Path) -> None:
             alembic.revision("first")
             alembic.upgrade()
             assert alembic.registry.default.engine.url.database == str(tmp_path / app.name) + ".db"
+            engines = list(db.engines.values())
+        for engine in engines:
+            engine.dispose()
     assert len(list((tmp_path / "one" / "migrations").glob("*.py"))) == 1
     assert len(list((tmp_path / "two" / "migrations").glob("*.py"))) == 1
     assert "user" in table_names(f"sqlite:///{tmp_path / 'two'}.db")

@@ -63,6 +63,8 @@ def test_flask_sqlalchemy_binds(tmp_path: Path) -> None:
         written = alembic.revision("init")
         assert len(written) == 2
         alembic.upgrade()
+        for engine in db.engines.values():
+            engine.dispose()
     assert table_names(f"sqlite:///{tmp_path / 'main.db'}") == {"item", "alembic_version"}
     assert table_names(f"sqlite:///{tmp_path / 'audit.db'}") == {"event", "alembic_version"}
 
@@ -84,6 +86,9 @@ def test_binds_only_app(tmp_path: Path) -> None:
         alembic.revision("init", bind="events")
         alembic.upgrade(bind="events")
         assert alembic.ops["events"] is not None
+        engines = list(db.engines.values())
+    for engine in engines:  # after the app context closed its connection
+        engine.dispose()
     assert "event" in table_names(f"sqlite:///{tmp_path / 'events.db'}")
 
 

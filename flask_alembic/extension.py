@@ -407,16 +407,14 @@ class Alembic:
         owner: dict[str, str] = {}
         parents: dict[str, set[str]] = {b.name: set() for b in registry}
         data: list[tuple[str, list[str], list[str]]] = []
+        folder, bind = None, None
         for item in self._revision_files():
-            bind = registry.bind_for_path(item.path)
+            if item.folder != folder:
+                folder, bind = item.folder, registry.bind_for_location(item.folder)
             raw = item.raw
-            if bind is None or not isinstance(raw, dict):
+            if bind is None or type(raw) is not list or len(raw) != 5:
                 return None
-            rev_id, downs, deps = (
-                raw.get("revision"),
-                raw.get("down_revision"),
-                raw.get("depends_on"),
-            )
+            rev_id, downs, deps = raw[0], raw[1], raw[2]
             if not (isinstance(rev_id, str) and isinstance(downs, list) and isinstance(deps, list)):
                 return None
             owner[rev_id] = bind.name

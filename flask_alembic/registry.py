@@ -234,14 +234,18 @@ class BindRegistry:
 
     def bind_for_path(self, path: str | os.PathLike[str]) -> Bind | None:
         """The bind whose version location holds the revision file at ``path``."""
+        found = self.bind_for_location(os.path.dirname(os.fspath(path)))
+        if found is None:  # a path spelled differently (symlinks, ..): compare real paths
+            found = self.bind_for_location(str(Path(path).resolve().parent))
+        return found
+
+    def bind_for_location(self, folder: str) -> Bind | None:
+        """The bind with ``folder`` (spelled as in :attr:`Bind.version_locations`) as a location."""
         if self._by_folder is None:
             self._by_folder = {
                 str(location): bind for bind in self for location in bind.version_locations
             }
-        found = self._by_folder.get(os.path.dirname(os.fspath(path)))
-        if found is None:  # a path spelled differently (symlinks, ..): compare real paths
-            found = self._by_folder.get(str(Path(path).resolve().parent))
-        return found
+        return self._by_folder.get(folder)
 
     def version_locations(self) -> list[Path]:
         """Every bind's version locations, without duplicates, in registry order."""

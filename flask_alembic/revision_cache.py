@@ -28,7 +28,7 @@ __all__ = ["CACHE_NAME", "CachedRevision", "RevisionFile", "scan"]
 
 #: The file, inside ``<script_location>/__pycache__``, holding the cache.
 CACHE_NAME = "flask_alembic.revisions.json"
-_FORMAT = 2
+_FORMAT = 3
 #: Files changed this close to the cache's writing are re-hashed (as git does).
 _RACY_NS = 2_000_000_000
 # The same files Alembic loads from a version location (its own rule for sources).
@@ -51,11 +51,14 @@ class CachedRevision:
 class RevisionFile:
     """A revision file and, when it could be read statically, its revision data."""
 
-    __slots__ = ("_data", "path", "raw")
+    __slots__ = ("_data", "folder", "path", "raw")
 
-    def __init__(self, path: str, raw: dict[str, Any] | None) -> None:
+    def __init__(self, folder: str, path: str, raw: list[Any] | None) -> None:
+        #: The version location holding the file, as it was given to :func:`scan`.
+        self.folder = folder
         self.path = path
-        #: The cached JSON form of :attr:`data` (read by the fast paths as is).
+        #: The cached JSON form of :attr:`data`, ``[revision, down_revisions, depends_on,
+        #: branch_labels, doc]`` (read by the fast paths as is).
         self.raw = raw
         self._data: CachedRevision | None = None
 
@@ -80,6 +83,8 @@ def scan(locations: Iterable[Path], cache_dir: Path | None) -> list[RevisionFile
 
 
 def _scan(locations: Iterable[Path], cache_dir: Path | None) -> list[RevisionFile]:
+    # The cache file: {"format", "written_ns", "locations": {folder: {file name: entry}}},
+    # an entry being [[size, mtime_ns, ctime_ns, inode], content hash, data or null].
     cache_file = cache_dir / CACHE_NAME if cache_dir is not None else None
     old, written_ns = _read(cache_file)
     # Like git's index: a file's stat signature is trusted only if its ctime is well
@@ -87,41 +92,44 @@ def _scan(locations: Iterable[Path], cache_dir: Path | None) -> list[RevisionFil
     # so an edit that keeps size and mtime is still seen; a recent file is re-hashed.
     trust_before = written_ns - _RACY_NS
     settled = time.time_ns() - _RACY_NS
-    new: dict[str, dict[str, Any]] = {}
+    new: dict[str, dict[str, list[Any]]] = {}
     result: list[RevisionFile] = []
     # Re-hashed only for being too recent when the cache was written, but old enough now:
     # writing the cache again lets the next run trust them.
     refresh = False
     for location in locations:
+        folder = str(location)
         try:
             entries = sorted(
                 (entry.name, entry.path, entry.stat())
-                for entry in os.scandir(location)
+                for entry in os.scandir(folder)
                 if _SOURCE_FILE.match(entry.name) and entry.is_file()
             )
         except (FileNotFoundError, NotADirectoryError):
             continue
-        for _, path, stat in entries:
+        cached = old.get(folder)
+        if not isinstance(cached, dict):
+            cached = {}
+        kept = new.setdefault(folder, {})
+        for name, path, stat in entries:
             signature = [stat.st_size, stat.st_mtime_ns, stat.st_ctime_ns, stat.st_ino]
-            entry = old.get(path)
-            if (
-                entry is not None
-                and entry.get("stat") == signature
-                and stat.st_ctime_ns < trust_before
-            ):
-                new[path] = entry
-                result.append(RevisionFile(path, entry.get("data")))
+            entry = cached.get(name)
+            if type(entry) is not list or len(entry) != 3:
+                entry = None
+            elif entry[0] == signature and stat.st_ctime_ns < trust_before:
+                kept[name] = entry
+                result.append(RevisionFile(folder, path, entry[2]))
                 continue
             with open(path, "rb") as handle:
                 source = handle.read()
             digest = _digest(source)
-            if entry is not None and entry.get("hash") == digest:
-                raw = entry.get("data")
+            if entry is not None and entry[1] == digest:
+                raw = entry[2]
                 refresh = refresh or stat.st_ctime_ns < settled
             else:
                 raw = _to_json(_parse(source))
-            new[path] = {"stat": signature, "hash": digest, "data": raw}
-            result.append(RevisionFile(path, raw))
+            kept[name] = [signature, digest, raw]
+            result.append(RevisionFile(folder, path, raw))
     if cache_file is not None and (refresh or new != old):
         _write(cache_file, new)
     return result
@@ -183,35 +191,36 @@ def _ids(value: Any) -> tuple[str, ...]:
     raise TypeError(value)
 
 
-def _to_json(data: CachedRevision | None) -> dict[str, Any] | None:
+def _to_json(data: CachedRevision | None) -> list[Any] | None:
     """The JSON form, with lists where JSON has them, so an unchanged cache compares equal."""
     if data is None:
         return None
-    return {
-        "revision": data.revision,
-        "down_revision": list(data.down_revision),
-        "depends_on": list(data.depends_on),
-        "branch_labels": list(data.branch_labels),
-        "doc": data.doc,
-    }
+    return [
+        data.revision,
+        list(data.down_revision),
+        list(data.depends_on),
+        list(data.branch_labels),
+        data.doc,
+    ]
 
 
 def _from_json(data: Any) -> CachedRevision | None:
-    if not isinstance(data, dict):
+    if type(data) is not list or len(data) != 5:
         return None
+    revision, down_revision, depends_on, branch_labels, doc = data
     try:
         return CachedRevision(
-            revision=data["revision"],
-            down_revision=tuple(data["down_revision"]),
-            depends_on=tuple(data["depends_on"]),
-            branch_labels=tuple(data["branch_labels"]),
-            doc=data["doc"],
+            revision=revision,
+            down_revision=tuple(down_revision),
+            depends_on=tuple(depends_on),
+            branch_labels=tuple(branch_labels),
+            doc=doc,
         )
-    except (KeyError, TypeError):
+    except TypeError:
         return None
 
 
-def _read(path: Path | None) -> tuple[dict[str, dict[str, Any]], int]:
+def _read(path: Path | None) -> tuple[dict[str, Any], int]:
     """The cached entries and when they were written (0 when there is no usable cache)."""
     if path is None:
         return {}, 0
@@ -221,14 +230,14 @@ def _read(path: Path | None) -> tuple[dict[str, dict[str, Any]], int]:
         return {}, 0
     if not isinstance(content, dict) or content.get("format") != _FORMAT:
         return {}, 0
-    files = content.get("files")
+    locations = content.get("locations")
     written = content.get("written_ns")
-    if not isinstance(files, dict) or not isinstance(written, int):
+    if not isinstance(locations, dict) or not isinstance(written, int):
         return {}, 0
-    return files, written
+    return locations, written
 
 
-def _write(path: Path, files: dict[str, dict[str, Any]]) -> None:
+def _write(path: Path, locations: dict[str, dict[str, list[Any]]]) -> None:
     """Replace the cache atomically; give up quietly if the folder is not writable."""
     import tempfile
 
@@ -237,7 +246,14 @@ def _write(path: Path, files: dict[str, dict[str, Any]]) -> None:
         fd, temp = tempfile.mkstemp(prefix=".flask_alembic.", dir=path.parent)
         try:
             with os.fdopen(fd, "w", encoding="utf-8") as handle:
-                json.dump({"format": _FORMAT, "written_ns": time.time_ns(), "files": files}, handle)
+                # mkstemp makes the file private: let whoever may read the revisions read
+                # it too (Python gives its bytecode the mode of the source file likewise).
+                os.fchmod(fd, path.parent.parent.stat().st_mode & 0o666)
+                json.dump(
+                    {"format": _FORMAT, "written_ns": time.time_ns(), "locations": locations},
+                    handle,
+                    separators=(",", ":"),
+                )
             os.replace(temp, path)
         except BaseException:
             os.unlink(temp)

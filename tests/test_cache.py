@@ -5,7 +5,9 @@ from __future__ import annotations
 import json
 import os
 from pathlib import Path
+from typing import Any
 
+import pytest
 from click.testing import Result
 from conftest import MakeApp
 from conftest import version_rows
@@ -96,13 +98,18 @@ def test_cache_file_is_valid_and_replaced(
     cache = project / "migrations" / "__pycache__" / CACHE_NAME
     assert run(app, "heads").exit_code == 0
     content = json.loads(cache.read_text())
-    assert content["format"] == 2
-    assert len(content["files"]) == 1
+    assert content["format"] == 3
+    ((folder, files),) = content["locations"].items()
+    assert folder == str(project / "migrations")
+    assert len(files) == 1
     with app.app_context():
         alembic.revision("b", empty=True)
     assert run(app, "heads").exit_code == 0
-    assert len(json.loads(cache.read_text())["files"]) == 2
+    assert len(json.loads(cache.read_text())["locations"][folder]) == 2
     assert not [p for p in cache.parent.iterdir() if p.name.startswith(".flask_alembic.")]
+    # Readable by whoever can read the migrations folder, not private to its writer.
+    folder_mode = (project / "migrations").stat().st_mode & 0o666
+    assert cache.stat().st_mode & 0o777 == folder_mode
 
 
 def test_unwritable_cache(make_app: MakeApp, database_url: str, project: Path) -> None:
@@ -126,7 +133,42 @@ def test_corrupt_cache_is_ignored(make_app: MakeApp, database_url: str, project:
     assert run(app, "heads").exit_code == 0
     cache.write_text("{not json")
     assert "aaaa0001" in run(app, "heads").stdout
-    assert json.loads(cache.read_text())["format"] == 2
+    assert json.loads(cache.read_text())["format"] == 3
+
+
+@pytest.mark.parametrize(
+    "locations",
+    [
+        [],
+        {"FOLDER": []},
+        {"FOLDER": {"aaaa0001_a.py": "junk"}},
+        {"FOLDER": {"aaaa0001_a.py": ["SIGNATURE", "hash", "junk"]}},
+        {"FOLDER": {"aaaa0001_a.py": ["SIGNATURE", "hash", [1, 2, 3, 4, 5]]}},
+        {"FOLDER": {"aaaa0001_a.py": ["SIGNATURE", "hash", ["zzzz", None, [], [], ""]]}},
+    ],
+)
+def test_malformed_cache_entries_are_ignored(
+    make_app: MakeApp, project: Path, locations: Any
+) -> None:
+    """Valid JSON of the wrong shape, even with a trusted stat signature, is never believed."""
+    database_url = f"sqlite:///{project / 'app.db'}"
+    app, alembic = make_app(database_url)
+    with app.app_context():
+        path = Path(alembic.revision("a", rev_id="aaaa0001")[0].path)
+    stat = path.stat()
+    signature = [stat.st_size, stat.st_mtime_ns, stat.st_ctime_ns, stat.st_ino]
+    text = json.dumps(locations).replace('"FOLDER"', json.dumps(str(path.parent)))
+    text = text.replace('"SIGNATURE"', json.dumps(signature))
+    cache = project / "migrations" / "__pycache__" / CACHE_NAME
+    cache.parent.mkdir(exist_ok=True)
+    content = {"format": 3, "written_ns": stat.st_ctime_ns + 10**12, "locations": json.loads(text)}
+    cache.write_text(json.dumps(content))
+    result = run(app, "heads")
+    assert result.exit_code == 0, result.output
+    assert "aaaa0001" in result.stdout
+    with app.app_context():
+        assert alembic.upgrade().ok
+    assert version_rows(database_url) == {"aaaa0001"}
 
 
 def test_cache_can_be_turned_off(make_app: MakeApp, database_url: str, project: Path) -> None:
@@ -213,8 +255,8 @@ def test_stat_trust_and_ctime(tmp_path: Path) -> None:
     content = json.loads(cache.read_text())
     # Pretend the cache was written long after the file: its entry is now trusted as is.
     content["written_ns"] += 10**12
-    (entry,) = content["files"].values()
-    entry["data"]["revision"] = "poisoned"
+    (entry,) = content["locations"][str(folder)].values()
+    entry[2][0] = "poisoned"  # [stat signature, hash, [revision, ...]]
     cache.write_text(json.dumps(content))
     (served,) = scan([folder], cache_dir)
     assert served.data is not None

@@ -4,11 +4,12 @@ Usage (from the repository root, in the project's virtualenv)::
 
     python benchmarks/run.py                 # every scenario that can run here
     python benchmarks/run.py --only 1 3      # some of them
-    python benchmarks/run.py --runs 9        # more runs per command (default 7)
+    python benchmarks/run.py --runs 9        # more runs per command (default 7; x3 for 1, 2, 5)
 
 Each scenario writes its own revision history into a temporary folder, then runs the
 commands being compared alternately, several times each, as real processes, and prints
-the median wall time of each and the ratio against the target. Scenario 4 needs a
+the median wall time of each (and, for information, the median CPU time) and the ratio
+against the target. Scenario 4 needs a
 PostgreSQL server: set ``FLASK_ALEMBIC_TEST_POSTGRESQL_URL`` (it creates and drops four
 databases). The exit status is 1 if a scenario misses its target.
 """
@@ -18,6 +19,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import resource
 import shutil
 import statistics
 import subprocess
@@ -28,6 +30,7 @@ import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
+from dataclasses import field
 from pathlib import Path
 
 PYTHON = sys.executable
@@ -133,7 +136,9 @@ class Scenario:
     number: int
     title: str
     target: float
-    run: Callable[[Path, int], tuple[dict[str, float], str, str]]
+    run: Callable[[Path, int], tuple[Timings, str, str]]
+    #: Runs per command, as a multiple of --runs: quick commands take more to tame noise.
+    runs_factor: int = 1
 
 
 def write_history(folder: Path, count: int, *, label: str | None, prefix: str, body: str) -> None:
@@ -186,30 +191,50 @@ def environment(urls: dict[str, str], **extra: str) -> dict[str, str]:
 
 def timed(
     command: list[str], cwd: Path, env: dict[str, str], before: Callable[[], None] | None = None
-) -> float:
+) -> tuple[float, float]:
+    """Wall time and CPU time (user + system) of one run of ``command``."""
     if before is not None:
         before()
+    cpu_before = resource.getrusage(resource.RUSAGE_CHILDREN)
     started = time.perf_counter()
     result = subprocess.run(command, cwd=cwd, env=env, capture_output=True, text=True, check=False)
     elapsed = time.perf_counter() - started
+    cpu_after = resource.getrusage(resource.RUSAGE_CHILDREN)
     if result.returncode != 0:
         raise SystemExit(f"{' '.join(command)} failed:\n{result.stdout}\n{result.stderr}")
-    return elapsed
+    cpu = (cpu_after.ru_utime - cpu_before.ru_utime) + (cpu_after.ru_stime - cpu_before.ru_stime)
+    return elapsed, cpu
+
+
+@dataclass
+class Timings:
+    """Median wall and CPU seconds per command name."""
+
+    wall: dict[str, float]
+    cpu: dict[str, float] = field(default_factory=dict)
 
 
 def compare(
     commands: dict[str, tuple[list[str], dict[str, str], Callable[[], None] | None]],
     cwd: Path,
     runs: int,
-) -> dict[str, float]:
-    """Run each command ``runs`` times, alternating, after one warm-up; return medians."""
-    times: dict[str, list[float]] = {name: [] for name in commands}
+) -> Timings:
+    """Run each command ``runs`` times, interleaved, after one warm-up; return medians."""
+    walls: dict[str, list[float]] = {name: [] for name in commands}
+    cpus: dict[str, list[float]] = {name: [] for name in commands}
     for command, env, before in commands.values():
         timed(command, cwd, env, before)  # warm-up: page cache, __pycache__
+    order = list(commands.items())
     for _ in range(runs):
-        for name, (command, env, before) in commands.items():
-            times[name].append(timed(command, cwd, env, before))
-    return {name: statistics.median(values) for name, values in times.items()}
+        for name, (command, env, before) in order:
+            wall, cpu = timed(command, cwd, env, before)
+            walls[name].append(wall)
+            cpus[name].append(cpu)
+        order.reverse()  # A B, then B A: no command always runs first
+    return Timings(
+        {name: statistics.median(values) for name, values in walls.items()},
+        {name: statistics.median(values) for name, values in cpus.items()},
+    )
 
 
 def flask_cmd(app: str, *args: str) -> list[str]:
@@ -220,7 +245,7 @@ def alembic_cmd(*args: str) -> list[str]:
     return [PYTHON, "-m", "alembic", *args]
 
 
-def scenario_noop(root: Path, runs: int) -> tuple[dict[str, float], str, str]:
+def scenario_noop(root: Path, runs: int) -> tuple[Timings, str, str]:
     url = f"sqlite:///{root / 'one.db'}"
     urls = {"default": url}
     project = make_project(root, {"default": 2000}, urls, body="pass")
@@ -228,7 +253,7 @@ def scenario_noop(root: Path, runs: int) -> tuple[dict[str, float], str, str]:
     subprocess.run(
         flask_cmd("ourapp", "db", "upgrade"), cwd=project, env=env, check=True, capture_output=True
     )
-    medians = compare(
+    timings = compare(
         {
             "flask-alembic: flask db upgrade (no-op)": (
                 flask_cmd("ourapp", "db", "upgrade"),
@@ -245,17 +270,17 @@ def scenario_noop(root: Path, runs: int) -> tuple[dict[str, float], str, str]:
         project,
         runs,
     )
-    return medians, "flask-alembic: flask db upgrade (no-op)", "floor: flask floor (one SELECT)"
+    return timings, "flask-alembic: flask db upgrade (no-op)", "floor: flask floor (one SELECT)"
 
 
-def scenario_status(root: Path, runs: int) -> tuple[dict[str, float], str, str]:
+def scenario_status(root: Path, runs: int) -> tuple[Timings, str, str]:
     urls = {name: f"sqlite:///{root / (name + '.db')}" for name in ("default", "b1", "b2", "b3")}
     project = make_project(root, dict.fromkeys(urls, 500), urls, body="pass")
     env = environment(urls)
     subprocess.run(
         flask_cmd("ourapp", "db", "upgrade"), cwd=project, env=env, check=True, capture_output=True
     )
-    medians = compare(
+    timings = compare(
         {
             "flask-alembic: flask db status (4 binds)": (
                 flask_cmd("ourapp", "db", "status"),
@@ -267,10 +292,10 @@ def scenario_status(root: Path, runs: int) -> tuple[dict[str, float], str, str]:
         project,
         runs,
     )
-    return medians, "flask-alembic: flask db status (4 binds)", "floor: flask floor (4 SELECTs)"
+    return timings, "flask-alembic: flask db status (4 binds)", "floor: flask floor (4 SELECTs)"
 
 
-def scenario_full(root: Path, runs: int) -> tuple[dict[str, float], str, str]:
+def scenario_full(root: Path, runs: int) -> tuple[Timings, str, str]:
     db = root / "full.db"
     url = f"sqlite:///{db}"
     urls = {"default": url}
@@ -282,7 +307,7 @@ def scenario_full(root: Path, runs: int) -> tuple[dict[str, float], str, str]:
         db.unlink(missing_ok=True)
 
     alembic_env = {**env, "BENCH_URL": url}
-    medians = compare(
+    timings = compare(
         {
             "flask-alembic: flask db upgrade (500 steps)": (
                 flask_cmd("ourapp", "db", "upgrade"),
@@ -314,13 +339,13 @@ def scenario_full(root: Path, runs: int) -> tuple[dict[str, float], str, str]:
         runs,
     )
     return (
-        medians,
+        timings,
         "flask-alembic: flask db upgrade (500 steps)",
         "alembic upgrade head, transaction per migration",
     )
 
 
-def scenario_parallel(root: Path, runs: int) -> tuple[dict[str, float], str, str]:
+def scenario_parallel(root: Path, runs: int) -> tuple[Timings, str, str]:
     """Wall time of the migration run itself (from the JSON report), 4 binds at once.
 
     The whole command also pays for starting Python, Flask and Alembic (printed for
@@ -381,14 +406,14 @@ def scenario_parallel(root: Path, runs: int) -> tuple[dict[str, float], str, str
                 conn.execute(sa.text(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
         admin.dispose()
     medians["budget: 1.0 s of work per bind"] = 1.0
-    return medians, "migration run, 4 binds in parallel", "budget: 1.0 s of work per bind"
+    return Timings(medians), "migration run, 4 binds in parallel", "budget: 1.0 s of work per bind"
 
 
-def scenario_help(root: Path, runs: int) -> tuple[dict[str, float], str, str]:
+def scenario_help(root: Path, runs: int) -> tuple[Timings, str, str]:
     urls = {"default": f"sqlite:///{root / 'help.db'}"}
     project = make_project(root, {"default": 1}, urls, body="pass")
     env = environment(urls)
-    medians = compare(
+    timings = compare(
         {
             "flask --app ourapp db --help": (flask_cmd("ourapp", "db", "--help"), env, None),
             "flask --app ourapp --help": (flask_cmd("ourapp", "--help"), env, None),
@@ -396,15 +421,15 @@ def scenario_help(root: Path, runs: int) -> tuple[dict[str, float], str, str]:
         project,
         runs,
     )
-    return medians, "flask --app ourapp db --help", "flask --app ourapp --help"
+    return timings, "flask --app ourapp db --help", "flask --app ourapp --help"
 
 
 SCENARIOS = [
-    Scenario(1, "No-op upgrade, 1 SQLite bind, 2000 revisions (vs floor)", 1.15, scenario_noop),
-    Scenario(2, "status, 4 SQLite binds x 500 revisions (vs floor)", 1.2, scenario_status),
+    Scenario(1, "No-op upgrade, 1 SQLite bind, 2000 revisions (vs floor)", 1.15, scenario_noop, 3),
+    Scenario(2, "status, 4 SQLite binds x 500 revisions (vs floor)", 1.2, scenario_status, 3),
     Scenario(3, "Full upgrade, 500 revisions, 1 SQLite bind (vs Alembic)", 1.0, scenario_full),
     Scenario(4, "4 PostgreSQL binds, one 1 s migration each (wall vs 1 s)", 1.5, scenario_parallel),
-    Scenario(5, "flask db --help (vs flask --help)", 1.1, scenario_help),
+    Scenario(5, "flask db --help (vs flask --help)", 1.1, scenario_help, 3),
 ]
 
 
@@ -413,7 +438,12 @@ def main() -> int:
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--only", type=int, nargs="*", help="scenario numbers to run")
-    parser.add_argument("--runs", type=int, default=7, help="timed runs per command")
+    parser.add_argument(
+        "--runs",
+        type=int,
+        default=7,
+        help="timed runs per command (x3 for the quick scenarios 1, 2 and 5)",
+    )
     args = parser.parse_args()
     missed = 0
     # Compile this project like an installed package would be, so no run pays for it.
@@ -429,18 +459,23 @@ def main() -> int:
         )
         root = Path(tempfile.mkdtemp(prefix="fa-bench-"))
         try:
-            medians, ours, base = scenario.run(root, args.runs)
+            timings, ours, base = scenario.run(root, args.runs * scenario.runs_factor)
         except LookupError as exc:
             print(f"   skipped: {exc}")
             continue
         finally:
             shutil.rmtree(root, ignore_errors=True)
+        medians = timings.wall
         for name, value in medians.items():
-            print(f"   {value * 1000:8.1f} ms  {name}")
+            cpu = timings.cpu.get(name)
+            shown = f"  (cpu {cpu * 1000:7.1f} ms)" if cpu is not None else ""
+            print(f"   {value * 1000:8.1f} ms{shown}  {name}")
         ratio = medians[ours] / medians[base]
         verdict = "ok" if ratio <= scenario.target else "MISSED"
         missed += verdict != "ok"
         print(f"   ratio {ratio:.3f} (target {scenario.target}) {verdict}")
+        if timings.cpu:
+            print(f"   info: ratio of CPU times {timings.cpu[ours] / timings.cpu[base]:.3f}")
         for name, value in medians.items():
             if name not in (ours, base) and "(info)" in name:
                 print(f"   info: {name}: {medians[ours] / value:.3f}x")

@@ -10,7 +10,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from .executor import MigrationResult
+    from .planner import MigrationResult
 
 __all__ = [
     "AmbiguousTargetError",

@@ -19,7 +19,6 @@ from collections.abc import Sequence
 from contextlib import contextmanager
 from contextlib import ExitStack
 from dataclasses import dataclass
-from dataclasses import field
 from typing import Any
 from typing import cast
 from typing import TYPE_CHECKING
@@ -29,6 +28,8 @@ import sqlalchemy as sa
 from .errors import MigrationFailedError
 from .errors import MigrationInterruptedError
 from .errors import PlanError
+from .planner import BindResult
+from .planner import MigrationResult
 from .planner import Plan
 from .planner import Step
 from .registry import Bind
@@ -98,45 +99,6 @@ class BindFinished:
 
 Event = StepStarted | StepFinished | StepFailed | BindFinished
 EventCallback = Callable[[Event], None]
-
-
-@dataclass(frozen=True)
-class BindResult:
-    """What happened to one bind."""
-
-    bind: str
-    before: tuple[str, ...]
-    after: tuple[str, ...]
-    applied: tuple[Step, ...]
-    elapsed: float
-
-
-@dataclass(frozen=True)
-class MigrationResult:
-    """The outcome of running a plan."""
-
-    plan: Plan
-    binds: tuple[BindResult, ...]
-    failed: Step | None = None
-    error: str | None = None
-    not_run: tuple[Step, ...] = field(default=())
-    #: Wall-clock seconds the run took (binds running side by side overlap).
-    elapsed: float = 0.0
-
-    @property
-    def applied(self) -> tuple[Step, ...]:
-        return tuple(step for result in self.binds for step in result.applied)
-
-    @property
-    def ok(self) -> bool:
-        """Whether every planned step ran (no failure, no interruption)."""
-        return self.failed is None and self.error is None
-
-    def __getitem__(self, bind: str) -> BindResult:
-        for result in self.binds:
-            if result.bind == bind:
-                return result
-        raise KeyError(bind)
 
 
 def context_options(bind: Bind, **overrides: Any) -> dict[str, Any]:

@@ -19,7 +19,6 @@ from collections.abc import Mapping
 from contextlib import contextmanager
 from contextlib import ExitStack
 from dataclasses import dataclass
-from dataclasses import field
 from pathlib import Path
 from types import ModuleType
 from typing import Any
@@ -130,26 +129,43 @@ class BindStatus:
         return self.state == "up to date"
 
 
-@dataclass
+# The private holders below are plain classes, not dataclasses: a dataclass costs about
+# a millisecond to define, and every `flask` command of the app pays for it at import.
+
+
 class _AppState:
     """What the extension keeps per app (never on ``self``: one extension, many apps)."""
 
-    app: weakref.ReferenceType[Flask]
-    registry: BindRegistry | None = None
+    __slots__ = ("app", "registry")
+
+    def __init__(self, app: weakref.ReferenceType[Flask]) -> None:
+        self.app = app
+        self.registry: BindRegistry | None = None
 
 
-@dataclass
 class _ContextCache:
     """What the extension keeps per app context: scripts, views, accessor connections."""
 
-    script: ScriptDirectory | None = None
-    files: list[revision_cache.RevisionFile] | None = None
-    owner: dict[str, str] = field(default_factory=dict)
-    runtimes: dict[str, executor.BindRuntime] = field(default_factory=dict)
-    histories: dict[str, planner.BindHistory] = field(default_factory=dict)
-    connections: dict[str, sa.Connection] = field(default_factory=dict)
-    environments: dict[str, EnvironmentContext] = field(default_factory=dict)
-    exit_stack: ExitStack = field(default_factory=ExitStack)
+    __slots__ = (
+        "connections",
+        "environments",
+        "exit_stack",
+        "files",
+        "histories",
+        "owner",
+        "runtimes",
+        "script",
+    )
+
+    def __init__(self) -> None:
+        self.script: ScriptDirectory | None = None
+        self.files: list[revision_cache.RevisionFile] | None = None
+        self.owner: dict[str, str] = {}
+        self.runtimes: dict[str, executor.BindRuntime] = {}
+        self.histories: dict[str, planner.BindHistory] = {}
+        self.connections: dict[str, sa.Connection] = {}
+        self.environments: dict[str, EnvironmentContext] = {}
+        self.exit_stack = ExitStack()
 
 
 class Alembic:
@@ -1162,7 +1178,7 @@ class Alembic:
         with_dependencies: bool = ...,
         on_event: executor.EventCallback | None = ...,
         on_plan: Callable[[planner.Plan], None] | None = ...,
-    ) -> executor.MigrationResult: ...
+    ) -> planner.MigrationResult: ...
     @overload
     def upgrade(
         self,
@@ -1191,7 +1207,7 @@ class Alembic:
         with_dependencies: bool = False,
         on_event: executor.EventCallback | None = None,
         on_plan: Callable[[planner.Plan], None] | None = None,
-    ) -> executor.MigrationResult | dict[str, str]:
+    ) -> planner.MigrationResult | dict[str, str]:
         """Upgrade the selected binds to ``target`` (default: every bind to its heads).
 
         With ``sql=True`` nothing runs and no lock is taken; the SQL per bind is returned.
@@ -1228,7 +1244,7 @@ class Alembic:
         parallel: int | None = ...,
         on_event: executor.EventCallback | None = ...,
         on_plan: Callable[[planner.Plan], None] | None = ...,
-    ) -> executor.MigrationResult: ...
+    ) -> planner.MigrationResult: ...
     @overload
     def downgrade(
         self,
@@ -1255,7 +1271,7 @@ class Alembic:
         parallel: int | None = None,
         on_event: executor.EventCallback | None = None,
         on_plan: Callable[[planner.Plan], None] | None = None,
-    ) -> executor.MigrationResult | dict[str, str]:
+    ) -> planner.MigrationResult | dict[str, str]:
         """Downgrade the selected binds to ``target`` (default: one step; name a bind).
 
         With ``sql=True`` nothing runs and no lock is taken; the SQL per bind is returned.
@@ -1290,7 +1306,7 @@ class Alembic:
         purge: bool = ...,
         on_event: executor.EventCallback | None = ...,
         on_plan: Callable[[planner.Plan], None] | None = ...,
-    ) -> executor.MigrationResult: ...
+    ) -> planner.MigrationResult: ...
     @overload
     def stamp(
         self,
@@ -1319,7 +1335,7 @@ class Alembic:
         purge: bool = False,
         on_event: executor.EventCallback | None = None,
         on_plan: Callable[[planner.Plan], None] | None = None,
-    ) -> executor.MigrationResult | dict[str, str]:
+    ) -> planner.MigrationResult | dict[str, str]:
         """Record ``target`` in the version tables without running any migration.
 
         With ``sql=True`` nothing runs and no lock is taken; the SQL per bind is returned.
@@ -1371,7 +1387,7 @@ class Alembic:
         on_wait: Callable[[Bind], None] | None = None,
         tag: str | None = None,
         parallel: int | None = None,
-    ) -> executor.MigrationResult:
+    ) -> planner.MigrationResult:
         """Lock, plan and run in one go: what ``upgrade``/``downgrade``/``stamp`` do."""
         names = [b.name for b in self._select(bind)]
         parallel = self._parallel(parallel)  # a bad setting is an error even with nothing to do
@@ -1394,7 +1410,7 @@ class Alembic:
                     plan = planner.Plan("upgrade", (), start={}, unchanged=tuple(names))
                     if on_plan is not None:
                         on_plan(plan)
-                    return executor.MigrationResult(plan, ())
+                    return planner.MigrationResult(plan, ())
             plan = self.plan(
                 direction,
                 target,
@@ -1469,7 +1485,7 @@ class Alembic:
         lock: bool = True,
         lock_timeout: float | None = None,
         parallel: int | None = None,
-    ) -> executor.MigrationResult:
+    ) -> planner.MigrationResult:
         """Run a plan made by :meth:`plan`; raises ``MigrationFailedError`` on failure.
 
         If a bind moved since the plan was made (another process migrated it), nothing
@@ -1494,12 +1510,16 @@ def _table_name(bind: Bind) -> str:
     return bind.version_table
 
 
-@dataclass(frozen=True)
 class _QuickGraph:
     """Per-bind heads and cross-bind dependencies, read from the revision cache."""
 
-    heads: Mapping[str, tuple[str, ...]]
-    depends: Mapping[str, set[str]]
+    __slots__ = ("depends", "heads")
+
+    def __init__(
+        self, heads: Mapping[str, tuple[str, ...]], depends: Mapping[str, set[str]]
+    ) -> None:
+        self.heads = heads
+        self.depends = depends
 
     def related(self, names: Iterable[str]) -> set[str]:
         """``names`` and every bind they depend on, directly or not."""

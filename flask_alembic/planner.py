@@ -1,6 +1,8 @@
 """Pure planning: revision histories + current heads + a target -> an ordered ``Plan``.
 
-Nothing here opens a connection, reads a file or prints. Each bind's history is an
+Nothing here opens a connection, reads a file or prints. The result of running a plan
+(:class:`MigrationResult`) is defined here too, so that answering "nothing to do" needs
+no executor. Each bind's history is an
 Alembic :class:`~alembic.script.revision.RevisionMap` holding only that bind's revisions;
 dependencies between binds are given separately, because they mean "apply that revision
 on its own database first", never "run it here".
@@ -30,7 +32,9 @@ if TYPE_CHECKING:
 
 __all__ = [
     "BindHistory",
+    "BindResult",
     "Direction",
+    "MigrationResult",
     "Plan",
     "Step",
     "Target",
@@ -145,6 +149,45 @@ class Plan:
 
     def __len__(self) -> int:
         return len(self.steps)
+
+
+@dataclass(frozen=True)
+class BindResult:
+    """What happened to one bind."""
+
+    bind: str
+    before: tuple[str, ...]
+    after: tuple[str, ...]
+    applied: tuple[Step, ...]
+    elapsed: float
+
+
+@dataclass(frozen=True)
+class MigrationResult:
+    """The outcome of running a plan."""
+
+    plan: Plan
+    binds: tuple[BindResult, ...]
+    failed: Step | None = None
+    error: str | None = None
+    not_run: tuple[Step, ...] = field(default=())
+    #: Wall-clock seconds the run took (binds running side by side overlap).
+    elapsed: float = 0.0
+
+    @property
+    def applied(self) -> tuple[Step, ...]:
+        return tuple(step for result in self.binds for step in result.applied)
+
+    @property
+    def ok(self) -> bool:
+        """Whether every planned step ran (no failure, no interruption)."""
+        return self.failed is None and self.error is None
+
+    def __getitem__(self, bind: str) -> BindResult:
+        for result in self.binds:
+            if result.bind == bind:
+                return result
+        raise KeyError(bind)
 
 
 def resolve_target(

@@ -23,8 +23,8 @@ if TYPE_CHECKING:
     from rich.console import Console
 
     from .executor import Event
-    from .executor import MigrationResult
     from .extension import BindStatus
+    from .planner import MigrationResult
     from .planner import Plan
     from .planner import Step
 

@@ -150,16 +150,16 @@ class _ContextCache:
         "connections",
         "environments",
         "exit_stack",
-        "files",
         "histories",
         "owner",
+        "revisions",
         "runtimes",
         "script",
     )
 
     def __init__(self) -> None:
         self.script: ScriptDirectory | None = None
-        self.files: list[revision_cache.RevisionFile] | None = None
+        self.revisions: revision_cache.Revisions | None = None
         self.owner: dict[str, str] = {}
         self.runtimes: dict[str, executor.BindRuntime] = {}
         self.histories: dict[str, planner.BindHistory] = {}
@@ -268,7 +268,7 @@ class Alembic:
         """Forget the loaded scripts, after writing a revision file."""
         cache = self._cache()
         cache.script = None
-        cache.files = None
+        cache.revisions = None
         cache.owner.clear()
         cache.runtimes.clear()
         cache.histories.clear()
@@ -395,20 +395,24 @@ class Alembic:
 
     script = script_directory
 
-    def _revision_files(self) -> list[revision_cache.RevisionFile]:
-        """Every revision file of every bind, read through the revision cache."""
+    def _revisions(self) -> revision_cache.Revisions:
+        """Every revision file of every bind, as the revision cache knows them."""
         cache = self._cache()
-        if cache.files is None:
+        if cache.revisions is None:
             app: Flask = current_app._get_current_object()  # type: ignore[attr-defined]
             cache_dir = self._script_location(app) / "__pycache__"
-            cache.files = revision_cache.scan(self.registry.version_locations(), cache_dir)
-        return cache.files
+            locations = self.registry.version_locations()
+            cache.revisions = revision_cache.scan(locations, cache_dir)
+        return cache.revisions
+
+    def _revision_files(self) -> list[revision_cache.RevisionFile]:
+        return self._revisions().files()
 
     def _quick_graph(self) -> _QuickGraph | None:
         """Each bind's heads from the cache alone, without importing Alembic.
 
         ``None`` when only Alembic can tell: the cache is off, a file could not be read
-        statically, or a dependency is named by label.
+        statically, a dependency is named by label, or the history is broken.
         """
         app: Flask = current_app._get_current_object()  # type: ignore[attr-defined]
         options = app.config["ALEMBIC"]
@@ -421,35 +425,34 @@ class Alembic:
             return None
         registry = self.registry
         owner: dict[str, str] = {}
-        parents: dict[str, set[str]] = {b.name: set() for b in registry}
-        data: list[tuple[str, list[str], list[str]]] = []
-        folder, bind = None, None
-        for item in self._revision_files():
-            if item.folder != folder:
-                folder, bind = item.folder, registry.bind_for_location(item.folder)
-            raw = item.raw
-            if bind is None or type(raw) is not list or len(raw) != 5:
+        count = 0
+        graphs: dict[str, list[revision_cache.FolderGraph]] = {b.name: [] for b in registry}
+        for folder, graph in self._revisions().graphs().items():
+            bind = registry.bind_for_location(folder)
+            if bind is None or graph is None:
                 return None
-            rev_id, downs, deps = raw[0], raw[1], raw[2]
-            if not (isinstance(rev_id, str) and isinstance(downs, list) and isinstance(deps, list)):
-                return None
-            owner[rev_id] = bind.name
-            parents[bind.name].update(downs)
-            data.append((rev_id, downs, deps))
-        heads: dict[str, list[str]] = {b.name: [] for b in registry}
-        depends: dict[str, set[str]] = {b.name: set() for b in registry}
-        for rev_id, downs, deps in data:
-            bind_name = owner[rev_id]
-            if any(owner.get(down) != bind_name for down in downs):
+            owner.update(dict.fromkeys(graph.ids, bind.name))
+            count += len(graph.ids)
+            graphs[bind.name].append(graph)
+        if len(owner) != count:
+            return None  # an id used twice: let Alembic load it and say what is wrong
+        heads: dict[str, tuple[str, ...]] = {}
+        depends: dict[str, set[str]] = {}
+        for name, folders in graphs.items():
+            # A revision of one folder may follow one in another folder of the same bind.
+            external = {down for graph in folders for down in graph.external_downs}
+            if any(owner.get(down) != name for down in external):
                 return None  # a broken history: let Alembic load it and say what is wrong
-            if rev_id not in parents[bind_name]:
-                heads[bind_name].append(rev_id)
-            for token in deps:
+            heads[name] = tuple(
+                rev for graph in folders for rev in graph.heads if rev not in external
+            )
+            depends[name] = set()
+            for token in {token for graph in folders for token in graph.depends_on}:
                 if token not in owner:
-                    return None
-                if owner[token] != bind_name:
-                    depends[bind_name].add(owner[token])
-        return _QuickGraph({k: tuple(v) for k, v in heads.items()}, depends)
+                    return None  # a label, or an unknown id: Alembic resolves or reports it
+                if owner[token] != name:
+                    depends[name].add(owner[token])
+        return _QuickGraph(heads, depends)
 
     def _load(self) -> None:
         """Load every revision and split them by bind."""

@@ -1,13 +1,17 @@
 """A cache of the revision graph, so most commands never import the revision files.
 
-A file is trusted unchanged only when its size, mtime, ctime and inode all match and its
-ctime is older than the cache itself (the kernel updates ctime on every write, and no
-tool can set it back); otherwise it is read and hashed, and parsed again, with
-:mod:`ast`, only if its content changed. Revision files are never executed here.
-A file whose identifiers are not plain literals is reported as ``None`` so the caller
-imports it the usual way. The cache lives in ``<script_location>/__pycache__``, where
-Python keeps its own caches, and is replaced atomically; when it cannot be written
-(a read-only file system), everything still works, only slower.
+Each version location (folder) is listed and every file in it is looked at with one
+``stat()``. A folder whose listing (names, sizes, mtimes, ctimes, inodes) is exactly the
+one cached, and whose newest ctime is older than the cache itself, is trusted as a whole:
+its graph summary is used as it is and its per-file entries are not even decoded unless
+asked for. The kernel updates ctime on every write and no tool can set it back, so an
+edit that keeps size and mtime is still seen. In any other folder each file is checked on
+its own: trusted by the same rule, otherwise read and hashed, and parsed again, with
+:mod:`ast`, only if its content changed. Revision files are never executed here. A file
+whose identifiers are not plain literals is reported as ``None`` so the caller imports it
+the usual way. The cache lives in ``<script_location>/__pycache__``, where Python keeps
+its own caches, and is replaced atomically; when it cannot be written (a read-only file
+system), everything still works, only slower.
 
 This module does not import Alembic.
 """
@@ -15,20 +19,22 @@ This module does not import Alembic.
 from __future__ import annotations
 
 import gc
+import hashlib
 import json
 import os
 import re
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass
+from operator import itemgetter
 from pathlib import Path
 from typing import Any
 
-__all__ = ["CACHE_NAME", "CachedRevision", "RevisionFile", "scan"]
+__all__ = ["CACHE_NAME", "CachedRevision", "FolderGraph", "RevisionFile", "Revisions", "scan"]
 
 #: The file, inside ``<script_location>/__pycache__``, holding the cache.
 CACHE_NAME = "flask_alembic.revisions.json"
-_FORMAT = 3
+_FORMAT = 4
 #: Files changed this close to the cache's writing are re-hashed (as git does).
 _RACY_NS = 2_000_000_000
 # The same files Alembic loads from a version location (its own rule for sources).
@@ -70,8 +76,137 @@ class RevisionFile:
         return self._data
 
 
-def scan(locations: Iterable[Path], cache_dir: Path | None) -> list[RevisionFile]:
-    """Every revision file in ``locations`` (sorted per folder, as Alembic lists them)."""
+class FolderGraph:
+    """What the no-op check needs of one folder's revisions, worked out when it changed."""
+
+    __slots__ = ("depends_on", "external_downs", "heads", "ids")
+
+    def __init__(
+        self,
+        ids: list[str],
+        heads: list[str],
+        external_downs: list[str],
+        depends_on: list[str],
+    ) -> None:
+        #: Every revision id, in file order.
+        self.ids = ids
+        #: The ids no revision of this folder names as its ``down_revision``.
+        self.heads = heads
+        #: ``down_revision`` ids that are not in this folder.
+        self.external_downs = external_downs
+        #: Every ``depends_on`` token (an id, or a label the caller cannot resolve).
+        self.depends_on = depends_on
+
+    def to_json(self) -> dict[str, list[str]]:
+        return {
+            "ids": self.ids,
+            "heads": self.heads,
+            "external_downs": self.external_downs,
+            "depends_on": self.depends_on,
+        }
+
+    @classmethod
+    def from_json(cls, value: Any) -> FolderGraph:
+        """Raises ``ValueError`` unless ``value`` is what :meth:`to_json` writes."""
+        if type(value) is not dict:
+            raise ValueError(value)
+        fields: list[list[str]] = []
+        for key in ("ids", "heads", "external_downs", "depends_on"):
+            field = value.get(key)
+            if type(field) is not list or not all(type(item) is str for item in field):
+                raise ValueError(value)
+            fields.append(field)
+        return cls(*fields)
+
+    @classmethod
+    def build(cls, raws: Iterable[list[Any] | None]) -> FolderGraph | None:
+        """The graph of these cached revisions; ``None`` if one must be imported."""
+        ids: list[str] = []
+        downs: set[str] = set()
+        depends: set[str] = set()
+        for raw in raws:
+            if raw is None:
+                return None
+            ids.append(raw[0])
+            downs.update(raw[1])
+            depends.update(raw[2])
+        known = set(ids)
+        return cls(
+            ids,
+            [rev for rev in ids if rev not in downs],
+            sorted(downs - known),
+            sorted(depends),
+        )
+
+
+class _Folder:
+    """One version location as scanned: its listing, and its cached entries and graph."""
+
+    __slots__ = ("entries", "graph", "listing", "name", "text", "trust_before")
+
+    def __init__(
+        self,
+        name: str,
+        listing: list[tuple[str, str, os.stat_result]],
+        graph: FolderGraph | None,
+        *,
+        entries: dict[str, list[Any]] | None = None,
+        text: str = "",
+        trust_before: int = 0,
+    ) -> None:
+        self.name = name
+        self.listing = listing
+        self.graph = graph
+        #: Entries by file name; ``None`` until :attr:`text` (their JSON) is decoded.
+        self.entries = entries
+        self.text = text
+        self.trust_before = trust_before
+
+    def files(self) -> list[RevisionFile]:
+        entries = self.entries
+        if entries is None:
+            # A trusted folder: its entries match the files, unless the cache was edited
+            # by hand, in which case the per-file check reads what does not match.
+            try:
+                decoded = json.loads(self.text)
+            except ValueError:
+                decoded = None
+            if type(decoded) is not dict:
+                decoded = {}
+            entries, _ = _check_files(self.listing, decoded, self.trust_before, 0)
+            self.entries = entries
+        name = self.name
+        return [RevisionFile(name, path, entries[file][2]) for file, path, _ in self.listing]
+
+
+class Revisions:
+    """The revision files of the scanned folders, with what the cache knows of them."""
+
+    __slots__ = ("_files", "_folders")
+
+    def __init__(self, folders: list[_Folder]) -> None:
+        self._folders = folders
+        self._files: list[RevisionFile] | None = None
+
+    def files(self) -> list[RevisionFile]:
+        """Every revision file, sorted per folder, as Alembic lists them."""
+        if self._files is None:
+            enabled = gc.isenabled()
+            gc.disable()  # many small acyclic containers: nothing for the collector
+            try:
+                self._files = [item for folder in self._folders for item in folder.files()]
+            finally:
+                if enabled:
+                    gc.enable()
+        return self._files
+
+    def graphs(self) -> dict[str, FolderGraph | None]:
+        """Each folder's graph (as given to :func:`scan`); ``None`` where a file is dynamic."""
+        return {folder.name: folder.graph for folder in self._folders}
+
+
+def scan(locations: Iterable[Path], cache_dir: Path | None) -> Revisions:
+    """List the revision files in ``locations`` and read what the cache knows of them."""
     # Thousands of small acyclic containers: nothing for the garbage collector to find.
     enabled = gc.isenabled()
     gc.disable()
@@ -82,62 +217,135 @@ def scan(locations: Iterable[Path], cache_dir: Path | None) -> list[RevisionFile
             gc.enable()
 
 
-def _scan(locations: Iterable[Path], cache_dir: Path | None) -> list[RevisionFile]:
-    # The cache file: {"format", "written_ns", "locations": {folder: {file name: entry}}},
-    # an entry being [[size, mtime_ns, ctime_ns, inode], content hash, data or null].
+def _scan(locations: Iterable[Path], cache_dir: Path | None) -> Revisions:
+    # The cache file: {"format", "written_ns", "folders": {folder: record}}, a record being
+    # {"fingerprint", "graph", "files"}; "files" holds, as JSON text (decoded only when
+    # needed), {file name: [[size, mtime_ns, ctime_ns, inode], content hash, data]}.
     cache_file = cache_dir / CACHE_NAME if cache_dir is not None else None
     old, written_ns = _read(cache_file)
-    # Like git's index: a file's stat signature is trusted only if its ctime is well
-    # before the cache was written. ctime changes on every write and cannot be set back,
-    # so an edit that keeps size and mtime is still seen; a recent file is re-hashed.
+    # Like git's index: a stat signature is trusted only if the file's ctime is well
+    # before the cache was written, so that a change made in the same instant as the
+    # cache is not mistaken for the cached state.
     trust_before = written_ns - _RACY_NS
     settled = time.time_ns() - _RACY_NS
-    new: dict[str, dict[str, list[Any]]] = {}
-    result: list[RevisionFile] = []
-    # Re-hashed only for being too recent when the cache was written, but old enough now:
-    # writing the cache again lets the next run trust them.
-    refresh = False
+    new: dict[str, Any] = {}
+    folders: list[_Folder] = []
+    write = False
     for location in locations:
-        folder = str(location)
+        name = str(location)
         try:
-            entries = sorted(
+            listing = [
                 (entry.name, entry.path, entry.stat())
-                for entry in os.scandir(folder)
+                for entry in os.scandir(name)
                 if _SOURCE_FILE.match(entry.name) and entry.is_file()
-            )
+            ]
         except (FileNotFoundError, NotADirectoryError):
             continue
-        cached = old.get(folder)
-        if not isinstance(cached, dict):
-            cached = {}
-        kept = new.setdefault(folder, {})
-        for name, path, stat in entries:
-            signature = [stat.st_size, stat.st_mtime_ns, stat.st_ctime_ns, stat.st_ino]
-            entry = cached.get(name)
-            if type(entry) is not list or len(entry) != 3:
-                entry = None
-            elif entry[0] == signature and stat.st_ctime_ns < trust_before:
-                kept[name] = entry
-                result.append(RevisionFile(folder, path, entry[2]))
-                continue
-            with open(path, "rb") as handle:
-                source = handle.read()
-            digest = _digest(source)
-            if entry is not None and entry[1] == digest:
-                raw = entry[2]
-                refresh = refresh or stat.st_ctime_ns < settled
+        listing.sort(key=itemgetter(0))  # by name, as Alembic lists them
+        fingerprint = _fingerprint(listing)
+        record = old.get(name)
+        if type(record) is not dict:
+            record = {}
+        newest = max((stat.st_ctime_ns for _, _, stat in listing), default=0)
+        text = record.get("files")
+        if record.get("fingerprint") == fingerprint and type(text) is str and newest < trust_before:
+            try:
+                graph = (
+                    None if record.get("graph") is None else FolderGraph.from_json(record["graph"])
+                )
+            except ValueError:
+                pass  # edited by hand: check file by file below
             else:
-                raw = _to_json(_parse(source))
-            kept[name] = [signature, digest, raw]
-            result.append(RevisionFile(folder, path, raw))
-    if cache_file is not None and (refresh or new != old):
+                folders.append(_Folder(name, listing, graph, text=text, trust_before=trust_before))
+                new[name] = record
+                continue
+        try:
+            cached = json.loads(text) if type(text) is str else {}
+        except ValueError:
+            cached = {}
+        if type(cached) is not dict:
+            cached = {}
+        entries, refresh = _check_files(listing, cached, trust_before, settled)
+        graph = FolderGraph.build(entries[file][2] for file, _, _ in listing)
+        new[name] = {
+            "fingerprint": fingerprint,
+            "graph": None if graph is None else graph.to_json(),
+            "files": json.dumps(entries, separators=(",", ":")),
+        }
+        write = write or refresh or new[name] != record
+        folders.append(_Folder(name, listing, graph, entries=entries))
+    if cache_file is not None and (write or new.keys() != old.keys()):
         _write(cache_file, new)
-    return result
+    return Revisions(folders)
+
+
+def _fingerprint(listing: list[tuple[str, str, os.stat_result]]) -> str:
+    """A digest of every file's name, size, mtime, ctime and inode.
+
+    The numbers go through Python's hash of a tuple of ints, which is fixed by the language
+    for a given version (unlike the hash of a string) and runs in C: formatting thousands
+    of big integers as text would cost more than the rest of a scan. Another Python version
+    may hash differently, which costs one run that checks every file.
+    """
+    names = "/".join([name for name, _, _ in listing])
+    numbers = hash(
+        tuple([(st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino) for _, _, st in listing])
+    )
+    digest = hashlib.blake2b(names.encode("utf-8", "surrogateescape"), digest_size=16)
+    return f"{digest.hexdigest()}:{numbers & 0xFFFF_FFFF_FFFF_FFFF:016x}"
+
+
+def _check_files(
+    listing: list[tuple[str, str, os.stat_result]],
+    cached: dict[str, Any],
+    trust_before: int,
+    settled: int,
+) -> tuple[dict[str, list[Any]], bool]:
+    """Each file's entry, trusted, re-hashed or parsed again.
+
+    Also says whether a file was re-hashed only for being too recent when the cache was
+    written and is old enough now: writing the cache again lets the next run trust it.
+    """
+    entries: dict[str, list[Any]] = {}
+    refresh = False
+    for file, path, stat in listing:
+        signature = [stat.st_size, stat.st_mtime_ns, stat.st_ctime_ns, stat.st_ino]
+        entry = cached.get(file)
+        if type(entry) is not list or len(entry) != 3 or not _valid_raw(entry[2]):
+            entry = None
+        elif entry[0] == signature and stat.st_ctime_ns < trust_before:
+            entries[file] = entry
+            continue
+        with open(path, "rb") as handle:
+            source = handle.read()
+        digest = _digest(source)
+        if entry is not None and entry[1] == digest:
+            raw = entry[2]
+            refresh = refresh or stat.st_ctime_ns < settled
+        else:
+            raw = _to_json(_parse(source))
+        entries[file] = [signature, digest, raw]
+    return entries, refresh
+
+
+def _valid_raw(raw: Any) -> bool:
+    """Whether a cached revision is ``None`` or the list :func:`_to_json` makes."""
+    if raw is None:
+        return True
+    if type(raw) is not list or len(raw) != 5:
+        return False
+    revision, down_revision, depends_on, branch_labels, doc = raw
+    return (
+        type(revision) is str
+        and type(doc) is str
+        and all(
+            type(ids) is list and all(type(item) is str for item in ids)
+            for ids in (down_revision, depends_on, branch_labels)
+        )
+    )
 
 
 def _digest(source: bytes) -> str:
-    import hashlib  # only files that changed are hashed
-
     return hashlib.blake2b(source, digest_size=16).hexdigest()
 
 
@@ -221,23 +429,34 @@ def _from_json(data: Any) -> CachedRevision | None:
 
 
 def _read(path: Path | None) -> tuple[dict[str, Any], int]:
-    """The cached entries and when they were written (0 when there is no usable cache)."""
+    """The cached folder records and when they were written (``{}, 0`` if unusable).
+
+    The file is JSON lines: a header ``{"format", "written_ns", "folders"}``, each folder's
+    record naming by number the line that holds its files' entries. Keeping those on
+    lines of their own lets a run that trusts a folder skip them: they are handed over as
+    text, decoded only if needed.
+    """
     if path is None:
         return {}, 0
     try:
-        content = json.loads(path.read_text(encoding="utf-8"))
+        header, *lines = path.read_text(encoding="utf-8").split("\n")
+        content = json.loads(header)
     except (OSError, ValueError):
         return {}, 0
     if not isinstance(content, dict) or content.get("format") != _FORMAT:
         return {}, 0
-    locations = content.get("locations")
+    folders = content.get("folders")
     written = content.get("written_ns")
-    if not isinstance(locations, dict) or not isinstance(written, int):
+    if not isinstance(folders, dict) or not isinstance(written, int):
         return {}, 0
-    return locations, written
+    for record in folders.values():
+        if type(record) is dict:
+            line = record.get("files")
+            record["files"] = lines[line] if type(line) is int and 0 <= line < len(lines) else None
+    return folders, written
 
 
-def _write(path: Path, locations: dict[str, dict[str, list[Any]]]) -> None:
+def _write(path: Path, folders: dict[str, Any]) -> None:
     """Replace the cache atomically; give up quietly if the folder is not writable."""
     import tempfile
 
@@ -249,11 +468,16 @@ def _write(path: Path, locations: dict[str, dict[str, list[Any]]]) -> None:
                 # mkstemp makes the file private: let whoever may read the revisions read
                 # it too (Python gives its bytecode the mode of the source file likewise).
                 os.fchmod(fd, path.parent.parent.stat().st_mode & 0o666)
-                json.dump(
-                    {"format": _FORMAT, "written_ns": time.time_ns(), "locations": locations},
-                    handle,
-                    separators=(",", ":"),
-                )
+                lines: list[str] = []
+                header: dict[str, Any] = {}
+                for folder, record in folders.items():
+                    header[folder] = {**record, "files": len(lines)}
+                    lines.append(record["files"])
+                content = {"format": _FORMAT, "written_ns": time.time_ns(), "folders": header}
+                handle.write(json.dumps(content, separators=(",", ":")))
+                for line in lines:
+                    handle.write("\n")
+                    handle.write(line)
             os.replace(temp, path)
         except BaseException:
             os.unlink(temp)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +25,27 @@ Path(__file__).with_suffix(".imported").touch()
 
 def run(app: Flask, *args: str) -> Result:
     return app.test_cli_runner().invoke(args=["db", *args])
+
+
+def read_cache(path: Path) -> dict[str, Any]:
+    """The cache file as one dict: each folder's "files" holds its line's text."""
+    header, *lines = path.read_text().split("\n")
+    content: dict[str, Any] = json.loads(header)
+    for record in content["folders"].values():
+        record["files"] = lines[record["files"]]
+    return content
+
+
+def write_cache(path: Path, content: dict[str, Any]) -> None:
+    """Write what read_cache returned (changed or not) back in the file's layout."""
+    lines = []
+    folders = content.get("folders")
+    if isinstance(folders, dict):
+        for record in folders.values():
+            if isinstance(record, dict) and isinstance(record.get("files"), str):
+                lines.append(record["files"])
+                record["files"] = len(lines) - 1
+    path.write_text("\n".join([json.dumps(content), *lines]))
 
 
 def add_marker(path: Path) -> None:
@@ -94,18 +116,22 @@ def test_cache_file_is_valid_and_replaced(
     """The cache is one JSON file in __pycache__, rewritten when a revision changes."""
     app, alembic = make_app(database_url)
     with app.app_context():
-        alembic.revision("a")
+        alembic.revision("a", rev_id="aaaa0001")
     cache = project / "migrations" / "__pycache__" / CACHE_NAME
     assert run(app, "heads").exit_code == 0
-    content = json.loads(cache.read_text())
-    assert content["format"] == 3
-    ((folder, files),) = content["locations"].items()
+    content = read_cache(cache)
+    assert content["format"] == 4
+    ((folder, record),) = content["folders"].items()
     assert folder == str(project / "migrations")
-    assert len(files) == 1
+    assert len(json.loads(record["files"])) == 1
+    assert record["graph"]["heads"] == ["aaaa0001"]
     with app.app_context():
-        alembic.revision("b", empty=True)
+        alembic.revision("b", empty=True, rev_id="bbbb0002")
     assert run(app, "heads").exit_code == 0
-    assert len(json.loads(cache.read_text())["locations"][folder]) == 2
+    record = read_cache(cache)["folders"][folder]
+    assert len(json.loads(record["files"])) == 2
+    assert record["graph"]["heads"] == ["bbbb0002"]
+    assert record["graph"]["ids"] == ["aaaa0001", "bbbb0002"]
     assert not [p for p in cache.parent.iterdir() if p.name.startswith(".flask_alembic.")]
     # Readable by whoever can read the migrations folder, not private to its writer.
     folder_mode = (project / "migrations").stat().st_mode & 0o666
@@ -133,42 +159,81 @@ def test_corrupt_cache_is_ignored(make_app: MakeApp, database_url: str, project:
     assert run(app, "heads").exit_code == 0
     cache.write_text("{not json")
     assert "aaaa0001" in run(app, "heads").stdout
-    assert json.loads(cache.read_text())["format"] == 3
+    assert read_cache(cache)["format"] == 4
+
+
+def _no_graph(record: dict[str, Any], files: str) -> None:
+    record["graph"] = None
+    record["files"] = files
 
 
 @pytest.mark.parametrize(
-    "locations",
+    "damage",
     [
-        [],
-        {"FOLDER": []},
-        {"FOLDER": {"aaaa0001_a.py": "junk"}},
-        {"FOLDER": {"aaaa0001_a.py": ["SIGNATURE", "hash", "junk"]}},
-        {"FOLDER": {"aaaa0001_a.py": ["SIGNATURE", "hash", [1, 2, 3, 4, 5]]}},
-        {"FOLDER": {"aaaa0001_a.py": ["SIGNATURE", "hash", ["zzzz", None, [], [], ""]]}},
+        lambda content, record, name: content.update(folders=[]),
+        lambda content, record, name: content["folders"].update(
+            {k: [] for k in content["folders"]}
+        ),
+        lambda content, record, name: record.update(graph="junk"),
+        lambda content, record, name: record["graph"].update(ids=[1]),
+        lambda content, record, name: record["graph"].pop("heads"),
+        lambda content, record, name: record.update(files=42),
+        lambda content, record, name: _no_graph(record, "{not json"),
+        lambda content, record, name: _no_graph(record, "[]"),
+        lambda content, record, name: _no_graph(record, json.dumps({name: "junk"})),
+        lambda content, record, name: _no_graph(record, json.dumps({name: [[], "h", None]})),
+        lambda content, record, name: _no_graph(
+            record, json.dumps({name: [json.loads(record["files"])[name][0], "h", [1, 2, 3, 4, 5]]})
+        ),
+        lambda content, record, name: _no_graph(
+            record, json.dumps({name: [json.loads(record["files"])[name][0], "h", ["x", None]]})
+        ),
     ],
 )
-def test_malformed_cache_entries_are_ignored(
-    make_app: MakeApp, project: Path, locations: Any
+def test_malformed_cache_is_ignored(
+    make_app: MakeApp, project: Path, damage: Callable[[dict[str, Any], dict[str, Any], str], None]
 ) -> None:
-    """Valid JSON of the wrong shape, even with a trusted stat signature, is never believed."""
+    """Valid JSON of the wrong shape, even where the stat signatures match, is never believed."""
     database_url = f"sqlite:///{project / 'app.db'}"
     app, alembic = make_app(database_url)
     with app.app_context():
         path = Path(alembic.revision("a", rev_id="aaaa0001")[0].path)
-    stat = path.stat()
-    signature = [stat.st_size, stat.st_mtime_ns, stat.st_ctime_ns, stat.st_ino]
-    text = json.dumps(locations).replace('"FOLDER"', json.dumps(str(path.parent)))
-    text = text.replace('"SIGNATURE"', json.dumps(signature))
+    assert run(app, "heads").exit_code == 0
     cache = project / "migrations" / "__pycache__" / CACHE_NAME
-    cache.parent.mkdir(exist_ok=True)
-    content = {"format": 3, "written_ns": stat.st_ctime_ns + 10**12, "locations": json.loads(text)}
-    cache.write_text(json.dumps(content))
+    content = read_cache(cache)
+    content["written_ns"] += 10**12  # so that the fresh file's signature is trusted
+    damage(content, content["folders"][str(path.parent)], path.name)
+    write_cache(cache, content)
     result = run(app, "heads")
     assert result.exit_code == 0, result.output
     assert "aaaa0001" in result.stdout
     with app.app_context():
         assert alembic.upgrade().ok
     assert version_rows(database_url) == {"aaaa0001"}
+
+
+def test_bind_with_several_folders(make_app: MakeApp, project: Path) -> None:
+    """Heads of a bind whose history moves between folders, answered from the cache."""
+    database_url = f"sqlite:///{project / 'app.db'}"
+    more = project / "more"
+    more.mkdir()
+    app, alembic = make_app(database_url, ALEMBIC={"version_locations": str(more)})
+    expected: list[str] = []
+    for rev, folder in (("aaaa", None), ("bbbb", more), ("cccc", None), ("dddd", more)):
+        with app.app_context():
+            alembic.revision(rev, empty=True, path=folder, rev_id=rev)
+        expected.append(rev)
+        # Each upgrade must see the new head, wherever it was written.
+        with app.app_context():
+            applied = [step.revision for step in alembic.upgrade().applied]
+        assert applied == [rev]
+        assert version_rows(database_url) == {rev}
+        result = run(app, "upgrade")
+        assert result.exit_code == 0, result.output
+        assert "Nothing to do" in result.output
+    assert sorted(p.name for p in more.glob("*.py")) == ["bbbb_bbbb.py", "dddd_dddd.py"]
+    with app.app_context():
+        assert [script.revision for script in alembic.heads()] == ["dddd"]
 
 
 def test_cache_can_be_turned_off(make_app: MakeApp, database_url: str, project: Path) -> None:
@@ -194,7 +259,7 @@ def test_dynamic_revision_file_is_imported(tmp_path: Path) -> None:
     )
     (folder / "__init__.py").write_text("")
     (folder / "notes.txt").write_text("")
-    files = {Path(f.path).name: f.data for f in scan([folder], tmp_path / "cache")}
+    files = {Path(f.path).name: f.data for f in scan([folder], tmp_path / "cache").files()}
     assert set(files) == {"dynamic.py", "static.py", "twice.py", "typed.py"}
     assert files["dynamic.py"] is None
     assert files["twice.py"] is None
@@ -207,7 +272,7 @@ def test_dynamic_revision_file_is_imported(tmp_path: Path) -> None:
     assert typed.branch_labels == ("x",)
     assert typed.depends_on == ("aaaa",)
     # The second scan serves the same answers from the cache file.
-    again = {Path(f.path).name: f.data for f in scan([folder], tmp_path / "cache")}
+    again = {Path(f.path).name: f.data for f in scan([folder], tmp_path / "cache").files()}
     assert again == files
 
 
@@ -252,20 +317,28 @@ def test_stat_trust_and_ctime(tmp_path: Path) -> None:
     cache_dir = tmp_path / "cache"
     scan([folder], cache_dir)
     cache = cache_dir / CACHE_NAME
-    content = json.loads(cache.read_text())
+    content = read_cache(cache)
     # Pretend the cache was written long after the file: its entry is now trusted as is.
     content["written_ns"] += 10**12
-    (entry,) = content["locations"][str(folder)].values()
+    record = content["folders"][str(folder)]
+    files = json.loads(record["files"])
+    (entry,) = files.values()
     entry[2][0] = "poisoned"  # [stat signature, hash, [revision, ...]]
-    cache.write_text(json.dumps(content))
-    (served,) = scan([folder], cache_dir)
+    record["files"] = json.dumps(files)
+    record["graph"]["heads"] = ["poisoned"]
+    write_cache(cache, content)
+    revisions = scan([folder], cache_dir)
+    assert revisions.graphs()[str(folder)].heads == ["poisoned"]  # type: ignore[union-attr]
+    (served,) = revisions.files()
     assert served.data is not None
     assert served.data.revision == "poisoned"  # proof that the stat signature was trusted
 
     stat = path.stat()
     path.write_text('revision = "aaaa"\ndown_revision = "cccc"\n')  # same size
     os.utime(path, ns=(stat.st_atime_ns, stat.st_mtime_ns))  # same mtime
-    (fresh,) = scan([folder], cache_dir)
+    revisions = scan([folder], cache_dir)
+    assert revisions.graphs()[str(folder)].heads == ["aaaa"]  # type: ignore[union-attr]
+    (fresh,) = revisions.files()
     assert fresh.data is not None
     assert fresh.data.revision == "aaaa"
     assert fresh.data.down_revision == ("cccc",)
@@ -280,17 +353,17 @@ def test_recent_files_become_trusted(tmp_path: Path) -> None:
     cache_dir = tmp_path / "cache"
     scan([folder], cache_dir)
     cache = cache_dir / CACHE_NAME
-    first = json.loads(cache.read_text())["written_ns"]
+    first = read_cache(cache)["written_ns"]
     scan([folder], cache_dir)
-    assert json.loads(cache.read_text())["written_ns"] == first  # too recent: nothing new
+    assert read_cache(cache)["written_ns"] == first  # too recent: nothing new
     # Two seconds later (simulated by ageing the file), the next scan settles the entry.
     stat = path.stat()
-    content = json.loads(cache.read_text())
+    content = read_cache(cache)
     content["written_ns"] = stat.st_ctime_ns + 1  # the cache saw the file just after it changed
-    cache.write_text(json.dumps(content))
+    write_cache(cache, content)
     os.utime(path, ns=(stat.st_atime_ns, stat.st_mtime_ns))
     import time
 
     time.sleep(2.1)
     scan([folder], cache_dir)
-    assert json.loads(cache.read_text())["written_ns"] > content["written_ns"] + 2 * 10**9
+    assert read_cache(cache)["written_ns"] > content["written_ns"] + 2 * 10**9

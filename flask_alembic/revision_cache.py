@@ -249,10 +249,9 @@ def _scan(locations: Iterable[Path], cache_dir: Path | None) -> Revisions:
         newest = max((stat.st_ctime_ns for _, _, stat in listing), default=0)
         text = record.get("files")
         if record.get("fingerprint") == fingerprint and type(text) is str and newest < trust_before:
+            summary = record.get("graph")
             try:
-                graph = (
-                    None if record.get("graph") is None else FolderGraph.from_json(record["graph"])
-                )
+                graph = None if summary is None else FolderGraph.from_json(summary)
             except ValueError:
                 pass  # edited by hand: check file by file below
             else:

@@ -18,12 +18,14 @@ This module does not import Alembic.
 
 from __future__ import annotations
 
+import functools
 import gc
 import hashlib
 import json
 import os
 import re
 import time
+from collections.abc import Callable
 from collections.abc import Iterable
 from dataclasses import dataclass
 from operator import itemgetter
@@ -142,7 +144,7 @@ class FolderGraph:
 class _Folder:
     """One version location as scanned: its listing, and its cached entries and graph."""
 
-    __slots__ = ("entries", "graph", "listing", "name", "text", "trust_before")
+    __slots__ = ("entries", "graph", "listing", "name", "source", "trust_before")
 
     def __init__(
         self,
@@ -151,29 +153,24 @@ class _Folder:
         graph: FolderGraph | None,
         *,
         entries: dict[str, list[Any]] | None = None,
-        text: str = "",
+        source: Callable[[], str | None] | None = None,
         trust_before: int = 0,
     ) -> None:
         self.name = name
         self.listing = listing
         self.graph = graph
-        #: Entries by file name; ``None`` until :attr:`text` (their JSON) is decoded.
+        #: Entries by file name; ``None`` until read from :attr:`source` (their JSON text).
         self.entries = entries
-        self.text = text
+        self.source = source
         self.trust_before = trust_before
 
     def files(self) -> list[RevisionFile]:
         entries = self.entries
         if entries is None:
             # A trusted folder: its entries match the files, unless the cache was edited
-            # by hand, in which case the per-file check reads what does not match.
-            try:
-                decoded = json.loads(self.text)
-            except ValueError:
-                decoded = None
-            if type(decoded) is not dict:
-                decoded = {}
-            entries, _ = _check_files(self.listing, decoded, self.trust_before, 0)
+            # by hand or replaced meanwhile; then the per-file check reads what differs.
+            text = self.source() if self.source is not None else None
+            entries, _ = _check_files(self.listing, _decode(text), self.trust_before, 0)
             self.entries = entries
         name = self.name
         return [RevisionFile(name, path, entries[file][2]) for file, path, _ in self.listing]
@@ -218,17 +215,14 @@ def scan(locations: Iterable[Path], cache_dir: Path | None) -> Revisions:
 
 
 def _scan(locations: Iterable[Path], cache_dir: Path | None) -> Revisions:
-    # The cache file: {"format", "written_ns", "folders": {folder: record}}, a record being
-    # {"fingerprint", "graph", "files"}; "files" holds, as JSON text (decoded only when
-    # needed), {file name: [[size, mtime_ns, ctime_ns, inode], content hash, data]}.
     cache_file = cache_dir / CACHE_NAME if cache_dir is not None else None
-    old, written_ns = _read(cache_file)
+    old, written_ns, tail = _read(cache_file)
     # Like git's index: a stat signature is trusted only if the file's ctime is well
     # before the cache was written, so that a change made in the same instant as the
     # cache is not mistaken for the cached state.
     trust_before = written_ns - _RACY_NS
     settled = time.time_ns() - _RACY_NS
-    new: dict[str, Any] = {}
+    new: dict[str, dict[str, Any]] = {}
     folders: list[_Folder] = []
     write = False
     for location in locations:
@@ -247,35 +241,44 @@ def _scan(locations: Iterable[Path], cache_dir: Path | None) -> Revisions:
         if type(record) is not dict:
             record = {}
         newest = max((stat.st_ctime_ns for _, _, stat in listing), default=0)
-        text = record.get("files")
-        if record.get("fingerprint") == fingerprint and type(text) is str and newest < trust_before:
+        line = record.get("files")
+        if type(line) is not int:
+            line = -1
+        if record.get("fingerprint") == fingerprint and line >= 0 and newest < trust_before:
             summary = record.get("graph")
             try:
                 graph = None if summary is None else FolderGraph.from_json(summary)
             except ValueError:
                 pass  # edited by hand: check file by file below
             else:
-                folders.append(_Folder(name, listing, graph, text=text, trust_before=trust_before))
-                new[name] = record
+                source = functools.partial(tail.line, line)
+                folders.append(
+                    _Folder(name, listing, graph, source=source, trust_before=trust_before)
+                )
+                new[name] = {**record, "files": source}
                 continue
-        try:
-            cached = json.loads(text) if type(text) is str else {}
-        except ValueError:
-            cached = {}
-        if type(cached) is not dict:
-            cached = {}
-        entries, refresh = _check_files(listing, cached, trust_before, settled)
+        text = tail.line(line)
+        entries, refresh = _check_files(listing, _decode(text), trust_before, settled)
         graph = FolderGraph.build(entries[file][2] for file, _, _ in listing)
         new[name] = {
             "fingerprint": fingerprint,
             "graph": None if graph is None else graph.to_json(),
             "files": json.dumps(entries, separators=(",", ":")),
         }
-        write = write or refresh or new[name] != record
+        write = write or refresh or new[name] != {**record, "files": text}
         folders.append(_Folder(name, listing, graph, entries=entries))
     if cache_file is not None and (write or new.keys() != old.keys()):
         _write(cache_file, new)
     return Revisions(folders)
+
+
+def _decode(text: str | None) -> dict[str, Any]:
+    """A folder's cached entries from their JSON text; empty if missing or damaged."""
+    try:
+        entries = json.loads(text) if text is not None else {}
+    except ValueError:
+        return {}
+    return entries if type(entries) is dict else {}
 
 
 def _fingerprint(listing: list[tuple[str, str, os.stat_result]]) -> str:
@@ -427,35 +430,73 @@ def _from_json(data: Any) -> CachedRevision | None:
         return None
 
 
-def _read(path: Path | None) -> tuple[dict[str, Any], int]:
-    """The cached folder records and when they were written (``{}, 0`` if unusable).
+class _Tail:
+    """The cache file's lines after the header, read only when a folder's entries are needed.
 
-    The file is JSON lines: a header ``{"format", "written_ns", "folders"}``, each folder's
-    record naming by number the line that holds its files' entries. Keeping those on
-    lines of their own lets a run that trusts a folder skip them: they are handed over as
-    text, decoded only if needed.
+    A run that trusts every folder reads the header alone. The rest is read later from the
+    same file, checked by inode, size and mtime to be the one the header came from: if
+    another process replaced it meanwhile, no line is returned, and the caller checks
+    each file itself.
+    """
+
+    __slots__ = ("_identity", "_lines", "_offset", "_path")
+
+    def __init__(self, path: Path | None, offset: int = 0, identity: tuple[int, ...] = ()) -> None:
+        self._path = path
+        self._offset = offset
+        self._identity = identity
+        self._lines: list[str] | None = None if path is not None else []
+
+    def line(self, number: int) -> str | None:
+        """Line ``number`` after the header (0 for the first), or ``None``."""
+        if number < 0:
+            return None
+        lines = self._lines
+        if lines is None:
+            lines = self._lines = []
+            assert self._path is not None
+            try:
+                with open(self._path, "rb") as handle:
+                    if _identity(os.fstat(handle.fileno())) == self._identity:
+                        handle.seek(self._offset)
+                        lines = self._lines = handle.read().decode("utf-8").split("\n")
+            except (OSError, UnicodeDecodeError):
+                pass
+        return lines[number] if number < len(lines) else None
+
+
+def _identity(stat: os.stat_result) -> tuple[int, ...]:
+    return (stat.st_ino, stat.st_size, stat.st_mtime_ns)
+
+
+def _read(path: Path | None) -> tuple[dict[str, Any], int, _Tail]:
+    """The cached folder records, when they were written, and the rest of the file.
+
+    The file is JSON lines: a header ``{"format", "written_ns", "folders"}``, where each
+    folder's record ``{"fingerprint", "graph", "files"}`` gives as ``files`` the number of
+    the line, after the header, that holds its files' entries (as
+    ``{file name: [[size, mtime_ns, ctime_ns, inode], content hash, data]}``). An unusable
+    file reads as no cache at all.
     """
     if path is None:
-        return {}, 0
+        return {}, 0, _Tail(None)
     try:
-        header, *lines = path.read_text(encoding="utf-8").split("\n")
+        with open(path, "rb") as handle:
+            identity = _identity(os.fstat(handle.fileno()))
+            header = handle.readline()
         content = json.loads(header)
     except (OSError, ValueError):
-        return {}, 0
+        return {}, 0, _Tail(None)
     if not isinstance(content, dict) or content.get("format") != _FORMAT:
-        return {}, 0
+        return {}, 0, _Tail(None)
     folders = content.get("folders")
     written = content.get("written_ns")
     if not isinstance(folders, dict) or not isinstance(written, int):
-        return {}, 0
-    for record in folders.values():
-        if type(record) is dict:
-            line = record.get("files")
-            record["files"] = lines[line] if type(line) is int and 0 <= line < len(lines) else None
-    return folders, written
+        return {}, 0, _Tail(None)
+    return folders, written, _Tail(path, len(header), identity)
 
 
-def _write(path: Path, folders: dict[str, Any]) -> None:
+def _write(path: Path, folders: dict[str, dict[str, Any]]) -> None:
     """Replace the cache atomically; give up quietly if the folder is not writable."""
     import tempfile
 
@@ -470,8 +511,13 @@ def _write(path: Path, folders: dict[str, Any]) -> None:
                 lines: list[str] = []
                 header: dict[str, Any] = {}
                 for folder, record in folders.items():
+                    text = record["files"]
+                    if callable(text):  # a trusted folder's entries, still unread
+                        text = text()
+                    if text is None:
+                        continue  # the old file was replaced meanwhile: rebuild next time
                     header[folder] = {**record, "files": len(lines)}
-                    lines.append(record["files"])
+                    lines.append(text)
                 content = {"format": _FORMAT, "written_ns": time.time_ns(), "folders": header}
                 handle.write(json.dumps(content, separators=(",", ":")))
                 for line in lines:

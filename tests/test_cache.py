@@ -367,3 +367,24 @@ def test_recent_files_become_trusted(tmp_path: Path) -> None:
     time.sleep(2.1)
     scan([folder], cache_dir)
     assert read_cache(cache)["written_ns"] > content["written_ns"] + 2 * 10**9
+
+
+def test_cache_replaced_while_in_use(tmp_path: Path) -> None:
+    """A trusted folder's entries are read later only from the very file the scan read."""
+    folder = tmp_path / "versions"
+    folder.mkdir()
+    (folder / "a.py").write_text('revision = "aaaa"\ndown_revision = None\n')
+    cache_dir = tmp_path / "cache"
+    scan([folder], cache_dir)
+    cache = cache_dir / CACHE_NAME
+    content = read_cache(cache)
+    content["written_ns"] += 10**12  # the file is old enough to be trusted
+    write_cache(cache, content)
+    revisions = scan([folder], cache_dir)  # trusts the folder; its entries are not read yet
+    content = read_cache(cache)
+    record = content["folders"][str(folder)]
+    record["files"] = record["files"].replace('"aaaa"', '"poisoned"')
+    write_cache(cache, content)  # another process replaced the cache meanwhile
+    (item,) = revisions.files()
+    assert item.data is not None
+    assert item.data.revision == "aaaa"

@@ -137,8 +137,9 @@ class Scenario:
     title: str
     target: float
     run: Callable[[Path, int], tuple[Timings, str, str]]
-    #: Runs per command, as a multiple of --runs: quick commands take more to tame noise.
-    runs_factor: int = 1
+    #: Half-second commands: three times the runs (to tame noise), and instruction
+    #: counts with ``--instructions``.
+    quick: bool = False
 
 
 def write_history(folder: Path, count: int, *, label: str | None, prefix: str, body: str) -> None:
@@ -212,6 +213,32 @@ class Timings:
 
     wall: dict[str, float]
     cpu: dict[str, float] = field(default_factory=dict)
+    #: Instructions executed (``--instructions``): exact, unlike times on a shared machine.
+    instructions: dict[str, int] = field(default_factory=dict)
+
+
+#: Set by ``--instructions``: also count each command's instructions once with callgrind.
+COUNT_INSTRUCTIONS = False
+
+
+def instructions(
+    command: list[str], cwd: Path, env: dict[str, str], before: Callable[[], None] | None = None
+) -> int:
+    """Instructions one run of ``command`` executes, counted by valgrind's callgrind."""
+    if before is not None:
+        before()
+    result = subprocess.run(
+        ["valgrind", "--tool=callgrind", "--callgrind-out-file=/dev/null", *command],
+        cwd=cwd,
+        env={**env, "PYTHONHASHSEED": "0"},  # the same work on every run
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    for line in result.stderr.splitlines():
+        if "Collected :" in line:
+            return int(line.rsplit(":", 1)[1])
+    raise SystemExit(f"callgrind gave no count for {' '.join(command)}:\n{result.stderr}")
 
 
 def compare(
@@ -231,9 +258,13 @@ def compare(
             walls[name].append(wall)
             cpus[name].append(cpu)
         order.reverse()  # A B, then B A: no command always runs first
+    counts = {}
+    if COUNT_INSTRUCTIONS:
+        counts = {name: instructions(spec[0], cwd, spec[1], spec[2]) for name, spec in order}
     return Timings(
         {name: statistics.median(values) for name, values in walls.items()},
         {name: statistics.median(values) for name, values in cpus.items()},
+        counts,
     )
 
 
@@ -425,15 +456,24 @@ def scenario_help(root: Path, runs: int) -> tuple[Timings, str, str]:
 
 
 SCENARIOS = [
-    Scenario(1, "No-op upgrade, 1 SQLite bind, 2000 revisions (vs floor)", 1.15, scenario_noop, 3),
-    Scenario(2, "status, 4 SQLite binds x 500 revisions (vs floor)", 1.2, scenario_status, 3),
+    Scenario(
+        1,
+        "No-op upgrade, 1 SQLite bind, 2000 revisions (vs floor)",
+        1.15,
+        scenario_noop,
+        quick=True,
+    ),
+    Scenario(
+        2, "status, 4 SQLite binds x 500 revisions (vs floor)", 1.2, scenario_status, quick=True
+    ),
     Scenario(3, "Full upgrade, 500 revisions, 1 SQLite bind (vs Alembic)", 1.0, scenario_full),
     Scenario(4, "4 PostgreSQL binds, one 1 s migration each (wall vs 1 s)", 1.5, scenario_parallel),
-    Scenario(5, "flask db --help (vs flask --help)", 1.1, scenario_help, 3),
+    Scenario(5, "flask db --help (vs flask --help)", 1.1, scenario_help, quick=True),
 ]
 
 
 def main() -> int:
+    global COUNT_INSTRUCTIONS
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
@@ -443,6 +483,12 @@ def main() -> int:
         type=int,
         default=7,
         help="timed runs per command (x3 for the quick scenarios 1, 2 and 5)",
+    )
+    parser.add_argument(
+        "--instructions",
+        action="store_true",
+        help="also count instructions with valgrind (scenarios 1, 2 and 5): exact where "
+        "times are noisy",
     )
     args = parser.parse_args()
     missed = 0
@@ -459,7 +505,8 @@ def main() -> int:
         )
         root = Path(tempfile.mkdtemp(prefix="fa-bench-"))
         try:
-            timings, ours, base = scenario.run(root, args.runs * scenario.runs_factor)
+            COUNT_INSTRUCTIONS = args.instructions and scenario.quick
+            timings, ours, base = scenario.run(root, args.runs * (3 if scenario.quick else 1))
         except LookupError as exc:
             print(f"   skipped: {exc}")
             continue
@@ -476,6 +523,11 @@ def main() -> int:
         print(f"   ratio {ratio:.3f} (target {scenario.target}) {verdict}")
         if timings.cpu:
             print(f"   info: ratio of CPU times {timings.cpu[ours] / timings.cpu[base]:.3f}")
+        if timings.instructions:
+            for name, count in timings.instructions.items():
+                print(f"   {count / 1e6:8.1f} M instructions  {name}")
+            ratio_i = timings.instructions[ours] / timings.instructions[base]
+            print(f"   info: ratio of instructions {ratio_i:.3f}")
         for name, value in medians.items():
             if name not in (ours, base) and "(info)" in name:
                 print(f"   info: {name}: {medians[ours] / value:.3f}x")

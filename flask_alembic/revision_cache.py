@@ -507,7 +507,8 @@ def _write(path: Path, folders: dict[str, dict[str, Any]]) -> None:
             with os.fdopen(fd, "w", encoding="utf-8") as handle:
                 # mkstemp makes the file private: let whoever may read the revisions read
                 # it too (Python gives its bytecode the mode of the source file likewise).
-                os.fchmod(fd, path.parent.parent.stat().st_mode & 0o666)
+                if hasattr(os, "fchmod"):  # not on Windows before Python 3.13
+                    os.fchmod(fd, path.parent.parent.stat().st_mode & 0o666)
                 lines: list[str] = []
                 header: dict[str, Any] = {}
                 for folder, record in folders.items():

@@ -2,16 +2,16 @@
 
 Each version location (folder) is listed and every file in it is looked at with one
 ``stat()``. A folder whose listing (names, sizes, mtimes, ctimes, inodes) is exactly the
-one cached, and whose newest ctime is older than the cache itself, is trusted as a whole:
-its graph summary is used as it is and its per-file entries are not even decoded unless
-asked for. The kernel updates ctime on every write and no tool can set it back, so an
-edit that keeps size and mtime is still seen. In any other folder each file is checked on
-its own: trusted by the same rule, otherwise read and hashed, and parsed again, with
-:mod:`ast`, only if its content changed. Revision files are never executed here. A file
-whose identifiers are not plain literals is reported as ``None`` so the caller imports it
-the usual way. The cache lives in ``<script_location>/__pycache__``, where Python keeps
-its own caches, and is replaced atomically; when it cannot be written (a read-only file
-system), everything still works, only slower.
+one cached, and whose newest ctime is well before the cache was written, is trusted as a
+whole: its graph summary is used as it is and its per-file entries are not even read
+from the cache file unless asked for. The kernel updates ctime on every write and no tool
+can set it back, so an edit that keeps size and mtime is still seen. In any other folder
+each file is checked on its own: trusted by the same rule, otherwise read and hashed, and
+parsed again, with :mod:`ast`, only if its content changed. Revision files are never
+executed here. A file whose identifiers are not plain literals is reported as ``None`` so
+the caller imports it the usual way. The cache lives in ``<script_location>/__pycache__``,
+where Python keeps its own caches, and is replaced atomically; when it cannot be written
+(a read-only file system), everything still works, only slower.
 
 This module does not import Alembic.
 """

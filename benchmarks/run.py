@@ -491,6 +491,8 @@ def main() -> int:
         "times are noisy",
     )
     args = parser.parse_args()
+    if args.instructions and shutil.which("valgrind") is None:
+        parser.error("--instructions needs valgrind on PATH")
     missed = 0
     # Compile this project like an installed package would be, so no run pays for it.
     subprocess.run(

@@ -1,11 +1,11 @@
 """Pure planning: revision histories + current heads + a target -> an ordered ``Plan``.
 
-Nothing here opens a connection, reads a file or prints. The result of running a plan
-(:class:`MigrationResult`) is defined here too, so that answering "nothing to do" needs
-no executor. Each bind's history is an
+Nothing here opens a connection, reads a file or prints. Each bind's history is an
 Alembic :class:`~alembic.script.revision.RevisionMap` holding only that bind's revisions;
 dependencies between binds are given separately, because they mean "apply that revision
-on its own database first", never "run it here".
+on its own database first", never "run it here". The result of running a plan
+(:class:`MigrationResult`) is defined here too, so that answering "nothing to do" needs
+no executor.
 """
 
 from __future__ import annotations

@@ -27,6 +27,8 @@ import re
 import time
 from collections.abc import Callable
 from collections.abc import Iterable
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from operator import itemgetter
 from pathlib import Path
@@ -59,11 +61,9 @@ class CachedRevision:
 class RevisionFile:
     """A revision file and, when it could be read statically, its revision data."""
 
-    __slots__ = ("_data", "folder", "path", "raw")
+    __slots__ = ("_data", "path", "raw")
 
-    def __init__(self, folder: str, path: str, raw: list[Any] | None) -> None:
-        #: The version location holding the file, as it was given to :func:`scan`.
-        self.folder = folder
+    def __init__(self, path: str, raw: list[Any] | None) -> None:
         self.path = path
         #: The cached JSON form of :attr:`data`, ``[revision, down_revisions, depends_on,
         #: branch_labels, doc]`` (read by the fast paths as is).
@@ -172,8 +172,7 @@ class _Folder:
             text = self.source() if self.source is not None else None
             entries, _ = _check_files(self.listing, _decode(text), self.trust_before, 0)
             self.entries = entries
-        name = self.name
-        return [RevisionFile(name, path, entries[file][2]) for file, path, _ in self.listing]
+        return [RevisionFile(path, entries[file][2]) for file, path, _ in self.listing]
 
 
 class Revisions:
@@ -188,13 +187,8 @@ class Revisions:
     def files(self) -> list[RevisionFile]:
         """Every revision file, sorted per folder, as Alembic lists them."""
         if self._files is None:
-            enabled = gc.isenabled()
-            gc.disable()  # many small acyclic containers: nothing for the collector
-            try:
+            with _collector_paused():
                 self._files = [item for folder in self._folders for item in folder.files()]
-            finally:
-                if enabled:
-                    gc.enable()
         return self._files
 
     def graphs(self) -> dict[str, FolderGraph | None]:
@@ -204,11 +198,17 @@ class Revisions:
 
 def scan(locations: Iterable[Path], cache_dir: Path | None) -> Revisions:
     """List the revision files in ``locations`` and read what the cache knows of them."""
-    # Thousands of small acyclic containers: nothing for the garbage collector to find.
+    with _collector_paused():
+        return _scan(locations, cache_dir)
+
+
+@contextmanager
+def _collector_paused() -> Iterator[None]:
+    """Thousands of small acyclic containers: nothing for the garbage collector to find."""
     enabled = gc.isenabled()
     gc.disable()
     try:
-        return _scan(locations, cache_dir)
+        yield
     finally:
         if enabled:
             gc.enable()

@@ -193,7 +193,10 @@ def _no_graph(record: dict[str, Any], files: str) -> None:
 def test_malformed_cache_is_ignored(
     make_app: MakeApp, project: Path, damage: Callable[[dict[str, Any], dict[str, Any], str], None]
 ) -> None:
-    """Valid JSON of the wrong shape, even where the stat signatures match, is never believed."""
+    """Valid JSON of the wrong shape, even where the stat signatures match, is never believed.
+
+    The cache is about files only, so SQLite alone stands for every database here.
+    """
     database_url = f"sqlite:///{project / 'app.db'}"
     app, alembic = make_app(database_url)
     with app.app_context():
@@ -212,9 +215,8 @@ def test_malformed_cache_is_ignored(
     assert version_rows(database_url) == {"aaaa0001"}
 
 
-def test_bind_with_several_folders(make_app: MakeApp, project: Path) -> None:
+def test_bind_with_several_folders(make_app: MakeApp, database_url: str, project: Path) -> None:
     """Heads of a bind whose history moves between folders, answered from the cache."""
-    database_url = f"sqlite:///{project / 'app.db'}"
     more = project / "more"
     more.mkdir()
     app, alembic = make_app(database_url, ALEMBIC={"version_locations": str(more)})

@@ -90,25 +90,35 @@ def use_revision_files(script: ScriptDirectory, files: Sequence[RevisionFile]) -
     """Make ``script`` load its revisions from ``files``: cached data where there is some."""
 
     def load() -> Iterator[Script]:
-        for item in files:
-            if item.data is not None:
-                yield LazyScript(item.data, item.path)
-            else:
-                try:
-                    loaded = Script._from_path(script, item.path)
-                except (SyntaxError, ImportError):
-                    raise
-                except Exception as exc:
-                    raise ScriptDirectoryError(
-                        f"Revision file {item.path} failed to load: {type(exc).__name__}: {exc}.",
-                        path=str(item.path),
-                        hint="Fix the file, or move files that are not revisions out of the "
-                        "migrations folder.",
-                    ) from exc
-                if loaded is not None:
-                    yield loaded
+        seen: dict[str, str] = {}
+        for loaded in _load_files(script, files):
+            first = seen.setdefault(loaded.revision, loaded.path)
+            if first != loaded.path:
+                raise ScriptDirectoryError.for_duplicate_id(loaded.revision, first, loaded.path)
+            yield loaded
 
     script.revision_map = RevisionMap(load)
+
+
+def _load_files(script: ScriptDirectory, files: Sequence[RevisionFile]) -> Iterator[Script]:
+    """Each file as a ``Script``: from the cached data, or imported when there is none."""
+    for item in files:
+        if item.data is not None:
+            yield LazyScript(item.data, item.path)
+        else:
+            try:
+                loaded = Script._from_path(script, item.path)
+            except (SyntaxError, ImportError):
+                raise
+            except Exception as exc:
+                raise ScriptDirectoryError(
+                    f"Revision file {item.path} failed to load: {type(exc).__name__}: {exc}.",
+                    path=str(item.path),
+                    hint="Fix the file, or move files that are not revisions out of the "
+                    "migrations folder.",
+                ) from exc
+            if loaded is not None:
+                yield loaded
 
 
 _local = threading.local()

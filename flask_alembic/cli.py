@@ -115,7 +115,7 @@ def _fail(ctx: click.Context, message: str, code: int, exc: BaseException) -> No
         registry = _extension()._state().registry
     except Exception:  # the app itself may be what is broken
         registry = None
-    for bind in registry or ():
+    for bind in registry.all if registry is not None else ():
         message = scrub(message, bind.secrets)
     output = Output()
     if ctx.find_root().meta.get(_JSON):
@@ -170,11 +170,15 @@ def json_option(f: F) -> F:
     )(f)
 
 
-def _check_binds(binds: tuple[str, ...]) -> list[str] | None:
-    """The binds named with --bind (``None`` for all); unknown names are usage errors."""
+def _check_binds(binds: tuple[str, ...], *, unmanaged: bool = False) -> list[str] | None:
+    """The binds named with --bind (``None`` for all); unknown names are usage errors.
+
+    So are binds that are not managed, unless ``unmanaged`` (for the commands that list
+    every bind).
+    """
     if not binds:
         return None
-    _extension().registry.select(binds)
+    _extension().registry.select(binds, unmanaged=unmanaged)
     return list(binds)
 
 
@@ -219,17 +223,16 @@ def revision(
     selected = _check_binds(binds + ((branch,) if branch else ()))
     written = extension._write_revisions(
         message,
-        empty,
-        None,
-        parent,
-        splice,
-        list(depend) or None,
-        list(label) or None,
-        path,
-        rev_id,
-        selected,
+        empty=empty,
+        parent=parent,
+        splice=splice,
+        depend=list(depend) or None,
+        label=list(label) or None,
+        path=path,
+        rev_id=rev_id,
+        bind=selected,
     )
-    Output().written(written, extension.bind_of)
+    Output().written(written.revisions, written.skipped)
 
 
 def _migrate(
@@ -416,7 +419,7 @@ def merge(
         )
         for name in targets
     ]
-    Output().written([(script, []) for script in scripts], extension.bind_of)
+    Output().merged(scripts, extension.bind_of)
 
 
 @db.command()
@@ -425,14 +428,14 @@ def merge(
 @bind_option
 def status(check: bool, as_json: bool, binds: tuple[str, ...]) -> None:
     """Show where every database stands: current revision, heads, pending steps."""
-    statuses = _extension().status(_check_binds(binds))
+    statuses = _extension().status(_check_binds(binds, unmanaged=True))
     output = Output(rich=False) if as_json else Output()
     if as_json:
         output.json(report.status_json(statuses))
     else:
         output.status_table(statuses)
-    if check and not all(s.up_to_date for s in statuses):
-        behind = ", ".join(s.bind for s in statuses if not s.up_to_date)
+    if check and not all(s.up_to_date for s in statuses if s.managed):
+        behind = ", ".join(s.bind for s in statuses if s.managed and not s.up_to_date)
         output.status(f"Not up to date: {behind}.")
         raise click.exceptions.Exit(1)
 
@@ -444,7 +447,7 @@ def status(check: bool, as_json: bool, binds: tuple[str, ...]) -> None:
 @bind_option
 def current(check_heads: bool, verbose: bool, as_json: bool, binds: tuple[str, ...]) -> None:
     """Show the revision each database is at."""
-    statuses = _extension().status(_check_binds(binds))
+    statuses = _extension().status(_check_binds(binds, unmanaged=True))
     output = Output(rich=False) if as_json else Output()
     if as_json:
         output.json(report.status_json(statuses))  # errors are in it: one object only
@@ -455,8 +458,8 @@ def current(check_heads: bool, verbose: bool, as_json: bool, binds: tuple[str, .
     else:
         output.current(statuses, verbose=verbose)
     _raise_first_error(statuses)
-    if check_heads and not all(s.up_to_date for s in statuses):
-        behind = ", ".join(s.bind for s in statuses if not s.up_to_date)
+    if check_heads and not all(s.up_to_date for s in statuses if s.managed):
+        behind = ", ".join(s.bind for s in statuses if s.managed and not s.up_to_date)
         output.status(report.named(f"Not at heads: {behind}. Run 'flask db upgrade'."))
         raise click.exceptions.Exit(1)
 
@@ -555,14 +558,18 @@ def check(as_json: bool, binds: tuple[str, ...]) -> None:
                 bind=status.bind,
                 hint=f"Run 'flask db upgrade --bind {status.bind}' first.",
             )
-    diffs = {
-        b.name: extension.compare_metadata(b.name) for b in extension.registry.select(selected)
+    compared = [b for b in extension.registry.select(selected) if b.has_models]
+    diffs = {b.name: extension.compare_metadata(b.name) for b in compared}
+    unmodelled = {
+        b.name: "it has no models (no table in its metadata), so it was not compared"
+        for b in extension.registry.select(selected)
+        if not b.has_models
     }
     output = Output(rich=False) if as_json else Output()
     if as_json:
-        output.json(report.diffs_json(diffs))
+        output.json(report.diffs_json(diffs, unmodelled))
     else:
-        output.diffs(diffs)
+        output.diffs(diffs, unmodelled)
     if any(diffs.values()):
         output.status(report.named("Models and databases differ: run 'flask db revision \"...\"'."))
         raise click.exceptions.Exit(1)

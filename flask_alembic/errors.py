@@ -14,6 +14,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "AmbiguousTargetError",
+    "BindNotManagedError",
     "ConfigurationError",
     "DatabaseError",
     "FlaskAlembicError",
@@ -70,8 +71,24 @@ class UnknownBindError(FlaskAlembicError):
     usage_error = True
 
 
+class BindNotManagedError(UnknownBindError):
+    """A bind was named that exists but is not migrated (no models, or excluded)."""
+
+
 class ScriptDirectoryError(FlaskAlembicError):
     """The migrations directory or a revision file in it cannot be used."""
+
+    @classmethod
+    def for_duplicate_id(cls, rev_id: str, first: str, second: str) -> ScriptDirectoryError:
+        """Two revision files with one id: Alembic would silently use only one of them."""
+        return cls(
+            f"Revision id {rev_id!r} is used by two files, {first} and {second}; only one "
+            "of them would ever run.",
+            revision=rev_id,
+            path=second,
+            hint="Give one of them a new id (its 'revision' variable, and every "
+            "down_revision or depends_on naming it), or delete the copy.",
+        )
 
 
 class RevisionError(FlaskAlembicError):

@@ -28,6 +28,7 @@ import sqlalchemy as sa
 from .errors import MigrationFailedError
 from .errors import MigrationInterruptedError
 from .errors import PlanError
+from .identity import DatabaseIdentity
 from .planner import BindResult
 from .planner import MigrationResult
 from .planner import Plan
@@ -101,8 +102,14 @@ Event = StepStarted | StepFinished | StepFailed | BindFinished
 EventCallback = Callable[[Event], None]
 
 
-def context_options(bind: Bind, **overrides: Any) -> dict[str, Any]:
-    """The options for ``EnvironmentContext.configure`` for ``bind``."""
+def context_options(
+    bind: Bind, neighbour_tables: frozenset[str] = frozenset(), **overrides: Any
+) -> dict[str, Any]:
+    """The options for ``EnvironmentContext.configure`` for ``bind``.
+
+    :param neighbour_tables: tables of other binds in the same database, which
+        autogenerate must not see (or it would propose dropping them).
+    """
     options: dict[str, Any] = {"transaction_per_migration": True}
     options.update(bind.context_options)
     options.update(
@@ -110,8 +117,8 @@ def context_options(bind: Bind, **overrides: Any) -> dict[str, Any]:
         version_table=bind.version_table,
         version_table_schema=bind.version_table_schema,
     )
-    if bind.neighbour_tables:
-        options["include_name"] = _skip_tables(bind.neighbour_tables, options.get("include_name"))
+    if neighbour_tables:
+        options["include_name"] = _skip_tables(neighbour_tables, options.get("include_name"))
     # Options that only mean something offline (--sql); the offline path sets its own.
     for name in _OFFLINE_ONLY:
         options.pop(name, None)
@@ -135,14 +142,18 @@ def _skip_tables(tables: frozenset[str], user_filter: Any) -> Callable[..., bool
 
 @contextmanager
 def environment(
-    runtime: BindRuntime, connection: sa.Connection | None = None, **env_options: Any
+    runtime: BindRuntime,
+    connection: sa.Connection | None = None,
+    *,
+    neighbour_tables: frozenset[str] = frozenset(),
+    **env_options: Any,
 ) -> Iterator[EnvironmentContext]:
     """An Alembic environment for one bind, configured and installed as ``alembic.context``."""
     from alembic.runtime.environment import EnvironmentContext
 
     env = EnvironmentContext(runtime.config, runtime.script, **env_options)
     with env:
-        env.configure(connection=connection, **context_options(runtime.bind))
+        env.configure(connection=connection, **context_options(runtime.bind, neighbour_tables))
         yield env
 
 
@@ -187,6 +198,92 @@ def _begin_sqlite(connection: sa.Connection) -> None:
         connection.exec_driver_sql(f"BEGIN {level}".rstrip())
 
 
+class _SQLiteForeignKeys:
+    """Keeps SQLite's foreign keys honest while one bind's migrations run.
+
+    ``PRAGMA foreign_keys`` does nothing inside a transaction, and every migration runs
+    in one: a revision that turns foreign keys off there, then rebuilds a table (Alembic's
+    batch mode copies, drops and renames it), would have ``ON DELETE CASCADE`` delete the
+    rows that reference it. SQLite's authorizer, which sees each statement as SQLite
+    itself understands it, refuses such a PRAGMA, so the step fails and rolls back before
+    anything is lost.
+
+    With the bind's ``sqlite_foreign_keys`` option set to ``False``, foreign keys are
+    turned off on the connection before the first transaction (SQLite's own procedure
+    for altering a table), checked with ``PRAGMA foreign_key_check`` after each step's
+    code, before its commit, and turned back on when the run ends.
+    """
+
+    def __init__(self, bind: Bind, connection: sa.Connection, stack: ExitStack) -> None:
+        import sqlite3
+
+        self.bind = bind
+        self.connection = connection
+        self.driver = cast(Any, connection.connection.driver_connection)
+        #: The value a migration tried to give ``PRAGMA foreign_keys`` in a transaction.
+        self.refused: str | None = None
+        self._allow = sqlite3.SQLITE_OK
+        self._deny = sqlite3.SQLITE_DENY
+        self._pragma = sqlite3.SQLITE_PRAGMA
+        self.restore = False
+        if bind.sqlite_foreign_keys is False:
+            if self.driver.execute("PRAGMA foreign_keys").fetchone()[0]:
+                self.driver.execute("PRAGMA foreign_keys=OFF")
+                self.restore = True
+            stack.callback(self._restore)
+        self.driver.set_authorizer(self._authorize)
+        stack.callback(self.driver.set_authorizer, None)
+
+    @property
+    def checking(self) -> bool:
+        return self.bind.sqlite_foreign_keys is False
+
+    def _authorize(self, action: int, name: str | None, value: str | None, *_: str | None) -> int:
+        if (
+            action == self._pragma
+            and value is not None
+            and (name or "").lower() == "foreign_keys"
+            and self.driver.in_transaction
+        ):
+            self.refused = value
+            return int(self._deny)
+        return int(self._allow)
+
+    def refusal(self) -> str:
+        """Why the step failed, and how to run such a migration safely."""
+        return (
+            f"it sets PRAGMA foreign_keys={self.refused} inside the migration's "
+            "transaction, where SQLite ignores it (a table rebuilt by batch_alter_table "
+            "would then lose the rows that reference it through ON DELETE CASCADE); "
+            "the step was rolled back. Remove that PRAGMA and set "
+            f"ALEMBIC_BINDS[{self.bind.name!r}] = {{'sqlite_foreign_keys': False}}, which "
+            "turns foreign keys off before each migration's transaction and checks them "
+            "before it commits"
+        )
+
+    def check(self) -> None:
+        """Fail the step if it left rows pointing at rows that do not exist."""
+        if not self.checking:
+            return
+        found = self.connection.exec_driver_sql("PRAGMA foreign_key_check").fetchall()
+        if found:
+            tables = sorted({f"{row[0]} -> {row[2]}" for row in found})
+            raise _ForeignKeyViolation(
+                f"PRAGMA foreign_key_check found {len(found)} row(s) referencing rows that "
+                f"do not exist ({', '.join(tables)}); the step was rolled back"
+            )
+
+    def _restore(self) -> None:
+        if self.connection.in_transaction():
+            self.connection.rollback()
+        if self.restore:
+            self.driver.execute("PRAGMA foreign_keys=ON")
+
+
+class _ForeignKeyViolation(Exception):
+    """A step left rows that break a foreign key (found while foreign keys were off)."""
+
+
 class _BindRun:
     """One bind's connection and environment, kept open while the plan runs."""
 
@@ -205,6 +302,11 @@ class _BindRun:
             runtime.config, runtime.script, fn=self._steps, purge=purge, tag=tag
         )
         options = context_options(runtime.bind)
+        self.foreign_keys: _SQLiteForeignKeys | None = None
+        if self.connection.dialect.name == "sqlite" and hasattr(
+            self.connection.connection.driver_connection, "set_authorizer"
+        ):
+            self.foreign_keys = _SQLiteForeignKeys(runtime.bind, self.connection, stack)
         _sqlite_transactions(self.connection, options)
         with self.env:
             self.env.configure(connection=self.connection, **options)
@@ -268,6 +370,7 @@ def execute(
     on_event: EventCallback | None = None,
     tag: str | None = None,
     parallel: int = 1,
+    databases: Mapping[str, DatabaseIdentity] | None = None,
 ) -> MigrationResult:
     """Run ``plan`` and return what was applied; raise ``MigrationFailedError`` on failure.
 
@@ -275,6 +378,8 @@ def execute(
     :param parallel: how many independent groups of binds may run at once. Binds that
         depend on each other, or share a database, are always run one after another,
         in the plan's order.
+    :param databases: each bind's database identity, which tells binds sharing a
+        database; without it, only one bind runs at a time.
     """
     lock = threading.Lock()
     user_emit = on_event or (lambda event: None)
@@ -290,7 +395,7 @@ def execute(
     collecting = gc.isenabled()
     gc.disable()
     try:
-        return _execute(run, plan, runtimes, parallel, started)
+        return _execute(run, plan, databases, parallel, started)
     finally:
         if collecting:
             gc.enable()
@@ -299,11 +404,14 @@ def execute(
 def _execute(
     run: _Run,
     plan: Plan,
-    runtimes: Mapping[str, BindRuntime],
+    databases: Mapping[str, DatabaseIdentity] | None,
     parallel: int,
     started: float,
 ) -> MigrationResult:
-    components = _components(plan, runtimes) if parallel > 1 else [list(plan.binds)]
+    if parallel > 1 and databases is not None:
+        components = _components(plan, databases)
+    else:
+        components = [list(plan.binds)]
     with run.stop.installed():
         if len(components) <= 1:
             run.steps_of(list(plan.steps))
@@ -366,6 +474,8 @@ class _Run:
                 started_at = time.perf_counter()
                 offset = self.steps.index(group[0])
                 tracker = _Tracker(group, offset, self.total, self.emit, self.stop)
+                if bind_run.foreign_keys is not None and bind_run.foreign_keys.checking:
+                    tracker.after_step = bind_run.foreign_keys.check
                 bind_run.tracker = tracker
                 try:
                     bind_run.run(
@@ -383,9 +493,15 @@ class _Run:
                     if isinstance(exc, _Stopped):
                         return
                     failed = tracker.current or group[0]
-                    error = describe_exception(exc, bind_run.secrets) + _partial_note(
-                        bind_run, exc, failed, committed=tracker.committed_in_step
-                    )
+                    guard = bind_run.foreign_keys
+                    if guard is not None and guard.refused is not None:
+                        error = guard.refusal()
+                    elif isinstance(exc, _ForeignKeyViolation):
+                        error = str(exc)
+                    else:
+                        error = describe_exception(exc, bind_run.secrets) + _partial_note(
+                            bind_run, exc, failed, committed=tracker.committed_in_step
+                        )
                     self.stop.failure()  # other threads stop after their current step
                     if self.failed is None:
                         self.failed, self.error, self.cause = failed, error, exc
@@ -530,14 +646,12 @@ class _StopSignal:
             raise _Stopped
 
 
-def _components(plan: Plan, runtimes: Mapping[str, BindRuntime]) -> list[list[str]]:
+def _components(plan: Plan, databases: Mapping[str, DatabaseIdentity]) -> list[list[str]]:
     """Groups of binds that may run side by side: linked binds share a group.
 
     Binds are linked by a cross-bind dependency in the plan, or by living in the same
     database (their migrations could contend for the same locks and tables).
     """
-    from .registry import database_key
-
     parent = {name: name for name in plan.binds}
 
     def find(name: str) -> str:
@@ -552,11 +666,11 @@ def _components(plan: Plan, runtimes: Mapping[str, BindRuntime]) -> list[list[st
 
     for a, b in plan.links:
         union(a, b)
-    by_database: dict[str, str] = {}
-    for name in plan.binds:
-        key = database_key(runtimes[name].bind.engine.url)
-        if key is not None:
-            union(name, by_database.setdefault(key, name))
+    names = list(plan.binds)
+    for index, name in enumerate(names):
+        for other in names[:index]:
+            if databases[name].same_database(databases[other]):
+                union(name, other)
     groups: dict[str, list[str]] = {}
     for name in plan.binds:
         groups.setdefault(find(name), []).append(name)
@@ -602,6 +716,8 @@ class _Tracker:
         self.in_step = False
         #: Whether the running step committed part of its work (``autocommit_block()``).
         self.committed_in_step = False
+        #: Called after each step's own code, before Alembic records and commits it.
+        self.after_step: Callable[[], None] | None = None
 
     @property
     def current(self) -> Step | None:
@@ -634,7 +750,10 @@ class _Tracker:
             self._on_start(position)
             self.in_step, self.committed_in_step = True, False
             try:
-                return fn(**kw)
+                result = fn(**kw)
+                if self.after_step is not None:
+                    self.after_step()
+                return result
             finally:
                 self.in_step = False
 

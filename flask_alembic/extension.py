@@ -42,6 +42,8 @@ from .errors import NotUpToDateError
 from .errors import RevisionError
 from .errors import ScriptDirectoryError
 from .errors import UnknownBindError
+from .identity import DatabaseIdentity
+from .identity import Identities
 from .registry import Bind
 from .registry import bind_directory_name
 from .registry import BindRegistry
@@ -103,8 +105,16 @@ def _template_dir() -> Path:
     )
 
 
-#: The states ``status()`` reports, from best to worst.
-STATES = ("up to date", "pending", "multiple heads", "ahead/unknown revision", "unreachable")
+#: The states ``status()`` reports, from best to worst; then the state of a bind that is
+#: not migrated at all (no models, or excluded), which is never connected to.
+STATES = (
+    "up to date",
+    "pending",
+    "multiple heads",
+    "ahead/unknown revision",
+    "unreachable",
+    "not managed",
+)
 
 
 @dataclass(frozen=True)
@@ -123,10 +133,17 @@ class BindStatus:
     state: str = "up to date"
     #: Why the state is ``unreachable`` or ``ahead/unknown revision``, in one line.
     error: FlaskAlembicError | None = None
+    #: Why the bind is managed or not (for a bind that is not: why it is left alone).
+    reason: str = "it has models"
 
     @property
     def up_to_date(self) -> bool:
         return self.state == "up to date"
+
+    @property
+    def managed(self) -> bool:
+        """Whether Flask-Alembic migrates this bind."""
+        return self.state != "not managed"
 
 
 # The private holders below are plain classes, not dataclasses: a dataclass costs about
@@ -151,6 +168,7 @@ class _ContextCache:
         "environments",
         "exit_stack",
         "histories",
+        "identities",
         "owner",
         "revisions",
         "runtimes",
@@ -165,6 +183,8 @@ class _ContextCache:
         self.histories: dict[str, planner.BindHistory] = {}
         self.connections: dict[str, sa.Connection] = {}
         self.environments: dict[str, EnvironmentContext] = {}
+        #: Each database's identity, as its server gave it during this app context.
+        self.identities = Identities()
         self.exit_stack = ExitStack()
 
 
@@ -528,7 +548,9 @@ class Alembic:
     def _connection(self, bind: Bind) -> sa.Connection:
         cache = self._cache()
         if bind.name not in cache.connections:
-            cache.connections[bind.name] = cache.exit_stack.enter_context(bind.connect())
+            connection = cache.exit_stack.enter_context(bind.connect())
+            cache.identities.read(bind.engine, connection)
+            cache.connections[bind.name] = connection
         return cache.connections[bind.name]
 
     def _environment(self, name: str) -> EnvironmentContext:
@@ -538,9 +560,10 @@ class Alembic:
 
             runtime = self._runtimes()[name]
             env = EnvironmentContext(runtime.config, runtime.script)
+            connection = self._connection(runtime.bind)
+            neighbours = self._neighbour_tables(runtime.bind)
             env.configure(
-                connection=self._connection(runtime.bind),
-                **executor.context_options(runtime.bind),
+                connection=connection, **executor.context_options(runtime.bind, neighbours)
             )
             cache.environments[name] = env
         return cache.environments[name]
@@ -548,21 +571,19 @@ class Alembic:
     @property
     def environment_contexts(self) -> Mapping[str, EnvironmentContext]:
         """Each bind's configured ``EnvironmentContext``, by bind name."""
-        return _LazyMapping(self.registry.names, self._environment)
+        return _LazyMapping(self.registry, self._environment)
 
     @property
     def migration_contexts(self) -> Mapping[str, MigrationContext]:
         """Each bind's ``MigrationContext``, connected to that bind's database."""
-        return _LazyMapping(self.registry.names, lambda name: self._environment(name).get_context())
+        return _LazyMapping(self.registry, lambda name: self._environment(name).get_context())
 
     @property
     def ops(self) -> Mapping[str, Operations]:
         """Each bind's ``Operations`` (``op``), bound to that bind's database."""
         from alembic.operations import Operations
 
-        return _LazyMapping(
-            self.registry.names, lambda name: Operations(self.migration_contexts[name])
-        )
+        return _LazyMapping(self.registry, lambda name: Operations(self.migration_contexts[name]))
 
     @property
     def environment_context(self) -> EnvironmentContext:
@@ -588,11 +609,25 @@ class Alembic:
     @contextmanager
     def _heads_reader(self) -> Iterator[_HeadsReader]:
         with ExitStack() as stack:
-            yield _HeadsReader(stack)
+            yield _HeadsReader(stack, self._cache().identities)
 
     def _current_heads(self, binds: Iterable[Bind]) -> dict[str, tuple[str, ...]]:
+        """Each bind's heads, once no two binds turn out to share a version table."""
+        binds = list(binds)
         with self._heads_reader() as reader:
-            return {b.name: reader.heads(b) for b in binds}
+            heads = {b.name: reader.heads(b) for b in binds}
+        self._check_version_tables(binds)
+        return heads
+
+    def _check_version_tables(self, binds: Iterable[Bind]) -> None:
+        """Refuse binds whose version table is another bind's, however the URLs are spelled."""
+        self.registry.check_version_tables(binds, self._cache().identities)
+
+    def _identity(self, bind: Bind) -> DatabaseIdentity:
+        return bind.identity(self._cache().identities)
+
+    def _neighbour_tables(self, bind: Bind) -> frozenset[str]:
+        return self.registry.neighbour_tables(bind, self._cache().identities)
 
     def _scripts(self, ids: Iterable[str]) -> tuple[Script, ...]:
         script = self.script_directory
@@ -605,7 +640,9 @@ class Alembic:
         heads = self._current_heads(binds)
         result: list[Script] = []
         for b in binds:
-            planner._check_known_heads(self._histories()[b.name], heads[b.name])
+            planner._check_known_heads(
+                self._histories()[b.name], heads[b.name], self._histories().values()
+            )
             result.extend(self._scripts(heads[b.name]))
         return tuple(result)
 
@@ -690,19 +727,22 @@ class Alembic:
         return self.script_directory.get_revision(revs[0])
 
     def status(self, bind: BindArg = None) -> list[BindStatus]:
-        """Where each selected bind stands; a failing bind does not hide the others."""
-        binds = self._select(bind)
-        quick = self._quick_graph()
-        if quick is not None:
-            rows = self._quick_status(binds, quick)
-            if rows is not None:
-                return rows
-        histories = self._histories()
-        result = []
-        with self._heads_reader() as reader:
-            for b in binds:
-                result.append(self._bind_status(b, histories[b.name], reader))
-        return result
+        """Where each selected bind stands; a failing bind does not hide the others.
+
+        Binds that are not managed are listed too, with the reason, and never connected to.
+        """
+        everything = self.registry.select(bind, unmanaged=True)
+        binds = [b for b in everything if b.managed]
+        rows = {b.name: _unmanaged_status(b) for b in everything if not b.managed}
+        if binds:
+            quick = self._quick_graph()
+            found = self._quick_status(binds, quick) if quick is not None else None
+            if found is None:
+                histories = self._histories()
+                with self._heads_reader() as reader:
+                    found = [self._bind_status(b, histories[b.name], reader) for b in binds]
+            rows.update((row.bind, row) for row in found)
+        return [rows[b.name] for b in everything]
 
     def _quick_status(self, binds: list[Bind], quick: _QuickGraph) -> list[BindStatus] | None:
         """Status rows from the cache when every bind is simply at its single head."""
@@ -715,22 +755,44 @@ class Alembic:
                     return None
                 if not quick.at_heads(b.name, current, single=True):
                     return None
-                rows.append(BindStatus(b.name, b.display_url, _table_name(b), current, current, 0))
+                rows.append(
+                    BindStatus(
+                        bind=b.name,
+                        url=b.display_url,
+                        version_table=_table_name(b),
+                        current=current,
+                        heads=current,
+                        pending=0,
+                        reason=b.reason,
+                    )
+                )
+            self._check_version_tables(binds)
         return rows
 
     def _bind_status(
         self, b: Bind, history: planner.BindHistory, reader: _HeadsReader
     ) -> BindStatus:
         heads = tuple(history.revision_map.heads)
-        row = BindStatus(b.name, b.display_url, _table_name(b), (), heads, None)
+        row = BindStatus(
+            bind=b.name,
+            url=b.display_url,
+            version_table=_table_name(b),
+            current=(),
+            heads=heads,
+            pending=None,
+            reason=b.reason,
+        )
         try:
             current = reader.heads(b)
         except DatabaseError as exc:
             return dataclasses.replace(row, state="unreachable", error=exc)
+        self._check_version_tables([b])
         row = dataclasses.replace(row, current=current)
         try:
             # Only this bind's own steps count; dependencies on other binds do not.
-            steps = planner.bind_steps("upgrade", history, current, "heads")
+            steps = planner.bind_steps(
+                "upgrade", history, current, "heads", others=self._histories().values()
+            )
         except RevisionError as exc:
             return dataclasses.replace(row, state="ahead/unknown revision", error=exc)
         row = dataclasses.replace(row, pending=len(steps))
@@ -743,7 +805,7 @@ class Alembic:
         histories = self._histories()
         result: set[str] = set()
         for status in self.status(bind):
-            if status.error is None:
+            if status.error is None and status.managed:
                 result |= histories[status.bind].applied(status.current)
         return result
 
@@ -758,12 +820,15 @@ class Alembic:
     # -- comparing models with databases --------------------------------------------
 
     def compare_metadata(self, bind: BindArg = None) -> list[Any]:
-        """The differences between the models and the databases, as Alembic diff tuples."""
+        """The differences between the models and the databases, as Alembic diff tuples.
+
+        A bind without models is not compared: its whole database would differ.
+        """
         from alembic.autogenerate import compare_metadata
 
         result: list[Any] = []
         for b in self._select(bind):
-            if b.target_metadata is None:
+            if not b.has_models:
                 continue
             # Alembic accepts a list of MetaData here, though its annotation says one.
             metadata: Any = b.target_metadata
@@ -775,11 +840,13 @@ class Alembic:
         from alembic.autogenerate import produce_migrations
 
         b = self.registry[bind] if bind is not None else self.registry.default
-        if b.target_metadata is None:
+        if not b.has_models:
             raise ConfigurationError(
-                f"Bind {b.name!r} has no metadata to compare with.",
+                f"Bind {b.name!r} has no models to compare with (no table in its metadata); "
+                "comparing would propose dropping every table of its database.",
                 bind=b.name,
-                hint="Pass it with Alembic(metadatas={...}).",
+                hint="Define its models and import them first, or pass them with "
+                "Alembic(metadatas={...}).",
             )
         metadata: Any = b.target_metadata
         return produce_migrations(self.migration_contexts[b.name], metadata)
@@ -833,31 +900,39 @@ class Alembic:
         With several binds, one revision is written per bind whose models changed.
         Returns the new scripts (an empty list when nothing changed).
         """
+        if branch is not None and bind is None:
+            bind = branch
         written = self._write_revisions(
-            message, empty, branch, parent, splice, depend, label, path, rev_id, bind
+            message,
+            empty=empty,
+            parent=parent,
+            splice=splice,
+            depend=depend,
+            label=label,
+            path=path,
+            rev_id=rev_id,
+            bind=bind,
         )
-        return [script for script, _ in written]
+        return [item.script for item in written.revisions]
 
     def _write_revisions(
         self,
         message: str,
-        empty: bool,
-        branch: str | None,
-        parent: str | None,
-        splice: bool,
-        depend: str | Iterable[str] | None,
-        label: str | Iterable[str] | None,
-        path: str | os.PathLike[str] | None,
-        rev_id: str | None,
-        bind: BindArg,
-    ) -> list[tuple[Script, list[Any]]]:
-        """Write revisions; each comes with the differences it was generated from."""
+        *,
+        empty: bool = False,
+        parent: str | None = None,
+        splice: bool = False,
+        depend: str | Iterable[str] | None = None,
+        label: str | Iterable[str] | None = None,
+        path: str | os.PathLike[str] | None = None,
+        rev_id: str | None = None,
+        bind: BindArg = None,
+    ) -> _Written:
+        """Write revisions; say what each was generated from, and why a bind had none."""
         from alembic.autogenerate import RevisionContext
 
         registry = self.registry
         histories = self._histories()
-        if branch is not None and bind is None:
-            bind = branch
         if parent is not None and bind is None and parent not in {"head", "heads"}:
             owner = planner.resolve_target(parent, list(histories.values()), direction="upgrade")
             bind = next(iter(owner))
@@ -866,7 +941,7 @@ class Alembic:
             raise UnknownBindError(
                 "An empty revision needs one bind, but this app has several: "
                 f"{registry.describe_names()}.",
-                hint="Name one with --bind NAME (bind='NAME').",
+                hint="Name one with --bind NAME.",
             )
         for option, value in (("--path", path), ("--rev-id", rev_id)):
             if value is not None and len(binds) > 1:
@@ -874,13 +949,23 @@ class Alembic:
                     f"{option} needs one bind, but several are selected.",
                     hint="Name one with --bind NAME.",
                 )
+        if rev_id is not None:
+            self._check_new_rev_id(rev_id)
         depends_on = self._resolve_depends(depend)
         script = self.script_directory
         self._check_template(script)
         config = self.config
+        result = _Written()
         # Compare every bind first: an error in one leaves no file written for another.
         prepared: list[tuple[Bind, Any, list[Any]]] = []
         for b in binds:
+            if not empty and not b.has_models:
+                # Comparing an empty metadata with a database proposes dropping every table.
+                result.skipped[b.name] = (
+                    "it has no models (no table in its metadata), so it was not compared "
+                    "with its database; write its revisions by hand with --empty"
+                )
+                continue
             history = histories[b.name]
             rmap = history.revision_map
             if parent is not None and parent not in {"head", "heads"}:
@@ -926,13 +1011,10 @@ class Alembic:
             )
             changes: list[Any] = []
             if not empty:
-                if b.target_metadata is None:
-                    continue
                 changed, changes = self._autogenerate(b, rc)
                 if not changed:
                     continue
             prepared.append((b, rc, changes))
-        written: list[tuple[Script, list[Any]]] = []
         try:
             for b, rc, changes in prepared:
                 try:
@@ -945,10 +1027,51 @@ class Alembic:
                         bind=b.name,
                         hint="Check --parent, --rev-id and --label.",
                     ) from None
-                written.extend((s, changes) for s in scripts)
+                losses = data_losses(b.name, changes, b.engine.dialect)
+                result.revisions.extend(
+                    _WrittenRevision(s, b.name, changes, losses) for s in scripts
+                )
         finally:
             self._refresh()
-        return written
+        return result
+
+    def _check_new_rev_id(self, rev_id: str) -> None:
+        """Refuse a chosen revision id that is malformed, reserved or already used."""
+        if not _REV_ID.fullmatch(rev_id):
+            raise RevisionError(
+                f"{rev_id!r} is not a valid revision id: use 1 to 32 letters, digits and "
+                "underscores.",
+                revision=rev_id,
+                hint="Leave --rev-id out for a random id, or use one like 'a1b2c3d4e5f6'.",
+            )
+        if rev_id in {"base", "head", "heads"}:
+            reason = "is a reserved word for revision targets"
+        elif rev_id in {b.name for b in self.registry.all}:
+            reason = "is the name of a bind, which targets use as 'BIND@REV'"
+        else:
+            self._load()
+            script = self.script_directory
+            owner = self._cache().owner.get(rev_id)
+            if owner is not None:
+                existing = script.revision_map.get_revision(rev_id)
+                where = getattr(existing, "path", None) or "a revision file"
+                raise RevisionError(
+                    f"Revision id {rev_id!r} is already used by {where} (bind {owner!r}).",
+                    revision=rev_id,
+                    path=where,
+                    hint="Choose another id, or leave --rev-id out for a random one.",
+                )
+            from . import _alembic_compat as compat
+
+            labels = {name for rev in compat.all_scripts(script) for name in rev.branch_labels}
+            if rev_id not in labels:
+                return
+            reason = "is a branch label"
+        raise RevisionError(
+            f"Revision id {rev_id!r} {reason}.",
+            revision=rev_id,
+            hint="Choose another id, or leave --rev-id out for a random one.",
+        )
 
     def _check_template(self, script: ScriptDirectory) -> None:
         template = Path(script.dir) / "script.py.mako"
@@ -966,7 +1089,15 @@ class Alembic:
         """
         runtime = self._runtimes()[b.name]
         rmap = self._histories()[b.name].revision_map
-        with b.connect() as connection, executor.environment(runtime, connection) as env:
+        with ExitStack() as stack:
+            connection = stack.enter_context(b.connect())
+            self._cache().identities.read(b.engine, connection)
+            self._check_version_tables([b])
+            env = stack.enter_context(
+                executor.environment(
+                    runtime, connection, neighbour_tables=self._neighbour_tables(b)
+                )
+            )
             context = env.get_context()
             current = tuple(context.get_current_heads())
             if set(current) != set(rmap.heads):
@@ -1008,6 +1139,8 @@ class Alembic:
         bind: str | None = None,
     ) -> Script:
         """Write a revision that merges several heads of one bind into one."""
+        if rev_id is not None:
+            self._check_new_rev_id(rev_id)
         histories = self._histories()
         tokens = list(_to_tuple(revisions))
         if bind is None:
@@ -1119,7 +1252,9 @@ class Alembic:
             involved = _related_binds(direction, [b.name for b in binds], all_histories)
             current = self._current_heads([b for b in self.registry if b.name in involved])
         if direction == "stamp":
-            return planner.plan_stamp(selected, current, targets, purge=purge)
+            return planner.plan_stamp(
+                selected, current, targets, purge=purge, others=list(all_histories.values())
+            )
         return planner.plan_migration(
             direction,
             selected,
@@ -1404,30 +1539,41 @@ class Alembic:
         involved_binds = [b for b in self.registry if b.name in involved]
         to_lock = involved_binds if lock else []
         timeout = lock_timeout if lock_timeout is not None else self._lock_timeout()
-        with locking.lock_binds(to_lock, timeout, on_wait=on_wait):
-            current = None
-            if quick is not None:
-                # The common deploy: nothing to do. Answer it without loading Alembic.
-                current = self._current_heads(involved_binds)
-                if all(quick.at_heads(n, current[n], single=target == "head") for n in names):
-                    plan = planner.Plan("upgrade", (), start={}, unchanged=tuple(names))
-                    if on_plan is not None:
-                        on_plan(plan)
-                    return planner.MigrationResult(plan, ())
+        identities = self._cache().identities
+        with locking.lock_binds(to_lock, timeout, identities, on_wait=on_wait):
+            # Read under the lock (and checked for shared version tables): not read again.
+            current = self._current_heads(involved_binds)
+            # The common deploy: nothing to do. Answer it without loading Alembic.
+            if quick is not None and all(
+                quick.at_heads(n, current[n], single=target == "head") for n in names
+            ):
+                plan = planner.Plan("upgrade", (), start={}, unchanged=tuple(names))
+                if on_plan is not None:
+                    on_plan(plan)
+                return planner.MigrationResult(plan, ())
             plan = self.plan(
                 direction,
                 target,
                 bind,
                 with_dependencies=with_dependencies,
                 purge=purge,
-                current=current,  # already read under the lock: not read again
+                current=current,
             )
             self._import_steps(plan)
             if on_plan is not None:
                 on_plan(plan)
             return executor.execute(
-                plan, self._runtimes(), on_event=on_event, tag=tag, parallel=parallel
+                plan,
+                self._runtimes(),
+                on_event=on_event,
+                tag=tag,
+                parallel=parallel,
+                databases=self._databases(plan),
             )
+
+    def _databases(self, plan: planner.Plan) -> dict[str, DatabaseIdentity]:
+        """The identity of each database the plan changes (binds sharing one take turns)."""
+        return {name: self._identity(self.registry[name]) for name in plan.binds}
 
     def _parallel(self, value: int | None) -> int:
         """How many independent binds may migrate at once (``ALEMBIC_PARALLEL``, default 4)."""
@@ -1497,14 +1643,136 @@ class Alembic:
         binds = [b for b in self.registry if b.name in plan.start]
         timeout = lock_timeout if lock_timeout is not None else self._lock_timeout()
         self._import_steps(plan)
-        with locking.lock_binds(binds if lock else [], timeout):
+        identities = self._cache().identities
+        with locking.lock_binds(binds if lock else [], timeout, identities):
+            self._check_version_tables(binds)
             return executor.execute(
                 plan,
                 self._runtimes(),
                 on_event=on_event,
                 tag=tag,
                 parallel=self._parallel(parallel),
+                databases=self._databases(plan),
             )
+
+
+class _WrittenRevision:
+    """A revision file just written, what it was generated from, and what it destroys."""
+
+    __slots__ = ("bind", "changes", "losses", "script")
+
+    def __init__(self, script: Script, bind: str, changes: list[Any], losses: list[str]) -> None:
+        self.script = script
+        self.bind = bind
+        #: Alembic's diff entries the revision was generated from (none for --empty).
+        self.changes = changes
+        #: One line per operation that drops a table or column or may lose data.
+        self.losses = losses
+
+
+class _Written:
+    """What ``revision`` wrote, and why a selected bind got nothing."""
+
+    __slots__ = ("revisions", "skipped")
+
+    def __init__(self) -> None:
+        self.revisions: list[_WrittenRevision] = []
+        #: Bind name -> why it was not compared with its database.
+        self.skipped: dict[str, str] = {}
+
+
+def data_losses(bind: str, changes: Iterable[Any], dialect: sa.Dialect) -> list[str]:
+    """A line for each autogenerated change that can destroy data, naming bind, table, column."""
+    lines: list[str] = []
+    for change in changes:
+        items = change if isinstance(change, list) else [change]
+        for item in items:
+            kind = item[0]
+            if kind == "remove_table":
+                table = _qualified(item[1].schema, item[1].name)
+                lines.append(f"bind {bind!r}: drops table {table} and every row in it")
+            elif kind == "remove_column":
+                table = _qualified(item[1], item[2])
+                lines.append(
+                    f"bind {bind!r}: drops column {table}.{item[3].name} and the data in it"
+                )
+            elif kind == "modify_type" and _may_lose_data(item[5], item[6]):
+                table = _qualified(item[1], item[2])
+                lines.append(
+                    f"bind {bind!r}: changes column {table}.{item[3]} from "
+                    f"{_type_name(item[5], dialect)} to {_type_name(item[6], dialect)}, "
+                    "which can lose data"
+                )
+    return lines
+
+
+def _qualified(schema: str | None, name: str) -> str:
+    return f"{schema}.{name}" if schema else name
+
+
+def _type_name(type_: Any, dialect: sa.Dialect) -> str:
+    try:
+        return str(type_.compile(dialect=dialect))
+    except Exception:  # a type this dialect cannot render: its Python spelling will do
+        return repr(type_)
+
+
+_INTEGER_SIZES = {"TINYINT": 1, "SMALLINT": 2, "MEDIUMINT": 3, "INTEGER": 4, "BIGINT": 8}
+
+
+def _integer_size(type_: Any) -> int:
+    if isinstance(type_, sa.BigInteger):
+        return 8
+    if isinstance(type_, sa.SmallInteger):
+        return 2
+    return _INTEGER_SIZES.get(str(getattr(type_, "__visit_name__", "")).upper(), 4)
+
+
+def _may_lose_data(old: Any, new: Any) -> bool:
+    """Whether changing a column from ``old`` to ``new`` can lose or alter stored values.
+
+    Only changes known to widen (a longer or unbounded string, a larger integer, a
+    number with more digits) are safe; any other change of type may lose data.
+    """
+    if isinstance(old, sa.Enum) or isinstance(new, sa.Enum):
+        return True
+    if isinstance(old, sa.String) and isinstance(new, sa.String):
+        if new.length is None:
+            return False
+        return old.length is None or new.length < old.length
+    if isinstance(old, sa.Integer) and isinstance(new, sa.Integer):
+        return _integer_size(new) < _integer_size(old)
+    if (
+        isinstance(old, sa.Integer)
+        and isinstance(new, sa.Numeric)
+        and not isinstance(new, sa.Float)
+    ):
+        precision, scale = new.precision, new.scale or 0
+        return precision is not None and precision - scale < 19
+    if type(old) is type(new) and isinstance(old, sa.Numeric):
+        if isinstance(old, sa.Float):
+            return (new.precision or 53) < (old.precision or 53)
+        if new.precision is None:
+            return old.scale is not None and new.scale is not None and new.scale < old.scale
+        if old.precision is None:
+            return True
+        old_scale, new_scale = old.scale or 0, new.scale or 0
+        return new_scale < old_scale or new.precision - new_scale < old.precision - old_scale
+    return True
+
+
+def _unmanaged_status(bind: Bind) -> BindStatus:
+    """The status row of a bind that is not migrated: nothing is read from its database."""
+    return BindStatus(
+        bind=bind.name,
+        url=bind.display_url,
+        version_table=_table_name(bind),
+        current=(),
+        heads=(),
+        pending=None,
+        state="not managed",
+        reason=bind.reason,
+    )
 
 
 def _table_name(bind: Bind) -> str:
@@ -1570,13 +1838,18 @@ def _related_binds(
 
 
 class _HeadsReader:
-    """Reads version tables on short-lived connections, one per bind."""
+    """Reads version tables on short-lived connections, one per bind.
 
-    def __init__(self, stack: ExitStack) -> None:
+    The first connection to each database also tells its identity.
+    """
+
+    def __init__(self, stack: ExitStack, identities: Identities) -> None:
         self.stack = stack
+        self.identities = identities
 
     def heads(self, bind: Bind) -> tuple[str, ...]:
         connection = self.stack.enter_context(bind.connect())
+        self.identities.read(bind.engine, connection)
         try:
             return bind.read_heads(connection)
         except sa.exc.DBAPIError as exc:
@@ -1591,17 +1864,14 @@ class _HeadsReader:
 class _LazyMapping(Mapping[str, Any]):
     """A read-only mapping whose values are built on first access."""
 
-    def __init__(self, keys: Iterable[str], factory: Any) -> None:
-        self._keys = tuple(keys)
+    def __init__(self, registry: BindRegistry, factory: Any) -> None:
+        self._registry = registry
+        self._keys = registry.names
         self._factory = factory
 
     def __getitem__(self, key: str) -> Any:
         if key not in self._keys:
-            raise UnknownBindError(
-                f"Unknown bind {key!r}.",
-                bind=key,
-                hint=f"Known binds: {', '.join(repr(k) for k in self._keys)}.",
-            )
+            self._registry[key]  # raises: unknown, or not managed
         return self._factory(key)
 
     def __iter__(self) -> Iterator[str]:
@@ -1615,12 +1885,16 @@ def _load_scripts(script: ScriptDirectory) -> list[Script]:
     """Every revision in the script directory, with load errors turned into clear ones."""
     try:
         with warnings.catch_warnings():
-            # Alembic only warns about a missing down_revision, then fails obscurely.
+            # Alembic only warns about a missing down_revision, then fails obscurely, and
+            # about a revision id used twice, then hides one of the two files.
             warnings.filterwarnings("error", message=r"Revision .* is not present")
+            warnings.filterwarnings("error", message=r"Revision .* is present more than once")
             from . import _alembic_compat as compat
 
             return compat.all_scripts(script)
     except UserWarning as exc:
+        if "more than once" in str(exc):
+            raise _duplicate_revision_error(script, str(exc)) from None
         raise _missing_revision_error(script, str(exc)) from None
     except (SyntaxError, ImportError) as exc:
         raise _import_error(exc) from None
@@ -1665,6 +1939,23 @@ def _missing_revision_error(script: ScriptDirectory, warning: str) -> ScriptDire
         f"The migration scripts in {script.dir} are inconsistent: {warning}",
         path=script.dir,
         hint="Fix the down_revision / depends_on of the revision named above.",
+    )
+
+
+def _duplicate_revision_error(script: ScriptDirectory, warning: str) -> ScriptDirectoryError:
+    """Name both files of a revision id that is used twice."""
+    from . import _alembic_compat as compat
+
+    paths: dict[str, list[str]] = {}
+    for candidate in compat.iter_scripts(script):
+        paths.setdefault(candidate.revision, []).append(candidate.path)
+    for rev_id, found in paths.items():
+        if len(found) > 1:
+            return ScriptDirectoryError.for_duplicate_id(rev_id, found[0], found[1])
+    return ScriptDirectoryError(  # pragma: no cover - Alembic warned of a duplicate
+        f"The migration scripts in {script.dir} are inconsistent: {warning}",
+        path=script.dir,
+        hint="Give each revision file its own revision id.",
     )
 
 
@@ -1750,6 +2041,8 @@ def _config_str(value: object) -> str:
 
 
 _CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f]")
+#: What a chosen revision id may be: safe in a file name, a target and a version table.
+_REV_ID = re.compile(r"[A-Za-z0-9_]{1,32}")
 
 
 def _docstring_safe(message: str) -> str:

@@ -28,8 +28,9 @@ from typing import IO
 import sqlalchemy as sa
 
 from .errors import LockTimeoutError
+from .identity import DatabaseIdentity
+from .identity import Identities
 from .registry import Bind
-from .registry import database_key
 
 __all__ = ["DEFAULT_TIMEOUT", "lock_binds", "lock_name"]
 
@@ -38,10 +39,14 @@ DEFAULT_TIMEOUT = 300.0
 _POLL = 0.05
 
 
-def lock_name(bind: Bind) -> str:
-    """A stable name for the lock guarding ``bind``'s version table."""
-    key = database_key(bind.engine.url) or f"memory:{id(bind.engine)}"
-    text = f"{key}|{bind.version_table_schema or ''}|{bind.version_table}"
+def lock_name(bind: Bind, identity: DatabaseIdentity) -> str:
+    """A stable name for the lock guarding ``bind``'s version table.
+
+    It comes from the database's identity, as its server gives it, so processes that
+    spell the URL differently still take the same lock.
+    """
+    key = identity.version_table_key(bind.version_table_schema, bind.version_table)
+    text = "|".join(key)
     return "flask_alembic:" + hashlib.sha256(text.encode()).hexdigest()[:40]
 
 
@@ -53,34 +58,53 @@ def _advisory_key(name: str) -> int:
 def lock_binds(
     binds: Iterable[Bind],
     timeout: float | None,
+    identities: Identities,
     *,
     on_wait: Callable[[Bind], None] | None = None,
 ) -> Iterator[None]:
     """Hold the migration lock of every bind, taken in one fixed order to avoid deadlocks.
 
-    ``on_wait`` is called once per bind whose lock is held by someone else.
+    Each lock's connection is opened first and tells the database's identity (recorded
+    in ``identities``), which names the lock. ``on_wait`` is called once per bind whose
+    lock is held by someone else.
     """
     wait = DEFAULT_TIMEOUT if timeout is None else float(timeout)
-    unique: dict[str, Bind] = {}
-    for bind in binds:
-        unique.setdefault(lock_name(bind), bind)
     with ExitStack() as stack:
+        unique: dict[str, tuple[Bind, sa.Connection | None, DatabaseIdentity]] = {}
+        for bind in binds:
+            connection, identity = _open(bind, identities, stack)
+            unique.setdefault(lock_name(bind, identity), (bind, connection, identity))
         # Sorting by lock name gives every process the same order, whatever binds it names.
         for name in sorted(unique):
-            stack.enter_context(_lock(unique[name], name, wait, on_wait))
+            bind, connection, identity = unique[name]
+            notify = _Notify(bind, on_wait)
+            stack.enter_context(_lock(bind, connection, identity, name, wait, notify))
         yield
 
 
+def _open(
+    bind: Bind, identities: Identities, stack: ExitStack
+) -> tuple[sa.Connection | None, DatabaseIdentity]:
+    """The connection a bind's lock is held on (none for a file lock), and the identity."""
+    if bind.backend in {"postgresql", "mysql"}:
+        connection = stack.enter_context(bind.connect())
+        return connection, identities.read(bind.engine, connection)
+    return None, bind.identity(identities)
+
+
 def _lock(
-    bind: Bind, name: str, timeout: float, on_wait: Callable[[Bind], None] | None
+    bind: Bind,
+    connection: sa.Connection | None,
+    identity: DatabaseIdentity,
+    name: str,
+    timeout: float,
+    notify: _Notify,
 ) -> contextlib.AbstractContextManager[None]:
-    notify = _Notify(bind, on_wait)
-    backend = bind.engine.url.get_backend_name()
-    if backend == "postgresql":
-        return _postgresql_lock(bind, name, timeout, notify)
-    if backend in {"mysql", "mariadb"}:
-        return _mysql_lock(bind, name, timeout, notify)
-    if backend == "sqlite" and database_key(bind.engine.url) is not None:
+    if connection is not None and bind.backend == "postgresql":
+        return _postgresql_lock(bind, connection, name, timeout, notify)
+    if connection is not None and bind.backend == "mysql":
+        return _mysql_lock(bind, connection, name, timeout, notify)
+    if bind.backend == "sqlite" and identity.path is not None:
         return _file_lock(bind, name, timeout, notify)
     return contextlib.nullcontext()
 
@@ -99,27 +123,28 @@ class _Notify:
 
 
 @contextmanager
-def _postgresql_lock(bind: Bind, name: str, timeout: float, notify: _Notify) -> Iterator[None]:
+def _postgresql_lock(
+    bind: Bind, conn: sa.Connection, name: str, timeout: float, notify: _Notify
+) -> Iterator[None]:
     key = _advisory_key(name)
-    with bind.connect() as conn:
-        deadline = time.monotonic() + timeout
-        while True:
-            got = conn.execute(sa.text("SELECT pg_try_advisory_lock(:key)"), {"key": key}).scalar()
-            # Leave no transaction open: the lock is held by the session, not a transaction.
+    deadline = time.monotonic() + timeout
+    while True:
+        got = conn.execute(sa.text("SELECT pg_try_advisory_lock(:key)"), {"key": key}).scalar()
+        # Leave no transaction open: the lock is held by the session, not a transaction.
+        conn.commit()
+        if got:
+            break
+        if time.monotonic() >= deadline:
+            holder = _postgresql_holder(conn, key)
+            raise _timeout_error(bind, timeout, holder)
+        notify()
+        time.sleep(_POLL)
+    try:
+        yield
+    finally:
+        with contextlib.suppress(sa.exc.DBAPIError):
+            conn.execute(sa.text("SELECT pg_advisory_unlock(:key)"), {"key": key})
             conn.commit()
-            if got:
-                break
-            if time.monotonic() >= deadline:
-                holder = _postgresql_holder(conn, key)
-                raise _timeout_error(bind, timeout, holder)
-            notify()
-            time.sleep(_POLL)
-        try:
-            yield
-        finally:
-            with contextlib.suppress(sa.exc.DBAPIError):
-                conn.execute(sa.text("SELECT pg_advisory_unlock(:key)"), {"key": key})
-                conn.commit()
 
 
 def _postgresql_holder(conn: sa.Connection, key: int) -> str:
@@ -143,30 +168,31 @@ def _postgresql_holder(conn: sa.Connection, key: int) -> str:
 
 
 @contextmanager
-def _mysql_lock(bind: Bind, name: str, timeout: float, notify: _Notify) -> Iterator[None]:
+def _mysql_lock(
+    bind: Bind, conn: sa.Connection, name: str, timeout: float, notify: _Notify
+) -> Iterator[None]:
     lock = name[:64]
-    with bind.connect() as conn:
-        deadline = time.monotonic() + timeout
-        while True:
-            # Short waits in a loop keep the timeout exact and the process interruptible.
-            wait = max(0, min(1, int(deadline - time.monotonic())))
-            got = conn.execute(
-                sa.text("SELECT GET_LOCK(:name, :wait)"), {"name": lock, "wait": wait}
-            ).scalar()
+    deadline = time.monotonic() + timeout
+    while True:
+        # Short waits in a loop keep the timeout exact and the process interruptible.
+        wait = max(0, min(1, int(deadline - time.monotonic())))
+        got = conn.execute(
+            sa.text("SELECT GET_LOCK(:name, :wait)"), {"name": lock, "wait": wait}
+        ).scalar()
+        conn.commit()
+        if got == 1:
+            break
+        if time.monotonic() >= deadline:
+            raise _timeout_error(bind, timeout, _mysql_holder(conn, lock))
+        notify()
+        if wait == 0:
+            time.sleep(_POLL)
+    try:
+        yield
+    finally:
+        with contextlib.suppress(sa.exc.DBAPIError):
+            conn.execute(sa.text("SELECT RELEASE_LOCK(:name)"), {"name": lock})
             conn.commit()
-            if got == 1:
-                break
-            if time.monotonic() >= deadline:
-                raise _timeout_error(bind, timeout, _mysql_holder(conn, lock))
-            notify()
-            if wait == 0:
-                time.sleep(_POLL)
-        try:
-            yield
-        finally:
-            with contextlib.suppress(sa.exc.DBAPIError):
-                conn.execute(sa.text("SELECT RELEASE_LOCK(:name)"), {"name": lock})
-                conn.commit()
 
 
 def _mysql_holder(conn: sa.Connection, lock: str) -> str:

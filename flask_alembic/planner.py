@@ -363,7 +363,13 @@ def plan_migration(
     order = [h.name for h in (all_histories or histories)]
     per_bind: dict[str, list[Step]] = {}
     for name, target in targets.items():
-        per_bind[name] = bind_steps(direction, everyone[name], current.get(name, ()), target)
+        per_bind[name] = bind_steps(
+            direction,
+            everyone[name],
+            current.get(name, ()),
+            target,
+            others=everyone.values(),
+        )
 
     edges = _cross_bind_edges(direction, everyone, current, per_bind, with_dependencies, offline)
     steps = _interleave(order, per_bind, edges)
@@ -380,10 +386,16 @@ def bind_steps(
     history: BindHistory,
     heads: tuple[str, ...],
     target: str | tuple[str, ...],
+    *,
+    others: Iterable[BindHistory] = (),
 ) -> list[Step]:
-    """One bind's own steps from ``heads`` to ``target``, ignoring other binds."""
+    """One bind's own steps from ``heads`` to ``target``, ignoring other binds.
+
+    :param others: the other binds' histories, to name the owner of a revision that
+        this bind's version table holds but its history does not.
+    """
     rmap = history.revision_map
-    _check_known_heads(history, heads)
+    _check_known_heads(history, heads, others)
     try:
         if direction == "upgrade":
             revs = list(reversed(list(rmap.iterate_revisions(target, heads, implicit_base=True))))
@@ -437,23 +449,42 @@ def _known(history: BindHistory, rev_id: str) -> bool:
         return False
 
 
-def _check_known_heads(history: BindHistory, heads: Iterable[str]) -> None:
+def _check_known_heads(
+    history: BindHistory, heads: Iterable[str], others: Iterable[BindHistory] = ()
+) -> None:
+    """Refuse a version table holding revisions that are not in the bind's history."""
+    others = list(others)
     for head in heads:
-        try:
-            known = history.revision_map.get_revision(head) is not None
-        except _alembic().RevisionError:
-            known = False
-        if not known:
-            raise RevisionError(
-                f"Bind {history.name!r} is at revision {head!r}, which is not in its "
-                "migration scripts.",
-                bind=history.name,
-                revision=head,
-                hint=(
-                    "Restore the missing revision file, or if the database really matches a "
-                    f"known revision, record that with 'flask db stamp --bind {history.name} REV'."
-                ),
-            )
+        if _known(history, head):
+            continue
+        _check_not_foreign(history, head, others)
+        raise RevisionError(
+            f"Bind {history.name!r} is at revision {head!r}, which is not in its "
+            "migration scripts.",
+            bind=history.name,
+            revision=head,
+            hint=(
+                "Restore the missing revision file, or if the database really matches a "
+                f"known revision, record that with 'flask db stamp --bind {history.name} REV'."
+            ),
+        )
+
+
+def _check_not_foreign(history: BindHistory, head: str, others: Iterable[BindHistory]) -> None:
+    """Refuse a version table holding a revision of another bind's history."""
+    owner = next((o for o in others if o.name != history.name and _known(o, head)), None)
+    if owner is None:
+        return
+    # No stamp or upgrade is suggested: the database is probably another bind's.
+    raise RevisionError(
+        f"Bind {history.name!r} is at revision {head!r}, which belongs to bind "
+        f"{owner.name!r}: the two binds' database URLs may be swapped, or this database "
+        "was migrated with another history (such as a multi-database Flask-Migrate "
+        "project, where every database records the same revision).",
+        bind=history.name,
+        revision=head,
+        hint=f"Check the database URLs of binds {history.name!r} and {owner.name!r}.",
+    )
 
 
 def _cross_bind_edges(
@@ -565,8 +596,13 @@ def plan_stamp(
     targets: Mapping[str, str | tuple[str, ...]],
     *,
     purge: bool = False,
+    others: Sequence[BindHistory] = (),
 ) -> Plan:
-    """Plan recording ``targets`` in each bind's version table without running code."""
+    """Plan recording ``targets`` in each bind's version table without running code.
+
+    :param others: every bind's history: a version table holding another bind's
+        revision is refused (the URLs may be swapped), unless ``purge`` says to empty it.
+    """
     steps: list[Step] = []
     unchanged: list[str] = []
     for history in histories:
@@ -578,6 +614,9 @@ def plan_stamp(
         # Stamping is how a version table holding an unknown revision gets repaired:
         # such a table is emptied first instead of being read as a history.
         unknown = [h for h in heads if not _known(history, h)]
+        if not purge:
+            for head in unknown:
+                _check_not_foreign(history, head, others)
         wipe = purge or bool(unknown)
         if not wipe and set(destination) <= set(heads) and bool(destination) == bool(heads):
             unchanged.append(history.name)

@@ -20,9 +20,16 @@ from typing import TypeAlias
 import sqlalchemy as sa
 from flask import Flask
 
+from . import revision_cache
+from .errors import BindNotManagedError
 from .errors import ConfigurationError
 from .errors import DatabaseError
 from .errors import UnknownBindError
+from .identity import backend_of
+from .identity import DatabaseIdentity
+from .identity import Identities
+from .identity import same_version_table
+from .identity import url_key
 
 __all__ = ["DEFAULT_BIND", "Bind", "BindRegistry", "EnginesArg", "MetadatasArg"]
 
@@ -36,7 +43,14 @@ MetadatasArg: TypeAlias = (
 EnginesArg: TypeAlias = sa.Engine | Mapping[Any, sa.Engine]
 
 _BIND_OPTIONS = frozenset(
-    {"version_location", "version_table", "version_table_schema", "context", "include"}
+    {
+        "version_location",
+        "version_table",
+        "version_table_schema",
+        "context",
+        "include",
+        "sqlite_foreign_keys",
+    }
 )
 _SAFE_DIR_NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.\-]*$")
 
@@ -54,8 +68,14 @@ class Bind:
     version_table_schema: str | None = None
     #: Options for ``EnvironmentContext.configure``, already merged over ``ALEMBIC_CONTEXT``.
     context_options: Mapping[str, Any] = field(default_factory=dict)
-    #: Tables of other binds that live in this bind's database; autogenerate ignores them.
-    neighbour_tables: frozenset[str] = frozenset()
+    #: Whether Flask-Alembic migrates this bind. One that is not is never connected to for
+    #: a migration, locked, stamped or compared: it is only listed by ``status``.
+    managed: bool = True
+    #: Why the bind is managed or not, as ``status`` says it.
+    reason: str = "it has models"
+    #: SQLite only: ``False`` runs each migration with foreign keys off (checked with
+    #: ``PRAGMA foreign_key_check`` before it commits); ``None`` leaves them as they are.
+    sqlite_foreign_keys: bool | None = None
 
     @property
     def branch_label(self) -> str:
@@ -66,6 +86,20 @@ class Bind:
     def version_location(self) -> Path:
         """The directory new revisions of this bind are written to."""
         return self.version_locations[0]
+
+    @property
+    def tables(self) -> frozenset[str]:
+        """The names of the tables this bind's models describe."""
+        return frozenset(table.name for m in self.metadatas for table in m.tables.values())
+
+    @property
+    def has_models(self) -> bool:
+        return any(m.tables for m in self.metadatas)
+
+    @property
+    def backend(self) -> str:
+        """The kind of server: binds of different kinds never share a database."""
+        return backend_of(self.engine.url)
 
     @property
     def target_metadata(self) -> sa.MetaData | list[sa.MetaData] | None:
@@ -102,6 +136,20 @@ class Bind:
         with connection:
             yield connection
 
+    def identity(self, identities: Identities) -> DatabaseIdentity:
+        """The database this bind reaches, asking its server if no connection did yet.
+
+        An unreachable server gives an identity that rests on the URL alone.
+        """
+        found = identities.get(self.engine)
+        if found is None:
+            try:
+                with self.connect() as connection:
+                    found = identities.read(self.engine, connection)
+            except DatabaseError:
+                found = identities.remember_unreachable(self.engine)
+        return found
+
     @property
     def display_url(self) -> str:
         """The database URL, safe to print: the password and secret parameters hidden."""
@@ -111,6 +159,22 @@ class Bind:
     def secrets(self) -> tuple[str, ...]:
         """Strings that must never be printed: this bind's password in every spelling."""
         return url_secrets(self.engine.url)
+
+    def not_managed_error(self) -> BindNotManagedError:
+        """The error for a command that names this bind while it is not managed."""
+        if self.managed:  # pragma: no cover - callers check
+            raise AssertionError(self.name)
+        if not self.reason.startswith("excluded"):
+            hint = (
+                "Give it models (and import them before the first command), or set "
+                f"ALEMBIC_BINDS = {{{self.name!r}: {{'include': True}}}} to migrate it with "
+                "revisions written by hand."
+            )
+        else:
+            hint = f"Remove 'include': False from ALEMBIC_BINDS[{self.name!r}] to migrate it."
+        return BindNotManagedError(
+            f"Bind {self.name!r} is not managed: {self.reason}.", bind=self.name, hint=hint
+        )
 
 
 def safe_url(url: sa.URL) -> str:
@@ -173,11 +237,16 @@ def bind_directory_name(name: str) -> str:
 
 
 class BindRegistry:
-    """The binds of one app, in a stable order (the default bind first, then by name)."""
+    """The binds of one app, in a stable order (the default bind first, then by name).
+
+    Iterating, ``names``, ``in`` and ``registry[name]`` see only the *managed* binds, the
+    ones Flask-Alembic migrates; :attr:`all` has every bind, for ``status``.
+    """
 
     def __init__(self, binds: Iterable[Bind]) -> None:
         ordered = sorted(binds, key=lambda b: (b.name != DEFAULT_BIND, b.name))
-        self._binds: dict[str, Bind] = {b.name: b for b in ordered}
+        self._all: dict[str, Bind] = {b.name: b for b in ordered}
+        self._binds: dict[str, Bind] = {b.name: b for b in ordered if b.managed}
         self._by_folder: dict[str, Bind] | None = None
 
     def __iter__(self) -> Iterator[Bind]:
@@ -193,35 +262,60 @@ class BindRegistry:
         try:
             return self._binds[name]
         except KeyError:
-            raise UnknownBindError(
-                f"Unknown bind {name!r}.",
-                bind=name,
-                hint=f"Known binds: {self.describe_names()}.",
-            ) from None
+            pass
+        if name in self._all:
+            raise self._all[name].not_managed_error()
+        raise UnknownBindError(
+            f"Unknown bind {name!r}.",
+            bind=name,
+            hint=f"Known binds: {self.describe_names()}.",
+        )
+
+    @property
+    def all(self) -> tuple[Bind, ...]:
+        """Every bind, managed or not, in registry order."""
+        return tuple(self._all.values())
 
     @property
     def names(self) -> tuple[str, ...]:
         return tuple(self._binds)
 
     def describe_names(self) -> str:
-        return ", ".join(repr(n) for n in self._binds) or "(none)"
+        return ", ".join(repr(n) for n in self._all) or "(none)"
 
-    def select(self, names: str | Iterable[str] | None) -> list[Bind]:
-        """The binds named (all of them when ``names`` is ``None``), in registry order."""
-        if names is None:
-            return list(self)
-        wanted = [names] if isinstance(names, str) else list(names)
+    def select(self, names: str | Iterable[str] | None, *, unmanaged: bool = False) -> list[Bind]:
+        """The binds named (all of them when ``names`` is ``None``), in registry order.
+
+        Only managed binds, unless ``unmanaged``: naming a bind that is not managed is then
+        an error, and so is having no managed bind at all.
+        """
+        pool = self._all if unmanaged else self._binds
+        wanted = [names] if isinstance(names, str) else list(names or ())
         if not wanted:
-            return list(self)
+            if not pool:
+                raise self._nothing_managed()
+            return list(pool.values())
         for name in wanted:
-            self[name]  # raises for an unknown name
-        return [b for b in self if b.name in wanted]
+            if name not in pool:
+                self[name]  # raises: unknown, or not managed
+        return [b for b in pool.values() if b.name in wanted]
+
+    def _nothing_managed(self) -> ConfigurationError:
+        reasons = "; ".join(f"{b.name!r}: {b.reason}" for b in self._all.values())
+        return ConfigurationError(
+            f"No bind is managed ({reasons}), so there is nothing to migrate.",
+            hint=(
+                "Define the models and import them before the first command (an app factory "
+                "that never imports its models has empty metadata), or set 'include': True "
+                "in ALEMBIC_BINDS for a bind to migrate with revisions written by hand."
+            ),
+        )
 
     @property
     def default(self) -> Bind:
         """The bind the single-database accessors (``context``, ``op``) use."""
-        if DEFAULT_BIND in self._binds:
-            return self._binds[DEFAULT_BIND]
+        if DEFAULT_BIND in self._all:
+            return self[DEFAULT_BIND]  # raises if it is not managed
         if len(self._binds) == 1:
             return next(iter(self._binds.values()))
         raise UnknownBindError(
@@ -248,12 +342,79 @@ class BindRegistry:
         return self._by_folder.get(folder)
 
     def version_locations(self) -> list[Path]:
-        """Every bind's version locations, without duplicates, in registry order."""
+        """Every managed bind's version locations, without duplicates, in registry order."""
         seen: dict[Path, None] = {}
         for bind in self:
             for location in bind.version_locations:
                 seen.setdefault(location, None)
         return list(seen)
+
+    def check_version_tables(self, binds: Iterable[Bind], identities: Identities) -> None:
+        """Refuse any of ``binds`` whose version table is also another managed bind's.
+
+        Two URLs spelled differently may reach one database; so the servers are asked
+        (each bind of the same kind of server that no connection has identified yet is
+        connected to once). A server that cannot be reached is compared by its URL.
+        """
+        selected = list(binds)
+        backends = {b.backend for b in selected}
+        candidates = [b for b in self if b.backend in backends]
+        if len(candidates) < 2:
+            return
+        for first in selected:
+            mine = first.identity(identities)
+            for other in candidates:
+                if other is first:
+                    continue
+                theirs = other.identity(identities)
+                if same_version_table(
+                    mine,
+                    (first.version_table_schema, first.version_table),
+                    theirs,
+                    (other.version_table_schema, other.version_table),
+                ):
+                    a, b = sorted([first, other], key=lambda x: x.name)
+                    raise _shared_version_table(a, b, spelled_apart=a.engine.url != b.engine.url)
+
+    def neighbour_tables(self, bind: Bind, identities: Identities) -> frozenset[str]:
+        """The tables of other binds (excluded ones too) that live in ``bind``'s database.
+
+        Autogenerate for ``bind`` must ignore them, or it would propose dropping them. A
+        bind of the same kind of server that cannot be reached counts as a neighbour:
+        leaving a table alone is safe, dropping it is not.
+        """
+        mine = bind.identity(identities)
+        foreign: set[str] = set()
+        for other in self.all:
+            if other is bind or other.backend != bind.backend:
+                continue
+            if not other.managed and not other.has_models:
+                continue  # nothing of it is known to protect, and it is never connected
+            theirs = other.identity(identities)
+            if not (mine.known and theirs.known) or mine.same_database(theirs):
+                foreign.add(other.version_table)
+                foreign.update(other.tables)
+        return frozenset(foreign - bind.tables - {bind.version_table})
+
+
+def _shared_version_table(first: Bind, second: Bind, *, spelled_apart: bool) -> ConfigurationError:
+    schema = f" in schema {second.version_table_schema!r}" if second.version_table_schema else ""
+    how = (
+        f" ({first.display_url} and {second.display_url} reach the same database)"
+        if spelled_apart
+        else ""
+    )
+    return ConfigurationError(
+        f"Binds {first.name!r} and {second.name!r} use the same database and the same "
+        f"version table {second.version_table!r}{schema}{how}; their histories would "
+        "overwrite each other.",
+        bind=second.name,
+        hint=(
+            f"Give one its own table: ALEMBIC_BINDS = {{{second.name!r}: "
+            f"{{'version_table': '{bind_directory_name(second.name).replace('-', '_')}"
+            "_alembic_version'}}."
+        ),
+    )
 
 
 def build_registry(
@@ -299,8 +460,25 @@ def build_registry(
                 bind=name,
                 hint=f"Valid options: {', '.join(sorted(_BIND_OPTIONS))}.",
             )
-        if not options.get("include", True):
-            continue
+        include = options.get("include")
+        if include is not None and not isinstance(include, bool):
+            raise ConfigurationError(
+                f"'ALEMBIC_BINDS[{name!r}]['include']' must be True or False, got {include!r}.",
+                bind=name,
+                hint="True migrates the bind even without models; False never migrates it.",
+            )
+        foreign_keys = options.get("sqlite_foreign_keys")
+        if foreign_keys is not None and (
+            not isinstance(foreign_keys, bool) or backend_of(engine.url) != "sqlite"
+        ):
+            raise ConfigurationError(
+                f"'ALEMBIC_BINDS[{name!r}]['sqlite_foreign_keys']' must be True or False, "
+                f"on a SQLite bind; got {foreign_keys!r} for a {engine.url.get_backend_name()} "
+                "database.",
+                bind=name,
+                hint="Set it to False on a SQLite bind whose migrations rebuild tables that "
+                "others reference; remove it elsewhere.",
+            )
         if "version_location" in options:
             location = Path(os.fspath(options["version_location"]))
             if not location.is_absolute():
@@ -311,67 +489,50 @@ def build_registry(
         else:
             locations = ((script_location / bind_directory_name(name)).resolve(),)
         context = {**context_defaults, **dict(options.get("context") or {})}
-        binds.append(
-            Bind(
-                name=name,
-                engine=engine,
-                metadatas=tuple(found_metadatas.get(name, ())),
-                version_locations=locations,
-                version_table=str(options.get("version_table") or "alembic_version"),
-                version_table_schema=options.get("version_table_schema"),
-                context_options=context,
-            )
+        bind = Bind(
+            name=name,
+            engine=engine,
+            metadatas=tuple(found_metadatas.get(name, ())),
+            version_locations=locations,
+            version_table=str(options.get("version_table") or "alembic_version"),
+            version_table_schema=options.get("version_table_schema"),
+            context_options=context,
+            sqlite_foreign_keys=foreign_keys,
         )
-    if not binds:
-        raise ConfigurationError(
-            "No database to migrate: every bind is excluded.",
-            hint="Remove 'include': False from one bind in 'ALEMBIC_BINDS'.",
-        )
-    _check_distinct(binds)
-    binds = [_with_neighbours(bind, binds) for bind in binds]
+        managed, reason = _management(bind, include)
+        binds.append(dataclasses.replace(bind, managed=managed, reason=reason))
+    _check_distinct([b for b in binds if b.managed])
     return BindRegistry(binds)
 
 
-def database_key(url: sa.URL) -> str | None:
-    """What identifies the database behind ``url``; ``None`` when it cannot be shared."""
-    if url.get_backend_name() == "sqlite":
-        database = url.database or ""
-        if database in {"", ":memory:"} or url.query.get("mode") == "memory":
-            return None
-        if database.startswith("file:"):
-            return f"sqlite:{database}"
-        return f"sqlite:{Path(database).resolve()}"
-    host = (url.host or "").lower()
-    if host in {"localhost", "::1"}:
-        host = "127.0.0.1"
-    return f"{url.get_backend_name()}://{host}:{url.port or ''}/{url.database or ''}"
+def _management(bind: Bind, include: bool | None) -> tuple[bool, str]:
+    """Whether ``bind`` is migrated, and why: an engine without models is left alone."""
+    if include is False:
+        return False, f"excluded by ALEMBIC_BINDS[{bind.name!r}] ('include': False)"
+    if bind.has_models:
+        return True, "it has models"
+    if include is True:
+        return True, f"included by ALEMBIC_BINDS[{bind.name!r}] ('include': True)"
+    if any(revision_cache.holds_revisions(location) for location in bind.version_locations):
+        return True, "its folder holds revisions"
+    return False, "it has no models (no table in its metadata)"
 
 
 def _check_distinct(binds: list[Bind]) -> None:
-    """Refuse two binds that would share a version table or a folder of revisions."""
-    seen: dict[tuple[str, str, str], Bind] = {}
+    """Refuse two binds whose URLs name one version table, or that share a folder.
+
+    URLs spelled differently are told apart by the servers, once connected
+    (:meth:`BindRegistry.check_version_tables`).
+    """
+    seen: dict[tuple[str, ...], Bind] = {}
     folders: dict[Path, Bind] = {}
     for bind in binds:
-        key = database_key(bind.engine.url)
-        if key is not None:
-            slot = (key, bind.version_table_schema or "", bind.version_table)
-            other = seen.get(slot)
-            if other is not None:
-                schema = (
-                    f" in schema {bind.version_table_schema!r}" if bind.version_table_schema else ""
-                )
-                raise ConfigurationError(
-                    f"Binds {other.name!r} and {bind.name!r} use the same database and the same "
-                    f"version table {bind.version_table!r}{schema}; their histories would "
-                    "overwrite each other.",
-                    bind=bind.name,
-                    hint=(
-                        f"Give one its own table: ALEMBIC_BINDS = {{{bind.name!r}: "
-                        f"{{'version_table': '{bind_directory_name(bind.name).replace('-', '_')}"
-                        "_alembic_version'}}."
-                    ),
-                )
-            seen[slot] = bind
+        key = ("url", url_key(bind.engine.url, bind.engine))
+        slot = (*key, bind.version_table_schema or "", bind.version_table)
+        other = seen.get(slot)
+        if other is not None:
+            raise _shared_version_table(other, bind, spelled_apart=False)
+        seen[slot] = bind
         for folder in bind.version_locations:
             owner = folders.get(folder)
             if owner is not None:
@@ -383,25 +544,6 @@ def _check_distinct(binds: list[Bind]) -> None:
                     hint=f"Set a distinct ALEMBIC_BINDS[{bind.name!r}]['version_location'].",
                 )
             folders[folder] = bind
-
-
-def _with_neighbours(bind: Bind, binds: list[Bind]) -> Bind:
-    """Keep autogenerate from proposing to drop the tables of binds on the same database."""
-    key = database_key(bind.engine.url)
-    if key is None:
-        return bind
-    foreign: set[str] = set()
-    for other in binds:
-        if other is bind or database_key(other.engine.url) != key:
-            continue
-        foreign.add(other.version_table)
-        for metadata in other.metadatas:
-            foreign.update(table.name for table in metadata.tables.values())
-    own = {t.name for m in bind.metadatas for t in m.tables.values()} | {bind.version_table}
-    foreign -= own
-    if not foreign:
-        return bind
-    return dataclasses.replace(bind, neighbour_tables=frozenset(foreign))
 
 
 def _missing_engine_hint(source: str, name: str) -> str:

@@ -23,6 +23,7 @@ if TYPE_CHECKING:
     from rich.console import Console
 
     from .executor import Event
+    from .extension import _WrittenRevision as WrittenRevision
     from .extension import BindStatus
     from .planner import MigrationResult
     from .planner import Plan
@@ -187,18 +188,48 @@ class Output:
                 f"{script.doc or ''}".rstrip(", ")
             )
 
-    def written(self, written: Sequence[tuple[Script, Sequence[Any]]], bind_of: Any) -> None:
-        """New revision files (paths on stdout), with the changes each was generated from."""
+    def written(self, written: Sequence[WrittenRevision], skipped: Mapping[str, str]) -> None:
+        """New revision files (paths on stdout), with the changes each was generated from.
+
+        Every change that drops a table or a column, or may lose data, gets a warning line;
+        every bind that was not compared says why.
+        """
+        for bind, reason in skipped.items():
+            self.status(f"{bind}: {reason}.")
         if not written:
             self.status(
                 "No changes detected; no revision written. Use --empty for an empty revision."
             )
             return
-        for script, changes in written:
-            self.status(f"Generated {bind_of(script)}: {script.revision} {script.path}")
-            for change in changes:
+        for item in written:
+            script = item.script
+            self.status(f"Generated {item.bind}: {script.revision} {script.path}")
+            for change in item.changes:
                 self.status(f"  {describe_diff(change)}")
             self.line(script.path)
+        for item in written:
+            for loss in item.losses:
+                self.warning(
+                    f"{loss} (revision {item.script.revision}); check it before upgrading."
+                )
+
+    def merged(self, scripts: Sequence[Script], bind_of: Any) -> None:
+        """New merge revisions: their paths on stdout."""
+        for script in scripts:
+            self.status(f"Generated {bind_of(script)}: {script.revision} {script.path}")
+            self.line(script.path)
+
+    def warning(self, message: str) -> None:
+        """A one-line warning on stderr."""
+        if self.rich:
+            from rich.text import Text
+
+            text = Text("Warning: ", style="bold yellow")
+            text.append(message)
+            self.err.print(text)
+        else:
+            self.stderr.write(f"Warning: {message}\n")
+            self.stderr.flush()
 
     # -- plans and runs -------------------------------------------------------------
 
@@ -382,6 +413,9 @@ class Output:
             self.out.print(table)
             return
         for status in statuses:
+            if not status.managed:
+                self.line(f"{status.bind}: not managed ({status.reason})")
+                continue
             note = "(head)" if status.up_to_date else f"({_state_plain(status)})"
             extra = f" {status.url} {status.version_table}" if verbose else ""
             self.line(f"{status.bind}: {_current(status)} {note}{extra}")
@@ -421,8 +455,16 @@ class Output:
             for status in statuses:
                 if status.error is not None:
                     self.status(named(f"{status.bind}: {status.error}"), style="red")
+                elif not status.managed:
+                    self.status(f"{status.bind}: not managed: {status.reason}.", style="dim")
             return
         for status in statuses:
+            if not status.managed:
+                self.line(
+                    f"{status.bind}: state={status.state}; reason={status.reason}; "
+                    f"database={status.url}"
+                )
+                continue
             pending = "?" if status.pending is None else str(status.pending)
             self.line(
                 f"{status.bind}: state={status.state}; current={_current(status)}; "
@@ -437,8 +479,10 @@ class Output:
         self.stdout.write(json.dumps(data, indent=2, sort_keys=False) + "\n")
         self.stdout.flush()
 
-    def diffs(self, diffs: dict[str, list[Any]]) -> None:
-        """Differences between models and databases, per bind."""
+    def diffs(self, diffs: dict[str, list[Any]], skipped: Mapping[str, str]) -> None:
+        """Differences between models and databases, per bind (and why a bind was not compared)."""
+        for bind, reason in skipped.items():
+            self.status(f"{bind}: {reason}.")
         for bind, items in diffs.items():
             if not items:
                 self.status(f"{bind}: no changes detected")
@@ -451,6 +495,8 @@ class Output:
 def _current(status: BindStatus) -> str:
     if status.state == "unreachable":
         return "?"
+    if not status.managed:
+        return "-"
     return ", ".join(status.current) or "base"
 
 
@@ -467,6 +513,7 @@ def _state_text(status: BindStatus) -> Any:
         "up to date": "green",
         "pending": "yellow",
         "multiple heads": "yellow",
+        "not managed": "dim",
     }.get(status.state, "bold red")
     return Text(_state_plain(status), style=style)
 
@@ -488,6 +535,8 @@ def status_json(statuses: Sequence[BindStatus]) -> dict[str, Any]:
                 "heads": list(s.heads),
                 "pending": s.pending,
                 "state": s.state,
+                "managed": s.managed,
+                "reason": s.reason,
                 "error": None if s.error is None else named(str(s.error)),
             }
             for s in statuses
@@ -561,7 +610,7 @@ def result_json(result: MigrationResult) -> dict[str, Any]:
     }
 
 
-def diffs_json(diffs: Mapping[str, list[Any]]) -> dict[str, Any]:
+def diffs_json(diffs: Mapping[str, list[Any]], skipped: Mapping[str, str]) -> dict[str, Any]:
     return {
         "version": JSON_VERSION,
         "changes_detected": any(diffs.values()),
@@ -574,6 +623,7 @@ def diffs_json(diffs: Mapping[str, list[Any]]) -> dict[str, Any]:
             }
             for bind, items in diffs.items()
         ],
+        "not_compared": [{"bind": bind, "reason": reason} for bind, reason in skipped.items()],
     }
 
 

@@ -34,7 +34,15 @@ from operator import itemgetter
 from pathlib import Path
 from typing import Any
 
-__all__ = ["CACHE_NAME", "CachedRevision", "FolderGraph", "RevisionFile", "Revisions", "scan"]
+__all__ = [
+    "CACHE_NAME",
+    "CachedRevision",
+    "FolderGraph",
+    "RevisionFile",
+    "Revisions",
+    "holds_revisions",
+    "scan",
+]
 
 #: The file, inside ``<script_location>/__pycache__``, holding the cache.
 CACHE_NAME = "flask_alembic.revisions.json"
@@ -270,6 +278,32 @@ def _scan(locations: Iterable[Path], cache_dir: Path | None) -> Revisions:
     if cache_file is not None and (write or new.keys() != old.keys()):
         _write(cache_file, new)
     return Revisions(folders)
+
+
+def holds_revisions(location: Path) -> bool:
+    """Whether ``location`` holds a revision file: one assigning ``revision`` and
+    ``down_revision`` at its top level (read, never imported; other files do not count)."""
+    import ast
+
+    try:
+        entries = [e for e in os.scandir(location) if _SOURCE_FILE.match(e.name) and e.is_file()]
+    except (FileNotFoundError, NotADirectoryError):
+        return False
+    for entry in entries:
+        try:
+            with open(entry.path, "rb") as handle:
+                tree = ast.parse(handle.read())
+        except (OSError, SyntaxError, ValueError):
+            continue
+        names: set[str] = set()
+        for node in tree.body:
+            if isinstance(node, ast.Assign):
+                names.update(t.id for t in node.targets if isinstance(t, ast.Name))
+            elif isinstance(node, ast.AnnAssign) and isinstance(node.target, ast.Name):
+                names.add(node.target.id)
+        if {"revision", "down_revision"} <= names:
+            return True
+    return False
 
 
 def _decode(text: str | None) -> dict[str, Any]:

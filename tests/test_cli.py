@@ -193,7 +193,7 @@ def test_cli_offline_sql(make_app: MakeApp, database_url: str) -> None:
         (("merge", "--bind", "nope"), 2, "Unknown bind 'nope'"),
         (("revision", "x", "--parent", "nope"), 1, "Unknown revision 'nope'"),
         (("revision", "x", "--depend", "nope"), 1, "Unknown revision 'nope'"),
-        (("revision", "x", "--rev-id", "a-b", "--empty"), 1, "not allowed in revision"),
+        (("revision", "x", "--rev-id", "a-b", "--empty"), 1, "'a-b' is not a valid revision id"),
         (("merge", "aaaa0001", "nope"), 1, "Unknown revision 'nope'"),
         (("stamp", "+1"), 1, "relative target"),
         (("upgrade", "--bogus"), 2, "No such option"),

@@ -258,13 +258,14 @@ def test_no_lock_and_read_only_commands(tmp_path: Path, database_url: str) -> No
     from flask import Flask
 
     from flask_alembic import Alembic
+    from flask_alembic.identity import Identities
     from flask_alembic.locking import lock_binds
 
     root, env, history = make_project(tmp_path, {"default": database_url})
     app = Flask("holder", root_path=str(root))
     engine = sa.create_engine(database_url)
     alembic = Alembic(app, engines=engine, metadatas=sa.MetaData())
-    with app.app_context(), lock_binds(alembic.registry, timeout=5):
+    with app.app_context(), lock_binds(alembic.registry, 5, Identities()):
         for args in (
             ("status",),
             ("current",),

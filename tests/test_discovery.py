@@ -196,7 +196,8 @@ def test_plain_errors(tmp_path: Path, kwargs: dict[str, object], message: str) -
             r"'ALEMBIC_BINDS\['nope'\]' configures a bind that does not",
         ),
         ({"ALEMBIC_BINDS": {"default": {"colour": 1}}}, "unknown option"),
-        ({"ALEMBIC_BINDS": {"default": {"include": False}}}, "every bind is excluded"),
+        ({"ALEMBIC_BINDS": {"default": {"include": False}}}, "No bind is managed"),
+        ({"ALEMBIC_BINDS": {"default": {"include": "yes"}}}, "must be True or False"),
         ({"ALEMBIC_BINDS": ["default"]}, "must be a dict"),
     ],
 )

@@ -84,7 +84,11 @@ def test_tag_reaches_migrations(make_app: MakeApp, database_url: str, tmp_path: 
 def test_offline_sql_with_cross_bind_dependency(make_app: MakeApp, make_url: MakeURL) -> None:
     """--sql for one bind assumes other binds are migrated, instead of refusing."""
     urls = {"default": make_url(), "reports": make_url()}
-    app, alembic = make_app(urls, {"default": models(), "reports": sa.MetaData()})
+    app, alembic = make_app(
+        urls,
+        {"default": models(), "reports": sa.MetaData()},
+        ALEMBIC_BINDS={"reports": {"include": True}},
+    )
     with app.app_context():
         base = alembic.revision("users")[0]
         alembic.revision("view", empty=True, bind="reports", depend=base.revision)
@@ -147,6 +151,7 @@ def test_traceback_reaches_the_revision(tmp_path: Path, make_url: MakeURL) -> No
 
             def create_app():
                 app = Flask(__name__)
+                app.config["ALEMBIC_BINDS"] = {{"default": {{"include": True}}}}
                 Alembic(app, engines=sa.create_engine({url!r}), metadatas=sa.MetaData())
                 return app
             """

@@ -93,6 +93,8 @@ def test_status_states(make_app: MakeApp, make_url: MakeURL) -> None:
         "current",
         "heads",
         "pending",
+        "managed",
+        "reason",
         "state",
         "error",
     }

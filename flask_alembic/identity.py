@@ -1,0 +1,246 @@
+"""Which database a bind reaches, as the server says, not as its URL is spelled.
+
+``postgresql://u@db/x`` and ``postgresql://u@db:5432/x`` are one database; so are
+``mysql://`` and ``mariadb://`` URLs of one server, two host names of one machine, or a
+SQLite file reached through a hard link. Only the server can tell, so the identity is
+read once per app context from a connection that is opened anyway (the lock's, or the one
+that reads the version table):
+
+- PostgreSQL: the cluster's system identifier (``pg_control_system()``), the database and
+  the current schema;
+- MariaDB: ``@@server_uid``; MySQL: ``@@server_uuid``; with the current schema
+  (``DATABASE()``), which on these servers is the database;
+- SQLite: the device and inode of the file the connection opened.
+
+When the server cannot say (the query is refused, the dialect is unknown, the bind is
+unreachable), the identity falls back to the URL with its spelling normalised, which is
+what two identities are then compared by.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import sqlalchemy as sa
+
+__all__ = ["DatabaseIdentity", "Identities", "backend_of", "read_identity", "url_key"]
+
+
+@dataclass(frozen=True)
+class DatabaseIdentity:
+    """The database behind a connection."""
+
+    #: ``postgresql``, ``mysql`` (MariaDB included), ``sqlite`` or another backend name.
+    backend: str
+    #: The URL, normalised: what identifies the database when the server cannot.
+    url_key: str
+    #: The server's own identifier; ``None`` when it could not be read.
+    server: str | None = None
+    #: The database on that server (PostgreSQL), or the current schema (MySQL).
+    database: str = ""
+    #: Where an unqualified table goes: ``current_schema()``, ``DATABASE()``, ``main``.
+    default_schema: str | None = None
+    #: The database file (SQLite).
+    path: str | None = None
+
+    @property
+    def known(self) -> bool:
+        """Whether the server said who it is (else only the URL identifies it)."""
+        return self.server is not None
+
+    def same_database(self, other: DatabaseIdentity) -> bool:
+        """Whether ``other`` is this database (by the servers' word when both could tell)."""
+        if self.known and other.known:
+            return (self.backend, self.server, self.database) == (
+                other.backend,
+                other.server,
+                other.database,
+            )
+        return self.url_key == other.url_key
+
+    def version_table_key(self, schema: str | None, table: str) -> tuple[str, ...]:
+        """A key that two version tables share exactly when they are the same table.
+
+        An unset schema is the one the server puts unqualified tables in, so
+        ``version_table_schema="public"`` on PostgreSQL is the same table as no schema.
+        """
+        if not self.known:
+            return ("url", self.url_key, schema or "", table)
+        assert self.server is not None
+        resolved = schema or self.default_schema or ""
+        if self.backend == "mysql":  # a schema is a database: the server is the namespace
+            return (self.backend, self.server, resolved, table)
+        return (self.backend, self.server, self.database, resolved, table)
+
+    def url_version_table_key(self, schema: str | None, table: str) -> tuple[str, ...]:
+        return ("url", self.url_key, schema or "", table)
+
+
+def same_version_table(
+    first: DatabaseIdentity,
+    first_table: tuple[str | None, str],
+    second: DatabaseIdentity,
+    second_table: tuple[str | None, str],
+) -> bool:
+    """Whether two ``(schema, table)`` version tables of two identities are one table."""
+    if first.known and second.known:
+        return first.version_table_key(*first_table) == second.version_table_key(*second_table)
+    return first.url_version_table_key(*first_table) == second.url_version_table_key(*second_table)
+
+
+def backend_of(url: sa.URL) -> str:
+    """The backend family: ``mariadb://`` and ``mysql://`` are the same servers."""
+    backend = url.get_backend_name()
+    return "mysql" if backend == "mariadb" else backend
+
+
+def url_key(url: sa.URL, engine: sa.Engine | None = None) -> str:
+    """The database ``url`` names, normalised as far as the spelling allows.
+
+    The driver, the user, the password and the query are left out; a missing port is the
+    backend's default and ``localhost`` is ``127.0.0.1``. An in-memory SQLite database is
+    private to its engine, so its key names the engine.
+    """
+    backend = backend_of(url)
+    if backend == "sqlite":
+        database = url.database or ""
+        if database in {"", ":memory:"} or url.query.get("mode") == "memory":
+            if database.startswith("file:") and database not in {"file::memory:"}:
+                return f"sqlite-memory:{database}"
+            return f"sqlite-memory:engine-{id(engine)}"
+        if database.startswith("file:"):
+            database = database[len("file:") :].partition("?")[0]
+        return f"sqlite:{Path(database).resolve()}"
+    host = (url.host or "").lower()
+    if host in {"localhost", "::1", "[::1]"}:
+        host = "127.0.0.1"
+    port = url.port or _DEFAULT_PORTS.get(backend) or ""
+    return f"{backend}://{host}:{port}/{url.database or ''}"
+
+
+_DEFAULT_PORTS: dict[str, int] = {"postgresql": 5432, "mysql": 3306, "mssql": 1433, "oracle": 1521}
+
+
+def read_identity(connection: sa.Connection, engine: sa.Engine) -> DatabaseIdentity:
+    """Ask the server behind ``connection`` who it is.
+
+    The connection is left as it was found: the queries run in a transaction of their own,
+    rolled back. A server that refuses a query is not an error: the identity then rests
+    on the URL.
+    """
+    url = engine.url
+    fallback = DatabaseIdentity(backend_of(url), url_key(url, engine))
+    reader = _READERS.get(fallback.backend)
+    if reader is None:
+        return fallback
+    began = not connection.in_transaction()
+    try:
+        found = reader(connection, fallback)
+    except sa.exc.DBAPIError:
+        found = fallback
+    finally:
+        if began and connection.in_transaction():
+            connection.rollback()
+    return found
+
+
+def _postgresql(connection: sa.Connection, fallback: DatabaseIdentity) -> DatabaseIdentity:
+    database, schema = connection.execute(
+        sa.text("SELECT current_database(), current_schema()")
+    ).one()
+    try:
+        with connection.begin_nested():
+            server = connection.execute(
+                sa.text("SELECT system_identifier::text FROM pg_control_system()")
+            ).scalar()
+    except sa.exc.DBAPIError:
+        # pg_control_system() may be withheld from ordinary roles: the server's address
+        # still tells two host names apart (but not two forwarded ports).
+        with connection.begin_nested():
+            address, port = connection.execute(
+                sa.text("SELECT host(inet_server_addr()), inet_server_port()")
+            ).one()
+        server = f"address {address}:{port}" if address is not None else None
+    if server is None:
+        return fallback
+    return DatabaseIdentity(
+        fallback.backend,
+        fallback.url_key,
+        server=str(server),
+        database=str(database),
+        default_schema=schema,
+    )
+
+
+def _mysql(connection: sa.Connection, fallback: DatabaseIdentity) -> DatabaseIdentity:
+    # MariaDB has no @@server_uuid; its @@server_uid is derived from the machine and port.
+    variable = (
+        "@@server_uid" if getattr(connection.dialect, "is_mariadb", False) else "@@server_uuid"
+    )
+    server, database = connection.execute(sa.text(f"SELECT {variable}, DATABASE()")).one()
+    if not server:
+        return fallback
+    schema = str(database) if database is not None else None
+    return DatabaseIdentity(
+        fallback.backend,
+        fallback.url_key,
+        server=str(server),
+        database=schema or "",
+        default_schema=schema,
+    )
+
+
+def _sqlite(connection: sa.Connection, fallback: DatabaseIdentity) -> DatabaseIdentity:
+    rows = connection.exec_driver_sql("PRAGMA database_list").all()
+    path = next((row[2] for row in rows if row[1] == "main"), "")
+    if not path:  # in memory, or a temporary database: private to its connection
+        return fallback
+    try:
+        stat = os.stat(path)
+    except OSError:
+        return fallback
+    return DatabaseIdentity(
+        fallback.backend,
+        fallback.url_key,
+        server=f"file {stat.st_dev}:{stat.st_ino}",
+        default_schema="main",
+        path=os.path.realpath(path),
+    )
+
+
+_READERS: dict[str, Callable[[sa.Connection, DatabaseIdentity], DatabaseIdentity]] = {
+    "postgresql": _postgresql,
+    "mysql": _mysql,
+    "sqlite": _sqlite,
+}
+
+
+class Identities:
+    """Each engine's database identity, read at most once (kept for one app context)."""
+
+    def __init__(self) -> None:
+        self._known: dict[int, DatabaseIdentity] = {}
+
+    def get(self, engine: sa.Engine) -> DatabaseIdentity | None:
+        """The identity already read for ``engine``, if any."""
+        return self._known.get(id(engine))
+
+    def read(self, engine: sa.Engine, connection: sa.Connection) -> DatabaseIdentity:
+        """The identity of ``engine``'s database, read on ``connection`` the first time."""
+        found = self._known.get(id(engine))
+        if found is None:
+            found = self._known[id(engine)] = read_identity(connection, engine)
+        return found
+
+    def remember_unreachable(self, engine: sa.Engine) -> DatabaseIdentity:
+        """Record that ``engine`` could not be reached: only its URL identifies it."""
+        found = self._known.get(id(engine))
+        if found is None:
+            url = engine.url
+            found = self._known[id(engine)] = DatabaseIdentity(
+                backend_of(url), url_key(url, engine)
+            )
+        return found

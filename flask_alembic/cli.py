@@ -561,7 +561,7 @@ def check(as_json: bool, binds: tuple[str, ...]) -> None:
     compared = [b for b in extension.registry.select(selected) if b.has_models]
     diffs = {b.name: extension.compare_metadata(b.name) for b in compared}
     unmodelled = {
-        b.name: "it has no models (no table in its metadata), so it was not compared"
+        b.name: "not compared with its database: it has no models"
         for b in extension.registry.select(selected)
         if not b.has_models
     }

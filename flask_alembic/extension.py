@@ -842,7 +842,7 @@ class Alembic:
         b = self.registry[bind] if bind is not None else self.registry.default
         if not b.has_models:
             raise ConfigurationError(
-                f"Bind {b.name!r} has no models to compare with (no table in its metadata); "
+                f"Bind {b.name!r} has no models to compare with (its metadata has no tables); "
                 "comparing would propose dropping every table of its database.",
                 bind=b.name,
                 hint="Define its models and import them first, or pass them with "
@@ -962,8 +962,8 @@ class Alembic:
             if not empty and not b.has_models:
                 # Comparing an empty metadata with a database proposes dropping every table.
                 result.skipped[b.name] = (
-                    "it has no models (no table in its metadata), so it was not compared "
-                    "with its database; write its revisions by hand with --empty"
+                    "not compared with its database: it has no models, so every table in it "
+                    "would look like one to drop; write its revisions by hand with --empty"
                 )
                 continue
             history = histories[b.name]

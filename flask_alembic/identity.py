@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 
 import sqlalchemy as sa
@@ -29,22 +28,38 @@ import sqlalchemy as sa
 __all__ = ["DatabaseIdentity", "Identities", "backend_of", "read_identity", "url_key"]
 
 
-@dataclass(frozen=True)
 class DatabaseIdentity:
-    """The database behind a connection."""
+    """The database behind a connection; a value (a plain class: every ``flask`` command
+    of the app imports this module, and defining a dataclass costs about a millisecond)."""
 
-    #: ``postgresql``, ``mysql`` (MariaDB included), ``sqlite`` or another backend name.
-    backend: str
-    #: The URL, normalised: what identifies the database when the server cannot.
-    url_key: str
-    #: The server's own identifier; ``None`` when it could not be read.
-    server: str | None = None
-    #: The database on that server (PostgreSQL), or the current schema (MySQL).
-    database: str = ""
-    #: Where an unqualified table goes: ``current_schema()``, ``DATABASE()``, ``main``.
-    default_schema: str | None = None
-    #: The database file (SQLite).
-    path: str | None = None
+    __slots__ = ("backend", "database", "default_schema", "path", "server", "url_key")
+
+    def __init__(
+        self,
+        backend: str,
+        url_key: str,
+        *,
+        server: str | None = None,
+        database: str = "",
+        default_schema: str | None = None,
+        path: str | None = None,
+    ) -> None:
+        #: ``postgresql``, ``mysql`` (MariaDB included), ``sqlite`` or another backend name.
+        self.backend = backend
+        #: The URL, normalised: what identifies the database when the server cannot.
+        self.url_key = url_key
+        #: The server's own identifier; ``None`` when it could not be read.
+        self.server = server
+        #: The database on that server (PostgreSQL), or the current schema (MySQL).
+        self.database = database
+        #: Where an unqualified table goes: ``current_schema()``, ``DATABASE()``, ``main``.
+        self.default_schema = default_schema
+        #: The database file (SQLite).
+        self.path = path
+
+    def __repr__(self) -> str:
+        fields = ", ".join(f"{name}={getattr(self, name)!r}" for name in self.__slots__)
+        return f"DatabaseIdentity({fields})"
 
     @property
     def known(self) -> bool:

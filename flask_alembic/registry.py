@@ -508,14 +508,14 @@ def build_registry(
 def _management(bind: Bind, include: bool | None) -> tuple[bool, str]:
     """Whether ``bind`` is migrated, and why: an engine without models is left alone."""
     if include is False:
-        return False, f"excluded by ALEMBIC_BINDS[{bind.name!r}] ('include': False)"
+        return False, f"excluded: ALEMBIC_BINDS[{bind.name!r}] has 'include': False"
     if bind.has_models:
         return True, "it has models"
     if include is True:
-        return True, f"included by ALEMBIC_BINDS[{bind.name!r}] ('include': True)"
+        return True, f"included: ALEMBIC_BINDS[{bind.name!r}] has 'include': True"
     if any(revision_cache.holds_revisions(location) for location in bind.version_locations):
         return True, "its folder holds revisions"
-    return False, "it has no models (no table in its metadata)"
+    return False, "it has no models: its metadata has no tables"
 
 
 def _check_distinct(binds: list[Bind]) -> None:

@@ -411,6 +411,9 @@ class Output:
                     row += [Text(status.url), Text(status.version_table)]
                 table.add_row(*row)
             self.out.print(table)
+            for status in statuses:
+                if not status.managed:
+                    self.status(f"{status.bind}: not managed: {status.reason}.", style="dim")
             return
         for status in statuses:
             if not status.managed:
@@ -446,10 +449,10 @@ class Output:
                     Text(status.bind, style="cyan"),
                     Text(status.url),
                     Text(_current(status), style="bold"),
-                    Text(", ".join(status.heads) or "base"),
+                    Text(_heads(status)),
                     "" if status.pending is None else str(status.pending),
                     _state_text(status),
-                    Text(status.version_table, style="dim"),
+                    Text(status.version_table if status.managed else "-", style="dim"),
                 )
             self.out.print(table)
             for status in statuses:
@@ -498,6 +501,10 @@ def _current(status: BindStatus) -> str:
     if not status.managed:
         return "-"
     return ", ".join(status.current) or "base"
+
+
+def _heads(status: BindStatus) -> str:
+    return ", ".join(status.heads) or ("base" if status.managed else "-")
 
 
 def _state_plain(status: BindStatus) -> str:

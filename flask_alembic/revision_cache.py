@@ -283,27 +283,35 @@ def _scan(locations: Iterable[Path], cache_dir: Path | None) -> Revisions:
 def holds_revisions(location: Path) -> bool:
     """Whether ``location`` holds a revision file: one assigning ``revision`` and
     ``down_revision`` at its top level (read, never imported; other files do not count)."""
+    try:
+        listing = os.scandir(location)
+    except (FileNotFoundError, NotADirectoryError):
+        return False
+    with listing:
+        # Usually the first file answers: the rest of the listing is not read.
+        return any(
+            _assigns_revision(entry.path)
+            for entry in listing
+            if _SOURCE_FILE.match(entry.name) and entry.is_file()
+        )
+
+
+def _assigns_revision(path: str) -> bool:
+    """Whether the file at ``path`` assigns ``revision`` and ``down_revision``."""
     import ast
 
     try:
-        entries = [e for e in os.scandir(location) if _SOURCE_FILE.match(e.name) and e.is_file()]
-    except (FileNotFoundError, NotADirectoryError):
+        with open(path, "rb") as handle:
+            tree = ast.parse(handle.read())
+    except (OSError, SyntaxError, ValueError):
         return False
-    for entry in entries:
-        try:
-            with open(entry.path, "rb") as handle:
-                tree = ast.parse(handle.read())
-        except (OSError, SyntaxError, ValueError):
-            continue
-        names: set[str] = set()
-        for node in tree.body:
-            if isinstance(node, ast.Assign):
-                names.update(t.id for t in node.targets if isinstance(t, ast.Name))
-            elif isinstance(node, ast.AnnAssign) and isinstance(node.target, ast.Name):
-                names.add(node.target.id)
-        if {"revision", "down_revision"} <= names:
-            return True
-    return False
+    names: set[str] = set()
+    for node in tree.body:
+        if isinstance(node, ast.Assign):
+            names.update(t.id for t in node.targets if isinstance(t, ast.Name))
+        elif isinstance(node, ast.AnnAssign) and isinstance(node.target, ast.Name):
+            names.add(node.target.id)
+    return {"revision", "down_revision"} <= names
 
 
 def _decode(text: str | None) -> dict[str, Any]:

@@ -96,6 +96,8 @@ def spelled_apart(url: str) -> str:
     changed = parsed.set(host=host, port=None)
     if parsed.get_backend_name() == "mysql":
         changed = changed.set(drivername="mariadb+pymysql")
+    else:
+        changed = changed.set(drivername="postgresql+psycopg2")  # the other driver
     return changed.render_as_string(hide_password=False)
 
 
@@ -195,11 +197,11 @@ def test_engine_without_models_is_left_alone(
     assert rows["default"]["state"] == "up to date"
     assert rows["legacy"]["state"] == "not managed"
     assert rows["legacy"]["managed"] is False
-    assert rows["legacy"]["reason"] == "it has no models (no table in its metadata)"
+    assert rows["legacy"]["reason"] == "it has no models: its metadata has no tables"
     assert rows["legacy"]["current"] == []
     plain = run(app, "status")
     assert (
-        "legacy: state=not managed; reason=it has no models (no table in its metadata)"
+        "legacy: state=not managed; reason=it has no models: its metadata has no tables"
         in plain.stdout
     )
     assert run(app, "status", "--check").exit_code == 0
@@ -211,7 +213,7 @@ def test_engine_without_models_is_left_alone(
         result = run(app, *args)
         assert result.exit_code == 2, result.output
         assert result.stderr.startswith(
-            "Error: Bind 'legacy' is not managed: it has no models (no table in its metadata)."
+            "Error: Bind 'legacy' is not managed: it has no models: its metadata has no tables."
         )
         assert "{'legacy': {'include': True}}" in result.stderr
     with app.app_context():
@@ -294,22 +296,20 @@ def test_bind_becomes_managed(
     result = run(app, "revision", "init")
     assert result.exit_code == 0, result.output
     assert (
-        "legacy: it has no models (no table in its metadata), so it was not compared with its "
-        "database; write its revisions by hand with --empty." in result.stderr
+        "legacy: not compared with its database: it has no models, so every table in it would "
+        "look like one to drop; write its revisions by hand with --empty." in result.stderr
     )
     assert [p.parent.name for p in revision_files(project)] == ["migrations"]
     assert run(app, "upgrade").exit_code == 0
     result = run(app, "check")
     assert result.exit_code == 0, result.output
-    assert "legacy: it has no models (no table in its metadata), so it was not compared" in (
-        result.stderr
-    )
+    assert "legacy: not compared with its database: it has no models." in result.stderr
     with app.app_context():
         assert alembic.compare_metadata() == []
         with pytest.raises(ConfigurationError, match="no models to compare with"):
             alembic.produce_migrations("legacy")
     assert status_rows(app)["legacy"]["reason"] == (
-        "included by ALEMBIC_BINDS['legacy'] ('include': True)"
+        "included: ALEMBIC_BINDS['legacy'] has 'include': True"
     )
 
     result = run(app, "revision", "by hand", "--empty", "--bind", "legacy")
@@ -349,8 +349,8 @@ def test_nothing_managed(plain_app: PlainApp, make_url: MakeURL) -> None:
         result = run(app, *args)
         assert result.exit_code == 1, result.output
         assert result.stderr.startswith(
-            "Error: No bind is managed ('default': it has no models (no table in its "
-            "metadata)), so there is nothing to migrate."
+            "Error: No bind is managed ('default': it has no models: its metadata has no "
+            "tables), so there is nothing to migrate."
         )
     assert status_rows(app)["default"]["state"] == "not managed"
     assert table_names(url) == {"orders"}
@@ -601,7 +601,7 @@ def test_excluded_bind_keeps_its_tables(
     assert run(app, "check").exit_code == 0
     rows = status_rows(app)
     assert rows["cache"]["state"] == "not managed"
-    assert rows["cache"]["reason"] == "excluded by ALEMBIC_BINDS['cache'] ('include': False)"
+    assert rows["cache"]["reason"] == "excluded: ALEMBIC_BINDS['cache'] has 'include': False"
     result = run(app, "upgrade", "--bind", "cache")
     assert result.exit_code == 2
     assert "Remove 'include': False from ALEMBIC_BINDS['cache']" in result.stderr
@@ -853,7 +853,9 @@ def fk_app(project: Path, make_url: MakeURL) -> Iterator[Callable[..., tuple[Fla
     """An app on SQLite whose connections turn foreign keys on, with parent and child rows."""
     engines: list[sa.Engine] = []
 
-    def factory(pragma: bool, extra: str = "", **options: object) -> tuple[Flask, Alembic, str]:
+    def factory(
+        pragma: bool, extra: str = "", prefix: str = "", **options: object
+    ) -> tuple[Flask, Alembic, str]:
         url = make_url()
         engine = sa.create_engine(url)
         engines.append(engine)
@@ -867,7 +869,7 @@ def fk_app(project: Path, make_url: MakeURL) -> Iterator[Callable[..., tuple[Fla
         (folder / "fk000001_first.py").write_text(FK_FIRST)
         (folder / "fk000002_rebuild.py").write_text(
             FK_REBUILD.format(
-                pragma='    op.execute("PRAGMA foreign_keys=OFF")\n' if pragma else "",
+                pragma='    op.execute("PRAGMA foreign_keys=OFF")\n' if pragma else prefix,
                 extra=extra,
             )
         )
@@ -913,6 +915,23 @@ def test_sqlite_foreign_keys_off_option(fk_app: Callable[..., Any]) -> None:
         engine = alembic.registry["default"].engine
         with engine.connect() as conn:  # the pooled connection the migration used
             assert conn.exec_driver_sql("PRAGMA foreign_keys").scalar() == 1
+
+
+def test_sqlite_pragma_outside_transaction_allowed(fk_app: Callable[..., Any]) -> None:
+    """The documented alternative: switch foreign keys in autocommit_block()."""
+    pragma = (
+        "    with op.get_context().autocommit_block():\n"
+        '        op.execute("PRAGMA foreign_keys=OFF")\n'
+    )
+    back_on = (
+        "    with op.get_context().autocommit_block():\n"
+        '        op.execute("PRAGMA foreign_keys=ON")\n'
+    )
+    app, _, url = fk_app(pragma=False, extra=back_on, prefix=pragma)
+    result = run(app, "upgrade")
+    assert result.exit_code == 0, result.output
+    assert children(url) == 3
+    assert version_rows(url) == {"fk000002"}
 
 
 def test_sqlite_foreign_key_check(fk_app: Callable[..., Any]) -> None:

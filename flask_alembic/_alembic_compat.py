@@ -89,15 +89,7 @@ class LazyScript(Script):
 def use_revision_files(script: ScriptDirectory, files: Sequence[RevisionFile]) -> None:
     """Make ``script`` load its revisions from ``files``: cached data where there is some."""
 
-    def load() -> Iterator[Script]:
-        seen: dict[str, str] = {}
-        for loaded in _load_files(script, files):
-            first = seen.setdefault(loaded.revision, loaded.path)
-            if first != loaded.path:
-                raise ScriptDirectoryError.for_duplicate_id(loaded.revision, first, loaded.path)
-            yield loaded
-
-    script.revision_map = RevisionMap(load)
+    script.revision_map = RevisionMap(lambda: _load_files(script, files))
 
 
 def _load_files(script: ScriptDirectory, files: Sequence[RevisionFile]) -> Iterator[Script]:

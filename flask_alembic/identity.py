@@ -163,23 +163,25 @@ def read_identity(connection: sa.Connection, engine: sa.Engine) -> DatabaseIdent
 
 
 def _postgresql(connection: sa.Connection, fallback: DatabaseIdentity) -> DatabaseIdentity:
-    database, schema = connection.execute(
-        sa.text("SELECT current_database(), current_schema()")
-    ).one()
     try:
-        with connection.begin_nested():
-            server = connection.execute(
-                sa.text("SELECT system_identifier::text FROM pg_control_system()")
-            ).scalar()
+        server, database, schema = connection.execute(
+            sa.text(
+                "SELECT (SELECT system_identifier::text FROM pg_control_system()), "
+                "current_database(), current_schema()"
+            )
+        ).one()
     except sa.exc.DBAPIError:
         # pg_control_system() may be withheld from ordinary roles: the server's address
-        # still tells two host names apart (but not two forwarded ports).
-        with connection.begin_nested():
-            address, port = connection.execute(
-                sa.text("SELECT host(inet_server_addr()), inet_server_port()")
-            ).one()
-        server = f"address {address}:{port}" if address is not None else None
-    if server is None:
+        # still tells two host names apart (but not two forwarded ports). No savepoint:
+        # an engine in AUTOCOMMIT mode has no transaction to hold one.
+        connection.rollback()
+        server, database, schema = connection.execute(
+            sa.text(
+                "SELECT 'address ' || host(inet_server_addr()) || ':' || inet_server_port(), "
+                "current_database(), current_schema()"
+            )
+        ).one()
+    if server is None:  # a Unix socket has no address
         return fallback
     return DatabaseIdentity(
         fallback.backend,

@@ -390,10 +390,13 @@ class BindRegistry:
                 continue
             if not other.managed and not other.has_models:
                 continue  # nothing of it is known to protect, and it is never connected
-            theirs = other.identity(identities)
-            if not (mine.known and theirs.known) or mine.same_database(theirs):
-                foreign.add(other.version_table)
-                foreign.update(other.tables)
+            # One URL is one database: no need to ask its server.
+            if url_key(other.engine.url, other.engine) != mine.url_key:
+                theirs = other.identity(identities)
+                if mine.known and theirs.known and not mine.same_database(theirs):
+                    continue
+            foreign.add(other.version_table)
+            foreign.update(other.tables)
         return frozenset(foreign - bind.tables - {bind.version_table})
 
 

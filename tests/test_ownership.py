@@ -37,6 +37,7 @@ from flask_alembic.errors import ConfigurationError
 from flask_alembic.errors import RevisionError
 from flask_alembic.errors import ScriptDirectoryError
 from flask_alembic.identity import Identities
+from flask_alembic.identity import read_identity
 
 # -- helpers ------------------------------------------------------------------------
 
@@ -238,14 +239,49 @@ def test_bind_without_models_is_never_connected(
     plain_app: PlainApp, make_url: MakeURL, legacy: str
 ) -> None:
     """No lock, no version table read, no identity query: an unreachable one does not matter."""
-    app, _ = plain_app({"default": (make_url(), [widget]), "legacy": (legacy, [])})
-    for args in (("revision", "init"), ("upgrade",), ("check",), ("current",)):
+    app, alembic = plain_app({"default": (make_url(), [widget]), "legacy": (legacy, [])})
+    attempts = count_connection_attempts(app, alembic, "legacy")
+    for args in (("revision", "init"), ("upgrade",), ("check",), ("current",), ("stamp", "heads")):
         result = run(app, *args)
         assert result.exit_code == 0, (args, result.output)
         assert "Cannot connect" not in result.output
     rows = status_rows(app)
     assert rows["legacy"]["state"] == "not managed"
     assert rows["legacy"]["error"] is None
+    assert attempts == []
+
+
+def test_reachable_bind_without_models_is_never_connected(
+    plain_app: PlainApp, make_url: MakeURL, dialect: str
+) -> None:
+    """Not even a connection to read its identity: on every dialect, zero attempts."""
+    legacy = make_url(dialect)
+    fill(legacy)
+    app, alembic = plain_app({"default": (make_url(dialect), [widget]), "legacy": (legacy, [])})
+    attempts = count_connection_attempts(app, alembic, "legacy")
+    for args in (
+        ("revision", "init"),
+        ("upgrade",),
+        ("check",),
+        ("status",),
+        ("current",),
+        ("downgrade", "base"),
+        ("stamp", "heads"),
+        ("upgrade", "--sql"),
+    ):
+        result = run(app, *args)
+        assert result.exit_code == 0, (args, result.output)
+    assert attempts == []
+    assert table_names(legacy) == {"orders"}
+
+
+def count_connection_attempts(app: Flask, alembic: Alembic, name: str) -> list[object]:
+    """Every attempt to connect to bind ``name``'s engine, recorded by a real event hook."""
+    with app.app_context():
+        engine = next(b.engine for b in alembic.registry.all if b.name == name)
+    attempts: list[object] = []
+    sa.event.listen(engine, "do_connect", lambda *args: attempts.append(args))
+    return attempts
 
 
 def test_flask_sqlalchemy_lite_engine_without_metadata(project: Path, make_url: MakeURL) -> None:
@@ -539,6 +575,19 @@ def test_identity_from_the_server(plain_app: PlainApp, make_url: MakeURL, dialec
         assert lock_name(binds["apart"], found["apart"]) != lock_name(
             binds["default"], found["default"]
         )
+
+
+def test_identity_in_autocommit_mode(project: Path, make_url: MakeURL, dialect: str) -> None:
+    """An engine in AUTOCOMMIT mode tells its identity too (no savepoint is needed)."""
+    url = make_url(dialect)
+    engine = sa.create_engine(url, isolation_level="AUTOCOMMIT")
+    try:
+        with engine.connect() as conn:
+            identity = read_identity(conn, engine)
+            assert not conn.in_transaction()
+        assert identity.known
+    finally:
+        engine.dispose()
 
 
 def test_identity_without_pg_control_system(

@@ -2,11 +2,11 @@
 
 from .errors import FlaskAlembicError
 from .extension import Alembic
-from .extension import BindStatus
-from .planner import MigrationResult
-from .planner import Plan
-from .planner import Step
+from .plan import MigrationResult
+from .plan import Plan
+from .plan import Step
 from .registry import Bind
+from .status import BindStatus
 
 __all__ = [
     "Alembic",

@@ -6,11 +6,10 @@ renderer. Errors become messages and exit codes here, and only here.
 
 from __future__ import annotations
 
-import gc
 import re
 from collections.abc import Callable
-from contextlib import ExitStack
 from typing import Any
+from typing import cast
 from typing import Literal
 from typing import TYPE_CHECKING
 from typing import TypeVar
@@ -21,16 +20,19 @@ from flask.cli import AppGroup
 from flask.cli import ScriptInfo
 
 from . import report
+from ._collector import collector_paused
+from .errors import Command
+from .errors import DEFAULT_GROUP
 from .errors import FlaskAlembicError
 from .errors import MigrationFailedError
-from .errors import MigrationInterruptedError
 from .errors import NotUpToDateError
+from .redact import scrub
 from .report import Output
 
 if TYPE_CHECKING:
-    from .extension import Alembic
-    from .extension import BindStatus
-    from .planner import Plan
+    from .api import AlembicAPI
+    from .plan import Plan
+    from .status import BindStatus
 
 __all__ = ["db"]
 
@@ -42,18 +44,9 @@ _TRACEBACK = "flask_alembic.traceback"
 class _DbGroup(AppGroup):
     """Turns Flask-Alembic and database errors into one line and an exit code."""
 
-    #: Found by ``report.named`` to learn the name the app registered the group under.
-    flask_alembic_group = True
-
     def invoke(self, ctx: click.Context) -> Any:
-        # What the app allocated while loading outlives the command: keep the garbage
-        # collector from scanning it again and again meanwhile (unfrozen afterwards, so
-        # a long-lived process, such as a test run invoking commands, leaks nothing).
-        gc.freeze()
-        try:
+        with collector_paused():
             return self._invoke(ctx)
-        finally:
-            gc.unfreeze()
 
     def _invoke(self, ctx: click.Context) -> Any:
         # Handle errors inside the app context: scrubbing secrets needs the app's binds.
@@ -66,10 +59,7 @@ class _DbGroup(AppGroup):
             except FlaskAlembicError as exc:
                 if _want_traceback(ctx):
                     raise
-                code = 2 if exc.usage_error else 1
-                if isinstance(exc, MigrationInterruptedError):
-                    code = exc.exit_code
-                _fail(ctx, str(exc), code, exc)
+                _fail(ctx, exc.render(_group_name(ctx)), exc.exit_code, exc)
             except Exception as exc:
                 from alembic.util import CommandError
                 from sqlalchemy.exc import SQLAlchemyError
@@ -107,17 +97,27 @@ def _want_traceback(ctx: click.Context) -> bool:
     return bool(ctx.find_root().meta.get(_TRACEBACK)) or current_app.debug
 
 
-def _fail(ctx: click.Context, message: str, code: int, exc: BaseException) -> None:
-    from .registry import scrub
+def _group_name(ctx: click.Context | None = None) -> str:
+    """The name the app registered the command group under (``db`` unless it chose another)."""
+    current = ctx if ctx is not None else click.get_current_context(silent=True)
+    while current is not None and not isinstance(current.command, _DbGroup):
+        current = current.parent
+    return (current.info_name if current is not None else None) or DEFAULT_GROUP
 
-    message = report.named(" ".join(message.split()), ctx)
+
+def _output(*, plain: bool = False) -> Output:
+    """The renderer for this command: plain for ``--json``, else chosen by the terminal."""
+    return Output(rich=False if plain else None, group=_group_name())
+
+
+def _fail(ctx: click.Context, message: str, code: int, exc: BaseException) -> None:
+    message = " ".join(message.split())
     try:
-        registry = _extension()._state().registry
-    except Exception:  # the app itself may be what is broken
-        registry = None
-    for bind in registry.all if registry is not None else ():
-        message = scrub(message, bind.secrets)
-    output = Output()
+        secrets = _extension().secrets()
+    except (KeyError, RuntimeError):  # the extension itself may be what is broken
+        secrets = ()
+    message = scrub(message, secrets)
+    output = Output(group=_group_name(ctx))
     if ctx.find_root().meta.get(_JSON):
         output.json(report.error_json(message, exc))
     output.error(message)
@@ -146,8 +146,8 @@ def db() -> None:
     """Manage database migrations with Alembic."""
 
 
-def _extension() -> Alembic:
-    return current_app.extensions["alembic"]  # type: ignore[no-any-return]
+def _extension() -> AlembicAPI:
+    return cast("AlembicAPI", current_app.extensions["alembic"])
 
 
 def bind_option(f: F) -> F:
@@ -192,7 +192,7 @@ def _raise_first_error(statuses: list[BindStatus]) -> None:
 def mkdir() -> None:
     """Create the migrations directory if it does not exist."""
     path = _extension().mkdir()
-    Output().status(f"Migrations directory: {path}")
+    _output().status(f"Migrations directory: {path}")
 
 
 @db.command()
@@ -221,7 +221,7 @@ def revision(
     """Write a revision for each bind whose models changed (autogenerate)."""
     extension = _extension()
     selected = _check_binds(binds + ((branch,) if branch else ()))
-    written = extension._write_revisions(
+    written = extension.write_revisions(
         message,
         empty=empty,
         parent=parent,
@@ -232,7 +232,7 @@ def revision(
         rev_id=rev_id,
         bind=selected,
     )
-    Output().written(written.revisions, written.skipped)
+    _output().written(written.revisions, written.skipped)
 
 
 def _migrate(
@@ -254,7 +254,7 @@ def _migrate(
     """What upgrade, downgrade and stamp share: their options arrive here as given."""
     extension = _extension()
     selected = _check_binds(binds)
-    output = Output(rich=False) if as_json else Output()
+    output = _output(plain=as_json)
     if not sql and output_dir is not None:
         raise click.UsageError("--output-dir goes with --sql.")
     if sql and as_json:
@@ -283,14 +283,13 @@ def _migrate(
         output.json(report.plan_json(plan)) if as_json else output.plan(plan)
         return
 
-    with ExitStack() as stack:
+    with output.progress() as progress:
 
         def on_plan(plan: Plan) -> None:
             if plan.steps:
                 output.plan(plan, stream="stderr")
-            on_event.append(stack.enter_context(output.progress(plan)))
+            progress.start(plan)
 
-        on_event: list[Callable[[Any], None]] = []
         try:
             result = extension.migrate(
                 direction,
@@ -303,20 +302,19 @@ def _migrate(
                 tag=tag,
                 parallel=parallel,
                 on_plan=on_plan,
-                on_event=lambda event: on_event[0](event),
+                on_event=progress,
                 on_wait=lambda bind: output.status(
                     f"Waiting for another process migrating bind {bind.name!r}..."
                 ),
             )
         except MigrationFailedError as exc:
-            stack.close()
+            progress.close()
             if exc.result is not None:
                 failed = exc.result
                 output.json(report.result_json(failed)) if as_json else output.result(failed)
             if as_json:  # the JSON above carries the error; say it once on stderr too
-                output.error(report.named(str(exc)))
-                code = exc.exit_code if isinstance(exc, MigrationInterruptedError) else 1
-                raise click.exceptions.Exit(code) from None
+                output.error(output.explain(exc))
+                raise click.exceptions.Exit(exc.exit_code) from None
             raise
     if as_json:
         output.json(report.result_json(result))
@@ -419,7 +417,7 @@ def merge(
         )
         for name in targets
     ]
-    Output().merged(scripts, extension.bind_of)
+    _output().merged(scripts, extension.bind_of)
 
 
 @db.command()
@@ -429,9 +427,9 @@ def merge(
 def status(check: bool, as_json: bool, binds: tuple[str, ...]) -> None:
     """Show where every database stands: current revision, heads, pending steps."""
     statuses = _extension().status(_check_binds(binds, unmanaged=True))
-    output = Output(rich=False) if as_json else Output()
+    output = _output(plain=as_json)
     if as_json:
-        output.json(report.status_json(statuses))
+        output.json(report.status_json(statuses, output.group))
     else:
         output.status_table(statuses)
     if check and not all(s.up_to_date for s in statuses if s.managed):
@@ -448,19 +446,19 @@ def status(check: bool, as_json: bool, binds: tuple[str, ...]) -> None:
 def current(check_heads: bool, verbose: bool, as_json: bool, binds: tuple[str, ...]) -> None:
     """Show the revision each database is at."""
     statuses = _extension().status(_check_binds(binds, unmanaged=True))
-    output = Output(rich=False) if as_json else Output()
+    output = _output(plain=as_json)
     if as_json:
-        output.json(report.status_json(statuses))  # errors are in it: one object only
+        output.json(report.status_json(statuses, output.group))  # errors are in it: one object
         for status in statuses:
             if status.error is not None:
-                output.error(report.named(str(status.error)))
+                output.error(output.explain(status.error))
                 raise click.exceptions.Exit(1)
     else:
         output.current(statuses, verbose=verbose)
     _raise_first_error(statuses)
     if check_heads and not all(s.up_to_date for s in statuses if s.managed):
         behind = ", ".join(s.bind for s in statuses if s.managed and not s.up_to_date)
-        output.status(report.named(f"Not at heads: {behind}. Run 'flask db upgrade'."))
+        output.status(f"Not at heads: {behind}. Run {Command('upgrade').render(output.group)}.")
         raise click.exceptions.Exit(1)
 
 
@@ -473,9 +471,9 @@ def heads(verbose: bool, as_json: bool, binds: tuple[str, ...]) -> None:
     extension = _extension()
     scripts = extension.heads(_check_binds(binds))
     if as_json:
-        Output(rich=False).json(report.scripts_json(scripts, extension.bind_of))
+        _output(plain=True).json(report.scripts_json(scripts, extension.bind_of))
         return
-    Output().scripts(
+    _output().scripts(
         "heads", scripts, extension.bind_of, verbose=verbose, empty="No revisions yet."
     )
 
@@ -486,7 +484,7 @@ def heads(verbose: bool, as_json: bool, binds: tuple[str, ...]) -> None:
 def branches(verbose: bool, binds: tuple[str, ...]) -> None:
     """Show the revisions where a history branches."""
     extension = _extension()
-    Output().scripts(
+    _output().scripts(
         "branch points",
         extension.branches(_check_binds(binds)),
         extension.bind_of,
@@ -508,9 +506,9 @@ def log(start: str, end: str, verbose: bool, as_json: bool, binds: tuple[str, ..
     scripts = extension.log(start, end, selected)
     applied = extension.applied(selected)
     if as_json:
-        Output(rich=False).json(report.scripts_json(scripts, extension.bind_of, applied))
+        _output(plain=True).json(report.scripts_json(scripts, extension.bind_of, applied))
         return
-    Output().scripts(
+    _output().scripts(
         "history",
         scripts,
         extension.bind_of,
@@ -536,7 +534,7 @@ def show(revisions: tuple[str, ...], binds: tuple[str, ...]) -> None:
             scripts.extend(extension.heads(selected))
         else:
             scripts.append(extension.show(revision, selected))
-    Output().scripts("revisions", scripts, extension.bind_of, verbose=True)
+    _output().scripts("revisions", scripts, extension.bind_of, verbose=True)
 
 
 @db.command()
@@ -556,7 +554,7 @@ def check(as_json: bool, binds: tuple[str, ...]) -> None:
                 f"Bind {status.bind!r} has {status.pending} pending migration(s), so its models "
                 "cannot be compared with its database.",
                 bind=status.bind,
-                hint=f"Run 'flask db upgrade --bind {status.bind}' first.",
+                hint=("Run ", Command("upgrade", "--bind", status.bind), " first."),
             )
     compared = [b for b in extension.registry.select(selected) if b.has_models]
     diffs = {b.name: extension.compare_metadata(b.name) for b in compared}
@@ -565,11 +563,12 @@ def check(as_json: bool, binds: tuple[str, ...]) -> None:
         for b in extension.registry.select(selected)
         if not b.has_models
     }
-    output = Output(rich=False) if as_json else Output()
+    output = _output(plain=as_json)
     if as_json:
         output.json(report.diffs_json(diffs, unmodelled))
     else:
         output.diffs(diffs, unmodelled)
     if any(diffs.values()):
-        output.status(report.named("Models and databases differ: run 'flask db revision \"...\"'."))
+        revision = Command("revision", '"..."').render(output.group)
+        output.status(f"Models and databases differ: run {revision}.")
         raise click.exceptions.Exit(1)

@@ -1,23 +1,30 @@
-"""The errors Flask-Alembic raises.
+"""The errors Flask-Alembic raises, and the commands their hints suggest.
 
 Every error carries structured fields (the bind, revision or path it is about) and a
-one-line message that says what went wrong and how to fix it. The CLI turns them into
-exit codes in one place; the Python API lets them propagate.
+one-line message that says what went wrong and how to fix it. A hint that suggests a
+command names it as a :class:`Command`, never as a command line: the name the app gave the
+command group is applied when the error is rendered, at the edge. The CLI turns errors
+into exit codes in one place; the Python API lets them propagate.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+from typing import Any
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from .planner import MigrationResult
+    from .plan import MigrationResult
 
 __all__ = [
+    "DEFAULT_GROUP",
     "AmbiguousTargetError",
     "BindNotManagedError",
+    "Command",
     "ConfigurationError",
     "DatabaseError",
     "FlaskAlembicError",
+    "Hint",
     "LockTimeoutError",
     "MigrationFailedError",
     "MigrationInterruptedError",
@@ -29,12 +36,43 @@ __all__ = [
     "UnknownBindError",
 ]
 
+#: The name the command group has unless the app registers it under another.
+DEFAULT_GROUP = "db"
+
+
+class Command:
+    """A command of the group that a hint suggests, such as ``Command("upgrade", "--bind", "x")``.
+
+    Rendered as ``'flask db upgrade --bind x'``, with the group's real name at the edge.
+    """
+
+    __slots__ = ("args",)
+
+    def __init__(self, *args: str) -> None:
+        self.args = args
+
+    def render(self, group: str = DEFAULT_GROUP) -> str:
+        return "'" + " ".join(("flask", group, *self.args)) + "'"
+
+    def __repr__(self) -> str:
+        return f"Command{self.args!r}"
+
+
+#: A hint: plain text, or text and commands to join once the group's name is known.
+Hint = str | tuple[str | Command, ...]
+
+
+def _render_hint(hint: Hint, group: str) -> str:
+    if isinstance(hint, str):
+        return hint
+    return "".join(part if isinstance(part, str) else part.render(group) for part in hint)
+
 
 class FlaskAlembicError(Exception):
     """Base class of every error raised by Flask-Alembic."""
 
-    #: Whether the CLI reports this error as a usage error (exit code 2).
-    usage_error: bool = False
+    #: The exit code of the ``flask db`` command that fails with this error.
+    exit_code: int = 1
 
     def __init__(
         self,
@@ -43,22 +81,37 @@ class FlaskAlembicError(Exception):
         bind: str | None = None,
         revision: str | None = None,
         path: str | None = None,
-        hint: str | None = None,
+        hint: Hint | None = None,
     ) -> None:
         self.message = message
         self.bind = bind
         self.revision = revision
         self.path = path
-        self.hint = hint
-        super().__init__(self.__str__())
+        self._hint = hint
+        super().__init__(self.render())
 
-    def __str__(self) -> str:
+    @property
+    def hint(self) -> str | None:
+        """How to fix it, with commands spelled for the default group name."""
+        return None if self._hint is None else _render_hint(self._hint, DEFAULT_GROUP)
+
+    @property
+    def usage_error(self) -> bool:
+        """Whether the CLI reports this error as a usage error (exit code 2)."""
+        return self.exit_code == 2
+
+    def render(self, group: str = DEFAULT_GROUP) -> str:
+        """The one-line message, its hint naming commands of the group called ``group``."""
         text = " ".join(self.message.split())
-        if self.hint:
+        if self._hint is not None:
+            hint = " ".join(_render_hint(self._hint, group).split())
             if text and text[-1] not in ".!?:":
                 text += "."
-            text = f"{text} {' '.join(self.hint.split())}"
+            text = f"{text} {hint}"
         return text
+
+    def __str__(self) -> str:
+        return self.render()
 
 
 class ConfigurationError(FlaskAlembicError):
@@ -68,7 +121,7 @@ class ConfigurationError(FlaskAlembicError):
 class UnknownBindError(FlaskAlembicError):
     """A bind name was given that is not registered."""
 
-    usage_error = True
+    exit_code = 2
 
 
 class BindNotManagedError(UnknownBindError):
@@ -90,19 +143,56 @@ class ScriptDirectoryError(FlaskAlembicError):
             "down_revision or depends_on naming it), or delete the copy.",
         )
 
+    @classmethod
+    def inconsistent(cls, directory: str, detail: object) -> ScriptDirectoryError:
+        """Alembic refused the graph of revisions as a whole."""
+        return cls(
+            f"The migration scripts in {directory} are inconsistent: {detail}",
+            path=directory,
+            hint="Fix the down_revision / depends_on of the revision named above.",
+        )
+
 
 class RevisionError(FlaskAlembicError):
     """A revision or target could not be resolved."""
+
+    @classmethod
+    def unknown(cls, target: str, binds: Iterable[str]) -> RevisionError:
+        """No selected bind has a revision ``target`` names."""
+        return cls(
+            f"Unknown revision {target!r} (looked in bind(s): {', '.join(binds)}).",
+            revision=target,
+            hint=(
+                "Run ",
+                Command("log"),
+                " to list the revisions, or ",
+                Command("heads"),
+                " for the heads.",
+            ),
+        )
 
 
 class AmbiguousTargetError(RevisionError):
     """A relative target was given while several binds are selected."""
 
-    usage_error = True
+    exit_code = 2
 
 
 class MultipleHeadsError(RevisionError):
     """A bind has several heads where one was needed."""
+
+    @classmethod
+    def for_bind(
+        cls, bind: str, heads: Iterable[str], *, otherwise: str, target: object = None
+    ) -> MultipleHeadsError:
+        """``bind`` has ``heads``; ``otherwise`` is the way out other than merging them."""
+        which = "" if target is None else f"; {str(target)!r} does not say which one to use"
+        return cls(
+            f"Bind {bind!r} has several heads ({', '.join(sorted(heads))}){which}.",
+            bind=bind,
+            revision=None if target is None else str(target),
+            hint=("Merge them with ", Command("merge", "--bind", bind), f", or {otherwise}."),
+        )
 
 
 class NotUpToDateError(FlaskAlembicError):
@@ -124,7 +214,7 @@ class MigrationFailedError(FlaskAlembicError):
     """
 
     def __init__(
-        self, message: str, *, result: MigrationResult | None = None, **kwargs: str | None
+        self, message: str, *, result: MigrationResult | None = None, **kwargs: Any
     ) -> None:
         super().__init__(message, **kwargs)
         self.result: MigrationResult | None = result
@@ -146,7 +236,7 @@ class MigrationInterruptedError(MigrationFailedError):
         *,
         result: MigrationResult | None = None,
         exit_code: int = 130,
-        **kwargs: str | None,
+        **kwargs: Any,
     ) -> None:
         super().__init__(message, result=result, **kwargs)
         self.exit_code = exit_code

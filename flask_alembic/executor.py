@@ -7,7 +7,6 @@ and returns a :class:`MigrationResult` describing what was applied on which bind
 from __future__ import annotations
 
 import functools
-import gc
 import io
 import signal
 import threading
@@ -25,21 +24,24 @@ from typing import TYPE_CHECKING
 
 import sqlalchemy as sa
 
+from ._collector import collector_paused
+from .environment import BindRuntime
+from .environment import context_options
+from .environment import ForeignKeyViolation
+from .environment import sqlite_transactions
+from .environment import SQLiteForeignKeys
 from .errors import MigrationFailedError
 from .errors import MigrationInterruptedError
 from .errors import PlanError
 from .identity import DatabaseIdentity
-from .planner import BindResult
-from .planner import MigrationResult
-from .planner import Plan
-from .planner import Step
-from .registry import Bind
-from .registry import describe_exception
-from .registry import scrub
+from .plan import BindResult
+from .plan import MigrationResult
+from .plan import Plan
+from .plan import Step
+from .redact import describe_exception
+from .redact import scrub
 
 if TYPE_CHECKING:
-    from alembic.config import Config
-    from alembic.runtime.environment import EnvironmentContext
     from alembic.runtime.migration import MigrationContext
     from alembic.runtime.migration import MigrationStep
     from alembic.script import ScriptDirectory
@@ -47,36 +49,25 @@ if TYPE_CHECKING:
 __all__ = [
     "BindFinished",
     "BindResult",
-    "BindRuntime",
     "Event",
+    "EventCallback",
     "MigrationResult",
     "StepFailed",
     "StepFinished",
     "StepStarted",
-    "describe_exception",
-    "environment",
     "execute",
     "render_sql",
 ]
 
 
-@dataclass(frozen=True)
-class BindRuntime:
-    """What the executor needs of a bind: the bind and its view of the script directory."""
-
-    bind: Bind
-    script: ScriptDirectory
-    config: Config
-
-
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class StepStarted:
     step: Step
     index: int
     total: int
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class StepFinished:
     step: Step
     index: int
@@ -84,7 +75,7 @@ class StepFinished:
     elapsed: float
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class StepFailed:
     step: Step
     index: int
@@ -92,7 +83,7 @@ class StepFailed:
     error: str
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class BindFinished:
     bind: str
     heads: tuple[str, ...]
@@ -100,188 +91,6 @@ class BindFinished:
 
 Event = StepStarted | StepFinished | StepFailed | BindFinished
 EventCallback = Callable[[Event], None]
-
-
-def context_options(
-    bind: Bind, neighbour_tables: frozenset[str] = frozenset(), **overrides: Any
-) -> dict[str, Any]:
-    """The options for ``EnvironmentContext.configure`` for ``bind``.
-
-    :param neighbour_tables: tables of other binds in the same database, which
-        autogenerate must not see (or it would propose dropping them).
-    """
-    options: dict[str, Any] = {"transaction_per_migration": True}
-    options.update(bind.context_options)
-    options.update(
-        target_metadata=bind.target_metadata,
-        version_table=bind.version_table,
-        version_table_schema=bind.version_table_schema,
-    )
-    if neighbour_tables:
-        options["include_name"] = _skip_tables(neighbour_tables, options.get("include_name"))
-    # Options that only mean something offline (--sql); the offline path sets its own.
-    for name in _OFFLINE_ONLY:
-        options.pop(name, None)
-    options.update(overrides)
-    return options
-
-
-_OFFLINE_ONLY = ("literal_binds", "output_buffer", "starting_rev", "url", "dialect_name")
-
-
-def _skip_tables(tables: frozenset[str], user_filter: Any) -> Callable[..., bool]:
-    """An ``include_name`` hook hiding other binds' tables, then asking the user's hook."""
-
-    def include_name(name: str | None, type_: str, parent_names: Any) -> bool:
-        if type_ == "table" and name in tables:
-            return False
-        return bool(user_filter(name, type_, parent_names)) if user_filter else True
-
-    return include_name
-
-
-@contextmanager
-def environment(
-    runtime: BindRuntime,
-    connection: sa.Connection | None = None,
-    *,
-    neighbour_tables: frozenset[str] = frozenset(),
-    **env_options: Any,
-) -> Iterator[EnvironmentContext]:
-    """An Alembic environment for one bind, configured and installed as ``alembic.context``."""
-    from alembic.runtime.environment import EnvironmentContext
-
-    env = EnvironmentContext(runtime.config, runtime.script, **env_options)
-    with env:
-        env.configure(connection=connection, **context_options(runtime.bind, neighbour_tables))
-        yield env
-
-
-def _sqlite_transactions(connection: sa.Connection, options: dict[str, Any]) -> None:
-    """Give SQLite migrations real transactions on ``connection``, as its engine allows.
-
-    SQLite can roll back schema changes, but Python's ``sqlite3`` driver, in its default
-    ("legacy") mode, sends no ``BEGIN`` before DDL: each ``CREATE``/``ALTER``/``DROP``
-    commits on its own, so a migration failing half way leaves its first half behind.
-    Here, on this one connection, every transaction SQLAlchemy begins starts with a real
-    ``BEGIN`` (the recipe in SQLAlchemy's SQLite documentation), and Alembic is told the
-    DDL is transactional. A migration, and its version-table update, then commit or roll
-    back as one. ``transactional_ddl=False`` in ``ALEMBIC_CONTEXT`` keeps the driver's
-    behaviour; an engine in ``AUTOCOMMIT`` mode, or a driver connection already in
-    Python 3.12's explicit ``autocommit`` mode, is left as configured.
-    """
-    if connection.dialect.name != "sqlite" or options.get("transactional_ddl") is False:
-        return
-    import sqlite3
-
-    legacy = getattr(sqlite3, "LEGACY_TRANSACTION_CONTROL", -1)  # Python 3.12+
-    driver = connection.connection.driver_connection
-    mode = getattr(driver, "autocommit", legacy)
-    if mode is False:  # Python 3.12+: sqlite3 already begins every transaction itself
-        options.setdefault("transactional_ddl", True)
-        return
-    if (
-        connection.dialect.driver != "pysqlite"
-        or mode != legacy
-        or getattr(driver, "isolation_level", None) is None  # AUTOCOMMIT: never BEGIN
-    ):
-        return
-    options.setdefault("transactional_ddl", True)
-    sa.event.listen(connection, "begin", _begin_sqlite)
-
-
-def _begin_sqlite(connection: sa.Connection) -> None:
-    driver = connection.connection.driver_connection
-    # None while Alembic's ``autocommit_block()`` (or any AUTOCOMMIT level) is in effect.
-    level = getattr(driver, "isolation_level", None)
-    if level is not None and not getattr(driver, "in_transaction", True):
-        connection.exec_driver_sql(f"BEGIN {level}".rstrip())
-
-
-class _SQLiteForeignKeys:
-    """Keeps SQLite's foreign keys honest while one bind's migrations run.
-
-    ``PRAGMA foreign_keys`` does nothing inside a transaction, and every migration runs
-    in one: a revision that turns foreign keys off there, then rebuilds a table (Alembic's
-    batch mode copies, drops and renames it), would have ``ON DELETE CASCADE`` delete the
-    rows that reference it. SQLite's authorizer, which sees each statement as SQLite
-    itself understands it, refuses such a PRAGMA, so the step fails and rolls back before
-    anything is lost.
-
-    With the bind's ``sqlite_foreign_keys`` option set to ``False``, foreign keys are
-    turned off on the connection before the first transaction (SQLite's own procedure
-    for altering a table), checked with ``PRAGMA foreign_key_check`` after each step's
-    code, before its commit, and turned back on when the run ends.
-    """
-
-    def __init__(self, bind: Bind, connection: sa.Connection, stack: ExitStack) -> None:
-        import sqlite3
-
-        self.bind = bind
-        self.connection = connection
-        self.driver = cast(Any, connection.connection.driver_connection)
-        #: The value a migration tried to give ``PRAGMA foreign_keys`` in a transaction.
-        self.refused: str | None = None
-        self._allow = sqlite3.SQLITE_OK
-        self._deny = sqlite3.SQLITE_DENY
-        self._pragma = sqlite3.SQLITE_PRAGMA
-        self.restore = False
-        if bind.sqlite_foreign_keys is False:
-            if self.driver.execute("PRAGMA foreign_keys").fetchone()[0]:
-                self.driver.execute("PRAGMA foreign_keys=OFF")
-                self.restore = True
-            stack.callback(self._restore)
-        self.driver.set_authorizer(self._authorize)
-        stack.callback(self.driver.set_authorizer, None)
-
-    @property
-    def checking(self) -> bool:
-        return self.bind.sqlite_foreign_keys is False
-
-    def _authorize(self, action: int, name: str | None, value: str | None, *_: str | None) -> int:
-        if (
-            action == self._pragma
-            and value is not None
-            and (name or "").lower() == "foreign_keys"
-            and self.driver.in_transaction
-        ):
-            self.refused = value
-            return int(self._deny)
-        return int(self._allow)
-
-    def refusal(self) -> str:
-        """Why the step failed, and how to run such a migration safely."""
-        return (
-            f"it sets PRAGMA foreign_keys={self.refused} inside the migration's "
-            "transaction, where SQLite ignores it (a table rebuilt by batch_alter_table "
-            "would then lose the rows that reference it through ON DELETE CASCADE); "
-            "the step was rolled back. Remove that PRAGMA and set "
-            f"ALEMBIC_BINDS[{self.bind.name!r}] = {{'sqlite_foreign_keys': False}}, which "
-            "turns foreign keys off before each migration's transaction and checks them "
-            "before it commits"
-        )
-
-    def check(self) -> None:
-        """Fail the step if it left rows pointing at rows that do not exist."""
-        if not self.checking:
-            return
-        found = self.connection.exec_driver_sql("PRAGMA foreign_key_check").fetchall()
-        if found:
-            tables = sorted({f"{row[0]} -> {row[2]}" for row in found})
-            raise _ForeignKeyViolation(
-                f"PRAGMA foreign_key_check found {len(found)} row(s) referencing rows that "
-                f"do not exist ({', '.join(tables)}); the step was rolled back"
-            )
-
-    def _restore(self) -> None:
-        if self.connection.in_transaction():
-            self.connection.rollback()
-        if self.restore:
-            self.driver.execute("PRAGMA foreign_keys=ON")
-
-
-class _ForeignKeyViolation(Exception):
-    """A step left rows that break a foreign key (found while foreign keys were off)."""
 
 
 class _BindRun:
@@ -302,12 +111,12 @@ class _BindRun:
             runtime.config, runtime.script, fn=self._steps, purge=purge, tag=tag
         )
         options = context_options(runtime.bind)
-        self.foreign_keys: _SQLiteForeignKeys | None = None
+        self.foreign_keys: SQLiteForeignKeys | None = None
         if self.connection.dialect.name == "sqlite" and hasattr(
             self.connection.connection.driver_connection, "set_authorizer"
         ):
-            self.foreign_keys = _SQLiteForeignKeys(runtime.bind, self.connection, stack)
-        _sqlite_transactions(self.connection, options)
+            self.foreign_keys = SQLiteForeignKeys(runtime.bind, self.connection, stack)
+        sqlite_transactions(self.connection, options)
         with self.env:
             self.env.configure(connection=self.connection, **options)
         #: Whether each step commits on its own (else a failure undoes the whole group).
@@ -390,15 +199,8 @@ def execute(
 
     run = _Run(plan, runtimes, emit, tag)
     started = time.perf_counter()
-    # Migrations allocate heavily but briefly; collecting cycles once at the end is
-    # cheaper than scanning the heap over and over between steps.
-    collecting = gc.isenabled()
-    gc.disable()
-    try:
+    with collector_paused():
         return _execute(run, plan, databases, parallel, started)
-    finally:
-        if collecting:
-            gc.enable()
 
 
 def _execute(
@@ -496,7 +298,7 @@ class _Run:
                     guard = bind_run.foreign_keys
                     if guard is not None and guard.refused is not None:
                         error = guard.refusal()
-                    elif isinstance(exc, _ForeignKeyViolation):
+                    elif isinstance(exc, ForeignKeyViolation):
                         error = str(exc)
                     else:
                         error = describe_exception(exc, bind_run.secrets) + _partial_note(
@@ -505,13 +307,20 @@ class _Run:
                     self.stop.failure()  # other threads stop after their current step
                     if self.failed is None:
                         self.failed, self.error, self.cause = failed, error, exc
-                    self.emit(StepFailed(failed, self.steps.index(failed) + 1, self.total, error))
+                    self.emit(
+                        StepFailed(
+                            step=failed,
+                            index=self.steps.index(failed) + 1,
+                            total=self.total,
+                            error=error,
+                        )
+                    )
                     return
                 tracker.finish()
                 self._record(bind_name, group, started_at)
                 index += len(group)
                 if bind_name not in {s.bind for s in steps[index:]}:
-                    self.emit(BindFinished(bind_name, self.heads[bind_name]))
+                    self.emit(BindFinished(bind=bind_name, heads=self.heads[bind_name]))
 
     def _record(self, bind_name: str, done: Sequence[Step], started_at: float) -> None:
         self.applied[bind_name].extend(done)
@@ -547,7 +356,9 @@ class _Run:
         if stop.signal is not None and failed is None:
             name = signal.Signals(stop.signal).name
             error = f"interrupted by {name}"
-            result = MigrationResult(plan, results, None, error, not_run, elapsed)
+            result = MigrationResult(
+                plan=plan, binds=results, error=error, not_run=not_run, elapsed=elapsed
+            )
             raise MigrationInterruptedError(
                 f"{plan.direction.capitalize()} interrupted by {name}: {len(result.applied)} "
                 f"step(s) applied, {len(not_run)} not run.",
@@ -555,7 +366,9 @@ class _Run:
                 result=result,
                 exit_code=128 + stop.signal,
             )
-        result = MigrationResult(plan, results, failed, error, not_run, elapsed)
+        result = MigrationResult(
+            plan=plan, binds=results, failed=failed, error=error, not_run=not_run, elapsed=elapsed
+        )
         if failed is not None:
             assert error is not None
             where = f" ({failed.path})" if failed.path else ""
@@ -768,16 +581,16 @@ class _Tracker:
             self.stop.check()  # stops here: every step before this one is committed
         self.started_at = time.perf_counter()
         step = self.group[position]
-        self.emit(StepStarted(step, self.offset + position + 1, self.total))
+        self.emit(StepStarted(step=step, index=self.offset + position + 1, total=self.total))
 
     def _emit_finished(self) -> None:
         step = self.group[self.position]
         self.emit(
             StepFinished(
-                step,
-                self.offset + self.position + 1,
-                self.total,
-                time.perf_counter() - self.started_at,
+                step=step,
+                index=self.offset + self.position + 1,
+                total=self.total,
+                elapsed=time.perf_counter() - self.started_at,
             )
         )
 

@@ -6,7 +6,6 @@ import dataclasses
 import hashlib
 import os
 import re
-import urllib.parse
 from collections.abc import Iterable
 from collections.abc import Iterator
 from collections.abc import Mapping
@@ -20,6 +19,7 @@ from typing import TypeAlias
 import sqlalchemy as sa
 from flask import Flask
 
+from . import config
 from . import revision_cache
 from .errors import BindNotManagedError
 from .errors import ConfigurationError
@@ -30,6 +30,9 @@ from .identity import DatabaseIdentity
 from .identity import Identities
 from .identity import same_version_table
 from .identity import url_key
+from .redact import describe_exception
+from .redact import safe_url
+from .redact import url_secrets
 
 __all__ = ["DEFAULT_BIND", "Bind", "BindRegistry", "EnginesArg", "MetadatasArg"]
 
@@ -42,20 +45,10 @@ MetadatasArg: TypeAlias = (
 )
 EnginesArg: TypeAlias = sa.Engine | Mapping[Any, sa.Engine]
 
-_BIND_OPTIONS = frozenset(
-    {
-        "version_location",
-        "version_table",
-        "version_table_schema",
-        "context",
-        "include",
-        "sqlite_foreign_keys",
-    }
-)
 _SAFE_DIR_NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.\-]*$")
 
 
-@dataclass(frozen=True, eq=False)
+@dataclass(frozen=True, eq=False, kw_only=True)
 class Bind:
     """A named database with its own metadata, history branch and version table."""
 
@@ -175,56 +168,6 @@ class Bind:
         return BindNotManagedError(
             f"Bind {self.name!r} is not managed: {self.reason}.", bind=self.name, hint=hint
         )
-
-
-def safe_url(url: sa.URL) -> str:
-    """Render a URL with its password and any password-like query parameters hidden."""
-    secret_keys = [key for key in url.query if _is_secret_key(key)]
-    query = {key: ("SECRET" if key in secret_keys else value) for key, value in url.query.items()}
-    text = url.set(query=query).render_as_string(hide_password=True)
-    for key in secret_keys:  # after rendering, so the stars are not URL-encoded
-        text = text.replace(f"{key}=SECRET", f"{key}=***")
-    return text
-
-
-def url_secrets(url: sa.URL) -> tuple[str, ...]:
-    """Every spelling of the secrets in ``url``, for scrubbing error text."""
-    values: list[str] = []
-    if url.password:
-        values.append(str(url.password))
-    for key, value in url.query.items():
-        if _is_secret_key(key):
-            values.extend([value] if isinstance(value, str) else value)
-    spelled: set[str] = set()
-    for value in values:
-        if value:
-            spelled.update(
-                {value, urllib.parse.quote(value, safe=""), urllib.parse.quote_plus(value)}
-            )
-    # Longest first, so a secret that contains another is scrubbed whole.
-    return tuple(sorted(spelled, key=len, reverse=True))
-
-
-def _is_secret_key(key: str) -> bool:
-    lowered = key.lower()
-    return "password" in lowered or "secret" in lowered or lowered in {"passwd", "pwd", "token"}
-
-
-def describe_exception(exc: BaseException, secrets: Iterable[str] = ()) -> str:
-    """One line describing ``exc``: the database's own message where there is one."""
-    if isinstance(exc, sa.exc.DBAPIError) and exc.orig is not None:
-        text = f"{type(exc.orig).__name__}: {exc.orig}"
-    else:
-        text = f"{type(exc).__name__}: {exc}"
-    return scrub(" ".join(text.split()), secrets)
-
-
-def scrub(text: str, secrets: Iterable[str]) -> str:
-    """Replace every secret in ``text`` with ``***``."""
-    for secret in secrets:
-        if secret:
-            text = text.replace(secret, "***")
-    return text
 
 
 def bind_directory_name(name: str) -> str:
@@ -421,29 +364,13 @@ def _shared_version_table(first: Bind, second: Bind, *, spelled_apart: bool) -> 
 
 
 def build_registry(
-    app: Flask,
-    *,
-    script_location: Path,
-    extra_default_locations: Iterable[Path],
-    engines: EnginesArg | None,
-    metadatas: MetadatasArg | None,
+    app: Flask, *, engines: EnginesArg | None, metadatas: MetadatasArg | None
 ) -> BindRegistry:
     """Discover the app's binds from Flask-SQLAlchemy(-Lite) and the explicit arguments."""
     found_engines, found_metadatas, source = _discover(app, engines, metadatas)
-    context_defaults = dict(app.config.get("ALEMBIC_CONTEXT") or {})
-    bind_options = app.config.get("ALEMBIC_BINDS") or {}
-    if not isinstance(bind_options, Mapping):
-        raise ConfigurationError(
-            "'ALEMBIC_BINDS' must be a dict of bind name -> options.",
-            hint='For example ALEMBIC_BINDS = {"stats": {"version_table": "stats_version"}}.',
-        )
-    for name in bind_options:
-        if name not in found_engines:
-            raise ConfigurationError(
-                f"'ALEMBIC_BINDS[{name!r}]' configures a bind that does not exist.",
-                bind=str(name),
-                hint=f"Known binds: {', '.join(repr(n) for n in found_engines) or '(none)'}.",
-            )
+    script_location = config.script_location(app)
+    context_defaults = config.context_defaults(app)
+    settings = config.bind_settings(app, found_engines)
     for name, items in found_metadatas.items():
         # Flask-SQLAlchemy always has a default metadata; a binds-only app leaves it empty.
         if name not in found_engines and any(m.tables for m in items):
@@ -455,21 +382,7 @@ def build_registry(
 
     binds: list[Bind] = []
     for name, engine in found_engines.items():
-        options = dict(bind_options.get(name) or {})
-        unknown = set(options) - _BIND_OPTIONS
-        if unknown:
-            raise ConfigurationError(
-                f"'ALEMBIC_BINDS[{name!r}]' has unknown option(s) {', '.join(sorted(unknown))}.",
-                bind=name,
-                hint=f"Valid options: {', '.join(sorted(_BIND_OPTIONS))}.",
-            )
-        include = options.get("include")
-        if include is not None and not isinstance(include, bool):
-            raise ConfigurationError(
-                f"'ALEMBIC_BINDS[{name!r}]['include']' must be True or False, got {include!r}.",
-                bind=name,
-                hint="True migrates the bind even without models; False never migrates it.",
-            )
+        options = settings[name]
         foreign_keys = options.get("sqlite_foreign_keys")
         if foreign_keys is not None and (
             not isinstance(foreign_keys, bool) or backend_of(engine.url) != "sqlite"
@@ -488,7 +401,8 @@ def build_registry(
                 location = script_location / location
             locations: tuple[Path, ...] = (location.resolve(),)
         elif name == DEFAULT_BIND:
-            locations = (script_location.resolve(), *(p.resolve() for p in extra_default_locations))
+            extra = config.extra_locations(app)
+            locations = (script_location.resolve(), *(p.resolve() for p in extra))
         else:
             locations = ((script_location / bind_directory_name(name)).resolve(),)
         context = {**context_defaults, **dict(options.get("context") or {})}
@@ -502,7 +416,7 @@ def build_registry(
             context_options=context,
             sqlite_foreign_keys=foreign_keys,
         )
-        managed, reason = _management(bind, include)
+        managed, reason = _management(bind, options.get("include"))
         binds.append(dataclasses.replace(bind, managed=managed, reason=reason))
     _check_distinct([b for b in binds if b.managed])
     return BindRegistry(binds)

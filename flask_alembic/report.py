@@ -1,7 +1,8 @@
-"""Rendering: Rich on a terminal, plain lines otherwise. Decided once per command.
+"""Rendering: Rich on a terminal, plain lines otherwise, chosen once per command.
 
 Data goes to stdout, status and progress to stderr. Rich markup is never applied to
 user data (revision messages, bind names): it is passed as ``Text``, never as markup.
+Commands that errors suggest are named with the command group's real name.
 """
 
 from __future__ import annotations
@@ -10,45 +11,50 @@ import json
 import os
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable
 from collections.abc import Mapping
 from collections.abc import Sequence
-from contextlib import contextmanager
+from types import TracebackType
 from typing import Any
 from typing import IO
 from typing import TYPE_CHECKING
 
+from .errors import DEFAULT_GROUP
+from .errors import FlaskAlembicError
+from .plan import to_tuple
+
 if TYPE_CHECKING:
     from alembic.script import Script
     from rich.console import Console
+    from rich.live import Live
+    from rich.text import Text
 
     from .executor import Event
-    from .extension import _WrittenRevision as WrittenRevision
-    from .extension import BindStatus
-    from .planner import MigrationResult
-    from .planner import Plan
-    from .planner import Step
+    from .executor import StepFailed
+    from .executor import StepFinished
+    from .plan import MigrationResult
+    from .plan import Plan
+    from .plan import Step
+    from .status import BindStatus
+    from .writer import WrittenRevision
 
-__all__ = ["Output", "is_interactive", "named"]
+__all__ = [
+    "JSON_VERSION",
+    "Output",
+    "PlainOutput",
+    "Progress",
+    "RichOutput",
+    "describe_diff",
+    "diffs_json",
+    "error_json",
+    "is_interactive",
+    "plan_json",
+    "result_json",
+    "scripts_json",
+    "status_json",
+]
 
-
-def named(text: str, ctx: Any = None) -> str:
-    """``text`` with its ``flask db`` hints naming the command group as the app registered it.
-
-    Hints are written for the default name; an app that passed ``command_name="migrate"``
-    gets ``flask migrate upgrade``. Outside a command, ``text`` is returned unchanged.
-    """
-    import re
-
-    import click
-
-    current = ctx if ctx is not None else click.get_current_context(silent=True)
-    while current is not None and not getattr(current.command, "flask_alembic_group", False):
-        current = current.parent
-    name = current.info_name if current is not None else None
-    if not name or name == "db":
-        return text
-    return re.sub(r"\bflask db\b", f"flask {name}", text)
+BindOf = Callable[["Script"], str]
 
 
 def is_interactive(stream: IO[str]) -> bool:
@@ -62,7 +68,29 @@ def is_interactive(stream: IO[str]) -> bool:
 
 
 class Output:
-    """One command's output: a Rich renderer or a plain one, chosen at construction."""
+    """One command's output. ``Output(...)`` chooses once: :class:`RichOutput` on a
+    terminal (or with ``rich=True``), :class:`PlainOutput` otherwise.
+
+    :param group: the name the command group is registered under, for the commands that
+        messages suggest.
+    """
+
+    #: Whether this renderer draws with Rich.
+    rich = False
+
+    def __new__(
+        cls,
+        *,
+        stdout: IO[str] | None = None,
+        stderr: IO[str] | None = None,
+        rich: bool | None = None,
+        width: int | None = None,
+        group: str = DEFAULT_GROUP,
+    ) -> Output:
+        if cls is Output:
+            interactive = is_interactive(stdout or sys.stdout) if rich is None else rich
+            cls = RichOutput if interactive else PlainOutput
+        return object.__new__(cls)
 
     def __init__(
         self,
@@ -71,122 +99,37 @@ class Output:
         stderr: IO[str] | None = None,
         rich: bool | None = None,
         width: int | None = None,
+        group: str = DEFAULT_GROUP,
     ) -> None:
         self.stdout = stdout or sys.stdout
         self.stderr = stderr or sys.stderr
-        self.rich = is_interactive(self.stdout) if rich is None else rich
-        self._width = width
-        self._out: Console | None = None
-        self._err: Console | None = None
+        self.width = width
+        self.group = group
 
-    # Rich is imported only when a terminal will show it.
-    def _console(self, stream: IO[str]) -> Console:
-        from rich.console import Console
+    # -- what every renderer shares --------------------------------------------------
 
-        return Console(
-            file=stream,
-            force_terminal=True,
-            highlight=False,
-            markup=False,
-            emoji=False,
-            width=self._width,
-            soft_wrap=False,
-        )
-
-    @property
-    def out(self) -> Console:
-        if self._out is None:
-            self._out = self._console(self.stdout)
-        return self._out
-
-    @property
-    def err(self) -> Console:
-        if self._err is None:
-            self._err = self._console(self.stderr)
-        return self._err
+    def explain(self, error: FlaskAlembicError) -> str:
+        """An error's one line, naming commands of this command group."""
+        return error.render(self.group)
 
     def line(self, text: str = "") -> None:
         """A line of data on stdout."""
         self.stdout.write(text + "\n")
         self.stdout.flush()
 
-    def status(self, text: str, style: str = "") -> None:
-        """A line of status on stderr."""
-        if self.rich:
-            from rich.text import Text
+    def json(self, data: Mapping[str, Any]) -> None:
+        """One JSON object on stdout."""
+        self.stdout.write(json.dumps(data, indent=2, sort_keys=False) + "\n")
+        self.stdout.flush()
 
-            self.err.print(Text(text, style=style))
-        else:
-            self.stderr.write(text + "\n")
-            self.stderr.flush()
-
-    def error(self, message: str) -> None:
-        """A one-line error on stderr."""
-        if self.rich:
-            from rich.text import Text
-
-            text = Text("Error: ", style="bold red")
-            text.append(message)
-            self.err.print(text)
-        else:
-            self.stderr.write(f"Error: {message}\n")
-            self.stderr.flush()
-
-    # -- revisions ------------------------------------------------------------------
-
-    def scripts(
-        self,
-        title: str,
-        scripts: Sequence[Script],
-        bind_of: Any,
-        *,
-        verbose: bool = False,
-        applied: set[str] | None = None,
-        empty: str = "",
-    ) -> None:
-        """A list of revisions, grouped by bind."""
-        if not scripts:
-            if empty:
-                self.status(empty)
-            return
-        if verbose and not self.rich:
-            for script in scripts:
-                self.line(f"Bind: {bind_of(script)}")
-                self.line(script.log_entry.rstrip())
-                self.line()
-            return
-        if self.rich:
-            from rich.table import Table
-            from rich.text import Text
-
-            table = Table(title=title, title_justify="left", show_edge=False, pad_edge=False)
-            table.add_column("bind", style="cyan")
-            table.add_column("revision", style="bold")
-            table.add_column("parent")
-            table.add_column("message")
-            table.add_column("notes", style="dim")
-            if verbose:
-                table.add_column("path", style="dim")
-            for script in scripts:
-                row = [
-                    Text(bind_of(script)),
-                    Text(script.revision),
-                    Text(_parents(script)),
-                    Text(script.doc or ""),
-                    Text(_notes(script, applied)),
-                ]
-                if verbose:
-                    row.append(Text(script.path))
-                table.add_row(*row)
-            self.out.print(table)
-            return
-        for script in scripts:
-            notes = _notes(script, applied)
-            suffix = f" ({notes})" if notes else ""
-            self.line(
-                f"{bind_of(script)}: {_parents(script) or '<base>'} -> {script.revision}{suffix}, "
-                f"{script.doc or ''}".rstrip(", ")
-            )
+    def sql(self, sql: Mapping[str, str]) -> None:
+        """Offline SQL, one block per bind, on stdout."""
+        several = len(sql) > 1
+        for bind, text in sql.items():
+            if several:
+                self.line(f"-- bind: {bind}")
+            self.stdout.write(text)
+        self.stdout.flush()
 
     def written(self, written: Sequence[WrittenRevision], skipped: Mapping[str, str]) -> None:
         """New revision files (paths on stdout), with the changes each was generated from.
@@ -213,254 +156,202 @@ class Output:
                     f"{loss} (revision {item.script.revision}); check it before upgrading."
                 )
 
-    def merged(self, scripts: Sequence[Script], bind_of: Any) -> None:
+    def merged(self, scripts: Sequence[Script], bind_of: BindOf) -> None:
         """New merge revisions: their paths on stdout."""
         for script in scripts:
             self.status(f"Generated {bind_of(script)}: {script.revision} {script.path}")
             self.line(script.path)
 
+    def diffs(self, diffs: Mapping[str, list[Any]], skipped: Mapping[str, str]) -> None:
+        """Differences between models and databases, per bind (and why a bind was not compared)."""
+        for bind, reason in skipped.items():
+            self.status(f"{bind}: {reason}.")
+        for bind, items in diffs.items():
+            if not items:
+                self.status(f"{bind}: no changes detected")
+                continue
+            self.status(f"{bind}: {len(items)} change{'s' * (len(items) != 1)} detected")
+            for item in items:
+                self.line(f"{bind}: {describe_diff(item)}")
+
+    # -- what each renderer draws in its own way ---------------------------------------
+
+    def status(self, text: str, style: str = "") -> None:
+        """A line of status on stderr."""
+        raise NotImplementedError
+
+    def error(self, message: str) -> None:
+        """A one-line error on stderr."""
+        raise NotImplementedError
+
     def warning(self, message: str) -> None:
         """A one-line warning on stderr."""
-        if self.rich:
-            from rich.text import Text
+        raise NotImplementedError
 
-            text = Text("Warning: ", style="bold yellow")
-            text.append(message)
-            self.err.print(text)
-        else:
-            self.stderr.write(f"Warning: {message}\n")
-            self.stderr.flush()
+    def scripts(
+        self,
+        title: str,
+        scripts: Sequence[Script],
+        bind_of: BindOf,
+        *,
+        verbose: bool = False,
+        applied: set[str] | None = None,
+        empty: str = "",
+    ) -> None:
+        """A list of revisions, grouped by bind (or ``empty`` said on stderr)."""
+        if scripts:
+            self._scripts(title, scripts, bind_of, verbose, applied)
+        elif empty:
+            self.status(empty)
 
-    # -- plans and runs -------------------------------------------------------------
+    def _scripts(
+        self,
+        title: str,
+        scripts: Sequence[Script],
+        bind_of: BindOf,
+        verbose: bool,
+        applied: set[str] | None,
+    ) -> None:
+        raise NotImplementedError
 
     def plan(self, plan: Plan, stream: str = "stdout") -> None:
         """The ordered steps of a plan: data on stdout, or a preview on stderr."""
-        if not plan.steps:
+        if plan.steps:
+            self._plan(plan, to_stderr=stream == "stderr")
+        else:
             self.status(_nothing_to_do(plan))
-            return
-        to_err = stream == "stderr"
-        if self.rich:
-            from rich.table import Table
-            from rich.text import Text
 
-            table = Table(
-                title=f"{plan.direction} plan ({len(plan)} step{'s' * (len(plan) != 1)})",
-                title_justify="left",
-                show_edge=False,
-                pad_edge=False,
-            )
-            table.add_column("#", justify="right", style="dim")
-            table.add_column("bind", style="cyan")
-            table.add_column("step", style="bold")
-            table.add_column("message")
-            for number, step in enumerate(plan.steps, 1):
-                table.add_row(
-                    str(number), Text(step.bind), Text(_step_label(step)), Text(step.message)
-                )
-            (self.err if to_err else self.out).print(table)
+    def _plan(self, plan: Plan, *, to_stderr: bool) -> None:
+        raise NotImplementedError
+
+    def result(self, result: MigrationResult) -> None:
+        """The summary of a run, on stderr: each bind, then what failed and did not run."""
+        if not result.plan.steps:
+            self.status(_nothing_to_do(result.plan))
             return
+        self._summary(result)
+        if result.failed is None:
+            return
+        # The error itself follows on the "Error:" line.
+        failed = result.failed
+        self.status(
+            f"Failed: {failed.bind}: {_step_label(failed)}"
+            + (f" ({failed.path})" if failed.path else ""),
+            style="red",
+        )
+        for step in result.not_run:
+            self.status(f"Not run: {step.bind}: {_step_label(step)} {step.message}".rstrip())
+
+    def _summary(self, result: MigrationResult) -> None:
+        raise NotImplementedError
+
+    def progress(self, plan: Plan | None = None) -> Progress:
+        """What shows a run's events as they come; started with the plan when given."""
+        raise NotImplementedError
+
+    def current(self, statuses: Sequence[BindStatus], verbose: bool = False) -> None:
+        """Each bind's current revision(s), one row per bind."""
+        raise NotImplementedError
+
+    def status_table(self, statuses: Sequence[BindStatus]) -> None:
+        """The status matrix: where every bind stands."""
+        raise NotImplementedError
+
+
+class Progress:
+    """Shows one run: :meth:`start` with the plan, then call it with each event."""
+
+    def __enter__(self) -> Progress:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    def start(self, plan: Plan) -> None:
+        """The plan is made and about to run."""
+
+    def __call__(self, event: Event) -> None:
+        """One of the executor's events."""
+
+    def close(self) -> None:
+        """The run is over: take any live display off the screen."""
+
+
+class PlainOutput(Output):
+    """Plain lines, for pipes, files and ``NO_COLOR``: no ANSI codes, no Rich."""
+
+    def status(self, text: str, style: str = "") -> None:
+        self.stderr.write(text + "\n")
+        self.stderr.flush()
+
+    def error(self, message: str) -> None:
+        self.status(f"Error: {message}")
+
+    def warning(self, message: str) -> None:
+        self.status(f"Warning: {message}")
+
+    def _scripts(
+        self,
+        title: str,
+        scripts: Sequence[Script],
+        bind_of: BindOf,
+        verbose: bool,
+        applied: set[str] | None,
+    ) -> None:
+        for script in scripts:
+            if verbose:
+                self.line(f"Bind: {bind_of(script)}")
+                self.line(script.log_entry.rstrip())
+                self.line()
+                continue
+            notes = _notes(script, applied)
+            suffix = f" ({notes})" if notes else ""
+            self.line(
+                f"{bind_of(script)}: {_parents(script) or '<base>'} -> {script.revision}{suffix}, "
+                f"{script.doc or ''}".rstrip(", ")
+            )
+
+    def _plan(self, plan: Plan, *, to_stderr: bool) -> None:
         for number, step in enumerate(plan.steps, 1):
             message = f" {step.message}" if step.message else ""
             text = f"{number}. {step.bind}: {plan.direction} {_step_label(step)}{message}"
-            if to_err:
+            if to_stderr:
                 self.status(f"plan {text}")
             else:
                 self.line(text)
 
-    @contextmanager
-    def progress(self, plan: Plan) -> Iterator[Any]:
-        """A callback for executor events: a live line on a terminal, a log line otherwise."""
-        if not plan.steps:
-            yield lambda event: None
-            return
-        if not self.rich:
-            yield self._plain_event
-            return
-        from rich.console import Group
-        from rich.live import Live
-        from rich.spinner import Spinner
-        from rich.table import Table
-        from rich.text import Text
+    def progress(self, plan: Plan | None = None) -> Progress:
+        progress = _PlainProgress(self)
+        if plan is not None:
+            progress.start(plan)
+        return progress
 
-        started = time.perf_counter()
-        # One line per bind, so binds migrating side by side stay readable.
-        lines: dict[str, Text] = {}
-
-        def render() -> Group:
-            grid = Table.grid(padding=(0, 1))
-            for bind, text in lines.items():
-                grid.add_row(Spinner("dots", style="cyan"), Text(bind, style="cyan"), text)
-            return Group(grid)
-
-        live = Live(render(), console=self.err, refresh_per_second=8, transient=True)
-
-        def on_event(event: Event) -> None:
-            from .executor import StepFailed
-            from .executor import StepFinished
-            from .executor import StepStarted
-
-            if isinstance(event, StepStarted):
-                lines[event.step.bind] = Text(
-                    f"step {event.index} of {event.total}: {_step_label(event.step)} "
-                    f"{event.step.message} ({time.perf_counter() - started:.1f}s)"
-                )
-            elif isinstance(event, StepFinished | StepFailed):
-                ok = isinstance(event, StepFinished)
-                text = Text("  ✓ " if ok else "  ✗ ", style="green" if ok else "red")
-                text.append(f"{event.step.bind}: {_step_label(event.step)} {event.step.message}")
-                if isinstance(event, StepFinished):
-                    text.append(f" {event.elapsed:.2f}s", style="dim")
-                live.console.print(text)
-                lines.pop(event.step.bind, None)
-            live.update(render())
-
-        with live:
-            yield on_event
-
-    def _plain_event(self, event: Event) -> None:
-        from .executor import StepFailed
-        from .executor import StepFinished
-
-        if isinstance(event, StepFinished):
-            message = f" {event.step.message}" if event.step.message else ""
+    def _summary(self, result: MigrationResult) -> None:
+        verb = _PAST[result.plan.direction]
+        for bind in result.binds:
+            count = len(bind.applied)
             self.status(
-                f"[{event.index}/{event.total}] {event.step.bind}: {event.step.direction} "
-                f"{_step_label(event.step)}{message} ({event.elapsed:.2f}s)"
+                f"{bind.bind}: {'stopped at' if _failed_here(result, bind.bind) else verb} "
+                f"{', '.join(bind.before) or 'base'} -> "
+                f"{', '.join(bind.after) or 'base'} ({count} step"
+                f"{'s' * (count != 1)}, {bind.elapsed:.2f}s)"
             )
-        elif isinstance(event, StepFailed):
-            self.status(
-                f"[{event.index}/{event.total}] {event.step.bind}: {event.step.direction} "
-                f"{_step_label(event.step)} FAILED"
-            )
-
-    def result(self, result: MigrationResult) -> None:
-        """The summary of a run, on stderr."""
-        plan = result.plan
-        if not plan.steps:
-            self.status(_nothing_to_do(plan))
-            return
-        verb = {"upgrade": "upgraded", "downgrade": "downgraded", "stamp": "stamped"}[
-            plan.direction
-        ]
-        if self.rich:
-            from rich.table import Table
-            from rich.text import Text
-
-            table = Table(title="summary", title_justify="left", show_edge=False, pad_edge=False)
-            table.add_column("bind", style="cyan")
-            table.add_column("from")
-            table.add_column("to", style="bold")
-            table.add_column("steps", justify="right")
-            table.add_column("time", justify="right", style="dim")
-            for bind in result.binds:
-                failed_here = result.failed is not None and result.failed.bind == bind.bind
-                table.add_row(
-                    Text(bind.bind + (" (failed)" if failed_here else "")),
-                    Text(", ".join(bind.before) or "base"),
-                    Text(", ".join(bind.after) or "base"),
-                    str(len(bind.applied)),
-                    f"{bind.elapsed:.2f}s",
-                )
-            self.err.print(table)
-        else:
-            for bind in result.binds:
-                failed_here = result.failed is not None and result.failed.bind == bind.bind
-                self.status(
-                    f"{bind.bind}: {'stopped at' if failed_here else verb} "
-                    f"{', '.join(bind.before) or 'base'} -> "
-                    f"{', '.join(bind.after) or 'base'} ({len(bind.applied)} step"
-                    f"{'s' * (len(bind.applied) != 1)}, {bind.elapsed:.2f}s)"
-                )
-        if result.failed is not None:
-            # The error itself follows on the "Error:" line.
-            self.status(
-                f"Failed: {result.failed.bind}: {_step_label(result.failed)}"
-                + (f" ({result.failed.path})" if result.failed.path else ""),
-                style="red",
-            )
-            for step in result.not_run:
-                self.status(f"Not run: {step.bind}: {_step_label(step)} {step.message}".rstrip())
-
-    def sql(self, sql: dict[str, str]) -> None:
-        """Offline SQL, one block per bind, on stdout."""
-        several = len(sql) > 1
-        for bind, text in sql.items():
-            if several:
-                self.line(f"-- bind: {bind}")
-            self.stdout.write(text)
-        self.stdout.flush()
-
-    # -- state ----------------------------------------------------------------------
 
     def current(self, statuses: Sequence[BindStatus], verbose: bool = False) -> None:
-        """Each bind's current revision(s), one row per bind."""
-        if self.rich:
-            from rich.table import Table
-            from rich.text import Text
-
-            table = Table(show_edge=False, pad_edge=False)
-            table.add_column("bind", style="cyan")
-            table.add_column("current", style="bold")
-            table.add_column("state")
-            if verbose:
-                table.add_column("database", style="dim")
-                table.add_column("version table", style="dim")
-            for status in statuses:
-                row = [Text(status.bind), Text(_current(status)), _state_text(status)]
-                if verbose:
-                    row += [Text(status.url), Text(status.version_table)]
-                table.add_row(*row)
-            self.out.print(table)
-            for status in statuses:
-                if not status.managed:
-                    self.status(f"{status.bind}: not managed: {status.reason}.", style="dim")
-            return
         for status in statuses:
             if not status.managed:
                 self.line(f"{status.bind}: not managed ({status.reason})")
                 continue
-            note = "(head)" if status.up_to_date else f"({_state_plain(status)})"
+            note = "(head)" if status.up_to_date else f"({_state_words(status)})"
             extra = f" {status.url} {status.version_table}" if verbose else ""
             self.line(f"{status.bind}: {_current(status)} {note}{extra}")
 
     def status_table(self, statuses: Sequence[BindStatus]) -> None:
-        """The status matrix: where every bind stands."""
-        if self.rich:
-            from rich.table import Table
-            from rich.text import Text
-
-            table = Table(title="database status", title_justify="left")
-            for name in (
-                "bind",
-                "database",
-                "current",
-                "heads",
-                "pending",
-                "state",
-                "version table",
-            ):
-                # overflow="fold": a long URL wraps instead of being cut short.
-                if name == "pending":
-                    table.add_column(name, justify="right", overflow="fold")
-                else:
-                    table.add_column(name, overflow="fold")
-            for status in statuses:
-                table.add_row(
-                    Text(status.bind, style="cyan"),
-                    Text(status.url),
-                    Text(_current(status), style="bold"),
-                    Text(_heads(status)),
-                    "" if status.pending is None else str(status.pending),
-                    _state_text(status),
-                    Text(status.version_table if status.managed else "-", style="dim"),
-                )
-            self.out.print(table)
-            for status in statuses:
-                if status.error is not None:
-                    self.status(named(f"{status.bind}: {status.error}"), style="red")
-                elif not status.managed:
-                    self.status(f"{status.bind}: not managed: {status.reason}.", style="dim")
-            return
         for status in statuses:
             if not status.managed:
                 self.line(
@@ -475,24 +366,274 @@ class Output:
                 f"database={status.url}; version_table={status.version_table}"
             )
             if status.error is not None:
-                self.line(named(f"{status.bind}: error={status.error}"))
+                self.line(f"{status.bind}: error={self.explain(status.error)}")
 
-    def json(self, data: Mapping[str, Any]) -> None:
-        """One JSON object on stdout."""
-        self.stdout.write(json.dumps(data, indent=2, sort_keys=False) + "\n")
-        self.stdout.flush()
 
-    def diffs(self, diffs: dict[str, list[Any]], skipped: Mapping[str, str]) -> None:
-        """Differences between models and databases, per bind (and why a bind was not compared)."""
-        for bind, reason in skipped.items():
-            self.status(f"{bind}: {reason}.")
-        for bind, items in diffs.items():
-            if not items:
-                self.status(f"{bind}: no changes detected")
-                continue
-            self.status(f"{bind}: {len(items)} change{'s' * (len(items) != 1)} detected")
-            for item in items:
-                self.line(f"{bind}: {describe_diff(item)}")
+class _PlainProgress(Progress):
+    """A log line as each step ends (or fails)."""
+
+    def __init__(self, output: PlainOutput) -> None:
+        self.output = output
+
+    def __call__(self, event: Event) -> None:
+        from .executor import StepFailed
+        from .executor import StepFinished
+
+        if isinstance(event, StepFinished):
+            message = f" {event.step.message}" if event.step.message else ""
+            self.output.status(f"{_event_prefix(event)}{message} ({event.elapsed:.2f}s)")
+        elif isinstance(event, StepFailed):
+            self.output.status(f"{_event_prefix(event)} FAILED")
+
+
+def _event_prefix(event: StepFinished | StepFailed) -> str:
+    step = event.step
+    return f"[{event.index}/{event.total}] {step.bind}: {step.direction} {_step_label(step)}"
+
+
+class RichOutput(Output):
+    """Rich tables and a live progress display, for a terminal. Rich is imported on first
+    drawing, never for a command that prints nothing."""
+
+    rich = True
+
+    def __init__(self, **options: Any) -> None:
+        super().__init__(**options)
+        self._out: Console | None = None
+        self._err: Console | None = None
+
+    def _console(self, stream: IO[str]) -> Console:
+        from rich.console import Console
+
+        return Console(
+            file=stream,
+            force_terminal=True,
+            highlight=False,
+            markup=False,
+            emoji=False,
+            width=self.width,
+            soft_wrap=False,
+        )
+
+    @property
+    def out(self) -> Console:
+        if self._out is None:
+            self._out = self._console(self.stdout)
+        return self._out
+
+    @property
+    def err(self) -> Console:
+        if self._err is None:
+            self._err = self._console(self.stderr)
+        return self._err
+
+    def status(self, text: str, style: str = "") -> None:
+        from rich.text import Text
+
+        self.err.print(Text(text, style=style))
+
+    def _labelled(self, label: str, style: str, message: str) -> None:
+        from rich.text import Text
+
+        text = Text(label, style=style)
+        text.append(message)
+        self.err.print(text)
+
+    def error(self, message: str) -> None:
+        self._labelled("Error: ", "bold red", message)
+
+    def warning(self, message: str) -> None:
+        self._labelled("Warning: ", "bold yellow", message)
+
+    def _table(self, title: str | None = None, **options: Any) -> Any:
+        from rich.table import Table
+
+        return Table(title=title, title_justify="left", show_edge=False, pad_edge=False, **options)
+
+    def _scripts(
+        self,
+        title: str,
+        scripts: Sequence[Script],
+        bind_of: BindOf,
+        verbose: bool,
+        applied: set[str] | None,
+    ) -> None:
+        from rich.text import Text
+
+        table = self._table(title)
+        table.add_column("bind", style="cyan")
+        table.add_column("revision", style="bold")
+        table.add_column("parent")
+        table.add_column("message")
+        table.add_column("notes", style="dim")
+        if verbose:
+            table.add_column("path", style="dim")
+        for script in scripts:
+            row = [
+                Text(bind_of(script)),
+                Text(script.revision),
+                Text(_parents(script)),
+                Text(script.doc or ""),
+                Text(_notes(script, applied)),
+            ]
+            if verbose:
+                row.append(Text(script.path))
+            table.add_row(*row)
+        self.out.print(table)
+
+    def _plan(self, plan: Plan, *, to_stderr: bool) -> None:
+        from rich.text import Text
+
+        count = len(plan)
+        table = self._table(f"{plan.direction} plan ({count} step{'s' * (count != 1)})")
+        table.add_column("#", justify="right", style="dim")
+        table.add_column("bind", style="cyan")
+        table.add_column("step", style="bold")
+        table.add_column("message")
+        for number, step in enumerate(plan.steps, 1):
+            table.add_row(str(number), Text(step.bind), Text(_step_label(step)), Text(step.message))
+        (self.err if to_stderr else self.out).print(table)
+
+    def progress(self, plan: Plan | None = None) -> Progress:
+        progress = _LiveProgress(self.err)
+        if plan is not None:
+            progress.start(plan)
+        return progress
+
+    def _summary(self, result: MigrationResult) -> None:
+        from rich.text import Text
+
+        table = self._table("summary")
+        table.add_column("bind", style="cyan")
+        table.add_column("from")
+        table.add_column("to", style="bold")
+        table.add_column("steps", justify="right")
+        table.add_column("time", justify="right", style="dim")
+        for bind in result.binds:
+            table.add_row(
+                Text(bind.bind + (" (failed)" if _failed_here(result, bind.bind) else "")),
+                Text(", ".join(bind.before) or "base"),
+                Text(", ".join(bind.after) or "base"),
+                str(len(bind.applied)),
+                f"{bind.elapsed:.2f}s",
+            )
+        self.err.print(table)
+
+    def current(self, statuses: Sequence[BindStatus], verbose: bool = False) -> None:
+        from rich.text import Text
+
+        table = self._table()
+        table.add_column("bind", style="cyan")
+        table.add_column("current", style="bold")
+        table.add_column("state")
+        if verbose:
+            table.add_column("database", style="dim")
+            table.add_column("version table", style="dim")
+        for status in statuses:
+            row = [Text(status.bind), Text(_current(status)), _state_text(status)]
+            if verbose:
+                row += [Text(status.url), Text(status.version_table)]
+            table.add_row(*row)
+        self.out.print(table)
+        self._below_table(statuses, errors=False)
+
+    def _below_table(self, statuses: Sequence[BindStatus], *, errors: bool = True) -> None:
+        """Below a table: each bind's error, or why it is not managed."""
+        for status in statuses:
+            if errors and status.error is not None:
+                self.status(f"{status.bind}: {self.explain(status.error)}", style="red")
+            elif not status.managed:
+                self.status(f"{status.bind}: not managed: {status.reason}.", style="dim")
+
+    def status_table(self, statuses: Sequence[BindStatus]) -> None:
+        from rich.table import Table
+        from rich.text import Text
+
+        table = Table(title="database status", title_justify="left")
+        for name in ("bind", "database", "current", "heads", "pending", "state", "version table"):
+            # overflow="fold": a long URL wraps instead of being cut short.
+            table.add_column(
+                name, justify="right" if name == "pending" else "left", overflow="fold"
+            )
+        for status in statuses:
+            table.add_row(
+                Text(status.bind, style="cyan"),
+                Text(status.url),
+                Text(_current(status), style="bold"),
+                Text(_heads(status)),
+                "" if status.pending is None else str(status.pending),
+                _state_text(status),
+                Text(status.version_table if status.managed else "-", style="dim"),
+            )
+        self.out.print(table)
+        self._below_table(statuses)
+
+
+class _LiveProgress(Progress):
+    """A live line per bind (binds migrating side by side stay readable), and a line as
+    each step ends."""
+
+    def __init__(self, console: Console) -> None:
+        self.console = console
+        self.started = time.perf_counter()
+        self.lines: dict[str, Text] = {}
+        self.live: Live | None = None
+
+    def start(self, plan: Plan) -> None:
+        if not plan.steps:
+            return
+        from rich.live import Live
+
+        self.started = time.perf_counter()
+        self.live = Live(self._render(), console=self.console, refresh_per_second=8, transient=True)
+        self.live.start()
+
+    def _render(self) -> Any:
+        from rich.console import Group
+        from rich.spinner import Spinner
+        from rich.table import Table
+        from rich.text import Text
+
+        grid = Table.grid(padding=(0, 1))
+        for bind, text in self.lines.items():
+            grid.add_row(Spinner("dots", style="cyan"), Text(bind, style="cyan"), text)
+        return Group(grid)
+
+    def __call__(self, event: Event) -> None:
+        from rich.text import Text
+
+        from .executor import StepFailed
+        from .executor import StepFinished
+        from .executor import StepStarted
+
+        if self.live is None:
+            return
+        if isinstance(event, StepStarted):
+            self.lines[event.step.bind] = Text(
+                f"step {event.index} of {event.total}: {_step_label(event.step)} "
+                f"{event.step.message} ({time.perf_counter() - self.started:.1f}s)"
+            )
+        elif isinstance(event, StepFinished | StepFailed):
+            ok = isinstance(event, StepFinished)
+            text = Text("  ✓ " if ok else "  ✗ ", style="green" if ok else "red")
+            text.append(f"{event.step.bind}: {_step_label(event.step)} {event.step.message}")
+            if isinstance(event, StepFinished):
+                text.append(f" {event.elapsed:.2f}s", style="dim")
+            self.live.console.print(text)
+            self.lines.pop(event.step.bind, None)
+        self.live.update(self._render())
+
+    def close(self) -> None:
+        if self.live is not None:
+            self.live.stop()
+            self.live = None
+
+
+_PAST = {"upgrade": "upgraded", "downgrade": "downgraded", "stamp": "stamped"}
+
+
+def _failed_here(result: MigrationResult, bind: str) -> bool:
+    return result.failed is not None and result.failed.bind == bind
 
 
 def _current(status: BindStatus) -> str:
@@ -507,13 +648,13 @@ def _heads(status: BindStatus) -> str:
     return ", ".join(status.heads) or ("base" if status.managed else "-")
 
 
-def _state_plain(status: BindStatus) -> str:
+def _state_words(status: BindStatus) -> str:
     if status.state == "pending":
         return f"{status.pending} pending"
-    return status.state
+    return str(status.state)
 
 
-def _state_text(status: BindStatus) -> Any:
+def _state_text(status: BindStatus) -> Text:
     from rich.text import Text
 
     style = {
@@ -522,7 +663,7 @@ def _state_text(status: BindStatus) -> Any:
         "multiple heads": "yellow",
         "not managed": "dim",
     }.get(status.state, "bold red")
-    return Text(_state_plain(status), style=style)
+    return Text(_state_words(status), style=style)
 
 
 # -- JSON -------------------------------------------------------------------------
@@ -530,7 +671,7 @@ def _state_text(status: BindStatus) -> Any:
 JSON_VERSION = 1
 
 
-def status_json(statuses: Sequence[BindStatus]) -> dict[str, Any]:
+def status_json(statuses: Sequence[BindStatus], group: str = DEFAULT_GROUP) -> dict[str, Any]:
     return {
         "version": JSON_VERSION,
         "binds": [
@@ -541,10 +682,10 @@ def status_json(statuses: Sequence[BindStatus]) -> dict[str, Any]:
                 "current": list(s.current),
                 "heads": list(s.heads),
                 "pending": s.pending,
-                "state": s.state,
+                "state": str(s.state),
                 "managed": s.managed,
                 "reason": s.reason,
-                "error": None if s.error is None else named(str(s.error)),
+                "error": None if s.error is None else s.error.render(group),
             }
             for s in statuses
         ],
@@ -552,7 +693,7 @@ def status_json(statuses: Sequence[BindStatus]) -> dict[str, Any]:
 
 
 def scripts_json(
-    scripts: Sequence[Script], bind_of: Any, applied: set[str] | None = None
+    scripts: Sequence[Script], bind_of: BindOf, applied: set[str] | None = None
 ) -> dict[str, Any]:
     return {
         "version": JSON_VERSION,
@@ -560,8 +701,8 @@ def scripts_json(
             {
                 "bind": bind_of(script),
                 "revision": script.revision,
-                "down_revisions": list(_tuple(script.down_revision)),
-                "depends_on": list(_tuple(script.dependencies)),
+                "down_revisions": list(to_tuple(script.down_revision)),
+                "depends_on": list(to_tuple(script.dependencies)),
                 "branch_labels": sorted(script.branch_labels),
                 "message": script.doc or "",
                 "path": script.path,
@@ -645,14 +786,6 @@ def _diff_kind(diff: Any) -> str:
     return "modify" if isinstance(diff, list) else str(diff[0])
 
 
-def _tuple(value: Any) -> tuple[str, ...]:
-    if value is None:
-        return ()
-    if isinstance(value, str):
-        return (value,)
-    return tuple(value)
-
-
 def describe_diff(diff: Any) -> str:
     """One line for one of Alembic's ``compare_metadata`` diff entries."""
     if isinstance(diff, list):
@@ -675,10 +808,7 @@ def describe_diff(diff: Any) -> str:
 
 
 def _parents(script: Script) -> str:
-    down = script.down_revision
-    if down is None:
-        return ""
-    return ", ".join(down) if isinstance(down, tuple | list) else str(down)
+    return ", ".join(to_tuple(script.down_revision))
 
 
 def _notes(script: Script, applied: set[str] | None) -> str:

@@ -19,7 +19,6 @@ This module does not import Alembic.
 from __future__ import annotations
 
 import functools
-import gc
 import hashlib
 import json
 import os
@@ -27,12 +26,12 @@ import re
 import time
 from collections.abc import Callable
 from collections.abc import Iterable
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
 from operator import itemgetter
 from pathlib import Path
 from typing import Any
+
+from ._collector import collector_paused
 
 __all__ = [
     "CACHE_NAME",
@@ -195,7 +194,7 @@ class Revisions:
     def files(self) -> list[RevisionFile]:
         """Every revision file, sorted per folder, as Alembic lists them."""
         if self._files is None:
-            with _collector_paused():
+            with collector_paused():
                 self._files = [item for folder in self._folders for item in folder.files()]
         return self._files
 
@@ -206,20 +205,8 @@ class Revisions:
 
 def scan(locations: Iterable[Path], cache_dir: Path | None) -> Revisions:
     """List the revision files in ``locations`` and read what the cache knows of them."""
-    with _collector_paused():
+    with collector_paused():
         return _scan(locations, cache_dir)
-
-
-@contextmanager
-def _collector_paused() -> Iterator[None]:
-    """Thousands of small acyclic containers: nothing for the garbage collector to find."""
-    enabled = gc.isenabled()
-    gc.disable()
-    try:
-        yield
-    finally:
-        if enabled:
-            gc.enable()
 
 
 def _scan(locations: Iterable[Path], cache_dir: Path | None) -> Revisions:

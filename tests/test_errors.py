@@ -176,8 +176,8 @@ def test_password_never_printed(make_app: MakeApp, secret_url: str, style: str) 
 
 def test_driver_error_text_is_scrubbed(tmp_path: Path) -> None:
     """A driver error that echoes a secret is scrubbed before it is shown."""
-    from flask_alembic.registry import describe_exception
-    from flask_alembic.registry import url_secrets
+    from flask_alembic.redact import describe_exception
+    from flask_alembic.redact import url_secrets
 
     secrets = url_secrets(sa.make_url(f"postgresql://u:{urllib.parse.quote(PASSWORD)}@h/db"))
     engine = sa.create_engine(f"sqlite:///{tmp_path / 'x.db'}")
@@ -204,7 +204,7 @@ def test_wrong_password(make_app: MakeApp, secret_url: str) -> None:
 
 def test_password_in_query_hidden(make_app: MakeApp, make_url: MakeURL) -> None:
     """password= style query parameters are hidden in URLs shown to the user."""
-    from flask_alembic.registry import safe_url
+    from flask_alembic.redact import safe_url
 
     url = sa.make_url("postgresql+psycopg://u@h/db?sslpassword=topsecret&sslmode=require")
     rendered = safe_url(url)

@@ -9,12 +9,14 @@ import pytest
 from alembic.script.revision import Revision
 from alembic.script.revision import RevisionMap
 
+from flask_alembic import history as histories
+from flask_alembic import plan as plans
 from flask_alembic import planner
 from flask_alembic.errors import AmbiguousTargetError
 from flask_alembic.errors import MultipleHeadsError
 from flask_alembic.errors import PlanError
 from flask_alembic.errors import RevisionError
-from flask_alembic.planner import BindHistory
+from flask_alembic.history import BindHistory
 
 
 def history(
@@ -27,7 +29,7 @@ def history(
     return BindHistory(name, RevisionMap(lambda: iter(revs)), foreign or {})
 
 
-def ids(plan: planner.Plan) -> list[tuple[str, str | None]]:
+def ids(plan: plans.Plan) -> list[tuple[str, str | None]]:
     return [(step.bind, step.revision) for step in plan.steps]
 
 
@@ -89,52 +91,54 @@ def test_resolve_targets() -> None:
     """Targets resolve to the bind that owns them."""
     other = history("analytics", ("c1", None), ("c2", "c1"))
     both = [LINEAR, other]
-    assert planner.resolve_target("heads", both, direction="upgrade") == {
+    assert histories.resolve_target("heads", both, direction="upgrade") == {
         "default": "heads",
         "analytics": "heads",
     }
-    assert planner.resolve_target("c2", both, direction="upgrade") == {"analytics": "c2"}
-    assert planner.resolve_target("analytics@head", both, direction="upgrade") == {
+    assert histories.resolve_target("c2", both, direction="upgrade") == {"analytics": "c2"}
+    assert histories.resolve_target("analytics@head", both, direction="upgrade") == {
         "analytics": "head"
     }
-    assert planner.resolve_target("analytics@+1", both, direction="upgrade") == {"analytics": "+1"}
-    assert planner.resolve_target("+1", [other], direction="upgrade") == {"analytics": "+1"}
-    assert planner.resolve_target(2, [other], direction="upgrade") == {"analytics": "+2"}
-    assert planner.resolve_target("2", [other], direction="downgrade") == {"analytics": "-2"}
+    assert histories.resolve_target("analytics@+1", both, direction="upgrade") == {
+        "analytics": "+1"
+    }
+    assert histories.resolve_target("+1", [other], direction="upgrade") == {"analytics": "+1"}
+    assert histories.resolve_target(2, [other], direction="upgrade") == {"analytics": "+2"}
+    assert histories.resolve_target("2", [other], direction="downgrade") == {"analytics": "-2"}
 
 
 def test_relative_target_with_several_binds() -> None:
     """+1 with two binds selected is refused with the fix."""
     other = history("analytics", ("c1", None))
     with pytest.raises(AmbiguousTargetError, match="--bind default"):
-        planner.resolve_target("+1", [LINEAR, other], direction="upgrade")
+        histories.resolve_target("+1", [LINEAR, other], direction="upgrade")
 
 
 def test_numeric_revision_id_is_an_id() -> None:
     """A numeric string equal to a revision id is that revision, not a count."""
     numeric = history("default", ("1795310866", None), ("2000", "1795310866"))
-    assert planner.resolve_target("1795310866", [numeric], direction="upgrade") == {
+    assert histories.resolve_target("1795310866", [numeric], direction="upgrade") == {
         "default": "1795310866"
     }
-    assert planner.resolve_target(1795310866, [numeric], direction="upgrade") == {
+    assert histories.resolve_target(1795310866, [numeric], direction="upgrade") == {
         "default": "1795310866"
     }
     # Short numbers are counts unless a revision has exactly that id.
-    assert planner.resolve_target("1", [numeric], direction="upgrade") == {"default": "+1"}
-    assert planner.resolve_target("2000", [numeric], direction="upgrade") == {"default": "2000"}
+    assert histories.resolve_target("1", [numeric], direction="upgrade") == {"default": "+1"}
+    assert histories.resolve_target("2000", [numeric], direction="upgrade") == {"default": "2000"}
 
 
 def test_unknown_and_ambiguous_revisions() -> None:
     """Unknown ids and prefixes matching several revisions are errors naming them."""
     twins = history("default", ("abcd1", None), ("abcd2", "abcd1"))
     with pytest.raises(RevisionError, match="Unknown revision 'nope'"):
-        planner.resolve_target("nope", [twins], direction="upgrade")
+        histories.resolve_target("nope", [twins], direction="upgrade")
     with pytest.raises(RevisionError, match="ambiguous"):
-        planner.resolve_target("abcd", [twins], direction="upgrade")
+        histories.resolve_target("abcd", [twins], direction="upgrade")
     x = history("x", ("abcd1", None))
     other = history("analytics", ("abcd9", None))
     with pytest.raises(RevisionError, match="matches revisions in binds x, analytics"):
-        planner.resolve_target("abcd", [LINEAR, x, other], direction="upgrade")
+        histories.resolve_target("abcd", [LINEAR, x, other], direction="upgrade")
 
 
 def test_cross_bind_dependency_orders_steps() -> None:

@@ -20,7 +20,7 @@ from conftest import version_rows
 from flask import Flask
 
 from flask_alembic.errors import NotUpToDateError
-from flask_alembic.registry import safe_url
+from flask_alembic.redact import safe_url
 
 
 def run(app: Flask, *args: str) -> Result:
@@ -338,11 +338,11 @@ def test_bad_parallel_even_with_nothing_to_do(make_app: MakeApp, database_url: s
 def test_interrupted_result_is_not_ok() -> None:
     """A result carrying an error (an interruption) is not ok."""
     from flask_alembic.executor import MigrationResult
-    from flask_alembic.planner import Plan
+    from flask_alembic.plan import Plan
 
-    plan = Plan("upgrade", (), start={})
-    assert MigrationResult(plan, ()).ok
-    assert not MigrationResult(plan, (), error="interrupted by SIGINT").ok
+    plan = Plan(direction="upgrade", steps=(), start={})
+    assert MigrationResult(plan=plan, binds=()).ok
+    assert not MigrationResult(plan=plan, binds=(), error="interrupted by SIGINT").ok
 
 
 def test_help_does_not_load_alembic(tmp_path: Path) -> None:

@@ -14,8 +14,9 @@ from conftest import MakeURL
 from conftest import table_names
 from flask import Flask
 
-from flask_alembic.extension import BindStatus
 from flask_alembic.report import Output
+from flask_alembic.status import BindStatus
+from flask_alembic.status import State
 
 
 def run(app: Flask, *args: str) -> Result:
@@ -309,6 +310,21 @@ def test_plain_output_has_no_ansi(make_app: MakeApp, make_url: MakeURL) -> None:
 
 def test_bind_status_is_up_to_date() -> None:
     """BindStatus.up_to_date follows its state."""
-    row = BindStatus("default", "sqlite://", "alembic_version", ("a",), ("a",), 0)
+    row = BindStatus(
+        bind="default",
+        url="sqlite://",
+        version_table="alembic_version",
+        current=("a",),
+        heads=("a",),
+        pending=0,
+    )
     assert row.up_to_date
-    assert not BindStatus("x", "u", "t", (), ("a",), 1, state="pending").up_to_date
+    assert not BindStatus(
+        bind="x",
+        url="u",
+        version_table="t",
+        current=(),
+        heads=("a",),
+        pending=1,
+        state=State.PENDING,
+    ).up_to_date

@@ -1,0 +1,734 @@
+"""The Python API of the extension, bound to the current app: thin methods that delegate.
+
+:class:`AlembicAPI` keeps the per-app and per-app-context state and answers every question
+the ``flask db`` commands ask; :class:`~flask_alembic.Alembic` adds registering it on an
+app (settings, migrations folder, command group). The CLI works against this class, so it
+never imports the extension that registers it.
+"""
+
+from __future__ import annotations
+
+import os
+import weakref
+from collections.abc import Callable
+from collections.abc import Iterable
+from collections.abc import Iterator
+from collections.abc import Mapping
+from contextlib import ExitStack
+from pathlib import Path
+from typing import Any
+from typing import Literal
+from typing import overload
+from typing import TYPE_CHECKING
+from typing import TypedDict
+from typing import Unpack
+
+import sqlalchemy as sa
+from flask import current_app
+from flask import Flask
+from flask import g
+
+from . import config
+from . import history
+from . import migrate as migration
+from .errors import ConfigurationError
+from .identity import Identities
+from .loader import Loader
+from .plan import Direction
+from .plan import MigrationResult
+from .plan import Plan
+from .plan import Target
+from .registry import Bind
+from .registry import BindRegistry
+from .registry import build_registry
+from .registry import EnginesArg
+from .registry import MetadatasArg
+from .status import BindStatus
+from .status import current_heads
+from .status import read_status
+
+if TYPE_CHECKING:
+    from alembic.config import Config
+    from alembic.operations import Operations
+    from alembic.operations.ops import MigrationScript
+    from alembic.runtime.environment import EnvironmentContext
+    from alembic.runtime.migration import MigrationContext
+    from alembic.script import Script
+    from alembic.script import ScriptDirectory
+
+    from .executor import EventCallback
+    from .writer import WrittenRevisions
+
+__all__ = ["AlembicAPI", "BindArg", "RunOptions"]
+
+#: Which binds a method acts on: one name, several, or ``None`` for every managed bind.
+BindArg = str | Iterable[str] | None
+
+
+class RunOptions(TypedDict, total=False):
+    """How ``upgrade``, ``downgrade`` and ``stamp`` run (ignored with ``sql=True``)."""
+
+    #: Take each involved database's migration lock (default ``True``).
+    lock: bool
+    #: Seconds to wait for a lock; default ``ALEMBIC_LOCK_TIMEOUT``, else 300.
+    lock_timeout: float | None
+    #: How many independent binds may migrate at once; default ``ALEMBIC_PARALLEL``, else 4.
+    parallel: int | None
+    #: Called with each progress event while the plan runs.
+    on_event: EventCallback | None
+    #: Called with the plan once the locks are held, before any step runs.
+    on_plan: Callable[[Plan], None] | None
+
+
+# The private holders below are plain classes, not dataclasses: a dataclass costs about
+# a millisecond to define, and every `flask` command of the app pays for it at import.
+
+
+class _AppState:
+    """What the extension keeps per app (never on ``self``: one extension, many apps)."""
+
+    __slots__ = ("app", "registry")
+
+    def __init__(self, app: weakref.ReferenceType[Flask]) -> None:
+        self.app = app
+        self.registry: BindRegistry | None = None
+
+
+class _ContextState:
+    """What the extension keeps per app context: the loaded scripts, the databases'
+    identities, and the connections the accessors opened (closed at teardown)."""
+
+    __slots__ = ("connections", "environments", "exit_stack", "identities", "loader")
+
+    def __init__(self, loader: Loader) -> None:
+        self.loader = loader
+        #: Each database's identity, as its server gave it during this app context.
+        self.identities = Identities()
+        self.connections: dict[str, sa.Connection] = {}
+        self.environments: dict[str, EnvironmentContext] = {}
+        self.exit_stack = ExitStack()
+
+
+class AlembicAPI:
+    """Alembic migrations for the current Flask app, with one database or several.
+
+    :param metadatas: the models' metadata: one ``MetaData``, a list, or a dict of bind
+        name to ``MetaData`` or list. Found automatically with Flask-SQLAlchemy.
+    :param engines: one ``Engine`` or a dict of bind name to ``Engine``. Found
+        automatically with Flask-SQLAlchemy and Flask-SQLAlchemy-Lite.
+    """
+
+    def __init__(
+        self, *, metadatas: MetadatasArg | None = None, engines: EnginesArg | None = None
+    ) -> None:
+        self.metadatas = metadatas
+        self.engines = engines
+        self._states: weakref.WeakKeyDictionary[Flask, _AppState] = weakref.WeakKeyDictionary()
+
+    # -- state --------------------------------------------------------------------------
+
+    def _register(self, app: Flask) -> None:
+        self._states[app] = _AppState(app=weakref.ref(app))
+        app.teardown_appcontext(self._teardown)
+
+    def _state(self) -> _AppState:
+        app = current_app._get_current_object()  # type: ignore[attr-defined]
+        try:
+            return self._states[app]
+        except KeyError:
+            raise RuntimeError(
+                "The current Flask app is not registered with this 'flask_alembic.Alembic' "
+                "instance. Did you forget to call 'init_app', or create a different instance?"
+            ) from None
+
+    def _teardown(self, exc: BaseException | None) -> None:
+        state: _ContextState | None = g.pop("_flask_alembic", None)
+        if state is not None:
+            state.exit_stack.close()
+
+    def _context(self) -> _ContextState:
+        state: _ContextState | None = g.get("_flask_alembic")
+        if state is None:
+            app: Flask = current_app._get_current_object()  # type: ignore[attr-defined]
+            state = _ContextState(Loader(app, self.registry))
+            g._flask_alembic = state
+        return state
+
+    @property
+    def _loader(self) -> Loader:
+        return self._context().loader
+
+    @property
+    def _identities(self) -> Identities:
+        return self._context().identities
+
+    def secrets(self) -> tuple[str, ...]:
+        """Every spelling of the app's database passwords, to keep out of output.
+
+        Empty when the binds could not be loaded (an error then names no URL).
+        """
+        registry = self._state().registry
+        if registry is None:
+            return ()
+        return tuple(secret for bind in registry.all for secret in bind.secrets)
+
+    # -- binds and configuration -------------------------------------------------------
+
+    @property
+    def registry(self) -> BindRegistry:
+        """The app's binds. Needs an app context."""
+        state = self._state()
+        if state.registry is None:
+            app: Flask = current_app._get_current_object()  # type: ignore[attr-defined]
+            state.registry = build_registry(app, engines=self.engines, metadatas=self.metadatas)
+        return state.registry
+
+    @property
+    def config(self) -> Config:
+        """An Alembic ``Config`` for the current app, built from ``ALEMBIC``."""
+        return self._loader.config
+
+    def _select(self, bind: BindArg, *, unmanaged: bool = False) -> list[Bind]:
+        return self.registry.select(bind, unmanaged=unmanaged)
+
+    # -- scripts --------------------------------------------------------------------------
+
+    @property
+    def script_directory(self) -> ScriptDirectory:
+        """Alembic's ``ScriptDirectory`` holding every bind's revisions."""
+        return self._loader.script_directory
+
+    script = script_directory
+
+    def bind_of(self, revision: str | Script) -> str:
+        """The name of the bind a revision belongs to."""
+        return self._loader.bind_of(revision)
+
+    # -- accessors ----------------------------------------------------------------------
+
+    def _connection(self, bind: Bind) -> sa.Connection:
+        state = self._context()
+        if bind.name not in state.connections:
+            connection = state.exit_stack.enter_context(bind.connect())
+            state.identities.read(bind.engine, connection)
+            state.connections[bind.name] = connection
+        return state.connections[bind.name]
+
+    def _environment(self, name: str) -> EnvironmentContext:
+        state = self._context()
+        if name not in state.environments:
+            from alembic.runtime.environment import EnvironmentContext
+
+            from .environment import context_options
+
+            runtime = state.loader.runtimes[name]
+            env = EnvironmentContext(runtime.config, runtime.script)
+            connection = self._connection(runtime.bind)
+            neighbours = self.registry.neighbour_tables(runtime.bind, state.identities)
+            env.configure(connection=connection, **context_options(runtime.bind, neighbours))
+            state.environments[name] = env
+        return state.environments[name]
+
+    @property
+    def environment_contexts(self) -> Mapping[str, EnvironmentContext]:
+        """Each bind's configured ``EnvironmentContext``, by bind name."""
+        return _LazyMapping(self.registry, self._environment)
+
+    @property
+    def migration_contexts(self) -> Mapping[str, MigrationContext]:
+        """Each bind's ``MigrationContext``, connected to that bind's database."""
+        return _LazyMapping(self.registry, lambda name: self._environment(name).get_context())
+
+    @property
+    def ops(self) -> Mapping[str, Operations]:
+        """Each bind's ``Operations`` (``op``), bound to that bind's database."""
+        from alembic.operations import Operations
+
+        return _LazyMapping(self.registry, lambda name: Operations(self.migration_contexts[name]))
+
+    @property
+    def environment_context(self) -> EnvironmentContext:
+        """The default bind's ``EnvironmentContext``."""
+        return self._environment(self.registry.default.name)
+
+    env = environment_context
+
+    @property
+    def migration_context(self) -> MigrationContext:
+        """The default bind's ``MigrationContext``."""
+        return self.environment_context.get_context()
+
+    context = migration_context
+
+    @property
+    def op(self) -> Operations:
+        """Alembic operations (``op``) on the default bind's database."""
+        return self.ops[self.registry.default.name]
+
+    # -- reading state ------------------------------------------------------------------
+
+    def current(self, bind: BindArg = None) -> tuple[Script, ...]:
+        """The revisions each selected bind's database is at."""
+        binds = self._select(bind)
+        loader = self._loader
+        histories = loader.histories
+        heads = current_heads(loader, self._identities, binds)
+        result: list[Script] = []
+        for b in binds:
+            histories[b.name].check_heads(heads[b.name], histories.values())
+            result.extend(loader.scripts(heads[b.name]))
+        return tuple(result)
+
+    def heads(self, bind: BindArg = None) -> tuple[Script, ...]:
+        """The latest revisions of each selected bind's history."""
+        histories = self._loader.histories
+        ids = [rev for b in self._select(bind) for rev in histories[b.name].heads]
+        return self._loader.scripts(ids)
+
+    def branches(self, bind: BindArg = None) -> tuple[Script, ...]:
+        """Revisions with more than one child (branch points)."""
+        histories = self._loader.histories
+        ids = [rev for b in self._select(bind) for rev in history.branch_points(histories[b.name])]
+        return self._loader.scripts(ids)
+
+    def log(self, start: str = "base", end: str = "heads", bind: BindArg = None) -> list[Script]:
+        """Revisions from ``end`` down to ``start``, newest first, per bind."""
+        histories = self._loader.histories
+        selected = [histories[b.name] for b in self._select(bind)]
+        ids = [
+            rev
+            for h, lower, upper in history.log_ranges(selected, start, end)
+            for rev in history.log_ids(h, lower, upper)
+        ]
+        return list(self._loader.scripts(ids))
+
+    def show(self, revision: str, bind: BindArg = None) -> Script:
+        """One revision, looked up among the selected binds."""
+        histories = self._loader.histories
+        _, rev_id = history.show_id([histories[b.name] for b in self._select(bind)], revision)
+        return self.script_directory.get_revision(rev_id)
+
+    def status(self, bind: BindArg = None) -> list[BindStatus]:
+        """Where each selected bind stands; a failing bind does not hide the others.
+
+        Binds that are not managed are listed too, with the reason, and never connected to.
+        """
+        binds = self._select(bind, unmanaged=True)
+        return read_status(self._loader, self._identities, binds)
+
+    def applied(self, bind: BindArg = None) -> set[str]:
+        """The ids of the revisions applied on their databases (unreachable binds: none)."""
+        histories = self._loader.histories
+        result: set[str] = set()
+        for row in self.status(bind):
+            if row.error is None and row.managed:
+                result |= histories[row.bind].applied(row.current)
+        return result
+
+    def needs_upgrade(self, bind: BindArg = None) -> bool:
+        """Whether any selected bind's database is behind its heads."""
+        rows = self.status(bind)
+        for row in rows:
+            if row.error is not None:
+                raise row.error
+        return any(row.pending for row in rows)
+
+    # -- comparing models with databases ------------------------------------------------
+
+    def compare_metadata(self, bind: BindArg = None) -> list[Any]:
+        """The differences between the models and the databases, as Alembic diff tuples.
+
+        A bind without models is not compared: its whole database would differ.
+        """
+        from alembic.autogenerate import compare_metadata
+
+        result: list[Any] = []
+        for b in self._select(bind):
+            if not b.has_models:
+                continue
+            # Alembic accepts a list of MetaData here, though its annotation says one.
+            metadata: Any = b.target_metadata
+            result.extend(compare_metadata(self.migration_contexts[b.name], metadata))
+        return result
+
+    def produce_migrations(self, bind: str | None = None) -> MigrationScript:
+        """The operations that would bring one bind's database in line with its models."""
+        from alembic.autogenerate import produce_migrations
+
+        b = self.registry[bind] if bind is not None else self.registry.default
+        if not b.has_models:
+            raise ConfigurationError(
+                f"Bind {b.name!r} has no models to compare with (its metadata has no tables); "
+                "comparing would propose dropping every table of its database.",
+                bind=b.name,
+                hint="Define its models and import them first, or pass them with "
+                "Alembic(metadatas={...}).",
+            )
+        metadata: Any = b.target_metadata
+        return produce_migrations(self.migration_contexts[b.name], metadata)
+
+    def needs_revision(self, bind: BindArg = None) -> bool:
+        """Whether any selected bind's models differ from its database."""
+        return bool(self.compare_metadata(bind))
+
+    # -- writing revisions --------------------------------------------------------------
+
+    def rev_id(self) -> str:
+        """A new random revision id."""
+        from alembic.util import rev_id
+
+        return rev_id()
+
+    def mkdir(self) -> Path:
+        """Create the script directory from the template, or restore its missing files."""
+        from .writer import make_script_directory
+
+        app: Flask = current_app._get_current_object()  # type: ignore[attr-defined]
+        return make_script_directory(config.script_location(app), fill=True)
+
+    def revision(
+        self,
+        message: str,
+        empty: bool = False,
+        branch: str | None = None,
+        parent: str | None = None,
+        splice: bool = False,
+        depend: str | Iterable[str] | None = None,
+        label: str | Iterable[str] | None = None,
+        path: str | os.PathLike[str] | None = None,
+        rev_id: str | None = None,
+        bind: BindArg = None,
+    ) -> list[Script]:
+        """Write new revision files, autogenerated from the models unless ``empty``.
+
+        With several binds, one revision is written per bind whose models changed.
+        Returns the new scripts (an empty list when nothing changed).
+        """
+        written = self.write_revisions(
+            message,
+            empty=empty,
+            parent=parent,
+            splice=splice,
+            depend=depend,
+            label=label,
+            path=path,
+            rev_id=rev_id,
+            bind=bind if bind is not None else branch,
+        )
+        return written.scripts
+
+    def write_revisions(
+        self,
+        message: str,
+        *,
+        empty: bool = False,
+        parent: str | None = None,
+        splice: bool = False,
+        depend: str | Iterable[str] | None = None,
+        label: str | Iterable[str] | None = None,
+        path: str | os.PathLike[str] | None = None,
+        rev_id: str | None = None,
+        bind: BindArg = None,
+    ) -> WrittenRevisions:
+        """As :meth:`revision`, but say what each file was generated from (and what it
+        destroys), and why a selected bind got no file."""
+        from .writer import write_revisions
+
+        loader = self._loader
+        if parent is not None and bind is None and parent not in {"head", "heads"}:
+            histories = list(loader.histories.values())
+            bind = next(iter(history.resolve_target(parent, histories, direction="upgrade")))
+        return write_revisions(
+            loader,
+            self._identities,
+            self._select(bind),
+            message,
+            empty=empty,
+            parent=parent,
+            splice=splice,
+            depend=depend,
+            label=label,
+            path=path,
+            rev_id=rev_id,
+        )
+
+    def merge(
+        self,
+        revisions: str | Iterable[str] = "heads",
+        message: str | None = None,
+        label: str | Iterable[str] | None = None,
+        rev_id: str | None = None,
+        bind: str | None = None,
+    ) -> Script:
+        """Write a revision that merges several heads of one bind into one."""
+        from .writer import write_merge
+
+        return write_merge(
+            self._loader, bind, revisions, message=message, label=label, rev_id=rev_id
+        )
+
+    # -- running migrations -------------------------------------------------------------
+
+    def plan(
+        self,
+        direction: Direction,
+        target: Target,
+        bind: BindArg = None,
+        *,
+        with_dependencies: bool = False,
+        purge: bool = False,
+        current: Mapping[str, tuple[str, ...]] | None = None,
+        offline: bool = False,
+    ) -> Plan:
+        """The plan ``upgrade``/``downgrade``/``stamp`` would run, without running it."""
+        return migration.make_plan(
+            self._loader,
+            self._identities,
+            direction,
+            target,
+            self._select(bind),
+            explicit=bind is not None,
+            with_dependencies=with_dependencies,
+            purge=purge,
+            current=current,
+            offline=offline,
+        )
+
+    @overload
+    def upgrade(
+        self,
+        target: Target = ...,
+        bind: BindArg = ...,
+        *,
+        sql: Literal[False] = ...,
+        tag: str | None = ...,
+        with_dependencies: bool = ...,
+        **options: Unpack[RunOptions],
+    ) -> MigrationResult: ...
+    @overload
+    def upgrade(
+        self,
+        target: Target = ...,
+        bind: BindArg = ...,
+        *,
+        sql: Literal[True],
+        tag: str | None = ...,
+        with_dependencies: bool = ...,
+        **options: Unpack[RunOptions],
+    ) -> dict[str, str]: ...
+    def upgrade(
+        self,
+        target: Target = "heads",
+        bind: BindArg = None,
+        *,
+        sql: bool = False,
+        tag: str | None = None,
+        with_dependencies: bool = False,
+        **options: Unpack[RunOptions],
+    ) -> MigrationResult | dict[str, str]:
+        """Upgrade the selected binds to ``target`` (default: every bind to its heads).
+
+        With ``sql=True`` nothing runs and no lock is taken; the SQL per bind is returned.
+        Otherwise each involved database's migration lock is held while its current
+        revision is read, the plan made (``on_plan`` sees it) and run.
+        """
+        if sql:
+            return self._offline_sql(
+                "upgrade", target, bind, tag=tag, with_dependencies=with_dependencies
+            )
+        return self.migrate(
+            "upgrade", target, bind, tag=tag, with_dependencies=with_dependencies, **options
+        )
+
+    @overload
+    def downgrade(
+        self,
+        target: Target = ...,
+        bind: BindArg = ...,
+        *,
+        sql: Literal[False] = ...,
+        tag: str | None = ...,
+        **options: Unpack[RunOptions],
+    ) -> MigrationResult: ...
+    @overload
+    def downgrade(
+        self,
+        target: Target = ...,
+        bind: BindArg = ...,
+        *,
+        sql: Literal[True],
+        tag: str | None = ...,
+        **options: Unpack[RunOptions],
+    ) -> dict[str, str]: ...
+    def downgrade(
+        self,
+        target: Target = -1,
+        bind: BindArg = None,
+        *,
+        sql: bool = False,
+        tag: str | None = None,
+        **options: Unpack[RunOptions],
+    ) -> MigrationResult | dict[str, str]:
+        """Downgrade the selected binds to ``target`` (default: one step; name a bind).
+
+        ``sql`` and the other options are those of :meth:`upgrade`.
+        """
+        if sql:
+            return self._offline_sql("downgrade", target, bind, tag=tag)
+        return self.migrate("downgrade", target, bind, tag=tag, **options)
+
+    @overload
+    def stamp(
+        self,
+        target: Target = ...,
+        bind: BindArg = ...,
+        *,
+        sql: Literal[False] = ...,
+        tag: str | None = ...,
+        purge: bool = ...,
+        **options: Unpack[RunOptions],
+    ) -> MigrationResult: ...
+    @overload
+    def stamp(
+        self,
+        target: Target = ...,
+        bind: BindArg = ...,
+        *,
+        sql: Literal[True],
+        tag: str | None = ...,
+        purge: bool = ...,
+        **options: Unpack[RunOptions],
+    ) -> dict[str, str]: ...
+    def stamp(
+        self,
+        target: Target = "heads",
+        bind: BindArg = None,
+        *,
+        sql: bool = False,
+        tag: str | None = None,
+        purge: bool = False,
+        **options: Unpack[RunOptions],
+    ) -> MigrationResult | dict[str, str]:
+        """Record ``target`` in the version tables without running any migration.
+
+        ``purge`` empties each version table first. ``sql`` and the other options are
+        those of :meth:`upgrade`.
+        """
+        if sql:
+            return self._offline_sql("stamp", target, bind, tag=tag, purge=purge)
+        return self.migrate("stamp", target, bind, tag=tag, purge=purge, **options)
+
+    def _offline_sql(
+        self,
+        direction: Direction,
+        target: Target,
+        bind: BindArg,
+        *,
+        tag: str | None,
+        purge: bool = False,
+        with_dependencies: bool = False,
+    ) -> dict[str, str]:
+        binds = self._select(bind)
+        target, current = migration.offline_range(self._loader, direction, target, binds)
+        plan = self.plan(
+            direction,
+            target,
+            bind,
+            purge=purge,
+            with_dependencies=with_dependencies,
+            current=current,
+            offline=True,
+        )
+        return migration.render_sql(self._loader, plan, tag=tag)
+
+    def migrate(
+        self,
+        direction: Direction,
+        target: Target,
+        bind: BindArg = None,
+        *,
+        with_dependencies: bool = False,
+        purge: bool = False,
+        on_wait: Callable[[Bind], None] | None = None,
+        tag: str | None = None,
+        lock: bool = True,
+        lock_timeout: float | None = None,
+        parallel: int | None = None,
+        on_event: EventCallback | None = None,
+        on_plan: Callable[[Plan], None] | None = None,
+    ) -> MigrationResult:
+        """Lock, plan and run in one go: what ``upgrade``/``downgrade``/``stamp`` do."""
+        app: Flask = current_app._get_current_object()  # type: ignore[attr-defined]
+        binds = self._select(bind)
+        workers = config.parallel(app, parallel)  # a bad setting fails even with nothing to do
+        return migration.migrate(
+            self._loader,
+            self._identities,
+            direction,
+            target,
+            binds,
+            explicit=bind is not None,
+            parallel=workers,
+            lock_timeout=config.lock_timeout(app, lock_timeout),
+            with_dependencies=with_dependencies,
+            purge=purge,
+            lock=lock,
+            on_plan=on_plan,
+            on_event=on_event,
+            on_wait=on_wait,
+            tag=tag,
+        )
+
+    def write_sql(
+        self, statements: Mapping[str, str], directory: str | os.PathLike[str]
+    ) -> list[Path]:
+        """Write offline SQL into ``directory``, one ``BIND.sql`` file per bind."""
+        return migration.write_sql(statements, directory)
+
+    def run_plan(
+        self,
+        plan: Plan,
+        *,
+        tag: str | None = None,
+        lock: bool = True,
+        lock_timeout: float | None = None,
+        parallel: int | None = None,
+        on_event: EventCallback | None = None,
+    ) -> MigrationResult:
+        """Run a plan made by :meth:`plan`; raises ``MigrationFailedError`` on failure.
+
+        If a bind moved since the plan was made (another process migrated it), nothing
+        more runs on it and ``PlanError`` says so: make a new plan.
+        """
+        app: Flask = current_app._get_current_object()  # type: ignore[attr-defined]
+        timeout = config.lock_timeout(app, lock_timeout)
+        return migration.run_plan(
+            self._loader,
+            self._identities,
+            plan,
+            parallel=config.parallel(app, parallel),
+            lock_timeout=timeout,
+            on_event=on_event,
+            tag=tag,
+            lock=lock,
+        )
+
+
+class _LazyMapping(Mapping[str, Any]):
+    """A read-only mapping whose values are built on first access."""
+
+    def __init__(self, registry: BindRegistry, factory: Callable[[str], Any]) -> None:
+        self._registry = registry
+        self._keys = registry.names
+        self._factory = factory
+
+    def __getitem__(self, key: str) -> Any:
+        if key not in self._keys:
+            self._registry[key]  # raises: unknown, or not managed
+        return self._factory(key)
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._keys)
+
+    def __len__(self) -> int:
+        return len(self._keys)

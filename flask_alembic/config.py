@@ -1,0 +1,234 @@
+"""Reading the app's settings: ``ALEMBIC``, ``ALEMBIC_CONTEXT``, ``ALEMBIC_BINDS`` and the rest.
+
+Defaults are filled in by ``init_app``; each setting is checked where it is read, so a bad
+value is an error naming the key, raised when it is first needed.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Iterable
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+from typing import TYPE_CHECKING
+
+from flask import Flask
+
+from .errors import ConfigurationError
+from .errors import ScriptDirectoryError
+
+if TYPE_CHECKING:
+    from alembic.config import Config
+
+__all__ = [
+    "BIND_OPTIONS",
+    "alembic_config",
+    "apply_defaults",
+    "bind_settings",
+    "context_defaults",
+    "extra_locations",
+    "lock_timeout",
+    "parallel",
+    "revision_cache_enabled",
+    "script_location",
+    "static_graph_allowed",
+    "template_dir",
+]
+
+#: The keys an ``ALEMBIC_BINDS`` entry may have.
+BIND_OPTIONS = frozenset(
+    {
+        "version_location",
+        "version_table",
+        "version_table_schema",
+        "context",
+        "include",
+        "sqlite_foreign_keys",
+    }
+)
+_TRUE = (True, "true", "True", "1")
+_WINDOWS_DRIVE = re.compile(r"^[A-Za-z]:[\\/]")
+
+#: Where the files a new script directory starts from live: inside the installed
+#: package, or at the top of a source checkout.
+_TEMPLATE_CANDIDATES = (
+    Path(__file__).parent / "migrations_template",
+    Path(__file__).parent.parent / "migrations_template",
+)
+
+
+def apply_defaults(app: Flask) -> None:
+    """Fill in the settings' defaults; refuse ``ALEMBIC`` or ``ALEMBIC_CONTEXT`` of another type."""
+    config = app.config.setdefault("ALEMBIC", {})
+    if not isinstance(config, dict):
+        raise ConfigurationError(
+            "'ALEMBIC' must be a dict of Alembic options.",
+            hint='For example ALEMBIC = {"script_location": "migrations"}.',
+        )
+    config.setdefault("script_location", "migrations")
+    context = app.config.setdefault("ALEMBIC_CONTEXT", {})
+    if not isinstance(context, dict):
+        raise ConfigurationError(
+            "'ALEMBIC_CONTEXT' must be a dict of options for EnvironmentContext.configure.",
+            hint='For example ALEMBIC_CONTEXT = {"compare_type": True}.',
+        )
+    context.setdefault("compare_server_default", True)
+    app.config.setdefault("ALEMBIC_BINDS", {})
+
+
+def _resource_or_path(app: Flask, location: str) -> Path:
+    """A folder given as a path (relative to the app's root) or as ``package:folder``."""
+    if ":" in location and not os.path.isabs(location) and not _WINDOWS_DRIVE.match(location):
+        from alembic.util import coerce_resource_to_filename
+
+        return Path(coerce_resource_to_filename(location))
+    path = Path(location)
+    return path if path.is_absolute() else Path(app.root_path) / path
+
+
+def script_location(app: Flask) -> Path:
+    """The migrations folder, ``ALEMBIC['script_location']``, as an absolute path."""
+    return _resource_or_path(app, os.fspath(app.config["ALEMBIC"]["script_location"]))
+
+
+def extra_locations(app: Flask) -> list[Path]:
+    """The default bind's folders besides the script location: ``ALEMBIC['version_locations']``."""
+    raw = app.config["ALEMBIC"].get("version_locations") or []
+    if isinstance(raw, str | os.PathLike):
+        raw = [raw]
+    return [_resource_or_path(app, os.fspath(item)) for item in raw]
+
+
+def revision_cache_enabled(app: Flask) -> bool:
+    """Whether revision files may be read from the cache (``ALEMBIC_REVISION_CACHE``)."""
+    return bool(app.config.get("ALEMBIC_REVISION_CACHE", True))
+
+
+def static_graph_allowed(app: Flask) -> bool:
+    """Whether the revision cache alone may answer: not for ``.pyc``-only or nested folders."""
+    options = app.config["ALEMBIC"]
+    return (
+        revision_cache_enabled(app)
+        and options.get("sourceless") not in _TRUE
+        and options.get("recursive_version_locations") not in _TRUE
+    )
+
+
+def bind_settings(app: Flask, names: Iterable[str]) -> dict[str, dict[str, Any]]:
+    """Each bind's ``ALEMBIC_BINDS`` entry, checked against the binds that exist."""
+    names = list(names)
+    raw = app.config.get("ALEMBIC_BINDS") or {}
+    if not isinstance(raw, Mapping):
+        raise ConfigurationError(
+            "'ALEMBIC_BINDS' must be a dict of bind name -> options.",
+            hint='For example ALEMBIC_BINDS = {"stats": {"version_table": "stats_version"}}.',
+        )
+    for name in raw:
+        if name not in names:
+            raise ConfigurationError(
+                f"'ALEMBIC_BINDS[{name!r}]' configures a bind that does not exist.",
+                bind=str(name),
+                hint=f"Known binds: {', '.join(repr(n) for n in names) or '(none)'}.",
+            )
+    result: dict[str, dict[str, Any]] = {}
+    for name in names:
+        options = dict(raw.get(name) or {})
+        unknown = set(options) - BIND_OPTIONS
+        if unknown:
+            raise ConfigurationError(
+                f"'ALEMBIC_BINDS[{name!r}]' has unknown option(s) {', '.join(sorted(unknown))}.",
+                bind=name,
+                hint=f"Valid options: {', '.join(sorted(BIND_OPTIONS))}.",
+            )
+        include = options.get("include")
+        if include is not None and not isinstance(include, bool):
+            raise ConfigurationError(
+                f"'ALEMBIC_BINDS[{name!r}]['include']' must be True or False, got {include!r}.",
+                bind=name,
+                hint="True migrates the bind even without models; False never migrates it.",
+            )
+        result[name] = options
+    return result
+
+
+def context_defaults(app: Flask) -> dict[str, Any]:
+    """``ALEMBIC_CONTEXT``: the ``EnvironmentContext.configure`` options of every bind."""
+    return dict(app.config.get("ALEMBIC_CONTEXT") or {})
+
+
+def parallel(app: Flask, value: int | None) -> int:
+    """How many independent binds may migrate at once (``ALEMBIC_PARALLEL``, default 4)."""
+    where = "parallel"
+    if value is None:
+        value = app.config.get("ALEMBIC_PARALLEL", 4)
+        where = "'ALEMBIC_PARALLEL'"
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ConfigurationError(
+            f"{where} must be a whole number of at least 1, got {value!r}.",
+            hint="Use 1 to migrate binds one after another.",
+        )
+    return value
+
+
+def lock_timeout(app: Flask, value: float | None) -> float | None:
+    """Seconds to wait for a lock: ``value``, else ``ALEMBIC_LOCK_TIMEOUT``; ``None``: default."""
+    if value is not None:
+        return value
+    setting = app.config.get("ALEMBIC_LOCK_TIMEOUT")
+    if setting is None:
+        return None
+    try:
+        return float(setting)
+    except (TypeError, ValueError):
+        raise ConfigurationError(
+            f"'ALEMBIC_LOCK_TIMEOUT' must be a number of seconds, got {setting!r}.",
+            hint="For example ALEMBIC_LOCK_TIMEOUT = 120.",
+        ) from None
+
+
+def alembic_config(app: Flask, locations: Iterable[Path]) -> Config:
+    """An Alembic ``Config`` from ``ALEMBIC``, listing ``locations`` as version locations."""
+    import argparse
+
+    from alembic.config import Config
+
+    # quiet: the Python API must not print Alembic's "Generating ... done".
+    config = Config(cmd_opts=argparse.Namespace(quiet=True))
+    options = dict(app.config["ALEMBIC"])
+    options.pop("version_locations", None)
+    for key, value in options.items():
+        if isinstance(value, Mapping):
+            for sub_key, sub_value in value.items():
+                config.set_section_option(key, str(sub_key), _config_str(sub_value))
+        else:
+            config.set_main_option(key, _config_str(value))
+    config.set_main_option("script_location", _config_str(script_location(app)))
+    config.set_main_option("path_separator", "newline")
+    config.set_main_option("version_locations", _config_str("\n".join(str(p) for p in locations)))
+    return config
+
+
+def _config_str(value: object) -> str:
+    """An Alembic config value: a string, with ``%`` escaped for ConfigParser."""
+    if isinstance(value, bool):
+        text = "true" if value else "false"
+    elif isinstance(value, os.PathLike):
+        text = os.fspath(value)
+    elif isinstance(value, list | tuple):
+        text = "\n".join(str(v) for v in value)
+    else:
+        text = str(value)
+    return str(text).replace("%", "%%")
+
+
+def template_dir() -> Path:
+    """The folder holding the files a new script directory starts from."""
+    for candidate in _TEMPLATE_CANDIDATES:
+        if (candidate / "script.py.mako").is_file():
+            return candidate
+    raise ScriptDirectoryError(
+        "Flask-Alembic's migrations_template folder is missing from the installation.",
+        hint="Reinstall Flask-Alembic.",
+    )

@@ -1,0 +1,393 @@
+"""Loading the revisions of one app context: the script directory, the revision cache's
+fast path, each bind's history and runtime, importing revision modules, load errors.
+"""
+
+from __future__ import annotations
+
+import os
+import warnings
+from collections.abc import Iterable
+from collections.abc import Mapping
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from flask import Flask
+
+from . import config
+from . import revision_cache
+from .environment import BindRuntime
+from .errors import Command
+from .errors import FlaskAlembicError
+from .errors import RevisionError
+from .errors import ScriptDirectoryError
+from .history import BindHistory
+from .plan import Plan
+from .plan import to_tuple
+from .registry import BindRegistry
+
+if TYPE_CHECKING:
+    from alembic.config import Config
+    from alembic.script import Script
+    from alembic.script import ScriptDirectory
+
+__all__ = ["Loader", "QuickGraph", "command_error", "import_error"]
+
+
+class QuickGraph:
+    """Per-bind heads and cross-bind dependencies, read from the revision cache."""
+
+    __slots__ = ("depends", "heads")
+
+    def __init__(
+        self, heads: Mapping[str, tuple[str, ...]], depends: Mapping[str, set[str]]
+    ) -> None:
+        self.heads = heads
+        self.depends = depends
+
+    def related(self, names: Iterable[str]) -> set[str]:
+        """``names`` and every bind they depend on, directly or not."""
+        found = set(names)
+        stack = list(found)
+        while stack:
+            for other in self.depends.get(stack.pop(), ()):
+                if other not in found:
+                    found.add(other)
+                    stack.append(other)
+        return found
+
+    def at_heads(self, name: str, current: Iterable[str], *, single: bool) -> bool:
+        heads = self.heads.get(name, ())
+        if single and len(heads) > 1:
+            return False
+        return set(current) == set(heads)
+
+
+class Loader:
+    """The revisions of one app context, loaded once (again after a revision is written).
+
+    A private holder, not a dataclass: every ``flask`` command of the app imports this
+    module, and defining a dataclass costs about a millisecond.
+    """
+
+    def __init__(self, app: Flask, registry: BindRegistry) -> None:
+        self.app = app
+        self.registry = registry
+        self._script: ScriptDirectory | None = None
+        self._revisions: revision_cache.Revisions | None = None
+        self._owner: dict[str, str] = {}
+        self._runtimes: dict[str, BindRuntime] = {}
+        self._histories: dict[str, BindHistory] = {}
+
+    def refresh(self) -> None:
+        """Forget the loaded scripts, after writing a revision file."""
+        self._script = None
+        self._revisions = None
+        self._owner.clear()
+        self._runtimes.clear()
+        self._histories.clear()
+
+    @property
+    def location(self) -> Path:
+        """The migrations folder."""
+        return config.script_location(self.app)
+
+    @property
+    def config(self) -> Config:
+        """A new Alembic ``Config`` listing every managed bind's version locations."""
+        return config.alembic_config(self.app, self.registry.version_locations())
+
+    @property
+    def script_directory(self) -> ScriptDirectory:
+        """Alembic's ``ScriptDirectory`` holding every bind's revisions."""
+        if self._script is None:
+            location = self.location
+            if location.exists() and not location.is_dir():
+                raise ScriptDirectoryError(
+                    f"The migrations directory {location} is a file, not a folder.",
+                    path=str(location),
+                    hint="Move the file away, or point ALEMBIC['script_location'] elsewhere.",
+                )
+            if not location.is_dir():
+                raise ScriptDirectoryError(
+                    f"The migrations directory {location} does not exist.",
+                    path=str(location),
+                    hint=("Create it with ", Command("mkdir"), " (or alembic.mkdir())."),
+                )
+            if not os.access(location, os.R_OK | os.X_OK):
+                raise ScriptDirectoryError(
+                    f"The migrations directory {location} is not readable.",
+                    path=str(location),
+                    hint="Fix its permissions.",
+                )
+            from alembic.script import ScriptDirectory
+
+            try:
+                script = ScriptDirectory.from_config(self.config)
+            except command_error() as exc:
+                raise ScriptDirectoryError(
+                    f"Cannot use the migrations directory {location}: {exc}",
+                    path=str(location),
+                    hint="Check the 'ALEMBIC' config.",
+                ) from None
+            if (
+                config.revision_cache_enabled(self.app)
+                and not script.sourceless
+                and not script.recursive_version_locations
+            ):
+                from . import _alembic_compat as compat
+
+                compat.use_revision_files(script, self.revisions().files())
+            self._script = script
+        return self._script
+
+    def revisions(self) -> revision_cache.Revisions:
+        """Every revision file of every bind, as the revision cache knows them."""
+        if self._revisions is None:
+            cache_dir = self.location / "__pycache__"
+            self._revisions = revision_cache.scan(self.registry.version_locations(), cache_dir)
+        return self._revisions
+
+    def quick_graph(self) -> QuickGraph | None:
+        """Each bind's heads from the cache alone, without importing Alembic.
+
+        ``None`` when only Alembic can tell: the cache is off, a file could not be read
+        statically, a dependency is named by label, or the history is broken.
+        """
+        if not config.static_graph_allowed(self.app) or not self.location.is_dir():
+            return None
+        registry = self.registry
+        owner: dict[str, str] = {}
+        count = 0
+        graphs: dict[str, list[revision_cache.FolderGraph]] = {b.name: [] for b in registry}
+        for folder, graph in self.revisions().graphs().items():
+            bind = registry.bind_for_location(folder)
+            if bind is None or graph is None:
+                return None
+            owner.update(dict.fromkeys(graph.ids, bind.name))
+            count += len(graph.ids)
+            graphs[bind.name].append(graph)
+        if len(owner) != count:
+            return None  # an id used twice: let Alembic load it and say what is wrong
+        heads: dict[str, tuple[str, ...]] = {}
+        depends: dict[str, set[str]] = {}
+        for name, folders in graphs.items():
+            # A revision of one folder may follow one in another folder of the same bind.
+            external = {down for graph in folders for down in graph.external_downs}
+            if any(owner.get(down) != name for down in external):
+                return None  # a broken history: let Alembic load it and say what is wrong
+            heads[name] = tuple(
+                rev for graph in folders for rev in graph.heads if rev not in external
+            )
+            depends[name] = set()
+            for token in {token for graph in folders for token in graph.depends_on}:
+                if token not in owner:
+                    return None  # a label, or an unknown id: Alembic resolves or reports it
+                if owner[token] != name:
+                    depends[name].add(owner[token])
+        return QuickGraph(heads, depends)
+
+    def load(self) -> None:
+        """Load every revision and split them by bind."""
+        from . import _alembic_compat as compat
+
+        if self._runtimes:
+            return
+        script = self.script_directory
+        registry = self.registry
+        scripts = _load_scripts(script)
+        owner: dict[str, str] = {}
+        by_bind: dict[str, list[str]] = {b.name: [] for b in registry}
+        for rev in scripts:
+            bind = registry.bind_for_path(rev.path)
+            if bind is None:  # pragma: no cover - only files in bind locations are loaded
+                continue
+            owner[rev.revision] = bind.name
+            by_bind[bind.name].append(rev.revision)
+
+        for rev in scripts:
+            name = owner.get(rev.revision)
+            if name is None:  # pragma: no cover
+                continue
+            for down in to_tuple(rev.down_revision):
+                if owner.get(down, name) != name:
+                    raise ScriptDirectoryError(
+                        f"Revision {rev.revision} ({rev.path}) of bind {name!r} has "
+                        f"down_revision {down}, which belongs to bind {owner[down]!r}.",
+                        bind=name,
+                        revision=rev.revision,
+                        path=rev.path,
+                        hint="A bind's history must descend from its own revisions; use "
+                        "depends_on for an order between binds.",
+                    )
+
+        alembic_config = self.config
+        for bind in registry:
+            view = compat.bind_script_directory(script, by_bind[bind.name])
+            foreign: dict[str, tuple[tuple[str, str], ...]] = {}
+            for rev_id in by_bind[bind.name]:
+                deps = compat.resolved_dependencies(script.revision_map.get_revision(rev_id))  # type: ignore[arg-type]
+                outside = tuple((owner[d], d) for d in deps if owner.get(d, bind.name) != bind.name)
+                if outside:
+                    foreign[rev_id] = outside
+            self._runtimes[bind.name] = BindRuntime(bind, view, alembic_config)
+            self._histories[bind.name] = BindHistory(bind.name, view.revision_map, foreign)
+        self._owner = owner
+
+    @property
+    def runtimes(self) -> dict[str, BindRuntime]:
+        """Each managed bind's view of the scripts, for running them."""
+        self.load()
+        return self._runtimes
+
+    @property
+    def histories(self) -> dict[str, BindHistory]:
+        """Each managed bind's history."""
+        self.load()
+        return self._histories
+
+    def owner_of(self, rev_id: str) -> str | None:
+        """The bind a full revision id belongs to, if any."""
+        self.load()
+        return self._owner.get(rev_id)
+
+    def bind_of(self, revision: str | Script) -> str:
+        """The name of the bind a revision (an id, a prefix or a ``Script``) belongs to."""
+        self.load()
+        rev_id = revision if isinstance(revision, str) else revision.revision
+        try:
+            full = self.script_directory.get_revision(rev_id).revision
+        except command_error() as exc:
+            raise RevisionError(
+                str(exc), revision=rev_id, hint=("Run ", Command("log"), ".")
+            ) from None
+        return self._owner[full]
+
+    def scripts(self, ids: Iterable[str]) -> tuple[Script, ...]:
+        """The ``Script`` of each revision id."""
+        script = self.script_directory
+        return tuple(script.get_revision(i) for i in ids)
+
+    def import_steps(self, plan: Plan) -> None:
+        """Import the code of every step before running any: a broken file changes nothing."""
+        runtimes = self.runtimes
+        for step in plan.steps:
+            if step.revision is None:
+                continue
+            script = runtimes[step.bind].script.revision_map.get_revision(step.revision)
+            try:
+                getattr(script, "module")  # noqa: B009 - importing is the point
+            except (SyntaxError, ImportError) as exc:
+                raise import_error(exc, step.path) from None
+
+
+def _load_scripts(script: ScriptDirectory) -> list[Script]:
+    """Every revision in the script directory, with load errors turned into clear ones."""
+    from alembic.script.revision import RevisionError as AlembicRevisionError
+
+    from . import _alembic_compat as compat
+
+    try:
+        with warnings.catch_warnings():
+            # Alembic only warns about a missing down_revision, then fails obscurely, and
+            # about a revision id used twice, then hides one of the two files.
+            warnings.filterwarnings("error", message=r"Revision .* is not present")
+            warnings.filterwarnings("error", message=r"Revision .* is present more than once")
+            return compat.all_scripts(script)
+    except UserWarning as exc:
+        if "more than once" in str(exc):
+            raise _duplicate_revision_error(script, str(exc)) from None
+        raise _missing_revision_error(script, str(exc)) from None
+    except (SyntaxError, ImportError) as exc:
+        raise import_error(exc) from None
+    except FlaskAlembicError:
+        raise
+    except (command_error(), AlembicRevisionError) as exc:
+        raise ScriptDirectoryError.inconsistent(script.dir, exc) from None
+
+
+def _missing_revision_error(script: ScriptDirectory, warning: str) -> ScriptDirectoryError:
+    """Name the revision file whose down_revision or depends_on points nowhere."""
+    from . import _alembic_compat as compat
+
+    scripts = list(compat.iter_scripts(script))
+    known = {s.revision for s in scripts}
+    labels = {label for s in scripts for label in s.branch_labels}
+    for candidate in scripts:
+        wanted = to_tuple(candidate.down_revision) + to_tuple(candidate.dependencies)
+        missing = [rev for rev in wanted if rev not in known and rev not in labels]
+        if missing:
+            return ScriptDirectoryError(
+                f"Revision {candidate.revision} ({candidate.path}) refers to revision "
+                f"{missing[0]}, which does not exist.",
+                revision=candidate.revision,
+                path=candidate.path,
+                hint="Fix its down_revision / depends_on, or restore the missing file.",
+            )
+    return ScriptDirectoryError.inconsistent(script.dir, warning)
+
+
+def _duplicate_revision_error(script: ScriptDirectory, warning: str) -> ScriptDirectoryError:
+    """Name both files of a revision id that is used twice."""
+    from . import _alembic_compat as compat
+
+    paths: dict[str, list[str]] = {}
+    for candidate in compat.iter_scripts(script):
+        paths.setdefault(candidate.revision, []).append(candidate.path)
+    for rev_id, found in paths.items():
+        if len(found) > 1:
+            return ScriptDirectoryError.for_duplicate_id(rev_id, found[0], found[1])
+    return ScriptDirectoryError.inconsistent(  # pragma: no cover - Alembic warned of one
+        script.dir, warning
+    )
+
+
+def import_error(exc: SyntaxError | ImportError, path: str | None = None) -> ScriptDirectoryError:
+    """A clear error for a revision file that cannot be imported."""
+    if isinstance(exc, SyntaxError):
+        return ScriptDirectoryError(
+            f"Revision file {exc.filename} has a syntax error on line {exc.lineno}: {exc.msg}.",
+            path=exc.filename,
+            hint="Fix the file (or delete it if it was generated by mistake).",
+        )
+    where = _failing_file(exc) if path is None else path
+    if path is not None:
+        line = _line_in(exc, path)
+        where = f"{path} (line {line})" if line else path
+    return ScriptDirectoryError(
+        f"Revision file {where} cannot be imported: {exc}.",
+        path=path or where,
+        hint="Install the missing module or fix the import in that file.",
+    )
+
+
+def _line_in(exc: BaseException, path: str) -> int | None:
+    """The line of ``path`` the exception passed through last, if any."""
+    line = None
+    tb = exc.__traceback__
+    while tb is not None:
+        if tb.tb_frame.f_code.co_filename == path:
+            line = tb.tb_lineno
+        tb = tb.tb_next
+    return line
+
+
+def _failing_file(exc: BaseException) -> str:
+    tb = exc.__traceback__
+    last = "a revision file"
+    while tb is not None:
+        filename = tb.tb_frame.f_code.co_filename
+        if (
+            filename.endswith(".py")
+            and "site-packages" not in filename
+            and "importlib" not in filename
+        ):
+            last = f"{filename} (line {tb.tb_lineno})"
+        tb = tb.tb_next
+    return last
+
+
+def command_error() -> type[Exception]:
+    """Alembic's CommandError, imported only when an error is being handled."""
+    from alembic.util import CommandError
+
+    return CommandError

@@ -1,0 +1,237 @@
+"""Lock, read, plan, run: what ``upgrade``, ``downgrade`` and ``stamp`` do; offline SQL.
+
+The executor is imported only when there are steps to run: a deploy with nothing to do
+reads the version tables, answers from the revision cache and loads neither Alembic nor
+the executor.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from collections.abc import Mapping
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from . import locking
+from .errors import Command
+from .errors import RevisionError
+from .errors import UnknownBindError
+from .history import related_binds
+from .history import resolve_target
+from .history import revision_ids
+from .identity import DatabaseIdentity
+from .identity import Identities
+from .loader import Loader
+from .plan import Direction
+from .plan import MigrationResult
+from .plan import Plan
+from .plan import Target
+from .planner import plan_migration
+from .planner import plan_stamp
+from .registry import Bind
+from .registry import bind_directory_name
+from .status import current_heads
+
+if TYPE_CHECKING:
+    from .executor import EventCallback
+
+__all__ = ["make_plan", "migrate", "offline_range", "render_sql", "run_plan", "write_sql"]
+
+
+def make_plan(
+    loader: Loader,
+    identities: Identities,
+    direction: Direction,
+    target: Target,
+    binds: list[Bind],
+    *,
+    explicit: bool,
+    with_dependencies: bool = False,
+    purge: bool = False,
+    current: Mapping[str, tuple[str, ...]] | None = None,
+    offline: bool = False,
+) -> Plan:
+    """The plan that moves ``binds`` to ``target``.
+
+    :param explicit: whether the user chose ``binds``: a target of another bind is then
+        named as such instead of being unknown.
+    :param current: each bind's heads; read from the version tables when not given.
+    """
+    all_histories = loader.histories
+    selected = [all_histories[b.name] for b in binds]
+    try:
+        targets = resolve_target(target, selected, direction=direction)
+    except RevisionError:
+        if not explicit:
+            raise
+        # Name the bind a target belongs to when --bind left it out.
+        targets = resolve_target(target, list(all_histories.values()), direction=direction)
+    for name in targets:
+        if name not in {b.name for b in binds}:
+            raise UnknownBindError(
+                f"Target {target!r} belongs to bind {name!r}, which is not selected.",
+                bind=name,
+                hint=f"Add --bind {name}, or drop --bind.",
+            )
+    if current is None:
+        involved = related_binds(direction, [b.name for b in binds], all_histories)
+        current = current_heads(
+            loader, identities, [b for b in loader.registry if b.name in involved]
+        )
+    if direction == "stamp":
+        return plan_stamp(
+            selected, current, targets, purge=purge, others=list(all_histories.values())
+        )
+    return plan_migration(
+        direction,
+        selected,
+        current,
+        targets,
+        all_histories=list(all_histories.values()),
+        with_dependencies=with_dependencies,
+        offline=offline,
+    )
+
+
+def offline_range(
+    loader: Loader, direction: Direction, target: Target, binds: list[Bind]
+) -> tuple[str, dict[str, tuple[str, ...]]]:
+    """Split an offline target ``FROM:TO`` into ``TO`` and each bind's start (``FROM``).
+
+    Offline, no database says where a bind is: without ``FROM`` it starts at base. A
+    downgrade needs the range.
+    """
+    text = str(target)
+    start: str | None = None
+    if ":" in text:
+        start, _, text = text.partition(":")
+    elif direction == "downgrade":
+        raise RevisionError(
+            f"Offline downgrade needs a range 'FROM:TO', got {text!r}.",
+            revision=text,
+            hint=("For example: ", Command("downgrade", "--sql", "head:base"), "."),
+        )
+    histories = loader.histories
+    current: dict[str, tuple[str, ...]] = {b.name: () for b in binds}
+    if start:
+        starts = resolve_target(start, [histories[b.name] for b in binds], direction="upgrade")
+        for name, value in starts.items():
+            current[name] = revision_ids(histories[name].revision_map, value)
+    return text, current
+
+
+def render_sql(loader: Loader, plan: Plan, *, tag: str | None) -> dict[str, str]:
+    """The SQL of each bind's part of ``plan`` (offline mode): nothing connects or runs."""
+    from . import executor
+
+    return executor.render_sql(plan, loader.runtimes, tag=tag)
+
+
+def migrate(
+    loader: Loader,
+    identities: Identities,
+    direction: Direction,
+    target: Target,
+    binds: list[Bind],
+    *,
+    explicit: bool,
+    parallel: int,
+    lock_timeout: float | None,
+    with_dependencies: bool = False,
+    purge: bool = False,
+    lock: bool = True,
+    on_plan: Callable[[Plan], None] | None = None,
+    on_event: EventCallback | None = None,
+    on_wait: Callable[[Bind], None] | None = None,
+    tag: str | None = None,
+) -> MigrationResult:
+    """Lock, plan and run in one go: the involved databases' locks are held while their
+    version tables are read, the plan made (``on_plan`` sees it) and run."""
+    names = [b.name for b in binds]
+    quick = None
+    if direction == "upgrade" and str(target) in {"heads", "head"}:
+        quick = loader.quick_graph()
+    if quick is not None:
+        involved = quick.related(names)
+    else:
+        involved = related_binds(direction, names, loader.histories)
+    involved_binds = [b for b in loader.registry if b.name in involved]
+    to_lock = involved_binds if lock else []
+    with locking.lock_binds(to_lock, lock_timeout, identities, on_wait=on_wait):
+        # Read under the lock (and checked for shared version tables): not read again.
+        current = current_heads(loader, identities, involved_binds)
+        # The common deploy: nothing to do. Answer it without loading Alembic.
+        if quick is not None and all(
+            quick.at_heads(n, current[n], single=target == "head") for n in names
+        ):
+            plan = Plan(direction="upgrade", steps=(), start={}, unchanged=tuple(names))
+            if on_plan is not None:
+                on_plan(plan)
+            return MigrationResult(plan=plan, binds=())
+        plan = make_plan(
+            loader,
+            identities,
+            direction,
+            target,
+            binds,
+            explicit=explicit,
+            with_dependencies=with_dependencies,
+            purge=purge,
+            current=current,
+        )
+        loader.import_steps(plan)
+        if on_plan is not None:
+            on_plan(plan)
+        return _execute(loader, identities, plan, on_event=on_event, tag=tag, parallel=parallel)
+
+
+def run_plan(
+    loader: Loader,
+    identities: Identities,
+    plan: Plan,
+    *,
+    parallel: int,
+    lock_timeout: float | None,
+    on_event: EventCallback | None = None,
+    tag: str | None = None,
+    lock: bool = True,
+) -> MigrationResult:
+    """Run a plan made earlier; the executor refuses a bind that moved since."""
+    binds = [b for b in loader.registry if b.name in plan.start]
+    loader.import_steps(plan)
+    with locking.lock_binds(binds if lock else [], lock_timeout, identities):
+        loader.registry.check_version_tables(binds, identities)
+        return _execute(loader, identities, plan, on_event=on_event, tag=tag, parallel=parallel)
+
+
+def _execute(
+    loader: Loader,
+    identities: Identities,
+    plan: Plan,
+    *,
+    on_event: EventCallback | None,
+    tag: str | None,
+    parallel: int,
+) -> MigrationResult:
+    from . import executor
+
+    # The identity of each database the plan changes: binds sharing one take turns.
+    databases: dict[str, DatabaseIdentity] = {
+        name: loader.registry[name].identity(identities) for name in plan.binds
+    }
+    return executor.execute(
+        plan, loader.runtimes, on_event=on_event, tag=tag, parallel=parallel, databases=databases
+    )
+
+
+def write_sql(statements: Mapping[str, str], directory: str | os.PathLike[str]) -> list[Path]:
+    """Write offline SQL into ``directory``, one ``BIND.sql`` file per bind."""
+    folder = Path(directory)
+    folder.mkdir(parents=True, exist_ok=True)
+    paths = []
+    for name, sql in statements.items():
+        path = folder / f"{bind_directory_name(name)}.sql"
+        path.write_text(sql, encoding="utf-8")
+        paths.append(path)
+    return paths

@@ -29,7 +29,6 @@ from flask import Flask
 from flask import g
 
 from . import config
-from . import history
 from . import migrate as migration
 from .errors import ConfigurationError
 from .identity import Identities
@@ -57,6 +56,7 @@ if TYPE_CHECKING:
     from alembic.script import ScriptDirectory
 
     from .executor import EventCallback
+    from .writer import RevisionOptions
     from .writer import WrittenRevisions
 
 __all__ = ["AlembicAPI", "BindArg", "RunOptions"]
@@ -287,12 +287,16 @@ class AlembicAPI:
 
     def branches(self, bind: BindArg = None) -> tuple[Script, ...]:
         """Revisions with more than one child (branch points)."""
+        from . import history
+
         histories = self._loader.histories
         ids = [rev for b in self._select(bind) for rev in history.branch_points(histories[b.name])]
         return self._loader.scripts(ids)
 
     def log(self, start: str = "base", end: str = "heads", bind: BindArg = None) -> list[Script]:
         """Revisions from ``end`` down to ``start``, newest first, per bind."""
+        from . import history
+
         histories = self._loader.histories
         selected = [histories[b.name] for b in self._select(bind)]
         ids = [
@@ -304,6 +308,8 @@ class AlembicAPI:
 
     def show(self, revision: str, bind: BindArg = None) -> Script:
         """One revision, looked up among the selected binds."""
+        from . import history
+
         histories = self._loader.histories
         _, rev_id = history.show_id([histories[b.name] for b in self._select(bind)], revision)
         return self.script_directory.get_revision(rev_id)
@@ -418,39 +424,19 @@ class AlembicAPI:
         return written.scripts
 
     def write_revisions(
-        self,
-        message: str,
-        *,
-        empty: bool = False,
-        parent: str | None = None,
-        splice: bool = False,
-        depend: str | Iterable[str] | None = None,
-        label: str | Iterable[str] | None = None,
-        path: str | os.PathLike[str] | None = None,
-        rev_id: str | None = None,
-        bind: BindArg = None,
+        self, message: str, *, bind: BindArg = None, **options: Unpack[RevisionOptions]
     ) -> WrittenRevisions:
         """As :meth:`revision`, but say what each file was generated from (and what it
         destroys), and why a selected bind got no file."""
+        from .history import resolve_target
         from .writer import write_revisions
 
         loader = self._loader
+        parent = options.get("parent")
         if parent is not None and bind is None and parent not in {"head", "heads"}:
             histories = list(loader.histories.values())
-            bind = next(iter(history.resolve_target(parent, histories, direction="upgrade")))
-        return write_revisions(
-            loader,
-            self._identities,
-            self._select(bind),
-            message,
-            empty=empty,
-            parent=parent,
-            splice=splice,
-            depend=depend,
-            label=label,
-            path=path,
-            rev_id=rev_id,
-        )
+            bind = next(iter(resolve_target(parent, histories, direction="upgrade")))
+        return write_revisions(loader, self._identities, self._select(bind), message, **options)
 
     def merge(
         self,
@@ -481,17 +467,26 @@ class AlembicAPI:
         offline: bool = False,
     ) -> Plan:
         """The plan ``upgrade``/``downgrade``/``stamp`` would run, without running it."""
+        request = self._request(direction, target, bind, with_dependencies, purge)
         return migration.make_plan(
-            self._loader,
-            self._identities,
+            self._loader, self._identities, request, current=current, offline=offline
+        )
+
+    def _request(
+        self,
+        direction: Direction,
+        target: Target,
+        bind: BindArg,
+        with_dependencies: bool = False,
+        purge: bool = False,
+    ) -> migration.Request:
+        return migration.Request(
             direction,
             target,
             self._select(bind),
             explicit=bind is not None,
             with_dependencies=with_dependencies,
             purge=purge,
-            current=current,
-            offline=offline,
         )
 
     @overload
@@ -628,14 +623,12 @@ class AlembicAPI:
         purge: bool = False,
         with_dependencies: bool = False,
     ) -> dict[str, str]:
-        binds = self._select(bind)
-        target, current = migration.offline_range(self._loader, direction, target, binds)
-        plan = self.plan(
-            direction,
-            target,
-            bind,
-            purge=purge,
-            with_dependencies=with_dependencies,
+        request = self._request(direction, target, bind, with_dependencies, purge)
+        target, current = migration.offline_range(self._loader, request)
+        plan = migration.make_plan(
+            self._loader,
+            self._identities,
+            request.aiming_at(target),
             current=current,
             offline=True,
         )
@@ -659,19 +652,14 @@ class AlembicAPI:
     ) -> MigrationResult:
         """Lock, plan and run in one go: what ``upgrade``/``downgrade``/``stamp`` do."""
         app: Flask = current_app._get_current_object()  # type: ignore[attr-defined]
-        binds = self._select(bind)
+        request = self._request(direction, target, bind, with_dependencies, purge)
         workers = config.parallel(app, parallel)  # a bad setting fails even with nothing to do
         return migration.migrate(
             self._loader,
             self._identities,
-            direction,
-            target,
-            binds,
-            explicit=bind is not None,
+            request,
             parallel=workers,
             lock_timeout=config.lock_timeout(app, lock_timeout),
-            with_dependencies=with_dependencies,
-            purge=purge,
             lock=lock,
             on_plan=on_plan,
             on_event=on_event,

@@ -321,41 +321,50 @@ def _migrate(
     output.result(result)
 
 
+#: The options upgrade, downgrade and stamp share: (declarations, settings), in the
+#: order ``--help`` lists them.
+_MIGRATION_OPTIONS: tuple[tuple[tuple[str, ...], dict[str, Any]], ...] = (
+    (
+        ("--parallel",),
+        {
+            "type": click.IntRange(min=1),
+            "help": "How many independent binds may migrate at once (default 4, or "
+            "ALEMBIC_PARALLEL); 1 runs them one after another.",
+        },
+    ),
+    (("--no-lock",), {"is_flag": True, "help": "Do not take the per-database migration lock."}),
+    (
+        ("--lock-timeout",),
+        {
+            "type": click.FloatRange(min=0),
+            "help": "Seconds to wait for another process's migration (default 300, or "
+            "ALEMBIC_LOCK_TIMEOUT).",
+        },
+    ),
+    (
+        ("--plan", "--dry-run", "plan_only"),
+        {"is_flag": True, "help": "Show the ordered steps and run nothing."},
+    ),
+    (("--tag",), {"help": "A tag passed to the migration environment."}),
+    (
+        ("--output-dir",),
+        {
+            "type": click.Path(file_okay=False),
+            "help": "With --sql: write one BIND.sql file per bind into this folder.",
+        },
+    ),
+    (("--sql",), {"is_flag": True, "help": "Print the SQL instead of running it (offline mode)."}),
+)
+
+
 def _migration_options(direction: str, default: str) -> Callable[[F], F]:
     def decorate(f: F) -> F:
         f = click.argument("target", default=default)(f)
-        f = click.option(
-            "--sql", is_flag=True, help="Print the SQL instead of running it (offline mode)."
-        )(f)
-        f = click.option(
-            "--output-dir",
-            type=click.Path(file_okay=False),
-            help="With --sql: write one BIND.sql file per bind into this folder.",
-        )(f)
-        f = click.option("--tag", help="A tag passed to the migration environment.")(f)
-        if direction != "stamp":
-            f = click.option(
-                "--plan",
-                "--dry-run",
-                "plan_only",
-                is_flag=True,
-                help="Show the ordered steps and run nothing.",
-            )(f)
-        f = click.option(
-            "--lock-timeout",
-            type=click.FloatRange(min=0),
-            help="Seconds to wait for another process's migration (default 300, or "
-            "ALEMBIC_LOCK_TIMEOUT).",
-        )(f)
-        f = click.option(
-            "--no-lock", is_flag=True, help="Do not take the per-database migration lock."
-        )(f)
-        f = click.option(
-            "--parallel",
-            type=click.IntRange(min=1),
-            help="How many independent binds may migrate at once (default 4, or "
-            "ALEMBIC_PARALLEL); 1 runs them one after another.",
-        )(f)
+        # Decorators apply bottom-up: the last applied is listed first.
+        for declarations, settings in reversed(_MIGRATION_OPTIONS):
+            if direction == "stamp" and "--plan" in declarations:
+                continue  # a stamp runs no code: there is nothing to preview
+            f = click.option(*declarations, **settings)(f)
         return json_option(bind_option(f))
 
     return decorate

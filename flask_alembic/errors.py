@@ -171,6 +171,16 @@ class RevisionError(FlaskAlembicError):
             ),
         )
 
+    @classmethod
+    def refused(cls, bind: str, action: str, target: object, detail: object) -> RevisionError:
+        """Alembic refused ``action`` (such as ``"stamp bind 'x' with"``) to ``target``."""
+        return cls(
+            f"Cannot {action} {str(target)!r}: {detail}.",
+            bind=bind,
+            revision=str(target),
+            hint=("Run ", Command("log", "--bind", bind), " to see its revisions."),
+        )
+
 
 class AmbiguousTargetError(RevisionError):
     """A relative target was given while several binds are selected."""

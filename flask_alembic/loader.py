@@ -15,12 +15,10 @@ from flask import Flask
 
 from . import config
 from . import revision_cache
-from .environment import BindRuntime
 from .errors import Command
 from .errors import FlaskAlembicError
 from .errors import RevisionError
 from .errors import ScriptDirectoryError
-from .history import BindHistory
 from .plan import Plan
 from .plan import to_tuple
 from .registry import BindRegistry
@@ -29,6 +27,9 @@ if TYPE_CHECKING:
     from alembic.config import Config
     from alembic.script import Script
     from alembic.script import ScriptDirectory
+
+    from .environment import BindRuntime
+    from .history import BindHistory
 
 __all__ = ["Loader", "QuickGraph", "command_error", "import_error"]
 
@@ -189,6 +190,8 @@ class Loader:
     def load(self) -> None:
         """Load every revision and split them by bind."""
         from . import _alembic_compat as compat
+        from .environment import BindRuntime
+        from .history import BindHistory
 
         if self._runtimes:
             return

@@ -142,9 +142,14 @@ def _postgresql_lock(
     try:
         yield
     finally:
-        with contextlib.suppress(sa.exc.DBAPIError):
-            conn.execute(sa.text("SELECT pg_advisory_unlock(:key)"), {"key": key})
-            conn.commit()
+        _release(conn, "SELECT pg_advisory_unlock(:key)", {"key": key})
+
+
+def _release(conn: sa.Connection, statement: str, params: dict[str, object]) -> None:
+    """Release a server lock; one whose connection is gone was released by the server."""
+    with contextlib.suppress(sa.exc.DBAPIError):
+        conn.execute(sa.text(statement), params)
+        conn.commit()
 
 
 def _postgresql_holder(conn: sa.Connection, key: int) -> str:
@@ -190,9 +195,7 @@ def _mysql_lock(
     try:
         yield
     finally:
-        with contextlib.suppress(sa.exc.DBAPIError):
-            conn.execute(sa.text("SELECT RELEASE_LOCK(:name)"), {"name": lock})
-            conn.commit()
+        _release(conn, "SELECT RELEASE_LOCK(:name)", {"name": lock})
 
 
 def _mysql_holder(conn: sa.Connection, lock: str) -> str:

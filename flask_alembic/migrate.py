@@ -1,14 +1,15 @@
 """Lock, read, plan, run: what ``upgrade``, ``downgrade`` and ``stamp`` do; offline SQL.
 
-The executor is imported only when there are steps to run: a deploy with nothing to do
-reads the version tables, answers from the revision cache and loads neither Alembic nor
-the executor.
+The planner and the executor are imported only when there is something to plan: a
+deploy with nothing to do reads the version tables, answers from the revision cache and
+loads neither Alembic nor either of them.
 """
 
 from __future__ import annotations
 
 import os
 from collections.abc import Callable
+from collections.abc import Iterable
 from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -17,9 +18,6 @@ from . import locking
 from .errors import Command
 from .errors import RevisionError
 from .errors import UnknownBindError
-from .history import related_binds
-from .history import resolve_target
-from .history import revision_ids
 from .identity import DatabaseIdentity
 from .identity import Identities
 from .loader import Loader
@@ -27,8 +25,6 @@ from .plan import Direction
 from .plan import MigrationResult
 from .plan import Plan
 from .plan import Target
-from .planner import plan_migration
-from .planner import plan_stamp
 from .registry import Bind
 from .registry import bind_directory_name
 from .status import current_heads
@@ -36,52 +32,105 @@ from .status import current_heads
 if TYPE_CHECKING:
     from .executor import EventCallback
 
-__all__ = ["make_plan", "migrate", "offline_range", "render_sql", "run_plan", "write_sql"]
+__all__ = [
+    "Request",
+    "make_plan",
+    "migrate",
+    "offline_range",
+    "render_sql",
+    "run_plan",
+    "write_sql",
+]
+
+
+class Request:
+    """What the user asked for: a direction and a target for some binds.
+
+    A plain class, not a named tuple or dataclass: this module loads on every deploy,
+    and defining one of those costs far more than the class itself.
+    """
+
+    __slots__ = ("binds", "direction", "explicit", "purge", "target", "with_dependencies")
+
+    def __init__(
+        self,
+        direction: Direction,
+        target: Target,
+        binds: Iterable[Bind],
+        *,
+        explicit: bool = False,
+        with_dependencies: bool = False,
+        purge: bool = False,
+    ) -> None:
+        self.direction = direction
+        self.target = target
+        self.binds = tuple(binds)
+        #: Whether the user chose the binds: a target of another bind is then named as such.
+        self.explicit = explicit
+        #: Upgrade other binds as far as the selected ones depend on them.
+        self.with_dependencies = with_dependencies
+        #: Stamp: empty each version table first.
+        self.purge = purge
+
+    @property
+    def names(self) -> list[str]:
+        return [b.name for b in self.binds]
+
+    def aiming_at(self, target: Target) -> Request:
+        """The same request with another target."""
+        return Request(
+            self.direction,
+            target,
+            self.binds,
+            explicit=self.explicit,
+            with_dependencies=self.with_dependencies,
+            purge=self.purge,
+        )
 
 
 def make_plan(
     loader: Loader,
     identities: Identities,
-    direction: Direction,
-    target: Target,
-    binds: list[Bind],
+    request: Request,
     *,
-    explicit: bool,
-    with_dependencies: bool = False,
-    purge: bool = False,
     current: Mapping[str, tuple[str, ...]] | None = None,
     offline: bool = False,
 ) -> Plan:
-    """The plan that moves ``binds`` to ``target``.
+    """The plan that carries out ``request``.
 
-    :param explicit: whether the user chose ``binds``: a target of another bind is then
-        named as such instead of being unknown.
     :param current: each bind's heads; read from the version tables when not given.
+    :param offline: for ``--sql``: the state of binds outside the plan is unknown.
     """
+    from .history import related_binds
+    from .history import resolve_target
+    from .planner import plan_migration
+    from .planner import plan_stamp
+
+    direction, target = request.direction, request.target
     all_histories = loader.histories
-    selected = [all_histories[b.name] for b in binds]
+    selected = [all_histories[name] for name in request.names]
     try:
         targets = resolve_target(target, selected, direction=direction)
     except RevisionError:
-        if not explicit:
+        if not request.explicit:
             raise
         # Name the bind a target belongs to when --bind left it out.
         targets = resolve_target(target, list(all_histories.values()), direction=direction)
     for name in targets:
-        if name not in {b.name for b in binds}:
+        if name not in request.names:
             raise UnknownBindError(
                 f"Target {target!r} belongs to bind {name!r}, which is not selected.",
                 bind=name,
                 hint=f"Add --bind {name}, or drop --bind.",
             )
     if current is None:
-        involved = related_binds(direction, [b.name for b in binds], all_histories)
+        involved = related_binds(direction, request.names, all_histories)
         current = current_heads(
             loader, identities, [b for b in loader.registry if b.name in involved]
         )
     if direction == "stamp":
         return plan_stamp(
-            selected, current, targets, purge=purge, others=list(all_histories.values())
+            selected, current, targets, purge=request.purge, others=list(all_histories.values())
         )
     return plan_migration(
         direction,
@@ -89,33 +138,36 @@ def make_plan(
         current,
         targets,
         all_histories=list(all_histories.values()),
-        with_dependencies=with_dependencies,
+        with_dependencies=request.with_dependencies,
         offline=offline,
     )
 
 
-def offline_range(
-    loader: Loader, direction: Direction, target: Target, binds: list[Bind]
-) -> tuple[str, dict[str, tuple[str, ...]]]:
+def offline_range(loader: Loader, request: Request) -> tuple[str, dict[str, tuple[str, ...]]]:
     """Split an offline target ``FROM:TO`` into ``TO`` and each bind's start (``FROM``).
 
     Offline, no database says where a bind is: without ``FROM`` it starts at base. A
     downgrade needs the range.
     """
-    text = str(target)
+    from .history import resolve_target
+    from .history import revision_ids
+
+    text = str(request.target)
     start: str | None = None
     if ":" in text:
         start, _, text = text.partition(":")
-    elif direction == "downgrade":
+    elif request.direction == "downgrade":
         raise RevisionError(
             f"Offline downgrade needs a range 'FROM:TO', got {text!r}.",
             revision=text,
             hint=("For example: ", Command("downgrade", "--sql", "head:base"), "."),
         )
     histories = loader.histories
-    current: dict[str, tuple[str, ...]] = {b.name: () for b in binds}
+    current: dict[str, tuple[str, ...]] = dict.fromkeys(request.names, ())
     if start:
-        starts = resolve_target(start, [histories[b.name] for b in binds], direction="upgrade")
+        starts = resolve_target(
+            start, [histories[name] for name in request.names], direction="upgrade"
+        )
         for name, value in starts.items():
             current[name] = revision_ids(histories[name].revision_map, value)
     return text, current
@@ -131,15 +183,10 @@ def render_sql(loader: Loader, plan: Plan, *, tag: str | None) -> dict[str, str]
 def migrate(
     loader: Loader,
     identities: Identities,
-    direction: Direction,
-    target: Target,
-    binds: list[Bind],
+    request: Request,
     *,
-    explicit: bool,
     parallel: int,
     lock_timeout: float | None,
-    with_dependencies: bool = False,
-    purge: bool = False,
     lock: bool = True,
     on_plan: Callable[[Plan], None] | None = None,
     on_event: EventCallback | None = None,
@@ -148,38 +195,29 @@ def migrate(
 ) -> MigrationResult:
     """Lock, plan and run in one go: the involved databases' locks are held while their
     version tables are read, the plan made (``on_plan`` sees it) and run."""
-    names = [b.name for b in binds]
+    names = request.names
     quick = None
-    if direction == "upgrade" and str(target) in {"heads", "head"}:
+    if request.direction == "upgrade" and str(request.target) in {"heads", "head"}:
         quick = loader.quick_graph()
     if quick is not None:
         involved = quick.related(names)
     else:
-        involved = related_binds(direction, names, loader.histories)
+        from .history import related_binds
+
+        involved = related_binds(request.direction, names, loader.histories)
     involved_binds = [b for b in loader.registry if b.name in involved]
     to_lock = involved_binds if lock else []
     with locking.lock_binds(to_lock, lock_timeout, identities, on_wait=on_wait):
         # Read under the lock (and checked for shared version tables): not read again.
         current = current_heads(loader, identities, involved_binds)
         # The common deploy: nothing to do. Answer it without loading Alembic.
-        if quick is not None and all(
-            quick.at_heads(n, current[n], single=target == "head") for n in names
-        ):
+        single = request.target == "head"
+        if quick is not None and all(quick.at_heads(n, current[n], single=single) for n in names):
             plan = Plan(direction="upgrade", steps=(), start={}, unchanged=tuple(names))
             if on_plan is not None:
                 on_plan(plan)
             return MigrationResult(plan=plan, binds=())
-        plan = make_plan(
-            loader,
-            identities,
-            direction,
-            target,
-            binds,
-            explicit=explicit,
-            with_dependencies=with_dependencies,
-            purge=purge,
-            current=current,
-        )
+        plan = make_plan(loader, identities, request, current=current)
         loader.import_steps(plan)
         if on_plan is not None:
             on_plan(plan)

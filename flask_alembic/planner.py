@@ -106,12 +106,8 @@ def bind_steps(
             hint=("Did you mean ", Command(other, str(target)), "?"),
         ) from None
     except revision_module().RevisionError as exc:
-        raise RevisionError(
-            f"Cannot {direction} bind {history.name!r} to {target!r}: {exc}.",
-            bind=history.name,
-            revision=str(target),
-            hint=("Run ", Command("log", "--bind", history.name), " to see its revisions."),
-        ) from None
+        action = f"{direction} bind {history.name!r} to"
+        raise RevisionError.refused(history.name, action, target, exc) from None
 
     steps: list[Step] = []
     for rev in revs:
@@ -307,10 +303,6 @@ def _stamp_destination(
             history.name, rmap.heads, otherwise="stamp one of them by id"
         ) from None
     except revision_module().RevisionError as exc:
-        raise RevisionError(
-            f"Cannot stamp bind {history.name!r} with {target!r}: {exc}.",
-            bind=history.name,
-            revision=str(target),
-            hint=("Run ", Command("log", "--bind", history.name), " to see its revisions."),
-        ) from None
+        action = f"stamp bind {history.name!r} with"
+        raise RevisionError.refused(history.name, action, target, exc) from None
     return tuple(r.revision for r in revs if isinstance(r, revision_module().Revision))

@@ -24,6 +24,7 @@ from . import revision_cache
 from .errors import BindNotManagedError
 from .errors import ConfigurationError
 from .errors import DatabaseError
+from .errors import Hint
 from .errors import UnknownBindError
 from .identity import backend_of
 from .identity import DatabaseIdentity
@@ -120,14 +121,22 @@ class Bind:
         try:
             connection = self.engine.connect()
         except sa.exc.DBAPIError as exc:
-            raise DatabaseError(
-                f"Cannot connect to bind {self.name!r} at {self.display_url}: "
-                f"{describe_exception(exc, self.secrets)}",
-                bind=self.name,
-                hint="Check that the server is running and that the URL and credentials are right.",
+            raise self.database_error(
+                "connect to",
+                exc,
+                "Check that the server is running and that the URL and credentials are right.",
             ) from None
         with connection:
             yield connection
+
+    def database_error(self, action: str, exc: BaseException, hint: Hint) -> DatabaseError:
+        """``action`` (``"connect to"``) failed on this bind's database with ``exc``."""
+        return DatabaseError(
+            f"Cannot {action} bind {self.name!r} at {self.display_url}: "
+            f"{describe_exception(exc, self.secrets)}",
+            bind=self.name,
+            hint=hint,
+        )
 
     def identity(self, identities: Identities) -> DatabaseIdentity:
         """The database this bind reaches, asking its server if no connection did yet.

@@ -78,18 +78,12 @@ class Output:
     #: Whether this renderer draws with Rich.
     rich = False
 
-    def __new__(
-        cls,
-        *,
-        stdout: IO[str] | None = None,
-        stderr: IO[str] | None = None,
-        rich: bool | None = None,
-        width: int | None = None,
-        group: str = DEFAULT_GROUP,
-    ) -> Output:
+    def __new__(cls, **options: Any) -> Output:
         if cls is Output:
-            interactive = is_interactive(stdout or sys.stdout) if rich is None else rich
-            cls = RichOutput if interactive else PlainOutput
+            rich = options.get("rich")
+            if rich is None:
+                rich = is_interactive(options.get("stdout") or sys.stdout)
+            cls = RichOutput if rich else PlainOutput
         return object.__new__(cls)
 
     def __init__(

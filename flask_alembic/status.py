@@ -9,19 +9,20 @@ from contextlib import contextmanager
 from contextlib import ExitStack
 from dataclasses import dataclass
 from enum import StrEnum
+from typing import TYPE_CHECKING
 
 import sqlalchemy as sa
 
 from .errors import DatabaseError
 from .errors import FlaskAlembicError
 from .errors import RevisionError
-from .history import BindHistory
 from .identity import Identities
 from .loader import Loader
 from .loader import QuickGraph
-from .planner import bind_steps
-from .redact import describe_exception
 from .registry import Bind
+
+if TYPE_CHECKING:
+    from .history import BindHistory
 
 __all__ = [
     "STATES",
@@ -94,11 +95,10 @@ class HeadsReader:
         try:
             return bind.read_heads(connection)
         except sa.exc.DBAPIError as exc:
-            raise DatabaseError(
-                f"Cannot read the version table of bind {bind.name!r} at {bind.display_url}: "
-                f"{describe_exception(exc, bind.secrets)}",
-                bind=bind.name,
-                hint="Check the bind's 'version_table' and 'version_table_schema' settings.",
+            raise bind.database_error(
+                "read the version table of",
+                exc,
+                "Check the bind's 'version_table' and 'version_table_schema' settings.",
             ) from None
 
     @classmethod
@@ -195,6 +195,8 @@ def _bind_row(
         current = reader.heads(b)
     except DatabaseError as exc:
         return _row(b, heads=heads, state=State.UNREACHABLE, error=exc)
+    from .planner import bind_steps
+
     loader.registry.check_version_tables([b], identities)
     row = _row(b, heads=heads, current=current)
     try:

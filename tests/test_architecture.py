@@ -37,6 +37,7 @@ LAYERS = [
     "errors",
     "plan",
     "redact",
+    "losses",
     "_collector",
 ]
 

@@ -825,7 +825,7 @@ def test_destructive_changes_are_named(
 
 def test_may_lose_data_rules() -> None:
     """Only changes known to widen are quiet."""
-    from flask_alembic.writer import may_lose_data as _may_lose_data
+    from flask_alembic.losses import may_lose_data as _may_lose_data
 
     quiet = [
         (sa.String(10), sa.String(20)),

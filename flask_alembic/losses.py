@@ -6,6 +6,7 @@ from collections.abc import Iterable
 from typing import Any
 
 import sqlalchemy as sa
+from sqlalchemy.dialects import mysql
 
 __all__ = ["data_losses", "may_lose_data"]
 
@@ -25,7 +26,7 @@ def data_losses(bind: str, changes: Iterable[Any], dialect: sa.Dialect) -> list[
                 lines.append(
                     f"bind {bind!r}: drops column {table}.{item[3].name} and the data in it"
                 )
-            elif kind == "modify_type" and may_lose_data(item[5], item[6]):
+            elif kind == "modify_type" and may_lose_data(item[5], item[6], dialect=dialect):
                 table = _qualified(item[1], item[2])
                 lines.append(
                     f"bind {bind!r}: changes column {table}.{item[3]} from "
@@ -57,18 +58,54 @@ def _integer_size(type_: Any) -> int:
     return _INTEGER_SIZES.get(str(getattr(type_, "__visit_name__", "")).upper(), 4)
 
 
-def may_lose_data(old: Any, new: Any) -> bool:
+# MySQL and MariaDB text and blob types hold at most this many bytes.
+_MYSQL_SIZED: dict[type[Any], int] = {
+    mysql.TINYTEXT: 255,
+    mysql.MEDIUMTEXT: 16_777_215,
+    mysql.LONGTEXT: 4_294_967_295,
+    mysql.TINYBLOB: 255,
+    mysql.MEDIUMBLOB: 16_777_215,
+    mysql.LONGBLOB: 4_294_967_295,
+}
+_MYSQL_TEXT = 65_535
+_MYSQL_SIZES = sorted({*_MYSQL_SIZED.values(), _MYSQL_TEXT})
+_BINARY: tuple[type[Any], ...] = (sa.LargeBinary, sa.BINARY, sa.VARBINARY, *_MYSQL_SIZED)
+
+
+def _capacity(type_: Any, dialect: sa.Dialect | None) -> float:
+    """How much a string or binary column holds on ``dialect``; infinite if unbounded."""
+    if dialect is not None:
+        type_ = type_.dialect_impl(dialect)  # the variant this dialect uses, if any
+    for sized, size in _MYSQL_SIZED.items():
+        if isinstance(type_, sized):
+            return size
+    length: int | None = type_.length
+    if dialect is None or dialect.name not in {"mysql", "mariadb"}:
+        return float("inf") if length is None else length
+    if length is None:
+        return _MYSQL_TEXT
+    if isinstance(type_, sa.Text | sa.LargeBinary):
+        # MySQL makes TEXT(n) and BLOB(n) the smallest of its four sizes holding n.
+        return min((size for size in _MYSQL_SIZES if size >= length), default=length)
+    return length
+
+
+def may_lose_data(old: Any, new: Any, *, dialect: sa.Dialect | None = None) -> bool:
     """Whether changing a column from ``old`` to ``new`` can lose or alter stored values.
 
     Only changes known to widen (a longer or unbounded string, a larger integer, a
     number with more digits) are safe; any other change of type may lose data.
+
+    :param dialect: where the column lives. On MySQL and MariaDB a text or blob type
+        without a length holds 65535 bytes; elsewhere, or without a dialect, it is
+        unbounded. MySQL's TINYTEXT, MEDIUMTEXT, LONGTEXT and blobs keep their sizes.
     """
     if isinstance(old, sa.Enum) or isinstance(new, sa.Enum):
         return True
-    if isinstance(old, sa.String) and isinstance(new, sa.String):
-        if new.length is None:
-            return False
-        return old.length is None or new.length < old.length
+    if (isinstance(old, sa.String) and isinstance(new, sa.String)) or (
+        isinstance(old, _BINARY) and isinstance(new, _BINARY)
+    ):
+        return _capacity(new, dialect) < _capacity(old, dialect)
     if isinstance(old, sa.Integer) and isinstance(new, sa.Integer):
         return _integer_size(new) < _integer_size(old)
     if (
@@ -78,7 +115,8 @@ def may_lose_data(old: Any, new: Any) -> bool:
     ):
         precision, scale = new.precision, new.scale or 0
         return precision is not None and precision - scale < 19
-    if type(old) is type(new) and isinstance(old, sa.Numeric):
+    # SQLAlchemy 2.1's Float is no longer a Numeric: name both.
+    if type(old) is type(new) and isinstance(old, sa.Numeric | sa.Float):
         if isinstance(old, sa.Float):
             return (new.precision or 53) < (old.precision or 53)
         if new.precision is None:

@@ -224,8 +224,8 @@ class AlembicAPI:
             runtime = state.loader.runtimes[name]
             env = EnvironmentContext(runtime.config, runtime.script)
             connection = self._connection(runtime.bind)
-            neighbours = self.registry.neighbour_tables(runtime.bind, state.identities)
-            env.configure(connection=connection, **context_options(runtime.bind, neighbours))
+            names = self.registry.neighbourhood(runtime.bind, state.identities)
+            env.configure(connection=connection, **context_options(runtime.bind, names))
             state.environments[name] = env
         return state.environments[name]
 
@@ -275,7 +275,7 @@ class AlembicAPI:
         heads = current_heads(loader, self._identities, binds)
         result: list[Script] = []
         for b in binds:
-            histories[b.name].check_heads(heads[b.name], histories.values())
+            histories[b.name].check_heads(heads[b.name], loader.owner_of)
             result.extend(loader.scripts(heads[b.name]))
         return tuple(result)
 

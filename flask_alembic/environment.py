@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING
 import sqlalchemy as sa
 
 from .registry import Bind
+from .registry import Neighbourhood
 
 if TYPE_CHECKING:
     from alembic.config import Config
@@ -44,12 +45,12 @@ class BindRuntime:
 
 
 def context_options(
-    bind: Bind, neighbour_tables: frozenset[str] = frozenset(), **overrides: Any
+    bind: Bind, neighbourhood: Neighbourhood | None = None, **overrides: Any
 ) -> dict[str, Any]:
     """The options for ``EnvironmentContext.configure`` for ``bind``.
 
-    :param neighbour_tables: tables of other binds in the same database, which
-        autogenerate must not see (or it would propose dropping them).
+    :param neighbourhood: what autogenerate must not see in the bind's database (other
+        binds' tables, schemas the bind does not use), or it would propose dropping them.
     """
     options: dict[str, Any] = {"transaction_per_migration": True}
     options.update(bind.context_options)
@@ -58,8 +59,8 @@ def context_options(
         version_table=bind.version_table,
         version_table_schema=bind.version_table_schema,
     )
-    if neighbour_tables:
-        options["include_name"] = _skip_tables(neighbour_tables, options.get("include_name"))
+    if neighbourhood is not None:
+        options["include_name"] = _own_names_only(neighbourhood, options.get("include_name"))
     # Options that only mean something offline (--sql); the offline path sets its own.
     for name in _OFFLINE_ONLY:
         options.pop(name, None)
@@ -70,11 +71,18 @@ def context_options(
 _OFFLINE_ONLY = ("literal_binds", "output_buffer", "starting_rev", "url", "dialect_name")
 
 
-def _skip_tables(tables: frozenset[str], user_filter: Any) -> Callable[..., bool]:
-    """An ``include_name`` hook hiding other binds' tables, then asking the user's hook."""
+def _own_names_only(names: Neighbourhood, user_filter: Any) -> Callable[..., bool]:
+    """An ``include_name`` hook hiding what is not the bind's, then asking the user's hook.
+
+    With ``include_schemas``, Alembic compares every schema of the database (on MySQL,
+    every database of the server, its system tables included): only the schemas the
+    bind's models use are compared.
+    """
 
     def include_name(name: str | None, type_: str, parent_names: Any) -> bool:
-        if type_ == "table" and name in tables:
+        if type_ == "schema" and names.hides_schema(name):
+            return False
+        if type_ == "table" and names.hides_table(parent_names.get("schema_name"), name or ""):
             return False
         return bool(user_filter(name, type_, parent_names)) if user_filter else True
 
@@ -86,7 +94,7 @@ def environment(
     runtime: BindRuntime,
     connection: sa.Connection | None = None,
     *,
-    neighbour_tables: frozenset[str] = frozenset(),
+    neighbourhood: Neighbourhood | None = None,
     **env_options: Any,
 ) -> Iterator[EnvironmentContext]:
     """An Alembic environment for one bind, configured and installed as ``alembic.context``."""
@@ -94,7 +102,7 @@ def environment(
 
     env = EnvironmentContext(runtime.config, runtime.script, **env_options)
     with env:
-        env.configure(connection=connection, **context_options(runtime.bind, neighbour_tables))
+        env.configure(connection=connection, **context_options(runtime.bind, neighbourhood))
         yield env
 
 
@@ -147,12 +155,15 @@ class SQLiteForeignKeys:
     batch mode copies, drops and renames it), would have ``ON DELETE CASCADE`` delete the
     rows that reference it. SQLite's authorizer, which sees each statement as SQLite
     itself understands it, refuses such a PRAGMA, so the step fails and rolls back before
-    anything is lost.
+    anything is lost. The refusal fails the step even when the migration catches it.
+    A step that, with foreign keys on, drops (or rebuilds) a table that another table
+    still references with an ``ON DELETE`` action fails the same way.
 
     With the bind's ``sqlite_foreign_keys`` option set to ``False``, foreign keys are
     turned off on the connection before the first transaction (SQLite's own procedure
     for altering a table), checked with ``PRAGMA foreign_key_check`` after each step's
-    code, before its commit, and turned back on when the run ends.
+    code, before its commit (only rows the step left broken count), and turned back on
+    when the run ends.
     """
 
     def __init__(self, bind: Bind, connection: sa.Connection, stack: ExitStack) -> None:
@@ -166,6 +177,17 @@ class SQLiteForeignKeys:
         self._allow = sqlite3.SQLITE_OK
         self._deny = sqlite3.SQLITE_DENY
         self._pragma = sqlite3.SQLITE_PRAGMA
+        self._drop = sqlite3.SQLITE_DROP_TABLE
+        #: Whether foreign keys are on now, as the running step left them.
+        self._enforcing = False
+        #: Tables (lower case) the running step dropped while foreign keys were on.
+        self._dropped: set[str] = set()
+        #: ``PRAGMA foreign_key_check`` rows from before the running step.
+        self._orphans: set[tuple[Any, ...]] = set()
+        # Reads PRAGMA values as SQLite does ("0x1" is on, "256" off) where the
+        # authorizer cannot ask the migration's own connection.
+        self._scratch = sqlite3.connect(":memory:", isolation_level=None)
+        stack.callback(self._scratch.close)
         self.restore = False
         if bind.sqlite_foreign_keys is False:
             if self.driver.execute("PRAGMA foreign_keys").fetchone()[0]:
@@ -180,15 +202,36 @@ class SQLiteForeignKeys:
         return self.bind.sqlite_foreign_keys is False
 
     def _authorize(self, action: int, name: str | None, value: str | None, *_: str | None) -> int:
-        if (
-            action == self._pragma
-            and value is not None
-            and (name or "").lower() == "foreign_keys"
-            and self.driver.in_transaction
-        ):
-            self.refused = value
-            return int(self._deny)
+        # Called while SQLite compiles a statement: it may not use the connection.
+        if action == self._pragma and value is not None and (name or "").lower() == "foreign_keys":
+            if self.driver.in_transaction:
+                self.refused = value
+                return int(self._deny)
+            self._enforcing = self._reads_as_on(value)
+        elif action == self._drop and name is not None and self._enforcing:
+            self._dropped.add(name.lower())
         return int(self._allow)
+
+    def _reads_as_on(self, value: str) -> bool:
+        quoted = value.replace("'", "''")
+        self._scratch.execute(f"PRAGMA foreign_keys='{quoted}'")
+        return bool(self._scratch.execute("PRAGMA foreign_keys").fetchone()[0])
+
+    def before_step(self) -> None:
+        """Note what a step starts from: foreign keys on or off, rows already broken."""
+        self.refused = None
+        self._dropped.clear()
+        self._enforcing = bool(self.connection.exec_driver_sql("PRAGMA foreign_keys").scalar())
+        if self.checking:
+            self._orphans = self._foreign_key_check()
+
+    def after_step(self) -> None:
+        """Fail the step, before it commits, if it put rows at risk."""
+        if self.refused is not None:  # raised even if the migration caught the refusal
+            raise ForeignKeyViolation(self.refusal())
+        if self._dropped:
+            self._check_dropped()
+        self.check()
 
     def refusal(self) -> str:
         """Why the step failed, and how to run such a migration safely."""
@@ -202,11 +245,45 @@ class SQLiteForeignKeys:
             "before it commits"
         )
 
+    def _check_dropped(self) -> None:
+        """Fail if a table dropped with foreign keys on has a table's ``ON DELETE`` on it."""
+        rows = self.connection.exec_driver_sql(
+            'SELECT m.name, f."table", f.on_delete FROM sqlite_master AS m, '
+            "pragma_foreign_key_list(m.name) AS f WHERE m.type = 'table'"
+        ).fetchall()
+        at_risk = sorted(
+            (parent, child, action.upper())
+            for child, parent, action in rows
+            if parent.lower() in self._dropped and action.upper() in _ON_DELETE_ACTIONS
+        )
+        if not at_risk:
+            return
+        parent, child, action = at_risk[0]
+        fix = (
+            "Leave foreign keys off until the migration has ended"
+            if self.checking
+            else f"Set ALEMBIC_BINDS[{self.bind.name!r}] = {{'sqlite_foreign_keys': False}} "
+            "to run such a migration with foreign keys off and checked before it commits"
+        )
+        raise ForeignKeyViolation(
+            f"it dropped or rebuilt table {parent!r} while foreign keys are on, so ON DELETE "
+            f"{action} on table {child!r} would have deleted or changed its rows; the step "
+            f"was rolled back. {fix}"
+        )
+
+    def _foreign_key_check(self) -> set[tuple[Any, ...]]:
+        rows = self.connection.exec_driver_sql("PRAGMA foreign_key_check").fetchall()
+        return {tuple(row) for row in rows}
+
     def check(self) -> None:
-        """Fail the step if it left rows pointing at rows that do not exist."""
+        """Fail the step if it left rows pointing at rows that do not exist.
+
+        Rows broken before the step began (inserted while foreign keys were off) are not
+        the step's doing, and do not fail it.
+        """
         if not self.checking:
             return
-        found = self.connection.exec_driver_sql("PRAGMA foreign_key_check").fetchall()
+        found = self._foreign_key_check() - self._orphans
         if found:
             tables = sorted({f"{row[0]} -> {row[2]}" for row in found})
             raise ForeignKeyViolation(
@@ -221,5 +298,8 @@ class SQLiteForeignKeys:
             self.driver.execute("PRAGMA foreign_keys=ON")
 
 
+_ON_DELETE_ACTIONS = frozenset({"CASCADE", "SET NULL", "SET DEFAULT"})
+
+
 class ForeignKeyViolation(Exception):
-    """A step left rows that break a foreign key (found while foreign keys were off)."""
+    """A step broke, or put at risk, rows that a foreign key links; the message says how."""

@@ -132,8 +132,22 @@ class ScriptDirectoryError(FlaskAlembicError):
     """The migrations directory or a revision file in it cannot be used."""
 
     @classmethod
-    def for_duplicate_id(cls, rev_id: str, first: str, second: str) -> ScriptDirectoryError:
-        """Two revision files with one id: Alembic would silently use only one of them."""
+    def for_duplicate_id(
+        cls, rev_id: str, first: str, second: str, *, spelled: str | None = None
+    ) -> ScriptDirectoryError:
+        """Two revision files with one id: Alembic would silently use only one of them.
+
+        :param spelled: the second file's id, when it differs from ``rev_id`` in case only.
+        """
+        if spelled is not None and spelled != rev_id:
+            return cls(
+                f"Revision ids {rev_id!r} and {spelled!r} differ only in case ({first} and "
+                f"{second}); MySQL's and MariaDB's version tables store them as one id.",
+                revision=spelled,
+                path=second,
+                hint="Give one of them a new id (its 'revision' variable, and every "
+                "down_revision or depends_on naming it).",
+            )
         return cls(
             f"Revision id {rev_id!r} is used by two files, {first} and {second}; only one "
             "of them would ever run.",

@@ -276,8 +276,8 @@ class _Run:
                 started_at = time.perf_counter()
                 offset = self.steps.index(group[0])
                 tracker = _Tracker(group, offset, self.total, self.emit, self.stop)
-                if bind_run.foreign_keys is not None and bind_run.foreign_keys.checking:
-                    tracker.after_step = bind_run.foreign_keys.check
+                if (guard := bind_run.foreign_keys) is not None:
+                    tracker.before_step, tracker.after_step = guard.before_step, guard.after_step
                 bind_run.tracker = tracker
                 try:
                     bind_run.run(
@@ -529,6 +529,8 @@ class _Tracker:
         self.in_step = False
         #: Whether the running step committed part of its work (``autocommit_block()``).
         self.committed_in_step = False
+        #: Called before each step's own code, in its transaction.
+        self.before_step: Callable[[], None] | None = None
         #: Called after each step's own code, before Alembic records and commits it.
         self.after_step: Callable[[], None] | None = None
 
@@ -563,6 +565,8 @@ class _Tracker:
             self._on_start(position)
             self.in_step, self.committed_in_step = True, False
             try:
+                if self.before_step is not None:
+                    self.before_step()
                 result = fn(**kw)
                 if self.after_step is not None:
                     self.after_step()

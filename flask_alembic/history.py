@@ -9,6 +9,7 @@ prints; Alembic's revision module is imported on first use.
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from collections.abc import Iterable
 from collections.abc import Mapping
 from collections.abc import Sequence
@@ -32,12 +33,14 @@ if TYPE_CHECKING:
 __all__ = [
     "SYMBOLIC",
     "BindHistory",
+    "Owner",
     "branch_points",
     "is_relative",
     "log_ids",
     "log_ranges",
     "merge_bind",
     "merge_ids",
+    "owner_in",
     "related_binds",
     "resolve_ids",
     "resolve_target",
@@ -48,6 +51,8 @@ __all__ = [
 
 _RELATIVE = re.compile(r"^[+-]\d+$")
 _DIGITS = re.compile(r"^\d+$")
+#: Names the bind a revision id belongs to, or ``None``.
+Owner = Callable[[str], "str | None"]
 #: Targets that name a position in every bind's history rather than one revision.
 SYMBOLIC = frozenset({"heads", "head", "base"})
 
@@ -106,16 +111,16 @@ class BindHistory:
                     stack.append(dep.revision)
         return seen
 
-    def check_heads(self, heads: Iterable[str], others: Iterable[BindHistory] = ()) -> None:
+    def check_heads(self, heads: Iterable[str], owner_of: Owner | None = None) -> None:
         """Refuse a version table holding revisions that are not in this bind's history.
 
-        :param others: the other binds' histories, to name the owner of such a revision.
+        :param owner_of: names the bind a revision id belongs to, if any, so that a
+            revision of another bind is reported as such.
         """
-        others = list(others)
         for head in heads:
             if self.known(head):
                 continue
-            self.check_not_foreign(head, others)
+            self.check_not_foreign(head, owner_of)
             raise RevisionError(
                 f"Bind {self.name!r} is at revision {head!r}, which is not in its "
                 "migration scripts.",
@@ -129,21 +134,31 @@ class BindHistory:
                 ),
             )
 
-    def check_not_foreign(self, head: str, others: Iterable[BindHistory]) -> None:
+    def check_not_foreign(self, head: str, owner_of: Owner | None) -> None:
         """Refuse a version table holding a revision of another bind's history."""
-        owner = next((o for o in others if o.name != self.name and o.known(head)), None)
-        if owner is None:
+        owner = owner_of(head) if owner_of is not None else None
+        if owner is None or owner == self.name:
             return
         # No stamp or upgrade is suggested: the database is probably another bind's.
         raise RevisionError(
             f"Bind {self.name!r} is at revision {head!r}, which belongs to bind "
-            f"{owner.name!r}: the two binds' database URLs may be swapped, or this database "
+            f"{owner!r}: the two binds' database URLs may be swapped, or this database "
             "was migrated with another history (such as a multi-database Flask-Migrate "
             "project, where every database records the same revision).",
             bind=self.name,
             revision=head,
-            hint=f"Check the database URLs of binds {self.name!r} and {owner.name!r}.",
+            hint=f"Check the database URLs of binds {self.name!r} and {owner!r}.",
         )
+
+
+def owner_in(histories: Iterable[BindHistory]) -> Owner:
+    """An :data:`Owner` that looks ``histories`` up."""
+    found = list(histories)
+
+    def owner_of(rev_id: str) -> str | None:
+        return next((h.name for h in found if h.known(rev_id)), None)
+
+    return owner_of
 
 
 def resolve_target(
@@ -254,6 +269,9 @@ def _owners(token: str, histories: Sequence[BindHistory]) -> list[str]:
 
 
 def _ambiguous_in(history: BindHistory, token: str) -> bool:
+    """Whether ``token`` is the start of several ids, and not itself an id."""
+    if _has_revision(history, token, prefix=False):
+        return False  # an exact id wins over the longer ids it starts
     return (
         sum(
             1

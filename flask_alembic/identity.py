@@ -1,16 +1,18 @@
 """Which database a bind reaches, as the server says, not as its URL is spelled.
 
 ``postgresql://u@db/x`` and ``postgresql://u@db:5432/x`` are one database; so are
-``mysql://`` and ``mariadb://`` URLs of one server, two host names of one machine, or a
-SQLite file reached through a hard link. Only the server can tell, so the identity is
-read once per app context from a connection that is opened anyway (the lock's, or the one
-that reads the version table):
+``mysql://`` and ``mariadb://`` URLs of one server, two host names of one machine, a TCP
+address and a Unix socket, or a SQLite file reached through a hard link. Only the server
+can tell, so the identity is read once per app context from a connection that is opened
+anyway (the lock's, or the one that reads the version table):
 
-- PostgreSQL: the cluster's system identifier (``pg_control_system()``), the database and
-  the current schema;
+- PostgreSQL: when the postmaster started and the port it listens on (any role may read
+  both, over TCP or a socket alike), the database and the current schema;
 - MariaDB: ``@@server_uid``; MySQL: ``@@server_uuid``; with the current schema
-  (``DATABASE()``), which on these servers is the database;
-- SQLite: the device and inode of the file the connection opened.
+  (``DATABASE()``), which on these servers is the database, and whether the server folds
+  table names to lower case (``@@lower_case_table_names``);
+- SQLite: the device and inode of the file the connection opened; SQLite ignores case in
+  table and schema names.
 
 When the server cannot say (the query is refused, the dialect is unknown, the bind is
 unreachable), the identity falls back to the URL with its spelling normalised, which is
@@ -32,7 +34,7 @@ class DatabaseIdentity:
     """The database behind a connection; a value (a plain class: every ``flask`` command
     of the app imports this module, and defining a dataclass costs about a millisecond)."""
 
-    __slots__ = ("backend", "database", "default_schema", "path", "server", "url_key")
+    __slots__ = ("backend", "database", "default_schema", "fold_case", "path", "server", "url_key")
 
     def __init__(
         self,
@@ -43,6 +45,7 @@ class DatabaseIdentity:
         database: str = "",
         default_schema: str | None = None,
         path: str | None = None,
+        fold_case: bool = False,
     ) -> None:
         #: ``postgresql``, ``mysql`` (MariaDB included), ``sqlite`` or another backend name.
         self.backend = backend
@@ -56,6 +59,8 @@ class DatabaseIdentity:
         self.default_schema = default_schema
         #: The database file (SQLite).
         self.path = path
+        #: Whether the database ignores case in table and schema names.
+        self.fold_case = fold_case or backend == "sqlite"
 
     def __repr__(self) -> str:
         fields = ", ".join(f"{name}={getattr(self, name)!r}" for name in self.__slots__)
@@ -83,15 +88,19 @@ class DatabaseIdentity:
         ``version_table_schema="public"`` on PostgreSQL is the same table as no schema.
         """
         if not self.known:
-            return ("url", self.url_key, schema or "", table)
+            return self.url_version_table_key(schema, table)
         assert self.server is not None
-        resolved = schema or self.default_schema or ""
+        resolved, table = self.name(schema or self.default_schema or ""), self.name(table)
         if self.backend == "mysql":  # a schema is a database: the server is the namespace
             return (self.backend, self.server, resolved, table)
         return (self.backend, self.server, self.database, resolved, table)
 
     def url_version_table_key(self, schema: str | None, table: str) -> tuple[str, ...]:
-        return ("url", self.url_key, schema or "", table)
+        return ("url", self.url_key, self.name(schema or ""), self.name(table))
+
+    def name(self, name: str) -> str:
+        """A table or schema name as this database compares it."""
+        return name.lower() if self.fold_case else name
 
 
 def same_version_table(
@@ -163,17 +172,19 @@ def read_identity(connection: sa.Connection, engine: sa.Engine) -> DatabaseIdent
 
 
 def _postgresql(connection: sa.Connection, fallback: DatabaseIdentity) -> DatabaseIdentity:
+    # The postmaster's start time (as an epoch: no time zone in it) and port name one
+    # running server for every role and every way in; pg_control_system() would need a
+    # privilege, and inet_server_addr() is empty over a Unix socket.
     try:
         server, database, schema = connection.execute(
             sa.text(
-                "SELECT (SELECT system_identifier::text FROM pg_control_system()), "
-                "current_database(), current_schema()"
+                "SELECT 'postmaster ' || extract(epoch FROM pg_postmaster_start_time())::text"
+                " || ' port ' || current_setting('port'), current_database(), current_schema()"
             )
         ).one()
     except sa.exc.DBAPIError:
-        # pg_control_system() may be withheld from ordinary roles: the server's address
-        # still tells two host names apart (but not two forwarded ports). No savepoint:
-        # an engine in AUTOCOMMIT mode has no transaction to hold one.
+        # Withheld from this role too: the server's address still tells two host names
+        # apart. No savepoint: an engine in AUTOCOMMIT mode has no transaction to hold one.
         connection.rollback()
         server, database, schema = connection.execute(
             sa.text(
@@ -197,7 +208,9 @@ def _mysql(connection: sa.Connection, fallback: DatabaseIdentity) -> DatabaseIde
     variable = (
         "@@server_uid" if getattr(connection.dialect, "is_mariadb", False) else "@@server_uuid"
     )
-    server, database = connection.execute(sa.text(f"SELECT {variable}, DATABASE()")).one()
+    server, database, lower = connection.execute(
+        sa.text(f"SELECT {variable}, DATABASE(), @@lower_case_table_names")
+    ).one()
     if not server:
         return fallback
     schema = str(database) if database is not None else None
@@ -207,6 +220,7 @@ def _mysql(connection: sa.Connection, fallback: DatabaseIdentity) -> DatabaseIde
         server=str(server),
         database=schema or "",
         default_schema=schema,
+        fold_case=bool(int(lower or 0)),
     )
 
 

@@ -167,7 +167,7 @@ class Loader:
             owner.update(dict.fromkeys(graph.ids, bind.name))
             count += len(graph.ids)
             graphs[bind.name].append(graph)
-        if len(owner) != count:
+        if len({rev_id.lower() for rev_id in owner}) != count:
             return None  # an id used twice: let Alembic load it and say what is wrong
         heads: dict[str, tuple[str, ...]] = {}
         depends: dict[str, set[str]] = {}
@@ -198,6 +198,13 @@ class Loader:
         script = self.script_directory
         registry = self.registry
         scripts = _load_scripts(script)
+        folded: dict[str, Script] = {}
+        for rev in scripts:
+            first = folded.setdefault(rev.revision.lower(), rev)
+            if first is not rev:
+                raise ScriptDirectoryError.for_duplicate_id(
+                    first.revision, first.path, rev.path, spelled=rev.revision
+                )
         owner: dict[str, str] = {}
         by_bind: dict[str, list[str]] = {b.name: [] for b in registry}
         for rev in scripts:
@@ -249,9 +256,18 @@ class Loader:
         return self._histories
 
     def owner_of(self, rev_id: str) -> str | None:
-        """The bind a full revision id belongs to, if any."""
+        """The bind a full revision id belongs to, if any; binds that are not managed
+        included (their files are read statically, never imported)."""
         self.load()
-        return self._owner.get(rev_id)
+        if rev_id in self._owner:
+            return self._owner[rev_id]
+        for bind in self.registry.all:
+            if bind.managed:
+                continue
+            found = revision_cache.scan(bind.version_locations, None).files()
+            if any(item.data is not None and item.data.revision == rev_id for item in found):
+                return bind.name
+        return None
 
     def bind_of(self, revision: str | Script) -> str:
         """The name of the bind a revision (an id, a prefix or a ``Script``) belongs to."""

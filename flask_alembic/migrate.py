@@ -129,9 +129,7 @@ def make_plan(
             loader, identities, [b for b in loader.registry if b.name in involved]
         )
     if direction == "stamp":
-        return plan_stamp(
-            selected, current, targets, purge=request.purge, others=list(all_histories.values())
-        )
+        return plan_stamp(selected, current, targets, purge=request.purge, owner_of=loader.owner_of)
     return plan_migration(
         direction,
         selected,
@@ -140,6 +138,7 @@ def make_plan(
         all_histories=list(all_histories.values()),
         with_dependencies=request.with_dependencies,
         offline=offline,
+        owner_of=loader.owner_of,
     )
 
 

@@ -8,7 +8,6 @@ on its own database first", never "run it here".
 
 from __future__ import annotations
 
-from collections.abc import Iterable
 from collections.abc import Mapping
 from collections.abc import Sequence
 from typing import Literal
@@ -19,6 +18,8 @@ from .errors import PlanError
 from .errors import RevisionError
 from .history import BindHistory
 from .history import is_relative
+from .history import Owner
+from .history import owner_in
 from .history import revision_module
 from .plan import Plan
 from .plan import Step
@@ -36,6 +37,7 @@ def plan_migration(
     all_histories: Sequence[BindHistory] | None = None,
     with_dependencies: bool = False,
     offline: bool = False,
+    owner_of: Owner | None = None,
 ) -> Plan:
     """Plan an upgrade or downgrade of the binds in ``targets``.
 
@@ -48,6 +50,8 @@ def plan_migration(
         dependencies on them instead of refusing.
     :param offline: for ``--sql``: the state of binds outside the plan is unknown, so
         dependencies on them are assumed satisfied (the order within the plan is kept).
+    :param owner_of: names the bind of a revision that a version table holds but its
+        bind's history does not; by default, looked up in ``all_histories``.
     """
     everyone = {h.name: h for h in (all_histories or histories)}
     everyone.update({h.name: h for h in histories})
@@ -59,7 +63,7 @@ def plan_migration(
             everyone[name],
             current.get(name, ()),
             target,
-            others=everyone.values(),
+            owner_of=owner_of or owner_in(everyone.values()),
         )
 
     edges = _cross_bind_edges(direction, everyone, current, per_bind, with_dependencies, offline)
@@ -78,15 +82,15 @@ def bind_steps(
     heads: tuple[str, ...],
     target: str | tuple[str, ...],
     *,
-    others: Iterable[BindHistory] = (),
+    owner_of: Owner | None = None,
 ) -> list[Step]:
     """One bind's own steps from ``heads`` to ``target``, ignoring other binds.
 
-    :param others: the other binds' histories, to name the owner of a revision that
-        this bind's version table holds but its history does not.
+    :param owner_of: names the bind of a revision that this bind's version table holds
+        but its history does not.
     """
     rmap = history.revision_map
-    history.check_heads(heads, others)
+    history.check_heads(heads, owner_of)
     try:
         if direction == "upgrade":
             revs = list(reversed(list(rmap.iterate_revisions(target, heads, implicit_base=True))))
@@ -244,12 +248,13 @@ def plan_stamp(
     targets: Mapping[str, str | tuple[str, ...]],
     *,
     purge: bool = False,
-    others: Sequence[BindHistory] = (),
+    owner_of: Owner | None = None,
 ) -> Plan:
     """Plan recording ``targets`` in each bind's version table without running code.
 
-    :param others: every bind's history: a version table holding another bind's
-        revision is refused (the URLs may be swapped), unless ``purge`` says to empty it.
+    :param owner_of: names the bind a revision belongs to: a version table holding
+        another bind's revision is refused (the URLs may be swapped), unless ``purge``
+        says to empty it.
     """
     steps: list[Step] = []
     unchanged: list[str] = []
@@ -264,7 +269,7 @@ def plan_stamp(
         unknown = [h for h in heads if not history.known(h)]
         if not purge:
             for head in unknown:
-                history.check_not_foreign(head, others)
+                history.check_not_foreign(head, owner_of)
         wipe = purge or bool(unknown)
         if not wipe and set(destination) <= set(heads) and bool(destination) == bool(heads):
             unchanged.append(history.name)

@@ -141,9 +141,13 @@ class Bind:
     def identity(self, identities: Identities) -> DatabaseIdentity:
         """The database this bind reaches, asking its server if no connection did yet.
 
-        An unreachable server gives an identity that rests on the URL alone.
+        An unreachable server, or a bind that is not managed (never connected to), gives
+        an identity that rests on the URL alone.
         """
         found = identities.get(self.engine)
+        if found is None and not self.managed:
+            # Never connected to: only its URL says which database it is.
+            return DatabaseIdentity(self.backend, url_key(self.engine.url, self.engine))
         if found is None:
             try:
                 with self.connect() as connection:
@@ -196,7 +200,7 @@ class BindRegistry:
     """
 
     def __init__(self, binds: Iterable[Bind]) -> None:
-        ordered = sorted(binds, key=lambda b: (b.name != DEFAULT_BIND, b.name))
+        ordered = sorted(binds, key=registry_order)
         self._all: dict[str, Bind] = {b.name: b for b in ordered}
         self._binds: dict[str, Bind] = {b.name: b for b in ordered if b.managed}
         self._by_folder: dict[str, Bind] | None = None
@@ -325,38 +329,96 @@ class BindRegistry:
                     theirs,
                     (other.version_table_schema, other.version_table),
                 ):
-                    a, b = sorted([first, other], key=lambda x: x.name)
-                    raise _shared_version_table(a, b, spelled_apart=a.engine.url != b.engine.url)
+                    a, b = sorted([first, other], key=registry_order)
+                    raise _shared_version_table(a, b)
 
-    def neighbour_tables(self, bind: Bind, identities: Identities) -> frozenset[str]:
-        """The tables of other binds (excluded ones too) that live in ``bind``'s database.
+    def neighbourhood(self, bind: Bind, identities: Identities) -> Neighbourhood:
+        """What ``bind``'s autogenerate must leave alone in its database.
 
-        Autogenerate for ``bind`` must ignore them, or it would propose dropping them. A
-        bind of the same kind of server that cannot be reached counts as a neighbour:
-        leaving a table alone is safe, dropping it is not.
+        The tables and version tables of the other binds (excluded ones too) that live
+        in the same database: autogenerate would propose dropping them. A bind of the same
+        kind of server whose database cannot be told apart (unreachable, or not managed and
+        so never connected to) counts as a neighbour: leaving a table alone is safe,
+        dropping it is not. Names are compared with their schemas resolved.
         """
         mine = bind.identity(identities)
-        foreign: set[str] = set()
+        foreign: set[tuple[str, str]] = set()
         for other in self.all:
             if other is bind or other.backend != bind.backend:
                 continue
             if not other.managed and not other.has_models:
                 continue  # nothing of it is known to protect, and it is never connected
+            theirs = mine
             # One URL is one database: no need to ask its server.
             if url_key(other.engine.url, other.engine) != mine.url_key:
                 theirs = other.identity(identities)
                 if mine.known and theirs.known and not mine.same_database(theirs):
                     continue
-            foreign.add(other.version_table)
-            foreign.update(other.tables)
-        return frozenset(foreign - bind.tables - {bind.version_table})
+            default = theirs.default_schema if theirs.known else mine.default_schema
+            foreign.update(
+                _resolved(mine, table.schema or default, table.name)
+                for metadata in other.metadatas
+                for table in metadata.tables.values()
+            )
+            foreign.add(_resolved(mine, other.version_table_schema or default, other.version_table))
+        own = {
+            _resolved(mine, table.schema, table.name)
+            for metadata in bind.metadatas
+            for table in metadata.tables.values()
+        }
+        own.add(_resolved(mine, bind.version_table_schema, bind.version_table))
+        schemas = {schema for schema, _ in own}
+        return Neighbourhood(identity=mine, foreign=foreign - own, schemas=schemas)
 
 
-def _shared_version_table(first: Bind, second: Bind, *, spelled_apart: bool) -> ConfigurationError:
+def registry_order(bind: Bind) -> tuple[bool, str]:
+    """The order binds are listed in: the default bind first, then by name."""
+    return (bind.name != DEFAULT_BIND, bind.name)
+
+
+def _resolved(identity: DatabaseIdentity, schema: str | None, name: str) -> tuple[str, str]:
+    """A ``(schema, name)`` key as ``identity``'s database compares it."""
+    return identity.name(schema or identity.default_schema or ""), identity.name(name)
+
+
+class Neighbourhood:
+    """What one bind's autogenerate leaves alone: the tables of other binds in its
+    database, and the schemas its models do not use (with ``include_schemas``)."""
+
+    __slots__ = ("foreign", "identity", "schemas")
+
+    def __init__(
+        self,
+        *,
+        identity: DatabaseIdentity,
+        foreign: Iterable[tuple[str, str]],
+        schemas: Iterable[str],
+    ) -> None:
+        self.identity = identity
+        #: Other binds' tables and version tables, as ``(schema, name)`` keys.
+        self.foreign = frozenset(foreign)
+        #: The schemas this bind's tables and version table are in.
+        self.schemas = frozenset(schemas)
+
+    def hides_table(self, schema: str | None, name: str) -> bool:
+        """Whether the table ``name`` in ``schema`` (``None``: the default one) is another's."""
+        return _resolved(self.identity, schema, name) in self.foreign
+
+    def hides_schema(self, schema: str | None) -> bool:
+        """Whether ``schema`` (``None``: the default one) holds nothing of this bind's."""
+        resolved, _ = _resolved(self.identity, schema, "")
+        return schema is not None and resolved not in self.schemas
+
+
+def _shared_version_table(first: Bind, second: Bind) -> ConfigurationError:
+    """Two binds, in registry order, that would record their revisions in one table.
+
+    The fix is given for the second: the default bind keeps the table it has.
+    """
     schema = f" in schema {second.version_table_schema!r}" if second.version_table_schema else ""
     how = (
         f" ({first.display_url} and {second.display_url} reach the same database)"
-        if spelled_apart
+        if first.engine.url != second.engine.url
         else ""
     )
     return ConfigurationError(
@@ -427,7 +489,7 @@ def build_registry(
         )
         managed, reason = _management(bind, options.get("include"))
         binds.append(dataclasses.replace(bind, managed=managed, reason=reason))
-    _check_distinct([b for b in binds if b.managed])
+    _check_distinct(sorted((b for b in binds if b.managed), key=registry_order))
     return BindRegistry(binds)
 
 
@@ -453,12 +515,13 @@ def _check_distinct(binds: list[Bind]) -> None:
     seen: dict[tuple[str, ...], Bind] = {}
     folders: dict[Path, Bind] = {}
     for bind in binds:
-        key = ("url", url_key(bind.engine.url, bind.engine))
-        slot = (*key, bind.version_table_schema or "", bind.version_table)
-        other = seen.get(slot)
+        # Before any server is asked: by URL, with names as the database compares them.
+        slot = DatabaseIdentity(bind.backend, url_key(bind.engine.url, bind.engine))
+        key = slot.url_version_table_key(bind.version_table_schema, bind.version_table)
+        other = seen.get(key)
         if other is not None:
-            raise _shared_version_table(other, bind, spelled_apart=False)
-        seen[slot] = bind
+            raise _shared_version_table(other, bind)
+        seen[key] = bind
         for folder in bind.version_locations:
             owner = folders.get(folder)
             if owner is not None:

@@ -201,7 +201,7 @@ def _bind_row(
     row = _row(b, heads=heads, current=current)
     try:
         # Only this bind's own steps count; dependencies on other binds do not.
-        steps = bind_steps("upgrade", history, current, "heads", others=loader.histories.values())
+        steps = bind_steps("upgrade", history, current, "heads", owner_of=loader.owner_of)
     except RevisionError as exc:
         return dataclasses.replace(row, state=State.UNKNOWN_REVISION, error=exc)
     if len(heads) > 1:

@@ -233,35 +233,45 @@ def write_revisions(
 
 
 def _check_new_rev_id(loader: Loader, rev_id: str) -> None:
-    """Refuse a chosen revision id that is malformed, reserved or already used."""
+    """Refuse a chosen revision id that is malformed, reserved or already used.
+
+    Ids are compared without regard to case: MySQL and MariaDB store ``version_num`` in a
+    case-insensitive column, where ``Feature`` and ``feature`` are one row.
+    """
+    from . import _alembic_compat as compat
+
     if not _REV_ID.fullmatch(rev_id):
         raise RevisionError(
             f"{rev_id!r} is not a valid revision id: use 1 to 32 letters, digits and underscores.",
             revision=rev_id,
             hint="Leave --rev-id out for a random id, or use one like 'a1b2c3d4e5f6'.",
         )
-    if rev_id in SYMBOLIC:
+    folded = rev_id.lower()
+    loader.load()
+    scripts = compat.all_scripts(loader.script_directory)
+    existing = next((s for s in scripts if s.revision.lower() == folded), None)
+    if folded in SYMBOLIC:
         reason = "is a reserved word for revision targets"
-    elif rev_id in {b.name for b in loader.registry.all}:
+    elif folded in {b.name.lower() for b in loader.registry.all}:
         reason = "is the name of a bind, which targets use as 'BIND@REV'"
-    else:
-        owner = loader.owner_of(rev_id)
-        script = loader.script_directory
-        if owner is not None:
-            existing = script.revision_map.get_revision(rev_id)
-            where = getattr(existing, "path", None) or "a revision file"
-            raise RevisionError(
-                f"Revision id {rev_id!r} is already used by {where} (bind {owner!r}).",
-                revision=rev_id,
-                path=where,
-                hint="Choose another id, or leave --rev-id out for a random one.",
+    elif existing is not None:
+        case = ""
+        if existing.revision != rev_id:
+            case = (
+                f" as {existing.revision!r}: ids that differ only in case are one id in "
+                "MySQL's and MariaDB's version tables"
             )
-        from . import _alembic_compat as compat
-
-        labels = {name for rev in compat.all_scripts(script) for name in rev.branch_labels}
-        if rev_id not in labels:
-            return
+        raise RevisionError(
+            f"Revision id {rev_id!r} is already used by {existing.path} "
+            f"(bind {loader.owner_of(existing.revision)!r}){case}.",
+            revision=rev_id,
+            path=existing.path,
+            hint="Choose another id, or leave --rev-id out for a random one.",
+        )
+    elif folded in {label.lower() for rev in scripts for label in rev.branch_labels}:
         reason = "is a branch label"
+    else:
+        return
     raise RevisionError(
         f"Revision id {rev_id!r} {reason}.",
         revision=rev_id,
@@ -294,12 +304,12 @@ def _autogenerate(
         identities.read(b.engine, connection)
         registry.check_version_tables([b], identities)
         env = stack.enter_context(
-            environment(
-                runtime, connection, neighbour_tables=registry.neighbour_tables(b, identities)
-            )
+            environment(runtime, connection, neighbourhood=registry.neighbourhood(b, identities))
         )
         context = env.get_context()
         current = tuple(context.get_current_heads())
+        # A revision the scripts do not know: upgrading would not help, say what would.
+        loader.histories[b.name].check_heads(current, loader.owner_of)
         if set(current) != set(heads):
             raise NotUpToDateError(
                 f"Bind {b.name!r} is at {', '.join(current) or 'base'}, not at its heads "

@@ -13,6 +13,7 @@ import json
 import os
 import subprocess
 import sys
+import uuid
 from collections.abc import Callable
 from collections.abc import Iterator
 from pathlib import Path
@@ -481,7 +482,9 @@ from flask_alembic.locking import lock_binds
 
 app = Flask("holder")
 engine = sa.create_engine(sys.argv[1])
-alembic = Alembic(app, engines=engine, metadatas=sa.MetaData(), run_mkdir=False)
+metadata = sa.MetaData()
+sa.Table("held", metadata, sa.Column("id", sa.Integer, primary_key=True))
+alembic = Alembic(app, engines=engine, metadatas=metadata, run_mkdir=False)
 with app.app_context(), lock_binds(alembic.registry.all, 30, Identities()):
     print("locked", flush=True)
     sys.stdin.read()
@@ -612,7 +615,7 @@ def test_identity_without_pg_control_system(
         with app.app_context():
             identity = alembic.registry["default"].identity(Identities())
             assert identity.server is not None
-            assert identity.server.startswith("address 127.0.0.1:5432")
+            assert identity.server.startswith("postmaster ")
     finally:
         admin = sa.create_engine(url)
         with admin.begin() as conn:
@@ -1074,3 +1077,332 @@ def test_stamp_purge_still_repairs(plain_app: PlainApp, make_url: MakeURL) -> No
     result = run(swapped, "stamp", "--purge", "--bind", "default", "heads")
     assert result.exit_code == 0, result.output
     assert version_rows(second) == {written["default"]}
+
+
+# -- found by trying to break the above ---------------------------------------------
+
+
+def over_socket(url: sa.URL, socket_dir: Path) -> sa.URL:
+    """``url``'s database through the server's Unix socket, with the other driver."""
+    return sa.URL.create(
+        "postgresql+psycopg2",
+        username=url.username,
+        password=url.password,
+        database=url.database,
+        query={"host": str(socket_dir)},
+    )
+
+
+def test_identity_over_a_socket(make_url: MakeURL) -> None:
+    """PostgreSQL over TCP and over its Unix socket is one database, one lock."""
+    from flask_alembic.locking import lock_name
+
+    socket_dir = Path("/var/run/postgresql")
+    if not socket_dir.is_dir():
+        pytest.skip("this machine's PostgreSQL has no Unix socket in /var/run/postgresql")
+    url = sa.make_url(make_url("postgresql"))
+    socket = over_socket(url, socket_dir)
+    app = Flask("socket")
+    metadata = sa.MetaData()
+    widget(metadata)
+    engines = {"default": sa.create_engine(url), "other": sa.create_engine(socket)}
+    try:
+        other = sa.MetaData()
+        event(other)
+        app.config["ALEMBIC_BINDS"] = {"other": {"version_table": "other_version"}}
+        alembic = Alembic(
+            app, engines=engines, metadatas={"default": metadata, "other": other}, run_mkdir=False
+        )
+        identities = Identities()
+        with app.app_context():
+            found = {b.name: b.identity(identities) for b in alembic.registry.all}
+            assert found["default"].known
+            assert found["default"].same_database(found["other"])
+            bind = alembic.registry["default"]
+            assert lock_name(bind, found["default"]) == lock_name(bind, found["other"])
+    finally:
+        for engine in engines.values():
+            engine.dispose()
+
+
+def test_spelling_over_a_socket_refused(plain_app: PlainApp, make_url: MakeURL) -> None:
+    """TCP and socket, for a role without pg_control_system(): one version table, refused."""
+    socket_dir = Path("/var/run/postgresql")
+    if not socket_dir.is_dir():
+        pytest.skip("this machine's PostgreSQL has no Unix socket in /var/run/postgresql")
+    url = make_url("postgresql")
+    role = f"fa_socket_{uuid.uuid4().hex[:8]}"
+    admin = sa.create_engine(url)
+    with admin.begin() as conn:
+        conn.execute(sa.text("REVOKE EXECUTE ON FUNCTION pg_control_system() FROM PUBLIC"))
+        conn.execute(sa.text(f"CREATE ROLE {role} LOGIN"))
+        conn.execute(sa.text(f"GRANT ALL ON SCHEMA public TO {role}"))
+    admin.dispose()
+    try:
+        user = sa.make_url(url).set(username=role)
+        socket = over_socket(user, socket_dir).render_as_string(hide_password=False)
+        tcp = user.render_as_string(hide_password=False)
+        app, _ = plain_app({"default": (tcp, [widget]), "other": (socket, [event])})
+        result = run(app, "upgrade")
+        assert result.exit_code == 1, result.output
+        assert "Binds 'default' and 'other' use the same database" in result.stderr
+        assert "reach the same database" in result.stderr
+        assert table_names(url) == set()
+    finally:
+        admin = sa.create_engine(url)
+        with admin.begin() as conn:
+            conn.execute(sa.text(f"REVOKE ALL ON SCHEMA public FROM {role}"))
+            conn.execute(sa.text(f"DROP OWNED BY {role}"))
+            conn.execute(sa.text(f"DROP ROLE {role}"))
+        admin.dispose()
+
+
+def test_schemas_stay_apart(plain_app: PlainApp, make_url: MakeURL, project: Path) -> None:
+    """With include_schemas, a bind compares only its own schemas; neighbours' are kept."""
+    url = make_url("postgresql")
+    engine = sa.create_engine(url)
+    with engine.begin() as conn:
+        conn.execute(sa.text("CREATE SCHEMA app"))
+        conn.execute(sa.text("CREATE SCHEMA rep"))
+        conn.execute(sa.text("CREATE SCHEMA unrelated"))
+        conn.execute(sa.text("CREATE TABLE unrelated.keep (id INTEGER PRIMARY KEY)"))
+    engine.dispose()
+
+    def app_widget(metadata: sa.MetaData) -> None:
+        sa.Table("widget", metadata, sa.Column("id", sa.Integer, primary_key=True), schema="app")
+        sa.Table("item", metadata, sa.Column("id", sa.Integer, primary_key=True))
+
+    def rep_event(metadata: sa.MetaData) -> None:
+        sa.Table("event", metadata, sa.Column("id", sa.Integer, primary_key=True), schema="rep")
+        sa.Table("item", metadata, sa.Column("id", sa.Integer, primary_key=True), schema="rep")
+
+    app, alembic = plain_app(
+        {"default": (url, [app_widget]), "other": (url, [rep_event])},
+        ALEMBIC_CONTEXT={"include_schemas": True},
+        ALEMBIC_BINDS={
+            "default": {"version_table_schema": "app"},
+            "other": {"version_table_schema": "rep"},
+        },
+    )
+    assert run(app, "revision", "init").exit_code == 0
+    assert run(app, "upgrade").exit_code == 0
+    result = run(app, "check")
+    assert result.exit_code == 0, result.output
+    with app.app_context():
+        assert alembic.compare_metadata() == []
+    assert run(app, "revision", "again").exit_code == 0
+    assert len(revision_files(project)) == 2  # nothing new to write
+    engine = sa.create_engine(url)
+    try:
+        with engine.connect() as conn:
+            names = set(
+                conn.execute(
+                    sa.text(
+                        "SELECT table_schema || '.' || table_name FROM information_schema.tables "
+                        "WHERE table_schema IN ('app', 'rep', 'unrelated')"
+                    )
+                ).scalars()
+            )
+    finally:
+        engine.dispose()
+    assert {"app.alembic_version", "rep.alembic_version", "rep.item", "unrelated.keep"} <= names
+
+
+def test_other_databases_stay_apart(plain_app: PlainApp, make_url: MakeURL) -> None:
+    """MariaDB with include_schemas: other databases of the server, system ones included,
+    are never compared."""
+    first, second = make_url("mysql"), make_url("mysql")
+    app, alembic = plain_app(
+        {"default": (first, [widget]), "other": (second, [event])},
+        ALEMBIC_CONTEXT={"include_schemas": True},
+    )
+    assert run(app, "upgrade").exit_code == 0  # nothing yet: no revision
+    assert run(app, "revision", "init").exit_code == 0
+    assert run(app, "upgrade").exit_code == 0
+    with app.app_context():
+        assert alembic.compare_metadata() == []
+    assert run(app, "check").exit_code == 0
+
+
+def test_sqlite_version_table_ignores_case(plain_app: PlainApp, make_url: MakeURL) -> None:
+    """SQLite ignores case in names: 'Alembic_Version' and 'MAIN' are the default table."""
+    url = make_url()
+    for options in ({"version_table": "Alembic_Version"}, {"version_table_schema": "MAIN"}):
+        app, _ = plain_app(
+            {"default": (url, [widget]), "other": (url, [event])},
+            ALEMBIC_BINDS={"other": options},
+        )
+        result = run(app, "upgrade")
+        assert result.exit_code == 1, (options, result.output)
+        assert "Binds 'default' and 'other' use the same database" in result.stderr
+        assert table_names(url) == set()
+
+
+def test_exact_id_beats_longer_ids(plain_app: PlainApp, make_url: MakeURL) -> None:
+    """A revision id that starts another one still names itself, not an ambiguity."""
+    app, alembic = plain_app({"default": (make_url(), [widget])})
+    assert run(app, "revision", "init", "--rev-id", "abc123").exit_code == 0
+    assert run(app, "revision", "more", "--empty", "--rev-id", "abc1234").exit_code == 0
+    result = run(app, "upgrade", "abc123")
+    assert result.exit_code == 0, result.output
+    with app.app_context():
+        assert [s.revision for s in alembic.current()] == ["abc123"]
+    assert run(app, "upgrade").exit_code == 0
+    assert run(app, "downgrade", "abc123").exit_code == 0
+    assert run(app, "show", "abc12").exit_code == 1  # a real prefix of both stays ambiguous
+
+
+@pytest.mark.parametrize(
+    ("rev_id", "message"),
+    [
+        ("head", "is a reserved word"),
+        ("HEAD", "is a reserved word"),
+        ("Heads", "is a reserved word"),
+        ("-1", "is not a valid revision id"),
+        ("a.b", "is not a valid revision id"),
+        ("a-b", "is not a valid revision id"),
+        ("é1", "is not a valid revision id"),
+        ("Legacy", "is the name of a bind"),
+        ("FIRST", "is already used by"),
+        ("MyLabel", "is a branch label"),
+    ],
+)
+def test_rev_id_case_and_shape(
+    plain_app: PlainApp, make_url: MakeURL, project: Path, rev_id: str, message: str
+) -> None:
+    """Ids are refused when they collide ignoring case (one row in MySQL) or are not plain."""
+    app, _ = plain_app(
+        {"default": (make_url(), [widget]), "legacy": (make_url(), [])},
+    )
+    made = run(app, "revision", "init", "--rev-id", "first", "--label", "mylabel")
+    assert made.exit_code == 0, made.output
+    before = revision_files(project)
+    result = run(app, "revision", "y", "--empty", "--bind", "default", "--rev-id", rev_id)
+    assert result.exit_code == 1, result.output
+    assert message in result.stderr
+    assert revision_files(project) == before
+
+
+def test_ids_differing_in_case_refused_on_load(plain_app: PlainApp, make_url: MakeURL) -> None:
+    """Two files whose ids differ only in case are refused, naming both files."""
+    app, _ = plain_app({"default": (make_url(), [widget])})
+    made = run(app, "revision", "init", "--rev-id", "feature")
+    assert made.exit_code == 0, made.output
+    first = Path(made.stdout.strip())
+    second = first.with_name("Feature_copy.py")
+    second.write_text(
+        "revision = 'Feature'\ndown_revision = 'feature'\nbranch_labels = None\n"
+        "depends_on = None\n\n\ndef upgrade():\n    pass\n\n\ndef downgrade():\n    pass\n"
+    )
+    for args in (("status",), ("upgrade",)):
+        result = run(app, *args)
+        assert result.exit_code == 1, (args, result.output)
+        assert "differ only in case" in result.stderr
+        assert str(first) in result.stderr
+        assert str(second) in result.stderr
+
+
+def test_excluded_binds_revision_named(plain_app: PlainApp, make_url: MakeURL) -> None:
+    """A version table at an excluded bind's revision names that bind; stamp refuses it."""
+    first, second = make_url(), make_url()
+
+    def legacy_table(metadata: sa.MetaData) -> None:
+        sa.Table("legacy_thing", metadata, sa.Column("id", sa.Integer, primary_key=True))
+
+    app, _ = plain_app({"default": (first, [widget]), "legacy": (second, [legacy_table])})
+    assert run(app, "revision", "init").exit_code == 0
+    assert run(app, "upgrade").exit_code == 0
+    legacy_row = version_rows(second)
+    # The URLs swapped, and the legacy bind excluded since.
+    app, _ = plain_app(
+        {"default": (second, [widget]), "legacy": (first, [legacy_table])},
+        ALEMBIC_BINDS={"legacy": {"include": False}},
+    )
+    result = run(app, "upgrade")
+    assert result.exit_code == 1, result.output
+    assert "which belongs to bind 'legacy'" in result.stderr
+    assert "stamp" not in result.stderr
+    result = run(app, "stamp", "--bind", "default", "heads")
+    assert result.exit_code == 1, result.output
+    assert "which belongs to bind 'legacy'" in result.stderr
+    assert version_rows(second) == legacy_row
+
+
+def test_excluded_bind_with_models_never_connected(plain_app: PlainApp, make_url: MakeURL) -> None:
+    """An excluded bind is never connected to, even when it has models."""
+    url = make_url()
+
+    def cache_entry(metadata: sa.MetaData) -> None:
+        sa.Table("cache_entry", metadata, sa.Column("id", sa.Integer, primary_key=True))
+
+    app, alembic = plain_app(
+        {"default": (url, [widget]), "cache": (make_url(), [cache_entry])},
+        ALEMBIC_BINDS={"cache": {"include": False}},
+    )
+    attempts: list[object] = []
+    with app.app_context():
+        cache = alembic.registry.all[1]
+        assert cache.name == "cache"
+        sa.event.listen(cache.engine, "do_connect", lambda *args: attempts.append(args))
+    for args in (("revision", "init"), ("upgrade",), ("check",), ("status",), ("current",)):
+        result = run(app, *args)
+        assert result.exit_code == 0, (args, result.output)
+    assert attempts == []
+
+
+def test_shared_version_table_names_default_first(
+    plain_app: PlainApp, make_url: MakeURL, project: Path
+) -> None:
+    """The refusal names the default bind first and asks the other to change."""
+    url = make_url()
+    relative = os.path.relpath(sa.make_url(url).database or "", os.getcwd())
+    app, _ = plain_app(
+        {"reports": (f"sqlite:///{relative}", [event]), "default": (url, [widget])},
+    )
+    result = run(app, "upgrade")
+    assert result.exit_code == 1, result.output
+    assert "Binds 'default' and 'reports' use the same database" in result.stderr
+    assert "ALEMBIC_BINDS = {'reports': {'version_table': 'reports_alembic_version'}}" in (
+        result.stderr
+    )
+
+
+def test_unreachable_bind_is_a_neighbour(plain_app: PlainApp, make_url: MakeURL) -> None:
+    """A bind whose server cannot be reached counts as a neighbour: its tables are kept."""
+    url = make_url("postgresql")
+    fill(url, "event")
+    down = sa.make_url(url).set(port=1).render_as_string(hide_password=False)
+    app, alembic = plain_app(
+        {"default": (url, [widget]), "other": (down, [event])},
+    )
+    with app.app_context():
+        diffs = alembic.compare_metadata("default")
+    assert [diff[0] for diff in diffs] == ["add_table"]
+    assert diffs[0][1].name == "widget"
+
+
+def test_stray_python_file_does_not_make_a_bind_managed(
+    plain_app: PlainApp, make_url: MakeURL, project: Path
+) -> None:
+    """A .py file that assigns no revision in a bind's folder does not make it managed."""
+    folder = project / "migrations" / "legacy"
+    folder.mkdir(parents=True)
+    (folder / "helpers.py").write_text("VALUE = 1\n")
+    app, _ = plain_app({"default": (make_url(), [widget]), "legacy": (make_url(), [])})
+    assert status_rows(app)["legacy"]["state"] == "not managed"
+
+
+def test_revision_at_unknown_revision_says_so(plain_app: PlainApp, make_url: MakeURL) -> None:
+    """revision on a database at an unknown revision names it instead of hinting upgrade."""
+    url = make_url()
+    app, _ = plain_app({"default": (url, [widget])})
+    assert run(app, "revision", "init").exit_code == 0
+    assert run(app, "upgrade").exit_code == 0
+    engine = sa.create_engine(url)
+    with engine.begin() as conn:
+        conn.execute(sa.text("UPDATE alembic_version SET version_num = '0badc0ffee00'"))
+    engine.dispose()
+    result = run(app, "revision", "next")
+    assert result.exit_code == 1, result.output
+    assert "'0badc0ffee00', which is not in its migration scripts" in result.stderr
+    assert "upgrade" not in result.stderr

@@ -73,6 +73,7 @@ def create_app() -> Flask:
         app.instance_path, "blog.db"
     )
     db.init_app(app)
-    # Initialize Flask-SQLAlchemy first: Flask-Alembic reads its engines and metadata.
+    # Flask-Alembic reads Flask-SQLAlchemy's engines and metadata when first used, so the
+    # two may be initialized in either order.
     alembic.init_app(app)
     return app

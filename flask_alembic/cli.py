@@ -6,8 +6,11 @@ renderer. Errors become messages and exit codes here, and only here.
 
 from __future__ import annotations
 
+import math
+import os
 import re
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 from typing import cast
 from typing import Literal
@@ -28,6 +31,7 @@ from .errors import MigrationFailedError
 from .errors import NotUpToDateError
 from .redact import scrub
 from .report import Output
+from .status import State
 
 if TYPE_CHECKING:
     from .api import AlembicAPI
@@ -93,6 +97,39 @@ class _TargetCommand(click.Command):
         return super().parse_args(ctx, args)
 
 
+class _Seconds(click.FloatRange):
+    """A number of seconds, 0 or more; ``inf`` waits without limit, ``nan`` is refused."""
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
+        seconds = super().convert(value, param, ctx)
+        if math.isnan(seconds):  # compares as neither above nor below zero: would wait forever
+            self.fail(
+                f"{value!r} is not a number of seconds; use inf to wait without limit.", param, ctx
+            )
+        return seconds
+
+
+class _NewFolder(click.Path):
+    """A folder that may not exist yet, but that no file stands in the way of."""
+
+    def __init__(self) -> None:
+        super().__init__(file_okay=False)
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
+        result = super().convert(value, param, ctx)
+        for parent in Path(os.fsdecode(result)).absolute().parents:
+            if parent.exists():
+                if not parent.is_dir():
+                    self.fail(
+                        f"{os.fsdecode(value)!r} cannot be created: {parent} is a file, not a "
+                        "folder. Choose another folder.",
+                        param,
+                        ctx,
+                    )
+                break
+        return result
+
+
 def _want_traceback(ctx: click.Context) -> bool:
     return bool(ctx.find_root().meta.get(_TRACEBACK)) or current_app.debug
 
@@ -116,7 +153,8 @@ def _fail(ctx: click.Context, message: str, code: int, exc: BaseException) -> No
         secrets = _extension().secrets()
     except (KeyError, RuntimeError):  # the extension itself may be what is broken
         secrets = ()
-    message = scrub(message, secrets)
+    # Error text may quote a revision file or a database: no raw escape sequences.
+    message = report.printable(scrub(message, secrets))
     output = Output(group=_group_name(ctx))
     if ctx.find_root().meta.get(_JSON):
         output.json(report.error_json(message, exc))
@@ -182,10 +220,18 @@ def _check_binds(binds: tuple[str, ...], *, unmanaged: bool = False) -> list[str
     return list(binds)
 
 
+def _first_error(statuses: list[BindStatus]) -> FlaskAlembicError | None:
+    """The first bind that could not be read; a bind being migrated was, in a way: it says
+    who migrates it, and is no failure."""
+    return next(
+        (s.error for s in statuses if s.error is not None and s.state != State.MIGRATING), None
+    )
+
+
 def _raise_first_error(statuses: list[BindStatus]) -> None:
-    for status in statuses:
-        if status.error is not None:
-            raise status.error
+    error = _first_error(statuses)
+    if error is not None:
+        raise error
 
 
 @db.command()
@@ -336,7 +382,7 @@ _MIGRATION_OPTIONS: tuple[tuple[tuple[str, ...], dict[str, Any]], ...] = (
     (
         ("--lock-timeout",),
         {
-            "type": click.FloatRange(min=0),
+            "type": _Seconds(min=0),
             "help": "Seconds to wait for another process's migration (default 300, or "
             "ALEMBIC_LOCK_TIMEOUT).",
         },
@@ -349,7 +395,7 @@ _MIGRATION_OPTIONS: tuple[tuple[tuple[str, ...], dict[str, Any]], ...] = (
     (
         ("--output-dir",),
         {
-            "type": click.Path(file_okay=False),
+            "type": _NewFolder(),
             "help": "With --sql: write one BIND.sql file per bind into this folder.",
         },
     ),
@@ -458,12 +504,15 @@ def current(check_heads: bool, verbose: bool, as_json: bool, binds: tuple[str, .
     output = _output(plain=as_json)
     if as_json:
         output.json(report.status_json(statuses, output.group))  # errors are in it: one object
-        for status in statuses:
-            if status.error is not None:
-                output.error(output.explain(status.error))
-                raise click.exceptions.Exit(1)
+        error = _first_error(statuses)
+        if error is not None:
+            output.error(output.explain(error))
+            raise click.exceptions.Exit(1)
     else:
         output.current(statuses, verbose=verbose)
+    for row in statuses:
+        if row.state == State.MIGRATING and row.error is not None:
+            output.status(f"{row.bind}: {output.explain(row.error)}")
     _raise_first_error(statuses)
     if check_heads and not all(s.up_to_date for s in statuses if s.managed):
         behind = ", ".join(s.bind for s in statuses if s.managed and not s.up_to_date)

@@ -6,6 +6,7 @@ value is an error naming the key, raised when it is first needed.
 
 from __future__ import annotations
 
+import math
 import os
 import re
 from collections.abc import Iterable
@@ -49,6 +50,8 @@ BIND_OPTIONS = frozenset(
     }
 )
 _TRUE = (True, "true", "True", "1")
+#: The lock wait that stands for ``inf``: longer than any run.
+_NO_LIMIT = 1e9
 _WINDOWS_DRIVE = re.compile(r"^[A-Za-z]:[\\/]")
 
 #: Where the files a new script directory starts from live: inside the installed
@@ -103,7 +106,15 @@ def extra_locations(app: Flask) -> list[Path]:
 
 def revision_cache_enabled(app: Flask) -> bool:
     """Whether revision files may be read from the cache (``ALEMBIC_REVISION_CACHE``)."""
-    return bool(app.config.get("ALEMBIC_REVISION_CACHE", True))
+    value = app.config.get("ALEMBIC_REVISION_CACHE", True)
+    if not isinstance(value, bool):
+        # A string such as "false" would be silently true.
+        raise ConfigurationError(
+            f"'ALEMBIC_REVISION_CACHE' must be True or False, got {value!r}.",
+            hint="False loads every revision file the plain Alembic way; True (the default) "
+            "reads them from the cache.",
+        )
+    return value
 
 
 def static_graph_allowed(app: Flask) -> bool:
@@ -119,10 +130,10 @@ def static_graph_allowed(app: Flask) -> bool:
 def bind_settings(app: Flask, names: Iterable[str]) -> dict[str, dict[str, Any]]:
     """Each bind's ``ALEMBIC_BINDS`` entry, checked against the binds that exist."""
     names = list(names)
-    raw = app.config.get("ALEMBIC_BINDS") or {}
+    raw = app.config.get("ALEMBIC_BINDS", {})
     if not isinstance(raw, Mapping):
         raise ConfigurationError(
-            "'ALEMBIC_BINDS' must be a dict of bind name -> options.",
+            f"'ALEMBIC_BINDS' must be a dict of bind name -> options, got {raw!r}.",
             hint='For example ALEMBIC_BINDS = {"stats": {"version_table": "stats_version"}}.',
         )
     for name in raw:
@@ -134,7 +145,14 @@ def bind_settings(app: Flask, names: Iterable[str]) -> dict[str, dict[str, Any]]
             )
     result: dict[str, dict[str, Any]] = {}
     for name in names:
-        options = dict(raw.get(name) or {})
+        entry = raw.get(name, {})
+        if not isinstance(entry, Mapping):
+            raise ConfigurationError(
+                f"'ALEMBIC_BINDS[{name!r}]' must be a dict of options, got {entry!r}.",
+                bind=name,
+                hint=f"For example ALEMBIC_BINDS = {{{name!r}: {{'include': True}}}}.",
+            )
+        options = dict(entry)
         unknown = set(options) - BIND_OPTIONS
         if unknown:
             raise ConfigurationError(
@@ -173,19 +191,30 @@ def parallel(app: Flask, value: int | None) -> int:
 
 
 def lock_timeout(app: Flask, value: float | None) -> float | None:
-    """Seconds to wait for a lock: ``value``, else ``ALEMBIC_LOCK_TIMEOUT``; ``None``: default."""
-    if value is not None:
-        return value
-    setting = app.config.get("ALEMBIC_LOCK_TIMEOUT")
-    if setting is None:
-        return None
+    """Seconds to wait for a lock: ``value``, else ``ALEMBIC_LOCK_TIMEOUT``; ``None``: default.
+
+    ``inf`` waits without limit; ``nan`` (which would wait forever too, by accident) and
+    negative numbers are refused.
+    """
+    where = "lock_timeout"
+    if value is None:
+        value = app.config.get("ALEMBIC_LOCK_TIMEOUT")
+        where = "'ALEMBIC_LOCK_TIMEOUT'"
+        if value is None:
+            return None
     try:
-        return float(setting)
+        seconds = float(value) if not isinstance(value, bool) else math.nan
     except (TypeError, ValueError):
+        seconds = math.nan
+    if not seconds >= 0:  # also false for nan
         raise ConfigurationError(
-            f"'ALEMBIC_LOCK_TIMEOUT' must be a number of seconds, got {setting!r}.",
+            f"{where} must be a number of seconds, 0 or more (inf waits without limit), "
+            f"got {value!r}.",
             hint="For example ALEMBIC_LOCK_TIMEOUT = 120.",
-        ) from None
+        )
+    # The MySQL lock counts its wait down in whole seconds, and int(inf) fails: a billion
+    # seconds (over 30 years) stands for inf.
+    return min(seconds, _NO_LIMIT)
 
 
 def alembic_config(app: Flask, locations: Iterable[Path]) -> Config:

@@ -180,8 +180,8 @@ class SQLiteForeignKeys:
         self._drop = sqlite3.SQLITE_DROP_TABLE
         #: Whether foreign keys are on now, as the running step left them.
         self._enforcing = False
-        #: Tables (lower case) the running step dropped while foreign keys were on.
-        self._dropped: set[str] = set()
+        #: ``(database, table)``, lower case: what the step dropped with foreign keys on.
+        self._dropped: set[tuple[str, str]] = set()
         #: ``PRAGMA foreign_key_check`` rows from before the running step.
         self._orphans: set[tuple[Any, ...]] = set()
         # Reads PRAGMA values as SQLite does ("0x1" is on, "256" off) where the
@@ -201,7 +201,9 @@ class SQLiteForeignKeys:
     def checking(self) -> bool:
         return self.bind.sqlite_foreign_keys is False
 
-    def _authorize(self, action: int, name: str | None, value: str | None, *_: str | None) -> int:
+    def _authorize(
+        self, action: int, name: str | None, value: str | None, database: str | None, *_: str | None
+    ) -> int:
         # Called while SQLite compiles a statement: it may not use the connection.
         if action == self._pragma and value is not None and (name or "").lower() == "foreign_keys":
             if self.driver.in_transaction:
@@ -209,7 +211,7 @@ class SQLiteForeignKeys:
                 return int(self._deny)
             self._enforcing = self._reads_as_on(value)
         elif action == self._drop and name is not None and self._enforcing:
-            self._dropped.add(name.lower())
+            self._dropped.add(((database or "main").lower(), name.lower()))
         return int(self._allow)
 
     def _reads_as_on(self, value: str) -> bool:
@@ -247,14 +249,22 @@ class SQLiteForeignKeys:
 
     def _check_dropped(self) -> None:
         """Fail if a table dropped with foreign keys on has a table's ``ON DELETE`` on it."""
-        rows = self.connection.exec_driver_sql(
-            'SELECT m.name, f."table", f.on_delete FROM sqlite_master AS m, '
-            "pragma_foreign_key_list(m.name) AS f WHERE m.type = 'table'"
-        ).fetchall()
+        # A foreign key refers to a table of its own database: main, or an attached one.
+        rows: list[tuple[Any, ...]] = []
+        for database in {database for database, _ in self._dropped}:
+            quoted = database.replace('"', '""')
+            rows.extend(
+                (database, *row)
+                for row in self.connection.exec_driver_sql(
+                    f'SELECT m.name, f."table", f.on_delete FROM "{quoted}".sqlite_master AS m, '
+                    "pragma_foreign_key_list(m.name, ?) AS f WHERE m.type = 'table'",
+                    (database,),
+                ).fetchall()
+            )
         at_risk = sorted(
             (parent, child, action.upper())
-            for child, parent, action in rows
-            if parent.lower() in self._dropped and action.upper() in _ON_DELETE_ACTIONS
+            for database, child, parent, action in rows
+            if (database, parent.lower()) in self._dropped and action.upper() in _ON_DELETE_ACTIONS
         )
         if not at_risk:
             return

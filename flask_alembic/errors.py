@@ -25,11 +25,13 @@ __all__ = [
     "DatabaseError",
     "FlaskAlembicError",
     "Hint",
+    "LockLostError",
     "LockTimeoutError",
     "MigrationFailedError",
     "MigrationInterruptedError",
     "MultipleHeadsError",
     "NotUpToDateError",
+    "PlanChangedError",
     "PlanError",
     "RevisionError",
     "ScriptDirectoryError",
@@ -244,6 +246,11 @@ class MigrationFailedError(FlaskAlembicError):
         self.result: MigrationResult | None = result
 
 
+class PlanChangedError(MigrationFailedError, PlanError):
+    """A bind moved (another process migrated it) after the plan was made; the steps
+    already applied are in :attr:`result`."""
+
+
 class LockTimeoutError(FlaskAlembicError):
     """Another process held a bind's migration lock for longer than the timeout."""
 
@@ -264,3 +271,25 @@ class MigrationInterruptedError(MigrationFailedError):
     ) -> None:
         super().__init__(message, result=result, **kwargs)
         self.exit_code = exit_code
+
+
+class LockLostError(FlaskAlembicError):
+    """A bind's migration lock was found no longer held while its steps ran."""
+
+    @classmethod
+    def for_bind(cls, bind: str) -> LockLostError:
+        """The lock of ``bind`` is gone: its connection was closed under the run."""
+        return cls(
+            f"Lost the migration lock of bind {bind!r}: the lock's connection was closed by "
+            "the server or the network, so another process may be migrating the database "
+            "now; the step was stopped before its version row was written, and rolled back "
+            "where the database can roll back.",
+            bind=bind,
+            hint=(
+                "Wait until no other process migrates it (",
+                Command("status"),
+                " no longer says 'migrating'), check the step's changes on databases that "
+                "cannot roll back schema changes, then run the command again; if a proxy or "
+                "firewall drops idle connections, raise its idle timeout.",
+            ),
+        )

@@ -32,6 +32,7 @@ from .environment import sqlite_transactions
 from .environment import SQLiteForeignKeys
 from .errors import MigrationFailedError
 from .errors import MigrationInterruptedError
+from .errors import PlanChangedError
 from .errors import PlanError
 from .identity import DatabaseIdentity
 from .plan import BindResult
@@ -125,6 +126,20 @@ class _BindRun:
         #: The tracker of the steps running now: told of commits made inside a step.
         self.tracker: _Tracker | None = None
         sa.event.listen(self.connection, "commit", self._on_commit)
+        sa.event.listen(self.connection, "after_cursor_execute", self._on_statement)
+
+    def _on_statement(
+        self, connection: sa.Connection, cursor: Any, statement: str, *_: Any
+    ) -> None:
+        tracker = self.tracker
+        if tracker is not None and tracker.in_step:
+            words = statement.split(None, 1)
+            if words and words[0].upper() in _TRANSACTION_CONTROL:
+                return  # Flask-Alembic's own BEGIN, or the driver's
+            # What the step has run so far: on a database that cannot roll back schema
+            # changes, or a connection that commits each statement, what a failure keeps.
+            tracker.statements.append(statement)
+            tracker.autocommitted = _autocommits(connection)
 
     def _on_commit(self, connection: sa.Connection) -> None:
         if self.tracker is not None and self.tracker.in_step:
@@ -180,6 +195,7 @@ def execute(
     tag: str | None = None,
     parallel: int = 1,
     databases: Mapping[str, DatabaseIdentity] | None = None,
+    guard: Callable[[str], None] | None = None,
 ) -> MigrationResult:
     """Run ``plan`` and return what was applied; raise ``MigrationFailedError`` on failure.
 
@@ -189,6 +205,9 @@ def execute(
         in the plan's order.
     :param databases: each bind's database identity, which tells binds sharing a
         database; without it, only one bind runs at a time.
+    :param guard: called with a bind's name before each of its steps and before the
+        step's version row is written; raising there fails the step (rolled back where
+        the database can). The migration locks use it to check they are still held.
     """
     lock = threading.Lock()
     user_emit = on_event or (lambda event: None)
@@ -197,7 +216,7 @@ def execute(
         with lock:  # callbacks never see two events at once
             user_emit(event)
 
-    run = _Run(plan, runtimes, emit, tag)
+    run = _Run(plan, runtimes, emit, tag, guard)
     started = time.perf_counter()
     with collector_paused():
         return _execute(run, plan, databases, parallel, started)
@@ -214,6 +233,9 @@ def _execute(
         components = _components(plan, databases)
     else:
         components = [list(plan.binds)]
+    # Side by side, a second signal cannot stop the workers at once: they finish their
+    # step, and the summary is printed.
+    run.stop.parallel = len(components) > 1
     with run.stop.installed():
         if len(components) <= 1:
             run.steps_of(list(plan.steps))
@@ -243,8 +265,10 @@ class _Run:
         runtimes: Mapping[str, BindRuntime],
         emit: EventCallback,
         tag: str | None,
+        guard: Callable[[str], None] | None = None,
     ) -> None:
         self.plan = plan
+        self.guard = guard
         self.runtimes = runtimes
         self.emit = emit
         self.tag = tag
@@ -253,9 +277,14 @@ class _Run:
         self.heads = {name: tuple(h) for name, h in plan.start.items()}
         self.applied: dict[str, list[Step]] = {name: [] for name in plan.binds}
         self.elapsed: dict[str, float] = dict.fromkeys(plan.binds, 0.0)
-        self.failed: Step | None = None
-        self.error: str | None = None
+        #: Bind -> (the step that failed, the error), in the order failures happened.
+        self.failures: dict[str, tuple[Step, str]] = {}
+        #: Bind -> what its failed step kept, on a database that cannot roll back DDL.
+        self.partial: dict[str, str] = {}
+        #: Bind -> the step a second signal abandoned.
+        self.aborted: dict[str, Step] = {}
         self.cause: BaseException | None = None
+        self.lock = threading.Lock()
         self.stop = _StopSignal()
 
     def steps_of(self, steps: list[Step]) -> None:
@@ -276,15 +305,24 @@ class _Run:
                 started_at = time.perf_counter()
                 offset = self.steps.index(group[0])
                 tracker = _Tracker(group, offset, self.total, self.emit, self.stop)
-                if (guard := bind_run.foreign_keys) is not None:
-                    tracker.before_step, tracker.after_step = guard.before_step, guard.after_step
+                if self.guard is not None:
+                    check = functools.partial(self.guard, bind_name)
+                    tracker.before_step.append(check)
+                    tracker.after_step.append(check)
+                if (keys := bind_run.foreign_keys) is not None:
+                    tracker.before_step.append(keys.before_step)
+                    tracker.after_step.append(keys.after_step)
                 bind_run.tracker = tracker
                 try:
                     bind_run.run(
                         tracker.alembic_steps(runtime.script), self.heads.get(bind_name, ())
                     )
-                except PlanError:
-                    raise
+                except KeyboardInterrupt:
+                    # A second signal: the running step was abandoned (and rolled back
+                    # where the database can); report the run as interrupted.
+                    self._record(bind_name, tracker.finished_steps(), started_at)
+                    self.aborted.setdefault(bind_name, tracker.current or group[0])
+                    return
                 except Exception as exc:
                     done = tracker.finished_steps()
                     if not bind_run.per_migration and bind_run.context.impl.transactional_ddl:
@@ -296,17 +334,23 @@ class _Run:
                         return
                     failed = tracker.current or group[0]
                     guard = bind_run.foreign_keys
-                    if guard is not None and guard.refused is not None:
+                    if isinstance(exc, PlanError):  # the bind moved since it was planned
+                        error = exc.render()
+                    elif guard is not None and guard.refused is not None:
                         error = guard.refusal()
                     elif isinstance(exc, ForeignKeyViolation):
                         error = str(exc)
                     else:
-                        error = describe_exception(exc, bind_run.secrets) + _partial_note(
-                            bind_run, exc, failed, committed=tracker.committed_in_step
-                        )
+                        error = describe_exception(exc, bind_run.secrets)
+                        partial = _partial(bind_run, tracker, exc, failed)
+                        if partial is not None:
+                            error += f" ({partial})"
+                            self.partial[bind_name] = partial
                     self.stop.failure()  # other threads stop after their current step
-                    if self.failed is None:
-                        self.failed, self.error, self.cause = failed, error, exc
+                    with self.lock:
+                        self.failures[bind_name] = (failed, error)
+                        if self.cause is None:
+                            self.cause = exc
                     self.emit(
                         StepFailed(
                             step=failed,
@@ -329,87 +373,168 @@ class _Run:
         self.elapsed[bind_name] += time.perf_counter() - started_at
 
     def result(self, elapsed: float) -> MigrationResult:
-        plan, steps, heads = self.plan, self.steps, self.heads
-        applied, bind_elapsed, failed, error = (
-            self.applied,
-            self.elapsed,
-            self.failed,
-            self.error,
-        )
-        stop, cause = self.stop, self.cause
+        """What the run did; raises if it did not do all of it."""
+        plan, failures = self.plan, self.failures
         results = tuple(
             BindResult(
                 bind=name,
                 before=tuple(plan.start.get(name, ())),
-                after=heads.get(name, ()),
-                applied=tuple(applied[name]),
-                elapsed=bind_elapsed[name],
+                after=self.heads.get(name, ()),
+                applied=tuple(self.applied[name]),
+                elapsed=self.elapsed[name],
+                failed=failures[name][0] if name in failures else None,
+                error=failures[name][1] if name in failures else None,
             )
             for name in plan.binds
         )
-        done_ids = {(s.bind, s.revision, s.direction) for r in results for s in r.applied}
+        done = {(s.bind, s.revision, s.direction) for r in results for s in r.applied}
+        stopped = {step for step, _ in failures.values()}
         not_run = tuple(
             s
-            for s in steps
-            if (s.bind, s.revision, s.direction) not in done_ids and s is not failed
+            for s in self.steps
+            if (s.bind, s.revision, s.direction) not in done and s not in stopped
         )
-        if stop.signal is not None and failed is None:
-            name = signal.Signals(stop.signal).name
-            error = f"interrupted by {name}"
+        first = next(iter(failures.values()), None)
+        failed, error = first if first is not None else (None, None)
+        signalled = self.stop.signal is not None
+        if signalled and failed is None and (not_run or self.aborted):
+            name = signal.Signals(self.stop.signal or signal.SIGINT).name
             result = MigrationResult(
-                plan=plan, binds=results, error=error, not_run=not_run, elapsed=elapsed
+                plan=plan,
+                binds=results,
+                error=f"interrupted by {name}",
+                not_run=not_run,
+                elapsed=elapsed,
+            )
+            abandoned = "".join(
+                f" Step {step.revision or step.label} of bind {bind!r} was abandoned by a "
+                "second signal and rolled back where the database can."
+                for bind, step in self.aborted.items()
             )
             raise MigrationInterruptedError(
                 f"{plan.direction.capitalize()} interrupted by {name}: {len(result.applied)} "
-                f"step(s) applied, {len(not_run)} not run.",
+                f"step(s) applied, {len(not_run)} not run.{abandoned}",
                 hint="Run the command again to continue.",
                 result=result,
-                exit_code=128 + stop.signal,
+                exit_code=128 + (self.stop.signal or signal.SIGINT),
             )
         result = MigrationResult(
             plan=plan, binds=results, failed=failed, error=error, not_run=not_run, elapsed=elapsed
         )
-        if failed is not None:
-            assert error is not None
-            where = f" ({failed.path})" if failed.path else ""
-            raise MigrationFailedError(
-                f"{plan.direction.capitalize()} of bind {failed.bind!r} failed at revision "
-                f"{failed.revision or failed.label}{where}: {error}",
-                bind=failed.bind,
-                revision=failed.revision,
-                path=failed.path,
-                hint=(
-                    "Steps applied before it are kept; fix the problem and run the command "
-                    "again to continue."
-                    if result.applied
-                    else "Nothing was applied; fix the problem and run the command again."
-                ),
-                result=result,
-            ) from cause
-        return result
+        if failed is None:
+            return result  # a signal during the last step: it finished, everything is applied
+        raise self._failure(result, failed) from self.cause
+
+    def _failure(self, result: MigrationResult, first: Step) -> MigrationFailedError:
+        """The error of a run where one or more binds failed."""
+        direction = result.plan.direction.capitalize()
+        failed = [r for r in result.binds if r.failed is not None]
+        where = [
+            f"bind {r.bind!r} at revision {_name(r.failed)}: {r.error}"
+            for r in failed
+            if r.failed is not None
+        ]
+        if len(where) == 1:
+            path = f" ({first.path})" if first.path else ""
+            message = (
+                f"{direction} of bind {first.bind!r} failed at revision {_name(first)}{path}: "
+                f"{failed[0].error}"
+            )
+        else:
+            message = f"{direction} failed on {len(where)} binds: " + "; ".join(where)
+        if self.partial:
+            hint = (
+                "Undo what the failed revision kept (listed above) by hand, or make it skip "
+                "what is already there, then run the command again."
+            )
+        elif result.applied:
+            hint = "Steps applied before it are kept; fix the problem and run the command again."
+        else:
+            hint = "Nothing was applied; fix the problem and run the command again."
+        kind: type[MigrationFailedError] = MigrationFailedError
+        if isinstance(self.cause, PlanError):
+            kind = PlanChangedError
+            hint = "Run the command again to plan from the databases' new state."
+        return kind(
+            message,
+            bind=first.bind,
+            revision=first.revision,
+            path=first.path,
+            hint=hint,
+            result=result,
+        )
 
 
-def _partial_note(run: _BindRun, exc: BaseException, step: Step, *, committed: bool) -> str:
-    """Say what may be left half done: without transactional DDL, or after an early commit.
+def _name(step: Step | None) -> str:
+    return "" if step is None else step.revision or step.label
 
-    :param committed: whether the failing step committed part of its work before failing
-        (Alembic's ``autocommit_block()`` does).
+
+#: Statements that begin or end transactions (the first word): not the revision's work.
+_TRANSACTION_CONTROL = frozenset({"BEGIN", "COMMIT", "ROLLBACK", "SAVEPOINT", "RELEASE"})
+#: Statements after which MySQL and MariaDB commit on their own (the first word).
+_COMMITS_AT_ONCE = frozenset({"ALTER", "CREATE", "DROP", "RENAME", "TRUNCATE"})
+
+
+def _partial(run: _BindRun, tracker: _Tracker, exc: BaseException, step: Step) -> str | None:
+    """What a failed step left applied, when its database could not undo all of it.
+
+    After ``autocommit_block()`` committed part of the step, or on a database whose
+    schema changes commit at once (MySQL, MariaDB), the statements that ran are said;
+    ``None`` when the failure rolled everything back.
     """
-    if committed:
-        reason = "it committed part of its work before failing (autocommit_block())"
-    elif not run.context.impl.transactional_ddl:
-        reason = "this database cannot roll back schema changes"
+    statements = tracker.statements
+    failing = _short(str(getattr(exc, "statement", "") or ""), run.secrets)
+    at = f" at statement {len(statements) + 1}" + (f" ({failing})" if failing else "")
+    if tracker.committed_in_step:
+        return (
+            f"revision {_name(step)} failed{at} after committing part of its work "
+            "(autocommit_block()): what it committed is kept and not recorded in the version "
+            "table"
+        )
+    if tracker.autocommitted:
+        kept = len(statements)  # every statement committed as it ran
+    elif run.context.impl.transactional_ddl:
+        return None
     else:
-        return ""
-    statement = getattr(exc, "statement", None)
-    failing = ""
-    if statement:
-        text = " ".join(str(statement).split())
-        text = text if len(text) <= 200 else text[:197] + "..."
-        failing = f"; failing statement: {scrub(text, run.secrets)}"
-    if committed:
-        return f" (revision {step.revision} may be partially applied: {reason}{failing})"
-    return f" ({reason}: revision {step.revision} may be partially applied{failing})"
+        # Everything up to the last statement that commits by itself stays; the rest of
+        # the step's transaction was rolled back.
+        kept = 0
+        for number, statement in enumerate(statements, 1):
+            words = statement.split(None, 1)
+            if words and words[0].upper() in _COMMITS_AT_ONCE:
+                kept = number
+    if not kept:
+        return None
+    server = "the database"
+    if run.connection.dialect.name == "mysql":
+        server = "MariaDB" if getattr(run.connection.dialect, "is_mariadb", False) else "MySQL"
+    shown = "; ".join(_short(s, run.secrets, 80) for s in statements[:kept][:3])
+    more = f"; and {kept - 3} more" if kept > 3 else ""
+    which = "statement 1 (" if kept == 1 else f"statements 1-{kept} ("
+    verb = "was" if kept == 1 else "were"
+    return (
+        f"revision {_name(step)} failed{at}; {which}{shown}{more}) {verb} kept by {server} "
+        "and not recorded in the version table"
+    )
+
+
+def _autocommits(connection: sa.Connection) -> bool:
+    """Whether the driver commits every statement as it runs (an AUTOCOMMIT engine)."""
+    driver = connection.connection.driver_connection
+    if connection.dialect.name == "sqlite":
+        # No isolation level: the driver never begins; SQLAlchemy's recipe may still have.
+        no_level = getattr(driver, "isolation_level", "") is None
+        return no_level and not getattr(driver, "in_transaction", False)
+    autocommit = getattr(driver, "autocommit", None)
+    if callable(autocommit):  # PyMySQL: autocommit() sets, get_autocommit() reads
+        autocommit = getattr(driver, "get_autocommit", lambda: False)()
+    return autocommit is True
+
+
+def _short(statement: str, secrets: Sequence[str], limit: int = 200) -> str:
+    """One line of SQL, cut to ``limit`` characters, secrets hidden."""
+    text = scrub(" ".join(statement.split()), secrets)
+    return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
 class _Stopped(Exception):
@@ -529,10 +654,14 @@ class _Tracker:
         self.in_step = False
         #: Whether the running step committed part of its work (``autocommit_block()``).
         self.committed_in_step = False
+        #: The statements the running step has run so far.
+        self.statements: list[str] = []
+        #: Whether the last of them was committed as it ran (an autocommitting connection).
+        self.autocommitted = False
         #: Called before each step's own code, in its transaction.
-        self.before_step: Callable[[], None] | None = None
+        self.before_step: list[Callable[[], None]] = []
         #: Called after each step's own code, before Alembic records and commits it.
-        self.after_step: Callable[[], None] | None = None
+        self.after_step: list[Callable[[], None]] = []
 
     @property
     def current(self) -> Step | None:
@@ -565,11 +694,13 @@ class _Tracker:
             self._on_start(position)
             self.in_step, self.committed_in_step = True, False
             try:
-                if self.before_step is not None:
-                    self.before_step()
+                for hook in self.before_step:
+                    hook()
+                self.statements = []  # the revision's own statements, not the hooks'
+                self.autocommitted = False
                 result = fn(**kw)
-                if self.after_step is not None:
-                    self.after_step()
+                for hook in self.after_step:
+                    hook()
                 return result
             finally:
                 self.in_step = False
@@ -610,11 +741,16 @@ def render_sql(
     *,
     tag: str | None = None,
 ) -> dict[str, str]:
-    """The SQL each bind's part of ``plan`` would run, in that bind's dialect (offline mode)."""
+    """The SQL each bind's part of ``plan`` would run, in that bind's dialect (offline mode).
+
+    The binds come in the plan's order (a dependency's block before the block that needs
+    it; for a downgrade, the other way round), then the binds with nothing to do. SQLite
+    blocks wrap each migration in ``BEGIN``/``COMMIT``, as the online run does.
+    """
     from alembic.runtime.environment import EnvironmentContext
 
     output: dict[str, str] = {}
-    for bind_name in dict.fromkeys([*plan.start, *plan.binds]):
+    for bind_name in dict.fromkeys([*plan.binds, *plan.start]):
         runtime = runtimes[bind_name]
         bind_steps = list(plan.for_bind(bind_name))
         buffer = io.StringIO()
@@ -639,10 +775,17 @@ def render_sql(
             tag=tag,
         )
         engine = runtime.bind.engine
+        transactional: dict[str, Any] = {}
+        if engine.dialect.name == "sqlite":
+            # Online, SQLite migrations run in real transactions (sqlite_transactions).
+            transactional["transactional_ddl"] = runtime.bind.context_options.get(
+                "transactional_ddl", True
+            )
         with env:
             env.configure(
                 **context_options(
                     runtime.bind,
+                    **transactional,
                     # The URL only chooses the dialect: nothing connects, no password needed.
                     url=engine.url.set(password=None),
                     output_buffer=buffer,

@@ -186,11 +186,13 @@ def resolve_target(
     given = target
 
     if "@" in target:
-        prefix, _, rest = target.partition("@")
-        if prefix in by_name:
+        # A bind's name may hold "@" itself: 'a@b@head' is bind 'a@b' even when 'a' exists.
+        bind = max((n for n in names if target.startswith(n + "@")), key=len, default=None)
+        if bind is not None:
+            rest = target[len(bind) + 1 :]
             _refuse_zero_steps(rest, given, direction)
-            return {prefix: rest}
-        owner = _owner(prefix, histories, whole=target)
+            return {bind: rest}
+        owner = _owner(target.partition("@")[0], histories, whole=target)
         return {owner: target}
 
     if _DIGITS.match(target):

@@ -71,15 +71,54 @@ class DatabaseIdentity:
         """Whether the server said who it is (else only the URL identifies it)."""
         return self.server is not None
 
+    def comparable(self, other: DatabaseIdentity) -> bool:
+        """Whether both servers answered in the same terms, so their word decides.
+
+        A PostgreSQL role that may not read the postmaster's start time answers with the
+        server's address instead: two such answers cannot be compared.
+        """
+        if not (self.known and other.known) or self.backend != other.backend:
+            return False
+        mine, theirs = str(self.server), str(other.server)
+        return mine.split(" ", 1)[0] == theirs.split(" ", 1)[0]
+
+    def same_server(self, other: DatabaseIdentity) -> bool:
+        """Whether ``other`` is on this server (where a schema of one database may be
+        reached from the other: on MySQL, every database of the server)."""
+        if self.comparable(other):
+            return self.server == other.server
+        return self.url_key.rpartition("/")[0] == other.url_key.rpartition("/")[0]
+
     def same_database(self, other: DatabaseIdentity) -> bool:
         """Whether ``other`` is this database (by the servers' word when both could tell)."""
-        if self.known and other.known:
-            return (self.backend, self.server, self.database) == (
-                other.backend,
-                other.server,
-                other.database,
-            )
+        if self.comparable(other):
+            return (self.server, self.database) == (other.server, other.database)
         return self.url_key == other.url_key
+
+    def apart_from(self, other: DatabaseIdentity) -> bool:
+        """Whether the servers say ``other`` holds none of this database's tables.
+
+        On MySQL and MariaDB every database of a server is reachable as a schema, so only
+        another server is apart. When the servers cannot be compared, nothing is apart.
+        """
+        if not self.comparable(other):
+            return False
+        if self.backend == "mysql":
+            return not self.same_server(other)
+        return not self.same_database(other)
+
+    def lock_key(self, schema: str | None, table: str) -> tuple[str, ...]:
+        """What names a version table within its server, for the server's own lock.
+
+        PostgreSQL's advisory locks and MySQL's named locks live in one server, so the
+        server's own identifier is not needed: every role can compute the same key.
+        """
+        resolved, table = self.name(schema or self.default_schema or ""), self.name(table)
+        if self.backend == "postgresql" and self.database:
+            return (self.backend, self.database, resolved, table)
+        if self.backend == "mysql" and self.default_schema:
+            return (self.backend, resolved, table)
+        return self.version_table_key(schema, table)
 
     def version_table_key(self, schema: str | None, table: str) -> tuple[str, ...]:
         """A key that two version tables share exactly when they are the same table.
@@ -110,7 +149,7 @@ def same_version_table(
     second_table: tuple[str | None, str],
 ) -> bool:
     """Whether two ``(schema, table)`` version tables of two identities are one table."""
-    if first.known and second.known:
+    if first.comparable(second):
         return first.version_table_key(*first_table) == second.version_table_key(*second_table)
     return first.url_version_table_key(*first_table) == second.url_version_table_key(*second_table)
 
@@ -192,12 +231,11 @@ def _postgresql(connection: sa.Connection, fallback: DatabaseIdentity) -> Databa
                 "current_database(), current_schema()"
             )
         ).one()
-    if server is None:  # a Unix socket has no address
-        return fallback
+    # A Unix socket has no address: the server stays unknown, the database does not.
     return DatabaseIdentity(
         fallback.backend,
         fallback.url_key,
-        server=str(server),
+        server=None if server is None else str(server),
         database=str(database),
         default_schema=schema,
     )
@@ -211,13 +249,11 @@ def _mysql(connection: sa.Connection, fallback: DatabaseIdentity) -> DatabaseIde
     server, database, lower = connection.execute(
         sa.text(f"SELECT {variable}, DATABASE(), @@lower_case_table_names")
     ).one()
-    if not server:
-        return fallback
     schema = str(database) if database is not None else None
     return DatabaseIdentity(
         fallback.backend,
         fallback.url_key,
-        server=str(server),
+        server=str(server) if server else None,
         database=schema or "",
         default_schema=schema,
         fold_case=bool(int(lower or 0)),

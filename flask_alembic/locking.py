@@ -2,12 +2,19 @@
 
 - PostgreSQL: a session-level advisory lock, on a connection of its own.
 - MySQL / MariaDB: ``GET_LOCK`` on a connection of its own.
-- SQLite: an exclusive ``flock`` on a lock file named after the database file.
+- SQLite: an exclusive ``flock`` on a lock file beside the database file.
 - In-memory SQLite and other dialects: no lock (nothing else can see the database, or
   there is no portable way to take one).
 
 Every lock dies with its holder: the server drops a session's locks when its connection
 goes away, and the kernel drops a file lock when its process dies, SIGKILL included.
+
+That is also how a server lock can be lost under a running migration: a server, proxy or
+firewall closing the lock's idle connection. So the lock's connection comes from a pool
+of its own (the app's pool may have no slot to spare), the server's idle timeouts are
+turned off for its session, a keepalive thread pings it, and :meth:`HeldLocks.check`
+asks the server, before each step and before each version row is written, whether this
+session still holds the lock.
 """
 
 from __future__ import annotations
@@ -15,7 +22,8 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import os
-import tempfile
+import stat
+import threading
 import time
 from collections.abc import Callable
 from collections.abc import Iterable
@@ -23,35 +31,174 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from contextlib import ExitStack
 from pathlib import Path
-from typing import IO
+from types import TracebackType
 
 import sqlalchemy as sa
 
+from .errors import DatabaseError
+from .errors import LockLostError
 from .errors import LockTimeoutError
 from .identity import DatabaseIdentity
 from .identity import Identities
 from .registry import Bind
 
-__all__ = ["DEFAULT_TIMEOUT", "lock_binds", "lock_name"]
+__all__ = [
+    "DEFAULT_TIMEOUT",
+    "KEEPALIVE_INTERVAL",
+    "HeldLocks",
+    "lock_binds",
+    "lock_holder",
+    "lock_name",
+    "sqlite_lock_path",
+]
 
 #: Seconds to wait for another process's migration before giving up.
 DEFAULT_TIMEOUT = 300.0
+#: Seconds between two pings of a held lock's connection.
+KEEPALIVE_INTERVAL = 5.0
 _POLL = 0.05
+_SERVERS = frozenset({"postgresql", "mysql"})
 
 
 def lock_name(bind: Bind, identity: DatabaseIdentity) -> str:
     """A stable name for the lock guarding ``bind``'s version table.
 
-    It comes from the database's identity, as its server gives it, so processes that
-    spell the URL differently still take the same lock.
+    A server's locks live in that server, so the name needs only what names the version
+    table there (the database, the schema it resolves to, the table), as the server says
+    it: processes that spell the URL differently, or connect as roles that the server
+    answers differently, still take the same lock.
     """
-    key = identity.version_table_key(bind.version_table_schema, bind.version_table)
+    key = identity.lock_key(bind.version_table_schema, bind.version_table)
     text = "|".join(key)
     return "flask_alembic:" + hashlib.sha256(text.encode()).hexdigest()[:40]
 
 
 def _advisory_key(name: str) -> int:
     return int.from_bytes(hashlib.sha256(name.encode()).digest()[:8], "big", signed=True)
+
+
+def sqlite_lock_path(database: str, schema: str | None, table: str) -> Path:
+    """The lock file of version table ``table`` in the SQLite file ``database``.
+
+    It lives beside the database, where SQLite writes its journal, so every process
+    reaching the file (from another container sharing the volume, too) finds it. Its
+    name comes from the file's inode, not its name, so symlinks, relative paths and hard
+    links share it, and from the version table, so two version tables in one file have a
+    lock each. The device is left out: it differs between hosts mounting one volume.
+    """
+    real = os.path.realpath(database)
+    inode = os.stat(real).st_ino
+    key = f"{inode}|{(schema or 'main').lower()}|{table.lower()}"
+    digest = hashlib.sha256(key.encode()).hexdigest()[:16]
+    return Path(real).parent / f"flask_alembic-{digest}.lock"
+
+
+class _ServerLock:
+    """A lock held by a server session: its connection, checked and kept alive.
+
+    ``mutex`` keeps the keepalive thread and the checks from using the connection at once.
+    """
+
+    __slots__ = ("connection", "done", "lost", "mutex", "params", "query")
+
+    def __init__(self, connection: sa.Connection, query: str, params: dict[str, object]) -> None:
+        self.connection = connection
+        self.query = sa.text(query)
+        self.params = params
+        self.mutex = threading.Lock()
+        #: Whether the server no longer counts this session as the holder.
+        self.lost = False
+        #: Whether the lock was released: nothing may use the connection any more.
+        self.done = False
+
+    def held(self) -> bool:
+        """Whether the server says this session still holds the lock.
+
+        A connection that fails means the lock is lost: the server drops a session's
+        locks with its connection, and a reconnected session holds none.
+        """
+        with self.mutex:
+            if not self.lost and not self.done:
+                try:
+                    held = bool(self.connection.execute(self.query, self.params).scalar())
+                    self.connection.commit()
+                except sa.exc.SQLAlchemyError:
+                    held = False
+                self.lost = not held
+            return not self.lost
+
+    def ping(self) -> None:
+        """Use the connection, so that nothing between here and the server sees it idle."""
+        with self.mutex:
+            if self.lost or self.done:
+                return
+            try:
+                self.connection.execute(sa.text("SELECT 1"))
+                self.connection.commit()
+            except sa.exc.SQLAlchemyError:
+                # The next check asks the server, on a new connection if need be.
+                with contextlib.suppress(sa.exc.SQLAlchemyError):
+                    self.connection.rollback()
+
+    def release(self, statement: str, params: dict[str, object]) -> None:
+        """Release the lock; one whose connection is gone was released by the server."""
+        with self.mutex:
+            self.done = True
+            if self.lost:
+                return
+            with contextlib.suppress(sa.exc.SQLAlchemyError):
+                self.connection.execute(sa.text(statement), params)
+                self.connection.commit()
+
+
+class HeldLocks:
+    """The migration locks a run holds; :meth:`check` says whether a bind's still is.
+
+    While server locks are held, a daemon thread pings their connections every
+    :data:`KEEPALIVE_INTERVAL` seconds. File locks cannot be lost and are not checked.
+    """
+
+    def __init__(self) -> None:
+        self._by_bind: dict[str, _ServerLock] = {}
+        self._locks: list[_ServerLock] = []
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def check(self, bind: str) -> None:
+        """Raise :class:`LockLostError` unless ``bind``'s server lock is still held.
+
+        A bind with a file lock, or none, has nothing to check.
+        """
+        lock = self._by_bind.get(bind)
+        if lock is not None and not lock.held():
+            raise LockLostError.for_bind(bind)
+
+    def _add(self, binds: Iterable[str], lock: _ServerLock) -> None:
+        self._by_bind.update(dict.fromkeys(binds, lock))
+        self._locks.append(lock)
+        if self._thread is None:
+            self._thread = threading.Thread(
+                target=self._keep_alive, name="flask-alembic-lock-keepalive", daemon=True
+            )
+            self._thread.start()
+
+    def _keep_alive(self) -> None:
+        while not self._stop.wait(KEEPALIVE_INTERVAL):
+            for lock in tuple(self._locks):
+                lock.ping()
+
+    def __enter__(self) -> HeldLocks:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join()
 
 
 @contextmanager
@@ -61,35 +208,108 @@ def lock_binds(
     identities: Identities,
     *,
     on_wait: Callable[[Bind], None] | None = None,
-) -> Iterator[None]:
+) -> Iterator[HeldLocks]:
     """Hold the migration lock of every bind, taken in one fixed order to avoid deadlocks.
 
     Each lock's connection is opened first and tells the database's identity (recorded
     in ``identities``), which names the lock. ``on_wait`` is called once per bind whose
-    lock is held by someone else.
+    lock is held by someone else. Yields the :class:`HeldLocks`, to check while the
+    steps run.
     """
     wait = DEFAULT_TIMEOUT if timeout is None else float(timeout)
     with ExitStack() as stack:
         unique: dict[str, tuple[Bind, sa.Connection | None, DatabaseIdentity]] = {}
+        sharing: dict[str, list[str]] = {}
         for bind in binds:
             connection, identity = _open(bind, identities, stack)
-            unique.setdefault(lock_name(bind, identity), (bind, connection, identity))
+            name = lock_name(bind, identity)
+            unique.setdefault(name, (bind, connection, identity))
+            sharing.setdefault(name, []).append(bind.name)
+        # Entered before the locks, so the keepalive stops once they are released.
+        held = stack.enter_context(HeldLocks())
         # Sorting by lock name gives every process the same order, whatever binds it names.
         for name in sorted(unique):
             bind, connection, identity = unique[name]
             notify = _Notify(bind, on_wait)
-            stack.enter_context(_lock(bind, connection, identity, name, wait, notify))
-        yield
+            lock = stack.enter_context(_lock(bind, connection, identity, name, wait, notify))
+            if lock is not None:
+                held._add(sharing[name], lock)
+        yield held
+
+
+def lock_holder(bind: Bind, identity: DatabaseIdentity, connection: sa.Connection) -> str | None:
+    """Who holds ``bind``'s migration lock, when another process does; else ``None``.
+
+    Asked without waiting and without taking the lock: PostgreSQL's ``pg_locks``,
+    MySQL's ``IS_USED_LOCK()``, or a shared, non-blocking ``flock`` of the SQLite lock
+    file, released at once. The answer names the holder as far as the database can
+    (an empty string when it cannot).
+    """
+    name = lock_name(bind, identity)
+    if bind.backend in _SERVERS:
+        try:
+            if bind.backend == "postgresql":
+                return _postgresql_holder(connection, _advisory_key(name))
+            return _mysql_holder(connection, name[:64])
+        except sa.exc.DBAPIError:
+            connection.rollback()
+            return None
+    if bind.backend == "sqlite" and identity.path is not None:
+        try:
+            path = sqlite_lock_path(identity.path, bind.version_table_schema, bind.version_table)
+            fd = os.open(path, os.O_RDONLY | _CLOEXEC)
+        except OSError:  # no lock file: nobody holds it; or it cannot be read
+            return None
+        try:
+            if _try_flock(fd, shared=True):
+                _unflock(fd)
+                return None
+        finally:
+            os.close(fd)
+        return _file_holder(path)
+    return None
+
+
+_CONNECT_HINT = "Check that the server is running and that the URL and credentials are right."
 
 
 def _open(
     bind: Bind, identities: Identities, stack: ExitStack
 ) -> tuple[sa.Connection | None, DatabaseIdentity]:
-    """The connection a bind's lock is held on (none for a file lock), and the identity."""
-    if bind.backend in {"postgresql", "mysql"}:
-        connection = stack.enter_context(bind.connect())
-        return connection, identities.read(bind.engine, connection)
-    return None, bind.identity(identities)
+    """The connection a bind's lock is held on (none for a file lock), and the identity.
+
+    A server lock's connection comes from a pool of its own: the app's pool may be too
+    small to lend one for the whole run. ``pool.recreate()`` keeps the engine's connect
+    arguments (in the pool's creator) and its connect event listeners.
+    """
+    if bind.backend not in _SERVERS:
+        return None, bind.identity(identities)
+    engine = sa.create_engine(bind.engine.url, pool=bind.engine.pool.recreate())
+    stack.callback(engine.dispose)
+    try:
+        connection = stack.enter_context(engine.connect())
+    except sa.exc.DBAPIError as exc:
+        raise bind.database_error("connect to", exc, _CONNECT_HINT) from None
+    identity = identities.read(bind.engine, connection)
+    _no_idle_timeouts(bind.backend, connection)
+    return connection, identity
+
+
+def _no_idle_timeouts(backend: str, connection: sa.Connection) -> None:
+    """Keep the server from closing the lock's session while it waits between steps."""
+    if backend == "postgresql":
+        # Only the settings this server has (idle_session_timeout is PostgreSQL 14+).
+        statement = (
+            "SELECT set_config(name, '0', false) FROM pg_settings "
+            "WHERE name IN ('idle_session_timeout', 'idle_in_transaction_session_timeout')"
+        )
+    else:
+        statement = "SET SESSION wait_timeout = 31536000"  # a year: the largest allowed
+    try:
+        connection.execute(sa.text(statement))
+        connection.commit()
+    except sa.exc.DBAPIError:  # refused: the keepalive still keeps the session busy
+        connection.rollback()
 
 
 def _lock(
@@ -99,13 +319,13 @@ def _lock(
     name: str,
     timeout: float,
     notify: _Notify,
-) -> contextlib.AbstractContextManager[None]:
+) -> contextlib.AbstractContextManager[_ServerLock | None]:
     if connection is not None and bind.backend == "postgresql":
         return _postgresql_lock(bind, connection, name, timeout, notify)
     if connection is not None and bind.backend == "mysql":
         return _mysql_lock(bind, connection, name, timeout, notify)
     if bind.backend == "sqlite" and identity.path is not None:
-        return _file_lock(bind, name, timeout, notify)
+        return _file_lock(bind, identity.path, timeout, notify)
     return contextlib.nullcontext()
 
 
@@ -125,7 +345,7 @@ class _Notify:
 @contextmanager
 def _postgresql_lock(
     bind: Bind, conn: sa.Connection, name: str, timeout: float, notify: _Notify
-) -> Iterator[None]:
+) -> Iterator[_ServerLock]:
     key = _advisory_key(name)
     deadline = time.monotonic() + timeout
     while True:
@@ -135,73 +355,77 @@ def _postgresql_lock(
         if got:
             break
         if time.monotonic() >= deadline:
-            holder = _postgresql_holder(conn, key)
-            raise _timeout_error(bind, timeout, holder)
+            raise _timeout_error(bind, timeout, _postgresql_holder(conn, key) or "")
         notify()
         time.sleep(_POLL)
+    lock = _ServerLock(
+        conn,
+        "SELECT EXISTS (SELECT 1 FROM pg_locks WHERE locktype = 'advisory' AND granted "
+        "AND pid = pg_backend_pid() AND classid = ((:key >> 32) & 4294967295)::oid "
+        "AND objid = (:key & 4294967295)::oid AND objsubid = 1)",
+        {"key": key},
+    )
     try:
-        yield
+        yield lock
     finally:
-        _release(conn, "SELECT pg_advisory_unlock(:key)", {"key": key})
+        lock.release("SELECT pg_advisory_unlock(:key)", {"key": key})
 
 
-def _release(conn: sa.Connection, statement: str, params: dict[str, object]) -> None:
-    """Release a server lock; one whose connection is gone was released by the server."""
-    with contextlib.suppress(sa.exc.DBAPIError):
-        conn.execute(sa.text(statement), params)
-        conn.commit()
-
-
-def _postgresql_holder(conn: sa.Connection, key: int) -> str:
+def _postgresql_holder(conn: sa.Connection, key: int) -> str | None:
+    """Who else holds the advisory lock ``key`` in this database (``None``: nobody)."""
     row = conn.execute(
         sa.text(
-            "SELECT a.pid, a.application_name, a.backend_start, a.client_addr "
-            "FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid "
-            "WHERE l.locktype = 'advisory' AND l.granted "
+            "SELECT l.pid, a.application_name, a.backend_start, a.client_addr "
+            "FROM pg_locks l LEFT JOIN pg_stat_activity a ON a.pid = l.pid "
+            "WHERE l.locktype = 'advisory' AND l.granted AND l.pid <> pg_backend_pid() "
+            "AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database()) "
             "AND l.classid = ((:key >> 32) & 4294967295)::oid "
-            "AND l.objid = (:key & 4294967295)::oid LIMIT 1"
+            "AND l.objid = (:key & 4294967295)::oid AND l.objsubid = 1 LIMIT 1"
         ),
         {"key": key},
     ).first()
     conn.commit()
     if row is None:
-        return ""
+        return None
     app = f", application {row.application_name!r}" if row.application_name else ""
     client = f", client {row.client_addr}" if row.client_addr else ""
-    since = f"{row.backend_start:%Y-%m-%d %H:%M:%S}"
-    return f"held by PostgreSQL backend pid {row.pid}{app}{client}, connected since {since}"
+    since = f", connected since {row.backend_start:%Y-%m-%d %H:%M:%S}" if row.backend_start else ""
+    return f"held by PostgreSQL backend pid {row.pid}{app}{client}{since}"
 
 
 @contextmanager
 def _mysql_lock(
     bind: Bind, conn: sa.Connection, name: str, timeout: float, notify: _Notify
-) -> Iterator[None]:
-    lock = name[:64]
+) -> Iterator[_ServerLock]:
+    lock_id = name[:64]
     deadline = time.monotonic() + timeout
     while True:
         # Short waits in a loop keep the timeout exact and the process interruptible.
         wait = max(0, min(1, int(deadline - time.monotonic())))
         got = conn.execute(
-            sa.text("SELECT GET_LOCK(:name, :wait)"), {"name": lock, "wait": wait}
+            sa.text("SELECT GET_LOCK(:name, :wait)"), {"name": lock_id, "wait": wait}
         ).scalar()
         conn.commit()
         if got == 1:
             break
         if time.monotonic() >= deadline:
-            raise _timeout_error(bind, timeout, _mysql_holder(conn, lock))
+            raise _timeout_error(bind, timeout, _mysql_holder(conn, lock_id) or "")
         notify()
         if wait == 0:
             time.sleep(_POLL)
+    lock = _ServerLock(conn, "SELECT IS_USED_LOCK(:name) = CONNECTION_ID()", {"name": lock_id})
     try:
-        yield
+        yield lock
     finally:
-        _release(conn, "SELECT RELEASE_LOCK(:name)", {"name": lock})
+        lock.release("SELECT RELEASE_LOCK(:name)", {"name": lock_id})
 
 
-def _mysql_holder(conn: sa.Connection, lock: str) -> str:
+def _mysql_holder(conn: sa.Connection, lock: str) -> str | None:
+    """Who holds the named lock ``lock`` (``None``: nobody)."""
     holder = conn.execute(sa.text("SELECT IS_USED_LOCK(:name)"), {"name": lock}).scalar()
     if holder is None:
-        return ""
+        conn.commit()
+        return None
     row = conn.execute(
         sa.text("SELECT USER, HOST, TIME FROM information_schema.PROCESSLIST WHERE ID = :id"),
         {"id": holder},
@@ -212,62 +436,155 @@ def _mysql_holder(conn: sa.Connection, lock: str) -> str:
     return f"held by connection {holder} ({row.USER}@{row.HOST}, busy for {row.TIME}s)"
 
 
+_CLOEXEC = getattr(os, "O_CLOEXEC", 0)
+
+
 @contextmanager
-def _file_lock(bind: Bind, name: str, timeout: float, notify: _Notify) -> Iterator[None]:
-    # The lock file lives in the temporary folder, not beside the database: opening and
-    # closing the database file itself would drop SQLite's own POSIX locks.
-    path = Path(tempfile.gettempdir()) / f"{name.replace(':', '-')}.lock"
-    handle = open(path, "a+")  # noqa: SIM115 - held for the duration of the lock
+def _file_lock(bind: Bind, database: str, timeout: float, notify: _Notify) -> Iterator[None]:
+    # Not the database file itself: opening and closing it would drop SQLite's own POSIX
+    # locks. The lock file is removed by its holder on release, while still holding it;
+    # so a process that locks a file must check that it is still the one at ``path``.
     try:
-        deadline = time.monotonic() + timeout
-        while not _try_flock(handle):
+        path = sqlite_lock_path(database, bind.version_table_schema, bind.version_table)
+    except OSError as exc:  # the file went away since its identity was read
+        raise bind.database_error("find the file of", exc, "Check the database's path.") from None
+    deadline = time.monotonic() + timeout
+    fd, writable = _open_lock_file(bind, path)
+    try:
+        while True:
+            if _try_flock(fd):
+                if _still_at(fd, path):
+                    break
+                os.close(fd)  # a released lock's file: try the one there now
+                fd, writable = _open_lock_file(bind, path)
+                continue
             if time.monotonic() >= deadline:
-                owner = path.read_text().strip() if path.exists() else ""
-                raise _timeout_error(
-                    bind, timeout, f"held by process {owner} (lock file {path})" if owner else ""
-                )
+                raise _timeout_error(bind, timeout, _file_holder(path))
             notify()
             time.sleep(_POLL)
-        handle.seek(0)
-        handle.truncate()
-        handle.write(str(os.getpid()))
-        handle.flush()
+        if writable:
+            os.ftruncate(fd, 0)
+            os.lseek(fd, 0, os.SEEK_SET)
+            os.write(fd, f"{os.getpid()} {_host()}".encode())
         try:
             yield
         finally:
-            _unflock(handle)
+            with contextlib.suppress(OSError):  # a folder that is not writable keeps it
+                os.unlink(path)
+            _unflock(fd)
     finally:
-        handle.close()
+        os.close(fd)
 
 
-def _try_flock(handle: IO[str]) -> bool:
+def _open_lock_file(bind: Bind, path: Path) -> tuple[int, bool]:
+    """Open (or create) the lock file: its descriptor, and whether it could be written.
+
+    A file left by another user may be read-only to this one; ``flock`` works on it all
+    the same. A new file gets the permissions its folder gives (group-writable in a
+    group-writable folder), whatever the umask.
+    """
+    while True:
+        try:
+            fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_EXCL | _CLOEXEC, 0o600)
+        except FileExistsError:
+            pass
+        except OSError as exc:
+            raise _lock_file_error(bind, path, exc, create=True) from None
+        else:
+            with contextlib.suppress(OSError):
+                os.chmod(path, 0o666 & stat.S_IMODE(os.stat(path.parent).st_mode))
+            return fd, True
+        for flags, writable in ((os.O_RDWR, True), (os.O_RDONLY, False)):
+            try:
+                return os.open(path, flags | _CLOEXEC), writable
+            except FileNotFoundError:
+                break  # released and removed in between: create it again
+            except PermissionError as exc:
+                if not writable:
+                    raise _lock_file_error(bind, path, exc, create=False) from None
+            except OSError as exc:
+                raise _lock_file_error(bind, path, exc, create=False) from None
+
+
+def _still_at(fd: int, path: Path) -> bool:
+    """Whether ``path`` is still the file ``fd`` has open (its holder may have removed it)."""
+    try:
+        here = os.stat(path)
+    except FileNotFoundError:
+        return False
+    mine = os.fstat(fd)
+    return (here.st_dev, here.st_ino) == (mine.st_dev, mine.st_ino)
+
+
+def _host() -> str:
+    return os.uname().nodename if hasattr(os, "uname") else os.environ.get("COMPUTERNAME", "")
+
+
+def _file_holder(path: Path) -> str:
+    """The holder a lock file names: process id and host, as its holder wrote them."""
+    try:
+        words = path.read_text().split()
+    except OSError:
+        words = []
+    if not words:
+        return f"held by a process (lock file {path})"
+    host = f" on host {words[1]}" if len(words) > 1 and words[1] != _host() else ""
+    return f"held by process {words[0]}{host} (lock file {path})"
+
+
+def _lock_file_error(bind: Bind, path: Path, exc: OSError, *, create: bool) -> DatabaseError:
+    reason = exc.strerror or str(exc)
+    if create:
+        return DatabaseError(
+            f"Cannot create the migration lock file {path} of bind {bind.name!r}: {reason}.",
+            bind=bind.name,
+            path=str(path),
+            hint=(
+                f"Give the user running the migration write access to {path.parent}, where "
+                "the database is (SQLite writes its journal there too)."
+            ),
+        )
+    return DatabaseError(
+        f"Cannot open the migration lock file {path} of bind {bind.name!r}: {reason}.",
+        bind=bind.name,
+        path=str(path),
+        hint=(
+            "Remove it once no other user's migration is running (it is left by an earlier "
+            "run, perhaps as another user), or give the user running the migration read "
+            "access to it."
+        ),
+    )
+
+
+def _try_flock(fd: int, *, shared: bool = False) -> bool:
     try:
         import fcntl
     except ImportError:  # pragma: no cover - Windows
         import msvcrt
 
         try:
-            msvcrt.locking(handle.fileno(), msvcrt.LK_NBLCK, 1)  # type: ignore[attr-defined]
+            os.lseek(fd, 0, os.SEEK_SET)
+            msvcrt.locking(fd, msvcrt.LK_NBLCK, 1)  # type: ignore[attr-defined]
         except OSError:
             return False
         return True
     try:
-        fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+        fcntl.flock(fd, (fcntl.LOCK_SH if shared else fcntl.LOCK_EX) | fcntl.LOCK_NB)
     except BlockingIOError:
         return False
     return True
 
 
-def _unflock(handle: IO[str]) -> None:
+def _unflock(fd: int) -> None:
     try:
         import fcntl
     except ImportError:  # pragma: no cover - Windows
         import msvcrt
 
-        handle.seek(0)
-        msvcrt.locking(handle.fileno(), msvcrt.LK_UNLCK, 1)  # type: ignore[attr-defined]
+        os.lseek(fd, 0, os.SEEK_SET)
+        msvcrt.locking(fd, msvcrt.LK_UNLCK, 1)  # type: ignore[attr-defined]
         return
-    fcntl.flock(handle.fileno(), fcntl.LOCK_UN)
+    fcntl.flock(fd, fcntl.LOCK_UN)
 
 
 def _timeout_error(bind: Bind, timeout: float, holder: str) -> LockTimeoutError:

@@ -206,7 +206,7 @@ def migrate(
         involved = related_binds(request.direction, names, loader.histories)
     involved_binds = [b for b in loader.registry if b.name in involved]
     to_lock = involved_binds if lock else []
-    with locking.lock_binds(to_lock, lock_timeout, identities, on_wait=on_wait):
+    with locking.lock_binds(to_lock, lock_timeout, identities, on_wait=on_wait) as held:
         # Read under the lock (and checked for shared version tables): not read again.
         current = current_heads(loader, identities, involved_binds)
         # The common deploy: nothing to do. Answer it without loading Alembic.
@@ -220,7 +220,9 @@ def migrate(
         loader.import_steps(plan)
         if on_plan is not None:
             on_plan(plan)
-        return _execute(loader, identities, plan, on_event=on_event, tag=tag, parallel=parallel)
+        return _execute(
+            loader, identities, plan, held, on_event=on_event, tag=tag, parallel=parallel
+        )
 
 
 def run_plan(
@@ -237,15 +239,18 @@ def run_plan(
     """Run a plan made earlier; the executor refuses a bind that moved since."""
     binds = [b for b in loader.registry if b.name in plan.start]
     loader.import_steps(plan)
-    with locking.lock_binds(binds if lock else [], lock_timeout, identities):
+    with locking.lock_binds(binds if lock else [], lock_timeout, identities) as held:
         loader.registry.check_version_tables(binds, identities)
-        return _execute(loader, identities, plan, on_event=on_event, tag=tag, parallel=parallel)
+        return _execute(
+            loader, identities, plan, held, on_event=on_event, tag=tag, parallel=parallel
+        )
 
 
 def _execute(
     loader: Loader,
     identities: Identities,
     plan: Plan,
+    held: locking.HeldLocks,
     *,
     on_event: EventCallback | None,
     tag: str | None,
@@ -257,18 +262,50 @@ def _execute(
     databases: dict[str, DatabaseIdentity] = {
         name: loader.registry[name].identity(identities) for name in plan.binds
     }
+    # Before each step, and before its version row is written: is the lock still held?
     return executor.execute(
-        plan, loader.runtimes, on_event=on_event, tag=tag, parallel=parallel, databases=databases
+        plan,
+        loader.runtimes,
+        on_event=on_event,
+        tag=tag,
+        parallel=parallel,
+        databases=databases,
+        guard=held.check,
     )
 
 
 def write_sql(statements: Mapping[str, str], directory: str | os.PathLike[str]) -> list[Path]:
-    """Write offline SQL into ``directory``, one ``BIND.sql`` file per bind."""
+    """Write offline SQL into ``directory``, one ``BIND.sql`` file per bind.
+
+    Every file's place is checked before any is written: a failure writes nothing.
+    """
+    from .errors import FlaskAlembicError
+
     folder = Path(directory)
-    folder.mkdir(parents=True, exist_ok=True)
-    paths = []
-    for name, sql in statements.items():
-        path = folder / f"{bind_directory_name(name)}.sql"
-        path.write_text(sql, encoding="utf-8")
-        paths.append(path)
+    paths = [folder / f"{bind_directory_name(name)}.sql" for name in statements]
+    hint = "Choose another output folder, or move it away."
+    for place in (folder, *folder.absolute().parents):
+        if place.exists():
+            if not place.is_dir():
+                raise FlaskAlembicError(
+                    f"Cannot write the SQL into {folder}: {place} is a file, not a folder.",
+                    path=str(place),
+                    hint=hint,
+                )
+            break
+    for path in paths:
+        if path.is_dir():
+            raise FlaskAlembicError(
+                f"Cannot write the SQL to {path}: it is a folder.", path=str(path), hint=hint
+            )
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        for path, sql in zip(paths, statements.values(), strict=True):
+            path.write_text(sql, encoding="utf-8")
+    except OSError as exc:
+        raise FlaskAlembicError(
+            f"Cannot write the SQL into {folder}: {exc.strerror or exc}.",
+            path=str(exc.filename or folder),
+            hint="Check the folder's permissions, or choose another output folder.",
+        ) from None
     return paths

@@ -94,6 +94,9 @@ class BindResult:
     after: tuple[str, ...]
     applied: tuple[Step, ...]
     elapsed: float
+    #: The step that failed on this bind, and why; ``None`` when none did.
+    failed: Step | None = None
+    error: str | None = None
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -102,6 +105,7 @@ class MigrationResult:
 
     plan: Plan
     binds: tuple[BindResult, ...]
+    #: The first step that failed, and why (each bind's own failure is in :attr:`binds`).
     failed: Step | None = None
     error: str | None = None
     not_run: tuple[Step, ...] = ()
@@ -111,6 +115,11 @@ class MigrationResult:
     @property
     def applied(self) -> tuple[Step, ...]:
         return tuple(step for result in self.binds for step in result.applied)
+
+    @property
+    def failures(self) -> tuple[BindResult, ...]:
+        """The binds on which a step failed (binds running side by side may each fail)."""
+        return tuple(result for result in self.binds if result.failed is not None)
 
     @property
     def ok(self) -> bool:

@@ -34,7 +34,6 @@ def url_secrets(url: sa.URL) -> tuple[str, ...]:
             spelled.update(
                 {value, urllib.parse.quote(value, safe=""), urllib.parse.quote_plus(value)}
             )
-    # Longest first, so a secret that contains another is scrubbed whole.
     return tuple(sorted(spelled, key=len, reverse=True))
 
 
@@ -53,8 +52,43 @@ def describe_exception(exc: BaseException, secrets: Iterable[str] = ()) -> str:
 
 
 def scrub(text: str, secrets: Iterable[str]) -> str:
-    """Replace every secret in ``text`` with ``***``."""
-    for secret in secrets:
-        if secret:
-            text = text.replace(secret, "***")
-    return text
+    """Replace every secret in ``text`` with ``***`` where it stands as a whole token.
+
+    A secret inside a longer word is left alone: with the password ``e``,
+    ``OperationalError`` stays readable, while ``app:e@host``, ``password=e`` and
+    ``'e'`` are hidden.
+    """
+    found: list[tuple[int, int]] = []
+    for secret in {secret for secret in secrets if secret}:
+        start = text.find(secret)
+        while start >= 0:
+            end = start + len(secret)
+            if _stands_alone(text, start, end):
+                found.append((start, end))
+            start = text.find(secret, start + 1)
+    if not found:
+        return text
+    pieces: list[str] = []
+    done = 0
+    for start, end in sorted(found):
+        if start >= done:
+            pieces += [text[done:start], "***"]
+        # Overlapping secrets are hidden as one: no tail of either is left.
+        done = max(done, end)
+    pieces.append(text[done:])
+    return "".join(pieces)
+
+
+def _stands_alone(text: str, start: int, end: int) -> bool:
+    """Whether ``text[start:end]`` is not part of a longer word.
+
+    A side where the secret itself begins or ends with punctuation has no word to
+    continue, so only its letters, digits and underscores at the edges are checked.
+    """
+    if _is_word(text[start]) and start > 0 and _is_word(text[start - 1]):
+        return False
+    return not (_is_word(text[end - 1]) and end < len(text) and _is_word(text[end]))
+
+
+def _is_word(char: str) -> bool:
+    return char.isalnum() or char == "_"

@@ -35,7 +35,15 @@ from .redact import describe_exception
 from .redact import safe_url
 from .redact import url_secrets
 
-__all__ = ["DEFAULT_BIND", "Bind", "BindRegistry", "EnginesArg", "MetadatasArg"]
+__all__ = [
+    "DEFAULT_BIND",
+    "Bind",
+    "BindRegistry",
+    "EnginesArg",
+    "MetadatasArg",
+    "Neighbourhood",
+    "registry_order",
+]
 
 #: The name of the bind Flask-SQLAlchemy calls ``None``.
 DEFAULT_BIND = "default"
@@ -320,55 +328,68 @@ class BindRegistry:
         for first in selected:
             mine = first.identity(identities)
             for other in candidates:
-                if other is first:
+                if other is first or other.backend != first.backend:
                     continue
                 theirs = other.identity(identities)
+                a, b = sorted([first, other], key=registry_order)
                 if same_version_table(
                     mine,
                     (first.version_table_schema, first.version_table),
                     theirs,
                     (other.version_table_schema, other.version_table),
                 ):
-                    a, b = sorted([first, other], key=registry_order)
                     raise _shared_version_table(a, b)
+                if (
+                    mine.known
+                    and theirs.known
+                    and not mine.comparable(theirs)
+                    and mine.url_key != theirs.url_key
+                    and mine.name(first.version_table) == theirs.name(other.version_table)
+                    and mine.name(first.version_table_schema or "")
+                    == theirs.name(other.version_table_schema or "")
+                ):
+                    raise _cannot_tell_apart(a, b)
 
     def neighbourhood(self, bind: Bind, identities: Identities) -> Neighbourhood:
         """What ``bind``'s autogenerate must leave alone in its database.
 
-        The tables and version tables of the other binds (excluded ones too) that live
-        in the same database: autogenerate would propose dropping them. A bind of the same
-        kind of server whose database cannot be told apart (unreachable, or not managed and
-        so never connected to) counts as a neighbour: leaving a table alone is safe,
-        dropping it is not. Names are compared with their schemas resolved.
+        The tables and version tables of the other binds (excluded ones too) that the
+        database can reach: on MySQL and MariaDB, every database of the server. A bind of
+        the same kind of server that cannot be told apart (unreachable, not managed and so
+        never connected to, or answering in other terms) counts as a neighbour, its
+        unqualified tables in any schema: leaving a table alone is safe, dropping it is
+        not. Two managed binds of one database with a model for the same table are
+        refused: each would migrate it its own way.
         """
         mine = bind.identity(identities)
-        foreign: set[tuple[str, str]] = set()
-        for other in self.all:
-            if other is bind or other.backend != bind.backend:
-                continue
-            if not other.managed and not other.has_models:
-                continue  # nothing of it is known to protect, and it is never connected
-            theirs = mine
-            # One URL is one database: no need to ask its server.
-            if url_key(other.engine.url, other.engine) != mine.url_key:
-                theirs = other.identity(identities)
-                if mine.known and theirs.known and not mine.same_database(theirs):
-                    continue
-            default = theirs.default_schema if theirs.known else mine.default_schema
-            foreign.update(
-                _resolved(mine, table.schema or default, table.name)
-                for metadata in other.metadatas
-                for table in metadata.tables.values()
-            )
-            foreign.add(_resolved(mine, other.version_table_schema or default, other.version_table))
         own = {
             _resolved(mine, table.schema, table.name)
             for metadata in bind.metadatas
             for table in metadata.tables.values()
         }
-        own.add(_resolved(mine, bind.version_table_schema, bind.version_table))
-        schemas = {schema for schema, _ in own}
-        return Neighbourhood(identity=mine, foreign=foreign - own, schemas=schemas)
+        own_version = _resolved(mine, bind.version_table_schema, bind.version_table)
+        foreign: set[tuple[str, str]] = set()
+        for other in self.all:
+            if other is bind or other.backend != bind.backend:
+                continue
+            theirs = other.identity(identities)
+            if mine.apart_from(theirs):
+                continue
+            # Their unqualified names are in their default schema, which only their
+            # server knows (a search_path, a role's schema): unknown means any schema.
+            default = theirs.default_schema if theirs.known else "*"
+            tables = {
+                _resolved(mine, table.schema or default, table.name)
+                for metadata in other.metadatas
+                for table in metadata.tables.values()
+            }
+            clash = own & tables
+            if clash and other.managed and mine.comparable(theirs):
+                raise _shared_table(bind, other, sorted(clash)[0])
+            foreign |= tables
+            foreign.add(_resolved(mine, other.version_table_schema or default, other.version_table))
+        schemas = {schema for schema, _ in own | {own_version}}
+        return Neighbourhood(identity=mine, foreign=foreign - own - {own_version}, schemas=schemas)
 
 
 def registry_order(bind: Bind) -> tuple[bool, str]:
@@ -379,6 +400,37 @@ def registry_order(bind: Bind) -> tuple[bool, str]:
 def _resolved(identity: DatabaseIdentity, schema: str | None, name: str) -> tuple[str, str]:
     """A ``(schema, name)`` key as ``identity``'s database compares it."""
     return identity.name(schema or identity.default_schema or ""), identity.name(name)
+
+
+def _cannot_tell_apart(first: Bind, second: Bind) -> ConfigurationError:
+    """Two binds whose servers answer in terms that cannot be compared, with one table name."""
+    return ConfigurationError(
+        f"Cannot tell whether binds {first.name!r} and {second.name!r} reach the same "
+        f"database ({first.display_url} and {second.display_url}: their servers answer "
+        "this role's identity queries differently), and both record revisions in "
+        f"{second.version_table!r}; they might overwrite each other's history.",
+        bind=second.name,
+        hint=(
+            f"Give one its own table: ALEMBIC_BINDS = {{{second.name!r}: "
+            f"{{'version_table': '{bind_directory_name(second.name).replace('-', '_')}"
+            "_alembic_version'}}, or let both roles execute pg_postmaster_start_time()."
+        ),
+    )
+
+
+def _shared_table(first: Bind, second: Bind, table: tuple[str, str]) -> ConfigurationError:
+    """Two managed binds of one database that both have a model for one table."""
+    schema, name = table
+    return ConfigurationError(
+        f"Binds {first.name!r} and {second.name!r} both have a model for table "
+        f"{schema}.{name} in the same database; each would migrate it to its own models "
+        "(dropping the other's columns).",
+        bind=first.name,
+        hint=(
+            f"Keep the model in one bind, or set ALEMBIC_BINDS = {{{second.name!r}: "
+            "{'include': False}} for a bind that only reads the database."
+        ),
+    )
 
 
 class Neighbourhood:
@@ -402,7 +454,8 @@ class Neighbourhood:
 
     def hides_table(self, schema: str | None, name: str) -> bool:
         """Whether the table ``name`` in ``schema`` (``None``: the default one) is another's."""
-        return _resolved(self.identity, schema, name) in self.foreign
+        key = _resolved(self.identity, schema, name)
+        return key in self.foreign or ("*", key[1]) in self.foreign
 
     def hides_schema(self, schema: str | None) -> bool:
         """Whether ``schema`` (``None``: the default one) holds nothing of this bind's."""

@@ -49,12 +49,25 @@ __all__ = [
     "error_json",
     "is_interactive",
     "plan_json",
+    "printable",
     "result_json",
     "scripts_json",
     "status_json",
 ]
 
 BindOf = Callable[["Script"], str]
+
+
+#: Control characters other than tab and newline, shown escaped (as ``\x1b``): written
+#: raw, a revision's text could recolour, rewrite or retitle the user's terminal.
+_ESCAPES = {
+    code: f"\\x{code:02x}" for code in (*range(0x20), *range(0x7F, 0xA0)) if chr(code) not in "\t\n"
+}
+
+
+def printable(text: str) -> str:
+    """``text`` with its control characters escaped, tabs and newlines kept."""
+    return text.translate(_ESCAPES)
 
 
 def is_interactive(stream: IO[str]) -> bool:
@@ -140,7 +153,7 @@ class Output:
             return
         for item in written:
             script = item.script
-            self.status(f"Generated {item.bind}: {script.revision} {script.path}")
+            self.status(printable(f"Generated {item.bind}: {script.revision} {script.path}"))
             for change in item.changes:
                 self.status(f"  {describe_diff(change)}")
             self.line(script.path)
@@ -153,7 +166,7 @@ class Output:
     def merged(self, scripts: Sequence[Script], bind_of: BindOf) -> None:
         """New merge revisions: their paths on stdout."""
         for script in scripts:
-            self.status(f"Generated {bind_of(script)}: {script.revision} {script.path}")
+            self.status(printable(f"Generated {bind_of(script)}: {script.revision} {script.path}"))
             self.line(script.path)
 
     def diffs(self, diffs: Mapping[str, list[Any]], skipped: Mapping[str, str]) -> None:
@@ -224,17 +237,21 @@ class Output:
             self.status(_nothing_to_do(result.plan))
             return
         self._summary(result)
-        if result.failed is None:
+        # Each failure's error follows on the "Error:" line.
+        for bind in result.failures:
+            failed = bind.failed
+            assert failed is not None
+            self.status(
+                f"Failed: {failed.bind}: {_step_label(failed)}"
+                + (f" ({failed.path})" if failed.path else ""),
+                style="red",
+            )
+        if result.ok:
             return
-        # The error itself follows on the "Error:" line.
-        failed = result.failed
-        self.status(
-            f"Failed: {failed.bind}: {_step_label(failed)}"
-            + (f" ({failed.path})" if failed.path else ""),
-            style="red",
-        )
         for step in result.not_run:
-            self.status(f"Not run: {step.bind}: {_step_label(step)} {step.message}".rstrip())
+            self.status(
+                printable(f"Not run: {step.bind}: {_step_label(step)} {step.message}".rstrip())
+            )
 
     def _summary(self, result: MigrationResult) -> None:
         raise NotImplementedError
@@ -299,20 +316,22 @@ class PlainOutput(Output):
     ) -> None:
         for script in scripts:
             if verbose:
-                self.line(f"Bind: {bind_of(script)}")
-                self.line(script.log_entry.rstrip())
+                self.line(f"Bind: {printable(bind_of(script))}")
+                self.line(printable(script.log_entry.rstrip()))
                 self.line()
                 continue
             notes = _notes(script, applied)
             suffix = f" ({notes})" if notes else ""
             self.line(
-                f"{bind_of(script)}: {_parents(script) or '<base>'} -> {script.revision}{suffix}, "
-                f"{script.doc or ''}".rstrip(", ")
+                printable(
+                    f"{bind_of(script)}: {_parents(script) or '<base>'} -> {script.revision}"
+                    f"{suffix}, {script.doc or ''}".rstrip(", ")
+                )
             )
 
     def _plan(self, plan: Plan, *, to_stderr: bool) -> None:
         for number, step in enumerate(plan.steps, 1):
-            message = f" {step.message}" if step.message else ""
+            message = f" {printable(step.message)}" if step.message else ""
             text = f"{number}. {step.bind}: {plan.direction} {_step_label(step)}{message}"
             if to_stderr:
                 self.status(f"plan {text}")
@@ -374,7 +393,7 @@ class _PlainProgress(Progress):
         from .executor import StepFinished
 
         if isinstance(event, StepFinished):
-            message = f" {event.step.message}" if event.step.message else ""
+            message = f" {printable(event.step.message)}" if event.step.message else ""
             self.output.status(f"{_event_prefix(event)}{message} ({event.elapsed:.2f}s)")
         elif isinstance(event, StepFailed):
             self.output.status(f"{_event_prefix(event)} FAILED")
@@ -464,14 +483,14 @@ class RichOutput(Output):
             table.add_column("path", style="dim")
         for script in scripts:
             row = [
-                Text(bind_of(script)),
-                Text(script.revision),
+                Text(printable(bind_of(script))),
+                Text(printable(script.revision)),
                 Text(_parents(script)),
-                Text(script.doc or ""),
+                Text(printable(script.doc or "")),
                 Text(_notes(script, applied)),
             ]
             if verbose:
-                row.append(Text(script.path))
+                row.append(Text(printable(script.path)))
             table.add_row(*row)
         self.out.print(table)
 
@@ -485,7 +504,12 @@ class RichOutput(Output):
         table.add_column("step", style="bold")
         table.add_column("message")
         for number, step in enumerate(plan.steps, 1):
-            table.add_row(str(number), Text(step.bind), Text(_step_label(step)), Text(step.message))
+            table.add_row(
+                str(number),
+                Text(printable(step.bind)),
+                Text(_step_label(step)),
+                Text(printable(step.message)),
+            )
         (self.err if to_stderr else self.out).print(table)
 
     def progress(self, plan: Plan | None = None) -> Progress:
@@ -605,12 +629,14 @@ class _LiveProgress(Progress):
         if isinstance(event, StepStarted):
             self.lines[event.step.bind] = Text(
                 f"step {event.index} of {event.total}: {_step_label(event.step)} "
-                f"{event.step.message} ({time.perf_counter() - self.started:.1f}s)"
+                f"{printable(event.step.message)} ({time.perf_counter() - self.started:.1f}s)"
             )
         elif isinstance(event, StepFinished | StepFailed):
             ok = isinstance(event, StepFinished)
             text = Text("  ✓ " if ok else "  ✗ ", style="green" if ok else "red")
-            text.append(f"{event.step.bind}: {_step_label(event.step)} {event.step.message}")
+            text.append(
+                printable(f"{event.step.bind}: {_step_label(event.step)} {event.step.message}")
+            )
             if isinstance(event, StepFinished):
                 text.append(f" {event.elapsed:.2f}s", style="dim")
             self.live.console.print(text)
@@ -627,11 +653,11 @@ _PAST = {"upgrade": "upgraded", "downgrade": "downgraded", "stamp": "stamped"}
 
 
 def _failed_here(result: MigrationResult, bind: str) -> bool:
-    return result.failed is not None and result.failed.bind == bind
+    return any(failure.bind == bind for failure in result.failures)
 
 
 def _current(status: BindStatus) -> str:
-    if status.state == "unreachable":
+    if status.state == "unreachable" or (status.state == "migrating" and not status.current):
         return "?"
     if not status.managed:
         return "-"
@@ -655,6 +681,7 @@ def _state_text(status: BindStatus) -> Text:
         "up to date": "green",
         "pending": "yellow",
         "multiple heads": "yellow",
+        "migrating": "yellow",
         "not managed": "dim",
     }.get(status.state, "bold red")
     return Text(_state_words(status), style=style)
@@ -741,6 +768,8 @@ def result_json(result: MigrationResult) -> dict[str, Any]:
                 "to": list(b.after),
                 "applied": [step_json(step) for step in b.applied],
                 "elapsed": round(b.elapsed, 6),
+                "failed": None if b.failed is None else step_json(b.failed),
+                "error": b.error,
             }
             for b in result.binds
         ],
@@ -781,9 +810,13 @@ def _diff_kind(diff: Any) -> str:
 
 
 def describe_diff(diff: Any) -> str:
-    """One line for one of Alembic's ``compare_metadata`` diff entries."""
+    """One line for one of Alembic's ``compare_metadata`` diff entries (names escaped)."""
+    return printable(_diff_words(diff))
+
+
+def _diff_words(diff: Any) -> str:
     if isinstance(diff, list):
-        return "; ".join(describe_diff(d) for d in diff)
+        return "; ".join(_diff_words(d) for d in diff)
     kind = diff[0]
     if kind in {"add_table", "remove_table"}:
         return f"{kind.replace('_', ' ')} {diff[1].name}"
@@ -802,7 +835,7 @@ def describe_diff(diff: Any) -> str:
 
 
 def _parents(script: Script) -> str:
-    return ", ".join(to_tuple(script.down_revision))
+    return printable(", ".join(to_tuple(script.down_revision)))
 
 
 def _notes(script: Script, applied: set[str] | None) -> str:
@@ -817,7 +850,7 @@ def _notes(script: Script, applied: set[str] | None) -> str:
         notes.append("merge point")
     if applied is not None and script.revision in applied:
         notes.append("applied")
-    return ", ".join(notes)
+    return printable(", ".join(notes))
 
 
 def _step_label(step: Step) -> str:

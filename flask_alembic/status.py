@@ -13,6 +13,8 @@ from typing import TYPE_CHECKING
 
 import sqlalchemy as sa
 
+from . import locking
+from .errors import Command
 from .errors import DatabaseError
 from .errors import FlaskAlembicError
 from .errors import RevisionError
@@ -41,6 +43,8 @@ class State(StrEnum):
     UP_TO_DATE = "up to date"
     PENDING = "pending"
     MULTIPLE_HEADS = "multiple heads"
+    #: Another process holds the bind's migration lock: where it will stand is not known yet.
+    MIGRATING = "migrating"
     UNKNOWN_REVISION = "ahead/unknown revision"
     UNREACHABLE = "unreachable"
     #: A bind that is not migrated at all (no models, or excluded): never connected to.
@@ -64,7 +68,8 @@ class BindStatus:
     #: Steps an upgrade to heads would run; ``None`` when it cannot be known.
     pending: int | None
     state: State = State.UP_TO_DATE
-    #: Why the state is ``unreachable`` or ``ahead/unknown revision``, in one line.
+    #: Why the state is ``unreachable`` or ``ahead/unknown revision``, in one line; for
+    #: ``migrating``, who holds the lock, where the database can say.
     error: FlaskAlembicError | None = None
     #: Why the bind is managed or not (for a bind that is not: why it is left alone).
     reason: str = "it has models"
@@ -88,10 +93,27 @@ class HeadsReader:
     def __init__(self, stack: ExitStack, identities: Identities) -> None:
         self.stack = stack
         self.identities = identities
+        self._connections: dict[str, sa.Connection] = {}
+
+    def _connection(self, bind: Bind) -> sa.Connection:
+        connection = self._connections.get(bind.name)
+        if connection is None:
+            connection = self.stack.enter_context(bind.connect())
+            self._connections[bind.name] = connection
+            self.identities.read(bind.engine, connection)
+        return connection
+
+    def holder(self, bind: Bind) -> str | None:
+        """Who holds ``bind``'s migration lock, when another process migrates it now.
+
+        Asked without waiting (see :func:`locking.lock_holder`); ``None``: nobody.
+        """
+        connection = self._connection(bind)
+        identity = self.identities.read(bind.engine, connection)
+        return locking.lock_holder(bind, identity, connection)
 
     def heads(self, bind: Bind) -> tuple[str, ...]:
-        connection = self.stack.enter_context(bind.connect())
-        self.identities.read(bind.engine, connection)
+        connection = self._connection(bind)
         try:
             return bind.read_heads(connection)
         except sa.exc.DBAPIError as exc:
@@ -172,19 +194,53 @@ def _unmanaged_row(bind: Bind) -> BindStatus:
 def _quick_rows(
     loader: Loader, identities: Identities, binds: list[Bind], quick: QuickGraph
 ) -> list[BindStatus] | None:
-    """Status rows from the cache when every bind is simply at its single head."""
+    """Status rows from the cache when every bind is at its single head, or migrating."""
     rows = []
     with HeadsReader.open(identities) as reader:
         for b in binds:
             try:
-                current = reader.heads(b)
+                holder = reader.holder(b)
+                current = _current_unless_locked(reader, b, holder)
             except DatabaseError:
                 return None
-            if not quick.at_heads(b.name, current, single=True):
+            if holder is not None:
+                rows.append(_migrating_row(b, current, quick.heads.get(b.name, ()), holder))
+            elif quick.at_heads(b.name, current, single=True):
+                rows.append(_row(b, current=current, heads=current, pending=0))
+            else:
                 return None
-            rows.append(_row(b, current=current, heads=current, pending=0))
         loader.registry.check_version_tables(binds, identities)
     return rows
+
+
+def _current_unless_locked(reader: HeadsReader, bind: Bind, holder: str | None) -> tuple[str, ...]:
+    """The bind's heads; on SQLite, none while a migration holds the lock.
+
+    SQLite readers may wait (up to its busy timeout) for a migrating writer; a server
+    shows the last committed revision at once.
+    """
+    if holder is not None and bind.backend == "sqlite":
+        return ()
+    return reader.heads(bind)
+
+
+def _migrating_row(
+    bind: Bind, current: tuple[str, ...], heads: tuple[str, ...], holder: str
+) -> BindStatus:
+    """The row of a bind another process is migrating: its pending steps are not known."""
+    who = f" ({holder})" if holder else ""
+    if bind.backend == "sqlite":
+        shown = "its version table is not read while the migration may lock the file"
+    else:
+        shown = "the current revision shown is the last one committed"
+    error = FlaskAlembicError(
+        f"Another process is migrating bind {bind.name!r} now{who}; {shown}.",
+        bind=bind.name,
+        hint=("Run ", Command("status"), " again once it has finished."),
+    )
+    return _row(
+        bind, current=current, heads=heads, pending=None, state=State.MIGRATING, error=error
+    )
 
 
 def _bind_row(
@@ -192,12 +248,15 @@ def _bind_row(
 ) -> BindStatus:
     heads = history.heads
     try:
-        current = reader.heads(b)
+        holder = reader.holder(b)
+        current = _current_unless_locked(reader, b, holder)
     except DatabaseError as exc:
         return _row(b, heads=heads, state=State.UNREACHABLE, error=exc)
+    loader.registry.check_version_tables([b], identities)
+    if holder is not None:
+        return _migrating_row(b, current, heads, holder)
     from .planner import bind_steps
 
-    loader.registry.check_version_tables([b], identities)
     row = _row(b, heads=heads, current=current)
     try:
         # Only this bind's own steps count; dependencies on other binds do not.

@@ -150,11 +150,26 @@ def write_revisions(
             )
     if rev_id is not None:
         _check_new_rev_id(loader, rev_id)
+    given_labels = list(to_tuple(options.get("label")))
+    _check_new_labels(loader, given_labels, first_of={b.name for b in binds})
     depends_on = resolve_ids(list(histories.values()), to_tuple(depend)) if depend else None
     script = loader.script_directory
     _check_template(script)
     alembic_config = loader.config
     result = WrittenRevisions()
+    # Every folder a file would go into is checked before any database is compared.
+    folders: dict[str, Path] = {}
+    for b in binds:
+        if empty or b.has_models:
+            folders[b.name] = Path(path).resolve() if path is not None else b.version_location
+            if folders[b.name] not in b.version_locations:
+                raise ScriptDirectoryError(
+                    f"--path {path} is not a version location of bind {b.name!r}.",
+                    bind=b.name,
+                    path=str(path),
+                    hint="Its locations: " + ", ".join(str(p) for p in b.version_locations) + ".",
+                )
+            _check_folder(b, folders[b.name])
     prepared: list[tuple[Bind, RevisionContext, list[Any]]] = []
     for b in binds:
         if not empty and not b.has_models:
@@ -178,17 +193,9 @@ def write_revisions(
             )
         else:
             head = tuple(rmap.heads)
-        labels = list(to_tuple(options.get("label")))
+        labels = list(given_labels)
         if not rmap.heads and b.branch_label not in labels:
             labels.insert(0, b.branch_label)
-        version_path = Path(path).resolve() if path is not None else b.version_location
-        if version_path not in b.version_locations and path is not None:
-            raise ScriptDirectoryError(
-                f"--path {path} is not a version location of bind {b.name!r}.",
-                bind=b.name,
-                path=str(path),
-                hint="Its locations: " + ", ".join(str(p) for p in b.version_locations) + ".",
-            )
         rc = RevisionContext(
             alembic_config,
             script,
@@ -199,7 +206,7 @@ def write_revisions(
                 "head": head,
                 "splice": splice,
                 "branch_label": tuple(labels) or None,
-                "version_path": str(version_path),
+                "version_path": str(folders[b.name]),
                 "rev_id": rev_id,
                 "depends_on": depends_on,
             },
@@ -210,6 +217,12 @@ def write_revisions(
             if not changed:
                 continue
         prepared.append((b, rc, changes))
+    if given_labels and len(prepared) > 1:
+        raise RevisionError(
+            f"--label {given_labels[0]!r} would be given to the new revisions of binds "
+            f"{', '.join(b.name for b, _, _ in prepared)}, but a label names one revision.",
+            hint="Name one bind with --bind NAME.",
+        )
     try:
         for b, rc, changes in prepared:
             try:
@@ -252,6 +265,9 @@ def _check_new_rev_id(loader: Loader, rev_id: str) -> None:
     existing = next((s for s in scripts if s.revision.lower() == folded), None)
     if folded in SYMBOLIC:
         reason = "is a reserved word for revision targets"
+    elif rev_id.isdigit() and len(rev_id) < 4:
+        # A number this short is what 'downgrade 1' or 'upgrade 2' means as a count.
+        reason = "is a short number, which targets read as a count of steps"
     elif folded in {b.name.lower() for b in loader.registry.all}:
         reason = "is the name of a bind, which targets use as 'BIND@REV'"
     elif existing is not None:
@@ -277,6 +293,63 @@ def _check_new_rev_id(loader: Loader, rev_id: str) -> None:
         revision=rev_id,
         hint="Choose another id, or leave --rev-id out for a random one.",
     )
+
+
+def _check_new_labels(
+    loader: Loader, labels: Iterable[str], *, first_of: Iterable[str] = ()
+) -> None:
+    """Refuse a branch label that a target could already mean: Alembic would write the
+    file, then refuse every later command.
+
+    :param first_of: binds whose first revision may carry their own name as its label.
+    """
+    from . import _alembic_compat as compat
+
+    labels = list(labels)
+    if not labels:
+        return
+    scripts = compat.all_scripts(loader.script_directory)
+    binds = {b.branch_label: b.name for b in loader.registry.all}
+    histories = loader.histories
+    for label in labels:
+        labelled = next((s for s in scripts if label in compat.own_branch_labels(s)), None)
+        if label in SYMBOLIC:
+            reason = "a reserved word for revision targets"
+        elif labelled is not None:
+            reason = (
+                f"already the branch label of revision {labelled.revision} "
+                f"(bind {loader.owner_of(labelled.revision)!r})"
+            )
+        elif label in binds:
+            name = binds[label]
+            if name in first_of and name in histories and not histories[name].heads:
+                continue  # the bind's first revision carries its name anyway
+            reason = f"the name of bind {name!r}, which its first revision carries as its label"
+        elif any(s.revision == label for s in scripts):
+            reason = f"the id of revision {label} (bind {loader.owner_of(label)!r})"
+        else:
+            continue
+        raise RevisionError(
+            f"--label {label!r} is {reason}.",
+            revision=label,
+            hint="Choose another label: one label names one revision of one bind.",
+        )
+
+
+def _check_folder(bind: Bind, folder: Path) -> None:
+    """Refuse a revision folder that is a file or lies inside one, before any file is written."""
+    for place in (folder, *folder.parents):
+        if place.exists():
+            if not place.is_dir():
+                raise ScriptDirectoryError(
+                    f"Cannot write the revisions of bind {bind.name!r} into {folder}: {place} "
+                    "is a file, not a folder.",
+                    bind=bind.name,
+                    path=str(place),
+                    hint="Move the file away, or set "
+                    f"ALEMBIC_BINDS[{bind.name!r}]['version_location'] elsewhere.",
+                )
+            return
 
 
 def _check_template(script: ScriptDirectory) -> None:
@@ -342,6 +415,7 @@ def write_merge(
 
     if rev_id is not None:
         _check_new_rev_id(loader, rev_id)
+    _check_new_labels(loader, to_tuple(label))
     histories = loader.histories
     tokens = list(to_tuple(revisions))
     if bind is None:

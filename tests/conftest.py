@@ -32,6 +32,22 @@ DIALECTS = ["sqlite", "postgresql", "mysql"]
 MakeURL = Callable[..., str]
 
 
+@pytest.hookimpl(trylast=True)
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    """Leave nothing in the temporary folder: pytest keeps its emptied ``pytest-of-USER``.
+
+    A passing session's folder is gone already (``tmp_path_retention_policy = "failed"``);
+    the parent stays when another session still uses it, as ``rmdir`` then refuses.
+    """
+    import contextlib
+    import getpass
+    import tempfile
+
+    root = os.environ.get("PYTEST_DEBUG_TEMPROOT") or tempfile.gettempdir()
+    with contextlib.suppress(OSError, KeyError):  # not empty, never made, or no user name
+        os.rmdir(Path(root) / f"pytest-of-{getpass.getuser()}")
+
+
 def _server_url(dialect: str) -> sa.URL:
     """The admin URL of a server, or skip (fail in CI) when it is not available."""
     name = URL_ENV[dialect]

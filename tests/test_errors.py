@@ -279,9 +279,35 @@ def test_failure_names_partial_migration(make_app: MakeApp, make_url: MakeURL) -
     )
     result = run(app, "upgrade")
     assert result.exit_code == 1
-    assert f"revision {script.revision} may be partially applied" in result.stderr
-    assert "failing statement: INSERT INTO no_such_table VALUES (1)" in result.stderr
+    assert (
+        f"revision {script.revision} failed at statement 2 (INSERT INTO no_such_table VALUES "
+        "(1)); statement 1 (CREATE TABLE"
+    ) in result.stderr
+    assert "was kept by MariaDB and not recorded in the version table" in result.stderr
+    assert "Nothing was applied" not in result.stderr
     assert version_rows(url) == set()
+
+
+def test_failure_before_any_ddl_is_not_partial(make_app: MakeApp, make_url: MakeURL) -> None:
+    """On MariaDB a revision failing at its first statement kept nothing, and says so."""
+    url = make_url("mysql")
+    app, alembic = make_app(url)
+    with app.app_context():
+        script = alembic.revision("a")[0]
+    path = Path(script.path)
+    path.write_text(
+        path.read_text().replace(
+            "def upgrade() -> None:\n",
+            "def upgrade() -> None:\n    op.execute('INSERT INTO no_such_table VALUES (1)')\n",
+            1,
+        )
+    )
+    result = run(app, "upgrade")
+    assert result.exit_code == 1
+    assert "no_such_table" in result.stderr
+    assert "kept by" not in result.stderr
+    assert "Nothing was applied" in result.stderr
+    assert "user" not in table_names(url)
 
 
 def test_transactional_failure_leaves_nothing(make_app: MakeApp, make_url: MakeURL) -> None:
@@ -301,7 +327,7 @@ def test_transactional_failure_leaves_nothing(make_app: MakeApp, make_url: MakeU
     )
     result = run(app, "upgrade")
     assert result.exit_code == 1
-    assert "partially applied" not in result.stderr
+    assert "kept by" not in result.stderr
     assert "no_such_table" in result.stderr
     assert "user" not in table_names(url)
     assert version_rows(url) == set()

@@ -1259,6 +1259,8 @@ def test_exact_id_beats_longer_ids(plain_app: PlainApp, make_url: MakeURL) -> No
         ("HEAD", "is a reserved word"),
         ("Heads", "is a reserved word"),
         ("-1", "is not a valid revision id"),
+        ("1", "is a short number"),
+        ("123", "is a short number"),
         ("a.b", "is not a valid revision id"),
         ("a-b", "is not a valid revision id"),
         ("é1", "is not a valid revision id"),
@@ -1406,3 +1408,188 @@ def test_revision_at_unknown_revision_says_so(plain_app: PlainApp, make_url: Mak
     assert result.exit_code == 1, result.output
     assert "'0badc0ffee00', which is not in its migration scripts" in result.stderr
     assert "upgrade" not in result.stderr
+
+
+def test_mysql_neighbours_across_databases(plain_app: PlainApp, make_url: MakeURL) -> None:
+    """On MariaDB, a bind reaching into another bind's database leaves its tables alone."""
+    first, second = make_url("mysql"), make_url("mysql")
+    other_schema = sa.make_url(second).database
+
+    def reaching(metadata: sa.MetaData) -> None:
+        widget(metadata)
+        sa.Table(
+            "a_in_b", metadata, sa.Column("id", sa.Integer, primary_key=True), schema=other_schema
+        )
+
+    app, _ = plain_app(
+        {"default": (first, [reaching]), "other": (second, [event])},
+        ALEMBIC_CONTEXT={"include_schemas": True},
+    )
+    assert run(app, "revision", "init", "--bind", "other").exit_code == 0
+    assert run(app, "upgrade", "--bind", "other").exit_code == 0
+    result = run(app, "revision", "init", "--bind", "default")
+    assert result.exit_code == 0, result.output
+    upgrade = Path(result.stdout.strip()).read_text().split("def downgrade")[0]
+    assert "drop_table" not in upgrade
+    assert "create_table('a_in_b'" in upgrade
+    assert run(app, "upgrade").exit_code == 0
+    assert {"event", "alembic_version", "a_in_b"} <= table_names(second)
+
+
+def test_search_path_neighbours(plain_app: PlainApp, make_url: MakeURL) -> None:
+    """PostgreSQL: a neighbour's unqualified tables are in its own search_path's schema."""
+    url = make_url("postgresql")
+    engine = sa.create_engine(url)
+    with engine.begin() as conn:
+        conn.execute(sa.text("CREATE SCHEMA reporting"))
+    engine.dispose()
+    reporting = (
+        sa.make_url(url)
+        .update_query_dict({"options": "-csearch_path=reporting"})
+        .render_as_string(hide_password=False)
+    )
+
+    def lookup(metadata: sa.MetaData) -> None:
+        event(metadata)  # unqualified: in reporting, by the search_path
+        sa.Table("lookup", metadata, sa.Column("id", sa.Integer, primary_key=True), schema="public")
+
+    app, _ = plain_app(
+        {"default": (url, [widget]), "other": (reporting, [lookup])},
+        ALEMBIC_CONTEXT={"include_schemas": True},
+        ALEMBIC_BINDS={"other": {"version_table": "other_version"}},
+    )
+    assert run(app, "revision", "init", "--bind", "default").exit_code == 0
+    assert run(app, "upgrade", "--bind", "default").exit_code == 0
+    result = run(app, "revision", "init", "--bind", "other")
+    assert result.exit_code == 0, result.output
+    upgrade = Path(result.stdout.strip()).read_text().split("def downgrade")[0]
+    assert "drop_table" not in upgrade
+    assert "create_table('lookup'" in upgrade
+
+
+def test_servers_answering_differently_refused(plain_app: PlainApp, make_url: MakeURL) -> None:
+    """Two roles whose server answers in other terms, one version table: refused."""
+    socket_dir = Path("/var/run/postgresql")
+    if not socket_dir.is_dir():
+        pytest.skip("this machine's PostgreSQL has no Unix socket in /var/run/postgresql")
+    url = make_url("postgresql")
+    role = f"fa_plain_{uuid.uuid4().hex[:8]}"
+    admin = sa.create_engine(url)
+    with admin.begin() as conn:
+        conn.execute(sa.text(f"CREATE ROLE {role} LOGIN"))
+        conn.execute(sa.text(f"GRANT ALL ON SCHEMA public TO {role}"))
+        conn.execute(sa.text("REVOKE EXECUTE ON FUNCTION pg_postmaster_start_time() FROM PUBLIC"))
+    admin.dispose()
+    try:
+        restricted = sa.make_url(url).set(username=role).render_as_string(hide_password=False)
+        socket = over_socket(sa.make_url(url), socket_dir).render_as_string(hide_password=False)
+        app, _ = plain_app({"default": (socket, [widget]), "other": (restricted, [event])})
+        result = run(app, "upgrade")
+        assert result.exit_code == 1, result.output
+        assert "Cannot tell whether binds 'default' and 'other' reach the same database" in (
+            result.stderr
+        )
+        assert table_names(url) == set()
+    finally:
+        admin = sa.create_engine(url)
+        with admin.begin() as conn:
+            conn.execute(sa.text("GRANT EXECUTE ON FUNCTION pg_postmaster_start_time() TO PUBLIC"))
+            conn.execute(sa.text(f"REVOKE ALL ON SCHEMA public FROM {role}"))
+            conn.execute(sa.text(f"DROP OWNED BY {role}"))
+            conn.execute(sa.text(f"DROP ROLE {role}"))
+        admin.dispose()
+
+
+def test_excluded_bind_without_models_keeps_its_version_table(
+    plain_app: PlainApp, make_url: MakeURL, dialect: str
+) -> None:
+    """An excluded bind's configured version table is kept even when it has no models."""
+    url = make_url(dialect)
+    fill(url, "other_v", rows=1)
+    app, _ = plain_app(
+        {"default": (url, [widget]), "other": (url, [])},
+        ALEMBIC_BINDS={"other": {"include": False, "version_table": "other_v"}},
+    )
+    assert run(app, "revision", "init").exit_code == 0
+    assert run(app, "upgrade").exit_code == 0
+    result = run(app, "check")
+    assert result.exit_code == 0, result.output
+    assert count(url, "other_v") == 1
+
+
+def test_two_binds_modelling_one_table_refused(
+    plain_app: PlainApp, make_url: MakeURL, dialect: str
+) -> None:
+    """Two managed binds of one database with a model for one table are refused."""
+    url = make_url(dialect)
+
+    def settings_x(metadata: sa.MetaData) -> None:
+        sa.Table(
+            "settings",
+            metadata,
+            sa.Column("id", sa.Integer, primary_key=True),
+            sa.Column("x", sa.Integer),
+        )
+
+    def settings_y(metadata: sa.MetaData) -> None:
+        sa.Table(
+            "settings",
+            metadata,
+            sa.Column("id", sa.Integer, primary_key=True),
+            sa.Column("y", sa.Integer),
+        )
+
+    app, _ = plain_app(
+        {"default": (url, [settings_x]), "other": (spelled_apart(url), [settings_y])},
+        ALEMBIC_BINDS={"other": {"version_table": "other_version"}},
+    )
+    for args in (("revision", "init"), ("check",)):
+        result = run(app, *args)
+        assert result.exit_code == 1, (args, result.output)
+        assert "both have a model for table" in result.stderr
+        assert "settings" in result.stderr
+    assert table_names(url) <= {"alembic_version", "other_version"}
+
+
+def test_sqlite_attached_parent_rebuild_refused(tmp_path: Path, project: Path) -> None:
+    """A rebuild of a parent in an attached database, foreign keys on, fails the step."""
+    main_file, aux_file = tmp_path / "main.db", tmp_path / "aux.db"
+    engine = sa.create_engine(f"sqlite:///{main_file}")
+
+    @sa.event.listens_for(engine, "connect")
+    def _attach(dbapi_connection: Any, record: Any) -> None:
+        dbapi_connection.execute(f"ATTACH DATABASE '{aux_file}' AS aux")
+        dbapi_connection.execute("PRAGMA foreign_keys=ON")
+
+    with engine.begin() as conn:
+        conn.exec_driver_sql("CREATE TABLE aux.parent (id INTEGER PRIMARY KEY)")
+        conn.exec_driver_sql(
+            "CREATE TABLE aux.child (id INTEGER PRIMARY KEY, "
+            "parent_id INTEGER REFERENCES parent(id) ON DELETE CASCADE)"
+        )
+        conn.exec_driver_sql("INSERT INTO aux.parent VALUES (1)")
+        conn.exec_driver_sql("INSERT INTO aux.child VALUES (1, 1)")
+    metadata = sa.MetaData()
+    widget(metadata)
+    app = Flask("attached", root_path=str(project))
+    alembic = Alembic(app, engines=engine, metadatas=metadata)
+    try:
+        with app.app_context():
+            [script] = alembic.revision("rebuild", empty=True)
+        path = Path(script.path)
+        path.write_text(
+            path.read_text().replace(
+                "def upgrade() -> None:\n",
+                "def upgrade() -> None:\n"
+                "    with op.batch_alter_table('parent', schema='aux', recreate='always'):\n"
+                "        pass\n",
+                1,
+            )
+        )
+        result = run(app, "upgrade")
+        assert result.exit_code == 1, result.output
+        assert "dropped or rebuilt table 'parent'" in result.stderr
+        with engine.connect() as conn:
+            assert conn.exec_driver_sql("SELECT count(*) FROM aux.child").scalar() == 1
+    finally:
+        engine.dispose()

@@ -84,7 +84,7 @@ def test_failed_step_leaves_nothing(make_app: MakeApp, tmp_path: Path) -> None:
     result = run(app, "upgrade")
     assert result.exit_code == 1
     assert "no_such_table" in result.stderr
-    assert "partially applied" not in result.stderr
+    assert "kept by" not in result.stderr
     assert "Steps applied before it are kept" in result.stderr
     assert table_names(url) == {"alembic_version", "first"}
     assert version_rows(url) == {ids[0]}
@@ -126,8 +126,12 @@ def test_transactional_ddl_off_keeps_driver_behaviour(make_app: MakeApp, tmp_pat
     ids = write_chain(app, CREATE_THEN_FAIL)
     result = run(app, "upgrade")
     assert result.exit_code == 1
-    assert f"revision {ids[0]} may be partially applied" in result.stderr
-    assert "failing statement: INSERT INTO no_such_table VALUES (1)" in result.stderr
+    assert (
+        f"revision {ids[0]} failed at statement 2 (INSERT INTO no_such_table VALUES (1)); "
+        "statement 1 (CREATE TABLE half"
+    ) in result.stderr
+    assert "was kept by the database and not recorded in the version table" in result.stderr
+    assert "Nothing was applied" not in result.stderr
     assert "half" in table_names(url)
     assert version_rows(url) == set()
 
@@ -144,7 +148,9 @@ def test_autocommit_engine_is_left_alone(tmp_path: Path) -> None:
     finally:
         engine.dispose()
     assert result.exit_code == 1
-    assert f"revision {ids[0]} may be partially applied" in result.stderr
+    assert f"revision {ids[0]} failed at statement 2" in result.stderr
+    assert "statement 1 (CREATE TABLE half" in result.stderr
+    assert "was kept by the database" in result.stderr
     assert "half" in table_names(url)
 
 
@@ -212,7 +218,7 @@ def test_explicit_autocommit_false_driver(tmp_path: Path) -> None:
     finally:
         engine.dispose()
     assert result.exit_code == 1
-    assert "partially applied" not in result.stderr
+    assert "kept by" not in result.stderr
     assert table_names(url) == {"alembic_version", "first"}
     assert version_rows(url) == {ids[0]}
 
@@ -240,8 +246,8 @@ def test_autocommit_block_then_failure_is_reported_partial(
     result = run(app, "upgrade")
     assert result.exit_code == 1
     assert (
-        f"revision {ids[1]} may be partially applied: it committed part of its work before "
-        "failing (autocommit_block()); failing statement: INSERT INTO no_such_table VALUES (1)"
+        f"revision {ids[1]} failed at statement 4 (INSERT INTO no_such_table VALUES (1)) after "
+        "committing part of its work (autocommit_block())"
     ) in result.stderr
     assert table_names(url) == {"alembic_version", "first", "before_block"}
     assert version_rows(url) == {ids[0]}
@@ -306,6 +312,6 @@ def test_recipe_engine_with_transactional_ddl(tmp_path: Path) -> None:
     finally:
         engine.dispose()
     assert result.exit_code == 1
-    assert "partially applied" not in result.stderr
+    assert "kept by" not in result.stderr
     assert table_names(url) == {"alembic_version", "first"}
     assert version_rows(url) == {ids[0]}

@@ -28,6 +28,7 @@ import time
 from collections.abc import Callable
 from collections.abc import Iterable
 from collections.abc import Iterator
+from contextlib import AbstractContextManager
 from contextlib import contextmanager
 from contextlib import ExitStack
 from pathlib import Path
@@ -151,7 +152,7 @@ class _ServerLock:
                 self.connection.commit()
 
 
-class HeldLocks:
+class HeldLocks(AbstractContextManager["HeldLocks"]):
     """The migration locks a run holds; :meth:`check` says whether a bind's still is.
 
     While server locks are held, a daemon thread pings their connections every
@@ -186,9 +187,6 @@ class HeldLocks:
         while not self._stop.wait(KEEPALIVE_INTERVAL):
             for lock in tuple(self._locks):
                 lock.ping()
-
-    def __enter__(self) -> HeldLocks:
-        return self
 
     def __exit__(
         self,

@@ -14,6 +14,7 @@ import time
 from collections.abc import Callable
 from collections.abc import Mapping
 from collections.abc import Sequence
+from contextlib import AbstractContextManager
 from types import TracebackType
 from typing import Any
 from typing import IO
@@ -269,11 +270,8 @@ class Output:
         raise NotImplementedError
 
 
-class Progress:
+class Progress(AbstractContextManager["Progress"]):
     """Shows one run: :meth:`start` with the plan, then call it with each event."""
-
-    def __enter__(self) -> Progress:
-        return self
 
     def __exit__(
         self,

@@ -341,7 +341,7 @@ class _Run:
                     elif isinstance(exc, ForeignKeyViolation):
                         error = str(exc)
                     else:
-                        error = describe_exception(exc, bind_run.secrets)
+                        error = describe_exception(exc, bind_run.secrets) + _moved_note(exc)
                         partial = _partial(bind_run, tracker, exc, failed)
                         if partial is not None:
                             error += f" ({partial})"
@@ -495,13 +495,15 @@ def _partial(run: _BindRun, tracker: _Tracker, exc: BaseException, step: Step) -
         kept = len(statements)  # every statement committed as it ran
     elif run.context.impl.transactional_ddl:
         return None
+    elif _commits_at_once(str(getattr(exc, "statement", "") or "")):
+        # The server commits what ran before such a statement even when it then fails.
+        kept = len(statements)
     else:
         # Everything up to the last statement that commits by itself stays; the rest of
         # the step's transaction was rolled back.
         kept = 0
         for number, statement in enumerate(statements, 1):
-            words = statement.split(None, 1)
-            if words and words[0].upper() in _COMMITS_AT_ONCE:
+            if _commits_at_once(statement):
                 kept = number
     if not kept:
         return None
@@ -516,6 +518,24 @@ def _partial(run: _BindRun, tracker: _Tracker, exc: BaseException, step: Step) -
         f"revision {_name(step)} failed{at}; {which}{shown}{more}) {verb} kept by {server} "
         "and not recorded in the version table"
     )
+
+
+def _moved_note(exc: BaseException) -> str:
+    """Say so when Alembic found the version row changed under the step."""
+    from alembic.util import CommandError
+
+    if isinstance(exc, CommandError) and "expected to match one row" in str(exc):
+        return (
+            " (the version table changed while the step ran: another process may be "
+            "migrating this database without the lock)"
+        )
+    return ""
+
+
+def _commits_at_once(statement: str) -> bool:
+    """Whether MySQL and MariaDB commit on their own at ``statement`` (its first word)."""
+    words = statement.split(None, 1)
+    return bool(words) and words[0].upper() in _COMMITS_AT_ONCE
 
 
 def _autocommits(connection: sa.Connection) -> bool:

@@ -427,8 +427,8 @@ def _shared_table(first: Bind, second: Bind, table: tuple[str, str]) -> Configur
         "(dropping the other's columns).",
         bind=first.name,
         hint=(
-            f"Keep the model in one bind, or set ALEMBIC_BINDS = {{{second.name!r}: "
-            "{'include': False}} for a bind that only reads the database."
+            f"Keep the model in one bind, or set 'include': False in "
+            f"ALEMBIC_BINDS[{second.name!r}] for a bind that only reads the database."
         ),
     )
 
@@ -460,7 +460,7 @@ class Neighbourhood:
     def hides_schema(self, schema: str | None) -> bool:
         """Whether ``schema`` (``None``: the default one) holds nothing of this bind's."""
         resolved, _ = _resolved(self.identity, schema, "")
-        return schema is not None and resolved not in self.schemas
+        return resolved not in self.schemas
 
 
 def _shared_version_table(first: Bind, second: Bind) -> ConfigurationError:

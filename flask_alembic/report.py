@@ -816,20 +816,28 @@ def _diff_words(diff: Any) -> str:
     if isinstance(diff, list):
         return "; ".join(_diff_words(d) for d in diff)
     kind = diff[0]
+    words = kind.replace("_", " ")
     if kind in {"add_table", "remove_table"}:
-        return f"{kind.replace('_', ' ')} {diff[1].name}"
+        return f"{words} {_qualified(diff[1].schema, diff[1].name)}"
     if kind in {"add_column", "remove_column"}:
-        return f"{kind.replace('_', ' ')} {diff[2]}.{diff[3].name}"
+        return f"{words} {_qualified(diff[1], diff[2])}.{diff[3].name}"
     if kind in {"add_index", "remove_index", "add_constraint", "remove_constraint"}:
         obj = diff[1]
-        table = getattr(getattr(obj, "table", None), "name", "?")
-        return f"{kind.replace('_', ' ')} {obj.name} on {table}"
+        table = getattr(obj, "table", None)
+        where = _qualified(table.schema, table.name) if table is not None else "?"
+        return f"{words} {obj.name} on {where}"
     if kind in {"add_fk", "remove_fk"}:
         obj = diff[1]
-        return f"{kind.replace('_', ' ')} {obj.name or '(unnamed)'} on {obj.parent.name}"
+        where = _qualified(obj.parent.schema, obj.parent.name)
+        return f"{words} {obj.name or '(unnamed)'} on {where}"
     if kind.startswith("modify_"):
-        return f"{kind.replace('_', ' ')} {diff[2]}.{diff[3]}: {diff[5]!r} -> {diff[6]!r}"
+        return f"{words} {_qualified(diff[1], diff[2])}.{diff[3]}: {diff[5]!r} -> {diff[6]!r}"
     return repr(diff)
+
+
+def _qualified(schema: str | None, name: str) -> str:
+    """A table's name, with its schema when it has one (another schema than the default)."""
+    return f"{schema}.{name}" if schema else name
 
 
 def _parents(script: Script) -> str:

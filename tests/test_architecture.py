@@ -147,3 +147,19 @@ def test_noop_commands_load_only_what_they_need(tmp_path: Path) -> None:
     for name in ("executor", "planner", "history", "writer", "environment", "_alembic_compat"):
         assert f"flask_alembic.{name}" not in loaded, name
     assert "flask_alembic.migrate" in loaded  # the probe did run the no-op path
+
+
+def test_architecture_page_lists_the_imports() -> None:
+    """docs/architecture.md's import column says what each module really imports."""
+    import re
+
+    page = (Path(__file__).parent.parent / "docs" / "architecture.md").read_text()
+    rows = re.findall(r"^\| `(\w+)\.py` \| .* \| (.*) \|$", page, flags=re.MULTILINE)
+    assert {name for name, _ in rows} == set(LAYERS)
+    for name, cell in rows:
+        listed = {
+            word.strip()
+            for word in re.sub(r"\(.*?\)", "", cell).replace(";", ",").split(",")
+            if word.strip() and word.strip() != "nothing of the package"
+        }
+        assert listed == _local_imports(PACKAGE / f"{name}.py"), name

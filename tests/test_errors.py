@@ -363,3 +363,28 @@ def test_zero_step_target(make_app: MakeApp, tmp_path: Path, command: str, targe
     with app.app_context(), pytest.raises(RevisionError, match="zero steps"):
         getattr(alembic, command)(target)
     assert version_rows(url) == {first.revision}
+
+
+def test_failing_ddl_commits_what_ran_before(make_app: MakeApp, make_url: MakeURL) -> None:
+    """On MariaDB a failing ALTER still commits the statements before it: the error says so."""
+    url = make_url("mysql")
+    app, alembic = make_app(url)
+    with app.app_context():
+        script = alembic.revision("a", empty=True)[0]
+    path = Path(script.path)
+    path.write_text(
+        path.read_text().replace(
+            "def upgrade() -> None:\n",
+            "def upgrade() -> None:\n"
+            "    op.execute('CREATE TABLE kept (id INTEGER PRIMARY KEY)')\n"
+            "    op.execute('INSERT INTO kept VALUES (1)')\n"
+            "    op.execute('ALTER TABLE no_such_table ADD COLUMN x INTEGER')\n",
+            1,
+        )
+    )
+    result = run(app, "upgrade")
+    assert result.exit_code == 1
+    assert "statements 1-2 (CREATE TABLE kept" in result.stderr
+    assert "INSERT INTO kept VALUES (1)) were kept by MariaDB" in result.stderr
+    assert "Nothing was applied" not in result.stderr
+    assert version_rows(url) == set()

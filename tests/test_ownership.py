@@ -1593,3 +1593,31 @@ def test_sqlite_attached_parent_rebuild_refused(tmp_path: Path, project: Path) -
             assert conn.exec_driver_sql("SELECT count(*) FROM aux.child").scalar() == 1
     finally:
         engine.dispose()
+
+
+def test_bind_outside_the_default_schema_leaves_it_alone(
+    plain_app: PlainApp, make_url: MakeURL
+) -> None:
+    """With include_schemas, a bind with nothing in the default schema does not compare it."""
+    url = make_url("postgresql")
+    engine = sa.create_engine(url)
+    with engine.begin() as conn:
+        conn.execute(sa.text("CREATE SCHEMA rep"))
+    engine.dispose()
+    fill(url, "legacy_t")
+
+    def in_rep(metadata: sa.MetaData) -> None:
+        sa.Table("event", metadata, sa.Column("id", sa.Integer, primary_key=True), schema="rep")
+
+    app, alembic = plain_app(
+        {"rep": (url, [in_rep])},
+        ALEMBIC_CONTEXT={"include_schemas": True},
+        ALEMBIC_BINDS={"rep": {"version_table_schema": "rep"}},
+    )
+    with app.app_context():
+        diffs = alembic.compare_metadata()
+    assert [(d[0], d[1].schema, d[1].name) for d in diffs] == [("add_table", "rep", "event")]
+    result = run(app, "check")
+    assert result.exit_code == 1
+    assert "rep: add table rep.event" in result.stdout
+    assert "legacy_t" not in result.output

@@ -34,12 +34,14 @@ from alembic.util.langhelpers import ModuleClsProxy
 
 from .errors import ScriptDirectoryError
 from .revision_cache import CachedRevision
+from .revision_cache import non_string_revision
 from .revision_cache import RevisionFile
 
 __all__ = [
     "LazyScript",
     "all_scripts",
     "bind_script_directory",
+    "check_revision_files",
     "failing_frame",
     "iter_scripts",
     "own_branch_labels",
@@ -98,6 +100,46 @@ def use_revision_files(script: ScriptDirectory, files: Sequence[RevisionFile]) -
     script.revision_map = RevisionMap(lambda: _load_files(script, files))
 
 
+def check_revision_files(script: ScriptDirectory) -> None:
+    """Make ``script`` check each revision it loads the plain Alembic way, as the cache does."""
+    load = script._load_revisions
+    script.revision_map = RevisionMap(lambda: map(_checked, load()))
+
+
+#: The identifiers of a revision file that Alembic reads as names: what each must be, and
+#: an example.
+_IDENTIFIERS = {
+    "down_revision": ("a revision id string", "'a1b2c3d4e5f6'"),
+    "depends_on": ("a revision id string", "'a1b2c3d4e5f6'"),
+    "branch_labels": ("a label string", "('feature',)"),
+}
+
+
+def _checked(script: Script) -> Script:
+    """``script``, refused if its identifiers are not strings.
+
+    Alembic takes ``depends_on = 42`` as it is, then fails building the map with a
+    ``KeyError`` or a ``TypeError`` that names no file. (The revision cache reads only
+    strings: the files it could not read are imported, and checked here.)
+    """
+    values = {
+        "down_revision": script.down_revision,
+        "depends_on": script.dependencies,
+        "branch_labels": script._orig_branch_labels,
+    }
+    for name, value in values.items():
+        if not all(isinstance(item, str) for item in to_tuple(value, default=())):
+            what, example = _IDENTIFIERS[name]
+            raise ScriptDirectoryError(
+                f"Revision {script.revision} ({script.path}) has {name} = {value!r}: it "
+                f"must be {what}, or a tuple of them.",
+                revision=str(script.revision),
+                path=script.path,
+                hint=f"Fix the file, for example {name} = {example}.",
+            )
+    return script
+
+
 def _load_files(script: ScriptDirectory, files: Sequence[RevisionFile]) -> Iterator[Script]:
     """Each file as a ``Script``: from the cached data, or imported when there is none."""
     for item in files:
@@ -107,9 +149,12 @@ def _load_files(script: ScriptDirectory, files: Sequence[RevisionFile]) -> Itera
             try:
                 loaded = Script._from_path(script, item.path)
             except Exception as exc:
+                bad = non_string_revision(Path(item.path))
+                if bad is not None:
+                    raise bad from None
                 raise revision_file_error(exc, item.path) from exc
             if loaded is not None:
-                yield loaded
+                yield _checked(loaded)
 
 
 _local = threading.local()

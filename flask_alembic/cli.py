@@ -9,7 +9,11 @@ from __future__ import annotations
 import math
 import os
 import re
+import signal
+import threading
 from collections.abc import Callable
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 from typing import cast
@@ -28,6 +32,7 @@ from .errors import Command
 from .errors import DEFAULT_GROUP
 from .errors import FlaskAlembicError
 from .errors import MigrationFailedError
+from .errors import MigrationInterruptedError
 from .errors import NotUpToDateError
 from .redact import scrub
 from .report import Output
@@ -45,11 +50,32 @@ _JSON = "flask_alembic.json"
 _TRACEBACK = "flask_alembic.traceback"
 
 
+@contextmanager
+def _signals_kept() -> Iterator[None]:
+    """Put SIGINT's and SIGTERM's handlers back as they were when the command ends."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = {sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+
+
+def _ignore_signals() -> None:
+    """An interrupted run is ending: more signals must not cut its summary short."""
+    if threading.current_thread() is threading.main_thread():
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            signal.signal(sig, signal.SIG_IGN)
+
+
 class _DbGroup(AppGroup):
     """Turns Flask-Alembic and database errors into one line and an exit code."""
 
     def invoke(self, ctx: click.Context) -> Any:
-        with collector_paused():
+        with collector_paused(), _signals_kept():
             return self._invoke(ctx)
 
     def _invoke(self, ctx: click.Context) -> Any:
@@ -354,6 +380,8 @@ def _migrate(
                 ),
             )
         except MigrationFailedError as exc:
+            if isinstance(exc, MigrationInterruptedError):
+                _ignore_signals()
             progress.close()
             if exc.result is not None:
                 failed = exc.result

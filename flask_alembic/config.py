@@ -93,7 +93,9 @@ def _resource_or_path(app: Flask, location: str) -> Path:
 
 def script_location(app: Flask) -> Path:
     """The migrations folder, ``ALEMBIC['script_location']``, as an absolute path."""
-    return _resource_or_path(app, os.fspath(app.config["ALEMBIC"]["script_location"]))
+    location = app.config["ALEMBIC"]["script_location"]
+    _check_folder_setting("script_location", location, '"migrations"')
+    return _resource_or_path(app, os.fspath(location))
 
 
 def extra_locations(app: Flask) -> list[Path]:
@@ -101,7 +103,18 @@ def extra_locations(app: Flask) -> list[Path]:
     raw = app.config["ALEMBIC"].get("version_locations") or []
     if isinstance(raw, str | os.PathLike):
         raw = [raw]
+    for item in raw if isinstance(raw, list | tuple) else [raw]:
+        _check_folder_setting("version_locations", item, '["more_migrations"]')
     return [_resource_or_path(app, os.fspath(item)) for item in raw]
+
+
+def _check_folder_setting(key: str, value: object, example: str) -> None:
+    """Refuse an ``ALEMBIC`` folder that is not a path: ``os.fspath`` would fail unexplained."""
+    if not isinstance(value, str | os.PathLike):
+        raise ConfigurationError(
+            f"'ALEMBIC['{key}']' must be a folder (a string or a path), got {value!r}.",
+            hint=f'For example ALEMBIC = {{"{key}": {example}}}.',
+        )
 
 
 def revision_cache_enabled(app: Flask) -> bool:
@@ -160,6 +173,7 @@ def bind_settings(app: Flask, names: Iterable[str]) -> dict[str, dict[str, Any]]
                 bind=name,
                 hint=f"Valid options: {', '.join(sorted(BIND_OPTIONS))}.",
             )
+        _check_bind_types(name, options)
         include = options.get("include")
         if include is not None and not isinstance(include, bool):
             raise ConfigurationError(
@@ -169,6 +183,28 @@ def bind_settings(app: Flask, names: Iterable[str]) -> dict[str, dict[str, Any]]
             )
         result[name] = options
     return result
+
+
+#: The per-bind options that are not True or False: the types they take (``None`` leaves
+#: the default), what they are, and an example.
+_BIND_OPTION_TYPES: dict[str, tuple[tuple[type, ...], str, str]] = {
+    "version_table": ((str, type(None)), "a table name (a string)", "'stats_version'"),
+    "version_table_schema": ((str, type(None)), "a schema name (a string)", "'stats'"),
+    "version_location": ((str, os.PathLike), "a folder (a string or a path)", "'stats'"),
+    "context": ((Mapping, type(None)), "a dict of EnvironmentContext options", "{}"),
+}
+
+
+def _check_bind_types(name: str, options: Mapping[str, Any]) -> None:
+    """Refuse an ``ALEMBIC_BINDS`` option of the wrong type, naming it and the type it takes."""
+    for option, (types, expected, example) in _BIND_OPTION_TYPES.items():
+        value = options.get(option)
+        if option in options and not isinstance(value, types):
+            raise ConfigurationError(
+                f"'ALEMBIC_BINDS[{name!r}][{option!r}]' must be {expected}, got {value!r}.",
+                bind=name,
+                hint=f"For example ALEMBIC_BINDS = {{{name!r}: {{{option!r}: {example}}}}}.",
+            )
 
 
 def context_defaults(app: Flask) -> dict[str, Any]:

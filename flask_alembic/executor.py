@@ -37,6 +37,7 @@ from .errors import PlanError
 from .identity import DatabaseIdentity
 from .plan import BindResult
 from .plan import MigrationResult
+from .plan import OfflineSQL
 from .plan import Plan
 from .plan import Step
 from .redact import describe_exception
@@ -132,14 +133,22 @@ class _BindRun:
         self, connection: sa.Connection, cursor: Any, statement: str, *_: Any
     ) -> None:
         tracker = self.tracker
-        if tracker is not None and tracker.in_step:
-            words = statement.split(None, 1)
-            if words and words[0].upper() in _TRANSACTION_CONTROL:
-                return  # Flask-Alembic's own BEGIN, or the driver's
+        if tracker is not None and tracker.recording:
+            if _first_word(statement) == "BEGIN":
+                return  # Flask-Alembic's own BEGIN, or the driver's: no work of the revision
             # What the step has run so far: on a database that cannot roll back schema
             # changes, or a connection that commits each statement, what a failure keeps.
             tracker.statements.append(statement)
             tracker.autocommitted = _autocommits(connection)
+
+    def alive(self) -> bool:
+        """Whether the connection still answers (it waits idle between a bind's groups)."""
+        try:
+            self.connection.exec_driver_sql("SELECT 1")
+            self.connection.rollback()
+        except sa.exc.DBAPIError:
+            return False
+        return True
 
     def _on_commit(self, connection: sa.Connection) -> None:
         if self.tracker is not None and self.tracker.in_step:
@@ -298,7 +307,9 @@ class _Run:
                 group = _next_group(steps, index)
                 bind_name = group[0].bind
                 runtime = self.runtimes[bind_name]
-                if bind_name not in runs:
+                if bind_name not in runs or not runs[bind_name].alive():
+                    # Back to a bind after another's steps, its connection may have been
+                    # closed while it waited (a server's idle timeout): take a new one.
                     purge = any(step.purge for step in self.plan.for_bind(bind_name))
                     runs[bind_name] = _BindRun(runtime, stack, purge, self.tag)
                 bind_run = runs[bind_name]
@@ -317,11 +328,15 @@ class _Run:
                     bind_run.run(
                         tracker.alembic_steps(runtime.script), self.heads.get(bind_name, ())
                     )
-                except KeyboardInterrupt:
+                except KeyboardInterrupt as exc:
                     # A second signal: the running step was abandoned (and rolled back
                     # where the database can); report the run as interrupted.
                     self._record(bind_name, tracker.finished_steps(), started_at)
-                    self.aborted.setdefault(bind_name, tracker.current or group[0])
+                    abandoned = tracker.current or group[0]
+                    self.aborted.setdefault(bind_name, abandoned)
+                    partial = _partial(bind_run, tracker, exc, abandoned)
+                    if partial is not None:
+                        self.partial[bind_name] = partial
                     return
                 except Exception as exc:
                     done = tracker.finished_steps()
@@ -335,7 +350,7 @@ class _Run:
                     failed = tracker.current or group[0]
                     guard = bind_run.foreign_keys
                     if isinstance(exc, PlanError):  # the bind moved since it was planned
-                        error = exc.render()
+                        error = " ".join(exc.message.split())
                     elif guard is not None and guard.refused is not None:
                         error = guard.refusal()
                     elif isinstance(exc, ForeignKeyViolation):
@@ -388,7 +403,7 @@ class _Run:
             for name in plan.binds
         )
         done = {(s.bind, s.revision, s.direction) for r in results for s in r.applied}
-        stopped = {step for step, _ in failures.values()}
+        stopped = {step for step, _ in failures.values()} | set(self.aborted.values())
         not_run = tuple(
             s
             for s in self.steps
@@ -408,7 +423,8 @@ class _Run:
             )
             abandoned = "".join(
                 f" Step {step.revision or step.label} of bind {bind!r} was abandoned by a "
-                "second signal and rolled back where the database can."
+                "second signal and rolled back"
+                + (f", except: {self.partial[bind]}." if bind in self.partial else ".")
                 for bind, step in self.aborted.items()
             )
             raise MigrationInterruptedError(
@@ -470,9 +486,9 @@ def _name(step: Step | None) -> str:
 
 
 #: Statements that begin or end transactions (the first word): not the revision's work.
-_TRANSACTION_CONTROL = frozenset({"BEGIN", "COMMIT", "ROLLBACK", "SAVEPOINT", "RELEASE"})
-#: Statements after which MySQL and MariaDB commit on their own (the first word).
-_COMMITS_AT_ONCE = frozenset({"ALTER", "CREATE", "DROP", "RENAME", "TRUNCATE"})
+#: Statements that MySQL and MariaDB commit (with all that ran before them) on their own,
+#: by their first word; a temporary table is the exception (see _commits).
+_COMMITS_AT_ONCE = frozenset({"ALTER", "CREATE", "DROP", "RENAME", "TRUNCATE", "COMMIT"})
 
 
 def _partial(run: _BindRun, tracker: _Tracker, exc: BaseException, step: Step) -> str | None:
@@ -533,9 +549,36 @@ def _moved_note(exc: BaseException) -> str:
 
 
 def _commits_at_once(statement: str) -> bool:
-    """Whether MySQL and MariaDB commit on their own at ``statement`` (its first word)."""
-    words = statement.split(None, 1)
-    return bool(words) and words[0].upper() in _COMMITS_AT_ONCE
+    """Whether MySQL and MariaDB commit everything so far at ``statement``.
+
+    Schema changes commit implicitly, before they run; ``CREATE TEMPORARY TABLE`` and
+    ``DROP TEMPORARY TABLE`` do not; an explicit ``COMMIT`` does.
+    """
+    words = _words(statement, 2)
+    if not words or words[0] not in _COMMITS_AT_ONCE:
+        return False
+    return not (words[0] in {"CREATE", "DROP"} and words[1:] == ["TEMPORARY"])
+
+
+def _first_word(statement: str) -> str:
+    words = _words(statement, 1)
+    return words[0] if words else ""
+
+
+def _words(statement: str, count: int) -> list[str]:
+    """The first ``count`` words of ``statement``, upper case, after leading comments.
+
+    Only comments are skipped (``/* ... */`` and ``-- ...`` lines): no SQL is parsed.
+    """
+    text = statement.lstrip()
+    while text.startswith(("/*", "--")):
+        if text.startswith("/*"):
+            end = text.find("*/")
+            text = "" if end < 0 else text[end + 2 :].lstrip()
+        else:
+            end = text.find("\n")
+            text = "" if end < 0 else text[end + 1 :].lstrip()
+    return [word.upper() for word in text.split(None, count)[:count]]
 
 
 def _autocommits(connection: sa.Connection) -> bool:
@@ -678,6 +721,8 @@ class _Tracker:
         self.statements: list[str] = []
         #: Whether the last of them was committed as it ran (an autocommitting connection).
         self.autocommitted = False
+        #: Whether the revision's own code is running (not a hook's check).
+        self.recording = False
         #: Called before each step's own code, in its transaction.
         self.before_step: list[Callable[[], None]] = []
         #: Called after each step's own code, before Alembic records and commits it.
@@ -716,9 +761,12 @@ class _Tracker:
             try:
                 for hook in self.before_step:
                     hook()
-                self.statements = []  # the revision's own statements, not the hooks'
-                self.autocommitted = False
-                result = fn(**kw)
+                # The revision's own statements, not the hooks'.
+                self.statements, self.autocommitted, self.recording = [], False, True
+                try:
+                    result = fn(**kw)
+                finally:
+                    self.recording = False
                 for hook in self.after_step:
                     hook()
                 return result
@@ -760,61 +808,65 @@ def render_sql(
     runtimes: Mapping[str, BindRuntime],
     *,
     tag: str | None = None,
-) -> dict[str, str]:
-    """The SQL each bind's part of ``plan`` would run, in that bind's dialect (offline mode).
+) -> OfflineSQL:
+    """The SQL of ``plan``, in each bind's dialect (offline mode), in the plan's order.
 
-    The binds come in the plan's order (a dependency's block before the block that needs
-    it; for a downgrade, the other way round), then the binds with nothing to do. SQLite
-    blocks wrap each migration in ``BEGIN``/``COMMIT``, as the online run does.
+    Each run of consecutive steps of one bind is one segment: a bind whose steps the plan
+    interleaves with another's (its third step needs the other bind's second) gets a
+    segment each time the plan comes back to it. The binds with nothing to do follow,
+    each with an empty segment. SQLite segments wrap each migration in ``BEGIN``/
+    ``COMMIT``, as the online run does.
     """
+    segments: list[tuple[str, str]] = []
+    heads = {name: tuple(start) for name, start in plan.start.items()}
+    steps = list(plan.steps)
+    index = 0
+    while index < len(steps):
+        group = _next_group(steps, index)
+        name = group[0].bind
+        segments.append((name, _render(runtimes[name], group, heads.get(name, ()), tag)))
+        for step in group:
+            heads[name] = _advance(heads.get(name, ()), step)
+        index += len(group)
+    for name in plan.start:
+        if name not in plan.binds:
+            segments.append((name, _render(runtimes[name], [], heads.get(name, ()), tag)))
+    return OfflineSQL(segments)
+
+
+def _render(
+    runtime: BindRuntime, group: list[Step], start: tuple[str, ...], tag: str | None
+) -> str:
+    """The SQL of one bind's consecutive steps ``group``, from ``start``."""
     from alembic.runtime.environment import EnvironmentContext
 
-    output: dict[str, str] = {}
-    for bind_name in dict.fromkeys([*plan.binds, *plan.start]):
-        runtime = runtimes[bind_name]
-        bind_steps = list(plan.for_bind(bind_name))
-        buffer = io.StringIO()
-        start = tuple(plan.start.get(bind_name, ()))
-        tracker = (
-            _Tracker(bind_steps, 0, len(bind_steps), lambda event: None) if bind_steps else None
-        )
+    buffer = io.StringIO()
+    tracker = _Tracker(group, 0, len(group), lambda event: None) if group else None
 
-        def steps_for(
-            heads: Any,
-            context: MigrationContext,
-            tracker: _Tracker | None = tracker,
-            script: ScriptDirectory = runtime.script,
-        ) -> list[MigrationStep]:
-            return tracker.alembic_steps(script) if tracker else []
+    def steps_for(heads: Any, context: MigrationContext) -> list[MigrationStep]:
+        return tracker.alembic_steps(runtime.script) if tracker else []
 
-        env = EnvironmentContext(
-            runtime.config,
-            runtime.script,
-            fn=steps_for,
-            as_sql=True,
-            tag=tag,
+    env = EnvironmentContext(runtime.config, runtime.script, fn=steps_for, as_sql=True, tag=tag)
+    engine = runtime.bind.engine
+    transactional: dict[str, Any] = {}
+    if engine.dialect.name == "sqlite":
+        # Online, SQLite migrations run in real transactions (sqlite_transactions).
+        transactional["transactional_ddl"] = runtime.bind.context_options.get(
+            "transactional_ddl", True
         )
-        engine = runtime.bind.engine
-        transactional: dict[str, Any] = {}
-        if engine.dialect.name == "sqlite":
-            # Online, SQLite migrations run in real transactions (sqlite_transactions).
-            transactional["transactional_ddl"] = runtime.bind.context_options.get(
-                "transactional_ddl", True
+    with env:
+        env.configure(
+            **context_options(
+                runtime.bind,
+                **transactional,
+                # The URL only chooses the dialect: nothing connects, no credentials needed.
+                url=sa.URL.create(engine.url.drivername),
+                output_buffer=buffer,
+                starting_rev=cast(Any, list(start) or None),  # Alembic takes a list too
+                literal_binds=True,
+                connection=None,
             )
-        with env:
-            env.configure(
-                **context_options(
-                    runtime.bind,
-                    **transactional,
-                    # The URL only chooses the dialect: nothing connects, no password needed.
-                    url=engine.url.set(password=None),
-                    output_buffer=buffer,
-                    starting_rev=cast(Any, list(start) or None),  # Alembic takes a list too
-                    literal_binds=True,
-                    connection=None,
-                )
-            )
-            with env.begin_transaction():
-                env.run_migrations()
-        output[bind_name] = buffer.getvalue()
-    return output
+        )
+        with env.begin_transaction():
+            env.run_migrations()
+    return buffer.getvalue()

@@ -130,14 +130,16 @@ class Loader:
                     path=str(location),
                     hint="Check the 'ALEMBIC' config.",
                 ) from None
+            from . import _alembic_compat as compat
+
             if (
                 config.revision_cache_enabled(self.app)
                 and not script.sourceless
                 and not script.recursive_version_locations
             ):
-                from . import _alembic_compat as compat
-
                 compat.use_revision_files(script, self.revisions().files())
+            else:
+                compat.check_revision_files(script)
             self._script = script
         return self._script
 
@@ -332,7 +334,21 @@ def _load_scripts(script: ScriptDirectory) -> list[Script]:
         if isinstance(exc, KeyError):
             # Alembic looks each depends_on up without checking it: a bare KeyError.
             raise _missing_revision_error(script, f"unknown revision {exc}") from None
+        if isinstance(exc, TypeError | ValueError):
+            bad = _bad_revision_id(folders)
+            if bad is not None:
+                raise bad from None
         raise
+
+
+def _bad_revision_id(folders: Iterable[str]) -> ScriptDirectoryError | None:
+    """The revision file whose ``revision`` is not a string (Alembic fails on it unnamed)."""
+    for folder in folders:
+        for path in sorted(Path(folder).glob("*.py")):
+            error = revision_cache.non_string_revision(path)
+            if error is not None:
+                return error
+    return None
 
 
 def _missing_revision_error(script: ScriptDirectory, warning: str) -> ScriptDirectoryError:

@@ -23,6 +23,7 @@ from .identity import Identities
 from .loader import Loader
 from .plan import Direction
 from .plan import MigrationResult
+from .plan import OfflineSQL
 from .plan import Plan
 from .plan import Target
 from .registry import Bind
@@ -172,7 +173,7 @@ def offline_range(loader: Loader, request: Request) -> tuple[str, dict[str, tupl
     return text, current
 
 
-def render_sql(loader: Loader, plan: Plan, *, tag: str | None) -> dict[str, str]:
+def render_sql(loader: Loader, plan: Plan, *, tag: str | None) -> OfflineSQL:
     """The SQL of each bind's part of ``plan`` (offline mode): nothing connects or runs."""
     from . import executor
 
@@ -274,15 +275,34 @@ def _execute(
     )
 
 
+def _segments(statements: Mapping[str, str]) -> tuple[tuple[str, str], ...]:
+    """The SQL in the order to apply it: the plan's segments, or the dict's order."""
+    if isinstance(statements, OfflineSQL):
+        return statements.segments
+    return tuple(statements.items())
+
+
 def write_sql(statements: Mapping[str, str], directory: str | os.PathLike[str]) -> list[Path]:
     """Write offline SQL into ``directory``, one ``BIND.sql`` file per bind.
+
+    When the plan interleaves binds, one file per segment instead, numbered in the order
+    to apply them: ``1-default.sql``, ``2-analytics.sql``, ``3-default.sql``.
 
     Every file's place is checked before any is written: a failure writes nothing.
     """
     from .errors import FlaskAlembicError
 
     folder = Path(directory)
-    paths = [folder / f"{bind_directory_name(name)}.sql" for name in statements]
+    segments = _segments(statements)
+    if len(segments) > len({name for name, _ in segments}):
+        # The plan comes back to a bind: number the files in the order to apply them.
+        width = len(str(len(segments)))
+        paths = [
+            folder / f"{number:0{width}d}-{bind_directory_name(name)}.sql"
+            for number, (name, _) in enumerate(segments, 1)
+        ]
+    else:
+        paths = [folder / f"{bind_directory_name(name)}.sql" for name, _ in segments]
     hint = "Choose another output folder, or move it away."
     for place in (folder, *folder.absolute().parents):
         if place.exists():
@@ -300,7 +320,7 @@ def write_sql(statements: Mapping[str, str], directory: str | os.PathLike[str]) 
             )
     try:
         folder.mkdir(parents=True, exist_ok=True)
-        for path, sql in zip(paths, statements.values(), strict=True):
+        for path, (_, sql) in zip(paths, segments, strict=True):
             path.write_text(sql, encoding="utf-8")
     except OSError as exc:
         raise FlaskAlembicError(

@@ -15,6 +15,7 @@ __all__ = [
     "BindResult",
     "Direction",
     "MigrationResult",
+    "OfflineSQL",
     "Plan",
     "Step",
     "Target",
@@ -131,3 +132,22 @@ class MigrationResult:
             if result.bind == bind:
                 return result
         raise KeyError(bind)
+
+
+class OfflineSQL(dict[str, str]):
+    """Offline SQL: a dict of bind name to that bind's SQL, in the plan's order.
+
+    :attr:`segments` keeps the plan's exact order, ``(bind, sql)`` pairs: a bind whose steps
+    the plan interleaves with another bind's appears once for each run of its steps.
+    """
+
+    def __init__(self, segments: Iterable[tuple[str, str]]) -> None:
+        self.segments = tuple(segments)
+        super().__init__()
+        for bind, sql in self.segments:
+            self[bind] = self.get(bind, "") + sql
+
+    @property
+    def interleaved(self) -> bool:
+        """Whether a bind's SQL comes in more than one segment."""
+        return len(self.segments) > len(self)

@@ -7,7 +7,7 @@ from collections.abc import Iterable
 
 import sqlalchemy as sa
 
-__all__ = ["describe_exception", "safe_url", "scrub", "url_secrets"]
+__all__ = ["MAX_ERROR_CHARS", "describe_exception", "safe_url", "scrub", "url_secrets"]
 
 
 def safe_url(url: sa.URL) -> str:
@@ -42,13 +42,26 @@ def _is_secret_key(key: str) -> bool:
     return "password" in lowered or "secret" in lowered or lowered in {"passwd", "pwd", "token"}
 
 
+#: The most characters of an exception's text that are shown: a database may quote a whole
+#: statement, or a revision may raise with megabytes of data.
+MAX_ERROR_CHARS = 2000
+
+
 def describe_exception(exc: BaseException, secrets: Iterable[str] = ()) -> str:
-    """One line describing ``exc``: the database's own message where there is one."""
+    """One line describing ``exc``: the database's own message where there is one.
+
+    Text past :data:`MAX_ERROR_CHARS` is cut, with a note saying how much.
+    """
     if isinstance(exc, sa.exc.DBAPIError) and exc.orig is not None:
         text = f"{type(exc.orig).__name__}: {exc.orig}"
     else:
         text = f"{type(exc).__name__}: {exc}"
-    return scrub(" ".join(text.split()), secrets)
+    # Scrubbed before it is cut: a secret cut in two would no longer be found.
+    text = scrub(" ".join(text.split()), secrets)
+    if len(text) > MAX_ERROR_CHARS:
+        cut = len(text) - MAX_ERROR_CHARS
+        text = f"{text[:MAX_ERROR_CHARS]}... ({cut:,} more characters cut)"
+    return text
 
 
 def scrub(text: str, secrets: Iterable[str]) -> str:

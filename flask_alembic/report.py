@@ -2,6 +2,8 @@
 
 Data goes to stdout, status and progress to stderr. Rich markup is never applied to
 user data (revision messages, bind names): it is passed as ``Text``, never as markup.
+User data is shown with its control characters escaped, newlines too wherever it sits
+inside one line (:func:`one_line`); JSON keeps it as it is.
 Commands that errors suggest are named with the command group's real name.
 """
 
@@ -49,6 +51,7 @@ __all__ = [
     "diffs_json",
     "error_json",
     "is_interactive",
+    "one_line",
     "plan_json",
     "printable",
     "result_json",
@@ -60,15 +63,29 @@ BindOf = Callable[["Script"], str]
 
 
 #: Control characters other than tab and newline, shown escaped (as ``\x1b``): written
-#: raw, a revision's text could recolour, rewrite or retitle the user's terminal.
+#: raw, a revision's text could recolour, rewrite or retitle the user's terminal. The
+#: bidirectional controls (``\u202e``...) and the Unicode line and paragraph separators
+#: are escaped too: unseen, they reorder what is shown or break a line.
+_BIDI = (0x061C, 0x200E, 0x200F, *range(0x202A, 0x202F), *range(0x2066, 0x206A))
 _ESCAPES = {
     code: f"\\x{code:02x}" for code in (*range(0x20), *range(0x7F, 0xA0)) if chr(code) not in "\t\n"
-}
+} | {code: f"\\u{code:04x}" for code in (*_BIDI, 0x2028, 0x2029)}
+#: The same, with newlines escaped as ``\n``: for a value inside one line of output.
+_LINE_ESCAPES = _ESCAPES | {ord("\n"): "\\n"}
 
 
 def printable(text: str) -> str:
     """``text`` with its control characters escaped, tabs and newlines kept."""
     return text.translate(_ESCAPES)
+
+
+def one_line(text: str) -> str:
+    """``text`` escaped to stay on one line: control characters and newlines escaped.
+
+    For every value shown inside a line (a table cell, a status or progress line), where a
+    newline would forge a line of output.
+    """
+    return text.translate(_LINE_ESCAPES)
 
 
 def is_interactive(stream: IO[str]) -> bool:
@@ -131,11 +148,12 @@ class Output:
         self.stdout.flush()
 
     def sql(self, sql: Mapping[str, str]) -> None:
-        """Offline SQL, one block per bind, on stdout."""
-        several = len(sql) > 1
-        for bind, text in sql.items():
+        """Offline SQL on stdout: one block per bind, or per segment of an interleaved plan."""
+        segments = getattr(sql, "segments", None) or tuple(sql.items())
+        several = len(segments) > 1
+        for bind, text in segments:
             if several:
-                self.line(f"-- bind: {bind}")
+                self.line(f"-- bind: {one_line(bind)}")
             self.stdout.write(text)
         self.stdout.flush()
 
@@ -154,10 +172,10 @@ class Output:
             return
         for item in written:
             script = item.script
-            self.status(printable(f"Generated {item.bind}: {script.revision} {script.path}"))
+            self.status(f"Generated {item.bind}: {script.revision} {script.path}")
             for change in item.changes:
                 self.status(f"  {describe_diff(change)}")
-            self.line(script.path)
+            self.line(one_line(script.path))
         for item in written:
             for loss in item.losses:
                 self.warning(
@@ -167,8 +185,8 @@ class Output:
     def merged(self, scripts: Sequence[Script], bind_of: BindOf) -> None:
         """New merge revisions: their paths on stdout."""
         for script in scripts:
-            self.status(printable(f"Generated {bind_of(script)}: {script.revision} {script.path}"))
-            self.line(script.path)
+            self.status(f"Generated {bind_of(script)}: {script.revision} {script.path}")
+            self.line(one_line(script.path))
 
     def diffs(self, diffs: Mapping[str, list[Any]], skipped: Mapping[str, str]) -> None:
         """Differences between models and databases, per bind (and why a bind was not compared)."""
@@ -180,12 +198,12 @@ class Output:
                 continue
             self.status(f"{bind}: {len(items)} change{'s' * (len(items) != 1)} detected")
             for item in items:
-                self.line(f"{bind}: {describe_diff(item)}")
+                self.line(one_line(f"{bind}: {describe_diff(item)}"))
 
     # -- what each renderer draws in its own way ---------------------------------------
 
     def status(self, text: str, style: str = "") -> None:
-        """A line of status on stderr."""
+        """A line of status on stderr (escaped by :func:`one_line`)."""
         raise NotImplementedError
 
     def error(self, message: str) -> None:
@@ -250,9 +268,7 @@ class Output:
         if result.ok:
             return
         for step in result.not_run:
-            self.status(
-                printable(f"Not run: {step.bind}: {_step_label(step)} {step.message}".rstrip())
-            )
+            self.status(f"Not run: {step.bind}: {_step_label(step)} {step.message}".rstrip())
 
     def _summary(self, result: MigrationResult) -> None:
         raise NotImplementedError
@@ -295,7 +311,7 @@ class PlainOutput(Output):
     """Plain lines, for pipes, files and ``NO_COLOR``: no ANSI codes, no Rich."""
 
     def status(self, text: str, style: str = "") -> None:
-        self.stderr.write(text + "\n")
+        self.stderr.write(one_line(text) + "\n")
         self.stderr.flush()
 
     def error(self, message: str) -> None:
@@ -314,14 +330,15 @@ class PlainOutput(Output):
     ) -> None:
         for script in scripts:
             if verbose:
-                self.line(f"Bind: {printable(bind_of(script))}")
+                self.line(f"Bind: {one_line(bind_of(script))}")
+                # The revision in full, over several lines: newlines are its own.
                 self.line(printable(script.log_entry.rstrip()))
                 self.line()
                 continue
             notes = _notes(script, applied)
             suffix = f" ({notes})" if notes else ""
             self.line(
-                printable(
+                one_line(
                     f"{bind_of(script)}: {_parents(script) or '<base>'} -> {script.revision}"
                     f"{suffix}, {script.doc or ''}".rstrip(", ")
                 )
@@ -329,12 +346,12 @@ class PlainOutput(Output):
 
     def _plan(self, plan: Plan, *, to_stderr: bool) -> None:
         for number, step in enumerate(plan.steps, 1):
-            message = f" {printable(step.message)}" if step.message else ""
+            message = f" {step.message}" if step.message else ""
             text = f"{number}. {step.bind}: {plan.direction} {_step_label(step)}{message}"
             if to_stderr:
                 self.status(f"plan {text}")
             else:
-                self.line(text)
+                self.line(one_line(text))
 
     def progress(self, plan: Plan | None = None) -> Progress:
         progress = _PlainProgress(self)
@@ -346,38 +363,46 @@ class PlainOutput(Output):
         verb = _PAST[result.plan.direction]
         for bind in result.binds:
             count = len(bind.applied)
+            before = ", ".join(bind.before) or "base"
+            if not count and not _failed_here(result, bind.bind):
+                # The run stopped before this bind's turn.
+                self.status(f"{bind.bind}: not run (at {before})")
+                continue
             self.status(
                 f"{bind.bind}: {'stopped at' if _failed_here(result, bind.bind) else verb} "
-                f"{', '.join(bind.before) or 'base'} -> "
-                f"{', '.join(bind.after) or 'base'} ({count} step"
+                f"{before} -> {', '.join(bind.after) or 'base'} ({count} step"
                 f"{'s' * (count != 1)}, {bind.elapsed:.2f}s)"
             )
 
     def current(self, statuses: Sequence[BindStatus], verbose: bool = False) -> None:
         for status in statuses:
             if not status.managed:
-                self.line(f"{status.bind}: not managed ({status.reason})")
+                self.line(one_line(f"{status.bind}: not managed ({status.reason})"))
                 continue
             note = "(head)" if status.up_to_date else f"({_state_words(status)})"
             extra = f" {status.url} {status.version_table}" if verbose else ""
-            self.line(f"{status.bind}: {_current(status)} {note}{extra}")
+            self.line(one_line(f"{status.bind}: {_current(status)} {note}{extra}"))
 
     def status_table(self, statuses: Sequence[BindStatus]) -> None:
         for status in statuses:
             if not status.managed:
                 self.line(
-                    f"{status.bind}: state={status.state}; reason={status.reason}; "
-                    f"database={status.url}"
+                    one_line(
+                        f"{status.bind}: state={status.state}; reason={status.reason}; "
+                        f"database={status.url}"
+                    )
                 )
                 continue
             pending = "?" if status.pending is None else str(status.pending)
             self.line(
-                f"{status.bind}: state={status.state}; current={_current(status)}; "
-                f"heads={', '.join(status.heads) or 'base'}; pending={pending}; "
-                f"database={status.url}; version_table={status.version_table}"
+                one_line(
+                    f"{status.bind}: state={status.state}; current={_current(status)}; "
+                    f"heads={', '.join(status.heads) or 'base'}; pending={pending}; "
+                    f"database={status.url}; version_table={status.version_table}"
+                )
             )
             if status.error is not None:
-                self.line(f"{status.bind}: error={self.explain(status.error)}")
+                self.line(one_line(f"{status.bind}: error={self.explain(status.error)}"))
 
 
 class _PlainProgress(Progress):
@@ -391,7 +416,7 @@ class _PlainProgress(Progress):
         from .executor import StepFinished
 
         if isinstance(event, StepFinished):
-            message = f" {printable(event.step.message)}" if event.step.message else ""
+            message = f" {event.step.message}" if event.step.message else ""
             self.output.status(f"{_event_prefix(event)}{message} ({event.elapsed:.2f}s)")
         elif isinstance(event, StepFailed):
             self.output.status(f"{_event_prefix(event)} FAILED")
@@ -441,13 +466,13 @@ class RichOutput(Output):
     def status(self, text: str, style: str = "") -> None:
         from rich.text import Text
 
-        self.err.print(Text(text, style=style))
+        self.err.print(Text(one_line(text), style=style))
 
     def _labelled(self, label: str, style: str, message: str) -> None:
         from rich.text import Text
 
         text = Text(label, style=style)
-        text.append(message)
+        text.append(one_line(message))
         self.err.print(text)
 
     def error(self, message: str) -> None:
@@ -481,14 +506,14 @@ class RichOutput(Output):
             table.add_column("path", style="dim")
         for script in scripts:
             row = [
-                Text(printable(bind_of(script))),
-                Text(printable(script.revision)),
+                Text(one_line(bind_of(script))),
+                Text(one_line(script.revision)),
                 Text(_parents(script)),
-                Text(printable(script.doc or "")),
+                Text(one_line(script.doc or "")),
                 Text(_notes(script, applied)),
             ]
             if verbose:
-                row.append(Text(printable(script.path)))
+                row.append(Text(one_line(script.path)))
             table.add_row(*row)
         self.out.print(table)
 
@@ -504,9 +529,9 @@ class RichOutput(Output):
         for number, step in enumerate(plan.steps, 1):
             table.add_row(
                 str(number),
-                Text(printable(step.bind)),
-                Text(_step_label(step)),
-                Text(printable(step.message)),
+                Text(one_line(step.bind)),
+                Text(one_line(_step_label(step))),
+                Text(one_line(step.message)),
             )
         (self.err if to_stderr else self.out).print(table)
 
@@ -526,10 +551,11 @@ class RichOutput(Output):
         table.add_column("steps", justify="right")
         table.add_column("time", justify="right", style="dim")
         for bind in result.binds:
+            failed = " (failed)" if _failed_here(result, bind.bind) else ""
             table.add_row(
-                Text(bind.bind + (" (failed)" if _failed_here(result, bind.bind) else "")),
-                Text(", ".join(bind.before) or "base"),
-                Text(", ".join(bind.after) or "base"),
+                Text(one_line(bind.bind) + failed),
+                Text(one_line(", ".join(bind.before) or "base")),
+                Text(one_line(", ".join(bind.after) or "base")),
                 str(len(bind.applied)),
                 f"{bind.elapsed:.2f}s",
             )
@@ -546,9 +572,9 @@ class RichOutput(Output):
             table.add_column("database", style="dim")
             table.add_column("version table", style="dim")
         for status in statuses:
-            row = [Text(status.bind), Text(_current(status)), _state_text(status)]
+            row = [Text(one_line(status.bind)), Text(_current(status)), _state_text(status)]
             if verbose:
-                row += [Text(status.url), Text(status.version_table)]
+                row += [Text(one_line(status.url)), Text(one_line(status.version_table))]
             table.add_row(*row)
         self.out.print(table)
         self._below_table(statuses, errors=False)
@@ -573,13 +599,13 @@ class RichOutput(Output):
             )
         for status in statuses:
             table.add_row(
-                Text(status.bind, style="cyan"),
-                Text(status.url),
+                Text(one_line(status.bind), style="cyan"),
+                Text(one_line(status.url)),
                 Text(_current(status), style="bold"),
                 Text(_heads(status)),
                 "" if status.pending is None else str(status.pending),
                 _state_text(status),
-                Text(status.version_table if status.managed else "-", style="dim"),
+                Text(one_line(status.version_table) if status.managed else "-", style="dim"),
             )
         self.out.print(table)
         self._below_table(statuses)
@@ -612,7 +638,7 @@ class _LiveProgress(Progress):
 
         grid = Table.grid(padding=(0, 1))
         for bind, text in self.lines.items():
-            grid.add_row(Spinner("dots", style="cyan"), Text(bind, style="cyan"), text)
+            grid.add_row(Spinner("dots", style="cyan"), Text(one_line(bind), style="cyan"), text)
         return Group(grid)
 
     def __call__(self, event: Event) -> None:
@@ -626,14 +652,16 @@ class _LiveProgress(Progress):
             return
         if isinstance(event, StepStarted):
             self.lines[event.step.bind] = Text(
-                f"step {event.index} of {event.total}: {_step_label(event.step)} "
-                f"{printable(event.step.message)} ({time.perf_counter() - self.started:.1f}s)"
+                one_line(
+                    f"step {event.index} of {event.total}: {_step_label(event.step)} "
+                    f"{event.step.message} ({time.perf_counter() - self.started:.1f}s)"
+                )
             )
         elif isinstance(event, StepFinished | StepFailed):
             ok = isinstance(event, StepFinished)
             text = Text("  ✓ " if ok else "  ✗ ", style="green" if ok else "red")
             text.append(
-                printable(f"{event.step.bind}: {_step_label(event.step)} {event.step.message}")
+                one_line(f"{event.step.bind}: {_step_label(event.step)} {event.step.message}")
             )
             if isinstance(event, StepFinished):
                 text.append(f" {event.elapsed:.2f}s", style="dim")
@@ -659,11 +687,12 @@ def _current(status: BindStatus) -> str:
         return "?"
     if not status.managed:
         return "-"
-    return ", ".join(status.current) or "base"
+    # Read from the database: a version table may hold anything.
+    return one_line(", ".join(status.current)) or "base"
 
 
 def _heads(status: BindStatus) -> str:
-    return ", ".join(status.heads) or ("base" if status.managed else "-")
+    return one_line(", ".join(status.heads)) or ("base" if status.managed else "-")
 
 
 def _state_words(status: BindStatus) -> str:
@@ -809,7 +838,7 @@ def _diff_kind(diff: Any) -> str:
 
 def describe_diff(diff: Any) -> str:
     """One line for one of Alembic's ``compare_metadata`` diff entries (names escaped)."""
-    return printable(_diff_words(diff))
+    return one_line(_diff_words(diff))
 
 
 def _diff_words(diff: Any) -> str:
@@ -841,7 +870,7 @@ def _qualified(schema: str | None, name: str) -> str:
 
 
 def _parents(script: Script) -> str:
-    return printable(", ".join(to_tuple(script.down_revision)))
+    return one_line(", ".join(to_tuple(script.down_revision)))
 
 
 def _notes(script: Script, applied: set[str] | None) -> str:
@@ -856,7 +885,7 @@ def _notes(script: Script, applied: set[str] | None) -> str:
         notes.append("merge point")
     if applied is not None and script.revision in applied:
         notes.append("applied")
-    return printable(", ".join(notes))
+    return one_line(", ".join(notes))
 
 
 def _step_label(step: Step) -> str:

@@ -32,6 +32,7 @@ from pathlib import Path
 from typing import Any
 
 from ._collector import collector_paused
+from .errors import ScriptDirectoryError
 
 __all__ = [
     "CACHE_NAME",
@@ -40,6 +41,7 @@ __all__ = [
     "RevisionFile",
     "Revisions",
     "holds_revisions",
+    "non_string_revision",
     "scan",
 ]
 
@@ -559,3 +561,31 @@ def _write(path: Path, folders: dict[str, dict[str, Any]]) -> None:
             raise
     except OSError:
         pass
+
+
+def non_string_revision(path: Path) -> ScriptDirectoryError | None:
+    """The error for ``path`` if its ``revision`` is a literal that is not a string.
+
+    Alembic fails on such a file with a ``TypeError`` that names no file. The file is read
+    with :mod:`ast`, never run.
+    """
+    import ast
+
+    try:
+        tree = ast.parse(path.read_bytes())
+    except (OSError, SyntaxError, ValueError):
+        return None
+    for node in tree.body:
+        if (
+            isinstance(node, ast.Assign)
+            and any(isinstance(t, ast.Name) and t.id == "revision" for t in node.targets)
+            and isinstance(node.value, ast.Constant)
+            and not isinstance(node.value.value, str)
+        ):
+            return ScriptDirectoryError(
+                f"Revision file {path} has revision = {node.value.value!r}: it must be a "
+                "revision id string.",
+                path=str(path),
+                hint="Fix the file, for example revision = 'a1b2c3d4e5f6'.",
+            )
+    return None

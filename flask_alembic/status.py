@@ -84,16 +84,26 @@ class BindStatus:
         return self.state != State.NOT_MANAGED
 
 
-class HeadsReader:
-    """Reads version tables on short-lived connections, one per bind.
+#: How long (ms) a reader that does not wait gives a SQLite file's writer to finish.
+SHORT_BUSY_TIMEOUT = 200
 
-    The first connection to each database also tells its identity.
+
+class HeadsReader:
+    """Reads version tables on short-lived connections, one per bind; each read once.
+
+    The first connection to each database also tells its identity. A reader that does
+    not ``wait`` (for ``status``) gives up on a SQLite file that a writer locks after
+    :data:`SHORT_BUSY_TIMEOUT`, not after the connection's busy timeout (5 s by default).
     """
 
-    def __init__(self, stack: ExitStack, identities: Identities) -> None:
+    def __init__(self, stack: ExitStack, identities: Identities, *, wait: bool = True) -> None:
         self.stack = stack
         self.identities = identities
+        self.wait = wait
         self._connections: dict[str, sa.Connection] = {}
+        self._heads: dict[str, tuple[str, ...] | DatabaseError] = {}
+        #: The binds whose SQLite file another connection's write lock kept from being read.
+        self._locked: set[str] = set()
 
     def _connection(self, bind: Bind) -> sa.Connection:
         connection = self._connections.get(bind.name)
@@ -112,23 +122,71 @@ class HeadsReader:
         identity = self.identities.read(bind.engine, connection)
         return locking.lock_holder(bind, identity, connection)
 
+    def file_migration(self, bind: Bind) -> tuple[str, str] | None:
+        """When a write lock kept ``bind``'s SQLite file from being read: the migration of
+        the file that holds it, as :func:`locking.sqlite_migration` finds it."""
+        if bind.name not in self._locked:
+            return None
+        identity = self.identities.read(bind.engine, self._connection(bind))
+        return None if identity.path is None else locking.sqlite_migration(identity.path)
+
     def heads(self, bind: Bind) -> tuple[str, ...]:
+        found = self._heads.get(bind.name)
+        if found is None:
+            found = self._heads[bind.name] = self._read_heads(bind)
+        if isinstance(found, DatabaseError):
+            raise found
+        return found
+
+    def _read_heads(self, bind: Bind) -> tuple[str, ...] | DatabaseError:
         connection = self._connection(bind)
         try:
-            return bind.read_heads(connection)
+            if self.wait or bind.backend != "sqlite":
+                return bind.read_heads(connection)
+            with _short_busy_timeout(connection):
+                return bind.read_heads(connection)
         except sa.exc.DBAPIError as exc:
-            raise bind.database_error(
+            if bind.backend == "sqlite" and _busy(exc):
+                self._locked.add(bind.name)
+                return bind.database_error(
+                    "read the version table of",
+                    exc,
+                    "The database file is locked by another connection (a long write "
+                    "transaction, or a migration run without the lock): try again once it "
+                    "has finished.",
+                )
+            return bind.database_error(
                 "read the version table of",
                 exc,
                 "Check the bind's 'version_table' and 'version_table_schema' settings.",
-            ) from None
+            )
 
     @classmethod
     @contextmanager
-    def open(cls, identities: Identities) -> Iterator[HeadsReader]:
+    def open(cls, identities: Identities, *, wait: bool = True) -> Iterator[HeadsReader]:
         """A reader whose connections close when the block ends."""
         with ExitStack() as stack:
-            yield cls(stack, identities)
+            yield cls(stack, identities, wait=wait)
+
+
+@contextmanager
+def _short_busy_timeout(connection: sa.Connection) -> Iterator[None]:
+    """Wait at most :data:`SHORT_BUSY_TIMEOUT` for the file's writer; the connection comes
+    from the app's pool, so its own timeout is restored afterwards."""
+    previous = int(connection.exec_driver_sql("PRAGMA busy_timeout").scalar() or 0)
+    connection.exec_driver_sql(f"PRAGMA busy_timeout = {min(previous, SHORT_BUSY_TIMEOUT)}")
+    try:
+        yield
+    finally:
+        connection.exec_driver_sql(f"PRAGMA busy_timeout = {previous}")
+
+
+def _busy(exc: sa.exc.DBAPIError) -> bool:
+    """Whether SQLite said ``SQLITE_BUSY``: another connection locks the file."""
+    code = getattr(exc.orig, "sqlite_errorcode", None)
+    if isinstance(code, int):
+        return code & 0xFF == 5  # the primary code, whatever the extended one
+    return "database is locked" in str(exc.orig)
 
 
 def current_heads(
@@ -152,10 +210,13 @@ def read_status(loader: Loader, identities: Identities, binds: Iterable[Bind]) -
     rows = {b.name: _unmanaged_row(b) for b in everything if not b.managed}
     if managed:
         quick = loader.quick_graph()
-        found = _quick_rows(loader, identities, managed, quick) if quick is not None else None
-        if found is None:
-            histories = loader.histories
-            with HeadsReader.open(identities) as reader:
+        # A reader that does not wait, shared: what the quick rows read is not read again.
+        with HeadsReader.open(identities, wait=False) as reader:
+            found = (
+                None if quick is None else _quick_rows(loader, identities, managed, quick, reader)
+            )
+            if found is None:
+                histories = loader.histories
                 found = [
                     _bind_row(loader, identities, b, histories[b.name], reader) for b in managed
                 ]
@@ -192,52 +253,80 @@ def _unmanaged_row(bind: Bind) -> BindStatus:
 
 
 def _quick_rows(
-    loader: Loader, identities: Identities, binds: list[Bind], quick: QuickGraph
+    loader: Loader,
+    identities: Identities,
+    binds: list[Bind],
+    quick: QuickGraph,
+    reader: HeadsReader,
 ) -> list[BindStatus] | None:
     """Status rows from the cache when every bind is at its single head, or migrating."""
     rows = []
-    with HeadsReader.open(identities) as reader:
-        for b in binds:
-            try:
-                holder = reader.holder(b)
-                current = _current_unless_locked(reader, b, holder)
-            except DatabaseError:
-                return None
-            if holder is not None:
-                rows.append(_migrating_row(b, current, quick.heads.get(b.name, ()), holder))
-            elif quick.at_heads(b.name, current, single=True):
-                rows.append(_row(b, current=current, heads=current, pending=0))
-            else:
-                return None
-        loader.registry.check_version_tables(binds, identities)
+    for b in binds:
+        try:
+            current, migrating = _read(reader, b)
+        except DatabaseError:
+            return None
+        if migrating is not None:
+            rows.append(_migrating_row(b, current, quick.heads.get(b.name, ()), migrating))
+        elif quick.at_heads(b.name, current, single=True):
+            rows.append(_row(b, current=current, heads=current, pending=0))
+        else:
+            return None
+    loader.registry.check_version_tables(binds, identities)
     return rows
 
 
-def _current_unless_locked(reader: HeadsReader, bind: Bind, holder: str | None) -> tuple[str, ...]:
-    """The bind's heads; on SQLite, none while a migration holds the lock.
+def _read(reader: HeadsReader, bind: Bind) -> tuple[tuple[str, ...], FlaskAlembicError | None]:
+    """The bind's heads, and, while another process migrates its database, why they are
+    what they are (``None``: nobody does).
 
-    SQLite readers may wait (up to its busy timeout) for a migrating writer; a server
-    shows the last committed revision at once.
+    A server shows the last committed revision at once. A SQLite reader would wait for
+    the migrating writer: the version table is not read while the bind's lock is held,
+    and a file that a migration of another of its version tables locks makes the bind
+    migrating too.
     """
-    if holder is not None and bind.backend == "sqlite":
-        return ()
-    return reader.heads(bind)
+    holder = reader.holder(bind)
+    if holder is not None:
+        current = () if bind.backend == "sqlite" else reader.heads(bind)
+        return current, _migrating_error(bind, holder)
+    try:
+        return reader.heads(bind), None
+    except DatabaseError:
+        found = reader.file_migration(bind)
+        if found is None:
+            raise
+    migrated, holder = found
+    return (), _migrating_error(bind, holder, other=migrated)
+
+
+def _migrating_error(bind: Bind, holder: str, *, other: str | None = None) -> FlaskAlembicError:
+    """Why a bind another process is migrating shows what it shows; ``other`` names
+    what is migrated when it is another version table of the bind's SQLite file."""
+    who = f" ({holder})" if holder else ""
+    if other is not None:
+        message = (
+            f"Another process is migrating {other} in the same database file now{who}; the "
+            f"version table of bind {bind.name!r} cannot be read until it has finished."
+        )
+    elif bind.backend == "sqlite":
+        message = (
+            f"Another process is migrating bind {bind.name!r} now{who}; its version table "
+            "is not read while the migration may lock the file."
+        )
+    else:
+        message = (
+            f"Another process is migrating bind {bind.name!r} now{who}; the current revision "
+            "shown is the last one committed."
+        )
+    return FlaskAlembicError(
+        message, bind=bind.name, hint=("Run ", Command("status"), " again once it has finished.")
+    )
 
 
 def _migrating_row(
-    bind: Bind, current: tuple[str, ...], heads: tuple[str, ...], holder: str
+    bind: Bind, current: tuple[str, ...], heads: tuple[str, ...], error: FlaskAlembicError
 ) -> BindStatus:
     """The row of a bind another process is migrating: its pending steps are not known."""
-    who = f" ({holder})" if holder else ""
-    if bind.backend == "sqlite":
-        shown = "its version table is not read while the migration may lock the file"
-    else:
-        shown = "the current revision shown is the last one committed"
-    error = FlaskAlembicError(
-        f"Another process is migrating bind {bind.name!r} now{who}; {shown}.",
-        bind=bind.name,
-        hint=("Run ", Command("status"), " again once it has finished."),
-    )
     return _row(
         bind, current=current, heads=heads, pending=None, state=State.MIGRATING, error=error
     )
@@ -248,13 +337,12 @@ def _bind_row(
 ) -> BindStatus:
     heads = history.heads
     try:
-        holder = reader.holder(b)
-        current = _current_unless_locked(reader, b, holder)
+        current, migrating = _read(reader, b)
     except DatabaseError as exc:
         return _row(b, heads=heads, state=State.UNREACHABLE, error=exc)
     loader.registry.check_version_tables([b], identities)
-    if holder is not None:
-        return _migrating_row(b, current, heads, holder)
+    if migrating is not None:
+        return _migrating_row(b, current, heads, migrating)
     from .planner import bind_steps
 
     row = _row(b, heads=heads, current=current)

@@ -54,6 +54,9 @@ __all__ = [
 _CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f]")
 #: What a chosen revision id may be: safe in a file name, a target and a version table.
 _REV_ID = re.compile(r"[A-Za-z0-9_]{1,32}")
+#: What a branch label may hold: a target names it as ``LABEL`` or ``LABEL@REV``, and
+#: splits on ``@``, ``,`` and spaces.
+_LABEL_CHARS = re.compile(r"[^A-Za-z0-9_.\-]")
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -223,6 +226,7 @@ def write_revisions(
             f"{', '.join(b.name for b, _, _ in prepared)}, but a label names one revision.",
             hint="Name one bind with --bind NAME.",
         )
+    _make_folders([(b, folders[b.name]) for b, _, _ in prepared])
     try:
         for b, rc, changes in prepared:
             try:
@@ -235,6 +239,8 @@ def write_revisions(
                     bind=b.name,
                     hint="Check --parent, --rev-id and --label.",
                 ) from None
+            except OSError as exc:  # a full disk, or a folder changed since it was checked
+                raise _unwritable(b, folders[b.name], _os_reason(exc, "write")) from None
             losses = data_losses(b.name, changes, b.engine.dialect)
             result.revisions.extend(
                 WrittenRevision(script=s, bind=b.name, changes=changes, losses=losses)
@@ -308,25 +314,36 @@ def _check_new_labels(
     labels = list(labels)
     if not labels:
         return
+    for label in labels:
+        _check_label_form(label)
     scripts = compat.all_scripts(loader.script_directory)
-    binds = {b.branch_label: b.name for b in loader.registry.all}
+    # Compared without case, as revision ids are: 'Analytics' next to bind 'analytics', or
+    # 'HEAD', would read as the other one.
+    binds = {b.branch_label.lower(): b for b in loader.registry.all}
     histories = loader.histories
     for label in labels:
-        labelled = next((s for s in scripts if label in compat.own_branch_labels(s)), None)
-        if label in SYMBOLIC:
-            reason = "a reserved word for revision targets"
+        folded = label.lower()
+        labelled = next(
+            (s for s in scripts if folded in {x.lower() for x in compat.own_branch_labels(s)}),
+            None,
+        )
+        same_id = next((s.revision for s in scripts if s.revision.lower() == folded), None)
+        if folded in SYMBOLIC:
+            reason = "a reserved word for revision targets (base, head and heads, in any case)"
         elif labelled is not None:
             reason = (
                 f"already the branch label of revision {labelled.revision} "
                 f"(bind {loader.owner_of(labelled.revision)!r})"
             )
-        elif label in binds:
-            name = binds[label]
-            if name in first_of and name in histories and not histories[name].heads:
+        elif folded in binds:
+            bind = binds[folded]
+            name = bind.name
+            first = name in first_of and name in histories and not histories[name].heads
+            if first and label == bind.branch_label:
                 continue  # the bind's first revision carries its name anyway
             reason = f"the name of bind {name!r}, which its first revision carries as its label"
-        elif any(s.revision == label for s in scripts):
-            reason = f"the id of revision {label} (bind {loader.owner_of(label)!r})"
+        elif same_id is not None:
+            reason = f"the id of revision {same_id} (bind {loader.owner_of(same_id)!r})"
         else:
             continue
         raise RevisionError(
@@ -336,8 +353,30 @@ def _check_new_labels(
         )
 
 
+def _check_label_form(label: str) -> None:
+    """Refuse a label that no target could name: Alembic would write it all the same."""
+    bad = sorted(set(_LABEL_CHARS.findall(label)))
+    if not label:
+        reason = "empty"
+    elif bad:
+        shown = ", ".join(repr(char) for char in bad)
+        reason = f"not a label a target can name: it holds {shown}"
+    elif label.startswith("-"):
+        reason = "not a label a target can name: it starts with '-', as a count of steps does"
+    elif label.isdigit():
+        reason = "a number, which targets read as a count of steps"
+    else:
+        return
+    raise RevisionError(
+        f"--label {label!r} is {reason}.",
+        revision=label or None,
+        hint="Choose another label, of letters, digits, underscores, hyphens and dots.",
+    )
+
+
 def _check_folder(bind: Bind, folder: Path) -> None:
-    """Refuse a revision folder that is a file or lies inside one, before any file is written."""
+    """Refuse a revision folder that is a file, lies inside one or cannot be written,
+    before any file is written."""
     for place in (folder, *folder.parents):
         if place.exists():
             if not place.is_dir():
@@ -349,7 +388,45 @@ def _check_folder(bind: Bind, folder: Path) -> None:
                     hint="Move the file away, or set "
                     f"ALEMBIC_BINDS[{bind.name!r}]['version_location'] elsewhere.",
                 )
+            if not os.access(place, os.W_OK | os.X_OK):
+                raise _unwritable(bind, folder, f"{place} is not writable (permission denied)")
             return
+
+
+def _make_folders(folders: Iterable[tuple[Bind, Path]]) -> None:
+    """Create the revision folders that do not exist yet, before any file is written.
+
+    One that cannot be created (under ``/proc``, on a read-only disk, or where only root
+    may write) is reported for its bind, and the folders made for the others are removed.
+    """
+    created: list[Path] = []
+    for bind, folder in folders:
+        missing = [place for place in (folder, *folder.parents) if not place.exists()]
+        try:
+            for place in reversed(missing):
+                place.mkdir()
+                created.append(place)
+        except OSError as exc:
+            for place in reversed(created):
+                with contextlib.suppress(OSError):
+                    place.rmdir()
+            raise _unwritable(bind, folder, _os_reason(exc, "create")) from None
+
+
+def _unwritable(bind: Bind, folder: Path, reason: str) -> ScriptDirectoryError:
+    return ScriptDirectoryError(
+        f"Cannot write the revisions of bind {bind.name!r} into {folder}: {reason}.",
+        bind=bind.name,
+        path=str(folder),
+        hint="Make it a folder you can write to, or set "
+        f"ALEMBIC_BINDS[{bind.name!r}]['version_location'] elsewhere.",
+    )
+
+
+def _os_reason(exc: OSError, verb: str) -> str:
+    """Why the system refused, and where: ``cannot create PATH: No such file or directory``."""
+    where = f"cannot {verb} {exc.filename}: " if exc.filename else ""
+    return where + (exc.strerror or str(exc))
 
 
 def _check_template(script: ScriptDirectory) -> None:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import re
 import subprocess
 import sys
 import textwrap
@@ -29,8 +30,12 @@ from flask import Flask
 from flask_alembic import Alembic
 from flask_alembic.errors import ConfigurationError
 from flask_alembic.errors import FlaskAlembicError
+from flask_alembic.redact import describe_exception
+from flask_alembic.redact import MAX_ERROR_CHARS
 from flask_alembic.redact import scrub
 from flask_alembic.redact import url_secrets
+from flask_alembic.report import one_line
+from flask_alembic.report import printable
 
 
 def run(app: Flask, *args: str, **env: str) -> Result:
@@ -616,3 +621,465 @@ def test_real_flask_command(tmp_path: Path) -> None:
         "Error: 'ALEMBIC_BINDS' must be a dict of bind name -> options, got []. "
         'For example ALEMBIC_BINDS = {"stats": {"version_table": "stats_version"}}.'
     )
+
+
+# -- second round: identifiers that are not strings ------------------------------------------
+
+
+@CACHE
+@pytest.mark.parametrize(
+    ("line", "shown", "expected"),
+    [
+        ("depends_on = 42", "depends_on = 42", "a revision id string"),
+        ("depends_on = ('FIRST', 42)", "depends_on = (", "a revision id string"),
+        ("down_revision = 42", "down_revision = 42", "a revision id string"),
+        ("branch_labels = 42", "branch_labels = (42,)", "a label string"),
+    ],
+)
+@pytest.mark.parametrize(
+    "command", [("status",), ("upgrade",), ("upgrade", "--sql"), ("log",), ("revision", "x")]
+)
+def test_identifier_not_a_string(
+    make_app: MakeApp,
+    make_url: MakeURL,
+    cache: bool,
+    line: str,
+    shown: str,
+    expected: str,
+    command: tuple[str, ...],
+) -> None:
+    """depends_on = 42 (a number, not an id): the file, the value and the type it needs."""
+    app, alembic, urls = two_binds(make_app, make_url, ALEMBIC_REVISION_CACHE=cache)
+    with app.app_context():
+        first = alembic.revision("first")[0]
+        alembic.upgrade()
+    down = "" if line.startswith("down_revision") else f"down_revision = {first.revision!r}"
+    path = write_file(
+        app,
+        "c0ffee000005_number.py",
+        f"""\
+        revision = 'c0ffee000005'
+        {down}
+        {line.replace("FIRST", first.revision)}
+        def upgrade():
+            pass
+        def downgrade():
+            pass
+        """,
+    )
+    before, state = files(Path(app.root_path)), databases(*urls)
+    assert_error(
+        run(app, *command),
+        f"Revision c0ffee000005 ({path}) has {shown}",
+        f"must be {expected}, or a tuple of them",
+        "Fix the file",
+    )
+    assert files(Path(app.root_path)) == before
+    assert databases(*urls) == state
+
+
+@CACHE
+@pytest.mark.parametrize("command", [("status",), ("upgrade",), ("log",)])
+def test_revision_id_not_a_string(
+    make_app: MakeApp, make_url: MakeURL, cache: bool, command: tuple[str, ...]
+) -> None:
+    """revision = 42: the file and the type it needs, with the cache on and off."""
+    app, alembic, urls = two_binds(make_app, make_url, ALEMBIC_REVISION_CACHE=cache)
+    with app.app_context():
+        alembic.revision("first")
+        alembic.upgrade()
+    path = write_file(
+        app,
+        "c0ffee000006_number.py",
+        """\
+        revision = 42
+        down_revision = None
+        branch_labels = None
+        depends_on = None
+        def upgrade():
+            pass
+        def downgrade():
+            pass
+        """,
+    )
+    before, state = files(Path(app.root_path)), databases(*urls)
+    assert_error(
+        run(app, *command),
+        f"Revision file {path} has revision = 42: it must be a revision id string",
+        "Fix the file",
+    )
+    assert files(Path(app.root_path)) == before
+    assert databases(*urls) == state
+
+
+# -- second round: settings of the wrong type ------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("option", "value", "expected"),
+    [
+        ("version_table_schema", 5, "a schema name (a string)"),
+        ("version_table", 5, "a table name (a string)"),
+        ("version_location", 5, "a folder (a string or a path)"),
+        ("version_location", None, "a folder (a string or a path)"),
+        ("context", 5, "a dict of EnvironmentContext options"),
+    ],
+)
+def test_bind_option_of_wrong_type(
+    make_app: MakeApp, make_url: MakeURL, option: str, value: object, expected: str
+) -> None:
+    """An ALEMBIC_BINDS option of the wrong type names the key and the type it takes."""
+    app, _, urls = two_binds(make_app, make_url, ALEMBIC_BINDS={"analytics": {option: value}})
+    before = files(Path(app.root_path))
+    for command in (("status",), ("upgrade",), ("revision", "x"), ("log",)):
+        assert_error(
+            run(app, *command),
+            f"'ALEMBIC_BINDS['analytics'][{option!r}]' must be {expected}, got {value!r}",
+            "For example ALEMBIC_BINDS = {'analytics': {",
+        )
+    assert files(Path(app.root_path)) == before
+    assert databases(*urls) == [(set(), set()), (set(), set())]
+
+
+@pytest.mark.parametrize(
+    ("key", "value"),
+    [("script_location", 5), ("version_locations", 5), ("version_locations", ["extra", 5])],
+)
+def test_alembic_folder_of_wrong_type(
+    make_app: MakeApp, make_url: MakeURL, key: str, value: object
+) -> None:
+    """ALEMBIC['script_location'] = 5 names the key and the type it takes."""
+    app, _, urls = two_binds(make_app, make_url)
+    app.config["ALEMBIC"][key] = value
+    before = files(Path(app.root_path))
+    for command in (("status",), ("upgrade",), ("revision", "x")):
+        assert_error(
+            run(app, *command),
+            f"'ALEMBIC['{key}']' must be a folder (a string or a path), got 5",
+            f'For example ALEMBIC = {{"{key}": ',
+        )
+    assert files(Path(app.root_path)) == before
+    assert databases(*urls) == [(set(), set()), (set(), set())]
+    if key == "script_location":  # read by init_app: refused there, naming the key
+        with pytest.raises(ConfigurationError, match=r"'ALEMBIC\['script_location'\]' must be"):
+            make_app(make_url(), ALEMBIC={key: value})
+
+
+# -- second round: a revision folder that cannot be created or written -----------------------
+
+
+@pytest.mark.skipif(not Path("/proc").is_dir(), reason="no /proc")
+@pytest.mark.parametrize("where", ["proc", "read-only", "read-only parent"])
+def test_version_location_cannot_be_written(
+    make_app: MakeApp, make_url: MakeURL, tmp_path: Path, where: str
+) -> None:
+    """A folder under /proc or without write permission: the bind, the folder, the reason."""
+    locked = tmp_path / "locked"
+    locked.mkdir()
+    folder = {
+        "proc": Path("/proc/nope/x"),
+        "read-only": locked,
+        "read-only parent": locked / "analytics",
+    }[where]
+    # The default bind's folder is new too: made, then removed again when analytics fails.
+    fresh = tmp_path / "fresh" / "default"
+    app, _, urls = two_binds(
+        make_app,
+        make_url,
+        ALEMBIC_BINDS={
+            "default": {"version_location": str(fresh)},
+            "analytics": {"version_location": str(folder)},
+        },
+    )
+    before = files(Path(app.root_path))
+    locked.chmod(0o555)
+    try:
+        if where != "proc" and os.access(locked, os.W_OK):
+            pytest.skip("this user writes anywhere (root with CAP_DAC_OVERRIDE)")
+        # Root passes the permission check, and then cannot create /proc/nope.
+        reason = "not writable" if not os.access("/proc", os.W_OK) else "No such file"
+        result = run(app, "revision", "first")
+        assert_error(
+            result,
+            f"Cannot write the revisions of bind 'analytics' into {folder}: ",
+            reason,
+            "ALEMBIC_BINDS['analytics']['version_location']",
+        )
+    finally:
+        locked.chmod(0o755)
+    assert files(Path(app.root_path)) == before
+    assert not (tmp_path / "fresh").exists()
+    assert list(locked.iterdir()) == []
+    assert databases(*urls) == [(set(), set()), (set(), set())]
+
+
+def test_revision_file_cannot_be_written(make_app: MakeApp, make_url: MakeURL) -> None:
+    """A file Alembic cannot write (a folder stands there): the bind, the file, the reason."""
+    app, _ = make_app(make_url())
+    blocking = Path(app.root_path) / "migrations" / "abc123_first.py"
+    blocking.mkdir()
+    before = files(Path(app.root_path))
+    result = run(app, "revision", "first", "--rev-id", "abc123")
+    assert_error(
+        result,
+        "Cannot write the revisions of bind 'default' into ",
+        f"cannot write {blocking}: ",
+        "Make it a folder you can write to",
+    )
+    assert files(Path(app.root_path)) == before
+
+
+# -- second round: labels that no target can name ---------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("label", "reason"),
+    [
+        ("HEAD", "is a reserved word for revision targets (base, head and heads, in any case)"),
+        ("Heads", "is a reserved word"),
+        ("bAsE", "is a reserved word"),
+        ("x@y", "holds '@'"),
+        ("a,b", "holds ','"),
+        ("", "is empty"),
+        ("two words", "holds ' '"),
+        ("tab\there", "holds '\\t'"),
+        ("new\nline", "holds '\\n'"),
+        ("-1", "starts with '-'"),
+        ("12", "is a number, which targets read as a count of steps"),
+        ("ANALYTICS", "is already the branch label of revision"),
+        ("Reports", "is the name of bind 'reports'"),
+        ("REVISION", "is the id of revision"),
+    ],
+)
+@pytest.mark.parametrize("command", ["revision", "merge"])
+def test_label_refused(
+    make_app: MakeApp, make_url: MakeURL, label: str, reason: str, command: str
+) -> None:
+    """A label no target could name, or naming something already in any case, is refused."""
+    urls = [make_url(), make_url(), make_url()]
+    app, alembic = make_app(
+        {"default": urls[0], "analytics": urls[1], "reports": urls[2]},
+        {"default": models(), "analytics": events(), "reports": models()},
+    )
+    with app.app_context():
+        written = alembic.revision("first", bind=["default", "analytics"])
+        alembic.revision("second", empty=True, bind="default")
+        alembic.revision(
+            "other second", empty=True, bind="default", parent=written[0].revision, splice=True
+        )
+        alembic.upgrade(bind=["default", "analytics"])
+    label = label.replace("REVISION", written[1].revision.upper())
+    before, state = files(Path(app.root_path)), databases(*urls)
+    args = ["x", "--empty"] if command == "revision" else ["heads"]
+    result = run(app, command, "--bind", "default", *args, "--label", label)
+    line = assert_error(result, f"--label {one_line(repr(label))}", reason, "Choose another label")
+    assert "\n" not in line
+    assert files(Path(app.root_path)) == before
+    assert databases(*urls) == state
+    assert run(app, "status").exit_code == 0
+
+
+def test_own_bind_name_in_another_case(make_app: MakeApp, make_url: MakeURL) -> None:
+    """A bind's first revision carries its name; the name in another case is refused."""
+    app, _, urls = two_binds(make_app, make_url)
+    before = files(Path(app.root_path))
+    result = run(app, "revision", "first", "--bind", "analytics", "--label", "Analytics")
+    assert_error(result, "--label 'Analytics' is the name of bind 'analytics'")
+    assert files(Path(app.root_path)) == before
+    result = run(app, "revision", "first", "--bind", "analytics", "--label", "analytics")
+    assert result.exit_code == 0, result.output
+    assert databases(*urls) == [(set(), set()), (set(), set())]
+
+
+@pytest.mark.parametrize("label", ["feature", "feature-2", "v1.2", "_x", "A1"])
+def test_label_accepted(make_app: MakeApp, make_url: MakeURL, label: str) -> None:
+    """Letters, digits, underscores, hyphens and dots make a label targets can name."""
+    app, alembic = make_app(make_url())
+    with app.app_context():
+        alembic.revision("first")
+    result = run(app, "revision", "second", "--empty", "--label", label)
+    assert result.exit_code == 0, result.output
+    result = run(app, "upgrade", label)
+    assert result.exit_code == 0, result.output
+    result = run(app, "show", label)
+    assert result.exit_code == 0, result.output
+    assert "second" in result.stdout
+
+
+# -- second round: control characters in bind names, tables, URLs and messages ----------------
+
+RED = "\x1b[31mred"
+FORGED = "two\nFORGED"
+#: Right-to-left override, left-to-right mark and isolate, a line separator.
+INVISIBLE = ["\u202e", "\u200e", "\u2066", "\u2028"]
+
+
+def hostile_app(make_app: MakeApp, make_url: MakeURL, tmp_path: Path) -> tuple[Flask, Alembic]:
+    """Binds named with an escape sequence and with a newline, a version table and a
+    database file named with one, and a revision message with a newline and bidi controls."""
+    urls = {
+        "default": make_url(),
+        RED: f"sqlite:///{tmp_path / ('db' + RED + '.db')}",
+        FORGED: make_url(),
+    }
+    app, alembic = make_app(
+        urls,
+        {"default": models(), RED: events(), FORGED: events()},
+        ALEMBIC_BINDS={RED: {"version_table": "vt" + RED}},
+    )
+    with app.app_context():
+        alembic.revision("first")
+        alembic.revision(
+            "evil \u202etxt.exe\u200e \u2066x\u2028y\nFORGED line", empty=True, bind="default"
+        )
+    return app, alembic
+
+
+def assert_escaped(output: str, *, one_line: bool = True) -> None:
+    """No raw escape sequence, bidi control or line separator; no forged line.
+
+    :param one_line: whether every value sits inside a line (not a revision in full).
+    """
+    assert RED not in output
+    for char in INVISIBLE:
+        assert char not in output, repr(char)
+    if one_line:  # every FORGED follows an escaped newline (or is a folder's slug)
+        assert "FORGED" not in re.sub(r"\\nFORGED|_FORGED_", "", output), output
+
+
+@pytest.mark.parametrize("force_color", [False, True], ids=["plain", "rich"])
+def test_hostile_names_escaped(
+    make_app: MakeApp, make_url: MakeURL, tmp_path: Path, force_color: bool
+) -> None:
+    """Bind names, URLs, version tables and messages stay on their line, escaped."""
+    app, _ = hostile_app(make_app, make_url, tmp_path)
+    env = {"FORCE_COLOR": "1", "COLUMNS": "400"} if force_color else {"NO_COLOR": "1"}
+    commands: list[tuple[str, ...]] = [
+        ("status",),
+        ("current", "-v"),
+        ("upgrade", "--plan"),
+        ("upgrade",),
+        ("status",),
+        ("current", "-v"),
+        ("log",),
+        ("log", "-v"),
+        ("heads",),
+        ("heads", "-v"),
+        ("check",),
+        ("downgrade", "--plan", "--bind", "default", "-1"),
+        ("downgrade", "--bind", "default", "-1"),
+    ]
+    result = run(app, "status", "--check", **env)  # "Not up to date: BIND, ..."
+    assert result.exit_code == 1, result.output
+    assert_escaped(result.output)
+    assert "Not up to date: default, \\x1b[31mred, two\\nFORGED." in result.output
+    for command in commands:
+        result = run(app, *command, **env)
+        assert result.exit_code == 0, (command, result.output)
+        assert "Traceback" not in result.output
+        # Plain -v shows each revision in full, with its own lines, as show does.
+        assert_escaped(result.output, one_line=force_color or "-v" not in command[1:2])
+        if not force_color:
+            assert "\x1b" not in result.output, command
+        if command[0] in {"status", "current", "log"}:  # every bind
+            assert "\\x1b[31mred" in result.output, command
+        if command in {("upgrade",), ("log",), ("heads",), ("upgrade", "--plan")}:
+            assert "evil \\u202etxt.exe\\u200e \\u2066x\\u2028y\\nFORGED line" in result.output
+    # JSON keeps the data as it is.
+    rows = json.loads(run(app, "status", "--json").stdout)["binds"]
+    assert {row["bind"] for row in rows} == {"default", RED, FORGED}
+    assert {row["version_table"] for row in rows} >= {"vt" + RED}
+    (evil,) = [
+        r
+        for r in json.loads(run(app, "log", "--json").stdout)["revisions"]
+        if "evil" in r["message"]
+    ]
+    assert evil["message"].startswith("evil \u202etxt.exe\u200e \u2066x\u2028y\nFORGED line")
+
+
+def test_show_keeps_the_revision_lines(
+    make_app: MakeApp, make_url: MakeURL, tmp_path: Path
+) -> None:
+    """show prints the revision in full: its own newlines kept, everything else escaped."""
+    app, _ = hostile_app(make_app, make_url, tmp_path)
+    result = run(app, "show", "heads", NO_COLOR="1")
+    assert result.exit_code == 0, result.output
+    assert "\n    FORGED line" in result.stdout
+    assert "Bind: \\x1b[31mred" in result.stdout
+    assert "Bind: two\\nFORGED" in result.stdout
+    assert_escaped(result.output, one_line=False)
+
+
+def test_printable_and_one_line() -> None:
+    """printable keeps newlines and tabs; one_line escapes newlines; both escape the rest."""
+    text = "a\tb\nc\x1b[0m\x9b\u202e\u061c\u200f\u202a\u2069\u2029d"
+    escaped = "c\\x1b[0m\\x9b\\u202e\\u061c\\u200f\\u202a\\u2069\\u2029d"
+    assert printable(text) == "a\tb\n" + escaped
+    assert one_line(text) == "a\tb\\n" + escaped
+    assert one_line(one_line(text)) == one_line(text)
+    assert printable("émoji ✓ 中文") == "émoji ✓ 中文"
+
+
+@pytest.mark.parametrize("force_color", [False, True], ids=["plain", "rich"])
+def test_hostile_names_in_a_failed_run(
+    make_app: MakeApp, make_url: MakeURL, force_color: bool
+) -> None:
+    """A failed run's plan, progress, summary and error keep hostile names on their line."""
+    urls = {RED: make_url(), FORGED: make_url()}
+    app, alembic = make_app(urls, {RED: models(), FORGED: events()})
+    with app.app_context():
+        written = alembic.revision("first")
+        alembic.revision("second\nFORGED line", empty=True, bind=FORGED)
+        path = Path(next(s.path for s in written if alembic.bind_of(s.revision) == RED))
+    path.write_text(
+        path.read_text().replace("    op.create_table(", "    1 / 0\n    op.create_table(", 1)
+    )
+    env = {"FORCE_COLOR": "1", "COLUMNS": "400"} if force_color else {"NO_COLOR": "1"}
+    result = run(app, "upgrade", "--parallel", "1", **env)
+    assert result.exit_code == 1, result.output
+    assert_escaped(result.output)
+    assert "ZeroDivisionError" in result.output
+    assert "\\x1b[31mred" in result.output
+    if not force_color:
+        assert "\x1b" not in result.output
+
+
+# -- second round: long error text is cut -----------------------------------------------------
+
+
+def test_long_error_cut(make_app: MakeApp, make_url: MakeURL) -> None:
+    """A 100 KB exception message is cut to MAX_ERROR_CHARS, saying how much was cut."""
+    app, alembic = make_app(make_url())
+    with app.app_context():
+        script = alembic.revision("first")[0]
+    path = Path(script.path)
+    path.write_text(
+        path.read_text().replace(
+            "def upgrade() -> None:\n",
+            "def upgrade() -> None:\n    raise ValueError('x' * 100_000 + 'END')\n",
+            1,
+        )
+    )
+    result = run(app, "upgrade", "--json", NO_COLOR="1")
+    line = assert_error(result, "ValueError: xxx", "more characters cut)", alone=False)
+    assert "END" not in result.output
+    assert len(line) < MAX_ERROR_CHARS + 500
+    cut = len("ValueError: ") + 100_003 - MAX_ERROR_CHARS
+    assert f"... ({cut:,} more characters cut)" in line
+    error = json.loads(result.stdout)["error"]
+    assert error.startswith("ValueError: xxx")
+    assert error.endswith(f"... ({cut:,} more characters cut)")
+
+
+def test_describe_exception_cut_after_scrubbing() -> None:
+    """The text is scrubbed before it is cut: a password across the cut is not half shown."""
+    secret = "hunter2hunter2"
+    # "RuntimeError: " and a space come first: the secret starts 5 characters before the cut.
+    text = "a" * (MAX_ERROR_CHARS - 20) + " " + secret + " tail" * 1000
+    described = describe_exception(RuntimeError(text), [secret])
+    assert described.startswith("RuntimeError: aaa")
+    assert described[MAX_ERROR_CHARS - 5 :].startswith("***")
+    assert "hunte" not in described
+    assert described.endswith("more characters cut)")
+    short = describe_exception(RuntimeError("fine"), [])
+    assert short == "RuntimeError: fine"

@@ -217,7 +217,7 @@ def _flask(project: Path, url_env: dict[str, str], *args: str) -> subprocess.Pop
             }
             metadata = sa.MetaData()
             sa.Table("m", metadata, sa.Column("id", sa.Integer, primary_key=True))
-            Alembic(app, engines=engines, metadatas={name: metadata for name in engines})
+            Alembic(app, engines=engines, metadatas=dict.fromkeys(engines, metadata))
             return app
         """
     )
@@ -301,3 +301,80 @@ def test_second_signal_side_by_side_keeps_summary(make_url: MakeURL, project: Pa
     assert "interrupted by SIGINT" in stderr
     for name, url in urls.items():
         assert version_rows(url) == {f"{name}01"}
+
+
+def test_offline_sql_keeps_interleaved_order(
+    make_app: MakeApp, make_url: MakeURL, project: Path
+) -> None:
+    """A plan that goes back and forth between binds is written in segments, in order."""
+    urls = {"default": make_url(), "other": make_url()}
+    app, _ = make_app(urls)
+    table = "op.create_table('{}', sa.Column('id', sa.Integer))"
+    write(project, "default", "dd0001", table.format("td1"))
+    write(project, "default", "dd0002", table.format("td2"), down="dd0001")
+    write(project, "other", "ee0001", table.format("te1"))
+    write(project, "other", "ee0002", table.format("te2"), down="ee0001", depends="dd0002")
+    write(project, "default", "dd0003", table.format("td3"), down="dd0002", depends="ee0002")
+    result = run(app, "upgrade", "--sql")
+    assert result.exit_code == 0, result.output
+    text = result.stdout
+    headers = [line for line in text.splitlines() if line.startswith("-- bind:")]
+    assert headers == ["-- bind: default", "-- bind: other", "-- bind: default"]
+    order = [text.index(f"CREATE TABLE {name}") for name in ("td1", "td2", "te1", "te2", "td3")]
+    assert order == sorted(order)
+    result = run(app, "upgrade", "--sql", "--output-dir", str(project / "sql"))
+    assert result.exit_code == 0, result.output
+    assert sorted(p.name for p in (project / "sql").iterdir()) == [
+        "1-default.sql",
+        "2-other.sql",
+        "3-default.sql",
+    ]
+    assert "td3" in (project / "sql" / "3-default.sql").read_text()
+    result = run(app, "downgrade", "--sql", "heads:base")
+    assert result.exit_code == 0, result.output
+    text = result.stdout
+    order = [
+        text.index(f"-- Running downgrade {rev}")
+        for rev in ("dd0003", "ee0002", "ee0001", "dd0002", "dd0001")
+    ]
+    assert order == sorted(order)
+
+
+def test_idle_connection_between_a_binds_steps(make_url: MakeURL, project: Path) -> None:
+    """A bind's connection closed by the server while another bind ran is taken anew."""
+    import sqlalchemy as sa
+
+    from flask_alembic import Alembic
+
+    urls = {"default": make_url("postgresql"), "other": make_url("postgresql")}
+    engines = {
+        name: sa.create_engine(url, connect_args={"options": "-c idle_session_timeout=1000"})
+        for name, url in urls.items()
+    }
+    metadata = sa.MetaData()
+    app = Flask("idle", root_path=str(project))
+    Alembic(app, engines=engines, metadatas=dict.fromkeys(engines, metadata))
+    write(project, "default", "dd0001")
+    write(project, "other", "ee0001", "time.sleep(2.5)", depends="dd0001")
+    write(project, "default", "dd0002", down="dd0001", depends="ee0001")
+    try:
+        result = run(app, "upgrade", "--parallel", "1")
+    finally:
+        for engine in engines.values():
+            engine.dispose()
+    assert result.exit_code == 0, result.output
+    assert version_rows(urls["default"]) == {"dd0002"}
+    assert version_rows(urls["other"]) == {"ee0001"}
+
+
+def test_binds_that_never_ran_say_so(make_app: MakeApp, make_url: MakeURL, project: Path) -> None:
+    """A bind whose turn never came is 'not run' in the summary, not 'upgraded X -> X'."""
+    urls = {"default": make_url(), "other": make_url()}
+    app, _ = make_app(urls)
+    write(project, "default", "default01", "op.execute('INSERT INTO nope VALUES (1)')")
+    write(project, "other", "other01")
+    result = run(app, "upgrade", "--parallel", "1")
+    assert result.exit_code == 1, result.output
+    assert "other: not run (at base)" in result.stderr
+    assert "other: upgraded" not in result.stderr
+    assert "Not run: other: base -> other01" in result.stderr

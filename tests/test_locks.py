@@ -12,6 +12,7 @@ import textwrap
 import time
 from collections.abc import Callable
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -642,6 +643,56 @@ def test_sqlite_folder_not_writable(tmp_path: Path, make_project: MakeProject) -
     assert version_rows(project.url) == set()
 
 
+def plant(path: Path, kind: str, victim: Path) -> None:
+    """Put something that is not a lock file of its own at the lock file's path."""
+    if kind == "symlink":
+        path.symlink_to(victim)
+    elif kind == "dangling symlink":
+        path.symlink_to(path.parent / "nowhere")
+    elif kind == "fifo":
+        os.mkfifo(path)
+    elif kind == "directory":
+        path.mkdir()
+    else:
+        os.link(victim, path)
+
+
+@pytest.mark.parametrize(
+    ("kind", "described"),
+    [
+        ("symlink", "a symbolic link"),
+        ("dangling symlink", "a symbolic link"),
+        ("fifo", "a named pipe (FIFO)"),
+        ("directory", "a directory"),
+        ("hard link", "a file with 2 hard links"),
+    ],
+)
+def test_sqlite_lock_path_not_a_lock_file(
+    tmp_path: Path, make_project: MakeProject, kind: str, described: str
+) -> None:
+    """Something else at the lock file's path is refused, named, and left as it was."""
+    from flask_alembic.locking import sqlite_lock_path
+
+    folder = tmp_path / "instance"
+    project = make_project(sqlite_url(folder))
+    victim = tmp_path / "victim.txt"
+    victim.write_text("precious")
+    path = sqlite_lock_path(str(folder / "app.db"), None, "alembic_version")
+    plant(path, kind, victim)
+    status = project.start("status", log="status.log")
+    assert status.wait(timeout=30) == 0, project.log("status.log")  # a FIFO does not block
+    code, _, err = project.run("upgrade")
+    assert code == 1, err
+    assert f"Cannot use the migration lock file {path} of bind 'default': it is {described}" in err
+    assert "Remove it" in err
+    assert "read access" not in err
+    assert "Traceback" not in err
+    assert len(err.strip().splitlines()) == 1, err
+    assert victim.read_text() == "precious"
+    assert os.path.lexists(path)
+    assert version_rows(project.url) == set()
+
+
 # -- 4. Reading during a migration ---------------------------------------------------
 
 
@@ -690,3 +741,139 @@ def test_status_while_migrating(make_url: MakeURL, make_project: MakeProject, di
     code, out, err = project.run("status", "--json")
     assert code == 0, err
     assert json.loads(out)["binds"][0]["state"] == "up to date"
+
+
+TWO_BINDS_APP = """
+import os
+import sqlalchemy as sa
+from flask import Flask
+from flask_alembic import Alembic
+
+def create_app():
+    app = Flask(__name__)
+    app.config["ALEMBIC_BINDS"] = {"b1": {"version_table": "b1_version"}}
+    engines = {name: sa.create_engine(os.environ["TEST_URL"]) for name in ("default", "b1")}
+    metadatas = {name: sa.MetaData() for name in engines}
+    sa.Table("b1_thing", metadatas["b1"], sa.Column("id", sa.Integer, primary_key=True))
+    Alembic(app, engines=engines, metadatas=metadatas)
+    return app
+"""
+
+
+def two_binds_in_one_file(tmp_path: Path, make_project: MakeProject) -> Project:
+    """Binds 'default' and 'b1' in one SQLite file, with a version table each; b1 migrated."""
+    project = make_project(sqlite_url(tmp_path / "data"), app=TWO_BINDS_APP)
+    (project.root / "migrations" / "b1").mkdir()
+    (project.root / "migrations" / "b1" / "bb0001.py").write_text(
+        REVISION.format(rev="bb0001", down=None, labels=("b1",))
+    )
+    code, _, err = project.run("upgrade", "--bind", "b1")
+    assert code == 0, err
+    return project
+
+
+def test_sqlite_status_while_another_bind_of_the_file_migrates(
+    tmp_path: Path, make_project: MakeProject
+) -> None:
+    """A bind whose file another bind's migration locks is 'migrating', at once, named so."""
+    project = two_binds_in_one_file(tmp_path, make_project)
+    process = project.start("upgrade", "--bind", "default", SLEEP="6", SPILL="1")
+    project.wait_for(process, "plan 1. default: upgrade")
+    time.sleep(0.5)  # inside the step, holding the file's write lock
+
+    started = time.monotonic()
+    code, out, err = project.run("status", "--check")
+    elapsed = time.monotonic() - started
+    assert code == 1, err
+    assert elapsed < 1.5, elapsed
+    assert "unreachable" not in out + err
+    assert "b1: state=migrating" in out
+
+    code, out, err = project.run("status", "--json", "--bind", "b1")
+    assert code == 0, err
+    (row,) = json.loads(out)["binds"]
+    assert row["state"] == "migrating"
+    assert row["pending"] is None
+    assert "bind 'default' (version table alembic_version)" in row["error"]
+    assert f"held by process {process.pid}" in row["error"]
+    assert "version_table'" not in row["error"]
+
+    started = time.monotonic()
+    code, out, err = project.run("current", "--bind", "b1")
+    assert time.monotonic() - started < 1.5
+    assert code == 0, err
+    assert "(migrating)" in out
+
+    assert process.wait(timeout=120) == 0, project.log()
+    code, out, err = project.run("status", "--check")
+    assert code == 0, out + err
+
+
+@contextmanager
+def file_locked_by_a_connection(database: Path) -> Iterator[None]:
+    """Another process holds the SQLite file's write lock (``BEGIN EXCLUSIVE``)."""
+    holder = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            "import sqlite3, sys, time\n"
+            "c = sqlite3.connect(sys.argv[1], isolation_level=None)\n"
+            "c.execute('BEGIN EXCLUSIVE')\n"
+            "print('locked', flush=True)\n"
+            "time.sleep(60)\n",
+            str(database),
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert holder.stdout is not None
+        assert holder.stdout.readline() == "locked\n"
+        yield
+    finally:
+        holder.kill()
+        holder.communicate()
+
+
+def test_sqlite_status_while_a_connection_locks_the_file(
+    tmp_path: Path, make_project: MakeProject
+) -> None:
+    """A file locked by a connection that is no migration: 'unreachable' at once, saying so."""
+    project = two_binds_in_one_file(tmp_path, make_project)
+    code, _, err = project.run("upgrade")
+    assert code == 0, err
+    with file_locked_by_a_connection(tmp_path / "data" / "app.db"):
+        started = time.monotonic()
+        code, out, err = project.run("status", "--json")
+        assert time.monotonic() - started < 1.5
+    assert code == 0, err
+    rows = {row["bind"]: row for row in json.loads(out)["binds"]}
+    for name in ("default", "b1"):
+        assert rows[name]["state"] == "unreachable"
+        assert "locked by another connection" in rows[name]["error"]
+        assert "version_table'" not in rows[name]["error"]
+
+
+def test_sqlite_status_restores_the_busy_timeout(tmp_path: Path) -> None:
+    """status reads a locked file with a short busy timeout, then gives the pool's back."""
+    from flask import Flask
+
+    from flask_alembic import Alembic
+
+    url = sqlite_url(tmp_path / "data")
+    engine = sa.create_engine(url, pool_size=1, max_overflow=0, connect_args={"timeout": 7})
+    metadata = sa.MetaData()
+    sa.Table("a", metadata, sa.Column("id", sa.Integer, primary_key=True))
+    app = Flask("busy", root_path=str(tmp_path))
+    alembic = Alembic(app, engines=engine, metadatas=metadata)
+    try:
+        with app.app_context():
+            with file_locked_by_a_connection(tmp_path / "data" / "app.db"):
+                started = time.monotonic()
+                (row,) = alembic.status()
+                assert time.monotonic() - started < 1
+            assert row.state == "unreachable"
+        with engine.connect() as conn:
+            assert conn.exec_driver_sql("PRAGMA busy_timeout").scalar() == 7000
+    finally:
+        engine.dispose()

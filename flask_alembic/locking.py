@@ -33,7 +33,6 @@ from contextlib import AbstractContextManager
 from contextlib import contextmanager
 from contextlib import ExitStack
 from pathlib import Path
-from types import TracebackType
 
 import sqlalchemy as sa
 
@@ -226,12 +225,7 @@ class HeldLocks(AbstractContextManager["HeldLocks"]):
             for lock in tuple(self._locks):
                 lock.ping()
 
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
+    def __exit__(self, *exc_info: object) -> None:
         self._stop.set()
         if self._thread is not None:
             self._thread.join()

@@ -17,7 +17,6 @@ from collections.abc import Callable
 from collections.abc import Mapping
 from collections.abc import Sequence
 from contextlib import AbstractContextManager
-from types import TracebackType
 from typing import Any
 from typing import IO
 from typing import TYPE_CHECKING
@@ -230,15 +229,8 @@ class Output:
         elif empty:
             self.status(empty)
 
-    def _scripts(
-        self,
-        title: str,
-        scripts: Sequence[Script],
-        bind_of: BindOf,
-        verbose: bool,
-        applied: set[str] | None,
-    ) -> None:
-        raise NotImplementedError
+    #: Draws ``scripts`` (not empty): ``(title, scripts, bind_of, verbose, applied)``.
+    _scripts: Callable[[str, Sequence[Script], BindOf, bool, set[str] | None], None]
 
     def plan(self, plan: Plan, stream: str = "stdout") -> None:
         """The ordered steps of a plan: data on stdout, or a preview on stderr."""
@@ -289,12 +281,7 @@ class Output:
 class Progress(AbstractContextManager["Progress"]):
     """Shows one run: :meth:`start` with the plan, then call it with each event."""
 
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
+    def __exit__(self, *exc_info: object) -> None:
         self.close()
 
     def start(self, plan: Plan) -> None:

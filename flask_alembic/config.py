@@ -50,8 +50,6 @@ BIND_OPTIONS = frozenset(
     }
 )
 _TRUE = (True, "true", "True", "1")
-#: The lock wait that stands for ``inf``: longer than any run.
-_NO_LIMIT = 1e9
 _WINDOWS_DRIVE = re.compile(r"^[A-Za-z]:[\\/]")
 
 #: Where the files a new script directory starts from live: inside the installed
@@ -248,9 +246,7 @@ def lock_timeout(app: Flask, value: float | None) -> float | None:
             f"got {value!r}.",
             hint="For example ALEMBIC_LOCK_TIMEOUT = 120.",
         )
-    # The MySQL lock counts its wait down in whole seconds, and int(inf) fails: a billion
-    # seconds (over 30 years) stands for inf.
-    return min(seconds, _NO_LIMIT)
+    return seconds
 
 
 def alembic_config(app: Flask, locations: Iterable[Path]) -> Config:

@@ -254,6 +254,20 @@ class PlanChangedError(MigrationFailedError, PlanError):
 class LockTimeoutError(FlaskAlembicError):
     """Another process held a bind's migration lock for longer than the timeout."""
 
+    @classmethod
+    def for_bind(cls, bind: str, timeout: float, holder: str) -> LockTimeoutError:
+        """``bind``'s lock, held by ``holder`` (if the database can say), not had in time."""
+        who = f" ({holder})" if holder else ""
+        return cls(
+            f"Timed out after {timeout:g}s waiting for the migration lock of bind {bind!r}"
+            f"{who}: another process is migrating it.",
+            bind=bind,
+            hint=(
+                "Wait for it to finish, or raise the wait with --lock-timeout / "
+                "ALEMBIC_LOCK_TIMEOUT."
+            ),
+        )
+
 
 class MigrationInterruptedError(MigrationFailedError):
     """SIGINT or SIGTERM stopped a run between two steps.

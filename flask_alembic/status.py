@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING
 
 import sqlalchemy as sa
 
+from . import lockfile
 from . import locking
 from .errors import Command
 from .errors import DatabaseError
@@ -124,11 +125,11 @@ class HeadsReader:
 
     def file_migration(self, bind: Bind) -> tuple[str, str] | None:
         """When a write lock kept ``bind``'s SQLite file from being read: the migration of
-        the file that holds it, as :func:`locking.sqlite_migration` finds it."""
+        the file that holds it, as :func:`lockfile.sqlite_migration` finds it."""
         if bind.name not in self._locked:
             return None
         identity = self.identities.read(bind.engine, self._connection(bind))
-        return None if identity.path is None else locking.sqlite_migration(identity.path)
+        return None if identity.path is None else lockfile.sqlite_migration(identity.path)
 
     def heads(self, bind: Bind) -> tuple[str, ...]:
         found = self._heads.get(bind.name)

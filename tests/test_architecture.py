@@ -27,6 +27,7 @@ LAYERS = [
     "loader",
     "environment",
     "locking",
+    "lockfile",
     "planner",
     "registry",
     "history",

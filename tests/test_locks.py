@@ -545,7 +545,7 @@ def test_sqlite_holder_on_another_host(tmp_path: Path, make_project: MakeProject
     """status names a SQLite lock's holder on another host (a container sharing the volume)."""
     import fcntl
 
-    from flask_alembic.locking import sqlite_lock_path
+    from flask_alembic.lockfile import sqlite_lock_path
 
     folder = tmp_path / "instance"
     project = make_project(sqlite_url(folder))
@@ -583,7 +583,7 @@ def as_other_user() -> tuple[str, ...]:
 
 def stale_lock(folder: Path, mode: int, *, foreign: bool) -> Path:
     """A lock file left by an earlier run (of another user, when ``foreign``)."""
-    from flask_alembic.locking import sqlite_lock_path
+    from flask_alembic.lockfile import sqlite_lock_path
 
     path = sqlite_lock_path(str(folder / "app.db"), None, "alembic_version")
     path.write_text("4242 elsewhere")
@@ -671,7 +671,7 @@ def test_sqlite_lock_path_not_a_lock_file(
     tmp_path: Path, make_project: MakeProject, kind: str, described: str
 ) -> None:
     """Something else at the lock file's path is refused, named, and left as it was."""
-    from flask_alembic.locking import sqlite_lock_path
+    from flask_alembic.lockfile import sqlite_lock_path
 
     folder = tmp_path / "instance"
     project = make_project(sqlite_url(folder))

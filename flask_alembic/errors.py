@@ -39,6 +39,7 @@ __all__ = [
     "RevisionError",
     "ScriptDirectoryError",
     "UnknownBindError",
+    "VersionTableMismatchError",
 ]
 
 #: The name the command group has unless the app registers it under another.
@@ -272,6 +273,11 @@ class NotUpToDateError(FlaskAlembicError):
     """A bind's database must be at its heads for this command."""
 
     alembic_command_error = True
+
+
+class VersionTableMismatchError(NotUpToDateError):
+    """A bind's version table says a revision is pending whose tables the database already
+    has: the version table is probably misconfigured, and ``upgrade`` would fail."""
 
 
 class PlanError(FlaskAlembicError):

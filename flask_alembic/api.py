@@ -14,6 +14,7 @@ from collections.abc import Callable
 from collections.abc import Iterable
 from collections.abc import Iterator
 from collections.abc import Mapping
+from collections.abc import Sequence
 from contextlib import ExitStack
 from pathlib import Path
 from typing import Any
@@ -66,8 +67,9 @@ __all__ = ["AlembicAPI", "BindArg", "RunOptions"]
 
 #: Which binds a method acts on: one name, several, or ``None`` for every managed bind.
 BindArg = str | Iterable[str] | None
-#: A revision or target: an id, a symbol, a count of steps (``-1``), or a ``Script``.
-RevisionArg: TypeAlias = "str | int | Script"
+#: A revision or target: an id, a symbol, a count of steps (``-1``), a ``Script``, or
+#: (as Flask-Alembic 3 took them) a list of one of these.
+RevisionArg: TypeAlias = "str | int | Script | Sequence[str | Script]"
 
 
 class RunOptions(TypedDict, total=False):

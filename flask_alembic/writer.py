@@ -180,7 +180,9 @@ def write_revisions(
     folders: dict[str, Path] = {}
     for b in binds:
         if empty or b.has_models:
-            folders[b.name] = Path(path).resolve() if path is not None else b.version_location
+            folders[b.name] = (
+                _version_path(loader, b, path) if path is not None else b.version_location
+            )
             if folders[b.name] not in b.version_locations:
                 raise ScriptDirectoryError(
                     f"--path {path} is not a version location of bind {b.name!r}.",
@@ -306,6 +308,16 @@ def branch_heads(history: BindHistory, label: str) -> tuple[str, ...] | None:
     if not labelled:
         return None
     return tuple(head for head in rmap.heads if history.applied([head]) & set(labelled))
+
+
+def _version_path(loader: Loader, b: Bind, path: str | os.PathLike[str]) -> Path:
+    """The folder ``--path`` names: relative to the app's root, as in Flask-Alembic 3, or
+    to the current folder; the first that is one of ``b``'s version locations."""
+    given = Path(path)
+    candidates = [given.resolve()]
+    if not given.is_absolute():
+        candidates.insert(0, (Path(loader.app.root_path) / given).resolve())
+    return next((c for c in candidates if c in b.version_locations), candidates[-1])
 
 
 def _check_new_rev_id(loader: Loader, rev_id: str) -> None:

@@ -287,10 +287,12 @@ def mkdir() -> None:
     "name starts a branch at base in the default bind (or the --bind given), later "
     "revisions extend NAME@head.",
 )
-@click.option("--parent", help="Build on this revision instead of the bind's head.")
+@click.option("-p", "--parent", help="Build on this revision instead of the bind's head.")
 @click.option("--splice", is_flag=True, help="Allow a parent that is not a head (new branch).")
-@click.option("--depend", multiple=True, help="A revision this one depends on (repeatable).")
-@click.option("--label", multiple=True, help="A branch label for the new revision (repeatable).")
+@click.option("-d", "--depend", multiple=True, help="A revision this one depends on (repeatable).")
+@click.option(
+    "-l", "--label", multiple=True, help="A branch label for the new revision (repeatable)."
+)
 @click.option("--path", type=click.Path(), help="Write the file in this version location.")
 @click.option("--rev-id", help="Use this revision id instead of a random one.")
 @bind_option
@@ -491,7 +493,7 @@ def stamp(**options: Any) -> None:
 @db.command()
 @click.argument("revisions", nargs=-1)
 @click.option("-m", "--message", help="The merge revision's message.")
-@click.option("--label", multiple=True, help="A branch label for the merge revision.")
+@click.option("-l", "--label", multiple=True, help="A branch label for the merge revision.")
 @click.option("--rev-id", help="Use this revision id instead of a random one.")
 @bind_option
 def merge(
@@ -574,12 +576,17 @@ def current(check_heads: bool, verbose: bool, as_json: bool, binds: tuple[str, .
 
 @db.command()
 @click.option("-v", "--verbose", is_flag=True, help="Show each revision's file.")
+@click.option(
+    "--resolve-dependencies",
+    is_flag=True,
+    help="Leave out a head that another revision of its bind depends on.",
+)
 @json_option
 @bind_option
-def heads(verbose: bool, as_json: bool, binds: tuple[str, ...]) -> None:
+def heads(verbose: bool, resolve_dependencies: bool, as_json: bool, binds: tuple[str, ...]) -> None:
     """Show the latest revision of each bind."""
     extension = _extension()
-    scripts = extension.heads(_check_binds(binds))
+    scripts = extension.heads(_check_binds(binds), resolve_dependencies=resolve_dependencies)
     if as_json:
         _output(plain=True).json(report.scripts_json(scripts, extension.bind_of))
         return

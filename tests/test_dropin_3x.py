@@ -395,6 +395,11 @@ def test_targets_as_3x_gave_them(make_app3: MakeApp3, make_url: MakeURL, dialect
         alembic.upgrade()
         alembic.downgrade(-1)
         assert [s.revision for s in alembic.current()] == [two.revision]
+    result = run(app, "downgrade", "1")  # 3.x: a positive count goes down too
+    assert result.exit_code == 0, result.output
+    assert version_rows(url) == {one.revision}
+    assert run(app, "upgrade", "+1").exit_code == 0
+    with app.app_context():
         alembic.downgrade([one])
         assert version_rows(url) == {one.revision}
         alembic.stamp(three)
@@ -531,3 +536,38 @@ def test_empty_revision_refused_on_unknown_recorded_revision(
     with app.app_context(), pytest.raises(CommandError, match="f00dcafe1234"):
         alembic.revision("y", empty=True)
     assert files(Path(app.root_path)) == before
+
+
+def test_3x_command_lines(make_app3: MakeApp3, make_url: MakeURL, dialect: str) -> None:
+    """3.x's short options and flags: revision -b/-p/-d/-l, merge -l, heads
+    --resolve-dependencies, downgrade N (N steps down)."""
+    url = make_url(dialect)
+    app, _, alembic = make_app3(url)
+
+    def new(*args: str) -> str:
+        result = run(app, "revision", *args)
+        assert result.exit_code == 0, result.output
+        return Path(result.stdout.strip()).name.split("_")[0]
+
+    base = new("users")
+    left = new("--empty", "-l", "left", "left")
+    right = new("--empty", "-p", base, "--splice", "-d", left, "right")
+    side = new("--empty", "-b", "side", "side")
+    with app.app_context():
+        assert alembic.script_directory.get_revision(left).branch_labels >= {"left"}
+        assert alembic.script_directory.get_revision(right).dependencies == left
+        assert alembic.script_directory.get_revision(side).down_revision is None
+    heads = run(app, "heads", "--resolve-dependencies")
+    assert heads.exit_code == 0, heads.output
+    with app.app_context():
+        resolved = {s.revision for s in alembic.heads(True)}
+    assert resolved == {right, side}
+    assert {line.split(" -> ")[-1].split()[0] for line in heads.stdout.splitlines()} == resolved
+    merged = run(app, "merge", "-l", "joined", left, right)
+    assert merged.exit_code == 0, merged.output
+    joined = Path(merged.stdout.strip()).name.split("_")[0]
+    assert run(app, "upgrade").exit_code == 0
+    assert version_rows(url) == {joined, side}
+    result = run(app, "downgrade", "side@-1")
+    assert result.exit_code == 0, result.output
+    assert version_rows(url) == {joined}

@@ -457,9 +457,8 @@ def test_no_upgrade_hint_when_tables_exist(
         script = alembic.revision("users")[0]
         assert created_tables_of(script.path) == {"user"}
         alembic.upgrade()
-    # The app is now pointed at another version table: it records nothing.
-    app.config["ALEMBIC_BINDS"] = {"default": {"version_table": "other_version"}}
-    alembic._states[app].registry = None
+    # The same project, pointed at another version table: it records nothing.
+    app, _, alembic = make_app3(url, ALEMBIC_BINDS={"default": {"version_table": "other_version"}})
     before = files(Path(app.root_path))
 
     status = run(app, "status")
@@ -491,6 +490,45 @@ def test_no_upgrade_hint_when_tables_exist(
     assert files(Path(app.root_path)) == before
     assert version_rows(url) == {script.revision}
     assert version_rows(url, "other_version") == set()
+
+
+def test_no_upgrade_hint_midway(make_app3: MakeApp3, make_url: MakeURL, dialect: str) -> None:
+    """At revision 1, revision 2 creates a table the database has: no upgrade hint."""
+    url = make_url(dialect)
+    app, _, alembic = make_app3(url)
+    with app.app_context():
+        first = alembic.revision("users")[0]
+        alembic.upgrade()
+        second = alembic.revision("audit", empty=True)[0]
+    Path(second.path).write_text(
+        Path(second.path)
+        .read_text()
+        .replace(
+            "def upgrade() -> None:\n",
+            "def upgrade() -> None:\n"
+            '    op.create_table("audit", sa.Column("id", sa.Integer, primary_key=True))\n',
+            1,
+        )
+    )
+    assert created_tables_of(second.path) == {"audit"}
+    engine = sa.create_engine(url)
+    try:
+        with engine.begin() as conn:
+            conn.execute(sa.text("CREATE TABLE audit (id INTEGER PRIMARY KEY)"))
+    finally:
+        engine.dispose()
+    result = run(app, "current", "--check-heads")
+    assert result.exit_code == 1
+    assert (
+        f"default: Bind 'default': its version table 'alembic_version' records {first.revision}, "
+        f"but the database already has table(s) 'audit' that the next revision "
+        f"{second.revision} creates"
+    ) in result.stderr
+    assert "upgrade'" not in result.output
+    status = run(app, "status", "--json")
+    assert status.exit_code == 0
+    assert "probably misconfigured" in status.stdout
+    assert version_rows(url) == {first.revision}
 
 
 def test_upgrade_hint_kept_when_tables_do_not_exist(
@@ -535,6 +573,9 @@ def test_empty_revision_refused_on_unknown_recorded_revision(
     )
     with app.app_context(), pytest.raises(CommandError, match="f00dcafe1234"):
         alembic.revision("y", empty=True)
+    auto = run(app, "revision", "auto")  # autogenerate is refused the same way
+    assert auto.exit_code == 1
+    assert "'f00dcafe1234', which is not in its migration scripts" in only_error(auto)
     assert files(Path(app.root_path)) == before
 
 

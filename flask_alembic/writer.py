@@ -553,10 +553,19 @@ def _check_recorded(loader: Loader, b: Bind) -> None:
     """Refuse an empty revision for a bind whose version table holds a revision its
     history does not know: the new file would start a history the database is not on.
 
-    A database that cannot be reached is not checked: an empty revision needs none.
+    A database that cannot be reached, or a SQLite file that does not exist yet, is not
+    checked: an empty revision needs none.
     """
     from .errors import DatabaseError
 
+    database = b.engine.url.database or ":memory:"
+    if (
+        b.backend == "sqlite"
+        and database != ":memory:"
+        and not database.startswith("file:")
+        and not os.path.exists(database)
+    ):
+        return  # connecting would create the file; it has no version table anyway
     try:
         with b.connect() as connection:
             current = b.read_heads(connection)

@@ -612,3 +612,12 @@ def test_3x_command_lines(make_app3: MakeApp3, make_url: MakeURL, dialect: str) 
     result = run(app, "downgrade", "side@-1")
     assert result.exit_code == 0, result.output
     assert version_rows(url) == {joined}
+
+
+def test_empty_revision_creates_no_sqlite_file(make_app3: MakeApp3, tmp_path: Path) -> None:
+    """An empty revision for a SQLite file that does not exist yet leaves it uncreated."""
+    database = tmp_path / "later.db"
+    app, _, alembic = make_app3(f"sqlite:///{database}")
+    result = run(app, "revision", "--empty", "first")
+    assert result.exit_code == 0, result.output
+    assert not database.exists()

@@ -34,6 +34,7 @@ from . import config
 from . import migrate as migration
 from .errors import ConfigurationError
 from .errors import RevisionError
+from .errors import VersionTableMismatchError
 from .identity import Identities
 from .loader import Loader
 from .plan import Direction
@@ -371,7 +372,10 @@ class AlembicAPI:
         histories = self._loader.histories
         result: set[str] = set()
         for row in self.status(bind):
-            if row.error is None and row.managed:
+            # A pending bind's warning about its version table does not hide its revision.
+            if row.managed and (
+                row.error is None or isinstance(row.error, VersionTableMismatchError)
+            ):
                 result |= histories[row.bind].applied(row.current)
         return result
 

@@ -619,7 +619,7 @@ def test_3x_command_lines(make_app3: MakeApp3, make_url: MakeURL, dialect: str) 
 def test_empty_revision_creates_no_sqlite_file(make_app3: MakeApp3, tmp_path: Path) -> None:
     """An empty revision for a SQLite file that does not exist yet leaves it uncreated."""
     database = tmp_path / "later.db"
-    app, _, alembic = make_app3(f"sqlite:///{database}")
+    app, _, _ = make_app3(f"sqlite:///{database}")
     result = run(app, "revision", "--empty", "first")
     assert result.exit_code == 0, result.output
     assert not database.exists()

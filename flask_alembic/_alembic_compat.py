@@ -281,7 +281,7 @@ def failing_frame(
     return found
 
 
-def own_branch_labels(script: Script) -> set[str]:
+def own_branch_labels(script: Revision) -> set[str]:
     """The branch labels ``script``'s file gives it (the map spreads them to its relatives)."""
     return set(script._orig_branch_labels)
 

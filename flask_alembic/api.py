@@ -14,12 +14,14 @@ from collections.abc import Callable
 from collections.abc import Iterable
 from collections.abc import Iterator
 from collections.abc import Mapping
+from collections.abc import Sequence
 from contextlib import ExitStack
 from pathlib import Path
 from typing import Any
 from typing import Literal
 from typing import overload
 from typing import TYPE_CHECKING
+from typing import TypeAlias
 from typing import TypedDict
 from typing import Unpack
 
@@ -31,12 +33,15 @@ from flask import g
 from . import config
 from . import migrate as migration
 from .errors import ConfigurationError
+from .errors import RevisionError
+from .errors import VersionTableMismatchError
 from .identity import Identities
 from .loader import Loader
 from .plan import Direction
 from .plan import MigrationResult
 from .plan import Plan
 from .plan import Target
+from .plan import to_tuple
 from .registry import Bind
 from .registry import BindRegistry
 from .registry import build_registry
@@ -63,6 +68,9 @@ __all__ = ["AlembicAPI", "BindArg", "RunOptions"]
 
 #: Which binds a method acts on: one name, several, or ``None`` for every managed bind.
 BindArg = str | Iterable[str] | None
+#: A revision or target: an id, a symbol, a count of steps (``-1``), a ``Script``, or
+#: (as Flask-Alembic 3 took them) a list of one of these.
+RevisionArg: TypeAlias = "str | int | Script | Sequence[str | Script]"
 
 
 class RunOptions(TypedDict, total=False):
@@ -279,10 +287,29 @@ class AlembicAPI:
             result.extend(loader.scripts(heads[b.name]))
         return tuple(result)
 
-    def heads(self, bind: BindArg = None) -> tuple[Script, ...]:
-        """The latest revisions of each selected bind's history."""
+    def heads(
+        self, bind: BindArg | bool = None, *, resolve_dependencies: bool = False
+    ) -> tuple[Script, ...]:
+        """The latest revisions of each selected bind's history.
+
+        :param resolve_dependencies: leave out a head that another revision of its bind
+            depends on (``heads(True)``, as Flask-Alembic 3 spelled it, works too).
+        """
+        from .history import revision_ids
+
+        if isinstance(bind, bool):  # Flask-Alembic 3: heads(resolve_dependencies)
+            resolve_dependencies = bind
+            bind = None
         histories = self._loader.histories
-        ids = [rev for b in self._select(bind) for rev in histories[b.name].heads]
+        ids = [
+            rev
+            for b in self._select(bind)
+            for rev in (
+                revision_ids(histories[b.name].revision_map, "heads")
+                if resolve_dependencies
+                else histories[b.name].heads
+            )
+        ]
         return self._loader.scripts(ids)
 
     def branches(self, bind: BindArg = None) -> tuple[Script, ...]:
@@ -293,17 +320,35 @@ class AlembicAPI:
         ids = [rev for b in self._select(bind) for rev in history.branch_points(histories[b.name])]
         return self._loader.scripts(ids)
 
-    def log(self, start: str = "base", end: str = "heads", bind: BindArg = None) -> list[Script]:
-        """Revisions from ``end`` down to ``start``, newest first, per bind."""
+    def log(
+        self, start: RevisionArg = "base", end: RevisionArg = "heads", bind: BindArg = None
+    ) -> list[Script]:
+        """Revisions from ``end`` down to ``start``, newest first, per bind.
+
+        ``start`` or ``end`` may be ``"current"``: each bind's current revision(s).
+        """
         from . import history
 
         histories = self._loader.histories
-        selected = [histories[b.name] for b in self._select(bind)]
-        ids = [
-            rev
-            for h, lower, upper in history.log_ranges(selected, start, end)
-            for rev in history.log_ids(h, lower, upper)
-        ]
+        binds = self._select(bind)
+        selected = [histories[b.name] for b in binds]
+        lower, upper = _target(start), _target(end)
+        if "current" in (lower, upper):
+            current = current_heads(self._loader, self._identities, binds)
+            ids = []
+            for h in selected:
+                here: str | tuple[str, ...] = tuple(current[h.name]) or "base"
+                ids += history.log_ids(
+                    h,
+                    here if lower == "current" else str(lower),  # type: ignore[arg-type]
+                    here if upper == "current" else str(upper),  # type: ignore[arg-type]
+                )
+        else:
+            ids = [
+                rev
+                for h, low, up in history.log_ranges(selected, str(lower), str(upper))
+                for rev in history.log_ids(h, low, up)
+            ]
         return list(self._loader.scripts(ids))
 
     def show(self, revision: str, bind: BindArg = None) -> Script:
@@ -327,7 +372,10 @@ class AlembicAPI:
         histories = self._loader.histories
         result: set[str] = set()
         for row in self.status(bind):
-            if row.error is None and row.managed:
+            # A pending bind's warning about its version table does not hide its revision.
+            if row.managed and (
+                row.error is None or isinstance(row.error, VersionTableMismatchError)
+            ):
                 result |= histories[row.bind].applied(row.current)
         return result
 
@@ -358,20 +406,46 @@ class AlembicAPI:
         return result
 
     def produce_migrations(self, bind: str | None = None) -> MigrationScript:
-        """The operations that would bring one bind's database in line with its models."""
+        """The operations that would bring the databases in line with their models.
+
+        For one bind (``bind``, or the only bind with models): that bind's script. With
+        several binds with models and no ``bind``, one script holding each bind's
+        operations, as Flask-Alembic 3 made it: ``script.upgrade_ops_list`` has one entry
+        per bind, its ``upgrade_token`` being ``"<bind>_upgrades"``.
+        """
         from alembic.autogenerate import produce_migrations
 
-        b = self.registry[bind] if bind is not None else self.registry.default
-        if not b.has_models:
-            raise ConfigurationError(
-                f"Bind {b.name!r} has no models to compare with (its metadata has no tables); "
-                "comparing would propose dropping every table of its database.",
-                bind=b.name,
-                hint="Define its models and import them first, or pass them with "
-                "Alembic(metadatas={...}).",
-            )
-        metadata: Any = b.target_metadata
-        return produce_migrations(self.migration_contexts[b.name], metadata)
+        if bind is not None:
+            binds = [self.registry[bind]]
+        else:
+            binds = [b for b in self.registry if b.has_models] or [self.registry.default]
+        for b in binds:
+            if not b.has_models:
+                raise ConfigurationError(
+                    f"Bind {b.name!r} has no models to compare with (its metadata has no "
+                    "tables); comparing would propose dropping every table of its database.",
+                    bind=b.name,
+                    hint="Define its models and import them first, or pass them with "
+                    "Alembic(metadatas={...}).",
+                )
+        scripts = []
+        for b in binds:
+            metadata: Any = b.target_metadata
+            scripts.append(produce_migrations(self.migration_contexts[b.name], metadata))
+        if len(scripts) == 1:
+            return scripts[0]
+        combined = scripts[0]
+        upgrades = []
+        downgrades = []
+        for b, script in zip(binds, scripts, strict=True):
+            up, down = script.upgrade_ops_list[0], script.downgrade_ops_list[0]
+            up.upgrade_token = f"{b.name}_upgrades"
+            down.downgrade_token = f"{b.name}_downgrades"
+            upgrades.append(up)
+            downgrades.append(down)
+        combined.upgrade_ops = upgrades
+        combined.downgrade_ops = downgrades
+        return combined
 
     def needs_revision(self, bind: BindArg = None) -> bool:
         """Whether any selected bind's models differ from its database."""
@@ -380,26 +454,40 @@ class AlembicAPI:
     # -- writing revisions --------------------------------------------------------------
 
     def rev_id(self) -> str:
-        """A new random revision id."""
+        """A new random revision id.
+
+        Override it (in a subclass, or by assigning a function to the instance) to choose
+        the ids of new revisions and merges, as with Flask-Alembic 3.
+        """
         from alembic.util import rev_id
 
         return rev_id()
 
+    def _rev_id_factory(self) -> Callable[[], str] | None:
+        """``self.rev_id`` when the app replaced it; ``None`` lets Alembic choose."""
+        if "rev_id" in vars(self) or type(self).rev_id is not AlembicAPI.rev_id:
+            return self.rev_id
+        return None
+
     def mkdir(self) -> Path:
-        """Create the script directory from the template, or restore its missing files."""
+        """Create the script directory from the template, or restore its missing files,
+        and the folders named in ``ALEMBIC['version_locations']``."""
         from .writer import make_script_directory
 
         app: Flask = current_app._get_current_object()  # type: ignore[attr-defined]
-        return make_script_directory(config.script_location(app), fill=True)
+        location = make_script_directory(config.script_location(app), fill=True)
+        for folder in config.extra_locations(app):
+            folder.mkdir(parents=True, exist_ok=True)
+        return location
 
     def revision(
         self,
         message: str,
         empty: bool = False,
         branch: str | None = None,
-        parent: str | None = None,
+        parent: RevisionArg | None = None,
         splice: bool = False,
-        depend: str | Iterable[str] | None = None,
+        depend: RevisionArg | Iterable[RevisionArg] | None = None,
         label: str | Iterable[str] | None = None,
         path: str | os.PathLike[str] | None = None,
         rev_id: str | None = None,
@@ -409,17 +497,26 @@ class AlembicAPI:
 
         With several binds, one revision is written per bind whose models changed.
         Returns the new scripts (an empty list when nothing changed).
+
+        :param branch: a bind's name selects that bind. Any other name is Flask-Alembic
+            3's independent branch, in the default bind (or the one bind given): its first
+            revision starts at base labelled ``branch``, later ones extend ``branch@head``.
         """
+        depends = None
+        if depend is not None:
+            items = [depend] if isinstance(depend, str | int) or _is_script(depend) else depend
+            depends = [str(_target(item)) for item in items]  # type: ignore[union-attr]
         written = self.write_revisions(
             message,
             empty=empty,
-            parent=parent,
+            parent=None if parent is None else str(_target(parent)),
             splice=splice,
-            depend=depend,
+            depend=depends,
             label=label,
             path=path,
             rev_id=rev_id,
-            bind=bind if bind is not None else branch,
+            bind=bind,
+            branch=branch,
         )
         return written.scripts
 
@@ -433,14 +530,24 @@ class AlembicAPI:
 
         loader = self._loader
         parent = options.get("parent")
+        branch = options.pop("branch", None)
+        # A bind's own branch: --branch NAME is --bind NAME.
+        if branch in self.registry.names and list(to_tuple(bind)) in ([], [branch]):
+            bind, branch = branch, None
+        if branch is not None:
+            options["branch"] = branch
+            if bind is None:
+                bind = self.registry.default.name
         if parent is not None and bind is None and parent not in {"head", "heads"}:
             histories = list(loader.histories.values())
             bind = next(iter(resolve_target(parent, histories, direction="upgrade")))
+        if options.get("rev_id") is None:
+            options.setdefault("new_rev_id", self._rev_id_factory())
         return write_revisions(loader, self._identities, self._select(bind), message, **options)
 
     def merge(
         self,
-        revisions: str | Iterable[str] = "heads",
+        revisions: RevisionArg | Iterable[RevisionArg] = "heads",
         message: str | None = None,
         label: str | Iterable[str] | None = None,
         rev_id: str | None = None,
@@ -449,8 +556,21 @@ class AlembicAPI:
         """Write a revision that merges several heads of one bind into one."""
         from .writer import write_merge
 
+        if rev_id is None:
+            factory = self._rev_id_factory()
+            rev_id = None if factory is None else factory()
+        tokens: list[Any] = (
+            [revisions]
+            if isinstance(revisions, str | int) or _is_script(revisions)
+            else list(revisions)  # type: ignore[arg-type]
+        )
         return write_merge(
-            self._loader, bind, revisions, message=message, label=label, rev_id=rev_id
+            self._loader,
+            bind,
+            [str(_target(token)) for token in tokens],
+            message=message,
+            label=label,
+            rev_id=rev_id,
         )
 
     # -- running migrations -------------------------------------------------------------
@@ -458,7 +578,7 @@ class AlembicAPI:
     def plan(
         self,
         direction: Direction,
-        target: Target,
+        target: RevisionArg,
         bind: BindArg = None,
         *,
         with_dependencies: bool = False,
@@ -475,14 +595,14 @@ class AlembicAPI:
     def _request(
         self,
         direction: Direction,
-        target: Target,
+        target: RevisionArg,
         bind: BindArg,
         with_dependencies: bool = False,
         purge: bool = False,
     ) -> migration.Request:
         return migration.Request(
             direction,
-            target,
+            _target(target),
             self._select(bind),
             explicit=bind is not None,
             with_dependencies=with_dependencies,
@@ -492,7 +612,7 @@ class AlembicAPI:
     @overload
     def upgrade(
         self,
-        target: Target = ...,
+        target: RevisionArg = ...,
         bind: BindArg = ...,
         *,
         sql: Literal[False] = ...,
@@ -503,7 +623,7 @@ class AlembicAPI:
     @overload
     def upgrade(
         self,
-        target: Target = ...,
+        target: RevisionArg = ...,
         bind: BindArg = ...,
         *,
         sql: Literal[True],
@@ -513,7 +633,7 @@ class AlembicAPI:
     ) -> dict[str, str]: ...
     def upgrade(
         self,
-        target: Target = "heads",
+        target: RevisionArg = "heads",
         bind: BindArg = None,
         *,
         sql: bool = False,
@@ -538,7 +658,7 @@ class AlembicAPI:
     @overload
     def downgrade(
         self,
-        target: Target = ...,
+        target: RevisionArg = ...,
         bind: BindArg = ...,
         *,
         sql: Literal[False] = ...,
@@ -548,7 +668,7 @@ class AlembicAPI:
     @overload
     def downgrade(
         self,
-        target: Target = ...,
+        target: RevisionArg = ...,
         bind: BindArg = ...,
         *,
         sql: Literal[True],
@@ -557,7 +677,7 @@ class AlembicAPI:
     ) -> dict[str, str]: ...
     def downgrade(
         self,
-        target: Target = -1,
+        target: RevisionArg = -1,
         bind: BindArg = None,
         *,
         sql: bool = False,
@@ -575,7 +695,7 @@ class AlembicAPI:
     @overload
     def stamp(
         self,
-        target: Target = ...,
+        target: RevisionArg = ...,
         bind: BindArg = ...,
         *,
         sql: Literal[False] = ...,
@@ -586,7 +706,7 @@ class AlembicAPI:
     @overload
     def stamp(
         self,
-        target: Target = ...,
+        target: RevisionArg = ...,
         bind: BindArg = ...,
         *,
         sql: Literal[True],
@@ -596,7 +716,7 @@ class AlembicAPI:
     ) -> dict[str, str]: ...
     def stamp(
         self,
-        target: Target = "heads",
+        target: RevisionArg = "heads",
         bind: BindArg = None,
         *,
         sql: bool = False,
@@ -616,7 +736,7 @@ class AlembicAPI:
     def _offline_sql(
         self,
         direction: Direction,
-        target: Target,
+        target: RevisionArg,
         bind: BindArg,
         *,
         tag: str | None,
@@ -637,7 +757,7 @@ class AlembicAPI:
     def migrate(
         self,
         direction: Direction,
-        target: Target,
+        target: RevisionArg,
         bind: BindArg = None,
         *,
         with_dependencies: bool = False,
@@ -700,6 +820,31 @@ class AlembicAPI:
             tag=tag,
             lock=lock,
         )
+
+
+def _is_script(value: object) -> bool:
+    """Whether ``value`` is an Alembic ``Script`` (told without importing Alembic)."""
+    return hasattr(value, "revision") and hasattr(value, "down_revision")
+
+
+def _target(value: object) -> Target:
+    """A target as the planner takes it: a ``Script`` is its id, a list of one its item."""
+    if isinstance(value, str | int):
+        return value
+    if _is_script(value):
+        return str(value.revision)  # type: ignore[attr-defined]
+    if isinstance(value, list | tuple):
+        items = [_target(item) for item in value]
+        if len(items) == 1:
+            return items[0]
+        raise RevisionError(
+            f"Several targets were given ({', '.join(map(str, items))}); one is needed here.",
+            hint="Give one target per call: a revision id, 'BIND@REV', 'heads' or a count.",
+        )
+    raise RevisionError(
+        f"{value!r} is not a revision target.",
+        hint="Give a revision id, a Script, 'heads', 'base' or a count of steps such as -1.",
+    )
 
 
 class _LazyMapping(Mapping[str, Any]):

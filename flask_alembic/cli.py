@@ -34,6 +34,7 @@ from .errors import FlaskAlembicError
 from .errors import MigrationFailedError
 from .errors import MigrationInterruptedError
 from .errors import NotUpToDateError
+from .errors import VersionTableMismatchError
 from .redact import scrub
 from .report import Output
 from .status import State
@@ -248,9 +249,17 @@ def _check_binds(binds: tuple[str, ...], *, unmanaged: bool = False) -> list[str
 
 def _first_error(statuses: list[BindStatus]) -> FlaskAlembicError | None:
     """The first bind that could not be read; a bind being migrated was, in a way: it says
-    who migrates it, and is no failure."""
+    who migrates it, and is no failure; nor is a warning about a pending bind's version
+    table."""
     return next(
-        (s.error for s in statuses if s.error is not None and s.state != State.MIGRATING), None
+        (
+            s.error
+            for s in statuses
+            if s.error is not None
+            and s.state != State.MIGRATING
+            and not isinstance(s.error, VersionTableMismatchError)
+        ),
+        None,
     )
 
 
@@ -270,11 +279,20 @@ def mkdir() -> None:
 @db.command()
 @click.argument("message")
 @click.option("--empty", is_flag=True, help="Write an empty revision, without autogenerating.")
-@click.option("--branch", help="Alias of --bind for one bind (Flask-Alembic 3).", hidden=True)
-@click.option("--parent", help="Build on this revision instead of the bind's head.")
+@click.option(
+    "-b",
+    "--branch",
+    metavar="NAME",
+    help="Flask-Alembic 3's independent branch: a bind's name selects that bind; another "
+    "name starts a branch at base in the default bind (or the --bind given), later "
+    "revisions extend NAME@head.",
+)
+@click.option("-p", "--parent", help="Build on this revision instead of the bind's head.")
 @click.option("--splice", is_flag=True, help="Allow a parent that is not a head (new branch).")
-@click.option("--depend", multiple=True, help="A revision this one depends on (repeatable).")
-@click.option("--label", multiple=True, help="A branch label for the new revision (repeatable).")
+@click.option("-d", "--depend", multiple=True, help="A revision this one depends on (repeatable).")
+@click.option(
+    "-l", "--label", multiple=True, help="A branch label for the new revision (repeatable)."
+)
 @click.option("--path", type=click.Path(), help="Write the file in this version location.")
 @click.option("--rev-id", help="Use this revision id instead of a random one.")
 @bind_option
@@ -292,7 +310,7 @@ def revision(
 ) -> None:
     """Write a revision for each bind whose models changed (autogenerate)."""
     extension = _extension()
-    selected = _check_binds(binds + ((branch,) if branch else ()))
+    selected = _check_binds(binds)
     written = extension.write_revisions(
         message,
         empty=empty,
@@ -303,6 +321,7 @@ def revision(
         path=path,
         rev_id=rev_id,
         bind=selected,
+        branch=branch,
     )
     _output().written(written.revisions, written.skipped)
 
@@ -474,7 +493,7 @@ def stamp(**options: Any) -> None:
 @db.command()
 @click.argument("revisions", nargs=-1)
 @click.option("-m", "--message", help="The merge revision's message.")
-@click.option("--label", multiple=True, help="A branch label for the merge revision.")
+@click.option("-l", "--label", multiple=True, help="A branch label for the merge revision.")
 @click.option("--rev-id", help="Use this revision id instead of a random one.")
 @bind_option
 def merge(
@@ -539,23 +558,35 @@ def current(check_heads: bool, verbose: bool, as_json: bool, binds: tuple[str, .
     else:
         output.current(statuses, verbose=verbose)
     for row in statuses:
-        if row.state == State.MIGRATING and row.error is not None:
+        if row.error is not None and row.error is not _first_error([row]):
             output.status(f"{row.bind}: {output.explain(row.error)}")
     _raise_first_error(statuses)
     if check_heads and not all(s.up_to_date for s in statuses if s.managed):
-        behind = ", ".join(s.bind for s in statuses if s.managed and not s.up_to_date)
-        output.status(f"Not at heads: {behind}. Run {Command('upgrade').render(output.group)}.")
+        behind = [s for s in statuses if s.managed and not s.up_to_date]
+        if not as_json:
+            output.line("Database is not on all head revisions")  # Flask-Alembic 3's words
+        names = ", ".join(s.bind for s in behind)
+        if any(isinstance(s.error, VersionTableMismatchError) for s in behind):
+            # Upgrading would create tables that exist: the error above says what to check.
+            output.status(f"Not at heads: {names}.")
+        else:
+            output.status(f"Not at heads: {names}. Run {Command('upgrade').render(output.group)}.")
         raise click.exceptions.Exit(1)
 
 
 @db.command()
 @click.option("-v", "--verbose", is_flag=True, help="Show each revision's file.")
+@click.option(
+    "--resolve-dependencies",
+    is_flag=True,
+    help="Leave out a head that another revision of its bind depends on.",
+)
 @json_option
 @bind_option
-def heads(verbose: bool, as_json: bool, binds: tuple[str, ...]) -> None:
+def heads(verbose: bool, resolve_dependencies: bool, as_json: bool, binds: tuple[str, ...]) -> None:
     """Show the latest revision of each bind."""
     extension = _extension()
-    scripts = extension.heads(_check_binds(binds))
+    scripts = extension.heads(_check_binds(binds), resolve_dependencies=resolve_dependencies)
     if as_json:
         _output(plain=True).json(report.scripts_json(scripts, extension.bind_of))
         return
@@ -654,6 +685,8 @@ def check(as_json: bool, binds: tuple[str, ...]) -> None:
         output.json(report.diffs_json(diffs, unmodelled))
     else:
         output.diffs(diffs, unmodelled)
+        # Flask-Alembic 3's words, on stdout, for scripts that look for them.
+        output.line("Changes detected." if any(diffs.values()) else "No changes detected.")
     if any(diffs.values()):
         revision = Command("revision", '"..."').render(output.group)
         output.status(f"Models and databases differ: run {revision}.")

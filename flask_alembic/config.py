@@ -26,8 +26,10 @@ if TYPE_CHECKING:
 __all__ = [
     "BIND_OPTIONS",
     "alembic_config",
+    "alembic_options",
     "apply_defaults",
     "bind_settings",
+    "branch_locations",
     "context_defaults",
     "extra_locations",
     "lock_timeout",
@@ -61,22 +63,32 @@ _TEMPLATE_CANDIDATES = (
 
 
 def apply_defaults(app: Flask) -> None:
-    """Fill in the settings' defaults; refuse ``ALEMBIC`` or ``ALEMBIC_CONTEXT`` of another type."""
+    """Fill in the settings' defaults (those Flask-Alembic 3 filled in too).
+
+    Never raises: a setting of the wrong type is refused when it is first read, so an app
+    factory can register the extension with a bad config and fail only on use.
+    """
     config = app.config.setdefault("ALEMBIC", {})
-    if not isinstance(config, dict):
+    if isinstance(config, dict):
+        config.setdefault("script_location", "migrations")
+        # Kept for code that reads them; the locations are joined here, not by Alembic.
+        config.setdefault("path_separator", "os")
+        config.setdefault("version_locations", [])
+    context = app.config.setdefault("ALEMBIC_CONTEXT", {})
+    if isinstance(context, dict):
+        context.setdefault("compare_server_default", True)
+    app.config.setdefault("ALEMBIC_BINDS", {})
+
+
+def alembic_options(app: Flask) -> dict[str, Any]:
+    """``ALEMBIC``, refused unless it is a dict."""
+    options = app.config.get("ALEMBIC", {})
+    if not isinstance(options, dict):
         raise ConfigurationError(
-            "'ALEMBIC' must be a dict of Alembic options.",
+            f"'ALEMBIC' must be a dict of Alembic options, got {options!r}.",
             hint='For example ALEMBIC = {"script_location": "migrations"}.',
         )
-    config.setdefault("script_location", "migrations")
-    context = app.config.setdefault("ALEMBIC_CONTEXT", {})
-    if not isinstance(context, dict):
-        raise ConfigurationError(
-            "'ALEMBIC_CONTEXT' must be a dict of options for EnvironmentContext.configure.",
-            hint='For example ALEMBIC_CONTEXT = {"compare_type": True}.',
-        )
-    context.setdefault("compare_server_default", True)
-    app.config.setdefault("ALEMBIC_BINDS", {})
+    return options
 
 
 def _resource_or_path(app: Flask, location: str) -> Path:
@@ -91,19 +103,51 @@ def _resource_or_path(app: Flask, location: str) -> Path:
 
 def script_location(app: Flask) -> Path:
     """The migrations folder, ``ALEMBIC['script_location']``, as an absolute path."""
-    location = app.config["ALEMBIC"]["script_location"]
+    location = alembic_options(app).get("script_location", "migrations")
     _check_folder_setting("script_location", location, '"migrations"')
     return _resource_or_path(app, os.fspath(location))
 
 
 def extra_locations(app: Flask) -> list[Path]:
-    """The default bind's folders besides the script location: ``ALEMBIC['version_locations']``."""
-    raw = app.config["ALEMBIC"].get("version_locations") or []
+    """The default bind's folders besides the script location: ``ALEMBIC['version_locations']``.
+
+    An item may be a folder, or a ``(branch, folder)`` pair as Flask-Alembic 3 took them:
+    the folder is a version location either way (see :func:`branch_locations`).
+    """
+    return [_resource_or_path(app, os.fspath(folder)) for _, folder in _version_locations(app)]
+
+
+def branch_locations(app: Flask) -> dict[str, Path]:
+    """The folder of each branch named by a ``(branch, folder)`` pair in
+    ``ALEMBIC['version_locations']``: where ``revision --branch NAME`` writes."""
+    return {
+        branch: _resource_or_path(app, os.fspath(folder))
+        for branch, folder in _version_locations(app)
+        if branch is not None
+    }
+
+
+def _version_locations(app: Flask) -> list[tuple[str | None, str | os.PathLike[str]]]:
+    """``ALEMBIC['version_locations']`` as ``(branch or None, folder)`` pairs, checked."""
+    raw = alembic_options(app).get("version_locations") or []
     if isinstance(raw, str | os.PathLike):
         raw = [raw]
+    example = '["more_migrations"]'
+    result: list[tuple[str | None, str | os.PathLike[str]]] = []
     for item in raw if isinstance(raw, list | tuple) else [raw]:
-        _check_folder_setting("version_locations", item, '["more_migrations"]')
-    return [_resource_or_path(app, os.fspath(item)) for item in raw]
+        if isinstance(item, tuple | list) and not isinstance(item, str):
+            if len(item) != 2 or not isinstance(item[0], str) or not item[0]:
+                raise ConfigurationError(
+                    f"'ALEMBIC['version_locations']' holds {item!r}; a pair must be "
+                    "(branch name, folder).",
+                    hint='For example ALEMBIC = {"version_locations": [("audit", "audit")]}.',
+                )
+            _check_folder_setting("version_locations", item[1], example)
+            result.append((item[0], item[1]))
+            continue
+        _check_folder_setting("version_locations", item, example)
+        result.append((None, item))
+    return result
 
 
 def _check_folder_setting(key: str, value: object, example: str) -> None:
@@ -130,7 +174,7 @@ def revision_cache_enabled(app: Flask) -> bool:
 
 def static_graph_allowed(app: Flask) -> bool:
     """Whether the revision cache alone may answer: not for ``.pyc``-only or nested folders."""
-    options = app.config["ALEMBIC"]
+    options = alembic_options(app)
     return (
         revision_cache_enabled(app)
         and options.get("sourceless") not in _TRUE
@@ -207,7 +251,14 @@ def _check_bind_types(name: str, options: Mapping[str, Any]) -> None:
 
 def context_defaults(app: Flask) -> dict[str, Any]:
     """``ALEMBIC_CONTEXT``: the ``EnvironmentContext.configure`` options of every bind."""
-    return dict(app.config.get("ALEMBIC_CONTEXT") or {})
+    context = app.config.get("ALEMBIC_CONTEXT") or {}
+    if not isinstance(context, dict):
+        raise ConfigurationError(
+            f"'ALEMBIC_CONTEXT' must be a dict of options for EnvironmentContext.configure, "
+            f"got {context!r}.",
+            hint='For example ALEMBIC_CONTEXT = {"compare_type": True}.',
+        )
+    return dict(context)
 
 
 def parallel(app: Flask, value: int | None) -> int:
@@ -257,7 +308,7 @@ def alembic_config(app: Flask, locations: Iterable[Path]) -> Config:
 
     # quiet: the Python API must not print Alembic's "Generating ... done".
     config = Config(cmd_opts=argparse.Namespace(quiet=True))
-    options = dict(app.config["ALEMBIC"])
+    options = dict(alembic_options(app))
     options.pop("version_locations", None)
     for key, value in options.items():
         if isinstance(value, Mapping):

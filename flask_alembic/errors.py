@@ -11,7 +11,10 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from typing import Any
+from typing import ClassVar
 from typing import TYPE_CHECKING
+
+import sqlalchemy as sa
 
 if TYPE_CHECKING:
     from .plan import MigrationResult
@@ -36,6 +39,7 @@ __all__ = [
     "RevisionError",
     "ScriptDirectoryError",
     "UnknownBindError",
+    "VersionTableMismatchError",
 ]
 
 #: The name the command group has unless the app registers it under another.
@@ -71,10 +75,22 @@ def _render_hint(hint: Hint, group: str) -> str:
 
 
 class FlaskAlembicError(Exception):
-    """Base class of every error raised by Flask-Alembic."""
+    """Base class of every error raised by Flask-Alembic.
+
+    Each subclass also derives from the type Flask-Alembic 3 raised for the same problem,
+    so ``except`` clauses written for it keep working: ``RuntimeError`` for configuration,
+    ``KeyError`` for an unknown bind, Alembic's ``CommandError`` for revisions, targets,
+    plans and the script directory, SQLAlchemy's ``SQLAlchemyError`` for databases.
+    """
 
     #: The exit code of the ``flask db`` command that fails with this error.
     exit_code: int = 1
+    #: Whether instances are also ``alembic.util.CommandError``: added when one is made,
+    #: so that importing this module does not import Alembic.
+    alembic_command_error: ClassVar[bool] = False
+
+    def __new__(cls, *args: Any, **kwargs: Any) -> Any:
+        return super().__new__(_with_command_error(cls) if cls.alembic_command_error else cls)
 
     def __init__(
         self,
@@ -116,11 +132,39 @@ class FlaskAlembicError(Exception):
         return self.render()
 
 
-class ConfigurationError(FlaskAlembicError):
+#: Each class whose instances are also Alembic's ``CommandError``: the class they are made of.
+_COMMAND_ERROR_TYPES: dict[type[FlaskAlembicError], type[FlaskAlembicError]] = {}
+
+
+def _with_command_error(cls: type[FlaskAlembicError]) -> type[FlaskAlembicError]:
+    """``cls`` and Alembic's ``CommandError`` in one class, shown and pickled as ``cls``."""
+    found = _COMMAND_ERROR_TYPES.get(cls)
+    if found is None:
+        from alembic.util import CommandError
+
+        def __reduce__(self: FlaskAlembicError) -> tuple[Any, ...]:
+            return (cls, self.args, self.__dict__)
+
+        found = type(
+            cls.__name__,
+            (cls, CommandError),
+            {
+                "__module__": cls.__module__,
+                "__qualname__": cls.__qualname__,
+                "__doc__": cls.__doc__,
+                "alembic_command_error": False,
+                "__reduce__": __reduce__,
+            },
+        )
+        _COMMAND_ERROR_TYPES[cls] = found
+    return found
+
+
+class ConfigurationError(FlaskAlembicError, RuntimeError):
     """The extension or the app is configured in a way that cannot work."""
 
 
-class UnknownBindError(FlaskAlembicError):
+class UnknownBindError(FlaskAlembicError, KeyError):
     """A bind name was given that is not registered."""
 
     exit_code = 2
@@ -132,6 +176,8 @@ class BindNotManagedError(UnknownBindError):
 
 class ScriptDirectoryError(FlaskAlembicError):
     """The migrations directory or a revision file in it cannot be used."""
+
+    alembic_command_error = True
 
     @classmethod
     def for_duplicate_id(
@@ -171,6 +217,8 @@ class ScriptDirectoryError(FlaskAlembicError):
 
 class RevisionError(FlaskAlembicError):
     """A revision or target could not be resolved."""
+
+    alembic_command_error = True
 
     @classmethod
     def unknown(cls, target: str, binds: Iterable[str]) -> RevisionError:
@@ -224,12 +272,21 @@ class MultipleHeadsError(RevisionError):
 class NotUpToDateError(FlaskAlembicError):
     """A bind's database must be at its heads for this command."""
 
+    alembic_command_error = True
+
+
+class VersionTableMismatchError(NotUpToDateError):
+    """A bind's version table says a revision is pending whose tables the database already
+    has: the version table is probably misconfigured, and ``upgrade`` would fail."""
+
 
 class PlanError(FlaskAlembicError):
     """The requested migration cannot be planned."""
 
+    alembic_command_error = True
 
-class DatabaseError(FlaskAlembicError):
+
+class DatabaseError(FlaskAlembicError, sa.exc.SQLAlchemyError):
     """A database could not be reached or refused a statement."""
 
 

@@ -6,10 +6,13 @@ the settings' defaults, the migrations folder and the ``flask db`` command group
 
 from __future__ import annotations
 
+import contextlib
+
 from flask import Flask
 
 from . import config
 from .api import AlembicAPI
+from .errors import FlaskAlembicError
 from .registry import DEFAULT_BIND
 from .registry import EnginesArg
 from .registry import MetadatasArg
@@ -63,14 +66,26 @@ class Alembic(AlembicAPI):
         self._register(app)
         config.apply_defaults(app)
 
-        location = config.script_location(app)
-        if (run_mkdir if run_mkdir is not None else self.run_mkdir) and not location.exists():
-            from .writer import make_script_directory
-
-            make_script_directory(location)
+        if run_mkdir if run_mkdir is not None else self.run_mkdir:
+            self._make_folder(app)
 
         name = command_name if command_name is not None else self.command_name
         if name:
             from .cli import db
 
             app.cli.add_command(db, name)
+
+    @staticmethod
+    def _make_folder(app: Flask) -> None:
+        """Create the migrations folder if it is missing; never fail here.
+
+        A bad ``script_location`` or a folder that cannot be created is reported by the
+        first command or API call that needs it, as Flask-Alembic 3 did: an app factory
+        must be able to register the extension whatever the config.
+        """
+        with contextlib.suppress(FlaskAlembicError, OSError):
+            location = config.script_location(app)
+            if not location.exists():
+                from .writer import make_script_directory
+
+                make_script_directory(location)

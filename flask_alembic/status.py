@@ -70,7 +70,8 @@ class BindStatus:
     pending: int | None
     state: State = State.UP_TO_DATE
     #: Why the state is ``unreachable`` or ``ahead/unknown revision``, in one line; for
-    #: ``migrating``, who holds the lock, where the database can say.
+    #: ``migrating``, who holds the lock, where the database can say; for ``pending``,
+    #: that the version table is probably misconfigured (``VersionTableMismatchError``).
     error: FlaskAlembicError | None = None
     #: Why the bind is managed or not (for a bind that is not: why it is left alone).
     reason: str = "it has models"
@@ -352,10 +353,29 @@ def _bind_row(
         steps = bind_steps("upgrade", history, current, "heads", owner_of=loader.owner_of)
     except RevisionError as exc:
         return dataclasses.replace(row, state=State.UNKNOWN_REVISION, error=exc)
-    if len(heads) > 1:
-        return dataclasses.replace(row, pending=len(steps), state=State.MULTIPLE_HEADS)
+    error: FlaskAlembicError | None = None
+    if steps:
+        from .drift import mismatch
+
+        # Suggesting an upgrade would be harmful if the tables it creates exist already.
+        error = mismatch(b, history, current, reader._connection(b))
+    if len(heads) > 1 and _diverged(history, heads):
+        return dataclasses.replace(row, pending=len(steps), state=State.MULTIPLE_HEADS, error=error)
     state = State.PENDING if steps else State.UP_TO_DATE
-    return dataclasses.replace(row, pending=len(steps), state=state)
+    return dataclasses.replace(row, pending=len(steps), state=state, error=error)
+
+
+def _diverged(history: BindHistory, heads: tuple[str, ...]) -> bool:
+    """Whether two of ``heads`` grew from one revision (a branch to merge), rather than
+    being the heads of independent branches (Flask-Alembic 3's ``--branch``), each from
+    base."""
+    seen: set[str] = set()
+    for head in heads:
+        below = history.applied([head])
+        if below & seen:
+            return True
+        seen |= below
+    return False
 
 
 def version_table_name(bind: Bind) -> str:

@@ -9,6 +9,7 @@ import io
 import os
 import re
 import shutil
+from collections.abc import Callable
 from collections.abc import Iterable
 from contextlib import ExitStack
 from dataclasses import dataclass
@@ -27,6 +28,7 @@ from .errors import NotUpToDateError
 from .errors import RevisionError
 from .errors import ScriptDirectoryError
 from .errors import UnknownBindError
+from .history import BindHistory
 from .history import resolve_ids
 from .history import resolve_target
 from .history import SYMBOLIC
@@ -116,6 +118,11 @@ class RevisionOptions(TypedDict, total=False):
     path: str | os.PathLike[str] | None
     #: The new revision's id, instead of a random one (one bind only).
     rev_id: str | None
+    #: Flask-Alembic 3's independent branch (one bind only): its first revision starts at
+    #: base labelled with it; later ones extend ``BRANCH@head``.
+    branch: str | None
+    #: Makes each new revision's id when ``rev_id`` is not given (``Alembic.rev_id``).
+    new_rev_id: Callable[[], str] | None
 
 
 def write_revisions(
@@ -138,7 +145,16 @@ def write_revisions(
     depend = options.get("depend")
     path = options.get("path")
     rev_id = options.get("rev_id")
+    branch = options.get("branch")
+    new_rev_id = options.get("new_rev_id")
     histories = loader.histories
+    if branch is not None and len(binds) > 1:
+        raise UnknownBindError(
+            f"--branch {branch!r} needs one bind, but several are selected.",
+            hint="Name one with --bind NAME.",
+        )
+    if branch is not None and path is None:
+        path = config.branch_locations(loader.app).get(branch)
     if empty and len(binds) > 1:
         raise UnknownBindError(
             "An empty revision needs one bind, but this app has several: "
@@ -164,7 +180,9 @@ def write_revisions(
     folders: dict[str, Path] = {}
     for b in binds:
         if empty or b.has_models:
-            folders[b.name] = Path(path).resolve() if path is not None else b.version_location
+            folders[b.name] = (
+                _version_path(loader, b, path) if path is not None else b.version_location
+            )
             if folders[b.name] not in b.version_locations:
                 raise ScriptDirectoryError(
                     f"--path {path} is not a version location of bind {b.name!r}.",
@@ -174,6 +192,7 @@ def write_revisions(
                 )
             _check_folder(b, folders[b.name])
     prepared: list[tuple[Bind, RevisionContext, list[Any]]] = []
+    chosen_ids: set[str] = set()
     for b in binds:
         if not empty and not b.has_models:
             # Comparing an empty metadata with a database proposes dropping every table.
@@ -184,21 +203,43 @@ def write_revisions(
             continue
         history = histories[b.name]
         rmap = history.revision_map
+        labels = list(given_labels)
+        # Without --branch, a bind with independent branches (Flask-Alembic 3's) extends
+        # the branch labelled with its name, as 3.x extended 'default@head'.
+        on_branch = branch_heads(history, branch if branch is not None else b.branch_label)
         if parent is not None and parent not in {"head", "heads"}:
             head: str | tuple[str, ...] = resolve_target(parent, [history], direction="upgrade")[
                 b.name
             ]
+        elif branch is not None and on_branch is None:
+            # A new independent branch: from base, carrying its name.
+            _check_new_labels(loader, [branch])
+            head = "base"
+            if branch not in labels:
+                labels.insert(0, branch)
         elif not rmap.heads:
             head = "base"
+        elif on_branch is not None and (len(on_branch) == 1 or splice):
+            head = on_branch
         elif len(rmap.heads) > 1 and not splice:
             raise MultipleHeadsError.for_bind(
-                b.name, rmap.heads, otherwise="pick one with --parent REV"
+                b.name, on_branch or rmap.heads, otherwise="pick one with --parent REV"
             )
         else:
             head = tuple(rmap.heads)
-        labels = list(given_labels)
-        if not rmap.heads and b.branch_label not in labels:
+        if not rmap.heads and b.branch_label not in labels and branch is None:
             labels.insert(0, b.branch_label)
+        chosen_id = rev_id
+        if chosen_id is None and new_rev_id is not None:
+            chosen_id = new_rev_id()
+            _check_new_rev_id(loader, chosen_id)
+            if chosen_id in chosen_ids:
+                raise RevisionError(
+                    f"Alembic.rev_id() gave {chosen_id!r} twice in one command, for two binds.",
+                    revision=chosen_id,
+                    hint="Make rev_id() return a new id on every call.",
+                )
+            chosen_ids.add(chosen_id)
         rc = RevisionContext(
             alembic_config,
             script,
@@ -210,7 +251,7 @@ def write_revisions(
                 "splice": splice,
                 "branch_label": tuple(labels) or None,
                 "version_path": str(folders[b.name]),
-                "rev_id": rev_id,
+                "rev_id": chosen_id,
                 "depends_on": depends_on,
             },
         )
@@ -219,6 +260,8 @@ def write_revisions(
             changed, changes = _autogenerate(loader, identities, b, rc)
             if not changed:
                 continue
+        else:
+            _check_recorded(loader, b)
         prepared.append((b, rc, changes))
     if given_labels and len(prepared) > 1:
         raise RevisionError(
@@ -249,6 +292,32 @@ def write_revisions(
     finally:
         loader.refresh()
     return result
+
+
+def branch_heads(history: BindHistory, label: str) -> tuple[str, ...] | None:
+    """The heads of the branch labelled ``label`` in ``history``; ``None`` if no revision
+    of it carries that label."""
+    from . import _alembic_compat as compat
+
+    rmap = history.revision_map
+    labelled = [
+        rev.revision
+        for rev in rmap.iterate_revisions("heads", "base")
+        if label in compat.own_branch_labels(rev)
+    ]
+    if not labelled:
+        return None
+    return tuple(head for head in rmap.heads if history.applied([head]) & set(labelled))
+
+
+def _version_path(loader: Loader, b: Bind, path: str | os.PathLike[str]) -> Path:
+    """The folder ``--path`` names: relative to the app's root, as in Flask-Alembic 3, or
+    to the current folder; the first that is one of ``b``'s version locations."""
+    given = Path(path)
+    candidates = [given.resolve()]
+    if not given.is_absolute():
+        candidates.insert(0, (Path(loader.app.root_path) / given).resolve())
+    return next((c for c in candidates if c in b.version_locations), candidates[-1])
 
 
 def _check_new_rev_id(loader: Loader, rev_id: str) -> None:
@@ -461,6 +530,11 @@ def _autogenerate(
         # A revision the scripts do not know: upgrading would not help, say what would.
         loader.histories[b.name].check_heads(current, loader.owner_of)
         if set(current) != set(heads):
+            from .drift import mismatch
+
+            found = mismatch(b, loader.histories[b.name], current, connection)
+            if found is not None:
+                raise found
             raise NotUpToDateError(
                 f"Bind {b.name!r} is at {', '.join(current) or 'base'}, not at its heads "
                 f"({', '.join(sorted(heads)) or 'base'}), so its models cannot be "
@@ -473,6 +547,31 @@ def _autogenerate(
     ops_lists = [ops for script in rc.generated_revisions for ops in script.upgrade_ops_list]
     changed = not all(ops.is_empty() for ops in ops_lists)
     return changed, [diff for ops in ops_lists for diff in ops.as_diffs()]
+
+
+def _check_recorded(loader: Loader, b: Bind) -> None:
+    """Refuse an empty revision for a bind whose version table holds a revision its
+    history does not know: the new file would start a history the database is not on.
+
+    A database that cannot be reached, or a SQLite file that does not exist yet, is not
+    checked: an empty revision needs none.
+    """
+    from .errors import DatabaseError
+
+    database = b.engine.url.database or ":memory:"
+    if (
+        b.backend == "sqlite"
+        and database != ":memory:"
+        and not database.startswith("file:")
+        and not os.path.exists(database)
+    ):
+        return  # connecting would create the file; it has no version table anyway
+    try:
+        with b.connect() as connection:
+            current = b.read_heads(connection)
+    except DatabaseError:
+        return
+    loader.histories[b.name].check_heads(current, loader.owner_of)
 
 
 def write_merge(

@@ -23,6 +23,7 @@ LAYERS = [
     "migrate",
     "writer",
     "status",
+    "drift",
     "executor",
     "loader",
     "environment",

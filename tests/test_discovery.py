@@ -213,12 +213,15 @@ def test_bind_config_errors(tmp_path: Path, config: dict[str, object], message: 
 
 
 def test_wrong_config_types(tmp_path: Path) -> None:
-    """ALEMBIC and ALEMBIC_CONTEXT must be dicts."""
+    """ALEMBIC and ALEMBIC_CONTEXT must be dicts: refused on first use, not by init_app."""
     for key in ("ALEMBIC", "ALEMBIC_CONTEXT"):
         app = Flask("plain", root_path=str(tmp_path))
         app.config[key] = "migrations"
-        with pytest.raises(ConfigurationError, match=f"'{key}' must be a dict"):
-            Alembic(app, engines=sa.create_engine("sqlite://"), metadatas=models())
+        engine = sa.create_engine("sqlite://")
+        alembic = Alembic(app, engines=engine, metadatas=models())
+        with app.app_context(), pytest.raises(ConfigurationError, match=f"'{key}' must be a dict"):
+            alembic.heads()
+        engine.dispose()
 
 
 def test_explicit_arguments_override_discovery(tmp_path: Path) -> None:

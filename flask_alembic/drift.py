@@ -1,0 +1,123 @@
+"""A version table that disagrees with its database: the tables a pending revision creates
+already exist.
+
+Then running ``upgrade`` would try to create them again (and, on MySQL and MariaDB, leave
+a half-applied revision), so no hint may suggest it. What is more likely wrong is the
+version table: the wrong ``version_table`` or ``version_table_schema``, or a history that
+was started elsewhere. The tables a revision creates are read from its file with ``ast``:
+no revision code runs.
+"""
+
+from __future__ import annotations
+
+import ast
+from collections.abc import Iterable
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import sqlalchemy as sa
+
+from .errors import Command
+from .errors import VersionTableMismatchError
+from .plan import to_tuple
+from .registry import Bind
+
+if TYPE_CHECKING:
+    from .history import BindHistory
+
+__all__ = ["created_tables", "mismatch", "next_revisions"]
+
+
+def created_tables(path: str | Path) -> list[tuple[str | None, str]]:
+    """The ``(schema, table)`` pairs that the ``upgrade()`` of the revision file at ``path``
+    creates with ``op.create_table("name", ..., schema="s")``, names given as literals."""
+    try:
+        tree = ast.parse(Path(path).read_bytes(), filename=str(path))
+    except (OSError, SyntaxError, ValueError):
+        return []
+    found: list[tuple[str | None, str]] = []
+    for node in tree.body:
+        if not isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef) or node.name != "upgrade":
+            continue
+        for call in ast.walk(node):
+            if not (
+                isinstance(call, ast.Call)
+                and isinstance(call.func, ast.Attribute)
+                and call.func.attr == "create_table"
+            ):
+                continue
+            keywords = {k.arg: k.value for k in call.keywords if k.arg is not None}
+            name_node = call.args[0] if call.args else keywords.get("table_name")
+            name = _literal(name_node)
+            if name is None:
+                continue
+            found.append((_literal(keywords.get("schema")), name))
+    return found
+
+
+def _literal(node: ast.expr | None) -> str | None:
+    if isinstance(node, ast.Constant) and isinstance(node.value, str):
+        return node.value
+    return None
+
+
+def next_revisions(history: BindHistory, current: Iterable[str]) -> list[str]:
+    """The revisions an upgrade from ``current`` would run first: not applied, and every
+    revision they build on applied (or none, at base)."""
+    applied = history.applied(current)
+    result = []
+    for rev in history.revision_map.iterate_revisions("heads", "base"):
+        if rev.revision in applied:
+            continue
+        below = to_tuple(rev.down_revision)
+        if all(down in applied for down in below):
+            result.append(rev.revision)
+    return sorted(result)
+
+
+def mismatch(
+    bind: Bind, history: BindHistory, current: tuple[str, ...], connection: sa.Connection
+) -> VersionTableMismatchError | None:
+    """The error to give instead of suggesting ``upgrade``, when a revision that would run
+    first creates tables that ``bind``'s database already has; ``None`` otherwise."""
+    inspector = sa.inspect(connection)
+    for rev_id in next_revisions(history, current):
+        path = history.get(rev_id).path  # type: ignore[attr-defined]
+        if not path:
+            continue
+        existing = [
+            f"{schema}.{name}" if schema else name
+            for schema, name in created_tables(path)
+            if inspector.has_table(name, schema=schema)
+        ]
+        if existing:
+            return _error(bind, rev_id, current, existing)
+    return None
+
+
+def _error(
+    bind: Bind, rev_id: str, current: tuple[str, ...], tables: list[str]
+) -> VersionTableMismatchError:
+    table = (
+        f"{bind.version_table_schema}.{bind.version_table}"
+        if bind.version_table_schema
+        else bind.version_table
+    )
+    at = ", ".join(current) if current else "no revision"
+    shown = ", ".join(repr(t) for t in tables)
+    return VersionTableMismatchError(
+        f"Bind {bind.name!r}: its version table {table!r} records {at}, but the database "
+        f"already has table(s) {shown} that the next revision {rev_id} creates; the version "
+        "table is probably misconfigured (a wrong 'version_table' or 'version_table_schema', "
+        "or a history started with another tool). Do not upgrade: it would create them again.",
+        bind=bind.name,
+        revision=rev_id,
+        hint=(
+            f"Check which version table holds this database's revision in {bind.display_url} "
+            f"(compare with ALEMBIC_BINDS[{bind.name!r}]['version_table'] and "
+            "'version_table_schema'); only once you are sure which revision the database "
+            "matches, record it with ",
+            Command("stamp", "--bind", bind.name, "REV"),
+            ".",
+        ),
+    )

@@ -55,6 +55,7 @@ if TYPE_CHECKING:
     from alembic.script import Script
     from alembic.script import ScriptDirectory
 
+    from .adopt import Adoption
     from .executor import EventCallback
     from .writer import RevisionOptions
     from .writer import WrittenRevisions
@@ -452,6 +453,31 @@ class AlembicAPI:
         return write_merge(
             self._loader, bind, revisions, message=message, label=label, rev_id=rev_id
         )
+
+    # -- adopting a project ---------------------------------------------------------------
+
+    def adopt(self, path: str | os.PathLike[str] | None = None, *, plan: bool = False) -> Adoption:
+        """Adopt a project from Flask-Migrate, Flask-Alembic 3 or Alembic; runs no migration.
+
+        Finds the old tool's files (in ``path``, else where that tool looks), works out
+        the settings to use and checks every bind's state before and after.
+
+        :param path: the old migrations folder, or an ``alembic.ini``.
+        :param plan: read and check everything, change nothing.
+        """
+        from .adopt import adopt
+
+        app: Flask = current_app._get_current_object()  # type: ignore[attr-defined]
+        result = adopt(
+            app,
+            engines=self.engines,
+            metadatas=self.metadatas,
+            source=None if path is None else Path(path),
+            plan=plan,
+        )
+        if not plan:
+            self._loader.refresh()
+        return result
 
     # -- running migrations -------------------------------------------------------------
 

@@ -658,3 +658,26 @@ def check(as_json: bool, binds: tuple[str, ...]) -> None:
         revision = Command("revision", '"..."').render(output.group)
         output.status(f"Models and databases differ: run {revision}.")
         raise click.exceptions.Exit(1)
+
+
+@db.command()
+@click.option(
+    "--plan", "plan_only", is_flag=True, help="Show what adopting would do; change nothing."
+)
+@click.option(
+    "--from",
+    "source",
+    type=click.Path(exists=True, path_type=Path),
+    help="The old migrations folder or alembic.ini (default: where the old tool looks).",
+)
+@json_option
+def adopt(plan_only: bool, source: Path | None, as_json: bool) -> None:
+    """Adopt a project from Flask-Migrate, Flask-Alembic 3 or Alembic (runs no migration)."""
+    adoption = _extension().adopt(source, plan=plan_only)
+    output = _output(plain=as_json)
+    if as_json:
+        output.json(report.adoption_json(adoption, output.group))
+    else:
+        output.adoption(adoption)
+    if adoption.after is not None:
+        _raise_first_error(list(adoption.after))

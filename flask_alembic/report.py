@@ -31,6 +31,7 @@ if TYPE_CHECKING:
     from rich.live import Live
     from rich.text import Text
 
+    from .adopt import Adoption
     from .executor import Event
     from .executor import StepFailed
     from .executor import StepFinished
@@ -42,6 +43,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "JSON_VERSION",
+    "adoption_json",
     "Output",
     "PlainOutput",
     "Progress",
@@ -198,6 +200,39 @@ class Output:
             self.status(f"{bind}: {len(items)} change{'s' * (len(items) != 1)} detected")
             for item in items:
                 self.line(one_line(f"{bind}: {describe_diff(item)}"))
+
+    def adoption(self, adoption: Adoption) -> None:
+        """What ``adopt`` found and did on stderr; the settings to use, as Python, on stdout."""
+        import pprint
+
+        from .adopt import next_steps
+
+        layout = adoption.layout
+        where = f"{layout.script_location}"
+        if layout.revisions != layout.script_location:
+            where += f" (revisions in {layout.revisions})"
+        self.status(f"Found {layout.kind.description}: {where}.", style="bold")
+        for option in adoption.read:
+            self.status(f"Read {option.setting} = {option.value!r} ({option.source}).")
+        for note in adoption.notes:
+            self.warning(note)
+        for row in adoption.before:
+            rows = ", ".join(row.rows) or "no revision"
+            self.status(f"Before: bind {row.bind!r} records {rows} in {row.version_table}.")
+        for path in adoption.files:
+            self.status(f"{'Would write' if adoption.planned else 'Wrote'} {path}.")
+        for key, value in adoption.settings.items():
+            self.line(printable(f"{key} = {pprint.pformat(value, sort_dicts=False, width=88)}"))
+        if adoption.after is not None:
+            for status in adoption.after:
+                self.status(f"After: {_adopted_state(status)}", style=_adopted_style(status))
+                if status.error is not None:
+                    self.status(f"{status.bind}: {self.explain(status.error)}", style="red")
+        if adoption.planned:
+            self.status("Planned only: nothing was changed.", style="dim")
+        elif adoption.configured:
+            self.status("The app already has these settings.", style="green")
+        self.status(_render_parts(next_steps(adoption), self.group))
 
     # -- what each renderer draws in its own way ---------------------------------------
 
@@ -888,3 +923,59 @@ def _nothing_to_do(plan: Plan) -> str:
     if plan.direction == "upgrade":
         return f"Nothing to do: {binds} up to date."
     return f"Nothing to do: {binds} already at the target."
+
+
+def _adopted_state(status: BindStatus) -> str:
+    if not status.managed:
+        return f"bind {status.bind!r} is not managed ({status.reason})."
+    return (
+        f"bind {status.bind!r} is {_state_words(status)} at {_current(status)} "
+        f"(heads {', '.join(status.heads) or 'base'}) in {status.version_table}."
+    )
+
+
+def _adopted_style(status: BindStatus) -> str:
+    from .status import State
+
+    if status.state in {State.UP_TO_DATE, State.NOT_MANAGED}:
+        return "green" if status.managed else "dim"
+    return "yellow" if status.state == State.PENDING else "red"
+
+
+def _render_parts(parts: Sequence[object], group: str) -> str:
+    """Text and commands (``Command``) joined, the commands named with ``group``."""
+    from .errors import Command
+
+    return "".join(p.render(group) if isinstance(p, Command) else str(p) for p in parts)
+
+
+def adoption_json(adoption: Adoption, group: str = DEFAULT_GROUP) -> dict[str, Any]:
+    """``adopt --json``: the settings keyed by name, with what was read and checked."""
+    layout = adoption.layout
+    return {
+        "version": JSON_VERSION,
+        "layout": {
+            "kind": str(layout.kind),
+            "script_location": str(layout.script_location),
+            "revisions": str(layout.revisions),
+            "alembic_ini": None if layout.ini is None else str(layout.ini),
+            "env_py": None if layout.env is None else str(layout.env),
+        },
+        "settings": dict(adoption.settings),
+        "configured": adoption.configured,
+        "read": [
+            {"setting": o.setting, "value": o.value, "source": o.source} for o in adoption.read
+        ],
+        "notes": list(adoption.notes),
+        "before": [
+            {
+                "bind": row.bind,
+                "version_table": row.version_table,
+                "current": list(row.rows),
+            }
+            for row in adoption.before
+        ],
+        "files": list(adoption.files),
+        "after": None if adoption.after is None else status_json(adoption.after, group)["binds"],
+        "planned": adoption.planned,
+    }

@@ -1,0 +1,691 @@
+"""Adopting a project from Flask-Migrate, Flask-Alembic 3 or plain Alembic (``flask db adopt``).
+
+Finds the old tool's files where that tool would (the app's root and the current
+directory: ``migrations/``, ``alembic.ini`` and the ``script_location`` it names), tells
+the layout apart, reads the options given as literals (``alembic.ini`` with configparser,
+``env.py`` with :mod:`ast`, Flask-Migrate's ``configure_args`` when it is still
+registered), and works out the ``ALEMBIC``, ``ALEMBIC_CONTEXT`` and ``ALEMBIC_BINDS``
+settings to use. Every bind's version rows are read before, and its status with those
+settings after. No migration ever runs: a single-database project changes nowhere, and
+what cannot be read is said, not guessed.
+"""
+
+from __future__ import annotations
+
+import ast
+import configparser
+import copy
+import os
+from collections.abc import Iterator
+from collections.abc import Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass
+from dataclasses import field
+from enum import StrEnum
+from pathlib import Path
+from typing import Any
+
+from flask import Flask
+
+from . import config
+from . import revision_cache
+from .errors import Command
+from .errors import DatabaseError
+from .errors import FlaskAlembicError
+from .identity import Identities
+from .loader import Loader
+from .registry import Bind
+from .registry import build_registry
+from .registry import DEFAULT_BIND
+from .registry import EnginesArg
+from .registry import MetadatasArg
+from .status import BindStatus
+from .status import HeadsReader
+from .status import read_status
+from .status import version_table_name
+
+__all__ = [
+    "SETTINGS",
+    "AdoptError",
+    "Adoption",
+    "BindRows",
+    "Kind",
+    "Layout",
+    "Option",
+    "adopt",
+    "find_layout",
+    "read_env_options",
+    "read_ini_options",
+]
+
+#: The settings ``adopt`` works out, in the order they are shown.
+SETTINGS = ("ALEMBIC", "ALEMBIC_CONTEXT", "ALEMBIC_BINDS")
+
+
+class AdoptError(FlaskAlembicError):
+    """The project cannot be adopted as it is (nothing found, or a state that needs a person)."""
+
+
+class Kind(StrEnum):
+    """The tool a migrations folder was written for; the value is the JSON word."""
+
+    FLASK_MIGRATE = "flask-migrate"
+    FLASK_MIGRATE_MULTIDB = "flask-migrate-multidb"
+    FLASK_ALEMBIC_3 = "flask-alembic-3"
+    FLASK_ALEMBIC_3_MULTIDB = "flask-alembic-3-multidb"
+    ALEMBIC = "alembic"
+    #: This package's own layout: nothing to convert.
+    FLASK_ALEMBIC = "flask-alembic"
+
+    @property
+    def description(self) -> str:
+        return _TITLES[self]
+
+    @property
+    def lockstep(self) -> bool:
+        """Whether one history drives every database (``upgrade(engine_name)``)."""
+        return self in {Kind.FLASK_MIGRATE_MULTIDB, Kind.FLASK_ALEMBIC_3_MULTIDB}
+
+
+_TITLES = {
+    Kind.FLASK_MIGRATE: "Flask-Migrate, one database",
+    Kind.FLASK_MIGRATE_MULTIDB: "Flask-Migrate, several databases (--multidb)",
+    Kind.FLASK_ALEMBIC_3: "Flask-Alembic 3, one database",
+    Kind.FLASK_ALEMBIC_3_MULTIDB: "Flask-Alembic 3, several databases",
+    Kind.ALEMBIC: "Alembic (alembic.ini and env.py)",
+    Kind.FLASK_ALEMBIC: "Flask-Alembic",
+}
+
+
+@dataclass(frozen=True, kw_only=True)
+class Layout:
+    """Where the old tool keeps its files, and which tool that is."""
+
+    kind: Kind
+    #: The migrations folder (the old tool's script location).
+    script_location: Path
+    #: The folder holding the old revision files.
+    revisions: Path
+    #: The ``alembic.ini`` read, if any.
+    ini: Path | None = None
+    #: The ``env.py`` read, if any.
+    env: Path | None = None
+    #: The revision files whose ``upgrade`` takes an ``engine_name``.
+    lockstep_files: tuple[Path, ...] = ()
+
+
+@dataclass(frozen=True, kw_only=True)
+class Option:
+    """An option read from the old tool's files: where it goes and where it came from."""
+
+    #: The setting and key it becomes, such as ``ALEMBIC_CONTEXT['compare_type']``.
+    setting: str
+    value: Any
+    #: Where it was read: ``migrations/env.py, line 12``.
+    source: str
+
+
+@dataclass(frozen=True, kw_only=True)
+class BindRows:
+    """A bind's version rows as read before anything is done."""
+
+    bind: str
+    version_table: str
+    rows: tuple[str, ...] = ()
+    #: Rows that name no revision of the old history.
+    unknown: tuple[str, ...] = ()
+    error: FlaskAlembicError | None = None
+
+
+@dataclass(frozen=True, kw_only=True)
+class Adoption:
+    """What ``adopt`` found, worked out and did."""
+
+    layout: Layout
+    #: ``ALEMBIC``, ``ALEMBIC_CONTEXT`` and ``ALEMBIC_BINDS`` as the app must have them.
+    settings: Mapping[str, Any]
+    #: Whether the app already has exactly these settings.
+    configured: bool
+    read: tuple[Option, ...] = ()
+    #: What could not be read, or is not carried over, one sentence each.
+    notes: tuple[str, ...] = ()
+    before: tuple[BindRows, ...] = ()
+    #: Each bind's status with the settings above (``None`` with ``plan``).
+    after: tuple[BindStatus, ...] | None = None
+    #: Whether this was only a plan: nothing was written.
+    planned: bool = False
+    #: The files written, moved or replaced (lockstep conversions only).
+    files: tuple[str, ...] = field(default_factory=tuple)
+
+
+# -- finding the old tool's files ---------------------------------------------------------
+
+
+def _candidates(app: Flask, source: Path | None) -> list[Path]:
+    """Where to look, in order: ``source``, Flask-Migrate's folder, then the app's root
+    and the current directory (each: ``alembic.ini``, then ``migrations/``)."""
+    if source is not None:
+        return [source.absolute()]
+    found: list[Path] = []
+    migrate = app.extensions.get("migrate")
+    directory = getattr(migrate, "directory", None)
+    if isinstance(directory, str | os.PathLike):
+        found.append(Path(directory).absolute())  # Flask-Migrate: relative to the cwd
+    for base in (Path(app.root_path), Path.cwd()):
+        found += [base.absolute() / "alembic.ini", base.absolute() / "migrations"]
+    unique: dict[Path, None] = {}
+    for path in found:
+        unique.setdefault(path, None)
+    return list(unique)
+
+
+def find_layout(app: Flask, source: Path | None = None) -> Layout:
+    """The old tool's layout, from ``source`` or from where that tool would look."""
+    looked = _candidates(app, source)
+    for path in looked:
+        layout = _layout_at(path)
+        if layout is not None:
+            return layout
+    if source is not None:
+        raise AdoptError(
+            f"{source} is neither a migrations folder (with revision files, or env.py and "
+            "versions/) nor an alembic.ini naming one.",
+            path=str(source),
+            hint="Pass the folder that holds the old tool's migrations with --from.",
+        )
+    raise AdoptError(
+        "Found no migrations of Flask-Migrate, Flask-Alembic 3 or Alembic (looked for "
+        f"{', '.join(str(p) for p in looked)}).",
+        hint="Pass the folder that holds them with --from PATH.",
+    )
+
+
+def _layout_at(path: Path) -> Layout | None:
+    if path.name.endswith(".ini") or path.is_file():
+        return _ini_layout(path) if path.is_file() else None
+    if not path.is_dir():
+        return None
+    env = path / "env.py"
+    versions = path / "versions"
+    if env.is_file() and versions.is_dir():
+        inside = path / "alembic.ini"
+        if inside.is_file() and "script_location" not in _ini_main(inside):
+            kind = Kind.FLASK_MIGRATE  # Flask-Migrate sets the location itself
+            return _with_lockstep(kind, path, versions, ini=inside, env=env)
+        return _with_lockstep(Kind.ALEMBIC, path, versions, ini=None, env=env)
+    if env.is_file():
+        return None
+    if not revision_cache.holds_revisions(path):
+        return None  # an empty folder (this package's mkdir makes one): nothing to adopt
+    template = path / "script.py.mako"
+    ours = config.template_dir() / "script.py.mako"
+    same = template.is_file() and template.read_bytes() == ours.read_bytes()
+    kind = Kind.FLASK_ALEMBIC if same else Kind.FLASK_ALEMBIC_3
+    return _with_lockstep(kind, path, path, ini=None, env=None)
+
+
+def _ini_layout(ini: Path) -> Layout | None:
+    """Plain Alembic: an ``alembic.ini`` whose ``script_location`` is a folder with env.py."""
+    main = _ini_main(ini)
+    location = main.get("script_location")
+    if not location:
+        return None
+    folder = Path(location)
+    if not folder.is_absolute():
+        folder = ini.parent / folder  # Alembic's own rule: relative to where it runs
+    folder = folder.absolute()
+    env = folder / "env.py"
+    revisions = folder / "versions"
+    extra = [p for p in _split_locations(main) if p]
+    if extra:
+        revisions = Path(extra[0])
+        if not revisions.is_absolute():
+            revisions = ini.parent / revisions
+    if not folder.is_dir():
+        raise AdoptError(
+            f"{ini} names script_location {location!r}, which is not a folder.",
+            path=str(ini),
+            hint="Fix script_location, or pass the migrations folder with --from.",
+        )
+    return _with_lockstep(
+        Kind.ALEMBIC,
+        folder,
+        revisions.absolute(),
+        ini=ini,
+        env=env if env.is_file() else None,
+    )
+
+
+def _with_lockstep(
+    kind: Kind, location: Path, revisions: Path, *, ini: Path | None, env: Path | None
+) -> Layout:
+    lockstep = _lockstep_files(revisions)
+    if lockstep and kind == Kind.FLASK_MIGRATE:
+        kind = Kind.FLASK_MIGRATE_MULTIDB
+    elif lockstep and kind in {Kind.FLASK_ALEMBIC_3, Kind.FLASK_ALEMBIC}:
+        kind = Kind.FLASK_ALEMBIC_3_MULTIDB
+    elif lockstep:
+        raise AdoptError(
+            f"The revisions in {revisions} take an engine name (a history run on several "
+            f"databases at once), which {kind.description} does not write.",
+            path=str(revisions),
+            hint="Convert them by hand, or pass the right folder with --from.",
+        )
+    return Layout(
+        kind=kind,
+        script_location=location,
+        revisions=revisions,
+        ini=ini,
+        env=env,
+        lockstep_files=tuple(lockstep),
+    )
+
+
+def _lockstep_files(folder: Path) -> list[Path]:
+    """The revision files whose ``upgrade`` takes an argument (read with ``ast``)."""
+    found = []
+    for path in sorted(folder.glob("*.py")) if folder.is_dir() else ():
+        tree = _parse(path)
+        if tree is None:
+            continue
+        for node in tree.body:
+            if isinstance(node, ast.FunctionDef) and node.name == "upgrade" and node.args.args:
+                found.append(path)
+    return found
+
+
+def _parse(path: Path) -> ast.Module | None:
+    try:
+        return ast.parse(path.read_bytes(), filename=str(path))
+    except (OSError, SyntaxError, ValueError):
+        return None
+
+
+# -- reading the options ------------------------------------------------------------------
+
+
+def _ini_parser(ini: Path) -> configparser.ConfigParser:
+    parser = configparser.ConfigParser(defaults={"here": str(ini.parent.absolute())})
+    try:
+        parser.read(ini, encoding="utf-8")
+    except configparser.Error as exc:
+        raise AdoptError(
+            f"Cannot read {ini}: {' '.join(str(exc).split())}",
+            path=str(ini),
+            hint="Fix the file's syntax (it is read as Alembic reads it, with configparser).",
+        ) from None
+    return parser
+
+
+def _ini_main(ini: Path) -> dict[str, str]:
+    """The ``[alembic]`` section, interpolated as Alembic does (``%(here)s``)."""
+    parser = _ini_parser(ini)
+    if not parser.has_section("alembic"):
+        return {}
+    result: dict[str, str] = {}
+    for key in parser.options("alembic"):
+        if key == "here":
+            continue
+        try:
+            result[key] = parser.get("alembic", key)
+        except configparser.Error:
+            result[key] = parser.get("alembic", key, raw=True)
+    return result
+
+
+def _split_locations(main: Mapping[str, str]) -> list[str]:
+    raw = main.get("version_locations", "")
+    separator = main.get("path_separator") or main.get("version_path_separator") or "space"
+    if separator in {"newline"}:
+        return [p.strip() for p in raw.splitlines() if p.strip()]
+    if separator in {"space", "os"} or separator is None:
+        return raw.split() if separator == "space" else raw.split(os.pathsep)
+    chars = {"colon": ":", "semicolon": ";"}.get(separator, separator)
+    return [p.strip() for p in raw.split(chars) if p.strip()]
+
+
+#: ``alembic.ini`` keys that become ``ALEMBIC`` options as they are.
+_INI_CARRIED = (
+    "file_template",
+    "timezone",
+    "truncate_slug_length",
+    "output_encoding",
+    "sourceless",
+    "recursive_version_locations",
+)
+#: ``alembic.ini`` keys this package has no use for: the app gives them.
+_INI_IGNORED = frozenset(
+    {
+        "script_location",
+        "version_locations",
+        "path_separator",
+        "version_path_separator",
+        "sqlalchemy.url",
+        "prepend_sys_path",
+        "revision_environment",
+    }
+)
+
+
+def read_ini_options(ini: Path, base: Path) -> tuple[list[Option], list[str]]:
+    """The ``ALEMBIC`` options an ``alembic.ini`` gives, and what it gives that is not carried."""
+    main = _ini_main(ini)
+    where = _shown(ini, base)
+    options = [
+        Option(setting=f"ALEMBIC[{key!r}]", value=main[key], source=where)
+        for key in _INI_CARRIED
+        if key in main
+    ]
+    notes = [
+        f"{where}: [alembic] {key} is not carried over (no such option here)."
+        for key in main
+        if key not in _INI_CARRIED and key not in _INI_IGNORED
+    ]
+    if len(_split_locations(main)) > 1:
+        notes.append(
+            f"{where}: only the first of its version_locations is used for the default bind; "
+            "move the others' revisions there or give them a bind of their own."
+        )
+    return options, notes
+
+
+#: ``context.configure`` arguments that env.py fills from the app: never settings.
+_PLUMBING = frozenset(
+    {
+        "connection",
+        "target_metadata",
+        "url",
+        "literal_binds",
+        "dialect_opts",
+        "upgrade_token",
+        "downgrade_token",
+        "as_sql",
+        "fn",
+        "starting_rev",
+        "destination_rev",
+        "tag",
+        "output_buffer",
+    }
+)
+#: Options this package sets itself: carrying them would change how it runs.
+_MANAGED = frozenset({"transaction_per_migration", "transactional_ddl"})
+#: Options that belong to each bind, not to ``ALEMBIC_CONTEXT``.
+_BIND_KEYS = ("version_table", "version_table_schema")
+
+
+def read_env_options(env: Path, base: Path) -> tuple[dict[str, tuple[Any, int]], list[str]]:
+    """The literal keyword arguments of ``context.configure(...)`` in ``env``, with their
+    line, and one note for each argument that is not a literal or disagrees between calls."""
+    where = _shown(env, base)
+    tree = _parse(env)
+    if tree is None:
+        return {}, [f"{where} could not be parsed as Python; its options are not read."]
+    found: dict[str, tuple[Any, int]] = {}
+    notes: list[str] = []
+    for node in ast.walk(tree):
+        if not (
+            isinstance(node, ast.Call)
+            and isinstance(node.func, ast.Attribute)
+            and node.func.attr == "configure"
+            and isinstance(node.func.value, ast.Name)
+            and node.func.value.id == "context"
+        ):
+            continue
+        for keyword in node.keywords:
+            if keyword.arg is None:
+                source = ast.get_source_segment(env.read_text("utf-8"), keyword.value) or "..."
+                notes.append(
+                    f"{where}, line {keyword.lineno}: the options in **{source} are not "
+                    "literals and are not read."
+                )
+                continue
+            if keyword.arg in _PLUMBING:
+                continue
+            try:
+                value = ast.literal_eval(keyword.value)
+            except ValueError:
+                notes.append(
+                    f"{where}, line {keyword.lineno}: {keyword.arg} is not a literal and is "
+                    "not carried over; set it in ALEMBIC_CONTEXT yourself."
+                )
+                continue
+            earlier = found.get(keyword.arg)
+            if earlier is not None and earlier[0] != value:
+                notes.append(
+                    f"{where}, line {keyword.lineno}: {keyword.arg} is {value!r} here but "
+                    f"{earlier[0]!r} on line {earlier[1]}; the first is used."
+                )
+                continue
+            found.setdefault(keyword.arg, (value, keyword.lineno))
+    return found, notes
+
+
+def _shown(path: Path, base: Path) -> str:
+    """``path`` relative to ``base`` when it is inside it, for messages."""
+    try:
+        return str(path.absolute().relative_to(base.absolute()))
+    except ValueError:
+        return str(path)
+
+
+class _Settings:
+    """The settings being worked out, and where each value came from."""
+
+    def __init__(self, app: Flask) -> None:
+        current = {key: copy.deepcopy(app.config.get(key) or {}) for key in SETTINGS}
+        self.values: dict[str, dict[str, Any]] = current
+        self.read: list[Option] = []
+        self.notes: list[str] = []
+
+    def set(self, setting: str, key: str, value: Any, source: str) -> None:
+        self.values[setting][key] = value
+        self.read.append(Option(setting=f"{setting}[{key!r}]", value=value, source=source))
+
+    def set_bind(self, bind: str, key: str, value: Any, source: str) -> None:
+        entry = self.values["ALEMBIC_BINDS"].setdefault(bind, {})
+        entry[key] = value
+        self.read.append(
+            Option(setting=f"ALEMBIC_BINDS[{bind!r}][{key!r}]", value=value, source=source)
+        )
+
+    def context_option(self, key: str, value: Any, source: str, binds: list[str]) -> None:
+        if key in _BIND_KEYS:
+            for bind in binds:
+                self.set_bind(bind, key, value, source)
+        elif key in _MANAGED:
+            self.notes.append(
+                f"{source}: {key}={value!r} is not carried over: Flask-Alembic runs each "
+                "revision in a transaction of its own where the database allows it."
+            )
+        else:
+            self.set("ALEMBIC_CONTEXT", key, value, source)
+
+
+def _work_out(app: Flask, layout: Layout, binds: list[str]) -> _Settings:
+    """The settings for ``layout``: the app's own, with what the old tool's files give."""
+    settings = _Settings(app)
+    root = Path(app.root_path)
+    base = Path.cwd()
+    if config.script_location(app).resolve() != layout.script_location.resolve():
+        location = os.path.relpath(layout.script_location, root)
+        settings.set("ALEMBIC", "script_location", location, "where the migrations are")
+    if layout.revisions != layout.script_location:
+        folder = os.path.relpath(layout.revisions, layout.script_location)
+        settings.set_bind(DEFAULT_BIND, "version_location", folder, "where the revisions are")
+    if layout.ini is not None:
+        options, notes = read_ini_options(layout.ini, base)
+        for option in options:
+            key = option.setting.split("'")[1]
+            settings.set("ALEMBIC", key, option.value, option.source)
+        settings.notes += notes
+    if layout.env is not None:
+        found, notes = read_env_options(layout.env, base)
+        migrate = app.extensions.get("migrate")
+        if migrate is not None and layout.kind in {Kind.FLASK_MIGRATE, Kind.FLASK_MIGRATE_MULTIDB}:
+            # Flask-Migrate's env.py passes **configure_args: the app says what they are.
+            notes = [n for n in notes if "**" not in n]
+        settings.notes += notes
+        where = _shown(layout.env, base)
+        for key, (value, line) in found.items():
+            settings.context_option(key, value, f"{where}, line {line}", binds)
+    if layout.kind in {Kind.FLASK_MIGRATE, Kind.FLASK_MIGRATE_MULTIDB}:
+        _read_migrate(app, settings, binds)
+    return settings
+
+
+def _read_migrate(app: Flask, settings: _Settings, binds: list[str]) -> None:
+    """Flask-Migrate's ``Migrate(...)`` options, when it is still registered on the app."""
+    migrate = app.extensions.get("migrate")
+    args = getattr(migrate, "configure_args", None)
+    if not isinstance(args, Mapping):
+        settings.notes.append(
+            "Flask-Migrate is not registered on the app, so the options given to "
+            "Migrate(...) (compare_type, render_as_batch, version_table...) cannot be read; "
+            "keep Migrate(app, db) while adopting, or set them in ALEMBIC_CONTEXT yourself."
+        )
+        return
+    source = "Migrate(...) options (app.extensions['migrate'])"
+    for key, value in args.items():
+        if key == "process_revision_directives":
+            continue  # its env.py's own hook, skipping empty autogenerated revisions
+        if key in _PLUMBING:
+            continue
+        if not _is_literal(value):
+            settings.notes.append(
+                f"{source}: {key} is not a literal and is not carried over; set it in "
+                "ALEMBIC_CONTEXT yourself."
+            )
+            continue
+        settings.context_option(key, value, source, binds)
+
+
+def _is_literal(value: Any) -> bool:
+    if value is None or isinstance(value, bool | int | float | str):
+        return True
+    if isinstance(value, list | tuple | set | frozenset):
+        return all(_is_literal(v) for v in value)
+    if isinstance(value, dict):
+        return all(_is_literal(k) and _is_literal(v) for k, v in value.items())
+    return False
+
+
+# -- the databases ------------------------------------------------------------------------
+
+
+@contextmanager
+def _configured(app: Flask, settings: Mapping[str, Any]) -> Iterator[None]:
+    """The app with ``settings`` in place for the block; its own put back afterwards."""
+    missing = object()
+    saved = {key: app.config.get(key, missing) for key in SETTINGS}
+    try:
+        for key in SETTINGS:
+            app.config[key] = copy.deepcopy(settings[key])
+        config.apply_defaults(app)
+        yield
+    finally:
+        for key, value in saved.items():
+            if value is missing:
+                app.config.pop(key, None)
+            else:
+                app.config[key] = value
+
+
+def _old_ids(layout: Layout) -> set[str]:
+    """The revision ids of the old history, read statically (nothing is imported)."""
+    files = revision_cache.scan([layout.revisions], None).files()
+    return {item.data.revision for item in files if item.data is not None}
+
+
+def _read_rows(binds: list[Bind], identities: Identities, known: set[str]) -> list[BindRows]:
+    result = []
+    with HeadsReader.open(identities) as reader:
+        for bind in binds:
+            table = version_table_name(bind)
+            try:
+                rows = reader.heads(bind)
+            except DatabaseError as exc:
+                result.append(BindRows(bind=bind.name, version_table=table, error=exc))
+                continue
+            unknown = tuple(r for r in rows if r not in known)
+            result.append(BindRows(bind=bind.name, version_table=table, rows=rows, unknown=unknown))
+    return result
+
+
+def _check_rows(rows: list[BindRows], layout: Layout) -> None:
+    """Refuse to go on when a database cannot be read, or records a revision the files lack."""
+    for row in rows:
+        if row.error is not None:
+            raise row.error
+        if row.unknown:
+            raise AdoptError(
+                f"Bind {row.bind!r} records revision(s) {', '.join(row.unknown)} in "
+                f"{row.version_table}, which no file in {layout.revisions} has.",
+                bind=row.bind,
+                revision=row.unknown[0],
+                hint="Check the version table setting (version_table, version_table_schema) "
+                "and that the revision files are all there, then run adopt again.",
+            )
+
+
+def adopt(
+    app: Flask,
+    *,
+    engines: EnginesArg | None,
+    metadatas: MetadatasArg | None,
+    source: Path | None = None,
+    plan: bool = False,
+) -> Adoption:
+    """Find the old tool's files, work out the settings and check every bind's state.
+
+    :param source: the old migrations folder or ``alembic.ini``; found where the old tool
+        would look when not given.
+    :param plan: read and check everything, write nothing.
+    """
+    layout = find_layout(app, source)
+    if layout.kind.lockstep:
+        raise AdoptError(
+            f"{layout.revisions} holds a history run on several databases at once "
+            f"({layout.kind.description}); converting it is not available in this version.",
+            path=str(layout.revisions),
+            hint="Keep the old tool for this project for now.",
+        )
+    settings = _work_out(app, layout, [DEFAULT_BIND])
+    with _configured(app, settings.values):
+        registry = build_registry(app, engines=engines, metadatas=metadatas)
+        identities = Identities()
+        old = [b for b in registry.all if b.name == DEFAULT_BIND]
+        if not old:
+            raise AdoptError(
+                f"The app has no 'default' bind to carry the {layout.kind.description} history "
+                f"of {layout.revisions}; its binds: {registry.describe_names()}.",
+                hint="Configure the database the old tool migrated as the app's default "
+                "database (SQLALCHEMY_DATABASE_URI), then run adopt again.",
+            )
+        before = _read_rows(old, identities, _old_ids(layout))
+        _check_rows(before, layout)
+        after = None
+        if not plan:
+            loader = Loader(app, registry)
+            after = tuple(read_status(loader, identities, list(registry.all)))
+    configured = all(app.config.get(key, {}) == settings.values[key] for key in SETTINGS)
+    return Adoption(
+        layout=layout,
+        settings={key: settings.values[key] for key in SETTINGS},
+        configured=configured,
+        read=tuple(settings.read),
+        notes=tuple(settings.notes),
+        before=tuple(before),
+        after=after,
+        planned=plan,
+    )
+
+
+def next_steps(adoption: Adoption) -> tuple[str | Command, ...]:
+    """What to do once adopted: settings in place, then ``status``."""
+    if adoption.configured:
+        return ("Run ", Command("status"), ": it must say 'up to date' before any upgrade.")
+    return (
+        "Put these settings in the app's configuration, then run ",
+        Command("status"),
+        ": it must say 'up to date' before any upgrade.",
+    )

@@ -180,6 +180,7 @@ class AlembicAPI:
         state = self._state()
         if state.registry is None:
             app: Flask = current_app._get_current_object()  # type: ignore[attr-defined]
+            config.check_script_location(app)
             state.registry = build_registry(app, engines=self.engines, metadatas=self.metadatas)
         return state.registry
 
@@ -390,6 +391,7 @@ class AlembicAPI:
         from .writer import make_script_directory
 
         app: Flask = current_app._get_current_object()  # type: ignore[attr-defined]
+        config.check_script_location(app)
         return make_script_directory(config.script_location(app), fill=True)
 
     def revision(

@@ -177,6 +177,7 @@ def render_sql(loader: Loader, plan: Plan, *, tag: str | None) -> OfflineSQL:
     """The SQL of each bind's part of ``plan`` (offline mode): nothing connects or runs."""
     from . import executor
 
+    loader.check_steps(plan)
     return executor.render_sql(plan, loader.runtimes, tag=tag)
 
 

@@ -559,9 +559,7 @@ def _default_location(script_location: Path, names: Iterable[str]) -> Path:
     versions = script_location / VERSIONS_FOLDER
     if (
         versions.is_dir()
-        and not any(
-            n != DEFAULT_BIND and bind_directory_name(n) == VERSIONS_FOLDER for n in names
-        )
+        and not any(n != DEFAULT_BIND and bind_directory_name(n) == VERSIONS_FOLDER for n in names)
         and not revision_cache.holds_revisions(script_location)
     ):
         return versions

@@ -119,7 +119,8 @@ def _load_revisions(script: ScriptDirectory) -> Iterator[Script]:
             real_path = Path(file_path).resolve()
             if real_path in seen:
                 warn(
-                    f"File {real_path} loaded twice! ignoring. Please ensure version_locations is unique."
+                    f"File {real_path} loaded twice! ignoring. "
+                    "Please ensure version_locations is unique."
                 )
                 continue
             seen.add(real_path)

@@ -10,9 +10,10 @@ each file is checked on its own: trusted by the same rule, otherwise read and ha
 parsed again, with :mod:`ast`, only if its content changed. Revision files are never
 executed here. A file whose identifiers are not plain literals is reported as ``None`` so
 the caller imports it the usual way. A file that is no revision at all (``env.py``, or any
-file that never assigns ``revision`` at its top level: other tools' files) is left out. The cache lives in ``<script_location>/__pycache__``,
-where Python keeps its own caches, and is replaced atomically; when it cannot be written
-(a read-only file system), everything still works, only slower.
+file that never assigns ``revision`` at its top level: other tools' files) is left out.
+The cache lives in ``<script_location>/__pycache__``, where Python keeps its own caches,
+and is replaced atomically; when it cannot be written (a read-only file system),
+everything still works, only slower.
 
 This module does not import Alembic.
 """

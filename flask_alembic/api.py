@@ -14,6 +14,7 @@ from collections.abc import Callable
 from collections.abc import Iterable
 from collections.abc import Iterator
 from collections.abc import Mapping
+from collections.abc import Sequence
 from contextlib import ExitStack
 from pathlib import Path
 from typing import Any
@@ -181,6 +182,7 @@ class AlembicAPI:
         state = self._state()
         if state.registry is None:
             app: Flask = current_app._get_current_object()  # type: ignore[attr-defined]
+            config.check_script_location(app)
             state.registry = build_registry(app, engines=self.engines, metadatas=self.metadatas)
         return state.registry
 
@@ -391,6 +393,7 @@ class AlembicAPI:
         from .writer import make_script_directory
 
         app: Flask = current_app._get_current_object()  # type: ignore[attr-defined]
+        config.check_script_location(app)
         return make_script_directory(config.script_location(app), fill=True)
 
     def revision(
@@ -523,6 +526,7 @@ class AlembicAPI:
         *,
         sql: Literal[False] = ...,
         tag: str | None = ...,
+        x_arguments: Sequence[str] | None = ...,
         with_dependencies: bool = ...,
         **options: Unpack[RunOptions],
     ) -> MigrationResult: ...
@@ -534,6 +538,7 @@ class AlembicAPI:
         *,
         sql: Literal[True],
         tag: str | None = ...,
+        x_arguments: Sequence[str] | None = ...,
         with_dependencies: bool = ...,
         **options: Unpack[RunOptions],
     ) -> dict[str, str]: ...
@@ -544,6 +549,7 @@ class AlembicAPI:
         *,
         sql: bool = False,
         tag: str | None = None,
+        x_arguments: Sequence[str] | None = None,
         with_dependencies: bool = False,
         **options: Unpack[RunOptions],
     ) -> MigrationResult | dict[str, str]:
@@ -551,14 +557,28 @@ class AlembicAPI:
 
         With ``sql=True`` nothing runs and no lock is taken; the SQL per bind is returned.
         Otherwise each involved database's migration lock is held while its current
-        revision is read, the plan made (``on_plan`` sees it) and run.
+        revision is read, the plan made (``on_plan`` sees it) and run. ``tag`` and
+        ``x_arguments`` (``["key=value", ...]``, the ``-x`` options of the command line)
+        reach the migrations as ``context.get_tag_argument()`` and
+        ``context.get_x_argument()``.
         """
         if sql:
             return self._offline_sql(
-                "upgrade", target, bind, tag=tag, with_dependencies=with_dependencies
+                "upgrade",
+                target,
+                bind,
+                tag=tag,
+                x_arguments=x_arguments,
+                with_dependencies=with_dependencies,
             )
         return self.migrate(
-            "upgrade", target, bind, tag=tag, with_dependencies=with_dependencies, **options
+            "upgrade",
+            target,
+            bind,
+            tag=tag,
+            x_arguments=x_arguments,
+            with_dependencies=with_dependencies,
+            **options,
         )
 
     @overload
@@ -569,6 +589,7 @@ class AlembicAPI:
         *,
         sql: Literal[False] = ...,
         tag: str | None = ...,
+        x_arguments: Sequence[str] | None = ...,
         **options: Unpack[RunOptions],
     ) -> MigrationResult: ...
     @overload
@@ -579,6 +600,7 @@ class AlembicAPI:
         *,
         sql: Literal[True],
         tag: str | None = ...,
+        x_arguments: Sequence[str] | None = ...,
         **options: Unpack[RunOptions],
     ) -> dict[str, str]: ...
     def downgrade(
@@ -588,6 +610,7 @@ class AlembicAPI:
         *,
         sql: bool = False,
         tag: str | None = None,
+        x_arguments: Sequence[str] | None = None,
         **options: Unpack[RunOptions],
     ) -> MigrationResult | dict[str, str]:
         """Downgrade the selected binds to ``target`` (default: one step; name a bind).
@@ -595,8 +618,8 @@ class AlembicAPI:
         ``sql`` and the other options are those of :meth:`upgrade`.
         """
         if sql:
-            return self._offline_sql("downgrade", target, bind, tag=tag)
-        return self.migrate("downgrade", target, bind, tag=tag, **options)
+            return self._offline_sql("downgrade", target, bind, tag=tag, x_arguments=x_arguments)
+        return self.migrate("downgrade", target, bind, tag=tag, x_arguments=x_arguments, **options)
 
     @overload
     def stamp(
@@ -646,6 +669,7 @@ class AlembicAPI:
         bind: BindArg,
         *,
         tag: str | None,
+        x_arguments: Sequence[str] | None = None,
         purge: bool = False,
         with_dependencies: bool = False,
     ) -> dict[str, str]:
@@ -658,7 +682,7 @@ class AlembicAPI:
             current=current,
             offline=True,
         )
-        return migration.render_sql(self._loader, plan, tag=tag)
+        return migration.render_sql(self._loader, plan, tag=tag, x_arguments=x_arguments)
 
     def migrate(
         self,
@@ -670,6 +694,7 @@ class AlembicAPI:
         purge: bool = False,
         on_wait: Callable[[Bind], None] | None = None,
         tag: str | None = None,
+        x_arguments: Sequence[str] | None = None,
         lock: bool = True,
         lock_timeout: float | None = None,
         parallel: int | None = None,
@@ -691,6 +716,7 @@ class AlembicAPI:
             on_event=on_event,
             on_wait=on_wait,
             tag=tag,
+            x_arguments=x_arguments,
         )
 
     def write_sql(
@@ -704,6 +730,7 @@ class AlembicAPI:
         plan: Plan,
         *,
         tag: str | None = None,
+        x_arguments: Sequence[str] | None = None,
         lock: bool = True,
         lock_timeout: float | None = None,
         parallel: int | None = None,
@@ -724,6 +751,7 @@ class AlembicAPI:
             lock_timeout=timeout,
             on_event=on_event,
             tag=tag,
+            x_arguments=x_arguments,
             lock=lock,
         )
 

@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING
 
 from flask import Flask
 
+from .errors import Command
 from .errors import ConfigurationError
 from .errors import ScriptDirectoryError
 
@@ -28,8 +29,10 @@ __all__ = [
     "alembic_config",
     "apply_defaults",
     "bind_settings",
+    "check_script_location",
     "context_defaults",
     "extra_locations",
+    "foreign_script_location",
     "lock_timeout",
     "parallel",
     "revision_cache_enabled",
@@ -94,6 +97,63 @@ def script_location(app: Flask) -> Path:
     location = app.config["ALEMBIC"]["script_location"]
     _check_folder_setting("script_location", location, '"migrations"')
     return _resource_or_path(app, os.fspath(location))
+
+
+def foreign_script_location(app: Flask) -> Path | None:
+    """Another tool's migrations folder, when the script location does not exist.
+
+    Flask-Migrate and Alembic look in the current directory, not in the app's root path:
+    ``migrations/``, or the ``script_location`` of an ``alembic.ini`` there. Such a folder
+    counts when it holds an ``env.py``.
+    """
+    location = script_location(app)
+    if location.exists():
+        return None
+    cwd = Path.cwd()
+    candidates = [cwd / "migrations"]
+    ini = cwd / "alembic.ini"
+    if ini.is_file():
+        found = _ini_script_location(ini)
+        if found is not None:
+            candidates.insert(0, found)
+    for candidate in candidates:
+        if (candidate / "env.py").is_file() and candidate.resolve() != location.resolve():
+            return candidate.resolve()
+    return None
+
+
+def _ini_script_location(ini: Path) -> Path | None:
+    """The folder an ``alembic.ini``'s ``[alembic] script_location`` names, as Alembic
+    reads it (``%(here)s`` is the file's folder; a relative path is from the current one)."""
+    import configparser
+
+    parser = configparser.ConfigParser(defaults={"here": str(ini.parent.absolute())})
+    try:
+        parser.read(ini, encoding="utf-8")
+        value = parser.get("alembic", "script_location", fallback=None)
+    except (configparser.Error, UnicodeDecodeError):
+        return None
+    if not value or (":" in value and not os.path.isabs(value)):
+        return None  # absent, or a package resource: not a folder another tool made here
+    return Path(value).absolute()
+
+
+def check_script_location(app: Flask) -> None:
+    """Refuse to go on when the script location does not exist but another tool's
+    migrations folder does (see :func:`foreign_script_location`): a new, empty folder would
+    hide its revisions."""
+    found = foreign_script_location(app)
+    if found is not None:
+        raise ScriptDirectoryError(
+            f"The migrations folder {script_location(app)} does not exist, but {found} "
+            "(another tool's, with an env.py) does.",
+            path=str(found),
+            hint=(
+                f'Set ALEMBIC = {{"script_location": "{found.as_posix()}"}}, or run ',
+                Command("adopt"),
+                ".",
+            ),
+        )
 
 
 def extra_locations(app: Flask) -> list[Path]:

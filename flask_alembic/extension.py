@@ -64,7 +64,12 @@ class Alembic(AlembicAPI):
         config.apply_defaults(app)
 
         location = config.script_location(app)
-        if (run_mkdir if run_mkdir is not None else self.run_mkdir) and not location.exists():
+        if (
+            (run_mkdir if run_mkdir is not None else self.run_mkdir)
+            and not location.exists()
+            # Another tool's folder elsewhere: create nothing; first use says where it is.
+            and config.foreign_script_location(app) is None
+        ):
             from .writer import make_script_directory
 
             make_script_directory(location)

@@ -478,8 +478,9 @@ class AlembicAPI:
             source=None if path is None else Path(path),
             plan=plan,
         )
-        if not plan:
-            self._loader.refresh()
+        state: _ContextState | None = g.get("_flask_alembic")
+        if state is not None and not plan:
+            state.loader.refresh()  # a converted history has new files
         return result
 
     # -- running migrations -------------------------------------------------------------

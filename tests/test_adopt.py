@@ -60,8 +60,11 @@ def _logging_kept() -> Iterator[None]:
     """Flask-Migrate's env.py reconfigures logging from alembic.ini: put it back."""
     root = logging.getLogger()
     level, handlers = root.level, list(root.handlers)
-    disabled = {name: lg.disabled for name, lg in logging.Logger.manager.loggerDict.items()
-                if isinstance(lg, logging.Logger)}
+    disabled = {
+        name: lg.disabled
+        for name, lg in logging.Logger.manager.loggerDict.items()
+        if isinstance(lg, logging.Logger)
+    }
     yield
     root.setLevel(level)
     root.handlers[:] = handlers
@@ -190,6 +193,216 @@ def test_flask_migrate_single(
     dispose(app)
     # The old files are untouched.
     after_files = snapshot(project / "migrations")
-    assert {k: v for k, v in after_files.items() if "__pycache__" not in k and k != f"versions/{new_file.name}"} == {
-        k: v for k, v in before.items() if "__pycache__" not in k
+    assert {
+        k: v
+        for k, v in after_files.items()
+        if "__pycache__" not in k and k != f"versions/{new_file.name}"
+    } == {k: v for k, v in before.items() if "__pycache__" not in k}
+
+
+PEOPLE = """\
+\"\"\"people
+
+Revision ID: {rev}
+Revises:
+Create Date: 2024-01-01 00:00:00
+
+\"\"\"
+from alembic import op
+import sqlalchemy as sa
+
+revision = {rev!r}
+down_revision = None
+branch_labels = {labels!r}
+depends_on = None
+
+
+def upgrade():
+    op.create_table(
+        "person",
+        sa.Column("id", sa.Integer, primary_key=True),
+        sa.Column("name", sa.String(50)),
+    )
+
+
+def downgrade():
+    op.drop_table("person")
+"""
+
+
+def alembic_project(project: Path, url: str, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A plain Alembic project (alembic init), with a custom version table and literal
+    options in env.py, migrated by Alembic itself; returns the ini file."""
+    from alembic import command
+    from alembic.config import Config
+
+    monkeypatch.chdir(project)
+    ini = project / "alembic.ini"
+    cfg = Config(str(ini))
+    command.init(cfg, str(project / "alembic"))
+    text = ini.read_text()
+    ini.write_text(
+        text.replace("driver://user:pass@localhost/dbname", url.replace("%", "%%")).replace(
+            "# file_template = ", "file_template = %%(rev)s_%%(slug)s\n# ", 1
+        )
+    )
+    env = project / "alembic" / "env.py"
+    env.write_text(
+        env.read_text().replace(
+            "connection=connection, target_metadata=target_metadata",
+            "connection=connection, target_metadata=target_metadata,\n"
+            '            version_table="legacy_version", compare_type=True, '
+            "render_as_batch=True, process_revision_directives=None",
+        )
+    )
+    (project / "alembic" / "versions" / "aa11_people.py").write_text(
+        PEOPLE.format(rev="aa11", labels=None)
+    )
+    command.upgrade(Config(str(ini)), "head")
+    engine = sa.create_engine(url)
+    with engine.begin() as conn:
+        conn.execute(sa.text("INSERT INTO person (id, name) VALUES (1, 'ada'), (2, 'bob')"))
+    engine.dispose()
+    return ini
+
+
+def test_plain_alembic(project: Path, database_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """alembic.ini, env.py, versions/ and a custom version table: the version table and
+    the literal options are read, the state is checked, and a new revision applies."""
+    alembic_project(project, database_url, monkeypatch)
+    assert version_rows(database_url, "legacy_version") == {"aa11"}
+    before = snapshot(project)
+    app = new_app(project, database_url)
+
+    result = run(app, "adopt", "--plan")
+    assert result.exit_code == 0, result.output
+    assert snapshot(project) == before
+    assert "Found Alembic (alembic.ini and env.py): " in result.stderr
+    assert (
+        "Read ALEMBIC_BINDS['default']['version_table'] = 'legacy_version' (alembic/env.py, line 69)."
+        in result.stderr
+    )
+    assert "Before: bind 'default' records aa11 in legacy_version." in result.stderr
+    assert "Planned only: nothing was changed." in result.stderr
+    assert "not a literal" not in result.stderr  # process_revision_directives=None is one
+
+    data = adopt_json(app)
+    assert data["layout"]["kind"] == "alembic"
+    assert data["layout"]["alembic_ini"] == str(project / "alembic.ini")
+    assert data["settings"] == {
+        "ALEMBIC": {"script_location": "alembic", "file_template": "%(rev)s_%(slug)s"},
+        "ALEMBIC_CONTEXT": {
+            "compare_server_default": True,
+            "compare_type": True,
+            "render_as_batch": True,
+            "process_revision_directives": None,
+        },
+        "ALEMBIC_BINDS": {
+            "default": {"version_location": "versions", "version_table": "legacy_version"}
+        },
     }
+    (after,) = data["after"]
+    assert (after["state"], after["current"], after["version_table"]) == (
+        "up to date",
+        ["aa11"],
+        "legacy_version",
+    )
+    dispose(app)
+
+    app = new_app(project, database_url, settings=data["settings"], with_email=True)
+    result = run(app, "revision", "email")
+    assert result.exit_code == 0, result.output
+    assert Path(result.stdout.strip()).parent == project / "alembic" / "versions"
+    result = run(app, "upgrade")
+    assert result.exit_code == 0, result.output
+    (new_rev,) = version_rows(database_url, "legacy_version")
+    assert new_rev != "aa11"
+    assert version_rows(database_url) == set()  # no alembic_version table appeared
+    assert rows(database_url) == [(1, "ada", None), (2, "bob", None)]
+    dispose(app)
+
+
+def flask_alembic_3_project(project: Path, url: str) -> None:
+    """The documented Flask-Alembic 3 layout: revisions directly in migrations/, Alembic's
+    generic template, the first revision labelled 'default'; migrated, with rows."""
+    import alembic
+
+    folder = project / "migrations"
+    folder.mkdir()
+    generic = Path(alembic.__file__).parent / "templates" / "generic" / "script.py.mako"
+    (folder / "script.py.mako").write_bytes(generic.read_bytes())
+    (folder / "bb22_people.py").write_text(PEOPLE.format(rev="bb22", labels=("default",)))
+    app = new_app(project, url)
+    assert run(app, "upgrade").exit_code == 0
+    dispose(app)
+    engine = sa.create_engine(url)
+    with engine.begin() as conn:
+        conn.execute(sa.text("INSERT INTO person (id, name) VALUES (1, 'ada'), (2, 'bob')"))
+    engine.dispose()
+
+
+def test_flask_alembic_3_single(project: Path, database_url: str) -> None:
+    """A Flask-Alembic 3 project needs no new setting; a re-run is a no-op."""
+    flask_alembic_3_project(project, database_url)
+    app = new_app(project, database_url, with_email=True)
+    before = {k: v for k, v in snapshot(project).items() if "__pycache__" not in k}
+    data = adopt_json(app)
+    assert data["layout"]["kind"] == "flask-alembic-3"
+    assert data["configured"] is True
+    assert data["settings"]["ALEMBIC_BINDS"] == {}
+    assert data["before"][0]["current"] == ["bb22"]
+    assert adopt_json(app) == data  # a re-run finds and does the same
+    assert {k: v for k, v in snapshot(project).items() if "__pycache__" not in k} == before
+    result = run(app, "adopt")
+    assert result.exit_code == 0
+    assert "The app already has these settings." in result.stderr
+    assert result.stdout.startswith("ALEMBIC = {'script_location': 'migrations'}\n")
+    result = run(app, "revision", "email")
+    assert result.exit_code == 0, result.output
+    assert run(app, "upgrade").exit_code == 0
+    assert rows(database_url) == [(1, "ada", None), (2, "bob", None)]
+    assert len(version_rows(database_url)) == 1
+    dispose(app)
+
+
+def test_nothing_to_adopt(project: Path, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """No old tool's files anywhere: one line, exit 1, no folder made."""
+    monkeypatch.chdir(project)
+    app = new_app(project, f"sqlite:///{tmp_path / 'x.db'}")
+    result = run(app, "adopt")
+    assert result.exit_code == 1
+    assert result.stderr.count("\n") == 1
+    assert result.stderr.startswith(
+        "Error: Found no migrations of Flask-Migrate, Flask-Alembic 3 or Alembic (looked for "
+    )
+    assert result.stderr.endswith("Pass the folder that holds them with --from PATH.\n")
+    result = run(app, "adopt", "--from", str(tmp_path))
+    assert result.exit_code == 1
+    assert result.stderr == (
+        f"Error: {tmp_path} is neither a migrations folder (with revision files, or env.py "
+        "and versions/) nor an alembic.ini naming one. Pass the folder that holds the old "
+        "tool's migrations with --from.\n"
+    )
+    dispose(app)
+
+
+def test_unknown_version_row(
+    project: Path, database_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A database at a revision the files lack is refused in one line, nothing changed."""
+    flask_migrate_project(project, database_url, monkeypatch)
+    engine = sa.create_engine(database_url)
+    with engine.begin() as conn:
+        conn.execute(sa.text("UPDATE alembic_version SET version_num = 'ff99'"))
+    engine.dispose()
+    app = new_app(project, database_url)
+    result = run(app, "adopt", "--plan")
+    assert result.exit_code == 1
+    assert result.stderr == (
+        "Error: Bind 'default' records revision(s) ff99 in alembic_version, which no file in "
+        f"{project / 'migrations' / 'versions'} has. Check the version table setting "
+        "(version_table, version_table_schema) and that the revision files are all there, "
+        "then run adopt again.\n"
+    )
+    assert version_rows(database_url) == {"ff99"}
+    dispose(app)

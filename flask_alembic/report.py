@@ -43,11 +43,11 @@ if TYPE_CHECKING:
 
 __all__ = [
     "JSON_VERSION",
-    "adoption_json",
     "Output",
     "PlainOutput",
     "Progress",
     "RichOutput",
+    "adoption_json",
     "describe_diff",
     "diffs_json",
     "error_json",

@@ -6,7 +6,6 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import textwrap
 import warnings
 from collections.abc import Iterator
 from pathlib import Path
@@ -279,7 +278,8 @@ def test_plain_alembic(project: Path, database_url: str, monkeypatch: pytest.Mon
     assert snapshot(project) == before
     assert "Found Alembic (alembic.ini and env.py): " in result.stderr
     assert (
-        "Read ALEMBIC_BINDS['default']['version_table'] = 'legacy_version' (alembic/env.py, line 69)."
+        "Read ALEMBIC_BINDS['default']['version_table'] = 'legacy_version' "
+        "(alembic/env.py, line 69)."
         in result.stderr
     )
     assert "Before: bind 'default' records aa11 in legacy_version." in result.stderr

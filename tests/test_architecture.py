@@ -31,6 +31,7 @@ LAYERS = [
     "planner",
     "registry",
     "history",
+    "lockstep",
     "config",
     "_alembic_compat",
     "identity",

@@ -279,8 +279,7 @@ def test_plain_alembic(project: Path, database_url: str, monkeypatch: pytest.Mon
     assert "Found Alembic (alembic.ini and env.py): " in result.stderr
     assert (
         "Read ALEMBIC_BINDS['default']['version_table'] = 'legacy_version' "
-        "(alembic/env.py, line 69)."
-        in result.stderr
+        "(alembic/env.py, line 69)." in result.stderr
     )
     assert "Before: bind 'default' records aa11 in legacy_version." in result.stderr
     assert "Planned only: nothing was changed." in result.stderr

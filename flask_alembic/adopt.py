@@ -15,25 +15,30 @@ from __future__ import annotations
 import ast
 import configparser
 import copy
+import dataclasses
+import json
 import os
 from collections.abc import Iterator
 from collections.abc import Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
-from dataclasses import field
 from enum import StrEnum
 from pathlib import Path
 from typing import Any
+from typing import TYPE_CHECKING
 
+import sqlalchemy as sa
 from flask import Flask
 
 from . import config
+from . import locking
 from . import revision_cache
 from .errors import Command
 from .errors import DatabaseError
 from .errors import FlaskAlembicError
 from .identity import Identities
 from .loader import Loader
+from .redact import describe_exception
 from .registry import Bind
 from .registry import build_registry
 from .registry import DEFAULT_BIND
@@ -44,14 +49,19 @@ from .status import HeadsReader
 from .status import read_status
 from .status import version_table_name
 
+if TYPE_CHECKING:
+    from .lockstep import Conversion
+
 __all__ = [
     "SETTINGS",
     "AdoptError",
     "Adoption",
     "BindRows",
+    "FileChange",
     "Kind",
     "Layout",
     "Option",
+    "Stamp",
     "adopt",
     "find_layout",
     "read_env_options",
@@ -138,6 +148,32 @@ class BindRows:
 
 
 @dataclass(frozen=True, kw_only=True)
+class FileChange:
+    """A file a lockstep conversion writes (``write``), moves into the archive
+    (``archive``: ``old`` is where it goes) or replaces (``replace``: the template)."""
+
+    action: str
+    path: Path
+    bind: str | None = None
+    #: The new file's revision id.
+    revision: str | None = None
+    #: The old revision id a new file comes from, or an archived file's new place.
+    old: str | None = None
+
+
+@dataclass(frozen=True, kw_only=True)
+class Stamp:
+    """A bind's version rows mapped from the old ids it recorded to its own new ids."""
+
+    bind: str
+    version_table: str
+    old: tuple[str, ...]
+    new: tuple[str, ...]
+    #: Whether the rows hold the new ids (already, or now).
+    done: bool
+
+
+@dataclass(frozen=True, kw_only=True)
 class Adoption:
     """What ``adopt`` found, worked out and did."""
 
@@ -155,7 +191,9 @@ class Adoption:
     #: Whether this was only a plan: nothing was written.
     planned: bool = False
     #: The files written, moved or replaced (lockstep conversions only).
-    files: tuple[str, ...] = field(default_factory=tuple)
+    files: tuple[FileChange, ...] = ()
+    #: Each bind's version rows, mapped (lockstep conversions only).
+    stamps: tuple[Stamp, ...] = ()
 
 
 # -- finding the old tool's files ---------------------------------------------------------
@@ -259,17 +297,22 @@ def _ini_layout(ini: Path) -> Layout | None:
 def _with_lockstep(
     kind: Kind, location: Path, revisions: Path, *, ini: Path | None, env: Path | None
 ) -> Layout:
-    lockstep = _lockstep_files(revisions)
-    if lockstep and kind == Kind.FLASK_MIGRATE:
+    """The layout, as a lockstep one when its files (or, once converted, its archive) say so."""
+    from .lockstep import ARCHIVE_NAME
+    from .lockstep import find_lockstep
+
+    lockstep = find_lockstep([revisions])
+    converted = (location / ARCHIVE_NAME).is_dir()
+    if (lockstep or converted) and kind == Kind.FLASK_MIGRATE:
         kind = Kind.FLASK_MIGRATE_MULTIDB
-    elif lockstep and kind in {Kind.FLASK_ALEMBIC_3, Kind.FLASK_ALEMBIC}:
+    elif (lockstep or converted) and kind in {Kind.FLASK_ALEMBIC_3, Kind.FLASK_ALEMBIC}:
         kind = Kind.FLASK_ALEMBIC_3_MULTIDB
     elif lockstep:
         raise AdoptError(
             f"The revisions in {revisions} take an engine name (a history run on several "
             f"databases at once), which {kind.description} does not write.",
             path=str(revisions),
-            hint="Convert them by hand, or pass the right folder with --from.",
+            hint="Pass the migrations folder of Flask-Migrate or Flask-Alembic 3 with --from.",
         )
     return Layout(
         kind=kind,
@@ -279,19 +322,6 @@ def _with_lockstep(
         env=env,
         lockstep_files=tuple(lockstep),
     )
-
-
-def _lockstep_files(folder: Path) -> list[Path]:
-    """The revision files whose ``upgrade`` takes an argument (read with ``ast``)."""
-    found = []
-    for path in sorted(folder.glob("*.py")) if folder.is_dir() else ():
-        tree = _parse(path)
-        if tree is None:
-            continue
-        for node in tree.body:
-            if isinstance(node, ast.FunctionDef) and node.name == "upgrade" and node.args.args:
-                found.append(path)
-    return found
 
 
 def _parse(path: Path) -> ast.Module | None:
@@ -590,9 +620,9 @@ def _configured(app: Flask, settings: Mapping[str, Any]) -> Iterator[None]:
                 app.config[key] = value
 
 
-def _old_ids(layout: Layout) -> set[str]:
-    """The revision ids of the old history, read statically (nothing is imported)."""
-    files = revision_cache.scan([layout.revisions], None).files()
+def _old_ids(folders: list[Path]) -> set[str]:
+    """The revision ids of the files in ``folders``, read statically (nothing is imported)."""
+    files = revision_cache.scan(folders, None).files()
     return {item.data.revision for item in files if item.data is not None}
 
 
@@ -634,37 +664,49 @@ def adopt(
     metadatas: MetadatasArg | None,
     source: Path | None = None,
     plan: bool = False,
+    lock_timeout: float | None = None,
 ) -> Adoption:
-    """Find the old tool's files, work out the settings and check every bind's state.
+    """Find the old tool's files, work out the settings and check every bind's state;
+    convert a lockstep history and stamp each bind with its own ids.
 
     :param source: the old migrations folder or ``alembic.ini``; found where the old tool
         would look when not given.
     :param plan: read and check everything, write nothing.
     """
     layout = find_layout(app, source)
-    if layout.kind.lockstep:
-        raise AdoptError(
-            f"{layout.revisions} holds a history run on several databases at once "
-            f"({layout.kind.description}); converting it is not available in this version.",
-            path=str(layout.revisions),
-            hint="Keep the old tool for this project for now.",
-        )
-    settings = _work_out(app, layout, [DEFAULT_BIND])
+    several = layout.kind.lockstep or _id_map_path(layout).is_file()
+    names = _bind_names(app, engines, metadatas) if several else [DEFAULT_BIND]
+    settings = _work_out(app, layout, names)
     with _configured(app, settings.values):
         registry = build_registry(app, engines=engines, metadatas=metadatas)
         identities = Identities()
-        old = [b for b in registry.all if b.name == DEFAULT_BIND]
-        if not old:
-            raise AdoptError(
-                f"The app has no 'default' bind to carry the {layout.kind.description} history "
-                f"of {layout.revisions}; its binds: {registry.describe_names()}.",
-                hint="Configure the database the old tool migrated as the app's default "
-                "database (SQLALCHEMY_DATABASE_URI), then run adopt again.",
-            )
-        before = _read_rows(old, identities, _old_ids(layout))
-        _check_rows(before, layout)
+        if several:
+            binds = [b for b in registry.all if b.name in names]
+        else:
+            binds = [b for b in registry.all if b.name == DEFAULT_BIND]
+            if not binds:
+                raise AdoptError(
+                    f"The app has no 'default' bind to carry the {layout.kind.description} "
+                    f"history of {layout.revisions}; its binds: {registry.describe_names()}.",
+                    hint="Configure the database the old tool migrated as the app's default "
+                    "database (SQLALCHEMY_DATABASE_URI), then run adopt again.",
+                )
+        files: tuple[FileChange, ...] = ()
+        stamps: tuple[Stamp, ...] = ()
+        if layout.lockstep_files:
+            before, files, stamps, conversion = _plan_lockstep(layout, binds, identities)
+        elif several:
+            before, stamps = _plan_restamp(layout, binds, identities)
+            conversion = None
+        else:
+            before = _read_rows(binds, identities, _old_ids([layout.revisions]))
+            _check_rows(before, layout)
+            conversion = None
         after = None
         if not plan:
+            if conversion is not None or any(not s.done for s in stamps):
+                timeout = config.lock_timeout(app, lock_timeout)
+                stamps = _write(binds, identities, conversion, stamps, timeout)
             loader = Loader(app, registry)
             after = tuple(read_status(loader, identities, list(registry.all)))
     configured = all(app.config.get(key, {}) == settings.values[key] for key in SETTINGS)
@@ -677,6 +719,176 @@ def adopt(
         before=tuple(before),
         after=after,
         planned=plan,
+        files=files,
+        stamps=stamps,
+    )
+
+
+def _bind_names(
+    app: Flask, engines: EnginesArg | None, metadatas: MetadatasArg | None
+) -> list[str]:
+    """Every bind of the app: each one had its place in the lockstep history."""
+    return [b.name for b in build_registry(app, engines=engines, metadatas=metadatas).all]
+
+
+def _id_map_path(layout: Layout) -> Path:
+    from .lockstep import ARCHIVE_NAME
+    from .lockstep import ID_MAP_NAME
+
+    return layout.script_location / ARCHIVE_NAME / ID_MAP_NAME
+
+
+def _suffix(layout: Layout, bind: str) -> str:
+    """How the old files name a bind's functions: Flask-Migrate's default bind is ``""``."""
+    migrate = layout.kind == Kind.FLASK_MIGRATE_MULTIDB
+    return "" if migrate and bind == DEFAULT_BIND else bind
+
+
+def _plan_lockstep(
+    layout: Layout, binds: list[Bind], identities: Identities
+) -> tuple[list[BindRows], tuple[FileChange, ...], tuple[Stamp, ...], Conversion]:
+    """Every file to write and every version row to map, from each bind's own rows."""
+    from .lockstep import BindTarget
+    from .lockstep import plan_conversion
+
+    targets = [
+        BindTarget(
+            name=b.name,
+            suffix=_suffix(layout, b.name),
+            folder=b.version_location,
+            label=b.branch_label,
+        )
+        for b in binds
+    ]
+    before = _read_rows(binds, identities, _old_ids([layout.revisions]))
+    _check_rows(before, layout)
+    conversion = plan_conversion([layout.revisions], targets, DEFAULT_BIND, layout.script_location)
+    files = [
+        FileChange(action="write", path=f.path, bind=f.bind, revision=f.new_id, old=f.old_id)
+        for f in conversion.files
+    ]
+    files += [
+        FileChange(action="archive", path=p, old=str(conversion.archive / p.name))
+        for p in conversion.old_files
+    ]
+    files.append(FileChange(action="replace", path=conversion.template))
+    stamps = tuple(
+        _stamp_of(b, row.rows, conversion.new_ids(b.name, row.rows))
+        for b, row in zip(binds, before, strict=True)
+    )
+    return before, tuple(files), stamps, conversion
+
+
+def _plan_restamp(
+    layout: Layout, binds: list[Bind], identities: Identities
+) -> tuple[list[BindRows], tuple[Stamp, ...]]:
+    """After a conversion: the binds whose rows still hold old ids, from the id map."""
+    path = _id_map_path(layout)
+    try:
+        data = json.loads(path.read_text("utf-8"))
+        id_map: dict[str, dict[str, str | None]] = data["revisions"]
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise AdoptError(
+            f"Cannot read the id map {path} of the converted history: {exc}.",
+            path=str(path),
+            hint="Restore the file from the backup taken before adopting.",
+        ) from None
+    new_ids = {b.name: _old_ids(list(b.version_locations)) for b in binds}
+    before = _read_rows(binds, identities, set().union(*new_ids.values(), id_map))
+    _check_rows(before, layout)
+    stamps = []
+    for b, row in zip(binds, before, strict=True):
+        if all(r in new_ids[b.name] for r in row.rows):
+            mapped = row.rows
+        else:
+            mapped = tuple(
+                dict.fromkeys(
+                    new for r in row.rows if (new := id_map.get(r, {}).get(b.name)) is not None
+                )
+            )
+        stamps.append(_stamp_of(b, row.rows, mapped))
+    return before, tuple(stamps)
+
+
+def _stamp_of(bind: Bind, old: tuple[str, ...], new: tuple[str, ...]) -> Stamp:
+    return Stamp(
+        bind=bind.name,
+        version_table=version_table_name(bind),
+        old=old,
+        new=new,
+        done=set(old) == set(new),
+    )
+
+
+def _write(
+    binds: list[Bind],
+    identities: Identities,
+    conversion: Conversion | None,
+    stamps: tuple[Stamp, ...],
+    timeout: float | None,
+) -> tuple[Stamp, ...]:
+    """Under every bind's migration lock: check the rows are still those planned from,
+    write the files, then each bind's version rows (no DDL, no data)."""
+    from .lockstep import apply_conversion
+
+    by_name = {b.name: b for b in binds}
+    with locking.lock_binds(binds, timeout, identities) as held:
+        with HeadsReader.open(identities) as reader:
+            for stamp in stamps:
+                now = reader.heads(by_name[stamp.bind])
+                if set(now) != set(stamp.old):
+                    raise AdoptError(
+                        f"Bind {stamp.bind!r} moved from {', '.join(stamp.old) or 'base'} to "
+                        f"{', '.join(now) or 'base'} while adopting (another process "
+                        "migrated it); nothing was changed.",
+                        bind=stamp.bind,
+                        hint="Run adopt again once it has finished.",
+                    )
+        if conversion is not None:
+            apply_conversion(conversion)
+        finished: list[Stamp] = []
+        for stamp in stamps:
+            if stamp.done:
+                finished.append(stamp)
+                continue
+            try:
+                held.check(stamp.bind)
+                _write_rows(by_name[stamp.bind], stamp.new)
+            except (FlaskAlembicError, sa.exc.SQLAlchemyError) as exc:
+                raise _midway(conversion, finished, stamp, exc) from exc
+            finished.append(dataclasses.replace(stamp, done=True))
+    return tuple(finished)
+
+
+def _write_rows(bind: Bind, rows: tuple[str, ...]) -> None:
+    """Replace the bind's version rows with ``rows``, in one transaction."""
+    table = sa.table(bind.version_table, sa.column("version_num"), schema=bind.version_table_schema)
+    with bind.connect() as connection:
+        connection.execute(sa.delete(table))
+        if rows:
+            connection.execute(sa.insert(table), [{"version_num": r} for r in rows])
+        connection.commit()
+
+
+def _midway(
+    conversion: Conversion | None, finished: list[Stamp], failed: Stamp, exc: BaseException
+) -> AdoptError:
+    """What was done when writing a bind's rows failed, and how to finish."""
+    done = []
+    if conversion is not None:
+        done.append(
+            f"converted the history ({len(conversion.files)} files written, the old ones "
+            f"kept in {conversion.archive})"
+        )
+    changed = [s.bind for s in finished if set(s.old) != set(s.new)]
+    if changed:
+        done.append(f"stamped bind(s) {', '.join(repr(b) for b in changed)}")
+    detail = exc.render() if isinstance(exc, FlaskAlembicError) else describe_exception(exc, ())
+    return AdoptError(
+        f"Adopting stopped midway: {'; '.join(done) or 'nothing was written'}; writing "
+        f"the version rows of bind {failed.bind!r} ({failed.version_table}) failed: {detail}",
+        bind=failed.bind,
+        hint="Fix the cause and run adopt again: it finishes the job.",
     )
 
 

@@ -32,6 +32,8 @@ if TYPE_CHECKING:
     from rich.text import Text
 
     from .adopt import Adoption
+    from .adopt import FileChange
+    from .adopt import Stamp
     from .executor import Event
     from .executor import StepFailed
     from .executor import StepFinished
@@ -219,8 +221,10 @@ class Output:
         for row in adoption.before:
             rows = ", ".join(row.rows) or "no revision"
             self.status(f"Before: bind {row.bind!r} records {rows} in {row.version_table}.")
-        for path in adoption.files:
-            self.status(f"{'Would write' if adoption.planned else 'Wrote'} {path}.")
+        for change in adoption.files:
+            self.status(_file_change(change, adoption.planned))
+        for stamp in adoption.stamps:
+            self.status(_stamp_line(stamp, adoption.planned))
         for key, value in adoption.settings.items():
             self.line(printable(f"{key} = {pprint.pformat(value, sort_dicts=False, width=88)}"))
         if adoption.after is not None:
@@ -925,6 +929,29 @@ def _nothing_to_do(plan: Plan) -> str:
     return f"Nothing to do: {binds} already at the target."
 
 
+def _file_change(change: FileChange, planned: bool) -> str:
+    if change.action == "write":
+        verb = "Would write" if planned else "Wrote"
+        return (
+            f"{verb} {change.path} (bind {change.bind!r}, revision {change.revision}, "
+            f"from {change.old})."
+        )
+    if change.action == "archive":
+        verb = "Would move" if planned else "Moved"
+        return f"{verb} {change.path} to {change.old}."
+    verb = "Would replace" if planned else "Replaced"
+    return f"{verb} {change.path} with Flask-Alembic's template."
+
+
+def _stamp_line(stamp: Stamp, planned: bool) -> str:
+    old = ", ".join(stamp.old) or "no revision"
+    new = ", ".join(stamp.new) or "no revision"
+    if set(stamp.old) == set(stamp.new):
+        return f"Keep: bind {stamp.bind!r} stays at {old} in {stamp.version_table}."
+    verb = "Would stamp" if planned else "Stamped"
+    return f"{verb} bind {stamp.bind!r}: {old} -> {new} in {stamp.version_table}."
+
+
 def _adopted_state(status: BindStatus) -> str:
     if not status.managed:
         return f"bind {status.bind!r} is not managed ({status.reason})."
@@ -975,7 +1002,27 @@ def adoption_json(adoption: Adoption, group: str = DEFAULT_GROUP) -> dict[str, A
             }
             for row in adoption.before
         ],
-        "files": list(adoption.files),
+        "files": [
+            {
+                "action": f.action,
+                "path": str(f.path),
+                "bind": f.bind,
+                "revision": f.revision,
+                "from": f.old if f.action == "write" else None,
+                "to": f.old if f.action == "archive" else None,
+            }
+            for f in adoption.files
+        ],
+        "stamps": [
+            {
+                "bind": s.bind,
+                "version_table": s.version_table,
+                "from": list(s.old),
+                "to": list(s.new),
+                "done": s.done,
+            }
+            for s in adoption.stamps
+        ],
         "after": None if adoption.after is None else status_json(adoption.after, group)["binds"],
         "planned": adoption.planned,
     }

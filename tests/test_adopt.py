@@ -405,3 +405,165 @@ def test_unknown_version_row(
     )
     assert version_rows(database_url) == {"ff99"}
     dispose(app)
+
+
+def define_two_binds(db: SQLAlchemy, *, email: bool = False, note: bool = False) -> None:
+    define_models(db, with_email=email)
+    columns: list[sa.Column[Any]] = [
+        sa.Column("id", sa.Integer, primary_key=True),
+        sa.Column("login", sa.String(50)),
+    ]
+    if note:
+        columns.append(sa.Column("note", sa.String(100)))
+    db.Table("account", *columns, bind_key="users")
+
+
+def multidb_app(project: Path, urls: dict[str, str], **model_options: bool) -> tuple[Flask, Any]:
+    app = Flask("oldapp", root_path=str(project))
+    app.config["SQLALCHEMY_DATABASE_URI"] = urls["default"]
+    app.config["SQLALCHEMY_BINDS"] = {"users": urls["users"]}
+    db = SQLAlchemy()
+    define_two_binds(db, **model_options)
+    db.init_app(app)
+    return app, db
+
+
+def flask_migrate_multidb_project(
+    project: Path, urls: dict[str, str], monkeypatch: pytest.MonkeyPatch
+) -> tuple[str, str]:
+    """Flask-Migrate --multidb, made by Flask-Migrate itself: a first revision creating a
+    table on each database, a second adding a column on the default one; rows in both.
+    Returns the two revision ids."""
+    from flask_migrate import init
+    from flask_migrate import Migrate
+    from flask_migrate import migrate
+    from flask_migrate import upgrade
+
+    monkeypatch.chdir(project)
+    ids = []
+    for step, options in enumerate(({}, {"email": True})):
+        app, db = multidb_app(project, urls, **options)
+        Migrate(app, db)
+        with app.app_context(), warnings.catch_warnings():
+            warnings.simplefilter("ignore", DeprecationWarning)
+            if step == 0:
+                init(multidb=True)
+            migrate(message=f"step {step}")
+            upgrade()
+            if step == 0:
+                with db.engine.begin() as conn:
+                    conn.execute(sa.text("INSERT INTO person (id, name) VALUES (1, 'ada')"))
+                with db.engines["users"].begin() as conn:
+                    conn.execute(sa.text("INSERT INTO account (id, login) VALUES (7, 'root')"))
+            for engine in db.engines.values():
+                engine.dispose()
+        (head,) = version_rows(urls["users"])
+        ids.append(head)
+    assert version_rows(urls["default"]) == {ids[1]}
+    return ids[0], ids[1]
+
+
+def switched_app(
+    project: Path, urls: dict[str, str], settings: dict[str, Any] | None = None, **options: bool
+) -> Flask:
+    app, db = multidb_app(project, urls, **options)
+    app.config.update(settings or {})
+    from flask_migrate import Migrate
+
+    Migrate(app, db, command="old-db")
+    Alembic(app)
+    return app
+
+
+@pytest.mark.parametrize("half_failed", [False, True])
+def test_flask_migrate_multidb(
+    project: Path,
+    make_url: Any,
+    dialect: str,
+    monkeypatch: pytest.MonkeyPatch,
+    half_failed: bool,
+) -> None:
+    """A lockstep history becomes one history per bind: --plan changes nothing, adopt
+    converts the files and maps each bind's own row (a half-failed run included), rows are
+    kept, a re-run is a no-op, check is clean and a new revision applies on each bind."""
+    from flask_alembic.lockstep import derived_id
+
+    urls = {"default": make_url(dialect), "users": make_url(dialect)}
+    first, second = flask_migrate_multidb_project(project, urls, monkeypatch)
+    if half_failed:  # the second step ran on the default database only
+        engine = sa.create_engine(urls["users"])
+        with engine.begin() as conn:
+            conn.execute(sa.text("UPDATE alembic_version SET version_num = :r"), {"r": first})
+        engine.dispose()
+    users_old = first if half_failed else second
+    files_before = snapshot(project)
+    app = switched_app(project, urls, email=True)
+
+    plan = adopt_json(app, "--plan")
+    assert snapshot(project) == files_before
+    assert version_rows(urls["default"]) == {second}
+    assert version_rows(urls["users"]) == {users_old}
+    assert plan["layout"]["kind"] == "flask-migrate-multidb"
+    assert plan["stamps"] == [
+        {
+            "bind": "default",
+            "version_table": "alembic_version",
+            "from": [second],
+            "to": [second],
+            "done": True,
+        },
+        {
+            "bind": "users",
+            "version_table": "alembic_version",
+            "from": [users_old],
+            "to": [derived_id(users_old, "users")],
+            "done": False,
+        },
+    ]
+    actions = [(f["action"], Path(f["path"]).parent.name, f["bind"]) for f in plan["files"]]
+    assert ("replace", "migrations", None) in actions
+    assert actions.count(("archive", "versions", None)) == 2
+
+    data = adopt_json(app)
+    assert data["settings"]["ALEMBIC_BINDS"] == {"default": {"version_location": "versions"}}
+    assert version_rows(urls["default"]) == {second}
+    assert version_rows(urls["users"]) == {derived_id(users_old, "users")}
+    states = {row["bind"]: row["state"] for row in data["after"]}
+    assert states == {"default": "up to date", "users": "pending" if half_failed else "up to date"}
+    assert rows(urls["default"]) == [(1, "ada", None)]
+    assert rows(urls["users"], "account") == [(7, "root")]
+    converted = snapshot(project)
+
+    # A re-run finds the converted history and changes nothing.
+    again = adopt_json(app)
+    assert [s["done"] for s in again["stamps"]] == [True, True]
+    assert again["files"] == []
+    assert {k: v for k, v in snapshot(project).items() if "__pycache__" not in k} == {
+        k: v for k, v in converted.items() if "__pycache__" not in k
+    }
+    dispose(app)
+
+    app = switched_app(project, urls, data["settings"], email=True)
+    if half_failed:
+        result = run(app, "upgrade")
+        assert result.exit_code == 0, result.output
+    assert run(app, "status", "--check").exit_code == 0
+    result = run(app, "check")
+    assert result.exit_code == 0, result.output
+    dispose(app)
+
+    app = switched_app(project, urls, data["settings"], email=True, note=True)
+    result = run(app, "revision", "note")
+    assert result.exit_code == 0, result.output
+    written = [Path(p) for p in result.stdout.split()]
+    assert [p.parent.name for p in written] == ["users"]
+    result = run(app, "revision", "--empty", "--bind", "default", "nothing")
+    assert result.exit_code == 0, result.output
+    result = run(app, "upgrade")
+    assert result.exit_code == 0, result.output
+    assert rows(urls["default"]) == [(1, "ada", None)]
+    assert rows(urls["users"], "account") == [(7, "root", None)]
+    (new_default,) = version_rows(urls["default"])
+    (new_users,) = version_rows(urls["users"])
+    assert new_default != second and new_users != derived_id(second, "users")
+    dispose(app)

@@ -565,5 +565,147 @@ def test_flask_migrate_multidb(
     assert rows(urls["users"], "account") == [(7, "root", None)]
     (new_default,) = version_rows(urls["default"])
     (new_users,) = version_rows(urls["users"])
-    assert new_default != second and new_users != derived_id(second, "users")
+    assert new_default != second
+    assert new_users != derived_id(second, "users")
+    dispose(app)
+
+
+FA3_MULTIDB = """\
+\"\"\"{message}
+
+Revision ID: {rev}
+Revises: {down}
+Create Date: 2024-01-01 00:00:00
+
+\"\"\"
+from typing import Sequence, Union
+
+from alembic import op
+import sqlalchemy as sa
+
+
+# revision identifiers, used by Alembic.
+revision: str = {rev!r}
+down_revision: Union[str, Sequence[str], None] = {down!r}
+branch_labels: Union[str, Sequence[str], None] = {labels!r}
+depends_on: Union[str, Sequence[str], None] = None
+
+
+def upgrade(engine_name: str) -> None:
+    \"\"\"Upgrade schema.\"\"\"
+    globals()["upgrade_%s" % engine_name]()
+
+
+def downgrade(engine_name: str) -> None:
+    \"\"\"Downgrade schema.\"\"\"
+    globals()["downgrade_%s" % engine_name]()
+
+
+def upgrade_default() -> None:
+    \"\"\"Upgrade default schema.\"\"\"
+    {default_up}
+
+
+def downgrade_default() -> None:
+    \"\"\"Downgrade default schema.\"\"\"
+    {default_down}
+
+
+def upgrade_users() -> None:
+    \"\"\"Upgrade users schema.\"\"\"
+    {users_up}
+
+
+def downgrade_users() -> None:
+    \"\"\"Downgrade users schema.\"\"\"
+    {users_down}
+"""
+
+
+def flask_alembic_3_multidb_project(project: Path, urls: dict[str, str]) -> None:
+    """The documented Flask-Alembic 3 layout for several databases: Alembic's multidb
+    template form in migrations/, the first revision labelled 'default'; both databases
+    at the second revision (as 3.x leaves them), with rows."""
+    import alembic
+
+    folder = project / "migrations"
+    folder.mkdir()
+    multidb = Path(alembic.__file__).parent / "templates" / "multidb" / "script.py.mako"
+    (folder / "script.py.mako").write_bytes(multidb.read_bytes())
+    (folder / "c1_first.py").write_text(
+        FA3_MULTIDB.format(
+            message="first",
+            rev="c1",
+            down=None,
+            labels=("default",),
+            default_up='op.create_table("person", sa.Column("id", sa.Integer, '
+            'primary_key=True), sa.Column("name", sa.String(50)))',
+            default_down='op.drop_table("person")',
+            users_up='op.create_table("account", sa.Column("id", sa.Integer, '
+            'primary_key=True), sa.Column("login", sa.String(50)))',
+            users_down='op.drop_table("account")',
+        )
+    )
+    (folder / "c2_email.py").write_text(
+        FA3_MULTIDB.format(
+            message="email",
+            rev="c2",
+            down="c1",
+            labels=None,
+            default_up='op.add_column("person", sa.Column("email", sa.String(100)))',
+            default_down='op.drop_column("person", "email")',
+            users_up="pass",
+            users_down="pass",
+        )
+    )
+    for name, url in urls.items():
+        engine = sa.create_engine(url)
+        db = SQLAlchemy()
+        define_two_binds(db, email=True)
+        with engine.begin() as conn:
+            db.metadatas[None if name == "default" else name].create_all(conn)
+            conn.execute(sa.text("CREATE TABLE alembic_version (version_num VARCHAR(32) NOT NULL)"))
+            conn.execute(sa.text("INSERT INTO alembic_version VALUES ('c2')"))
+            if name == "default":
+                conn.execute(sa.text("INSERT INTO person (id, name) VALUES (1, 'ada')"))
+            else:
+                conn.execute(sa.text("INSERT INTO account (id, login) VALUES (7, 'root')"))
+        engine.dispose()
+
+
+def test_flask_alembic_3_multidb(project: Path, make_url: Any, dialect: str) -> None:
+    """A Flask-Alembic 3 multi-database history: the default bind keeps its ids and its
+    'default' label, the other bind gets its own; rows kept; new revisions apply."""
+    from flask_alembic.lockstep import derived_id
+
+    urls = {"default": make_url(dialect), "users": make_url(dialect)}
+    flask_alembic_3_multidb_project(project, urls)
+    app = switched_app(project, urls, email=True)
+    data = adopt_json(app)
+    assert data["layout"]["kind"] == "flask-alembic-3-multidb"
+    assert data["settings"]["ALEMBIC_BINDS"] == {}
+    assert version_rows(urls["default"]) == {"c2"}
+    assert version_rows(urls["users"]) == {derived_id("c2", "users")}
+    assert {row["bind"]: row["state"] for row in data["after"]} == {
+        "default": "up to date",
+        "users": "up to date",
+    }
+    assert sorted(p.name for p in (project / "migrations").glob("*.py")) == [
+        "c1_first.py",
+        "c2_email.py",
+    ]
+    result = run(app, "log")
+    assert result.exit_code == 0, result.output
+    assert "c1 (label: default" in result.stdout
+    assert "(label: users" in result.stdout
+    result = run(app, "check")
+    assert result.exit_code == 0, result.output
+    dispose(app)
+
+    app = switched_app(project, urls, data["settings"], email=True, note=True)
+    result = run(app, "revision", "note")
+    assert result.exit_code == 0, result.output
+    assert run(app, "upgrade").exit_code == 0
+    assert rows(urls["default"]) == [(1, "ada", None)]
+    assert rows(urls["users"], "account") == [(7, "root", None)]
     dispose(app)

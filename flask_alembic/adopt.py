@@ -443,9 +443,14 @@ _MANAGED = frozenset({"transaction_per_migration", "transactional_ddl"})
 _BIND_KEYS = ("version_table", "version_table_schema")
 
 
-def read_env_options(env: Path, base: Path) -> tuple[dict[str, tuple[Any, int]], list[str]]:
+def read_env_options(
+    env: Path, base: Path, *, spread_read: bool = False
+) -> tuple[dict[str, tuple[Any, int]], list[str]]:
     """The literal keyword arguments of ``context.configure(...)`` in ``env``, with their
-    line, and one note for each argument that is not a literal or disagrees between calls."""
+    line, and one note for each argument that is not a literal or disagrees between calls.
+
+    :param spread_read: ``**options`` are read elsewhere (Flask-Migrate's ``configure_args``).
+    """
     where = _shown(env, base)
     tree = _parse(env)
     if tree is None:
@@ -462,6 +467,8 @@ def read_env_options(env: Path, base: Path) -> tuple[dict[str, tuple[Any, int]],
         ):
             continue
         for keyword in node.keywords:
+            if keyword.arg is None and spread_read:
+                continue
             if keyword.arg is None:
                 source = ast.get_source_segment(env.read_text("utf-8"), keyword.value) or "..."
                 notes.append(
@@ -549,11 +556,9 @@ def _work_out(app: Flask, layout: Layout, binds: list[str]) -> _Settings:
             settings.set("ALEMBIC", key, option.value, option.source)
         settings.notes += notes
     if layout.env is not None:
-        found, notes = read_env_options(layout.env, base)
-        migrate = app.extensions.get("migrate")
-        if migrate is not None and layout.kind in {Kind.FLASK_MIGRATE, Kind.FLASK_MIGRATE_MULTIDB}:
-            # Flask-Migrate's env.py passes **configure_args: the app says what they are.
-            notes = [n for n in notes if "**" not in n]
+        # Flask-Migrate's env.py passes **configure_args: the app says what they are.
+        migrate = layout.kind in {Kind.FLASK_MIGRATE, Kind.FLASK_MIGRATE_MULTIDB}
+        found, notes = read_env_options(layout.env, base, spread_read=migrate)
         settings.notes += notes
         where = _shown(layout.env, base)
         for key, (value, line) in found.items():

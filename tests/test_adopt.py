@@ -251,7 +251,8 @@ def alembic_project(project: Path, url: str, monkeypatch: pytest.MonkeyPatch) ->
             "connection=connection, target_metadata=target_metadata",
             "connection=connection, target_metadata=target_metadata,\n"
             '            version_table="legacy_version", compare_type=True, '
-            "render_as_batch=True, process_revision_directives=None",
+            "render_as_batch=True, process_revision_directives=None,\n"
+            "            include_object=lambda *args: True",
         )
     )
     (project / "alembic" / "versions" / "aa11_people.py").write_text(
@@ -283,7 +284,10 @@ def test_plain_alembic(project: Path, database_url: str, monkeypatch: pytest.Mon
     )
     assert "Before: bind 'default' records aa11 in legacy_version." in result.stderr
     assert "Planned only: nothing was changed." in result.stderr
-    assert "not a literal" not in result.stderr  # process_revision_directives=None is one
+    assert (
+        "Warning: alembic/env.py, line 70: include_object is not a literal and is not carried "
+        "over; set it in ALEMBIC_CONTEXT yourself.\n" in result.stderr
+    )
 
     data = adopt_json(app)
     assert data["layout"]["kind"] == "alembic"
@@ -421,7 +425,7 @@ def define_two_binds(db: SQLAlchemy, *, email: bool = False, note: bool = False)
 def multidb_app(project: Path, urls: dict[str, str], **model_options: bool) -> tuple[Flask, Any]:
     app = Flask("oldapp", root_path=str(project))
     app.config["SQLALCHEMY_DATABASE_URI"] = urls["default"]
-    app.config["SQLALCHEMY_BINDS"] = {"users": urls["users"]}
+    app.config["SQLALCHEMY_BINDS"] = {k: v for k, v in urls.items() if k != "default"}
     db = SQLAlchemy()
     define_two_binds(db, **model_options)
     db.init_app(app)
@@ -708,4 +712,126 @@ def test_flask_alembic_3_multidb(project: Path, make_url: Any, dialect: str) -> 
     assert run(app, "upgrade").exit_code == 0
     assert rows(urls["default"]) == [(1, "ada", None)]
     assert rows(urls["users"], "account") == [(7, "root", None)]
+    dispose(app)
+
+
+READ_ONLY = {
+    "sqlite": [
+        "CREATE TRIGGER frozen BEFORE DELETE ON alembic_version "
+        "BEGIN SELECT RAISE(ABORT, 'frozen version table'); END"
+    ],
+    "postgresql": [
+        "CREATE FUNCTION frozen() RETURNS trigger AS $$ BEGIN "
+        "RAISE EXCEPTION 'frozen version table'; END $$ LANGUAGE plpgsql",
+        "CREATE TRIGGER frozen BEFORE DELETE ON alembic_version "
+        "FOR EACH ROW EXECUTE FUNCTION frozen()",
+    ],
+    "mysql": [
+        "CREATE TRIGGER frozen BEFORE DELETE ON alembic_version FOR EACH ROW "
+        "SIGNAL SQLSTATE '45000' SET MESSAGE_TEXT = 'frozen version table'"
+    ],
+}
+THAWED = {
+    "sqlite": ["DROP TRIGGER frozen"],
+    "postgresql": ["DROP TRIGGER frozen ON alembic_version"],
+    "mysql": ["DROP TRIGGER frozen"],
+}
+
+
+def execute(url: str, statements: list[str]) -> None:
+    engine = sa.create_engine(url)
+    with engine.begin() as conn:
+        for statement in statements:
+            conn.exec_driver_sql(statement)
+    engine.dispose()
+
+
+def test_fails_midway_then_rerun_finishes(
+    project: Path, make_url: Any, dialect: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A bind whose version row cannot be written: the error says what was done, the
+    other bind is left as it was, and a re-run finishes the job."""
+    from flask_alembic.lockstep import derived_id
+
+    urls = {"default": make_url(dialect), "users": make_url(dialect)}
+    _, second = flask_migrate_multidb_project(project, urls, monkeypatch)
+    execute(urls["users"], READ_ONLY[dialect])
+    app = switched_app(project, urls, email=True)
+    result = run(app, "adopt")
+    assert result.exit_code == 1
+    archive = project / "migrations" / ".lockstep-archive"
+    assert result.stderr.startswith(
+        "Error: Adopting stopped midway: converted the history (4 files written, the old "
+        f"ones kept in {archive}); writing the version rows of bind 'users' (alembic_version) "
+        "failed: "
+    )
+    assert "frozen version table" in result.stderr
+    assert result.stderr.endswith("Fix the cause and run adopt again: it finishes the job.\n")
+    assert result.stderr.count("\n") == 1
+    assert version_rows(urls["users"]) == {second}
+    assert version_rows(urls["default"]) == {second}
+
+    execute(urls["users"], THAWED[dialect])
+    data = adopt_json(app)
+    assert data["files"] == []
+    assert [(s["bind"], s["from"], s["to"]) for s in data["stamps"]] == [
+        ("default", [second], [second]),
+        ("users", [second], [derived_id(second, "users")]),
+    ]
+    assert version_rows(urls["users"]) == {derived_id(second, "users")}
+    assert rows(urls["users"], "account") == [(7, "root")]
+    dispose(app)
+
+
+def test_lockstep_file_it_cannot_convert(project: Path, make_url: Any) -> None:
+    """A bind the old files have no functions for: one line naming the file, nothing
+    written, no row changed."""
+    urls = {"default": make_url(), "users": make_url()}
+    flask_alembic_3_multidb_project(project, urls)
+    files = snapshot(project)
+    app, _ = multidb_app(project, {**urls, "audit": make_url()}, email=True)
+    Alembic(app)
+    result = run(app, "adopt")
+    assert result.exit_code == 1
+    assert result.stderr.count("\n") == 1
+    assert result.stderr.startswith("Error: ")
+    assert "c1_first.py" in result.stderr
+    assert "audit" in result.stderr
+    assert snapshot(project) == files
+    assert version_rows(urls["users"]) == {"c2"}
+    dispose(app)
+
+
+def test_flask_migrate_not_registered(
+    project: Path, make_url: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Without Migrate(app, db) its options cannot be read: said, not guessed."""
+    url = make_url()
+    flask_migrate_project(project, url, monkeypatch)
+    app = new_app(project, url)
+    data = adopt_json(app)
+    assert data["settings"]["ALEMBIC_CONTEXT"] == {"compare_server_default": True}
+    assert data["notes"] == [
+        "Flask-Migrate is not registered on the app, so the options given to Migrate(...) "
+        "(compare_type, render_as_batch, version_table...) cannot be read; keep "
+        "Migrate(app, db) while adopting, or set them in ALEMBIC_CONTEXT yourself."
+    ]
+    result = run(app, "adopt")
+    assert "Warning: Flask-Migrate is not registered on the app" in result.stderr
+    dispose(app)
+
+
+def test_no_password_and_rich(
+    project: Path, make_url: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The database password appears nowhere; on a terminal the output is Rich's."""
+    url = make_url("postgresql", password="s3cr3t-pw")
+    flask_migrate_project(project, url, monkeypatch)
+    app = new_app(project, url, keep_migrate=True)
+    for env in ({"NO_COLOR": "1"}, {"FORCE_COLOR": "1"}):
+        result = app.test_cli_runner().invoke(args=["db", "adopt"], env=env)
+        assert result.exit_code == 0, result.output
+        assert "s3cr3t-pw" not in result.stdout + result.stderr
+        assert ("\x1b[" in result.stderr) == ("FORCE_COLOR" in env)
+    assert "s3cr3t-pw" not in run(app, "adopt", "--json").stdout
     dispose(app)

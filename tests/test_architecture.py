@@ -20,6 +20,7 @@ LAYERS = [
     "cli",
     "api",
     "report",
+    "adopt",
     "migrate",
     "writer",
     "status",

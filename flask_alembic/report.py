@@ -261,15 +261,19 @@ class Output:
         verbose: bool = False,
         applied: set[str] | None = None,
         empty: str = "",
+        current: set[str] | None = None,
     ) -> None:
-        """A list of revisions, grouped by bind (or ``empty`` said on stderr)."""
+        """A list of revisions, grouped by bind (or ``empty`` said on stderr); those in
+        ``applied`` and ``current`` (the version tables' rows) are marked so."""
         if scripts:
-            self._scripts(title, scripts, bind_of, verbose, applied)
+            self._scripts(title, scripts, bind_of, verbose, applied, current)
         elif empty:
             self.status(empty)
 
-    #: Draws ``scripts`` (not empty): ``(title, scripts, bind_of, verbose, applied)``.
-    _scripts: Callable[[str, Sequence[Script], BindOf, bool, set[str] | None], None]
+    #: Draws ``scripts`` (not empty): ``(title, scripts, bind_of, verbose, applied, current)``.
+    _scripts: Callable[
+        [str, Sequence[Script], BindOf, bool, set[str] | None, set[str] | None], None
+    ]
 
     def plan(self, plan: Plan, stream: str = "stdout") -> None:
         """The ordered steps of a plan: data on stdout, or a preview on stderr."""
@@ -353,6 +357,7 @@ class PlainOutput(Output):
         bind_of: BindOf,
         verbose: bool,
         applied: set[str] | None,
+        current: set[str] | None = None,
     ) -> None:
         for script in scripts:
             if verbose:
@@ -361,7 +366,7 @@ class PlainOutput(Output):
                 self.line(printable(script.log_entry.rstrip()))
                 self.line()
                 continue
-            notes = _notes(script, applied)
+            notes = _notes(script, applied, current)
             suffix = f" ({notes})" if notes else ""
             self.line(
                 one_line(
@@ -519,6 +524,7 @@ class RichOutput(Output):
         bind_of: BindOf,
         verbose: bool,
         applied: set[str] | None,
+        current: set[str] | None = None,
     ) -> None:
         from rich.text import Text
 
@@ -536,7 +542,7 @@ class RichOutput(Output):
                 Text(one_line(script.revision)),
                 Text(_parents(script)),
                 Text(one_line(script.doc or "")),
-                Text(_notes(script, applied)),
+                Text(_notes(script, applied, current)),
             ]
             if verbose:
                 row.append(Text(one_line(script.path)))
@@ -899,7 +905,7 @@ def _parents(script: Script) -> str:
     return one_line(", ".join(to_tuple(script.down_revision)))
 
 
-def _notes(script: Script, applied: set[str] | None) -> str:
+def _notes(script: Script, applied: set[str] | None, current: set[str] | None = None) -> str:
     notes = []
     if script.is_head:
         notes.append("head")
@@ -911,6 +917,8 @@ def _notes(script: Script, applied: set[str] | None) -> str:
         notes.append("merge point")
     if applied is not None and script.revision in applied:
         notes.append("applied")
+    if current is not None and script.revision in current:
+        notes.append("current")
     return one_line(", ".join(notes))
 
 

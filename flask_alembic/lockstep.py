@@ -819,7 +819,7 @@ def _render(
         parts += ["".join(rev.future), "\n"]
     parts.append(_FILE_HEADER)
     if head:
-        parts += [head, "\n"]
+        parts += ["\n", head, "\n"]
     parts += [
         "\n# revision identifiers, used by Alembic.\n",
         f"revision: str = {new_id!r}\n",

@@ -7,6 +7,7 @@ import os
 import subprocess
 import sys
 import textwrap
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -20,8 +21,8 @@ from flask import Flask
 
 from flask_alembic.errors import RevisionError
 from flask_alembic.errors import ScriptDirectoryError
-from flask_alembic.lockstep import ARCHIVE_NAME
 from flask_alembic.lockstep import apply_conversion
+from flask_alembic.lockstep import ARCHIVE_NAME
 from flask_alembic.lockstep import BindTarget
 from flask_alembic.lockstep import Conversion
 from flask_alembic.lockstep import derived_id
@@ -510,3 +511,263 @@ def test_plan_is_stable(project: Path) -> None:
     assert first == second
     assert derived_id("a1", "users") == "40782f543a8f"
     assert sorted(p.relative_to(migrations) for p in migrations.rglob("*")) == before
+
+
+# -- what cannot be converted ------------------------------------------------------------
+
+
+def replace_in(path: Path, old: str, new: str) -> None:
+    text = path.read_text()
+    assert old in text
+    path.write_text(text.replace(old, new))
+
+
+def no_users_function(m: Path) -> str:
+    path = m / "b2_step.py"
+    replace_in(path, "def upgrade_users()", "def upgrade_people()")
+    replace_in(path, "def downgrade_users()", "def downgrade_people()")
+    return (
+        f"Cannot convert {path}: upgrade_people() is for a database that is none of the "
+        "binds ('default', 'users'). Configure that database as a bind of the app, or "
+        "delete its functions from the file if the database is gone."
+    )
+
+
+def no_downgrade(m: Path) -> str:
+    path = m / "c3_step.py"
+    replace_in(path, "def downgrade_users()", "def _old_downgrade_users()")
+    return (
+        f"Cannot convert {path}: it has no downgrade_users() function for bind 'users'. Add "
+        "downgrade_users() (with 'pass' if nothing changes there), then convert again."
+    )
+
+
+def custom_dispatch(m: Path) -> str:
+    path = m / "d4_step.py"
+    replace_in(
+        path,
+        '    globals()["upgrade_%s" % engine_name]()',
+        '    print(engine_name)\n    globals()["upgrade_%s" % engine_name]()',
+    )
+    return (
+        f"Cannot convert {path}: its upgrade(engine_name) does more than call "
+        "upgrade_<name>(); that code cannot be split between the binds. Move that code into "
+        "each upgrade_<name>() that needs it, then convert again."
+    )
+
+
+def duplicate_id(m: Path) -> str:
+    (m / "z9_copy.py").write_text((m / "c3_step.py").read_text().replace("feature", "other"))
+    return (
+        f"Revision id 'c3' is used by two files, {m / 'c3_step.py'} and {m / 'z9_copy.py'}; "
+        "only one of them would ever run. Give one of them a new id (its 'revision' "
+        "variable, and every down_revision or depends_on naming it), or delete the copy."
+    )
+
+
+def derived_collision(m: Path) -> str:
+    taken = derived_id("a1", "users")
+    path = m / "e5_step.py"
+    replace_in(path, "'e5'", repr(taken))
+    return (
+        f"Cannot convert {path}: its new id {taken!r} for bind 'default' is already the id "
+        "of revision a1 for bind 'users'. Give this revision a new id (its 'revision' "
+        "variable, and every down_revision or depends_on naming it), then convert again."
+    )
+
+
+def missing_parent(m: Path) -> str:
+    path = m / "b2_step.py"
+    replace_in(path, "= 'a1'", "= 'zz'")
+    return (
+        f"Cannot convert {path}: its down_revision 'zz' is not a revision of the history. "
+        "Restore the missing file, or fix its down_revision."
+    )
+
+
+def label_of_a_bind(m: Path) -> str:
+    path = m / "c3_step.py"
+    replace_in(path, "('feature',)", "('users',)")
+    replace_in(m / "e5_step.py", "'feature'", "'users'")
+    return (
+        f"Cannot convert {path}: its branch label 'users' is the label of bind 'users', whose "
+        "first revision carries it. Rename the label (and every depends_on naming it), then "
+        "convert again."
+    )
+
+
+def helper_calls_a_bind_function(m: Path) -> str:
+    path = m / "b2_step.py"
+    replace_in(path, "    pass\n", "    upgrade_default()\n")
+    return (
+        f"Cannot convert {path}: some of its code calls upgrade_default(), which the "
+        "conversion splits into one file per bind. Put that code in a helper function of "
+        "its own, then convert again."
+    )
+
+
+def two_statements_on_a_line(m: Path) -> str:
+    path = m / "b2_step.py"
+    replace_in(path, "import sqlalchemy as sa\n", "import sqlalchemy as sa; import os\n")
+    return (
+        f"Cannot convert {path}: line 11 holds two top-level statements. Put each top-level "
+        "statement on its own line, then convert again."
+    )
+
+
+def not_python(m: Path) -> str:
+    path = m / "b2_step.py"
+    replace_in(path, "def upgrade_users()", "def upgrade_users(")
+    return f"Cannot convert {path}: it is not valid Python"
+
+
+def archive_exists(m: Path) -> str:
+    (m / ARCHIVE_NAME).mkdir()
+    return (
+        f"The archive folder {m / ARCHIVE_NAME} already exists: a lockstep history was "
+        "converted here before. Move that folder out of the migrations folder, then convert "
+        "again."
+    )
+
+
+@pytest.mark.parametrize(
+    "spoil",
+    [
+        no_users_function,
+        no_downgrade,
+        custom_dispatch,
+        duplicate_id,
+        derived_collision,
+        missing_parent,
+        label_of_a_bind,
+        helper_calls_a_bind_function,
+        two_statements_on_a_line,
+        not_python,
+        archive_exists,
+    ],
+)
+def test_refused(project: Path, spoil: Callable[[Path], str]) -> None:
+    """What cannot be converted is refused with one line naming the file and the fix."""
+    migrations = project / "migrations"
+    fa3_history(migrations)
+    expected = spoil(migrations)
+    with pytest.raises(ScriptDirectoryError) as caught:
+        plan_conversion([migrations], fa3_targets(migrations), "default", migrations)
+    assert str(caught.value).startswith(expected)
+    assert "\n" not in str(caught.value)
+
+
+def test_no_lockstep_file(project: Path) -> None:
+    """A folder of single-database revisions is not a lockstep history."""
+    migrations = project / "migrations"
+    migrations.mkdir()
+    (migrations / "a_one.py").write_text(
+        "revision = 'a'\ndown_revision = None\n\ndef upgrade():\n    pass\n\n"
+        "def downgrade():\n    pass\n"
+    )
+    assert not is_lockstep_file(migrations / "a_one.py")
+    with pytest.raises(ScriptDirectoryError, match=r"^No lockstep revision file \(one whose"):
+        plan_conversion([migrations], fa3_targets(migrations), "default", migrations)
+
+
+def test_single_database_start(project: Path, make_app: MakeApp, make_url: MakeURL) -> None:
+    """A history begun with one database: its first files become the default bind's only;
+    the other bind starts at the first lockstep file, with its label."""
+    migrations = project / "migrations"
+    fa3_history(migrations)
+    (migrations / "a0_start.py").write_text(
+        '"""start\n\nRevision ID: a0\nRevises:\n"""\nfrom alembic import op\n\n'
+        "revision = 'a0'\ndown_revision = None\nbranch_labels = ('default',)\n"
+        "depends_on = None\n\n\ndef upgrade():\n    op.execute('SELECT 1')\n\n\n"
+        "def downgrade():\n    pass\n"
+    )
+    replace_in(
+        migrations / "a1_step.py",
+        "down_revision: Union[str, Sequence[str], None] = None",
+        "down_revision: Union[str, Sequence[str], None] = 'a0'",
+    )
+    replace_in(migrations / "a1_step.py", "('default',)", "None")
+    conversion = plan_conversion([migrations], fa3_targets(migrations), "default", migrations)
+    assert conversion.id_map["a0"] == {"default": "a0", "users": None}
+    assert conversion.new_ids("users", ["a0"]) == ()
+    assert conversion.new_ids("users", []) == ()
+    assert conversion.new_ids("users", ["a1"]) == (derived_id("a1", "users"),)
+    apply_conversion(conversion)
+    a1 = identifiers(migrations / "users" / f"{derived_id('a1', 'users')}_step.py")
+    assert (a1["down_revision"], a1["branch_labels"]) == (None, ("users",))
+    assert identifiers(migrations / "a1_step.py")["down_revision"] == "a0"
+    assert "op.execute('SELECT 1')" in (migrations / "a0_start.py").read_text()
+    urls = {"default": make_url(), "users": make_url()}
+    app, _ = make_app(urls)
+    result = run(app, "upgrade")
+    assert result.exit_code == 0, result.output
+    assert version_rows(urls["users"]) == {derived_id("e5", "users")}
+
+
+def test_new_ids_of_an_unknown_revision(project: Path) -> None:
+    """A database at a revision the old history does not have is named, with its bind."""
+    migrations = project / "migrations"
+    fa3_history(migrations)
+    conversion = plan_conversion([migrations], fa3_targets(migrations), "default", migrations)
+    with pytest.raises(RevisionError, match=r"^Bind 'users' records revision 'zz', which"):
+        conversion.new_ids("users", ["zz"])
+
+
+def test_archive_is_never_a_bind_folder() -> None:
+    """No bind's folder can be named like the archive, which Alembic never scans."""
+    assert bind_directory_name(ARCHIVE_NAME) != ARCHIVE_NAME
+
+
+def snapshot(root: Path) -> dict[str, str | None]:
+    return {
+        str(p.relative_to(root)): p.read_text() if p.is_file() else None
+        for p in sorted(root.rglob("*"))
+    }
+
+
+def test_write_failure_changes_nothing(project: Path) -> None:
+    """A write that fails half way leaves every folder as it was, and names the path."""
+    migrations = project / "migrations"
+    fa3_history(migrations)
+    conversion = plan_conversion([migrations], fa3_targets(migrations), "default", migrations)
+    last = conversion.files[-1].path
+    last.parent.mkdir()
+    # Something sits where the last file is written first: the write fails there.
+    (last.parent / f".{last.name}.lockstep-tmp").mkdir()
+    before = snapshot(project)
+    with pytest.raises(ScriptDirectoryError) as caught:
+        apply_conversion(conversion)
+    blocked = last.parent / f".{last.name}.lockstep-tmp"
+    assert str(caught.value) == (
+        f"Cannot write the converted history: File exists ({blocked}); nothing was changed. "
+        "Fix what is named (a read-only folder, a full disk, something in the way), then "
+        "convert again."
+    )
+    assert snapshot(project) == before
+
+
+def test_apply_checks_before_writing(project: Path) -> None:
+    """A new file's path taken since the plan: refused before anything is written."""
+    migrations = project / "migrations"
+    fa3_history(migrations)
+    conversion = plan_conversion([migrations], fa3_targets(migrations), "default", migrations)
+    target = conversion.files[-1].path
+    target.parent.mkdir()
+    target.write_text("# mine\n")
+    before = snapshot(project)
+    with pytest.raises(ScriptDirectoryError, match=r"the file already exists\. Move it away"):
+        apply_conversion(conversion)
+    assert snapshot(project) == before
+
+
+def test_conversion_is_a_value(project: Path) -> None:
+    """The plan is a plain value: its fields say what will move where."""
+    migrations = project / "migrations"
+    fa3_history(migrations)
+    conversion = plan_conversion([migrations], fa3_targets(migrations), "default", migrations)
+    assert isinstance(conversion, Conversion)
+    assert conversion.template == migrations / "script.py.mako"
+    assert conversion.old_files == tuple(
+        migrations / f"{rev}_step.py" for rev in ("a1", "b2", "c3", "d4", "e5")
+    )
+    assert [(f.bind, f.path.parent) for f in conversion.files][:1] == [("default", migrations)]

@@ -279,6 +279,13 @@ def _check_targets(targets: Sequence[BindTarget], default_bind: str) -> tuple[Bi
 
 
 def _check_archive(archive: Path, binds: Iterable[BindTarget]) -> None:
+    staging = _staging(archive)
+    if os.path.lexists(staging):
+        raise ScriptDirectoryError(
+            f"The folder {staging} is left from a conversion that was stopped.",
+            path=str(staging),
+            hint="Delete it (the old files are still in their folders), then convert again.",
+        )
     if os.path.lexists(archive):
         raise ScriptDirectoryError(
             f"The archive folder {archive} already exists: a lockstep history was converted "
@@ -684,14 +691,12 @@ def _map_ids(
             )
             other = owners.get(new.lower())
             if other is not None or (target.name != default_bind and new.lower() in labels):
-                what = (
-                    "a branch label"
-                    if other is None
-                    else f"the id of {other[1]} for bind {other[0]!r}"
-                )
+                what = "a branch label"
+                if other is not None:
+                    what = f"the id of revision {other[1]} for bind {other[0]!r}"
                 raise _error(
                     rev.path,
-                    f"the id {new!r} derived for bind {target.name!r} is already {what}.",
+                    f"its new id {new!r} for bind {target.name!r} is already {what}.",
                     "Give this revision a new id (its 'revision' variable, and every "
                     "down_revision or depends_on naming it), then convert again.",
                 )
@@ -819,7 +824,7 @@ def _render(
         parts += ["".join(rev.future), "\n"]
     parts.append(_FILE_HEADER)
     if head:
-        parts += [head, "\n"]
+        parts += ["\n", head, "\n"]
     parts += [
         "\n# revision identifiers, used by Alembic.\n",
         f"revision: str = {new_id!r}\n",
@@ -937,7 +942,7 @@ def apply_conversion(conversion: Conversion) -> None:
     written: list[Path] = []
     moves: list[tuple[Path, Path]] = []
     try:
-        staging = archive.with_name(archive.name + _TEMP_SUFFIX)
+        staging = _staging(archive)
         _make_folder(staging, created)
         for new in conversion.files:
             _make_folder(new.path.parent, created)
@@ -987,6 +992,11 @@ def apply_conversion(conversion: Conversion) -> None:
         raise _write_error(exc) from None
 
 
+def _staging(archive: Path) -> Path:
+    """The archive's name while it is being filled."""
+    return archive.with_name(archive.name + _TEMP_SUFFIX)
+
+
 def _temp_name(path: Path) -> Path:
     """A name beside ``path`` that no tool loads (not ending in ``.py``)."""
     return path.with_name(f".{path.name}{_TEMP_SUFFIX}")
@@ -1024,5 +1034,6 @@ def _write_error(exc: OSError) -> ScriptDirectoryError:
         f"Cannot write the converted history: {exc.strerror or exc} ({where}); nothing "
         "was changed.",
         path=str(exc.filename) if exc.filename else None,
-        hint="Make the migrations folders writable, then convert again.",
+        hint="Fix what is named (a read-only folder, a full disk, something in the way), "
+        "then convert again.",
     )

@@ -773,7 +773,7 @@ def _plan_lockstep(
         for f in conversion.files
     ]
     files += [
-        FileChange(action="archive", path=p, old=str(conversion.archive / p.name))
+        FileChange(action="archive", path=p, old=str(_archived(conversion, p)))
         for p in conversion.old_files
     ]
     files.append(FileChange(action="replace", path=conversion.template))
@@ -782,6 +782,16 @@ def _plan_lockstep(
         for b, row in zip(binds, before, strict=True)
     )
     return before, tuple(files), stamps, conversion
+
+
+def _archived(conversion: Conversion, path: Path) -> Path:
+    """Where the conversion moves an old file: its folder kept, inside the archive."""
+    location = conversion.template.parent.resolve()
+    try:
+        folder = path.parent.resolve().relative_to(location)
+    except ValueError:
+        folder = Path(path.parent.name)
+    return conversion.archive / folder / path.name
 
 
 def _plan_restamp(

@@ -964,7 +964,7 @@ def _adopted_state(status: BindStatus) -> str:
     if not status.managed:
         return f"bind {status.bind!r} is not managed ({status.reason})."
     return (
-        f"bind {status.bind!r} is {_state_words(status)} at {_current(status)} "
+        f"bind {status.bind!r}: {_state_words(status)} at {_current(status)} "
         f"(heads {', '.join(status.heads) or 'base'}) in {status.version_table}."
     )
 

@@ -524,9 +524,13 @@ def test_flask_migrate_multidb(
             "done": False,
         },
     ]
-    actions = [(f["action"], Path(f["path"]).parent.name, f["bind"]) for f in plan["files"]]
-    assert ("replace", "migrations", None) in actions
-    assert actions.count(("archive", "versions", None)) == 2
+    archive = project / "migrations" / ".lockstep-archive"
+    assert sorted((f["action"], f["path"], f["to"]) for f in plan["files"] if not f["bind"]) == [
+        ("archive", str(old), str(archive / "versions" / old.name))
+        for old in sorted((project / "migrations" / "versions").glob("*.py"))
+    ] + [("replace", str(project / "migrations" / "script.py.mako"), None)]
+    written = sorted((f["bind"], Path(f["path"]).parent.name) for f in plan["files"] if f["bind"])
+    assert written == [("default", "versions")] * 2 + [("users", "users")] * 2
 
     data = adopt_json(app)
     assert data["settings"]["ALEMBIC_BINDS"] == {"default": {"version_location": "versions"}}

@@ -839,3 +839,53 @@ def test_no_password_and_rich(
         assert ("\x1b[" in result.stderr) == ("FORCE_COLOR" in env)
     assert "s3cr3t-pw" not in run(app, "adopt", "--json").stdout
     dispose(app)
+
+
+@pytest.mark.parametrize("directory", ["migrations", "db_migrations"])
+def test_flask_migrate_usual_layout(
+    project: Path, make_url: Any, monkeypatch: pytest.MonkeyPatch, directory: str
+) -> None:
+    """The app in a package (myapp/), Flask-Migrate's folder in the current directory
+    (under its own name too): found where Flask-Migrate looks."""
+    from flask_migrate import init
+    from flask_migrate import Migrate
+    from flask_migrate import migrate
+    from flask_migrate import upgrade
+
+    url = make_url()
+    package = project / "myapp"
+    package.mkdir()
+    monkeypatch.chdir(project)
+    old = Flask("myapp", root_path=str(package))
+    old.config["SQLALCHEMY_DATABASE_URI"] = url
+    db = SQLAlchemy()
+    define_models(db)
+    db.init_app(old)
+    Migrate(old, db, directory=directory)
+    with old.app_context(), warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)
+        init()
+        migrate(message="people")
+        upgrade()
+        db.engine.dispose()
+    (rev,) = version_rows(url)
+
+    app = Flask("myapp", root_path=str(package))
+    app.config["SQLALCHEMY_DATABASE_URI"] = url
+    db = SQLAlchemy()
+    define_models(db)
+    db.init_app(app)
+    Migrate(app, db, directory=directory, command="old-db")
+    Alembic(app)
+    data = adopt_json(app)
+    assert data["layout"]["script_location"] == str(project / directory)
+    assert data["settings"]["ALEMBIC"] == {"script_location": f"../{directory}"}
+    if directory == "migrations":  # where Flask-Alembic makes no empty folder of its own
+        assert not (package / "migrations").exists()
+    dispose(app)
+
+    app = new_app(package, url, settings=data["settings"])
+    result = run(app, "status", "--check")
+    assert result.exit_code == 0, result.output
+    assert f"current={rev}" in result.stdout
+    dispose(app)

@@ -364,14 +364,20 @@ def _ini_main(ini: Path) -> dict[str, str]:
 
 
 def _split_locations(main: Mapping[str, str]) -> list[str]:
+    """``version_locations`` split the way its ``path_separator`` says (Alembic's rule;
+    without one, spaces and commas)."""
     raw = main.get("version_locations", "")
     separator = main.get("path_separator") or main.get("version_path_separator") or "space"
-    if separator in {"newline"}:
-        return [p.strip() for p in raw.splitlines() if p.strip()]
-    if separator in {"space", "os"} or separator is None:
-        return raw.split() if separator == "space" else raw.split(os.pathsep)
-    chars = {"colon": ":", "semicolon": ";"}.get(separator, separator)
-    return [p.strip() for p in raw.split(chars) if p.strip()]
+    if separator == "newline":
+        parts = raw.splitlines()
+    elif separator == "space":
+        parts = raw.replace(",", " ").split()
+    else:
+        parts = raw.split(_SEPARATORS.get(separator, separator))
+    return [part.strip() for part in parts if part.strip()]
+
+
+_SEPARATORS = {"os": os.pathsep, "colon": ":", "semicolon": ";"}
 
 
 #: ``alembic.ini`` keys that become ``ALEMBIC`` options as they are.
@@ -397,15 +403,11 @@ _INI_IGNORED = frozenset(
 )
 
 
-def read_ini_options(ini: Path, base: Path) -> tuple[list[Option], list[str]]:
+def read_ini_options(ini: Path, base: Path) -> tuple[dict[str, str], list[str]]:
     """The ``ALEMBIC`` options an ``alembic.ini`` gives, and what it gives that is not carried."""
     main = _ini_main(ini)
     where = _shown(ini, base)
-    options = [
-        Option(setting=f"ALEMBIC[{key!r}]", value=main[key], source=where)
-        for key in _INI_CARRIED
-        if key in main
-    ]
+    options = {key: main[key] for key in _INI_CARRIED if key in main}
     notes = [
         f"{where}: [alembic] {key} is not carried over (no such option here)."
         for key in main
@@ -551,9 +553,8 @@ def _work_out(app: Flask, layout: Layout, binds: list[str]) -> _Settings:
         settings.set_bind(DEFAULT_BIND, "version_location", folder, "where the revisions are")
     if layout.ini is not None:
         options, notes = read_ini_options(layout.ini, base)
-        for option in options:
-            key = option.setting.split("'")[1]
-            settings.set("ALEMBIC", key, option.value, option.source)
+        for key, value in options.items():
+            settings.set("ALEMBIC", key, value, _shown(layout.ini, base))
         settings.notes += notes
     if layout.env is not None:
         # Flask-Migrate's env.py passes **configure_args: the app says what they are.

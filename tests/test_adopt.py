@@ -563,8 +563,8 @@ def test_flask_migrate_multidb(
     app = switched_app(project, urls, data["settings"], email=True, note=True)
     result = run(app, "revision", "note")
     assert result.exit_code == 0, result.output
-    written = [Path(p) for p in result.stdout.split()]
-    assert [p.parent.name for p in written] == ["users"]
+    new_files = [Path(p) for p in result.stdout.split()]
+    assert [p.parent.name for p in new_files] == ["users"]
     result = run(app, "revision", "--empty", "--bind", "default", "nothing")
     assert result.exit_code == 0, result.output
     result = run(app, "upgrade")

@@ -91,7 +91,7 @@ def flask_migrate_history(project: Path, urls: dict[str, str]) -> list[str]:
     second one. Returns the three revision ids, oldest first."""
     (project / "fm_app.py").write_text(FLASK_MIGRATE_APP)
     flask_migrate(project, urls, 1, "init", "--multidb")
-    ids = []
+    ids: list[str] = []
     for step in (1, 2, 3):
         flask_migrate(project, urls, step, "migrate", "-m", f"step {step}")
         (new,) = {
@@ -771,3 +771,51 @@ def test_conversion_is_a_value(project: Path) -> None:
         migrations / f"{rev}_step.py" for rev in ("a1", "b2", "c3", "d4", "e5")
     )
     assert [(f.bind, f.path.parent) for f in conversion.files][:1] == [("default", migrations)]
+
+
+def test_other_spellings(project: Path, make_app: MakeApp, make_url: MakeURL) -> None:
+    """A __future__ import, a decorated helper, an f-string dispatch, one-line functions and
+    two-space indentation all survive, and the files run."""
+    migrations = project / "migrations"
+    migrations.mkdir()
+    (migrations / "f1_odd.py").write_text(
+        '"""odd\n\nRevision ID: f1\nRevises:\n"""\n'
+        "from __future__ import annotations\n\n"
+        "import functools\n\n"
+        "from alembic import op\n"
+        "import sqlalchemy as sa\n\n"
+        "revision = 'f1'\ndown_revision = None\nbranch_labels = None\ndepends_on = None\n\n\n"
+        "def upgrade(engine_name):\n"
+        '  globals()[f"upgrade_{engine_name}"]()\n\n\n'
+        "def downgrade(engine_name):\n"
+        '  globals()["downgrade_" + engine_name]()\n\n\n'
+        "@functools.cache\n"
+        "def table_name(bind: str) -> str:\n"
+        "  return f'{bind}_table'\n\n\n"
+        "def upgrade_(): op.create_table(table_name('main'), sa.Column('id', sa.Integer))\n\n\n"
+        "def downgrade_(): op.drop_table(table_name('main'))\n\n\n"
+        "def upgrade_users():\n"
+        "  op.create_table(table_name('users'), sa.Column('id', sa.Integer))\n\n\n"
+        "def downgrade_users():\n"
+        "  op.drop_table(table_name('users'))\n"
+    )
+    targets = [
+        BindTarget("default", "", migrations, "default"),
+        BindTarget("users", "users", migrations / "users", "users"),
+    ]
+    conversion = plan_conversion([migrations], targets, "default", migrations)
+    default, users = (f.source for f in conversion.files)
+    assert default.startswith(
+        '"""odd\n\nRevision ID: f1\nRevises:\n"""\n\nfrom __future__ import annotations\n\n'
+        "from collections.abc import Sequence\n"
+    )
+    assert "\n@functools.cache\ndef table_name(bind: str) -> str:\n" in users
+    assert "def upgrade() -> None:\n    op.create_table(table_name('main')" in default
+    assert "def upgrade() -> None:\n  op.create_table(table_name('users')" in users
+    apply_conversion(conversion)
+    urls = {"default": make_url(), "users": make_url()}
+    app, _ = make_app(urls)
+    result = run(app, "upgrade")
+    assert result.exit_code == 0, result.output
+    assert table_names(urls["default"]) == {"alembic_version", "main_table"}
+    assert table_names(urls["users"]) == {"alembic_version", "users_table"}

@@ -55,7 +55,7 @@ _X_ARGUMENTS = "flask_alembic.x_arguments"
 
 _DIRECTORY = (
     "--directory does not exist here: set the migrations folder in the app's config, "
-    'ALEMBIC = {"script_location": "migrations"} (relative to the app\'s root path).'
+    'ALEMBIC = {{"script_location": "migrations"}} (relative to the app\'s root path).'
 )
 _REVISION_OPTIONS = {
     "--autogenerate": "--autogenerate is the default here: revision compares the models with "

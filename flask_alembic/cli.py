@@ -849,14 +849,14 @@ def edit(revision: str, binds: tuple[str, ...]) -> None:
 
 
 @db.command()
-@click.argument("revisions", nargs=-1, required=True)
+@click.argument("revisions", nargs=-1)
 @bind_option
 def show(revisions: tuple[str, ...], binds: tuple[str, ...]) -> None:
-    """Show REVISIONS in full."""
+    """Show REVISIONS in full (default: the heads)."""
     extension = _extension()
     selected = _check_binds(binds)
     scripts: list[Any] = []
-    for revision in revisions:
+    for revision in revisions or ("heads",):
         if revision in {"heads", "head"}:  # every selected bind's heads, not just one
             scripts.extend(extension.heads(selected))
         else:

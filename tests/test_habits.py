@@ -303,3 +303,15 @@ def test_unknown_option_still_unknown(make_app: MakeApp, make_url: MakeURL) -> N
     app, _ = make_app(make_url())
     line = usage_error(run(app, "upgrade", "--no-such"))
     assert line == "Error: No such option '--no-such'. Did you mean '--no-lock'?"
+
+
+def test_show_defaults_to_the_heads(make_app: MakeApp, make_url: MakeURL) -> None:
+    """show without a revision shows the heads, as Flask-Migrate's show does."""
+    app, alembic = make_app(make_url())
+    with app.app_context():
+        alembic.revision("one", rev_id="aaaa0001", empty=True)
+        alembic.revision("two", rev_id="bbbb0002", empty=True)
+    result = run(app, "show")
+    assert result.exit_code == 0, result.output
+    assert result.stdout == run(app, "show", "heads").stdout
+    assert result.stdout.startswith("Bind: default\nRev: bbbb0002 (head)\n")

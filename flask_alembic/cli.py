@@ -55,7 +55,7 @@ _X_ARGUMENTS = "flask_alembic.x_arguments"
 
 _DIRECTORY = (
     "--directory does not exist here: set the migrations folder in the app's config, "
-    'ALEMBIC = {"script_location": "migrations"} (relative to the app\'s root path).'
+    'ALEMBIC = {{"script_location": "migrations"}} (relative to the app\'s root path).'
 )
 _REVISION_OPTIONS = {
     "--autogenerate": "--autogenerate is the default here: revision compares the models with "
@@ -849,14 +849,14 @@ def edit(revision: str, binds: tuple[str, ...]) -> None:
 
 
 @db.command()
-@click.argument("revisions", nargs=-1, required=True)
+@click.argument("revisions", nargs=-1)
 @bind_option
 def show(revisions: tuple[str, ...], binds: tuple[str, ...]) -> None:
-    """Show REVISIONS in full."""
+    """Show REVISIONS in full (default: the heads)."""
     extension = _extension()
     selected = _check_binds(binds)
     scripts: list[Any] = []
-    for revision in revisions:
+    for revision in revisions or ("heads",):
         if revision in {"heads", "head"}:  # every selected bind's heads, not just one
             scripts.extend(extension.heads(selected))
         else:

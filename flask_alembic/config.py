@@ -315,8 +315,9 @@ def alembic_config(app: Flask, locations: Iterable[Path]) -> Config:
 
     from alembic.config import Config
 
-    # quiet: the Python API must not print Alembic's "Generating ... done".
-    config = Config(cmd_opts=argparse.Namespace(quiet=True))
+    # quiet: the Python API must not print Alembic's "Generating ... done". x: no -x
+    # options, as Alembic's command line gives them (context.get_x_argument() reads it).
+    config = Config(cmd_opts=argparse.Namespace(quiet=True, x=[]))
     options = dict(app.config["ALEMBIC"])
     options.pop("version_locations", None)
     for key, value in options.items():

@@ -270,7 +270,7 @@ def _ini_layout(ini: Path) -> Layout | None:
         return None
     folder = Path(location)
     if not folder.is_absolute():
-        folder = ini.parent / folder  # Alembic's own rule: relative to where it runs
+        folder = ini.parent / folder  # Alembic runs from the ini's folder
     folder = folder.absolute()
     env = folder / "env.py"
     revisions = folder / "versions"

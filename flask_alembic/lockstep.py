@@ -312,7 +312,7 @@ def _read_history(
     revisions: dict[str, _OldRevision] = {}
     folded: dict[str, _OldRevision] = {}
     any_lockstep = False
-    for folder in folders:
+    for folder in dict.fromkeys(Path(f).resolve() for f in folders):
         for path in _sources(folder):
             read = _read_file(path, binds, default_bind)
             if read is None:

@@ -606,6 +606,16 @@ def helper_calls_a_bind_function(m: Path) -> str:
     )
 
 
+def bind_function_with_arguments(m: Path) -> str:
+    path = m / "c3_step.py"
+    replace_in(path, "def upgrade_default()", "def upgrade_default(verbose=False)")
+    return (
+        f"Cannot convert {path}: its upgrade_default() takes arguments or has decorators, "
+        "which a bind's upgrade() and downgrade() cannot have. Move that into a helper the "
+        "function calls, then convert again."
+    )
+
+
 def two_statements_on_a_line(m: Path) -> str:
     path = m / "b2_step.py"
     replace_in(path, "import sqlalchemy as sa\n", "import sqlalchemy as sa; import os\n")
@@ -641,6 +651,7 @@ def archive_exists(m: Path) -> str:
         missing_parent,
         label_of_a_bind,
         helper_calls_a_bind_function,
+        bind_function_with_arguments,
         two_statements_on_a_line,
         not_python,
         archive_exists,

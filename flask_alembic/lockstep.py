@@ -312,7 +312,7 @@ def _read_history(
     revisions: dict[str, _OldRevision] = {}
     folded: dict[str, _OldRevision] = {}
     any_lockstep = False
-    for folder in folders:
+    for folder in dict.fromkeys(Path(f).resolve() for f in folders):
         for path in _sources(folder):
             read = _read_file(path, binds, default_bind)
             if read is None:
@@ -405,7 +405,7 @@ def _read_file(
             head = False
         elif isinstance(node, ast.ImportFrom) and node.module == "__future__":
             future.append(chunk.strip("\n") + "\n")
-        elif isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef) and (
+        elif isinstance(node, ast.FunctionDef) and (
             node.name in found or node.name.startswith(("upgrade_", "downgrade_"))
         ):
             kind, _, rest = node.name.partition("_")
@@ -426,6 +426,13 @@ def _read_file(
                         f"({', '.join(repr(t.name) for t in binds)}).",
                         "Configure that database as a bind of the app, or delete its "
                         "functions from the file if the database is gone.",
+                    )
+                if node.decorator_list or _positional(node) or node.args.kwonlyargs:
+                    raise _error(
+                        path,
+                        f"its {node.name}() takes arguments or has decorators, which a "
+                        "bind's upgrade() and downgrade() cannot have.",
+                        "Move that into a helper the function calls, then convert again.",
                     )
                 found[kind][suffixes[key]] = _Function(
                     lead=_comments(lead), body=_body(lines, node, end)
@@ -530,7 +537,7 @@ def _end(lines: list[str], node: ast.stmt, limit: int) -> int:
     return end
 
 
-def _body(lines: list[str], node: ast.FunctionDef | ast.AsyncFunctionDef, end: int) -> str:
+def _body(lines: list[str], node: ast.FunctionDef, end: int) -> str:
     """The text of a function's body as written: comments, blank lines and indentation kept."""
     row, column = _header_end(lines, node)
     rest = lines[row - 1][column:].strip()
@@ -543,7 +550,7 @@ def _body(lines: list[str], node: ast.FunctionDef | ast.AsyncFunctionDef, end: i
     return body if body.endswith("\n") else body + "\n"
 
 
-def _header_end(lines: list[str], node: ast.FunctionDef | ast.AsyncFunctionDef) -> tuple[int, int]:
+def _header_end(lines: list[str], node: ast.FunctionDef) -> tuple[int, int]:
     """The line and column just after the colon that ends a function's ``def`` header."""
     source = "".join(lines[node.lineno - 1 : node.end_lineno])
     depth = 0
@@ -557,15 +564,14 @@ def _header_end(lines: list[str], node: ast.FunctionDef | ast.AsyncFunctionDef) 
     raise AssertionError(node.name)  # pragma: no cover - ast parsed the header
 
 
-def _check_dispatch(path: Path, node: ast.FunctionDef | ast.AsyncFunctionDef) -> None:
+def _check_dispatch(path: Path, node: ast.FunctionDef) -> None:
     """Refuse an ``upgrade(engine_name)`` that does more than call ``upgrade_<name>()``."""
     params = [*node.args.posonlyargs, *node.args.args]
     statements = list(node.body)
     if statements and isinstance(statements[0], ast.Expr) and _is_str(statements[0].value):
         statements = statements[1:]
     if (
-        isinstance(node, ast.FunctionDef)
-        and len(params) == 1
+        len(params) == 1
         and len(statements) == 1
         and isinstance(statements[0], ast.Expr)
         and _is_dispatch_call(statements[0].value, node.name, params[0].arg)

@@ -606,6 +606,16 @@ def helper_calls_a_bind_function(m: Path) -> str:
     )
 
 
+def bind_function_with_arguments(m: Path) -> str:
+    path = m / "c3_step.py"
+    replace_in(path, "def upgrade_default()", "def upgrade_default(verbose=False)")
+    return (
+        f"Cannot convert {path}: its upgrade_default() takes arguments or has decorators, "
+        "which a bind's upgrade() and downgrade() cannot have. Move that into a helper the "
+        "function calls, then convert again."
+    )
+
+
 def two_statements_on_a_line(m: Path) -> str:
     path = m / "b2_step.py"
     replace_in(path, "import sqlalchemy as sa\n", "import sqlalchemy as sa; import os\n")
@@ -641,6 +651,7 @@ def archive_exists(m: Path) -> str:
         missing_parent,
         label_of_a_bind,
         helper_calls_a_bind_function,
+        bind_function_with_arguments,
         two_statements_on_a_line,
         not_python,
         archive_exists,
@@ -819,3 +830,65 @@ def test_other_spellings(project: Path, make_app: MakeApp, make_url: MakeURL) ->
     assert result.exit_code == 0, result.output
     assert table_names(urls["default"]) == {"alembic_version", "main_table"}
     assert table_names(urls["users"]) == {"alembic_version", "users_table"}
+
+
+OLD_ENV = """
+import sqlalchemy as sa
+from alembic import context
+
+engine = sa.create_engine(context.config.attributes["url"])
+with engine.connect() as connection:
+    context.configure(connection=connection)
+    with context.begin_transaction():
+        context.run_migrations(engine_name=context.config.attributes["engine_name"])
+engine.dispose()
+"""
+
+
+def run_old_history(migrations: Path, urls: dict[str, str], *targets: str) -> None:
+    """Migrate each database with the lockstep history, as Flask-Alembic 3 did: plain
+    Alembic, every database recording the same ids. The env.py lives in a folder of its
+    own: in the version location, Alembic would load it as a revision."""
+    from alembic import command
+    from alembic.config import Config
+
+    env = migrations.parent / "old_env"
+    env.mkdir()
+    (env / "env.py").write_text(OLD_ENV)
+    for name, url in urls.items():
+        config = Config()
+        config.set_main_option("script_location", str(env))
+        config.set_main_option("path_separator", "os")
+        config.set_main_option("version_locations", str(migrations))
+        config.attributes.update(url=url, engine_name=name)
+        for target in targets:
+            command.upgrade(config, target)
+
+
+def test_flask_alembic_3_databases_on_two_branches_upgrade(
+    make_app: MakeApp, make_url: MakeURL, project: Path, dialect: str
+) -> None:
+    """Databases that the 3.x history left at two heads get two rows each, and the merge
+    and the next revision apply on both binds."""
+    migrations = project / "migrations"
+    fa3_history(migrations)
+    urls = {"default": make_url(dialect), "users": make_url(dialect)}
+    run_old_history(migrations, urls, "b2", "c3")
+    assert version_rows(urls["users"]) == {"b2", "c3"}
+    conversion = plan_conversion([migrations], fa3_targets(migrations), "default", migrations)
+    apply_conversion(conversion)
+    for name, url in urls.items():
+        set_version(url, conversion.new_ids(name, sorted(version_rows(url))))
+    assert version_rows(urls["users"]) == {derived_id("b2", "users"), derived_id("c3", "users")}
+
+    app, _ = make_app(urls)
+    result = run(app, "upgrade")
+    assert result.exit_code == 0, result.output
+    assert version_rows(urls["default"]) == {"e5"}
+    assert version_rows(urls["users"]) == {derived_id("e5", "users")}
+    assert table_names(urls["default"]) == {"alembic_version", "item", "note"}
+    assert table_names(urls["users"]) == {"alembic_version", "person", "audit"}
+    engine = sa.create_engine(urls["users"])
+    columns = {c["name"] for c in sa.inspect(engine).get_columns("person")}
+    engine.dispose()
+    assert columns == {"id", "email"}

@@ -436,9 +436,9 @@ def revision(
     _output().written(written.revisions, written.skipped)
 
 
-def _message_option(command: click.Command) -> click.Command:
+def _message_option(command: click.Command, *, required: bool = True) -> click.Command:
     """Let ``command`` take its MESSAGE as ``-m/--message`` too, as Flask-Migrate and
-    Alembic spell it."""
+    Alembic spell it; without ``required``, no message is an empty one, as in Flask-Migrate."""
     for param in command.params:
         if param.name == "message":
             param.required = False
@@ -459,21 +459,25 @@ def _message_option(command: click.Command) -> click.Command:
             raise click.UsageError("Give the message once: as MESSAGE or with -m, not both.")
         text = message if message is not None else message_option
         if text is None:
-            raise click.UsageError("Missing the revision's message: give it as MESSAGE or -m.")
+            if required:
+                raise click.UsageError("Missing the revision's message: give it as MESSAGE or -m.")
+            text = ""
         return callback(message=text, **options)
 
     command.callback = with_message
     return command
 
 
-_message_option(revision)
-#: Flask-Migrate's ``migrate``: ``revision`` under another name (it autogenerates too).
-migrate_command = copy.copy(revision)
+#: Flask-Migrate's ``migrate``: ``revision`` under another name (it autogenerates too),
+#: where the message may be left out.
+migrate_command = _message_option(copy.deepcopy(revision), required=False)
 migrate_command.name = "migrate"
 migrate_command.help = (
-    "Alias of revision (Flask-Migrate's name): write a revision for each bind whose models changed."
+    "Alias of revision (Flask-Migrate's name): write a revision for each bind whose models "
+    "changed. MESSAGE may be left out."
 )
 db.add_command(migrate_command)
+_message_option(revision)
 
 
 def _migrate(

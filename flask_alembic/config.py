@@ -109,16 +109,19 @@ def foreign_script_location(app: Flask) -> Path | None:
     location = script_location(app)
     if location.exists():
         return None
-    cwd = Path.cwd()
-    candidates = [cwd / "migrations"]
-    ini = cwd / "alembic.ini"
-    if ini.is_file():
-        found = _ini_script_location(ini)
-        if found is not None:
-            candidates.insert(0, found)
-    for candidate in candidates:
-        if (candidate / "env.py").is_file() and candidate.resolve() != location.resolve():
-            return candidate.resolve()
+    try:
+        cwd = Path.cwd()
+        candidates = [cwd / "migrations"]
+        ini = cwd / "alembic.ini"
+        if ini.is_file():
+            found = _ini_script_location(ini)
+            if found is not None:
+                candidates.insert(0, found)
+        for candidate in candidates:
+            if (candidate / "env.py").is_file() and candidate.resolve() != location.resolve():
+                return candidate.resolve()
+    except OSError:  # no current directory (it was deleted), or one that cannot be read
+        pass
     return None
 
 

@@ -431,7 +431,7 @@ def _check_files(
             raw = entry[2]
             refresh = refresh or stat.st_ctime_ns < settled
         else:
-            raw = _FOREIGN if _foreign(file, source) else _to_json(_parse(source))
+            raw = _read_source(file, source)
         entries[file] = [signature, digest, raw]
     return entries, refresh
 
@@ -457,14 +457,26 @@ def _digest(source: bytes) -> str:
     return hashlib.blake2b(source, digest_size=16).hexdigest()
 
 
-def _parse(source: bytes) -> CachedRevision | None:
-    """Read the revision identifiers and docstring; ``None`` unless all are literals."""
+def _read_source(name: str, source: bytes) -> list[Any] | bool | None:
+    """A file's cached form: its revision data, ``None`` if it must be imported to know
+    them, or :data:`_FOREIGN` if it is no revision (see :func:`is_foreign`)."""
+    if name in _TOOL_FILES:
+        return _FOREIGN
     import ast  # only files that changed are parsed
 
     try:
         tree = ast.parse(source)
     except (SyntaxError, ValueError):
         return None  # importing it will report the error properly
+    if "revision" not in _top_level_names(tree):
+        return _FOREIGN
+    return _to_json(_parse(tree))
+
+
+def _parse(tree: ast.Module) -> CachedRevision | None:
+    """Read the revision identifiers and docstring; ``None`` unless all are literals."""
+    import ast
+
     values: dict[str, Any] = {}
     for node in tree.body:
         targets: list[ast.expr]

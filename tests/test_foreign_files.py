@@ -468,3 +468,24 @@ def test_lockstep_template_with_unusual_spacing(make_app: MakeApp, make_url: Mak
     )
     line = one_line_error(run(app, "revision", "--empty", "x"))
     assert "writes lockstep revisions (upgrade() takes the database's name" in line
+
+
+def test_flask_migrate_folder_set_relative(
+    tmp_path: Path, make_url: MakeURL, load_app: LoadApp
+) -> None:
+    """The setting the docs suggest for the usual layout, "../migrations", works."""
+    url = make_url()
+    root = tmp_path / "proj"
+    root.mkdir()
+    migrations = flask_migrate_project(root, url)
+    (first,) = [p.name.split("_")[0] for p in (migrations / "versions").glob("*.py")]
+    app = load_app(root, url, config={"ALEMBIC": {"script_location": "../migrations"}})
+    result = run(app, "current")
+    assert result.exit_code == 0, result.output
+    assert result.stdout == f"default: {first} (head)\n"
+    result = run(app, "revision", "--empty", "next")
+    assert result.exit_code == 0, result.output
+    assert Path(result.stdout.strip()).resolve().parent == (migrations / "versions").resolve()
+    assert run(app, "upgrade").exit_code == 0
+    assert rows(url) == [(1, "ann"), (2, "bob")]
+    assert not (migrations / "IMPORTED").exists()

@@ -103,15 +103,26 @@ def test_migrate_and_message_option(
 
 
 @pytest.mark.parametrize("command", ["migrate", "revision"])
-def test_message_given_twice_or_never(make_app: MakeApp, make_url: MakeURL, command: str) -> None:
-    """Two messages, or none: a usage error, and no file written."""
+def test_message_given_twice(make_app: MakeApp, make_url: MakeURL, command: str) -> None:
+    """Two messages: a usage error, and no file written."""
     app, _ = make_app(make_url())
     folder = Path(app.root_path) / "migrations"
     line = usage_error(run(app, command, "--empty", "-m", "one", "two"))
     assert line == "Error: Give the message once: as MESSAGE or with -m, not both."
-    line = usage_error(run(app, command, "--empty"))
+    assert list(folder.glob("*.py")) == []
+
+
+def test_message_left_out(make_app: MakeApp, make_url: MakeURL) -> None:
+    """revision needs a message; migrate, as in Flask-Migrate, writes one without."""
+    app, _ = make_app(make_url())
+    folder = Path(app.root_path) / "migrations"
+    line = usage_error(run(app, "revision", "--empty"))
     assert line == "Error: Missing the revision's message: give it as MESSAGE or -m."
     assert list(folder.glob("*.py")) == []
+    result = run(app, "migrate", "--rev-id", "aaaa0001")
+    assert result.exit_code == 0, result.output
+    assert result.stdout == f"{folder / 'aaaa0001_.py'}\n"
+    assert "op.create_table('user'" in (folder / "aaaa0001_.py").read_text()
 
 
 def test_history_range_and_current(make_app: MakeApp, database_url: str) -> None:

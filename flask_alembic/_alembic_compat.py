@@ -30,10 +30,12 @@ from alembic.script.revision import RevisionMap
 from alembic.util import CommandError
 from alembic.util import load_python_file
 from alembic.util import to_tuple
+from alembic.util import warn
 from alembic.util.langhelpers import ModuleClsProxy
 
 from .errors import ScriptDirectoryError
 from .revision_cache import CachedRevision
+from .revision_cache import is_foreign
 from .revision_cache import non_string_revision
 from .revision_cache import RevisionFile
 
@@ -101,9 +103,32 @@ def use_revision_files(script: ScriptDirectory, files: Sequence[RevisionFile]) -
 
 
 def check_revision_files(script: ScriptDirectory) -> None:
-    """Make ``script`` check each revision it loads the plain Alembic way, as the cache does."""
-    load = script._load_revisions
-    script.revision_map = RevisionMap(lambda: map(_checked, load()))
+    """Make ``script`` load its revisions the plain Alembic way, checked as the cache does,
+    leaving out the files of other tools (``env.py``...) as the cache does."""
+    script.revision_map = RevisionMap(lambda: map(_checked, _load_revisions(script)))
+
+
+def _load_revisions(script: ScriptDirectory) -> Iterator[Script]:
+    """``ScriptDirectory._load_revisions``, without importing the files that are no
+    revisions (:func:`~flask_alembic.revision_cache.is_foreign`)."""
+    seen: set[Path] = set()
+    for folder in script._version_locations:
+        if not folder.exists():
+            continue
+        for file_path in Script._list_py_dir(script, folder):
+            real_path = Path(file_path).resolve()
+            if real_path in seen:
+                warn(
+                    f"File {real_path} loaded twice! ignoring. "
+                    "Please ensure version_locations is unique."
+                )
+                continue
+            seen.add(real_path)
+            if real_path.suffix == ".py" and is_foreign(real_path):
+                continue
+            loaded = Script._from_path(script, real_path)
+            if loaded is not None:
+                yield loaded
 
 
 #: The identifiers of a revision file that Alembic reads as names: what each must be, and

@@ -60,6 +60,7 @@ if TYPE_CHECKING:
     from alembic.script import Script
     from alembic.script import ScriptDirectory
 
+    from .adopt import Adoption
     from .executor import EventCallback
     from .writer import RevisionOptions
     from .writer import WrittenRevisions
@@ -188,6 +189,7 @@ class AlembicAPI:
         state = self._state()
         if state.registry is None:
             app: Flask = current_app._get_current_object()  # type: ignore[attr-defined]
+            config.check_script_location(app)
             state.registry = build_registry(app, engines=self.engines, metadatas=self.metadatas)
         return state.registry
 
@@ -475,6 +477,7 @@ class AlembicAPI:
         from .writer import make_script_directory
 
         app: Flask = current_app._get_current_object()  # type: ignore[attr-defined]
+        config.check_script_location(app)
         location = make_script_directory(config.script_location(app), fill=True)
         for folder in config.extra_locations(app):
             folder.mkdir(parents=True, exist_ok=True)
@@ -573,6 +576,32 @@ class AlembicAPI:
             rev_id=rev_id,
         )
 
+    # -- adopting a project ---------------------------------------------------------------
+
+    def adopt(self, path: str | os.PathLike[str] | None = None, *, plan: bool = False) -> Adoption:
+        """Adopt a project from Flask-Migrate, Flask-Alembic 3 or Alembic; runs no migration.
+
+        Finds the old tool's files (in ``path``, else where that tool looks), works out
+        the settings to use and checks every bind's state before and after.
+
+        :param path: the old migrations folder, or an ``alembic.ini``.
+        :param plan: read and check everything, change nothing.
+        """
+        from .adopt import adopt
+
+        app: Flask = current_app._get_current_object()  # type: ignore[attr-defined]
+        result = adopt(
+            app,
+            engines=self.engines,
+            metadatas=self.metadatas,
+            source=None if path is None else Path(path),
+            plan=plan,
+        )
+        state: _ContextState | None = g.get("_flask_alembic")
+        if state is not None and not plan:
+            state.loader.refresh()  # a converted history has new files
+        return result
+
     # -- running migrations -------------------------------------------------------------
 
     def plan(
@@ -617,6 +646,7 @@ class AlembicAPI:
         *,
         sql: Literal[False] = ...,
         tag: str | None = ...,
+        x_arguments: Sequence[str] | None = ...,
         with_dependencies: bool = ...,
         **options: Unpack[RunOptions],
     ) -> MigrationResult: ...
@@ -628,6 +658,7 @@ class AlembicAPI:
         *,
         sql: Literal[True],
         tag: str | None = ...,
+        x_arguments: Sequence[str] | None = ...,
         with_dependencies: bool = ...,
         **options: Unpack[RunOptions],
     ) -> dict[str, str]: ...
@@ -638,6 +669,7 @@ class AlembicAPI:
         *,
         sql: bool = False,
         tag: str | None = None,
+        x_arguments: Sequence[str] | None = None,
         with_dependencies: bool = False,
         **options: Unpack[RunOptions],
     ) -> MigrationResult | dict[str, str]:
@@ -645,14 +677,28 @@ class AlembicAPI:
 
         With ``sql=True`` nothing runs and no lock is taken; the SQL per bind is returned.
         Otherwise each involved database's migration lock is held while its current
-        revision is read, the plan made (``on_plan`` sees it) and run.
+        revision is read, the plan made (``on_plan`` sees it) and run. ``tag`` and
+        ``x_arguments`` (``["key=value", ...]``, the ``-x`` options of the command line)
+        reach the migrations as ``context.get_tag_argument()`` and
+        ``context.get_x_argument()``.
         """
         if sql:
             return self._offline_sql(
-                "upgrade", target, bind, tag=tag, with_dependencies=with_dependencies
+                "upgrade",
+                target,
+                bind,
+                tag=tag,
+                x_arguments=x_arguments,
+                with_dependencies=with_dependencies,
             )
         return self.migrate(
-            "upgrade", target, bind, tag=tag, with_dependencies=with_dependencies, **options
+            "upgrade",
+            target,
+            bind,
+            tag=tag,
+            x_arguments=x_arguments,
+            with_dependencies=with_dependencies,
+            **options,
         )
 
     @overload
@@ -663,6 +709,7 @@ class AlembicAPI:
         *,
         sql: Literal[False] = ...,
         tag: str | None = ...,
+        x_arguments: Sequence[str] | None = ...,
         **options: Unpack[RunOptions],
     ) -> MigrationResult: ...
     @overload
@@ -673,6 +720,7 @@ class AlembicAPI:
         *,
         sql: Literal[True],
         tag: str | None = ...,
+        x_arguments: Sequence[str] | None = ...,
         **options: Unpack[RunOptions],
     ) -> dict[str, str]: ...
     def downgrade(
@@ -682,6 +730,7 @@ class AlembicAPI:
         *,
         sql: bool = False,
         tag: str | None = None,
+        x_arguments: Sequence[str] | None = None,
         **options: Unpack[RunOptions],
     ) -> MigrationResult | dict[str, str]:
         """Downgrade the selected binds to ``target`` (default: one step; name a bind).
@@ -689,8 +738,8 @@ class AlembicAPI:
         ``sql`` and the other options are those of :meth:`upgrade`.
         """
         if sql:
-            return self._offline_sql("downgrade", target, bind, tag=tag)
-        return self.migrate("downgrade", target, bind, tag=tag, **options)
+            return self._offline_sql("downgrade", target, bind, tag=tag, x_arguments=x_arguments)
+        return self.migrate("downgrade", target, bind, tag=tag, x_arguments=x_arguments, **options)
 
     @overload
     def stamp(
@@ -740,6 +789,7 @@ class AlembicAPI:
         bind: BindArg,
         *,
         tag: str | None,
+        x_arguments: Sequence[str] | None = None,
         purge: bool = False,
         with_dependencies: bool = False,
     ) -> dict[str, str]:
@@ -752,7 +802,7 @@ class AlembicAPI:
             current=current,
             offline=True,
         )
-        return migration.render_sql(self._loader, plan, tag=tag)
+        return migration.render_sql(self._loader, plan, tag=tag, x_arguments=x_arguments)
 
     def migrate(
         self,
@@ -764,6 +814,7 @@ class AlembicAPI:
         purge: bool = False,
         on_wait: Callable[[Bind], None] | None = None,
         tag: str | None = None,
+        x_arguments: Sequence[str] | None = None,
         lock: bool = True,
         lock_timeout: float | None = None,
         parallel: int | None = None,
@@ -785,6 +836,7 @@ class AlembicAPI:
             on_event=on_event,
             on_wait=on_wait,
             tag=tag,
+            x_arguments=x_arguments,
         )
 
     def write_sql(
@@ -798,6 +850,7 @@ class AlembicAPI:
         plan: Plan,
         *,
         tag: str | None = None,
+        x_arguments: Sequence[str] | None = None,
         lock: bool = True,
         lock_timeout: float | None = None,
         parallel: int | None = None,
@@ -818,6 +871,7 @@ class AlembicAPI:
             lock_timeout=timeout,
             on_event=on_event,
             tag=tag,
+            x_arguments=x_arguments,
             lock=lock,
         )
 

@@ -6,6 +6,8 @@ renderer. Errors become messages and exit codes here, and only here.
 
 from __future__ import annotations
 
+import copy
+import functools
 import math
 import os
 import re
@@ -18,6 +20,7 @@ from pathlib import Path
 from typing import Any
 from typing import cast
 from typing import Literal
+from typing import NoReturn
 from typing import TYPE_CHECKING
 from typing import TypeVar
 
@@ -49,6 +52,64 @@ __all__ = ["db"]
 F = TypeVar("F", bound=Callable[..., Any])
 _JSON = "flask_alembic.json"
 _TRACEBACK = "flask_alembic.traceback"
+_X_ARGUMENTS = "flask_alembic.x_arguments"
+
+_DIRECTORY = (
+    "--directory does not exist here: set the migrations folder in the app's config, "
+    'ALEMBIC = {{"script_location": "migrations"}} (relative to the app\'s root path).'
+)
+_REVISION_OPTIONS = {
+    "--autogenerate": "--autogenerate is the default here: revision compares the models with "
+    "the databases; --empty writes an empty revision.",
+    "--head": "--head is --parent here.",
+    "--branch-label": "--branch-label is --label here.",
+    "--version-path": "--version-path is --path here.",
+    "--sql": "revision has no --sql here: it writes a file; {upgrade_sql} prints the SQL of "
+    "the migrations.",
+    "-x": "-x goes to upgrade and downgrade here: writing a revision runs no env.py.",
+    "--x-arg": "-x goes to upgrade and downgrade here: writing a revision runs no env.py.",
+}
+#: Flask-Migrate 4.1's options that this package spells otherwise or does not have, by
+#: command ("*": every command): what to say instead of "No such option".
+_FLASK_MIGRATE_OPTIONS: dict[str, dict[str, str]] = {
+    "*": {"-d": _DIRECTORY, "--directory": _DIRECTORY},
+    "revision": _REVISION_OPTIONS,
+    "migrate": _REVISION_OPTIONS,
+    "merge": {"--branch-label": "--branch-label is --label here."},
+    "init": {
+        "--multidb": "--multidb does not exist here: every bind gets a history of its own in "
+        "the one migrations folder.",
+        "-t": "--template does not exist here: init writes Flask-Alembic's template; edit its "
+        "script.py.mako afterwards.",
+        "--template": "--template does not exist here: init writes Flask-Alembic's template; "
+        "edit its script.py.mako afterwards.",
+        "--package": "--package does not exist here: add the __init__.py files yourself; they "
+        "are never read as revisions.",
+    },
+}
+#: Flask-Migrate 4.1's commands that this package does not have.
+_FLASK_MIGRATE_COMMANDS = {
+    "list-templates": "list-templates does not exist here: there is one template, which {init} "
+    "writes.",
+}
+
+
+def _foreign_option(ctx: click.Context, command: str, exc: click.NoSuchOption) -> NoReturn:
+    """Say how this package spells a Flask-Migrate option, or raise ``exc`` as it is."""
+    name = exc.option_name.split("=", 1)[0]
+    message = _FLASK_MIGRATE_OPTIONS.get(command, {}).get(name) or _FLASK_MIGRATE_OPTIONS["*"].get(
+        name
+    )
+    if message is None:
+        raise exc
+    group = _group_name(ctx)
+    raise click.UsageError(
+        message.format(
+            upgrade_sql=Command("upgrade", "--sql").render(group),
+            show=Command("show", "REVISION").render(group),
+        ),
+        ctx,
+    ) from None
 
 
 @contextmanager
@@ -72,8 +133,35 @@ def _ignore_signals() -> None:
             signal.signal(sig, signal.SIG_IGN)
 
 
+class _Command(click.Command):
+    """Answers a Flask-Migrate option with this package's spelling (see
+    ``_FLASK_MIGRATE_OPTIONS``) instead of "No such option"."""
+
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        try:
+            return super().parse_args(ctx, args)
+        except click.NoSuchOption as exc:
+            _foreign_option(ctx, self.name or "", exc)
+
+
 class _DbGroup(AppGroup):
     """Turns Flask-Alembic and database errors into one line and an exit code."""
+
+    command_class = _Command
+
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        try:
+            return super().parse_args(ctx, args)
+        except click.NoSuchOption as exc:
+            _foreign_option(ctx, "*", exc)
+
+    def resolve_command(
+        self, ctx: click.Context, args: list[str]
+    ) -> tuple[str | None, click.Command | None, list[str]]:
+        message = _FLASK_MIGRATE_COMMANDS.get(args[0]) if args else None
+        if message is not None and self.get_command(ctx, args[0]) is None:
+            ctx.fail(message.format(init=Command("init").render(_group_name(ctx))))
+        return super().resolve_command(ctx, args)
 
     def invoke(self, ctx: click.Context) -> Any:
         with collector_paused(), _signals_kept():
@@ -100,7 +188,7 @@ class _DbGroup(AppGroup):
                 _fail(ctx, str(exc), 1, exc)
 
 
-class _TargetCommand(click.Command):
+class _TargetCommand(_Command):
     """Reads ``-1``, ``-2``... as a relative TARGET, not as an unknown option."""
 
     def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
@@ -198,6 +286,21 @@ def _set_flag(key: str) -> Callable[[click.Context, click.Parameter, bool], bool
     return callback
 
 
+def _store_x_arguments(ctx: click.Context, param: click.Parameter, value: tuple[str, ...]) -> None:
+    ctx.find_root().meta[_X_ARGUMENTS] = value
+
+
+def x_option(f: F) -> F:
+    return click.option(
+        "-x",
+        "--x-arg",
+        "x_arguments",
+        multiple=True,
+        metavar="KEY=VALUE",
+        help="Passed to the migrations, which read it with context.get_x_argument() (repeatable).",
+    )(f)
+
+
 @click.group("db", cls=_DbGroup)
 @click.option(
     "--traceback",
@@ -206,6 +309,15 @@ def _set_flag(key: str) -> Callable[[click.Context, click.Parameter, bool], bool
     is_eager=True,
     callback=_set_flag(_TRACEBACK),
     help="Show the full traceback of an error.",
+)
+@click.option(
+    "-x",
+    "--x-arg",
+    multiple=True,
+    expose_value=False,
+    callback=_store_x_arguments,
+    metavar="KEY=VALUE",
+    help="Passed to the migrations that upgrade and downgrade run, as with their -x.",
 )
 def db() -> None:
     """Manage database migrations with Alembic."""
@@ -277,6 +389,19 @@ def mkdir() -> None:
 
 
 @db.command()
+def init() -> None:
+    """Create the migrations folder, or say that it exists (Flask-Migrate's init)."""
+    from .config import script_location
+
+    existed = script_location(current_app).is_dir()
+    path = _extension().mkdir()
+    if existed:
+        _output().status(f"The migrations folder already exists: {path}")
+    else:
+        _output().status(f"Created the migrations folder: {path}")
+
+
+@db.command()
 @click.argument("message")
 @click.option("--empty", is_flag=True, help="Write an empty revision, without autogenerating.")
 @click.option(
@@ -326,6 +451,55 @@ def revision(
     _output().written(written.revisions, written.skipped)
 
 
+def _message_option(command: click.Command, *, required: bool = True) -> click.Command:
+    """Let ``command`` take its MESSAGE as ``-m/--message`` too, as Flask-Migrate and
+    Alembic spell it; without ``required``, no message is an empty one, as in Flask-Migrate."""
+    for param in command.params:
+        if param.name == "message":
+            param.required = False
+    command.params.insert(
+        0,
+        click.Option(
+            ["-m", "--message", "message_option"],
+            metavar="MESSAGE",
+            help="The revision's message, instead of the MESSAGE argument.",
+        ),
+    )
+    callback = command.callback
+    assert callback is not None
+
+    @functools.wraps(callback)
+    def with_message(message: str | None, message_option: str | None, **options: Any) -> Any:
+        if message is not None and message_option is not None:
+            raise click.UsageError("Give the message once: as MESSAGE or with -m, not both.")
+        text = message if message is not None else message_option
+        if text is None:
+            if required:
+                raise click.UsageError("Missing the revision's message: give it as MESSAGE or -m.")
+            text = ""
+        return callback(message=text, **options)
+
+    command.callback = with_message
+    return command
+
+
+#: Flask-Migrate's ``migrate``: ``revision`` under another name (it autogenerates too),
+#: where the message may be left out.
+migrate_command = _message_option(copy.deepcopy(revision), required=False)
+migrate_command.name = "migrate"
+for _param in migrate_command.params:
+    # Flask-Alembic 3's -d (--depend) is Flask-Migrate's --directory: on migrate, the
+    # Flask-Migrate command, -d gets the Flask-Migrate answer.
+    if _param.name == "depend":
+        _param.opts = [o for o in _param.opts if o != "-d"]
+migrate_command.help = (
+    "Alias of revision (Flask-Migrate's name): write a revision for each bind whose models "
+    "changed. MESSAGE may be left out."
+)
+db.add_command(migrate_command)
+_message_option(revision)
+
+
 def _migrate(
     direction: Literal["upgrade", "downgrade", "stamp"],
     target: str,
@@ -341,9 +515,12 @@ def _migrate(
     plan_only: bool = False,
     with_dependencies: bool = False,
     purge: bool = False,
+    x_arguments: tuple[str, ...] = (),
 ) -> None:
     """What upgrade, downgrade and stamp share: their options arrive here as given."""
     extension = _extension()
+    given = click.get_current_context().find_root().meta.get(_X_ARGUMENTS, ())
+    x_list = [*given, *x_arguments] if direction != "stamp" else []
     selected = _check_binds(binds)
     output = _output(plain=as_json)
     if not sql and output_dir is not None:
@@ -360,6 +537,8 @@ def _migrate(
             kwargs["purge"] = purge
         if direction == "upgrade":
             kwargs["with_dependencies"] = with_dependencies
+        if x_list:
+            kwargs["x_arguments"] = x_list
         statements = getattr(extension, direction)(target, selected, sql=True, tag=tag, **kwargs)
         if output_dir is not None:
             for path in extension.write_sql(statements, output_dir):
@@ -391,6 +570,7 @@ def _migrate(
                 lock=not no_lock,
                 lock_timeout=lock_timeout,
                 tag=tag,
+                x_arguments=x_list or None,
                 parallel=parallel,
                 on_plan=on_plan,
                 on_event=progress,
@@ -465,6 +645,7 @@ def _migration_options(direction: str, default: str) -> Callable[[F], F]:
 
 @db.command(cls=_TargetCommand)
 @_migration_options("upgrade", "heads")
+@x_option
 @click.option(
     "--with-dependencies",
     is_flag=True,
@@ -477,6 +658,7 @@ def upgrade(**options: Any) -> None:
 
 @db.command(cls=_TargetCommand)
 @_migration_options("downgrade", "-1")
+@x_option
 def downgrade(**options: Any) -> None:
     """Downgrade the databases to TARGET (default: one step back; name a bind)."""
     _migrate("downgrade", **options)
@@ -613,15 +795,39 @@ def branches(verbose: bool, binds: tuple[str, ...]) -> None:
 @db.command("log")
 @click.option("--start", default="base", help="The oldest revision to show.")
 @click.option("--end", default="heads", help="The newest revision to show.")
+@click.option(
+    "-r",
+    "--rev-range",
+    metavar="START:END",
+    help="--start and --end in one, as Alembic writes a range (either side may be empty).",
+)
+@click.option(
+    "-i", "--indicate-current", is_flag=True, help="Mark the revision each database is at."
+)
 @click.option("-v", "--verbose", is_flag=True, help="Show each revision in full.")
 @json_option
 @bind_option
-def log(start: str, end: str, verbose: bool, as_json: bool, binds: tuple[str, ...]) -> None:
+def log(
+    start: str,
+    end: str,
+    rev_range: str | None,
+    indicate_current: bool,
+    verbose: bool,
+    as_json: bool,
+    binds: tuple[str, ...],
+) -> None:
     """Show the revisions, newest first, marking those applied to their database."""
     extension = _extension()
     selected = _check_binds(binds)
+    if rev_range is not None:
+        start, end = _rev_range(rev_range, start, end)
     scripts = extension.log(start, end, selected)
     applied = extension.applied(selected)
+    current: set[str] | None = None
+    if indicate_current:
+        rows = extension.status(selected)
+        _raise_first_error(rows)
+        current = {rev for row in rows if row.managed for rev in row.current}
     if as_json:
         _output(plain=True).json(report.scripts_json(scripts, extension.bind_of, applied))
         return
@@ -632,21 +838,61 @@ def log(start: str, end: str, verbose: bool, as_json: bool, binds: tuple[str, ..
         verbose=verbose,
         applied=applied,
         empty="No revisions yet.",
+        current=current,
     )
+
+
+def _rev_range(value: str, start: str, end: str) -> tuple[str, str]:
+    """``START:END`` (Alembic's spelling of a range) as ``(start, end)``."""
+    ctx = click.get_current_context()
+    given = [
+        name
+        for name in ("start", "end")
+        if ctx.get_parameter_source(name) is not click.core.ParameterSource.DEFAULT
+    ]
+    if given:
+        raise click.UsageError(f"--rev-range replaces --start and --end: drop --{given[0]}.")
+    lower, colon, upper = value.partition(":")
+    if not colon:
+        raise click.UsageError(
+            f"--rev-range {value!r} is not a range: write START:END, e.g. base:heads or ab12:."
+        )
+    return lower or start, upper or end
 
 
 db.add_command(log, "history")
 
 
 @db.command()
-@click.argument("revisions", nargs=-1, required=True)
+@click.argument("revision", default="head")
+@bind_option
+def edit(revision: str, binds: tuple[str, ...]) -> None:
+    """Open REVISION's file in the editor ($EDITOR; default: the head)."""
+    extension = _extension()
+    selected = _check_binds(binds)
+    if revision in {"head", "heads"}:
+        scripts = extension.heads(selected)
+        if len(scripts) != 1:
+            found = ", ".join(f"{extension.bind_of(s)}: {s.revision}" for s in scripts)
+            raise click.UsageError(
+                f"There are {len(scripts)} heads ({found or 'no revisions yet'}): name the "
+                "revision, or one bind with --bind."
+            )
+        script = scripts[0]
+    else:
+        script = extension.show(revision, selected)
+    click.edit(filename=script.path)
+
+
+@db.command()
+@click.argument("revisions", nargs=-1)
 @bind_option
 def show(revisions: tuple[str, ...], binds: tuple[str, ...]) -> None:
-    """Show REVISIONS in full."""
+    """Show REVISIONS in full (default: the heads)."""
     extension = _extension()
     selected = _check_binds(binds)
     scripts: list[Any] = []
-    for revision in revisions:
+    for revision in revisions or ("heads",):
         if revision in {"heads", "head"}:  # every selected bind's heads, not just one
             scripts.extend(extension.heads(selected))
         else:
@@ -691,3 +937,26 @@ def check(as_json: bool, binds: tuple[str, ...]) -> None:
         revision = Command("revision", '"..."').render(output.group)
         output.status(f"Models and databases differ: run {revision}.")
         raise click.exceptions.Exit(1)
+
+
+@db.command()
+@click.option(
+    "--plan", "plan_only", is_flag=True, help="Show what adopting would do; change nothing."
+)
+@click.option(
+    "--from",
+    "source",
+    type=click.Path(exists=True, path_type=Path),
+    help="The old migrations folder or alembic.ini (default: where the old tool looks).",
+)
+@json_option
+def adopt(plan_only: bool, source: Path | None, as_json: bool) -> None:
+    """Adopt a project from Flask-Migrate, Flask-Alembic 3 or Alembic (runs no migration)."""
+    adoption = _extension().adopt(source, plan=plan_only)
+    output = _output(plain=as_json)
+    if as_json:
+        output.json(report.adoption_json(adoption, output.group))
+    else:
+        output.adoption(adoption)
+    if adoption.after is not None:
+        _raise_first_error(list(adoption.after))

@@ -6,6 +6,7 @@ value is an error naming the key, raised when it is first needed.
 
 from __future__ import annotations
 
+import copy
 import math
 import os
 import re
@@ -17,6 +18,7 @@ from typing import TYPE_CHECKING
 
 from flask import Flask
 
+from .errors import Command
 from .errors import ConfigurationError
 from .errors import ScriptDirectoryError
 
@@ -25,13 +27,16 @@ if TYPE_CHECKING:
 
 __all__ = [
     "BIND_OPTIONS",
+    "COMPAT_DEFAULTS",
     "alembic_config",
     "alembic_options",
     "apply_defaults",
     "bind_settings",
     "branch_locations",
+    "check_script_location",
     "context_defaults",
     "extra_locations",
+    "foreign_script_location",
     "lock_timeout",
     "parallel",
     "revision_cache_enabled",
@@ -62,6 +67,11 @@ _TEMPLATE_CANDIDATES = (
 )
 
 
+#: ``ALEMBIC`` keys that Flask-Alembic 3 filled in and code may read: kept for that code,
+#: but the version locations are joined here, not by Alembic.
+COMPAT_DEFAULTS: dict[str, Any] = {"path_separator": "os", "version_locations": []}
+
+
 def apply_defaults(app: Flask) -> None:
     """Fill in the settings' defaults (those Flask-Alembic 3 filled in too).
 
@@ -71,9 +81,8 @@ def apply_defaults(app: Flask) -> None:
     config = app.config.setdefault("ALEMBIC", {})
     if isinstance(config, dict):
         config.setdefault("script_location", "migrations")
-        # Kept for code that reads them; the locations are joined here, not by Alembic.
-        config.setdefault("path_separator", "os")
-        config.setdefault("version_locations", [])
+        for key, value in COMPAT_DEFAULTS.items():
+            config.setdefault(key, copy.copy(value))
     context = app.config.setdefault("ALEMBIC_CONTEXT", {})
     if isinstance(context, dict):
         context.setdefault("compare_server_default", True)
@@ -106,6 +115,66 @@ def script_location(app: Flask) -> Path:
     location = alembic_options(app).get("script_location", "migrations")
     _check_folder_setting("script_location", location, '"migrations"')
     return _resource_or_path(app, os.fspath(location))
+
+
+def foreign_script_location(app: Flask) -> Path | None:
+    """Another tool's migrations folder, when the script location does not exist.
+
+    Flask-Migrate and Alembic look in the current directory, not in the app's root path:
+    ``migrations/``, or the ``script_location`` of an ``alembic.ini`` there. Such a folder
+    counts when it holds an ``env.py``.
+    """
+    location = script_location(app)
+    if location.exists():
+        return None
+    try:
+        cwd = Path.cwd()
+        candidates = [cwd / "migrations"]
+        ini = cwd / "alembic.ini"
+        if ini.is_file():
+            found = _ini_script_location(ini)
+            if found is not None:
+                candidates.insert(0, found)
+        for candidate in candidates:
+            if (candidate / "env.py").is_file() and candidate.resolve() != location.resolve():
+                return candidate.resolve()
+    except OSError:  # no current directory (it was deleted), or one that cannot be read
+        pass
+    return None
+
+
+def _ini_script_location(ini: Path) -> Path | None:
+    """The folder an ``alembic.ini``'s ``[alembic] script_location`` names, as Alembic
+    reads it (``%(here)s`` is the file's folder; a relative path is from the current one)."""
+    import configparser
+
+    parser = configparser.ConfigParser(defaults={"here": str(ini.parent.absolute())})
+    try:
+        parser.read(ini, encoding="utf-8")
+        value = parser.get("alembic", "script_location", fallback=None)
+    except (configparser.Error, UnicodeDecodeError):
+        return None
+    if not value or (":" in value and not os.path.isabs(value)):
+        return None  # absent, or a package resource: not a folder another tool made here
+    return Path(value).absolute()
+
+
+def check_script_location(app: Flask) -> None:
+    """Refuse to go on when the script location does not exist but another tool's
+    migrations folder does (see :func:`foreign_script_location`): a new, empty folder would
+    hide its revisions."""
+    found = foreign_script_location(app)
+    if found is not None:
+        raise ScriptDirectoryError(
+            f"The migrations folder {script_location(app)} does not exist, but {found} "
+            "(another tool's, with an env.py) does.",
+            path=str(found),
+            hint=(
+                f'Set ALEMBIC = {{"script_location": "{found.as_posix()}"}}, or run ',
+                Command("adopt"),
+                ".",
+            ),
+        )
 
 
 def extra_locations(app: Flask) -> list[Path]:
@@ -306,8 +375,9 @@ def alembic_config(app: Flask, locations: Iterable[Path]) -> Config:
 
     from alembic.config import Config
 
-    # quiet: the Python API must not print Alembic's "Generating ... done".
-    config = Config(cmd_opts=argparse.Namespace(quiet=True))
+    # quiet: the Python API must not print Alembic's "Generating ... done". x: no -x
+    # options, as Alembic's command line gives them (context.get_x_argument() reads it).
+    config = Config(cmd_opts=argparse.Namespace(quiet=True, x=[]))
     options = dict(alembic_options(app))
     options.pop("version_locations", None)
     for key, value in options.items():

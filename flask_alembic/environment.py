@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from collections.abc import Iterator
+from collections.abc import Sequence
 from contextlib import contextmanager
 from contextlib import ExitStack
 from dataclasses import dataclass
@@ -32,7 +33,22 @@ __all__ = [
     "context_options",
     "environment",
     "sqlite_transactions",
+    "with_x_arguments",
 ]
+
+
+def with_x_arguments(config: Config, x_arguments: Sequence[str] | None) -> Config:
+    """``config`` with ``x_arguments`` as the ``-x`` options of the command line, which
+    migrations read with ``context.get_x_argument()``; ``config`` itself when there are none."""
+    if not x_arguments:
+        return config
+    import argparse
+    import copy
+
+    changed = copy.copy(config)
+    options = vars(config.cmd_opts) if config.cmd_opts is not None else {}
+    changed.cmd_opts = argparse.Namespace(**{**options, "x": list(x_arguments)})
+    return changed
 
 
 @dataclass(frozen=True)

@@ -30,6 +30,7 @@ from .environment import context_options
 from .environment import ForeignKeyViolation
 from .environment import sqlite_transactions
 from .environment import SQLiteForeignKeys
+from .environment import with_x_arguments
 from .errors import MigrationFailedError
 from .errors import MigrationInterruptedError
 from .errors import PlanChangedError
@@ -99,7 +100,12 @@ class _BindRun:
     """One bind's connection and environment, kept open while the plan runs."""
 
     def __init__(
-        self, runtime: BindRuntime, stack: ExitStack, purge: bool, tag: str | None
+        self,
+        runtime: BindRuntime,
+        stack: ExitStack,
+        purge: bool,
+        tag: str | None,
+        x_arguments: Sequence[str] | None = None,
     ) -> None:
         self.runtime = runtime
         self.name = runtime.bind.name
@@ -110,7 +116,11 @@ class _BindRun:
         self._pending: list[MigrationStep] = []
         self._expected: tuple[str, ...] = ()
         self.env = EnvironmentContext(
-            runtime.config, runtime.script, fn=self._steps, purge=purge, tag=tag
+            with_x_arguments(runtime.config, x_arguments),
+            runtime.script,
+            fn=self._steps,
+            purge=purge,
+            tag=tag,
         )
         options = context_options(runtime.bind)
         self.foreign_keys: SQLiteForeignKeys | None = None
@@ -202,6 +212,7 @@ def execute(
     *,
     on_event: EventCallback | None = None,
     tag: str | None = None,
+    x_arguments: Sequence[str] | None = None,
     parallel: int = 1,
     databases: Mapping[str, DatabaseIdentity] | None = None,
     guard: Callable[[str], None] | None = None,
@@ -209,6 +220,7 @@ def execute(
     """Run ``plan`` and return what was applied; raise ``MigrationFailedError`` on failure.
 
     :param tag: passed to the migrations, as ``alembic.context.get_tag_argument()``.
+    :param x_arguments: passed to the migrations, as ``alembic.context.get_x_argument()``.
     :param parallel: how many independent groups of binds may run at once. Binds that
         depend on each other, or share a database, are always run one after another,
         in the plan's order.
@@ -225,7 +237,7 @@ def execute(
         with lock:  # callbacks never see two events at once
             user_emit(event)
 
-    run = _Run(plan, runtimes, emit, tag, guard)
+    run = _Run(plan, runtimes, emit, tag, guard, x_arguments)
     started = time.perf_counter()
     with collector_paused():
         return _execute(run, plan, databases, parallel, started)
@@ -275,8 +287,10 @@ class _Run:
         emit: EventCallback,
         tag: str | None,
         guard: Callable[[str], None] | None = None,
+        x_arguments: Sequence[str] | None = None,
     ) -> None:
         self.plan = plan
+        self.x_arguments = x_arguments
         self.guard = guard
         self.runtimes = runtimes
         self.emit = emit
@@ -311,7 +325,7 @@ class _Run:
                     # Back to a bind after another's steps, its connection may have been
                     # closed while it waited (a server's idle timeout): take a new one.
                     purge = any(step.purge for step in self.plan.for_bind(bind_name))
-                    runs[bind_name] = _BindRun(runtime, stack, purge, self.tag)
+                    runs[bind_name] = _BindRun(runtime, stack, purge, self.tag, self.x_arguments)
                 bind_run = runs[bind_name]
                 started_at = time.perf_counter()
                 offset = self.steps.index(group[0])
@@ -808,6 +822,7 @@ def render_sql(
     runtimes: Mapping[str, BindRuntime],
     *,
     tag: str | None = None,
+    x_arguments: Sequence[str] | None = None,
 ) -> OfflineSQL:
     """The SQL of ``plan``, in each bind's dialect (offline mode), in the plan's order.
 
@@ -824,18 +839,26 @@ def render_sql(
     while index < len(steps):
         group = _next_group(steps, index)
         name = group[0].bind
-        segments.append((name, _render(runtimes[name], group, heads.get(name, ()), tag)))
+        segments.append(
+            (name, _render(runtimes[name], group, heads.get(name, ()), tag, x_arguments))
+        )
         for step in group:
             heads[name] = _advance(heads.get(name, ()), step)
         index += len(group)
     for name in plan.start:
         if name not in plan.binds:
-            segments.append((name, _render(runtimes[name], [], heads.get(name, ()), tag)))
+            segments.append(
+                (name, _render(runtimes[name], [], heads.get(name, ()), tag, x_arguments))
+            )
     return OfflineSQL(segments)
 
 
 def _render(
-    runtime: BindRuntime, group: list[Step], start: tuple[str, ...], tag: str | None
+    runtime: BindRuntime,
+    group: list[Step],
+    start: tuple[str, ...],
+    tag: str | None,
+    x_arguments: Sequence[str] | None = None,
 ) -> str:
     """The SQL of one bind's consecutive steps ``group``, from ``start``."""
     from alembic.runtime.environment import EnvironmentContext
@@ -846,7 +869,8 @@ def _render(
     def steps_for(heads: Any, context: MigrationContext) -> list[MigrationStep]:
         return tracker.alembic_steps(runtime.script) if tracker else []
 
-    env = EnvironmentContext(runtime.config, runtime.script, fn=steps_for, as_sql=True, tag=tag)
+    config = with_x_arguments(runtime.config, x_arguments)
+    env = EnvironmentContext(config, runtime.script, fn=steps_for, as_sql=True, tag=tag)
     engine = runtime.bind.engine
     transactional: dict[str, Any] = {}
     if engine.dialect.name == "sqlite":

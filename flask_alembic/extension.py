@@ -85,7 +85,8 @@ class Alembic(AlembicAPI):
         """
         with contextlib.suppress(FlaskAlembicError, OSError):
             location = config.script_location(app)
-            if not location.exists():
+            # Another tool's folder elsewhere: create nothing; first use says where it is.
+            if not location.exists() and config.foreign_script_location(app) is None:
                 from .writer import make_script_directory
 
                 make_script_directory(location)

@@ -288,10 +288,33 @@ class Loader:
         script = self.script_directory
         return tuple(script.get_revision(i) for i in ids)
 
+    def check_steps(self, plan: Plan) -> None:
+        """Refuse, before anything runs, a step whose file was written for a lockstep
+        history (its ``upgrade`` takes the database's name): read, never imported."""
+        for step in plan.steps:
+            if step.revision is None or step.path is None:
+                continue  # a stamp runs no code
+            try:
+                source = Path(step.path).read_bytes()
+            except OSError:
+                continue  # importing it reports the error
+            function = revision_cache.lockstep_function(source)
+            if function is not None:
+                raise ScriptDirectoryError(
+                    f"Revision {step.revision} ({step.path}) of bind {step.bind!r} belongs to "
+                    f"a lockstep history: its {function}() takes the database's name, one "
+                    "history for every database; here each bind has a history of its own.",
+                    bind=step.bind,
+                    revision=step.revision,
+                    path=step.path,
+                    hint=("Run ", Command("adopt"), " to convert the history."),
+                )
+
     def import_steps(self, plan: Plan) -> None:
         """Import the code of every step before running any: a broken file changes nothing."""
         from . import _alembic_compat as compat
 
+        self.check_steps(plan)
         runtimes = self.runtimes
         for step in plan.steps:
             if step.revision is None:

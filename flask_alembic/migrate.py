@@ -11,6 +11,7 @@ import os
 from collections.abc import Callable
 from collections.abc import Iterable
 from collections.abc import Mapping
+from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -173,11 +174,14 @@ def offline_range(loader: Loader, request: Request) -> tuple[str, dict[str, tupl
     return text, current
 
 
-def render_sql(loader: Loader, plan: Plan, *, tag: str | None) -> OfflineSQL:
+def render_sql(
+    loader: Loader, plan: Plan, *, tag: str | None, x_arguments: Sequence[str] | None = None
+) -> OfflineSQL:
     """The SQL of each bind's part of ``plan`` (offline mode): nothing connects or runs."""
     from . import executor
 
-    return executor.render_sql(plan, loader.runtimes, tag=tag)
+    loader.check_steps(plan)
+    return executor.render_sql(plan, loader.runtimes, tag=tag, x_arguments=x_arguments)
 
 
 def migrate(
@@ -192,6 +196,7 @@ def migrate(
     on_event: EventCallback | None = None,
     on_wait: Callable[[Bind], None] | None = None,
     tag: str | None = None,
+    x_arguments: Sequence[str] | None = None,
 ) -> MigrationResult:
     """Lock, plan and run in one go: the involved databases' locks are held while their
     version tables are read, the plan made (``on_plan`` sees it) and run."""
@@ -222,7 +227,14 @@ def migrate(
         if on_plan is not None:
             on_plan(plan)
         return _execute(
-            loader, identities, plan, held, on_event=on_event, tag=tag, parallel=parallel
+            loader,
+            identities,
+            plan,
+            held,
+            on_event=on_event,
+            tag=tag,
+            x_arguments=x_arguments,
+            parallel=parallel,
         )
 
 
@@ -236,6 +248,7 @@ def run_plan(
     on_event: EventCallback | None = None,
     tag: str | None = None,
     lock: bool = True,
+    x_arguments: Sequence[str] | None = None,
 ) -> MigrationResult:
     """Run a plan made earlier; the executor refuses a bind that moved since."""
     binds = [b for b in loader.registry if b.name in plan.start]
@@ -243,7 +256,14 @@ def run_plan(
     with locking.lock_binds(binds if lock else [], lock_timeout, identities) as held:
         loader.registry.check_version_tables(binds, identities)
         return _execute(
-            loader, identities, plan, held, on_event=on_event, tag=tag, parallel=parallel
+            loader,
+            identities,
+            plan,
+            held,
+            on_event=on_event,
+            tag=tag,
+            x_arguments=x_arguments,
+            parallel=parallel,
         )
 
 
@@ -256,6 +276,7 @@ def _execute(
     on_event: EventCallback | None,
     tag: str | None,
     parallel: int,
+    x_arguments: Sequence[str] | None = None,
 ) -> MigrationResult:
     from . import executor
 
@@ -269,6 +290,7 @@ def _execute(
         loader.runtimes,
         on_event=on_event,
         tag=tag,
+        x_arguments=x_arguments,
         parallel=parallel,
         databases=databases,
         guard=held.check,

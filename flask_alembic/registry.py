@@ -526,7 +526,8 @@ def build_registry(
             locations: tuple[Path, ...] = (location.resolve(),)
         elif name == DEFAULT_BIND:
             extra = config.extra_locations(app)
-            locations = (script_location.resolve(), *(p.resolve() for p in extra))
+            first = _default_location(script_location, found_engines)
+            locations = (first.resolve(), *(p.resolve() for p in extra))
         else:
             locations = ((script_location / bind_directory_name(name)).resolve(),)
         context = {**context_defaults, **dict(options.get("context") or {})}
@@ -544,6 +545,25 @@ def build_registry(
         binds.append(dataclasses.replace(bind, managed=managed, reason=reason))
     _check_distinct(sorted((b for b in binds if b.managed), key=registry_order))
     return BindRegistry(binds)
+
+
+#: The folder Alembic and Flask-Migrate keep their revisions in, inside the script directory.
+VERSIONS_FOLDER = "versions"
+
+
+def _default_location(script_location: Path, names: Iterable[str]) -> Path:
+    """The default bind's folder when ``ALEMBIC_BINDS`` sets none: the script directory,
+    or its ``versions/`` folder (the layout of Alembic and Flask-Migrate) when that is a
+    folder, no other bind keeps its revisions there, and the top of the script directory
+    holds no revision file."""
+    versions = script_location / VERSIONS_FOLDER
+    if (
+        versions.is_dir()
+        and not any(n != DEFAULT_BIND and bind_directory_name(n) == VERSIONS_FOLDER for n in names)
+        and not revision_cache.holds_revisions(script_location)
+    ):
+        return versions
+    return script_location
 
 
 def _management(bind: Bind, include: bool | None) -> tuple[bool, str]:

@@ -31,6 +31,9 @@ if TYPE_CHECKING:
     from rich.live import Live
     from rich.text import Text
 
+    from .adopt import Adoption
+    from .adopt import FileChange
+    from .adopt import Stamp
     from .executor import Event
     from .executor import StepFailed
     from .executor import StepFinished
@@ -46,6 +49,7 @@ __all__ = [
     "PlainOutput",
     "Progress",
     "RichOutput",
+    "adoption_json",
     "describe_diff",
     "diffs_json",
     "error_json",
@@ -199,6 +203,41 @@ class Output:
             for item in items:
                 self.line(one_line(f"{bind}: {describe_diff(item)}"))
 
+    def adoption(self, adoption: Adoption) -> None:
+        """What ``adopt`` found and did on stderr; the settings to use, as Python, on stdout."""
+        import pprint
+
+        from .adopt import next_steps
+
+        layout = adoption.layout
+        where = f"{layout.script_location}"
+        if layout.revisions != layout.script_location:
+            where += f" (revisions in {layout.revisions})"
+        self.status(f"Found {layout.kind.description}: {where}.", style="bold")
+        for option in adoption.read:
+            self.status(f"Read {option.setting} = {option.value!r} ({option.source}).")
+        for note in adoption.notes:
+            self.warning(note)
+        for row in adoption.before:
+            rows = ", ".join(row.rows) or "no revision"
+            self.status(f"Before: bind {row.bind!r} records {rows} in {row.version_table}.")
+        for change in adoption.files:
+            self.status(_file_change(change, adoption.planned))
+        for stamp in adoption.stamps:
+            self.status(_stamp_line(stamp, adoption.planned))
+        for key, value in adoption.settings.items():
+            self.line(printable(f"{key} = {pprint.pformat(value, sort_dicts=False, width=88)}"))
+        if adoption.after is not None:
+            for status in adoption.after:
+                self.status(f"After: {_adopted_state(status)}", style=_adopted_style(status))
+                if status.error is not None:
+                    self.status(f"{status.bind}: {self.explain(status.error)}", style="red")
+        if adoption.planned:
+            self.status("Planned only: nothing was changed.", style="dim")
+        elif adoption.configured:
+            self.status("The app already has these settings.", style="green")
+        self.status(_render_parts(next_steps(adoption), self.group))
+
     # -- what each renderer draws in its own way ---------------------------------------
 
     def status(self, text: str, style: str = "") -> None:
@@ -222,15 +261,19 @@ class Output:
         verbose: bool = False,
         applied: set[str] | None = None,
         empty: str = "",
+        current: set[str] | None = None,
     ) -> None:
-        """A list of revisions, grouped by bind (or ``empty`` said on stderr)."""
+        """A list of revisions, grouped by bind (or ``empty`` said on stderr); those in
+        ``applied`` and ``current`` (the version tables' rows) are marked so."""
         if scripts:
-            self._scripts(title, scripts, bind_of, verbose, applied)
+            self._scripts(title, scripts, bind_of, verbose, applied, current)
         elif empty:
             self.status(empty)
 
-    #: Draws ``scripts`` (not empty): ``(title, scripts, bind_of, verbose, applied)``.
-    _scripts: Callable[[str, Sequence[Script], BindOf, bool, set[str] | None], None]
+    #: Draws ``scripts`` (not empty): ``(title, scripts, bind_of, verbose, applied, current)``.
+    _scripts: Callable[
+        [str, Sequence[Script], BindOf, bool, set[str] | None, set[str] | None], None
+    ]
 
     def plan(self, plan: Plan, stream: str = "stdout") -> None:
         """The ordered steps of a plan: data on stdout, or a preview on stderr."""
@@ -314,6 +357,7 @@ class PlainOutput(Output):
         bind_of: BindOf,
         verbose: bool,
         applied: set[str] | None,
+        current: set[str] | None = None,
     ) -> None:
         for script in scripts:
             if verbose:
@@ -322,7 +366,7 @@ class PlainOutput(Output):
                 self.line(printable(script.log_entry.rstrip()))
                 self.line()
                 continue
-            notes = _notes(script, applied)
+            notes = _notes(script, applied, current)
             suffix = f" ({notes})" if notes else ""
             self.line(
                 one_line(
@@ -480,6 +524,7 @@ class RichOutput(Output):
         bind_of: BindOf,
         verbose: bool,
         applied: set[str] | None,
+        current: set[str] | None = None,
     ) -> None:
         from rich.text import Text
 
@@ -497,7 +542,7 @@ class RichOutput(Output):
                 Text(one_line(script.revision)),
                 Text(_parents(script)),
                 Text(one_line(script.doc or "")),
-                Text(_notes(script, applied)),
+                Text(_notes(script, applied, current)),
             ]
             if verbose:
                 row.append(Text(one_line(script.path)))
@@ -860,7 +905,7 @@ def _parents(script: Script) -> str:
     return one_line(", ".join(to_tuple(script.down_revision)))
 
 
-def _notes(script: Script, applied: set[str] | None) -> str:
+def _notes(script: Script, applied: set[str] | None, current: set[str] | None = None) -> str:
     notes = []
     if script.is_head:
         notes.append("head")
@@ -872,6 +917,8 @@ def _notes(script: Script, applied: set[str] | None) -> str:
         notes.append("merge point")
     if applied is not None and script.revision in applied:
         notes.append("applied")
+    if current is not None and script.revision in current:
+        notes.append("current")
     return one_line(", ".join(notes))
 
 
@@ -888,3 +935,102 @@ def _nothing_to_do(plan: Plan) -> str:
     if plan.direction == "upgrade":
         return f"Nothing to do: {binds} up to date."
     return f"Nothing to do: {binds} already at the target."
+
+
+def _file_change(change: FileChange, planned: bool) -> str:
+    if change.action == "write":
+        verb = "Would write" if planned else "Wrote"
+        return (
+            f"{verb} {change.path} (bind {change.bind!r}, revision {change.revision}, "
+            f"from {change.old})."
+        )
+    if change.action == "archive":
+        verb = "Would move" if planned else "Moved"
+        return f"{verb} {change.path} to {change.old}."
+    verb = "Would replace" if planned else "Replaced"
+    return f"{verb} {change.path} with Flask-Alembic's template."
+
+
+def _stamp_line(stamp: Stamp, planned: bool) -> str:
+    old = ", ".join(stamp.old) or "no revision"
+    new = ", ".join(stamp.new) or "no revision"
+    if set(stamp.old) == set(stamp.new):
+        return f"Keep: bind {stamp.bind!r} stays at {old} in {stamp.version_table}."
+    verb = "Would stamp" if planned else "Stamped"
+    return f"{verb} bind {stamp.bind!r}: {old} -> {new} in {stamp.version_table}."
+
+
+def _adopted_state(status: BindStatus) -> str:
+    if not status.managed:
+        return f"bind {status.bind!r} is not managed ({status.reason})."
+    return (
+        f"bind {status.bind!r}: {_state_words(status)} at {_current(status)} "
+        f"(heads {', '.join(status.heads) or 'base'}) in {status.version_table}."
+    )
+
+
+def _adopted_style(status: BindStatus) -> str:
+    from .status import State
+
+    if status.state in {State.UP_TO_DATE, State.NOT_MANAGED}:
+        return "green" if status.managed else "dim"
+    return "yellow" if status.state == State.PENDING else "red"
+
+
+def _render_parts(parts: Sequence[object], group: str) -> str:
+    """Text and commands (``Command``) joined, the commands named with ``group``."""
+    from .errors import Command
+
+    return "".join(p.render(group) if isinstance(p, Command) else str(p) for p in parts)
+
+
+def adoption_json(adoption: Adoption, group: str = DEFAULT_GROUP) -> dict[str, Any]:
+    """``adopt --json``: the settings keyed by name, with what was read and checked."""
+    layout = adoption.layout
+    return {
+        "version": JSON_VERSION,
+        "layout": {
+            "kind": str(layout.kind),
+            "script_location": str(layout.script_location),
+            "revisions": str(layout.revisions),
+            "alembic_ini": None if layout.ini is None else str(layout.ini),
+            "env_py": None if layout.env is None else str(layout.env),
+        },
+        "settings": dict(adoption.settings),
+        "configured": adoption.configured,
+        "read": [
+            {"setting": o.setting, "value": o.value, "source": o.source} for o in adoption.read
+        ],
+        "notes": list(adoption.notes),
+        "before": [
+            {
+                "bind": row.bind,
+                "version_table": row.version_table,
+                "current": list(row.rows),
+            }
+            for row in adoption.before
+        ],
+        "files": [
+            {
+                "action": f.action,
+                "path": str(f.path),
+                "bind": f.bind,
+                "revision": f.revision,
+                "from": f.old if f.action == "write" else None,
+                "to": f.old if f.action == "archive" else None,
+            }
+            for f in adoption.files
+        ],
+        "stamps": [
+            {
+                "bind": s.bind,
+                "version_table": s.version_table,
+                "from": list(s.old),
+                "to": list(s.new),
+                "done": s.done,
+            }
+            for s in adoption.stamps
+        ],
+        "after": None if adoption.after is None else status_json(adoption.after, group)["binds"],
+        "planned": adoption.planned,
+    }

@@ -9,9 +9,11 @@ can set it back, so an edit that keeps size and mtime is still seen. In any othe
 each file is checked on its own: trusted by the same rule, otherwise read and hashed, and
 parsed again, with :mod:`ast`, only if its content changed. Revision files are never
 executed here. A file whose identifiers are not plain literals is reported as ``None`` so
-the caller imports it the usual way. The cache lives in ``<script_location>/__pycache__``,
-where Python keeps its own caches, and is replaced atomically; when it cannot be written
-(a read-only file system), everything still works, only slower.
+the caller imports it the usual way. A file that is no revision at all (``env.py``, or any
+file that never assigns ``revision`` at its top level: other tools' files) is left out.
+The cache lives in ``<script_location>/__pycache__``, where Python keeps its own caches,
+and is replaced atomically; when it cannot be written (a read-only file system),
+everything still works, only slower.
 
 This module does not import Alembic.
 """
@@ -30,9 +32,13 @@ from dataclasses import dataclass
 from operator import itemgetter
 from pathlib import Path
 from typing import Any
+from typing import TYPE_CHECKING
 
 from ._collector import collector_paused
 from .errors import ScriptDirectoryError
+
+if TYPE_CHECKING:
+    import ast
 
 __all__ = [
     "CACHE_NAME",
@@ -41,18 +47,24 @@ __all__ = [
     "RevisionFile",
     "Revisions",
     "holds_revisions",
+    "is_foreign",
+    "lockstep_function",
     "non_string_revision",
     "scan",
 ]
 
 #: The file, inside ``<script_location>/__pycache__``, holding the cache.
 CACHE_NAME = "flask_alembic.revisions.json"
-_FORMAT = 4
+_FORMAT = 5
 #: Files changed this close to the cache's writing are re-hashed (as git does).
 _RACY_NS = 2_000_000_000
 # The same files Alembic loads from a version location (its own rule for sources).
 _SOURCE_FILE = re.compile(r"^(?!\.\#|__init__)(.*\.py)$")
 _FIELDS = ("revision", "down_revision", "branch_labels", "depends_on")
+#: The cached form of a file that is no revision (see :func:`is_foreign`).
+_FOREIGN = False
+#: Files another tool keeps in the migrations folder, never revisions whatever they hold.
+_TOOL_FILES = frozenset({"env.py"})
 
 
 @dataclass(frozen=True)
@@ -72,7 +84,7 @@ class RevisionFile:
 
     __slots__ = ("_data", "path", "raw")
 
-    def __init__(self, path: str, raw: list[Any] | None) -> None:
+    def __init__(self, path: str, raw: list[Any] | bool | None) -> None:
         self.path = path
         #: The cached JSON form of :attr:`data`, ``[revision, down_revisions, depends_on,
         #: branch_labels, doc]`` (read by the fast paths as is).
@@ -130,7 +142,7 @@ class FolderGraph:
         return cls(*fields)
 
     @classmethod
-    def build(cls, raws: Iterable[list[Any] | None]) -> FolderGraph | None:
+    def build(cls, raws: Iterable[list[Any] | bool | None]) -> FolderGraph | None:
         """The graph of these cached revisions; ``None`` if one must be imported."""
         ids: list[str] = []
         downs: set[str] = set()
@@ -138,6 +150,8 @@ class FolderGraph:
         for raw in raws:
             if raw is None:
                 return None
+            if not isinstance(raw, list):  # a foreign file
+                continue
             ids.append(raw[0])
             downs.update(raw[1])
             depends.update(raw[2])
@@ -181,7 +195,11 @@ class _Folder:
             text = self.source() if self.source is not None else None
             entries, _ = _check_files(self.listing, _decode(text), self.trust_before, 0)
             self.entries = entries
-        return [RevisionFile(path, entries[file][2]) for file, path, _ in self.listing]
+        return [
+            RevisionFile(path, entries[file][2])
+            for file, path, _ in self.listing
+            if entries[file][2] is not _FOREIGN
+        ]
 
 
 class Revisions:
@@ -285,6 +303,69 @@ def holds_revisions(location: Path) -> bool:
         )
 
 
+def is_foreign(path: Path) -> bool:
+    """Whether ``path`` is a file of another tool, never a revision: ``env.py``, or a
+    Python file that parses and assigns no ``revision`` at its top level (read with
+    :mod:`ast`, never imported). A file that does not parse is not foreign: importing it
+    reports its error."""
+    try:
+        source = path.read_bytes()
+    except OSError:
+        return False
+    return _foreign(path.name, source)
+
+
+def _foreign(name: str, source: bytes) -> bool:
+    if name in _TOOL_FILES:
+        return True
+    import ast
+
+    try:
+        tree = ast.parse(source)
+    except (SyntaxError, ValueError):
+        return False
+    return "revision" not in _top_level_names(tree)
+
+
+def _top_level_names(tree: ast.Module) -> set[str]:
+    """The names a module assigns at its top level (plain and annotated assignments)."""
+    import ast
+
+    names: set[str] = set()
+    for node in tree.body:
+        if isinstance(node, ast.Assign):
+            names.update(t.id for t in node.targets if isinstance(t, ast.Name))
+        elif isinstance(node, ast.AnnAssign) and isinstance(node.target, ast.Name):
+            names.add(node.target.id)
+    return names
+
+
+def lockstep_function(source: str | bytes) -> str | None:
+    """The name of the top-level ``upgrade`` or ``downgrade`` of ``source`` that takes a
+    required argument, as in a lockstep history for several databases (Flask-Migrate
+    ``--multidb``, Alembic's ``multidb`` template, Flask-Alembic 3): ``upgrade(engine_name)``
+    dispatching to ``upgrade_<bind>()``. ``None`` when there is none or ``source`` does not
+    parse. Read with :mod:`ast`, never run."""
+    import ast
+
+    try:
+        tree = ast.parse(source)
+    except (SyntaxError, ValueError):
+        return None
+    for node in tree.body:
+        if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef) and node.name in {
+            "upgrade",
+            "downgrade",
+        }:
+            args = node.args
+            positional = [*args.posonlyargs, *args.args]
+            required = len(positional) - len(args.defaults)
+            required += sum(default is None for default in args.kw_defaults)
+            if required > 0:
+                return node.name
+    return None
+
+
 def _assigns_revision(path: str) -> bool:
     """Whether the file at ``path`` assigns ``revision`` and ``down_revision``."""
     import ast
@@ -294,13 +375,7 @@ def _assigns_revision(path: str) -> bool:
             tree = ast.parse(handle.read())
     except (OSError, SyntaxError, ValueError):
         return False
-    names: set[str] = set()
-    for node in tree.body:
-        if isinstance(node, ast.Assign):
-            names.update(t.id for t in node.targets if isinstance(t, ast.Name))
-        elif isinstance(node, ast.AnnAssign) and isinstance(node.target, ast.Name):
-            names.add(node.target.id)
-    return {"revision", "down_revision"} <= names
+    return {"revision", "down_revision"} <= _top_level_names(tree)
 
 
 def _decode(text: str | None) -> dict[str, Any]:
@@ -356,14 +431,14 @@ def _check_files(
             raw = entry[2]
             refresh = refresh or stat.st_ctime_ns < settled
         else:
-            raw = _to_json(_parse(source))
+            raw = _read_source(file, source)
         entries[file] = [signature, digest, raw]
     return entries, refresh
 
 
 def _valid_raw(raw: Any) -> bool:
-    """Whether a cached revision is ``None`` or the list :func:`_to_json` makes."""
-    if raw is None:
+    """Whether a cached revision is ``None``, foreign, or the list :func:`_to_json` makes."""
+    if raw is None or raw is _FOREIGN:
         return True
     if type(raw) is not list or len(raw) != 5:
         return False
@@ -382,14 +457,26 @@ def _digest(source: bytes) -> str:
     return hashlib.blake2b(source, digest_size=16).hexdigest()
 
 
-def _parse(source: bytes) -> CachedRevision | None:
-    """Read the revision identifiers and docstring; ``None`` unless all are literals."""
+def _read_source(name: str, source: bytes) -> list[Any] | bool | None:
+    """A file's cached form: its revision data, ``None`` if it must be imported to know
+    them, or :data:`_FOREIGN` if it is no revision (see :func:`is_foreign`)."""
+    if name in _TOOL_FILES:
+        return _FOREIGN
     import ast  # only files that changed are parsed
 
     try:
         tree = ast.parse(source)
     except (SyntaxError, ValueError):
         return None  # importing it will report the error properly
+    if "revision" not in _top_level_names(tree):
+        return _FOREIGN
+    return _to_json(_parse(tree))
+
+
+def _parse(tree: ast.Module) -> CachedRevision | None:
+    """Read the revision identifiers and docstring; ``None`` unless all are literals."""
+    import ast
+
     values: dict[str, Any] = {}
     for node in tree.body:
         targets: list[ast.expr]

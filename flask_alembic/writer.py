@@ -506,6 +506,60 @@ def _check_template(script: ScriptDirectory) -> None:
             path=str(template),
             hint=("Run ", Command("mkdir"), " to restore it (existing files are kept)."),
         )
+    function = _lockstep_template(template)
+    if function is not None:
+        raise ScriptDirectoryError(
+            f"The revision template {template} writes lockstep revisions ({function}() "
+            "takes the database's name, one history for every database); here each bind "
+            "has a history of its own.",
+            path=str(template),
+            hint=("Run ", Command("adopt"), " to convert the history and replace the template."),
+        )
+
+
+def _lockstep_template(template: Path) -> str | None:
+    """The ``upgrade``/``downgrade`` of the template that takes an argument, if any.
+
+    Nothing is rendered: Mako's lexer splits the template, each ``${...}`` becomes
+    ``None``, control lines and Mako code are dropped, and what is left, Python text, is
+    read with :mod:`ast`. If that text does not parse, each ``def`` line is read alone.
+    """
+    from mako import parsetree
+    from mako.exceptions import MakoException
+    from mako.lexer import Lexer
+
+    from .revision_cache import lockstep_function
+
+    try:
+        text = template.read_text(encoding="utf-8")
+        nodes = Lexer(text).parse().get_children()
+    except (OSError, UnicodeDecodeError, MakoException):
+        return None  # rendering it will report what is wrong
+
+    parts: list[str] = []
+
+    def walk(children: Iterable[Any]) -> None:
+        for node in children:
+            if isinstance(node, parsetree.Text):
+                parts.append(node.content)
+            elif isinstance(node, parsetree.Expression):
+                parts.append("None")
+            elif isinstance(node, parsetree.ControlLine):
+                parts.append("\n")
+            else:
+                walk(node.get_children())
+
+    walk(nodes)
+    python = "".join(parts)
+    found = lockstep_function(python)
+    if found is not None:
+        return found
+    for line in python.splitlines():
+        if line.lstrip().startswith(("def ", "async def ")):
+            found = lockstep_function(line.rstrip().rstrip(":") + ": pass")
+            if found is not None:
+                return found
+    return None
 
 
 def _autogenerate(

@@ -334,9 +334,11 @@ def test_transactional_failure_leaves_nothing(make_app: MakeApp, make_url: MakeU
 
 
 def test_stray_python_file(make_app: MakeApp, database_url: str) -> None:
-    """A Python file in migrations/ that is not a revision is named, with the fix."""
+    """A Python file in migrations/ that assigns ``revision`` but fails to load is named,
+    with the fix. (One that assigns no ``revision`` is never loaded: test_foreign_files.)"""
     app, _ = make_app(database_url)
-    path = write_revision(app, "helpers.py", "raise RuntimeError('not a revision')\n")
+    body = "revision = 'abc'\nraise RuntimeError('not a revision')\n"
+    path = write_revision(app, "helpers.py", body)
     result = run(app, "upgrade")
     assert_one_line_error(result, str(path), "RuntimeError: not a revision", "move files")
     assert table_names(database_url) == set()

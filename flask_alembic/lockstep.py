@@ -157,8 +157,14 @@ def plan_conversion(
 ) -> Conversion:
     """Read the lockstep history and compute every new file; writes nothing.
 
+    Every revision file of ``old_folders`` is read: lockstep ones, and those written
+    before the project had several databases (``upgrade()`` without ``engine_name``),
+    which go to the default bind only. Every step is kept, empty ones included, so a
+    bind's id for an old id is ``None`` only for those single-database files.
+
     Raises :class:`~flask_alembic.errors.ScriptDirectoryError` (one line, naming the file)
-    for what cannot be converted.
+    for what cannot be converted, and when ``<script_location>/.lockstep-archive``
+    already exists.
     """
     script_location = Path(script_location)
     binds = _check_targets(targets, default_bind)

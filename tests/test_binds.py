@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ast
+import os
 import textwrap
 from pathlib import Path
 
@@ -164,6 +165,51 @@ def test_bind_added_later(make_app: MakeApp, make_url: MakeURL) -> None:
         assert [s.bind for s in result.applied] == ["analytics"]
     assert {p.name: p.read_text() for p in root.glob("*.py")} == before
     assert "event" in table_names(analytics_url)
+
+
+def test_with_dependencies_locks_the_dependency(make_app: MakeApp, make_url: MakeURL) -> None:
+    """`upgrade --bind reports --with-dependencies` also takes the lock of bind default,
+    which it migrates too: while another holder has it, the command times out, and neither
+    database changes.
+
+    Guards the locking of every involved bind in migrate.migrate: locking only the selected
+    binds lets the command migrate default under another process's lock.
+    """
+    from flask_alembic.identity import Identities
+    from flask_alembic.lockfile import sqlite_lock_path
+    from flask_alembic.locking import lock_binds
+
+    urls = {"default": make_url(), "reports": make_url()}
+    app, alembic = make_app(
+        urls,
+        {"default": sa.MetaData(), "reports": sa.MetaData()},
+        ALEMBIC_BINDS={name: {"include": True} for name in urls},
+    )
+    with app.app_context():
+        base = alembic.revision("base", empty=True, bind="default")[0]
+        after = alembic.revision("after", empty=True, bind="reports", depend=base.revision)[0]
+        # A flock taken here conflicts with the command's own: each opens the file anew.
+        with lock_binds([alembic.registry["default"]], 5, Identities()):
+            result = run(
+                app, "upgrade", "--bind", "reports", "--with-dependencies", "--lock-timeout", "0.5"
+            )
+    assert result.exit_code == 1, result.output
+    lock_file = sqlite_lock_path(
+        sa.make_url(urls["default"]).database or "", None, "alembic_version"
+    )
+    assert result.stderr.splitlines() == [
+        "Waiting for another process migrating bind 'default'...",
+        "Error: Timed out after 0.5s waiting for the migration lock of bind 'default' (held by "
+        f"process {os.getpid()} (lock file {lock_file})): another process is migrating it. "
+        "Wait for it to finish, or raise the wait with --lock-timeout / ALEMBIC_LOCK_TIMEOUT.",
+    ]
+    assert version_rows(urls["default"]) == set()
+    assert version_rows(urls["reports"]) == set()
+
+    result = run(app, "upgrade", "--bind", "reports", "--with-dependencies")
+    assert result.exit_code == 0, result.output
+    assert version_rows(urls["default"]) == {base.revision}
+    assert version_rows(urls["reports"]) == {after.revision}
 
 
 def test_cross_bind_dependency(make_app: MakeApp, make_url: MakeURL) -> None:
@@ -334,17 +380,59 @@ def test_plan_equals_run(make_app: MakeApp, make_url: MakeURL) -> None:
     urls = {"default": make_url(), "analytics": make_url()}
     app, alembic = three_binds(make_app, urls)
     with app.app_context():
-        alembic.revision("init")
-        alembic.revision("more", empty=True, bind="default")
+        written = {alembic.bind_of(s): s.revision for s in alembic.revision("init")}
+        more = alembic.revision("more", empty=True, bind="default")[0].revision
         plan = alembic.plan("upgrade", "heads")
+    first, analytics = written["default"], written["analytics"]
+    expected = [("default", first), ("default", more), ("analytics", analytics)]
+    assert [(s.bind, s.revision) for s in plan.steps] == expected
     result = run(app, "upgrade", "--plan")
-    printed = [line.split(": upgrade ")[1].split(" ")[2] for line in result.stdout.splitlines()]
-    assert printed == [s.revision for s in plan.steps]
-    with app.app_context():
-        applied = alembic.run_plan(plan)
-    assert [(s.bind, s.revision) for s in applied.applied] == [
-        (s.bind, s.revision) for s in plan.steps
+    assert result.exit_code == 0
+    assert result.stdout.splitlines() == [
+        f"1. default: upgrade base -> {first} init",
+        f"2. default: upgrade {first} -> {more} more",
+        f"3. analytics: upgrade base -> {analytics} init",
     ]
+    with app.app_context():
+        applied = alembic.run_plan(plan, parallel=1)
+    assert [(s.bind, s.revision) for s in applied.applied] == expected
+    assert version_rows(urls["default"]) == {more}
+    assert version_rows(urls["analytics"]) == {analytics}
+
+
+def test_bind_moved_since_the_plan(make_app: MakeApp, make_url: MakeURL) -> None:
+    """A plan run after its bind moved is refused before any step, naming the bind.
+
+    Guards the executor's "a bind moved since the plan was made" check (``_steps`` in
+    executor.py): without it, the plan's steps run again from where the plan started.
+    """
+    from flask_alembic.errors import PlanChangedError
+
+    urls = {"default": make_url(), "analytics": make_url()}
+    app, alembic = three_binds(make_app, urls)
+    with app.app_context():
+        written = {alembic.bind_of(s): s for s in alembic.revision("init")}
+        more = alembic.revision("more", empty=True, bind="default")[0]
+        plan = alembic.plan("upgrade", "heads")
+        first = written["default"].revision
+        assert [(s.bind, s.revision) for s in plan.steps] == [
+            ("default", first),
+            ("default", more.revision),
+            ("analytics", written["analytics"].revision),
+        ]
+        alembic.upgrade(first, bind="default")  # another process, after the plan was made
+        with pytest.raises(PlanChangedError) as info:
+            alembic.run_plan(plan, parallel=1)
+    assert info.value.bind == "default"
+    assert str(info.value) == (
+        f"Upgrade of bind 'default' failed at revision {first} ({written['default'].path}): "
+        f"Bind 'default' is at {first}, not at base as planned: another process changed it. "
+        "Run the command again to plan from the databases' new state."
+    )
+    assert info.value.result is not None
+    assert info.value.result.applied == ()
+    assert version_rows(urls["default"]) == {first}
+    assert version_rows(urls["analytics"]) == set()
 
 
 def test_failure_then_rerun(make_app: MakeApp, make_url: MakeURL) -> None:
@@ -391,25 +479,75 @@ def test_bind_option_everywhere(make_app: MakeApp, make_url: MakeURL) -> None:
     app, alembic = three_binds(make_app, urls)
     assert run(app, "revision", "init").exit_code == 0
     assert run(app, "upgrade", "--bind", "default").exit_code == 0
-    for command in ("current", "heads", "log", "branches", "check"):
-        result = run(app, command, "--bind", "analytics")
-        assert result.exit_code in (0, 1), result.output
-        assert "default" not in result.stdout, command
-    result = run(app, "current")
-    assert "default:" in result.stdout
-    assert "analytics: base (1 pending)" in result.stdout
     with app.app_context():
-        head = alembic.heads(bind="analytics")[0]
-    result = run(app, "show", head.revision, "--bind", "default")
+        head = alembic.heads(bind="analytics")[0].revision
+        default_head = alembic.heads(bind="default")[0].revision
+    line = f"analytics: <base> -> {head} (head, label: analytics), init\n"
+    for command, code, stdout, stderr in [
+        ("current", 0, "analytics: base (1 pending)\n", ""),
+        ("heads", 0, line, ""),
+        ("log", 0, line, ""),
+        ("branches", 0, "", "No branch points.\n"),
+        (
+            "check",
+            1,
+            "",
+            "Error: Bind 'analytics' has 1 pending migration(s), so its models cannot be "
+            "compared with its database. Run 'flask db upgrade --bind analytics' first.\n",
+        ),
+    ]:
+        result = run(app, command, "--bind", "analytics")
+        assert (result.exit_code, result.stdout, result.stderr) == (code, stdout, stderr), command
+    result = run(app, "current")
+    assert result.stdout == f"default: {default_head} (head)\nanalytics: base (1 pending)\n"
+    result = run(app, "show", head, "--bind", "default")
     assert result.exit_code == 1
-    result = run(app, "show", head.revision, "--bind", "analytics")
+    assert result.stderr == (
+        f"Error: Unknown revision '{head}' (looked in bind(s): default). Run 'flask db log' "
+        "to list the revisions, or 'flask db heads' for the heads.\n"
+    )
+    result = run(app, "show", head, "--bind", "analytics")
     assert result.exit_code == 0
+    assert result.stdout.splitlines()[:4] == [
+        "Bind: analytics",
+        f"Rev: {head} (head)",
+        "Parent: <base>",
+        "Branch names: analytics",
+    ]
     result = run(app, "stamp", "--bind", "analytics")
     assert result.exit_code == 0
-    assert version_rows(urls["analytics"]) == {head.revision}
+    assert result.stderr.splitlines()[0] == f"plan 1. analytics: stamp base -> {head}"
+    assert version_rows(urls["analytics"]) == {head}
+    assert version_rows(urls["default"]) == {default_head}
     result = run(app, "upgrade", "analytics@head", "--bind", "default")
     assert result.exit_code == 2
-    assert "not selected" in result.stderr
+    assert result.stderr == (
+        "Error: Target 'analytics@head' belongs to bind 'analytics', which is not selected. "
+        "Add --bind analytics, or drop --bind.\n"
+    )
+
+
+def test_check_heads_needs_every_bind(make_app: MakeApp, make_url: MakeURL) -> None:
+    """`current --check-heads` exits 1 while any one bind is behind its heads.
+
+    Guards the ``all(...)`` in cli.current: with ``any(...)``, one bind at its heads
+    would be enough to exit 0.
+    """
+    urls = {"default": make_url(), "analytics": make_url()}
+    app, alembic = three_binds(make_app, urls)
+    with app.app_context():
+        written = {alembic.bind_of(s): s.revision for s in alembic.revision("init")}
+        alembic.upgrade(bind="default")
+    result = run(app, "current", "--check-heads")
+    assert result.exit_code == 1
+    assert result.stdout == (f"default: {written['default']} (head)\nanalytics: base (1 pending)\n")
+    assert result.stderr == "Not at heads: analytics. Run 'flask db upgrade'.\n"
+    result = run(app, "current", "--check-heads", "--bind", "default")
+    assert (result.exit_code, result.stderr) == (0, "")
+    with app.app_context():
+        alembic.upgrade(bind="analytics")
+    result = run(app, "current", "--check-heads")
+    assert (result.exit_code, result.stderr) == (0, "")
 
 
 def test_ops_and_contexts_per_bind(make_app: MakeApp, make_url: MakeURL) -> None:

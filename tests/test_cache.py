@@ -346,6 +346,48 @@ def test_stat_trust_and_ctime(tmp_path: Path) -> None:
     assert fresh.data.down_revision == ("cccc",)
 
 
+def test_racy_signature_is_not_trusted(tmp_path: Path) -> None:
+    """A stat signature that matches is not trusted when the file changed within 2 s of the
+    cache being written.
+
+    Guards the "settled for 2 s" ctime checks of revision_cache.py: the folder check
+    (``newest < trust_before`` in ``_scan``) and the per-file one (``stat.st_ctime_ns <
+    trust_before`` in ``_check_files``). Without either, the poisoned entry below is served.
+    """
+    folder = tmp_path / "versions"
+    folder.mkdir()
+    (folder / "a.py").write_text('revision = "aaaa"\ndown_revision = None\n')
+    cache_dir = tmp_path / "cache"
+    scan([folder], cache_dir)
+    cache = cache_dir / CACHE_NAME
+    content = read_cache(cache)
+    # The cache says what an earlier content of the file held, with the file's current
+    # signature: as if the file changed in the same instant the cache was written.
+    content["written_ns"] = (folder / "a.py").stat().st_ctime_ns
+    record = content["folders"][str(folder)]
+    files = json.loads(record["files"])
+    (entry,) = files.values()
+    entry[1] = "0" * len(entry[1])  # [stat signature, hash, [revision, ...]]: another content
+    entry[2][0] = "poisoned"
+    record["files"] = json.dumps(files)
+    record["graph"]["heads"] = ["poisoned"]
+    record["graph"]["ids"] = ["poisoned"]
+
+    # The folder's listing matches: only the folder's ctime check refuses it.
+    write_cache(cache, json.loads(json.dumps(content)))
+    revisions = scan([folder], cache_dir)
+    assert revisions.graphs()[str(folder)].heads == ["aaaa"]  # type: ignore[union-attr]
+    assert [f.data.revision for f in revisions.files() if f.data is not None] == ["aaaa"]
+
+    # The folder's listing differs: each file is checked, and the file's ctime check
+    # refuses it.
+    record["fingerprint"] = "changed"
+    write_cache(cache, content)
+    revisions = scan([folder], cache_dir)
+    assert revisions.graphs()[str(folder)].heads == ["aaaa"]  # type: ignore[union-attr]
+    assert [f.data.revision for f in revisions.files() if f.data is not None] == ["aaaa"]
+
+
 def test_recent_files_become_trusted(tmp_path: Path) -> None:
     """Files written just before the cache are re-hashed until the cache is rewritten later."""
     folder = tmp_path / "versions"

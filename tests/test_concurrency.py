@@ -266,21 +266,34 @@ def test_no_lock_and_read_only_commands(tmp_path: Path, database_url: str) -> No
     engine = sa.create_engine(database_url)
     alembic = Alembic(app, engines=engine, metadatas=sa.MetaData())
     with app.app_context(), lock_binds(alembic.registry, 5, Identities()):
-        for args in (
-            ("status",),
-            ("current",),
-            ("heads",),
-            ("upgrade", "--plan"),
-            ("upgrade", "--sql"),
-        ):
+        first, second = history["default"]
+        migrating = "default: Another process is migrating bind 'default' now (held by "
+        for args, expected in [
+            (("status",), f"default: state=migrating; current=?; heads={second}; pending=?; "),
+            (("current",), "default: ? (migrating)\n"),
+            (("heads",), f"default: {first} -> {second} (head, label: default)\n"),
+            (
+                ("upgrade", "--plan"),
+                f"1. default: upgrade base -> {first}\n2. default: upgrade {first} -> {second}\n",
+            ),
+            (("upgrade", "--sql"), f"-- Running upgrade {first} -> {second}\n"),
+        ]:
             started = time.monotonic()
-            code, _, err = finish(flask(root, env, *args))
-            assert code in (0, 1), err
-            assert "Timed out" not in err
+            code, out, err = finish(flask(root, env, *args))
+            assert code == 0, err
             assert time.monotonic() - started < 10, args
+            if args[0] == "status":
+                assert out.startswith(expected)
+            elif args == ("upgrade", "--sql"):
+                assert expected in out
+            else:
+                assert out == expected, args
+            assert err.startswith(migrating) if args == ("current",) else err == "", args
         code, _, err = finish(flask(root, env, "upgrade", "--lock-timeout", "0.5"))
         assert code == 1
-        assert "Timed out after 0.5s" in err
+        assert err.splitlines()[-1].startswith(
+            "Error: Timed out after 0.5s waiting for the migration lock of bind 'default' (held by "
+        )
         assert version_rows(database_url) == set()
         code, _, err = finish(flask(root, env, "upgrade", "--no-lock", SLEEP="0"))
         assert code == 0, err

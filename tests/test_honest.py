@@ -200,6 +200,59 @@ def test_offline_sql_in_plan_order(make_app: MakeApp, make_url: MakeURL, project
     assert text.index("-- bind: default") < text.index("-- bind: other")
 
 
+def test_offline_sql_never_connects(make_app: MakeApp, project: Path, tmp_path: Path) -> None:
+    """--sql renders the SQL without connecting: with databases that cannot be reached (a
+    SQLite file in a missing folder, a closed PostgreSQL port) it still exits 0.
+
+    Guards the offline path of upgrade, downgrade and stamp: reading a version table, or
+    taking a migration lock, there makes these commands fail.
+    """
+    missing = tmp_path / "no-such-folder" / "app.db"
+    urls = {
+        "default": f"sqlite:///{missing}",
+        "other": "postgresql+psycopg://app:pw@127.0.0.1:9/none",
+    }
+    app, _ = make_app(urls)
+    write(project, "default", "default01", "op.create_table('d', sa.Column('id', sa.Integer))")
+    write(project, "other", "other01", "op.create_table('o', sa.Column('id', sa.Integer))")
+    expected = {
+        ("upgrade", "--sql"): [
+            "-- bind: default",
+            "CREATE TABLE alembic_version (",
+            "-- Running upgrade  -> default01",
+            "CREATE TABLE d (",
+            "-- bind: other",
+            "CREATE TABLE alembic_version (",
+            "-- Running upgrade  -> other01",
+            "CREATE TABLE o (",
+        ],
+        ("downgrade", "--sql", "heads:base"): [
+            "-- bind: default",
+            "-- Running downgrade default01 -> ",
+            "DELETE FROM alembic_version WHERE alembic_version.version_num = 'default01';",
+            "-- bind: other",
+            "-- Running downgrade other01 -> ",
+            "DELETE FROM alembic_version WHERE alembic_version.version_num = 'other01';",
+        ],
+        ("stamp", "--sql", "heads"): [
+            "-- bind: default",
+            "CREATE TABLE alembic_version (",
+            "-- Running stamp_revision  -> default01",
+            "-- bind: other",
+            "CREATE TABLE alembic_version (",
+            "-- Running stamp_revision  -> other01",
+        ],
+    }
+    for args, lines in expected.items():
+        result = run(app, *args)
+        assert (result.exit_code, result.stderr) == (0, ""), args
+        shown = result.stdout.splitlines()
+        assert [line for line in shown if line.startswith(("-- ", "CREATE TABLE ", "DELETE "))] == (
+            lines
+        ), args
+    assert not missing.parent.exists()
+
+
 def _flask(project: Path, url_env: dict[str, str], *args: str) -> subprocess.Popen[str]:
     app = textwrap.dedent(
         """

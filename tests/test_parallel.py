@@ -78,18 +78,22 @@ def test_independent_binds_run_side_by_side(
 
 
 def test_parallel_result_equals_sequential(make_app: MakeApp, make_url: MakeURL) -> None:
-    """The result of a parallel run lists the same steps per bind as a sequential one."""
+    """A parallel run's result lists the plan's steps, in the plan's order, like a sequential
+    one."""
     binds = ["default", "stats"]
     app, alembic, _ = setup(make_app, make_url, "sqlite", binds)
     with app.app_context():
+        heads = {name: alembic.heads(bind=name)[0].revision for name in binds}
         sequential = alembic.upgrade(parallel=1)
         alembic.downgrade("base", bind=binds, parallel=1)
         parallel = alembic.upgrade(parallel=2)
-    for name in binds:
-        assert [s.revision for s in sequential[name].applied] == [
-            s.revision for s in parallel[name].applied
-        ]
-        assert sequential[name].after == parallel[name].after
+    expected = [("default", heads["default"]), ("stats", heads["stats"])]
+    for result in (sequential, parallel):
+        assert [(s.bind, s.revision) for s in result.plan.steps] == expected
+        assert [(s.bind, s.revision) for s in result.applied] == expected
+        for name in binds:
+            assert [s.revision for s in result[name].applied] == [heads[name]]
+            assert result[name].after == (heads[name],)
 
 
 def test_sequential_uses_main_thread(make_app: MakeApp, make_url: MakeURL) -> None:

@@ -7,6 +7,7 @@ import json
 from pathlib import Path
 from typing import Any
 
+import pytest
 import sqlalchemy as sa
 from click.testing import Result
 from conftest import MakeApp
@@ -43,9 +44,23 @@ def two_binds(make_app: MakeApp, urls: dict[str, str], **config: object) -> tupl
     return make_app(urls, {"default": schema("user"), "analytics": schema("event")}, **config)
 
 
-def recording() -> tuple[Output, io.StringIO, io.StringIO]:
+def recording(width: int = 140) -> tuple[Output, io.StringIO, io.StringIO]:
     out, err = io.StringIO(), io.StringIO()
-    return Output(stdout=out, stderr=err, rich=True, width=140), out, err
+    return Output(stdout=out, stderr=err, rich=True, width=width), out, err
+
+
+def table(text: str) -> list[list[str]]:
+    """The lines of Rich output as the cells of its tables (a title line is one cell),
+    without colours; the rules under the headers left out."""
+    from rich.text import Text
+
+    rows = []
+    for line in Text.from_ansi(text).plain.splitlines():
+        if not line.strip() or set(line) <= set("━╇┳┏┓┡┩╋┃ ─┼┬┴└┘┌┐"):
+            continue
+        cells = line.replace("┃", "│").strip().strip("│").split("│")
+        rows.append([cell.strip() for cell in cells])
+    return rows
 
 
 def test_status_states(make_app: MakeApp, make_url: MakeURL) -> None:
@@ -113,35 +128,46 @@ def test_status_states(make_app: MakeApp, make_url: MakeURL) -> None:
 
 def test_status_rich_table(make_app: MakeApp, make_url: MakeURL) -> None:
     """The Rich status table shows one row per bind, user data never read as markup."""
-    app, alembic = make_app({"default": make_url()}, {"default": schema("user")})
+    url = make_url()
+    app, alembic = make_app({"default": url}, {"default": schema("user")})
     with app.app_context():
-        alembic.revision("add [red] column")
+        rev = alembic.revision("add [red] column")[0].revision
         statuses = alembic.status()
-        output, out, _ = recording()
+        output, out, _ = recording(width=300)
         output.status_table(statuses)
         output.scripts("history", alembic.log(), alembic.bind_of)
-    text = out.getvalue()
-    assert "database status" in text
-    assert "default" in text
-    assert "pending" in text
-    assert "add [red] column" in text
+    assert table(out.getvalue()) == [
+        ["database status"],
+        ["bind", "database", "current", "heads", "pending", "state", "version table"],
+        ["default", url, "base", rev, "1", "1 pending", "alembic_version"],
+        ["history"],
+        ["bind", "revision", "parent", "message", "notes"],
+        ["default", rev, "", "add [red] column", "head, label: default"],
+    ]
 
 
 def test_rich_renderers(make_app: MakeApp, make_url: MakeURL) -> None:
     """Plan, progress and summary render with Rich on a recording console."""
     app, alembic = make_app({"default": make_url()}, {"default": schema("user")})
     with app.app_context():
-        alembic.revision("first [bold]")
+        rev = alembic.revision("first [bold]")[0].revision
         plan = alembic.plan("upgrade", "heads")
         output, out, err = recording()
         output.plan(plan)
         with output.progress(plan) as on_event:
             result = alembic.run_plan(plan, on_event=on_event)
         output.result(result)
-    assert "upgrade plan (1 step)" in out.getvalue()
-    assert "first [bold]" in out.getvalue()
-    assert "summary" in err.getvalue()
-    assert "✓ default" in err.getvalue()
+    assert table(out.getvalue()) == [
+        ["upgrade plan (1 step)"],
+        ["#", "bind", "step", "message"],
+        ["1", "default", f"base -> {rev}", "first [bold]"],
+    ]
+    progress, title, header, row = table(err.getvalue())
+    assert progress[0].startswith(f"✓ default: base -> {rev} first [bold] ")
+    assert (title, header) == (["summary"], ["bind", "from", "to", "steps", "time"])
+    assert row[:4] == ["default", "base", rev, "1"]
+    assert row[4].endswith("s")
+    assert float(row[4][:-1]) == pytest.approx(result["default"].elapsed, abs=0.01)
 
 
 def test_json_outputs(make_app: MakeApp, make_url: MakeURL) -> None:

@@ -1,0 +1,197 @@
+"""The migration locks in-process (flask_alembic.locking and lockfile), on every dialect.
+
+tests/test_locks.py and tests/test_concurrency.py prove the locks with real processes;
+those processes are not measured by coverage. Here the same functions run in the test's
+own process: a second lock, even in one process, waits for the first (a server lock is
+held by a connection; a file lock by an open file), so one process can play both sides.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import os
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import pytest
+import sqlalchemy as sa
+from conftest import MakeApp
+from conftest import MakeURL
+from flask import Flask
+
+from flask_alembic import Alembic
+from flask_alembic import lockfile
+from flask_alembic.errors import LockLostError
+from flask_alembic.errors import LockTimeoutError
+from flask_alembic.identity import Identities
+from flask_alembic.locking import HeldLocks
+from flask_alembic.locking import lock_binds
+from flask_alembic.locking import lock_holder
+from flask_alembic.registry import Bind
+
+
+def holder_prefix(dialect: str) -> str:
+    """How each database names the holder of a lock (the rest varies)."""
+    return {
+        "sqlite": f"held by process {os.getpid()} (lock file ",
+        "postgresql": "held by PostgreSQL backend pid ",
+        "mysql": "held by connection ",
+    }[dialect]
+
+
+@contextmanager
+def bind_of(make_app: MakeApp, url: str) -> Iterator[tuple[Flask, Alembic, Bind]]:
+    app, alembic = make_app(url, sa.MetaData(), ALEMBIC_BINDS={"default": {"include": True}})
+    with app.app_context():
+        yield app, alembic, alembic.registry["default"]
+
+
+def who_holds(bind: Bind) -> str | None:
+    """lock_holder, asked from a connection of its own."""
+    identities = Identities()
+    with bind.engine.connect() as connection:
+        identity = identities.read(bind.engine, connection)
+        return lock_holder(bind, identity, connection)
+
+
+def test_second_lock_waits_then_times_out(
+    make_app: MakeApp, database_url: str, dialect: str
+) -> None:
+    """A lock held elsewhere: on_wait is told once, the wait ends in LockTimeoutError naming
+    the bind and the holder; once released, the lock is had at once and nobody holds it."""
+    with bind_of(make_app, database_url) as (_, _, bind):
+        assert who_holds(bind) is None
+        waited: list[str] = []
+        with lock_binds([bind], 5, Identities()) as held:
+            held.check("default")  # still held: no error
+            holder = who_holds(bind)
+            assert holder is not None
+            assert holder.startswith(holder_prefix(dialect))
+            with (
+                pytest.raises(LockTimeoutError) as info,
+                lock_binds([bind], 0.3, Identities(), on_wait=lambda b: waited.append(b.name)),
+            ):
+                pass
+            assert waited == ["default"]
+            assert info.value.bind == "default"
+            assert info.value.message.startswith(
+                "Timed out after 0.3s waiting for the migration lock of bind 'default' "
+                f"({holder_prefix(dialect)}"
+            )
+            assert info.value.message.endswith("): another process is migrating it.")
+        assert who_holds(bind) is None
+        with lock_binds([bind], 0, Identities()) as again:
+            again.check("default")
+    if dialect == "sqlite":  # the holder removes its lock file
+        folder = Path(sa.make_url(database_url).database or "").parent
+        assert list(folder.glob("flask_alembic-*.lock")) == []
+
+
+@pytest.mark.parametrize("server", ["postgresql", "mysql"])
+def test_lost_server_lock_is_seen(make_app: MakeApp, make_url: MakeURL, server: str) -> None:
+    """A lock whose connection the server killed: a ping says nothing, the next check
+    raises LockLostError for the bind, and leaving the block does not fail."""
+    url = make_url(server)
+    with bind_of(make_app, url) as (_, _, bind), lock_binds([bind], 5, Identities()) as held:
+        lock = held._by_bind["default"]
+        lock.ping()
+        session: int = lock.connection.execute(
+            sa.text(
+                "SELECT pg_backend_pid()" if server == "postgresql" else "SELECT CONNECTION_ID()"
+            )
+        ).scalar_one()
+        lock.connection.commit()
+        admin = sa.create_engine(url, isolation_level="AUTOCOMMIT")
+        try:
+            with admin.connect() as connection:
+                if server == "postgresql":
+                    connection.execute(
+                        sa.text("SELECT pg_terminate_backend(:pid)"), {"pid": session}
+                    )
+                else:
+                    connection.execute(sa.text(f"KILL {session:d}"))
+        finally:
+            admin.dispose()
+        lock.ping()  # fails quietly: the check below asks the server
+        with pytest.raises(LockLostError) as info:
+            held.check("default")
+        assert info.value.bind == "default"
+        assert info.value.message.startswith("Lost the migration lock of bind 'default': ")
+        assert not lock.held()  # stays lost
+    assert who_holds(bind) is None
+
+
+def test_held_locks_without_server_locks() -> None:
+    """A run holding only file locks has nothing to check and no keepalive thread."""
+    with HeldLocks() as held:
+        held.check("anything")
+        assert held._thread is None
+
+
+def test_sqlite_lock_file_says_who_and_what(make_app: MakeApp, make_url: MakeURL) -> None:
+    """While a SQLite migration holds the lock, its file names the process and the bind and
+    version table it guards; readers of the file learn both without taking the lock."""
+    url = make_url()
+    database = sa.make_url(url).database or ""
+    with bind_of(make_app, url) as (_, _, bind):
+        with bind.engine.connect():
+            pass  # the file exists
+        path = lockfile.sqlite_lock_path(database, None, "alembic_version")
+        assert lockfile.sqlite_migration(database) is None
+        with lock_binds([bind], 0, Identities()):
+            holder = f"held by process {os.getpid()} (lock file {path})"
+            assert lockfile.holder(database, None, "alembic_version") == holder
+            assert lockfile.sqlite_migration(database) == (
+                "bind 'default' (version table alembic_version)",
+                holder,
+            )
+        assert lockfile.holder(database, None, "alembic_version") is None
+        assert not path.exists()
+
+
+def test_sqlite_lock_file_of_an_earlier_version(make_app: MakeApp, make_url: MakeURL) -> None:
+    """A lock file held by another host's process that says only who holds it: the holder
+    is named with its host, and no migration of another version table is guessed."""
+    url = make_url()
+    database = sa.make_url(url).database or ""
+    with bind_of(make_app, url) as (_, _, bind):
+        with bind.engine.connect():
+            pass  # the file exists
+        path = lockfile.sqlite_lock_path(database, None, "alembic_version")
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            os.write(fd, b"4242 another-host\n")
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            holder = f"held by process 4242 on host another-host (lock file {path})"
+            assert lockfile.holder(database, None, "alembic_version") == holder
+            assert lockfile.sqlite_migration(database) is None
+            with pytest.raises(LockTimeoutError) as info, lock_binds([bind], 0.1, Identities()):
+                pass
+            assert info.value.message == (
+                f"Timed out after 0.1s waiting for the migration lock of bind 'default' "
+                f"({holder}): another process is migrating it."
+            )
+        finally:
+            os.close(fd)
+            path.unlink()
+
+
+def test_sqlite_lock_path_not_a_lock_file(make_app: MakeApp, make_url: MakeURL) -> None:
+    """A directory where the lock file goes: refused with a DatabaseError naming the path."""
+    from flask_alembic.errors import DatabaseError
+
+    url = make_url()
+    database = sa.make_url(url).database or ""
+    with bind_of(make_app, url) as (_, _, bind):
+        with bind.engine.connect():
+            pass
+        path = lockfile.sqlite_lock_path(database, None, "alembic_version")
+        path.mkdir()
+        assert lockfile.holder(database, None, "alembic_version") is None
+        with pytest.raises(DatabaseError) as info, lock_binds([bind], 0, Identities()):
+            pass
+        assert info.value.message == (
+            f"Cannot use the migration lock file {path} of bind 'default': it is a directory."
+        )
+        path.rmdir()

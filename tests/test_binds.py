@@ -540,7 +540,10 @@ def test_check_heads_needs_every_bind(make_app: MakeApp, make_url: MakeURL) -> N
         alembic.upgrade(bind="default")
     result = run(app, "current", "--check-heads")
     assert result.exit_code == 1
-    assert result.stdout == (f"default: {written['default']} (head)\nanalytics: base (1 pending)\n")
+    assert result.stdout == (
+        f"default: {written['default']} (head)\nanalytics: base (1 pending)\n"
+        "Database is not on all head revisions\n"
+    )
     assert result.stderr == "Not at heads: analytics. Run 'flask db upgrade'.\n"
     result = run(app, "current", "--check-heads", "--bind", "default")
     assert (result.exit_code, result.stderr) == (0, "")

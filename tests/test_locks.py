@@ -707,11 +707,10 @@ def test_status_while_migrating(make_url: MakeURL, make_project: MakeProject, di
     project.wait_for(process, "plan 1. default: upgrade")
     time.sleep(0.5)  # inside the first step
 
-    started = time.monotonic()
+    # The migration holds its lock for 6 s more: a status that waited for it would find the
+    # bind up to date, so 'migrating' proves that it answered at once (no timing asserted).
     code, out, err = project.run("status", "--check")
-    elapsed = time.monotonic() - started
     assert code == 1, err
-    assert elapsed < 2.5, elapsed
     assert "state=migrating" in out
 
     code, out, err = project.run("status", "--json")
@@ -781,11 +780,9 @@ def test_sqlite_status_while_another_bind_of_the_file_migrates(
     project.wait_for(process, "plan 1. default: upgrade")
     time.sleep(0.5)  # inside the step, holding the file's write lock
 
-    started = time.monotonic()
+    # 'migrating' (not 'up to date') proves it did not wait for the 6 s step to end.
     code, out, err = project.run("status", "--check")
-    elapsed = time.monotonic() - started
     assert code == 1, err
-    assert elapsed < 1.5, elapsed
     assert "unreachable" not in out + err
     assert "b1: state=migrating" in out
 
@@ -798,9 +795,7 @@ def test_sqlite_status_while_another_bind_of_the_file_migrates(
     assert f"held by process {process.pid}" in row["error"]
     assert "version_table'" not in row["error"]
 
-    started = time.monotonic()
     code, out, err = project.run("current", "--bind", "b1")
-    assert time.monotonic() - started < 1.5
     assert code == 0, err
     assert "(migrating)" in out
 
@@ -843,9 +838,8 @@ def test_sqlite_status_while_a_connection_locks_the_file(
     code, _, err = project.run("upgrade")
     assert code == 0, err
     with file_locked_by_a_connection(tmp_path / "data" / "app.db"):
-        started = time.monotonic()
+        # How long it waits is test_sqlite_status_restores_the_busy_timeout's to check.
         code, out, err = project.run("status", "--json")
-        assert time.monotonic() - started < 1.5
     assert code == 0, err
     rows = {row["bind"]: row for row in json.loads(out)["binds"]}
     for name in ("default", "b1"):
@@ -855,13 +849,18 @@ def test_sqlite_status_while_a_connection_locks_the_file(
 
 
 def test_sqlite_status_restores_the_busy_timeout(tmp_path: Path) -> None:
-    """status reads a locked file with a short busy timeout, then gives the pool's back."""
+    """status reads a locked file with a short busy timeout, then gives the pool's back.
+
+    The pool's own busy timeout is 120 s: a status that waited for it would take minutes,
+    so the bound below (far above the short timeout, far below the pool's) cannot flake
+    on a slow machine.
+    """
     from flask import Flask
 
     from flask_alembic import Alembic
 
     url = sqlite_url(tmp_path / "data")
-    engine = sa.create_engine(url, pool_size=1, max_overflow=0, connect_args={"timeout": 7})
+    engine = sa.create_engine(url, pool_size=1, max_overflow=0, connect_args={"timeout": 120})
     metadata = sa.MetaData()
     sa.Table("a", metadata, sa.Column("id", sa.Integer, primary_key=True))
     app = Flask("busy", root_path=str(tmp_path))
@@ -871,9 +870,9 @@ def test_sqlite_status_restores_the_busy_timeout(tmp_path: Path) -> None:
             with file_locked_by_a_connection(tmp_path / "data" / "app.db"):
                 started = time.monotonic()
                 (row,) = alembic.status()
-                assert time.monotonic() - started < 1
+                assert time.monotonic() - started < 60
             assert row.state == "unreachable"
         with engine.connect() as conn:
-            assert conn.exec_driver_sql("PRAGMA busy_timeout").scalar() == 7000
+            assert conn.exec_driver_sql("PRAGMA busy_timeout").scalar() == 120000
     finally:
         engine.dispose()

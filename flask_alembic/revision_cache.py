@@ -342,10 +342,12 @@ def _top_level_names(tree: ast.Module) -> set[str]:
 
 def lockstep_function(source: str | bytes) -> str | None:
     """The name of the top-level ``upgrade`` or ``downgrade`` of ``source`` that takes a
-    required argument, as in a lockstep history for several databases (Flask-Migrate
-    ``--multidb``, Alembic's ``multidb`` template, Flask-Alembic 3): ``upgrade(engine_name)``
-    dispatching to ``upgrade_<bind>()``. ``None`` when there is none or ``source`` does not
-    parse. Read with :mod:`ast`, never run."""
+    positional argument (even one with a default: ``upgrade(engine_name="")`` called with
+    none would run only one database's part) or a required one, as in a lockstep history
+    for several databases (Flask-Migrate ``--multidb``, Alembic's ``multidb`` template,
+    Flask-Alembic 3): ``upgrade(engine_name)`` dispatching to ``upgrade_<bind>()``.
+    ``None`` when there is none or ``source`` does not parse. Read with :mod:`ast`, never
+    run."""
     import ast
 
     try:
@@ -359,9 +361,7 @@ def lockstep_function(source: str | bytes) -> str | None:
         }:
             args = node.args
             positional = [*args.posonlyargs, *args.args]
-            required = len(positional) - len(args.defaults)
-            required += sum(default is None for default in args.kw_defaults)
-            if required > 0:
+            if positional or any(default is None for default in args.kw_defaults):
                 return node.name
     return None
 

@@ -373,15 +373,20 @@ def downgrade_():
 '''
 
 
+@pytest.mark.parametrize("signature", ["engine_name", "engine_name=''"])
 @pytest.mark.parametrize("args", [("upgrade",), ("upgrade", "--sql"), ("downgrade", "base")])
 def test_lockstep_revision_explained(
-    make_app: MakeApp, database_url: str, args: tuple[str, ...]
+    make_app: MakeApp, database_url: str, args: tuple[str, ...], signature: str
 ) -> None:
     """A revision of a lockstep history (``upgrade(engine_name)``) met by upgrade,
-    downgrade or --sql: one line naming it and the fix; nothing changes."""
+    downgrade or --sql: one line naming it and the fix; nothing changes.
+
+    With a default (``engine_name=''``, Flask-Migrate's name for the default database),
+    calling it with no argument would run the default database's part only and record the
+    revision as applied: it is refused all the same."""
     app, _ = make_app(database_url)
     path = Path(app.root_path) / "migrations" / "aaaa0001_lockstep.py"
-    path.write_text(LOCKSTEP_REVISION)
+    path.write_text(LOCKSTEP_REVISION.replace("(engine_name)", f"({signature})"))
     if args[0] == "downgrade":
         assert run(app, "stamp", "heads").exit_code == 0
     line = one_line_error(run(app, *args))

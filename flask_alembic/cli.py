@@ -66,8 +66,6 @@ _REVISION_OPTIONS = {
     "--version-path": "--version-path is --path here.",
     "--sql": "revision has no --sql here: it writes a file; {upgrade_sql} prints the SQL of "
     "the migrations.",
-    "-x": "-x goes to upgrade and downgrade here: writing a revision runs no env.py.",
-    "--x-arg": "-x goes to upgrade and downgrade here: writing a revision runs no env.py.",
 }
 #: Flask-Migrate 4.1's options that this package spells otherwise or does not have, by
 #: command ("*": every command): what to say instead of "No such option".
@@ -317,7 +315,8 @@ def x_option(f: F) -> F:
     expose_value=False,
     callback=_store_x_arguments,
     metavar="KEY=VALUE",
-    help="Passed to the migrations that upgrade and downgrade run, as with their -x.",
+    help="Passed to the migrations that upgrade and downgrade run, and to revision's "
+    "autogenerate, as with their -x.",
 )
 def db() -> None:
     """Manage database migrations with Alembic."""
@@ -420,6 +419,7 @@ def init() -> None:
 )
 @click.option("--path", type=click.Path(), help="Write the file in this version location.")
 @click.option("--rev-id", help="Use this revision id instead of a random one.")
+@x_option
 @bind_option
 def revision(
     message: str,
@@ -431,10 +431,13 @@ def revision(
     label: tuple[str, ...],
     path: str | None,
     rev_id: str | None,
+    x_arguments: tuple[str, ...],
     binds: tuple[str, ...],
 ) -> None:
     """Write a revision for each bind whose models changed (autogenerate)."""
     extension = _extension()
+    given = click.get_current_context().find_root().meta.get(_X_ARGUMENTS, ())
+    x_list = [*given, *x_arguments]
     selected = _check_binds(binds)
     written = extension.write_revisions(
         message,
@@ -447,6 +450,7 @@ def revision(
         rev_id=rev_id,
         bind=selected,
         branch=branch,
+        x_arguments=x_list or None,
     )
     _output().written(written.revisions, written.skipped)
 

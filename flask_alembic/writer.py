@@ -5,12 +5,14 @@ empty) and merges.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import io
 import os
 import re
 import shutil
 from collections.abc import Callable
 from collections.abc import Iterable
+from collections.abc import Sequence
 from contextlib import ExitStack
 from dataclasses import dataclass
 from dataclasses import field
@@ -22,6 +24,7 @@ from typing import Unpack
 
 from . import config
 from .environment import environment
+from .environment import with_x_arguments
 from .errors import Command
 from .errors import MultipleHeadsError
 from .errors import NotUpToDateError
@@ -123,6 +126,9 @@ class RevisionOptions(TypedDict, total=False):
     branch: str | None
     #: Makes each new revision's id when ``rev_id`` is not given (``Alembic.rev_id``).
     new_rev_id: Callable[[], str] | None
+    #: The ``-x`` options, which autogenerate's hooks (``include_object``,
+    #: ``process_revision_directives``...) read with ``context.get_x_argument()``.
+    x_arguments: Sequence[str] | None
 
 
 def write_revisions(
@@ -257,7 +263,7 @@ def write_revisions(
         )
         changes: list[Any] = []
         if not empty:
-            changed, changes = _autogenerate(loader, identities, b, rc)
+            changed, changes = _autogenerate(loader, identities, b, rc, options.get("x_arguments"))
             if not changed:
                 continue
         else:
@@ -563,13 +569,19 @@ def _lockstep_template(template: Path) -> str | None:
 
 
 def _autogenerate(
-    loader: Loader, identities: Identities, b: Bind, rc: RevisionContext
+    loader: Loader,
+    identities: Identities,
+    b: Bind,
+    rc: RevisionContext,
+    x_arguments: Sequence[str] | None = None,
 ) -> tuple[bool, list[Any]]:
     """Fill ``rc`` from comparing ``b``'s models with its database.
 
     Returns whether there is anything to write, and the differences found.
     """
     runtime = loader.runtimes[b.name]
+    if x_arguments:
+        runtime = dataclasses.replace(runtime, config=with_x_arguments(runtime.config, x_arguments))
     heads = loader.histories[b.name].heads
     registry = loader.registry
     with ExitStack() as stack:

@@ -33,6 +33,7 @@ from flask import Flask
 from . import config
 from . import locking
 from . import revision_cache
+from .errors import AdoptError
 from .errors import Command
 from .errors import DatabaseError
 from .errors import FlaskAlembicError
@@ -54,7 +55,6 @@ if TYPE_CHECKING:
 
 __all__ = [
     "SETTINGS",
-    "AdoptError",
     "Adoption",
     "BindRows",
     "FileChange",
@@ -70,10 +70,6 @@ __all__ = [
 
 #: The settings ``adopt`` works out, in the order they are shown.
 SETTINGS = ("ALEMBIC", "ALEMBIC_CONTEXT", "ALEMBIC_BINDS")
-
-
-class AdoptError(FlaskAlembicError):
-    """The project cannot be adopted as it is (nothing found, or a state that needs a person)."""
 
 
 class Kind(StrEnum):

@@ -21,6 +21,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "DEFAULT_GROUP",
+    "AdoptError",
     "AmbiguousTargetError",
     "BindNotManagedError",
     "Command",
@@ -158,6 +159,10 @@ def _with_command_error(cls: type[FlaskAlembicError]) -> type[FlaskAlembicError]
         )
         _COMMAND_ERROR_TYPES[cls] = found
     return found
+
+
+class AdoptError(FlaskAlembicError):
+    """A project cannot be adopted as it is: nothing found, or a state that needs a person."""
 
 
 class ConfigurationError(FlaskAlembicError, RuntimeError):

@@ -77,6 +77,7 @@ def context_options(
     )
     if neighbourhood is not None:
         options["include_name"] = _own_names_only(neighbourhood, options.get("include_name"))
+    options["include_object"] = _no_version_tables(options.get("include_object"))
     # Options that only mean something offline (--sql); the offline path sets its own.
     for name in _OFFLINE_ONLY:
         options.pop(name, None)
@@ -85,6 +86,30 @@ def context_options(
 
 
 _OFFLINE_ONLY = ("literal_binds", "output_buffer", "starting_rev", "url", "dialect_name")
+
+
+def _no_version_tables(user_filter: Any) -> Callable[..., bool]:
+    """An ``include_object`` hook hiding every Alembic version table that no model
+    describes (a table whose only column is ``version_num``), then asking the user's hook.
+
+    Such a table records another history: another tool's (Flask-Migrate's with a custom
+    ``version_table``, or a plain Alembic project's), or an older setting of this one.
+    Dropping it would lose that record, so autogenerate never proposes it.
+    """
+
+    def include_object(
+        obj: Any, name: str | None, type_: str, reflected: bool, compare_to: Any
+    ) -> bool:
+        if (
+            type_ == "table"
+            and reflected
+            and compare_to is None
+            and [column.name for column in obj.columns] == ["version_num"]
+        ):
+            return False
+        return bool(user_filter(obj, name, type_, reflected, compare_to)) if user_filter else True
+
+    return include_object
 
 
 def _own_names_only(names: Neighbourhood, user_filter: Any) -> Callable[..., bool]:

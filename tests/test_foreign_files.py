@@ -494,3 +494,37 @@ def test_flask_migrate_folder_set_relative(
     assert run(app, "upgrade").exit_code == 0
     assert rows(url) == [(1, "ann"), (2, "bob")]
     assert not (migrations / "IMPORTED").exists()
+
+
+def test_other_version_tables_never_dropped(make_app: MakeApp, database_url: str) -> None:
+    """A version table of another history (Flask-Migrate's with a custom version_table, a
+    plain Alembic project's) that no model describes is never proposed for dropping: not by
+    check, not in a revision, not by compare_metadata(). Another table without a model
+    still is (the filter is for version tables only)."""
+    engine = sa.create_engine(database_url)
+    try:
+        with engine.begin() as conn:
+            conn.exec_driver_sql("CREATE TABLE legacy_version (version_num VARCHAR(32) NOT NULL)")
+            conn.exec_driver_sql("INSERT INTO legacy_version VALUES ('750baeb04573')")
+    finally:
+        engine.dispose()
+    app, alembic = make_app(database_url)
+    result = run(app, "revision", "init")
+    assert result.exit_code == 0, result.output
+    (path,) = (Path(app.root_path) / "migrations").glob("*_init.py")
+    assert "legacy_version" not in path.read_text()
+    assert run(app, "upgrade").exit_code == 0
+    result = run(app, "check")
+    assert (result.exit_code, result.stdout.splitlines()[-1]) == (0, "No changes detected.")
+    with app.app_context():
+        assert alembic.compare_metadata() == []
+
+    engine = sa.create_engine(database_url)
+    try:
+        with engine.begin() as conn:
+            conn.exec_driver_sql("CREATE TABLE junk (version_num VARCHAR(32), other INTEGER)")
+    finally:
+        engine.dispose()
+    with app.app_context():
+        assert [(d[0], d[1].name) for d in alembic.compare_metadata()] == [("remove_table", "junk")]
+    assert version_rows(database_url, "legacy_version") == {"750baeb04573"}

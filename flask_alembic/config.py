@@ -121,15 +121,19 @@ def foreign_script_location(app: Flask) -> Path | None:
     """Another tool's migrations folder, when the script location does not exist.
 
     Flask-Migrate and Alembic look in the current directory, not in the app's root path:
+    the folder ``Migrate(app, db, directory=...)`` names while it is still registered,
     ``migrations/``, or the ``script_location`` of an ``alembic.ini`` there. Such a folder
     counts when it holds an ``env.py``.
     """
     location = script_location(app)
-    if location.exists():
+    if location.exists() and not _untouched(location):
         return None
     try:
         cwd = Path.cwd()
         candidates = [cwd / "migrations"]
+        registered = getattr(app.extensions.get("migrate"), "directory", None)
+        if isinstance(registered, str | os.PathLike):
+            candidates.insert(0, cwd / registered)
         ini = cwd / "alembic.ini"
         if ini.is_file():
             found = _ini_script_location(ini)
@@ -141,6 +145,17 @@ def foreign_script_location(app: Flask) -> Path | None:
     except OSError:  # no current directory (it was deleted), or one that cannot be read
         pass
     return None
+
+
+def _untouched(location: Path) -> bool:
+    """Whether ``location`` holds only what a new migrations folder starts with (the
+    template, its README, the revision cache): created here before another tool's folder
+    was known, say by ``init_app`` running before ``Migrate(app, db, directory=...)``."""
+    try:
+        names = {entry.name for entry in os.scandir(location)}
+    except OSError:
+        return False
+    return names <= {"script.py.mako", "README", "__pycache__"}
 
 
 def _ini_script_location(ini: Path) -> Path | None:
@@ -165,16 +180,26 @@ def check_script_location(app: Flask) -> None:
     hide its revisions."""
     found = foreign_script_location(app)
     if found is not None:
+        location = script_location(app)
+        state = "holds no revision yet" if location.exists() else "does not exist"
         raise ScriptDirectoryError(
-            f"The migrations folder {script_location(app)} does not exist, but {found} "
+            f"The migrations folder {location} {state}, but {found} "
             "(another tool's, with an env.py) does.",
             path=str(found),
             hint=(
-                f'Set ALEMBIC = {{"script_location": "{found.as_posix()}"}}, or run ',
+                f'Set ALEMBIC = {{"script_location": "{_from_root(app, found)}"}}, or run ',
                 Command("adopt"),
                 ".",
             ),
         )
+
+
+def _from_root(app: Flask, folder: Path) -> str:
+    """``folder`` as ``script_location`` takes it: relative to the app's root path."""
+    try:
+        return Path(os.path.relpath(folder, Path(app.root_path).resolve())).as_posix()
+    except ValueError:  # another drive, on Windows
+        return folder.as_posix()
 
 
 def extra_locations(app: Flask) -> list[Path]:

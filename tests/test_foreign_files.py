@@ -308,9 +308,50 @@ def test_other_tools_folder_in_current_directory(
     assert line == (
         f"Error: The migrations folder {package / 'migrations'} does not exist, but {found} "
         "(another tool's, with an env.py) does. Set ALEMBIC = "
-        f'{{"script_location": "{found.as_posix()}"}}, or run \'flask db adopt\'.'
+        '{"script_location": "../migrations"}, or run \'flask db adopt\'.'
     )
     assert not (package / "migrations").exists()
+
+
+def test_flask_migrate_folder_registered_after_alembic(
+    project: Path, make_url: MakeURL, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Migrate(app, db, directory="db_migrations") registered after Alembic: the folder
+    that init_app made before knowing it (template only) does not hide it; every command
+    names it, and nothing is written or dropped (autogenerate would otherwise compare the
+    database with an empty history and propose to drop Flask-Migrate's version table)."""
+    import flask_migrate
+    from flask_sqlalchemy import SQLAlchemy
+
+    monkeypatch.chdir(project)
+    flask_migrate_folder(project / "db_migrations")
+    package = project / "myapp"
+    package.mkdir()
+    app = Flask("myapp", root_path=str(package))
+    app.config["SQLALCHEMY_DATABASE_URI"] = make_url()
+    db = SQLAlchemy(app)
+    Alembic(app)
+    assert sorted(p.name for p in (package / "migrations").iterdir()) == [
+        "README",
+        "script.py.mako",
+    ]
+    flask_migrate.Migrate(app, db, directory="db_migrations", command="old-db")
+    try:
+        for args in (("check",), ("revision", "x"), ("status",)):
+            line = one_line_error(run(app, *args))
+            assert line == (
+                f"Error: The migrations folder {package / 'migrations'} holds no revision yet, "
+                f"but {(project / 'db_migrations').resolve()} (another tool's, with an env.py) "
+                'does. Set ALEMBIC = {"script_location": "../db_migrations"}, or run '
+                "'flask db adopt'."
+            ), args
+    finally:
+        with app.app_context():
+            db.engine.dispose()
+    assert sorted(p.name for p in (package / "migrations").iterdir()) == [
+        "README",
+        "script.py.mako",
+    ]
 
 
 def test_alembic_ini_script_location_in_current_directory(

@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import ast
 from collections.abc import Iterable
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -91,12 +93,49 @@ def mismatch(
             if inspector.has_table(name, schema=schema)
         ]
         if existing:
-            return _error(bind, rev_id, current, existing)
+            others = _other_version_tables(bind, history, connection, inspector)
+            return _error(bind, rev_id, current, existing, others)
     return None
 
 
+def _other_version_tables(
+    bind: Bind, history: BindHistory, connection: sa.Connection, inspector: sa.Inspector
+) -> list[tuple[str, list[str]]]:
+    """The other version tables (a table whose only column is ``version_num``) in the
+    schema of ``bind``'s version table, each with the rows that name a revision of
+    ``history``: where the database's revision is most likely recorded."""
+    schema = bind.version_table_schema
+    try:
+        columns = inspector.get_multi_columns(schema=schema)
+    except sa.exc.SQLAlchemyError:
+        return []
+    found = []
+    for (_, name), table_columns in sorted(columns.items(), key=lambda item: item[0][1]):
+        if name == bind.version_table or [c["name"] for c in table_columns] != ["version_num"]:
+            continue
+        table = sa.table(name, sa.column("version_num"), schema=schema)
+        try:
+            with connection.begin_nested() if connection.in_transaction() else _no_block():
+                rows = connection.execute(sa.select(table.c.version_num)).scalars().all()
+        except sa.exc.SQLAlchemyError:
+            continue
+        known = sorted(str(r) for r in rows if r is not None and history.known(str(r)))
+        if known:
+            found.append((f"{schema}.{name}" if schema else name, known))
+    return found
+
+
+@contextmanager
+def _no_block() -> Iterator[None]:
+    yield
+
+
 def _error(
-    bind: Bind, rev_id: str, current: tuple[str, ...], tables: list[str]
+    bind: Bind,
+    rev_id: str,
+    current: tuple[str, ...],
+    tables: list[str],
+    others: list[tuple[str, list[str]]],
 ) -> VersionTableMismatchError:
     table = (
         f"{bind.version_table_schema}.{bind.version_table}"
@@ -112,7 +151,9 @@ def _error(
         "or a history started with another tool). Do not upgrade: it would create them again.",
         bind=bind.name,
         revision=rev_id,
-        hint=(
+        hint=_found_hint(bind, others)
+        if others
+        else (
             f"Check which version table holds this database's revision in {bind.display_url} "
             f"(compare with ALEMBIC_BINDS[{bind.name!r}]['version_table'] and "
             "'version_table_schema'); only once you are sure which revision the database "
@@ -120,4 +161,16 @@ def _error(
             Command("stamp", "--bind", bind.name, "REV"),
             ".",
         ),
+    )
+
+
+def _found_hint(bind: Bind, others: list[tuple[str, list[str]]]) -> str:
+    """Name the version table(s) that hold revisions of this history."""
+    name = others[0][0].rsplit(".", 1)[-1]
+    found = "; ".join(f"{t!r} records {', '.join(r)}" for t, r in others)
+    return (
+        f"In {bind.display_url}, {found}: revisions of this history. Set "
+        f"ALEMBIC_BINDS = {{{bind.name!r}: {{'version_table': {name!r}}}}} if that is this "
+        "database's version table (flask db adopt reads it from the old tool's files), then "
+        "check again."
     )

@@ -471,7 +471,12 @@ def test_no_upgrade_hint_when_tables_exist(
     assert current.exit_code == 1
     assert "Database is not on all head revisions" in current.stdout
     assert "probably misconfigured" in current.stderr
-    assert "flask db stamp --bind default REV" in current.stderr
+    # The table that holds this history's revision is named, with the setting to use.
+    assert (
+        f"'alembic_version' records {script.revision}: revisions of this history. Set "
+        "ALEMBIC_BINDS = {'default': {'version_table': 'alembic_version'}} if that is this "
+        "database's version table"
+    ) in current.stderr
     assert "upgrade'" not in current.output
 
     for args in (("check",), ("revision", "more")):
@@ -490,6 +495,19 @@ def test_no_upgrade_hint_when_tables_exist(
     assert files(Path(app.root_path)) == before
     assert version_rows(url) == {script.revision}
     assert version_rows(url, "other_version") == set()
+
+    # No table records a revision of this history: check by hand, then stamp.
+    engine = sa.create_engine(url)
+    try:
+        with engine.begin() as conn:
+            conn.exec_driver_sql("DROP TABLE alembic_version")
+    finally:
+        engine.dispose()
+    current = run(app, "current", "--check-heads")
+    assert current.exit_code == 1
+    assert "Check which version table holds this database's revision" in current.stderr
+    assert "flask db stamp --bind default REV" in current.stderr
+    assert "upgrade'" not in current.output
 
 
 def test_no_upgrade_hint_midway(make_app3: MakeApp3, make_url: MakeURL, dialect: str) -> None:

@@ -582,7 +582,8 @@ def _read_migrate(app: Flask, settings: _Settings, binds: list[str]) -> None:
         settings.notes.append(
             "Flask-Migrate is not registered on the app, so the options given to "
             "Migrate(...) (compare_type, render_as_batch, version_table...) cannot be read; "
-            "keep Migrate(app, db) while adopting, or set them in ALEMBIC_CONTEXT yourself."
+            'keep Migrate(app, db, command="old-db") (another command name than this '
+            "package's) while adopting, or set them in ALEMBIC_CONTEXT yourself."
         )
         return
     source = "Migrate(...) options (app.extensions['migrate'])"

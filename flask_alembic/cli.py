@@ -56,7 +56,8 @@ _X_ARGUMENTS = "flask_alembic.x_arguments"
 
 _DIRECTORY = (
     "--directory does not exist here: set the migrations folder in the app's config, "
-    'ALEMBIC = {{"script_location": "migrations"}} (relative to the app\'s root path).'
+    'ALEMBIC = {{"script_location": "migrations"}}, a path relative to the app\'s root path '
+    "(not to the current directory), or run {adopt} to find it."
 )
 _REVISION_OPTIONS = {
     "--autogenerate": "--autogenerate is the default here: revision compares the models with "
@@ -105,6 +106,7 @@ def _foreign_option(ctx: click.Context, command: str, exc: click.NoSuchOption) -
         message.format(
             upgrade_sql=Command("upgrade", "--sql").render(group),
             show=Command("show", "REVISION").render(group),
+            adopt=Command("adopt").render(group),
         ),
         ctx,
     ) from None
@@ -393,7 +395,7 @@ def init() -> None:
     from .config import script_location
 
     existed = script_location(current_app).is_dir()
-    path = _extension().mkdir()
+    path = _extension().mkdir().resolve()
     if existed:
         _output().status(f"The migrations folder already exists: {path}")
     else:

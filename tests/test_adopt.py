@@ -818,7 +818,8 @@ def test_flask_migrate_not_registered(
     assert data["notes"] == [
         "Flask-Migrate is not registered on the app, so the options given to Migrate(...) "
         "(compare_type, render_as_batch, version_table...) cannot be read; keep "
-        "Migrate(app, db) while adopting, or set them in ALEMBIC_CONTEXT yourself."
+        'Migrate(app, db, command="old-db") (another command name than this package\'s) '
+        "while adopting, or set them in ALEMBIC_CONTEXT yourself."
     ]
     result = run(app, "adopt")
     assert "Warning: Flask-Migrate is not registered on the app" in result.stderr

@@ -278,17 +278,20 @@ def test_x_arguments(make_app: MakeApp, database_url: str) -> None:
         (
             ("-d", "migrations", "upgrade"),
             "--directory does not exist here: set the migrations folder in the app's config, "
-            'ALEMBIC = {"script_location": "migrations"} (relative to the app\'s root path).',
+            'ALEMBIC = {"script_location": "migrations"}, a path relative to the app\'s root path '
+            "(not to the current directory), or run 'flask db adopt' to find it.",
         ),
         (
             ("upgrade", "--directory", "migrations"),
             "--directory does not exist here: set the migrations folder in the app's config, "
-            'ALEMBIC = {"script_location": "migrations"} (relative to the app\'s root path).',
+            'ALEMBIC = {"script_location": "migrations"}, a path relative to the app\'s root path '
+            "(not to the current directory), or run 'flask db adopt' to find it.",
         ),
         (
             ("init", "-d", "migrations"),
             "--directory does not exist here: set the migrations folder in the app's config, "
-            'ALEMBIC = {"script_location": "migrations"} (relative to the app\'s root path).',
+            'ALEMBIC = {"script_location": "migrations"}, a path relative to the app\'s root path '
+            "(not to the current directory), or run 'flask db adopt' to find it.",
         ),
         (
             ("revision", "--autogenerate", "-m", "x"),
@@ -324,7 +327,8 @@ def test_x_arguments(make_app: MakeApp, database_url: str) -> None:
             # On revision, -d is Flask-Alembic 3's --depend; on migrate, Flask-Migrate's -d.
             ("migrate", "-d", "migrations", "-m", "x"),
             "--directory does not exist here: set the migrations folder in the app's config, "
-            'ALEMBIC = {"script_location": "migrations"} (relative to the app\'s root path).',
+            'ALEMBIC = {"script_location": "migrations"}, a path relative to the app\'s root path '
+            "(not to the current directory), or run 'flask db adopt' to find it.",
         ),
         (
             ("list-templates",),

@@ -775,13 +775,15 @@ def _plan_lockstep(
     before = _read_rows(binds, identities, _old_ids([layout.revisions]))
     _check_rows(before, layout)
     conversion = plan_conversion([layout.revisions], targets, DEFAULT_BIND, layout.script_location)
+    # In the order they happen: the old files move away first, so that a new file of the
+    # default bind (same id, often the same name) is not read as one about to be moved.
     files = [
-        FileChange(action="write", path=f.path, bind=f.bind, revision=f.new_id, old=f.old_id)
-        for f in conversion.files
-    ]
-    files += [
         FileChange(action="archive", path=p, old=str(_archived(conversion, p)))
         for p in conversion.old_files
+    ]
+    files += [
+        FileChange(action="write", path=f.path, bind=f.bind, revision=f.new_id, old=f.old_id)
+        for f in conversion.files
     ]
     files.append(FileChange(action="replace", path=conversion.template))
     stamps = tuple(

@@ -1,0 +1,162 @@
+"""Red team for issue 14 (adoption from Flask-Migrate, Flask-Alembic 3 and Alembic).
+
+Each test here fails on the code as it was red-teamed, for the reason its docstring states.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import sqlalchemy as sa
+from click.testing import Result
+from conftest import MakeURL
+from conftest import table_names
+from conftest import version_rows
+from flask import Flask
+
+from flask_alembic import Alembic
+
+REVISION = """\
+from alembic import op
+import sqlalchemy as sa
+
+{ids}
+branch_labels = None
+depends_on = None
+
+
+def upgrade():
+    {up}
+
+
+def downgrade():
+    {down}
+"""
+
+
+def write_revision(folder: Path, name: str, ids: str, up: str, down: str) -> None:
+    (folder / name).write_text(REVISION.format(ids=ids, up=up, down=down), encoding="utf-8")
+
+
+def user_metadata() -> sa.MetaData:
+    metadata = sa.MetaData()
+    sa.Table("user", metadata, sa.Column("id", sa.Integer, primary_key=True))
+    return metadata
+
+
+def cli(app: Flask, *args: str) -> Result:
+    return app.test_cli_runner().invoke(args=["db", *args])
+
+
+# -- 1. a hint suggests a harmful upgrade when the first pending revision creates nothing --
+
+
+def test_no_upgrade_hint_when_a_later_pending_revision_creates_existing_tables(
+    project: Path, make_url: MakeURL, dialect: str
+) -> None:
+    """The history starts with a revision that creates no table (an empty initial revision,
+    or a PostgreSQL project's ``CREATE EXTENSION``), then one that creates ``user``. The
+    database has ``user`` and data, but the version table is misconfigured (empty).
+    drift.mismatch only reads the *first* pending revision, so ``current --check-heads``
+    says "Run 'flask db upgrade'" and ``check`` says "Run 'flask db upgrade --bind default'
+    first": that upgrade would create ``user`` again (fails; on MariaDB it can leave a
+    half-applied revision after the first one was recorded)."""
+    url = make_url(dialect)
+    migrations = project / "migrations"
+    migrations.mkdir()
+    write_revision(
+        migrations,
+        "r1_init.py",
+        'revision = "r1"\ndown_revision = None',
+        'op.execute("SELECT 1")',
+        "pass",
+    )
+    write_revision(
+        migrations,
+        "r2_user.py",
+        'revision = "r2"\ndown_revision = "r1"',
+        'op.create_table("user", sa.Column("id", sa.Integer, primary_key=True))',
+        'op.drop_table("user")',
+    )
+    engine = sa.create_engine(url)
+    try:
+        metadata = user_metadata()
+        with engine.begin() as conn:
+            metadata.create_all(conn)
+            conn.execute(sa.insert(metadata.tables["user"]), [{"id": 1}])
+        app = Flask("redapp", root_path=str(project))
+        Alembic(app, engines={"default": engine}, metadatas={"default": user_metadata()})
+
+        heads = cli(app, "current", "--check-heads")
+        assert heads.exit_code == 1
+        assert "upgrade" not in heads.output, heads.output
+        check = cli(app, "check")
+        assert check.exit_code == 1
+        assert "upgrade" not in check.output, check.output
+        assert "misconfigured" in check.output, check.output
+    finally:
+        engine.dispose()
+    assert version_rows(url) == set()
+
+
+# -- 2. a revision Alembic loads is silently dropped from the history ----------------------
+
+
+@pytest.mark.parametrize(
+    "ids",
+    [
+        'revision, down_revision = "r2", "r1"',
+        'import sys\nif sys.version_info >= (3,):\n    revision = "r2"\nelse:\n'
+        '    revision = "r2"\ndown_revision = "r1"',
+    ],
+    ids=["tuple-assignment", "assigned-in-if"],
+)
+@pytest.mark.parametrize("cache", [True, False], ids=["cache-on", "cache-off"])
+def test_revision_assigned_not_at_top_level_is_not_dropped(
+    project: Path, make_url: MakeURL, dialect: str, ids: str, cache: bool
+) -> None:
+    """A revision file whose ``revision`` is set by a tuple assignment or inside an ``if``
+    is a revision for Alembic (which imports it and reads ``module.revision``), but the
+    foreign-file filter (revision_cache._top_level_names) only sees plain top-level
+    ``revision = ...``, so the file is silently treated as another tool's file: ``upgrade``
+    stops at r1, ``status`` says 'up to date', and table ``item`` is never created. No
+    error, exit 0, with the revision cache on and off."""
+    from alembic.config import Config
+    from alembic.script import ScriptDirectory
+
+    url = make_url(dialect)
+    migrations = project / "migrations"
+    migrations.mkdir()
+    write_revision(
+        migrations,
+        "r1_user.py",
+        'revision = "r1"\ndown_revision = None',
+        'op.create_table("user", sa.Column("id", sa.Integer, primary_key=True))',
+        'op.drop_table("user")',
+    )
+    write_revision(
+        migrations,
+        "r2_item.py",
+        ids,
+        'op.create_table("item", sa.Column("id", sa.Integer, primary_key=True))',
+        'op.drop_table("item")',
+    )
+    # Plain Alembic sees two revisions, r2 the head.
+    alembic_config = Config()
+    alembic_config.set_main_option("script_location", str(migrations))
+    assert ScriptDirectory.from_config(alembic_config).get_heads() == ["r2"]
+
+    metadata = user_metadata()
+    sa.Table("item", metadata, sa.Column("id", sa.Integer, primary_key=True))
+    engine = sa.create_engine(url)
+    try:
+        app = Flask("redapp", root_path=str(project))
+        app.config["ALEMBIC_REVISION_CACHE"] = cache
+        Alembic(app, engines={"default": engine}, metadatas={"default": metadata})
+        result = cli(app, "upgrade")
+        assert result.exit_code == 0, result.output
+    finally:
+        engine.dispose()
+    assert version_rows(url) == {"r2"}
+    assert {"user", "item"} <= table_names(url)

@@ -160,3 +160,138 @@ def test_revision_assigned_not_at_top_level_is_not_dropped(
         engine.dispose()
     assert version_rows(url) == {"r2"}
     assert {"user", "item"} <= table_names(url)
+
+
+# -- 3. a killed adopt leaves a folder that a re-run cannot finish -------------------------
+
+APP_SOURCE = '''
+import sqlalchemy as sa
+from flask import Flask
+from flask_sqlalchemy import SQLAlchemy
+
+
+def create_app(urls, tool):
+    app = Flask("redapp", root_path=ROOT)
+    app.config["SQLALCHEMY_DATABASE_URI"] = urls["default"]
+    app.config["SQLALCHEMY_BINDS"] = {k: v for k, v in urls.items() if k != "default"}
+    db = SQLAlchemy()
+    db.Table("person", sa.Column("id", sa.Integer, primary_key=True),
+             sa.Column("name", sa.String(50)))
+    db.Table("account", sa.Column("id", sa.Integer, primary_key=True),
+             sa.Column("login", sa.String(50)), bind_key="users")
+    db.init_app(app)
+    from flask_migrate import Migrate
+    if tool == "migrate":
+        Migrate(app, db)
+    else:
+        Migrate(app, db, command="old-db")
+        from flask_alembic import Alembic
+        Alembic(app)
+    return app, db
+'''
+
+KILLER = '''
+import json, os, signal, sys
+sys.path.insert(0, os.getcwd())
+from redapp import create_app
+
+def hook(event, args):
+    # Killed right after the old revision files were moved, before the rest is renamed.
+    if event == "os.rename" and str(args[0]).endswith(os.sep + "script.py.mako"):
+        os.kill(os.getpid(), signal.SIGKILL)
+
+sys.addaudithook(hook)
+app, db = create_app(json.loads(sys.argv[1]), "alembic")
+app.test_cli_runner().invoke(args=["db", "adopt"])
+'''
+
+
+def load_app_module(project: Path) -> object:
+    import importlib.util
+    import uuid
+
+    path = project / "redapp.py"
+    path.write_text(f"ROOT = {str(project)!r}\n" + APP_SOURCE, encoding="utf-8")
+    spec = importlib.util.spec_from_file_location(f"redapp_{uuid.uuid4().hex}", path)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def dispose_all(db: object) -> None:
+    for engine in db.engines.values():  # type: ignore[attr-defined]
+        engine.dispose()
+
+
+def flask_migrate_multidb(
+    project: Path, urls: dict[str, str], monkeypatch: pytest.MonkeyPatch
+) -> tuple[object, str]:
+    """A Flask-Migrate --multidb project made by Flask-Migrate itself; returns the app
+    module and the revision id both databases record."""
+    import logging
+    import warnings
+
+    from flask_migrate import init
+    from flask_migrate import migrate
+    from flask_migrate import upgrade
+
+    module = load_app_module(project)
+    monkeypatch.chdir(project)
+    app, db = module.create_app(urls, "migrate")  # type: ignore[attr-defined]
+    root = logging.getLogger()
+    level, handlers = root.level, list(root.handlers)
+    with app.app_context(), warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)
+        init(multidb=True)
+        migrate(message="one")
+        upgrade()
+        dispose_all(db)
+    root.setLevel(level)
+    root.handlers[:] = handlers
+    logging.getLogger("alembic").disabled = False
+    logging.getLogger("sqlalchemy").disabled = False
+    (rev,) = version_rows(urls["users"])
+    return module, rev
+
+
+def test_killed_adopt_can_be_finished_by_a_rerun(
+    project: Path, make_url: MakeURL, dialect: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``adopt`` is SIGKILLed (a real process) right after apply_conversion moved the old
+    revision files into the staging archive ``.lockstep-archive.lockstep-tmp``: versions/
+    then holds no revision, the new files sit under temporary names. The docs promise
+    "Fix the cause and run flask db adopt again: it finishes the job", but the re-run
+    finds a plain Flask-Migrate layout with an empty versions/ and fails with "Bind
+    'default' records revision(s) ... which no file ... has. Check the version table
+    setting": a wrong diagnosis, and no way forward short of moving files by hand."""
+    import json
+    import subprocess
+    import sys
+
+    from flask_alembic.lockstep import derived_id
+
+    urls = {"default": make_url(dialect), "users": make_url(dialect)}
+    module, rev = flask_migrate_multidb(project, urls, monkeypatch)
+    (project / "killer.py").write_text(KILLER, encoding="utf-8")
+    child = subprocess.run(
+        [sys.executable, "killer.py", json.dumps(urls)],
+        cwd=project,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert child.returncode == -9, child.stderr
+    # The databases were not touched: the kill came before any stamp.
+    assert version_rows(urls["default"]) == {rev}
+    assert version_rows(urls["users"]) == {rev}
+
+    app, db = module.create_app(urls, "alembic")  # type: ignore[attr-defined]
+    try:
+        result = app.test_cli_runner().invoke(args=["db", "adopt"])
+        assert result.exit_code == 0, result.output
+    finally:
+        with app.app_context():
+            dispose_all(db)
+    assert version_rows(urls["default"]) == {rev}
+    assert version_rows(urls["users"]) == {derived_id(rev, "users")}

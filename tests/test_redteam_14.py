@@ -170,7 +170,7 @@ from flask import Flask
 from flask_sqlalchemy import SQLAlchemy
 
 
-def create_app(urls, tool):
+def create_app(urls, tool, **options):
     app = Flask("redapp", root_path=ROOT)
     app.config["SQLALCHEMY_DATABASE_URI"] = urls["default"]
     app.config["SQLALCHEMY_BINDS"] = {k: v for k, v in urls.items() if k != "default"}
@@ -182,9 +182,9 @@ def create_app(urls, tool):
     db.init_app(app)
     from flask_migrate import Migrate
     if tool == "migrate":
-        Migrate(app, db)
+        Migrate(app, db, **options)
     else:
-        Migrate(app, db, command="old-db")
+        Migrate(app, db, command="old-db", **options)
         from flask_alembic import Alembic
         Alembic(app)
     return app, db
@@ -225,7 +225,7 @@ def dispose_all(db: object) -> None:
 
 
 def flask_migrate_multidb(
-    project: Path, urls: dict[str, str], monkeypatch: pytest.MonkeyPatch
+    project: Path, urls: dict[str, str], monkeypatch: pytest.MonkeyPatch, **options: object
 ) -> tuple[object, str]:
     """A Flask-Migrate --multidb project made by Flask-Migrate itself; returns the app
     module and the revision id both databases record."""
@@ -238,7 +238,7 @@ def flask_migrate_multidb(
 
     module = load_app_module(project)
     monkeypatch.chdir(project)
-    app, db = module.create_app(urls, "migrate")  # type: ignore[attr-defined]
+    app, db = module.create_app(urls, "migrate", **options)  # type: ignore[attr-defined]
     root = logging.getLogger()
     level, handlers = root.level, list(root.handlers)
     with app.app_context(), warnings.catch_warnings():
@@ -251,8 +251,25 @@ def flask_migrate_multidb(
     root.handlers[:] = handlers
     logging.getLogger("alembic").disabled = False
     logging.getLogger("sqlalchemy").disabled = False
-    (rev,) = version_rows(urls["users"])
+    (rev,) = schema_rows(
+        urls["users"],
+        options.get("version_table_schema"),  # type: ignore[arg-type]
+        options.get("version_table", "alembic_version"),  # type: ignore[arg-type]
+    )
     return module, rev
+
+
+def schema_rows(url: str, schema: str | None, table: str = "alembic_version") -> set[str]:
+    """The version rows of ``schema.table`` (none when the table does not exist)."""
+    engine = sa.create_engine(url)
+    try:
+        with engine.connect() as conn:
+            if not sa.inspect(conn).has_table(table, schema=schema):
+                return set()
+            t = sa.table(table, sa.column("version_num"), schema=schema)
+            return {row[0] for row in conn.execute(sa.select(t.c.version_num))}
+    finally:
+        engine.dispose()
 
 
 def test_killed_adopt_can_be_finished_by_a_rerun(
@@ -295,3 +312,66 @@ def test_killed_adopt_can_be_finished_by_a_rerun(
             dispose_all(db)
     assert version_rows(urls["default"]) == {rev}
     assert version_rows(urls["users"]) == {derived_id(rev, "users")}
+
+
+
+# -- 4. adopt exits 0 although its own "After" check says the settings are wrong ------------
+
+
+def test_adopt_exit_code_when_after_check_finds_a_misconfigured_version_table(
+    project: Path, make_url: MakeURL, dialect: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A Flask-Migrate project made with ``Migrate(app, db, version_table="legacy_version")``,
+    adopted after ``Migrate`` was removed (the docs allow it: a warning says its options
+    cannot be read). adopt prints settings without the version table, and its own "After"
+    line reports the VersionTableMismatchError ("Do not upgrade: it would create them
+    again"), yet it exits 0, so a deploy script that runs ``flask db adopt && ...`` goes on
+    with settings that adopt itself knows to be wrong."""
+    import logging
+    import warnings
+
+    from flask_migrate import init
+    from flask_migrate import Migrate
+    from flask_migrate import migrate
+    from flask_migrate import upgrade
+    from flask_sqlalchemy import SQLAlchemy
+
+    url = make_url(dialect)
+    monkeypatch.chdir(project)
+
+    def make(tool: str) -> tuple[Flask, SQLAlchemy]:
+        app = Flask("redapp", root_path=str(project))
+        app.config["SQLALCHEMY_DATABASE_URI"] = url
+        db = SQLAlchemy()
+        db.Table("person", sa.Column("id", sa.Integer, primary_key=True))
+        db.init_app(app)
+        if tool == "migrate":
+            Migrate(app, db, version_table="legacy_version")
+        else:
+            Alembic(app)
+        return app, db
+
+    root = logging.getLogger()
+    level, handlers = root.level, list(root.handlers)
+    app, db = make("migrate")
+    with app.app_context(), warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)
+        init()
+        migrate(message="people")
+        upgrade()
+        db.engine.dispose()
+    root.setLevel(level)
+    root.handlers[:] = handlers
+    for name in ("alembic", "sqlalchemy"):
+        logging.getLogger(name).disabled = False
+    (rev,) = version_rows(url, "legacy_version")
+
+    app, db = make("alembic")
+    try:
+        result = cli(app, "adopt")
+        assert "Do not upgrade" in result.stderr
+        assert result.exit_code == 1, result.output
+    finally:
+        with app.app_context():
+            db.engine.dispose()
+    assert version_rows(url, "legacy_version") == {rev}

@@ -375,3 +375,77 @@ def test_adopt_exit_code_when_after_check_finds_a_misconfigured_version_table(
         with app.app_context():
             db.engine.dispose()
     assert version_rows(url, "legacy_version") == {rev}
+
+
+KILL_AFTER = '''
+import json, os, signal, sys
+sys.path.insert(0, os.getcwd())
+from redapp import create_app
+
+moved = []
+
+def hook(event, args):
+    # Killed at the first rename after the file of revision sys.argv[2] was moved.
+    if event != "os.rename":
+        return
+    if moved:
+        os.kill(os.getpid(), signal.SIGKILL)
+    if os.path.basename(str(args[0])).startswith(sys.argv[2] + "_"):
+        moved.append(args[0])
+
+sys.addaudithook(hook)
+app, db = create_app(json.loads(sys.argv[1]), "alembic")
+app.test_cli_runner().invoke(args=["db", "adopt"])
+'''
+
+
+def test_killed_adopt_rerun_hint_does_not_say_delete_the_only_copy(
+    project: Path, make_url: MakeURL, dialect: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A Flask-Migrate --multidb history r1 <- r2, both databases at r2. ``adopt`` is
+    SIGKILLed (a real process) right after it moved r1's file into the staging folder
+    ``.lockstep-archive.lockstep-tmp``. The re-run finds r2 still in versions/, plans again,
+    and stops in lockstep._check_archive with "The folder .../.lockstep-archive.lockstep-tmp
+    is left from a conversion that was stopped. Delete it (the old files are still in their
+    folders), then convert again": false, r1's file is only in that folder. Following the
+    hint deletes a revision file for good."""
+    import json
+    import subprocess
+    import sys
+    import warnings
+
+    from flask_migrate import revision
+    from flask_migrate import upgrade
+
+    urls = {"default": make_url(dialect), "users": make_url(dialect)}
+    module, first = flask_migrate_multidb(project, urls, monkeypatch)
+    app, db = module.create_app(urls, "migrate")  # type: ignore[attr-defined]
+    with app.app_context(), warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)
+        revision(message="two")
+        upgrade()
+        dispose_all(db)
+    (second_file,) = [
+        p for p in (project / "migrations" / "versions").glob("*.py") if first not in p.name
+    ]
+    second = second_file.name.split("_")[0]
+    (project / "killer.py").write_text(KILL_AFTER, encoding="utf-8")
+    child = subprocess.run(
+        [sys.executable, "killer.py", json.dumps(urls), first],
+        cwd=project,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert child.returncode == -9, child.stderr
+    assert second_file.exists()
+    assert version_rows(urls["users"]) == {second}
+
+    app, db = module.create_app(urls, "alembic")  # type: ignore[attr-defined]
+    try:
+        result = app.test_cli_runner().invoke(args=["db", "adopt"])
+    finally:
+        with app.app_context():
+            dispose_all(db)
+    assert "the old files are still in their folders" not in result.output, result.output
+    assert result.exit_code == 0, result.output

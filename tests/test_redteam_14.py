@@ -449,3 +449,83 @@ def test_killed_adopt_rerun_hint_does_not_say_delete_the_only_copy(
             dispose_all(db)
     assert "the old files are still in their folders" not in result.output, result.output
     assert result.exit_code == 0, result.output
+
+
+# -- 5. two adopt processes at once: the second one's hint says to move the archive away ----
+
+WAIT_AT_LOCK = '''
+import fcntl, json, os, sys, time
+sys.path.insert(0, os.getcwd())
+from redapp import create_app
+
+def hook(event, args):
+    # Stop at the first try for the exclusive file lock (the migration lock) until told to go.
+    if event == "fcntl.flock" and args[1] == fcntl.LOCK_EX | fcntl.LOCK_NB and not os.path.exists("go"):
+        open("waiting", "w").close()
+        deadline = time.monotonic() + 60
+        while not os.path.exists("go") and time.monotonic() < deadline:
+            time.sleep(0.05)
+
+sys.addaudithook(hook)
+app, db = create_app(json.loads(sys.argv[1]), "alembic")
+result = app.test_cli_runner().invoke(args=["db", "adopt"])
+print(result.exit_code)
+print(result.output)
+'''
+
+
+def test_two_adopts_at_once_second_one_is_a_no_op(
+    project: Path, make_url: MakeURL, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Two ``flask db adopt`` processes on a Flask-Migrate --multidb project whose 'users'
+    database has an empty version table (SQLite: the wait is made certain with an audit
+    hook on the lock's flock). B plans on the old layout, then waits for the migration
+    locks; A converts and finishes. B then takes the locks, re-checks only the version rows
+    (unchanged: default keeps its id, users stays at base), and apply_conversion stops
+    with "The archive folder .../.lockstep-archive already exists ... Move that folder out
+    of the migrations folder, then convert again": exit 1, and a hint that, followed,
+    removes the id map and the old files the docs' way back needs. A run after success
+    should change nothing and say so (the docs: "A run after success changes nothing")."""
+    import json
+    import subprocess
+    import sys
+    import time
+
+    urls = {"default": make_url(), "users": make_url()}
+    module, rev = flask_migrate_multidb(project, urls, monkeypatch)
+    engine = sa.create_engine(urls["users"])
+    with engine.begin() as conn:
+        conn.execute(sa.text("DELETE FROM alembic_version"))
+    engine.dispose()
+
+    (project / "waiter.py").write_text(WAIT_AT_LOCK, encoding="utf-8")
+    second = subprocess.Popen(
+        [sys.executable, "waiter.py", json.dumps(urls)],
+        cwd=project,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        deadline = time.monotonic() + 60
+        while not (project / "waiting").exists() and time.monotonic() < deadline:
+            assert second.poll() is None, second.communicate()
+            time.sleep(0.05)
+        assert (project / "waiting").exists()
+
+        app, db = module.create_app(urls, "alembic")  # type: ignore[attr-defined]
+        try:
+            first = app.test_cli_runner().invoke(args=["db", "adopt"])
+            assert first.exit_code == 0, first.output
+        finally:
+            with app.app_context():
+                dispose_all(db)
+        (project / "go").touch()
+        out, err = second.communicate(timeout=120)
+    finally:
+        if second.poll() is None:
+            second.kill()
+            second.wait()
+    assert "Move that folder out" not in out, out
+    assert out.splitlines()[0] == "0", out + err
+    assert version_rows(urls["default"]) == {rev}

@@ -529,3 +529,65 @@ def test_two_adopts_at_once_second_one_is_a_no_op(
     assert "Move that folder out" not in out, out
     assert out.splitlines()[0] == "0", out + err
     assert version_rows(urls["default"]) == {rev}
+
+
+# -- 6. an alembic.ini that is not UTF-8: a traceback instead of a one-line error -----------
+
+
+def test_adopt_alembic_ini_not_utf8_is_a_one_line_error(
+    project: Path, make_url: MakeURL, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Flask-Migrate's migrations/alembic.ini with a comment saved in Latin-1 (as an editor
+    on Windows does). adopt._ini_parser catches configparser.Error only, so
+    UnicodeDecodeError escapes: ``flask db adopt`` (and ``--from migrations/alembic.ini``)
+    dies with a traceback instead of a one-line error naming the file. (config.py's own
+    reader of alembic.ini catches UnicodeDecodeError; adopt's does not.)"""
+    import logging
+    import warnings
+
+    from flask_migrate import init
+    from flask_migrate import Migrate
+    from flask_migrate import migrate
+    from flask_sqlalchemy import SQLAlchemy
+
+    url = make_url()
+    monkeypatch.chdir(project)
+
+    def make(tool: str) -> tuple[Flask, SQLAlchemy]:
+        app = Flask("redapp", root_path=str(project))
+        app.config["SQLALCHEMY_DATABASE_URI"] = url
+        db = SQLAlchemy()
+        db.Table("person", sa.Column("id", sa.Integer, primary_key=True))
+        db.init_app(app)
+        if tool == "migrate":
+            Migrate(app, db)
+        else:
+            Alembic(app)
+        return app, db
+
+    root = logging.getLogger()
+    level, handlers = root.level, list(root.handlers)
+    app, db = make("migrate")
+    with app.app_context(), warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)
+        init()
+        migrate(message="people")
+        db.engine.dispose()
+    root.setLevel(level)
+    root.handlers[:] = handlers
+    for name in ("alembic", "sqlalchemy"):
+        logging.getLogger(name).disabled = False
+    ini = project / "migrations" / "alembic.ini"
+    ini.write_bytes(ini.read_bytes() + "# Configuration de l'équipe\n".encode("latin-1"))
+
+    app, db = make("alembic")
+    try:
+        for args in (["adopt"], ["adopt", "--from", str(ini)]):
+            result = cli(app, *args)
+            assert not isinstance(result.exception, UnicodeDecodeError), repr(result.exception)
+            assert result.exit_code == 1, result.output
+            assert result.stderr.startswith("Error: "), result.output
+            assert str(ini) in result.stderr
+    finally:
+        with app.app_context():
+            db.engine.dispose()

@@ -591,3 +591,54 @@ def test_adopt_alembic_ini_not_utf8_is_a_one_line_error(
     finally:
         with app.app_context():
             db.engine.dispose()
+
+
+def test_revision_file_named_env_py_in_a_bind_folder_is_not_dropped(
+    project: Path, make_url: MakeURL, dialect: str
+) -> None:
+    """A bind's own folder (migrations/users/) holds a revision whose file is named
+    ``env.py`` (``file_template = %%(slug)s`` and the message "env"). It assigns ``revision``
+    at the top level, so it is not another tool's env.py, and Alembic loads it; but
+    revision_cache._TOOL_FILES drops any file named env.py by name, silently: ``upgrade``
+    stops at r1 on 'users', ``status`` says 'up to date', table ``item`` is never created."""
+    from flask_alembic.registry import bind_directory_name
+
+    urls = {"default": make_url(dialect), "users": make_url(dialect)}
+    folder = project / "migrations" / bind_directory_name("users")
+    folder.mkdir(parents=True)
+    write_revision(
+        folder,
+        "r1_user.py",
+        'revision = "r1"\ndown_revision = None',
+        'op.create_table("user", sa.Column("id", sa.Integer, primary_key=True))',
+        'op.drop_table("user")',
+    )
+    write_revision(
+        folder,
+        "env.py",
+        'revision = "r2"\ndown_revision = "r1"',
+        'op.create_table("item", sa.Column("id", sa.Integer, primary_key=True))',
+        'op.drop_table("item")',
+    )
+    # Plain Alembic, with that folder as a version location, sees r2 as the head.
+    from alembic.config import Config
+    from alembic.script import ScriptDirectory
+
+    alembic_config = Config()
+    alembic_config.set_main_option("script_location", str(project / "migrations"))
+    alembic_config.set_main_option("version_locations", str(folder))
+    assert ScriptDirectory.from_config(alembic_config).get_heads() == ["r2"]
+
+    metadata = user_metadata()
+    sa.Table("item", metadata, sa.Column("id", sa.Integer, primary_key=True))
+    engines = {name: sa.create_engine(url) for name, url in urls.items()}
+    try:
+        app = Flask("redapp", root_path=str(project))
+        Alembic(app, engines=engines, metadatas={"default": sa.MetaData(), "users": metadata})
+        result = cli(app, "upgrade")
+        assert result.exit_code == 0, result.output
+    finally:
+        for engine in engines.values():
+            engine.dispose()
+    assert version_rows(urls["users"]) == {"r2"}
+    assert {"user", "item"} <= table_names(urls["users"])

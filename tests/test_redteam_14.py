@@ -626,6 +626,7 @@ def test_revision_file_named_env_py_in_a_bind_folder_is_not_dropped(
 
     alembic_config = Config()
     alembic_config.set_main_option("script_location", str(project / "migrations"))
+    alembic_config.set_main_option("path_separator", "os")
     alembic_config.set_main_option("version_locations", str(folder))
     assert ScriptDirectory.from_config(alembic_config).get_heads() == ["r2"]
 

@@ -145,6 +145,8 @@ def test_revision_assigned_not_at_top_level_is_not_dropped(
     # Plain Alembic sees two revisions, r2 the head.
     alembic_config = Config()
     alembic_config.set_main_option("script_location", str(migrations))
+    alembic_config.set_main_option("path_separator", "os")
+    alembic_config.set_main_option("version_locations", str(migrations))
     assert ScriptDirectory.from_config(alembic_config).get_heads() == ["r2"]
 
     metadata = user_metadata()
@@ -164,7 +166,7 @@ def test_revision_assigned_not_at_top_level_is_not_dropped(
 
 # -- 3. a killed adopt leaves a folder that a re-run cannot finish -------------------------
 
-APP_SOURCE = '''
+APP_SOURCE = """
 import sqlalchemy as sa
 from flask import Flask
 from flask_sqlalchemy import SQLAlchemy
@@ -188,9 +190,9 @@ def create_app(urls, tool, **options):
         from flask_alembic import Alembic
         Alembic(app)
     return app, db
-'''
+"""
 
-KILLER = '''
+KILLER = """
 import json, os, signal, sys
 sys.path.insert(0, os.getcwd())
 from redapp import create_app
@@ -203,7 +205,7 @@ def hook(event, args):
 sys.addaudithook(hook)
 app, db = create_app(json.loads(sys.argv[1]), "alembic")
 app.test_cli_runner().invoke(args=["db", "adopt"])
-'''
+"""
 
 
 def load_app_module(project: Path) -> object:
@@ -213,7 +215,8 @@ def load_app_module(project: Path) -> object:
     path = project / "redapp.py"
     path.write_text(f"ROOT = {str(project)!r}\n" + APP_SOURCE, encoding="utf-8")
     spec = importlib.util.spec_from_file_location(f"redapp_{uuid.uuid4().hex}", path)
-    assert spec is not None and spec.loader is not None
+    assert spec is not None
+    assert spec.loader is not None
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
@@ -314,7 +317,6 @@ def test_killed_adopt_can_be_finished_by_a_rerun(
     assert version_rows(urls["users"]) == {derived_id(rev, "users")}
 
 
-
 # -- 4. adopt exits 0 although its own "After" check says the settings are wrong ------------
 
 
@@ -377,7 +379,7 @@ def test_adopt_exit_code_when_after_check_finds_a_misconfigured_version_table(
     assert version_rows(url, "legacy_version") == {rev}
 
 
-KILL_AFTER = '''
+KILL_AFTER = """
 import json, os, signal, sys
 sys.path.insert(0, os.getcwd())
 from redapp import create_app
@@ -396,7 +398,7 @@ def hook(event, args):
 sys.addaudithook(hook)
 app, db = create_app(json.loads(sys.argv[1]), "alembic")
 app.test_cli_runner().invoke(args=["db", "adopt"])
-'''
+"""
 
 
 def test_killed_adopt_rerun_hint_does_not_say_delete_the_only_copy(
@@ -453,14 +455,15 @@ def test_killed_adopt_rerun_hint_does_not_say_delete_the_only_copy(
 
 # -- 5. two adopt processes at once: the second one's hint says to move the archive away ----
 
-WAIT_AT_LOCK = '''
+WAIT_AT_LOCK = """
 import fcntl, json, os, sys, time
 sys.path.insert(0, os.getcwd())
 from redapp import create_app
 
 def hook(event, args):
     # Stop at the first try for the exclusive file lock (the migration lock) until told to go.
-    if event == "fcntl.flock" and args[1] == fcntl.LOCK_EX | fcntl.LOCK_NB and not os.path.exists("go"):
+    exclusive = fcntl.LOCK_EX | fcntl.LOCK_NB
+    if event == "fcntl.flock" and args[1] == exclusive and not os.path.exists("go"):
         open("waiting", "w").close()
         deadline = time.monotonic() + 60
         while not os.path.exists("go") and time.monotonic() < deadline:
@@ -471,7 +474,7 @@ app, db = create_app(json.loads(sys.argv[1]), "alembic")
 result = app.test_cli_runner().invoke(args=["db", "adopt"])
 print(result.exit_code)
 print(result.output)
-'''
+"""
 
 
 def test_two_adopts_at_once_second_one_is_a_no_op(

@@ -646,3 +646,44 @@ def test_revision_file_named_env_py_in_a_bind_folder_is_not_dropped(
             engine.dispose()
     assert version_rows(urls["users"]) == {"r2"}
     assert {"user", "item"} <= table_names(urls["users"])
+
+
+# -- 8. Flask-Alembic 3, one database, with 3.x's (branch, folder) version_locations --------
+
+
+def test_flask_alembic_3_single_with_branch_folder_adopts(
+    project: Path, make_url: MakeURL, dialect: str
+) -> None:
+    """A Flask-Alembic 3.3.0 project with one database and an independent branch kept in
+    its own folder, configured the 3.x way: ALEMBIC = {"version_locations": [("feature",
+    "feature_migrations")]}. The drop-in runs it (both branches applied with this package's
+    ``revision --branch`` and ``upgrade``), but ``adopt`` reads the old ids of
+    migrations/ only (adopt._old_ids([layout.revisions])), so the version row of the
+    'feature' branch is "a revision which no file in migrations has": adopt fails with
+    "Check the version table setting" on a project the docs say adopts with no change."""
+    import alembic
+
+    url = make_url(dialect)
+    metadata = user_metadata()
+    engine = sa.create_engine(url)
+    try:
+        app = Flask("redapp", root_path=str(project))
+        app.config["ALEMBIC"] = {"version_locations": [("feature", "feature_migrations")]}
+        Alembic(app, engines={"default": engine}, metadatas={"default": metadata})
+        assert cli(app, "mkdir").exit_code == 0
+        # 3.x's mkdir copied Alembic's generic template.
+        generic = Path(alembic.__file__).parent / "templates" / "generic" / "script.py.mako"
+        (project / "migrations" / "script.py.mako").write_bytes(generic.read_bytes())
+        result = cli(app, "revision", "--empty", "main")
+        assert result.exit_code == 0, result.output
+        result = cli(app, "revision", "--empty", "--branch", "feature", "feature")
+        assert result.exit_code == 0, result.output
+        assert list((project / "feature_migrations").glob("*.py"))
+        result = cli(app, "upgrade")
+        assert result.exit_code == 0, result.output
+        assert len(version_rows(url)) == 2
+
+        result = cli(app, "adopt")
+        assert result.exit_code == 0, result.output
+    finally:
+        engine.dispose()

@@ -55,7 +55,7 @@ __all__ = [
 
 #: The file, inside ``<script_location>/__pycache__``, holding the cache.
 CACHE_NAME = "flask_alembic.revisions.json"
-_FORMAT = 5
+_FORMAT = 6
 #: Files changed this close to the cache's writing are re-hashed (as git does).
 _RACY_NS = 2_000_000_000
 # The same files Alembic loads from a version location (its own rule for sources).
@@ -64,7 +64,6 @@ _FIELDS = ("revision", "down_revision", "branch_labels", "depends_on")
 #: The cached form of a file that is no revision (see :func:`is_foreign`).
 _FOREIGN = False
 #: Files another tool keeps in the migrations folder, never revisions whatever they hold.
-_TOOL_FILES = frozenset({"env.py"})
 
 
 @dataclass(frozen=True)
@@ -304,9 +303,10 @@ def holds_revisions(location: Path) -> bool:
 
 
 def is_foreign(path: Path) -> bool:
-    """Whether ``path`` is a file of another tool, never a revision: ``env.py``, or a
-    Python file that parses and assigns no ``revision`` at its top level (read with
-    :mod:`ast`, never imported). A file that does not parse is not foreign: importing it
+    """Whether ``path`` is a file of another tool, never a revision: a Python file that
+    parses and cannot bind ``revision`` when it runs (``env.py``, a helper module; read
+    with :mod:`ast`, never imported). Its name does not matter: a revision file named
+    ``env.py`` is a revision. A file that does not parse is not foreign: importing it
     reports its error."""
     try:
         source = path.read_bytes()
@@ -316,28 +316,47 @@ def is_foreign(path: Path) -> bool:
 
 
 def _foreign(name: str, source: bytes) -> bool:
-    if name in _TOOL_FILES:
-        return True
     import ast
 
     try:
         tree = ast.parse(source)
     except (SyntaxError, ValueError):
         return False
-    return "revision" not in _top_level_names(tree)
+    return not _binds_revision(tree)
 
 
 def _top_level_names(tree: ast.Module) -> set[str]:
-    """The names a module assigns at its top level (plain and annotated assignments)."""
+    """The names a module may bind when it runs, wherever at module level: assignments of
+    any form (``revision, down_revision = ...``, inside ``if``, ``try``, ``with``, loops),
+    imports, functions and classes; ``"*"`` for a star import, which may bind any name.
+
+    Function and class bodies are not searched: their names are not the module's. More
+    names than the module really binds is the safe error: such a file is loaded the way
+    Alembic loads it, never skipped.
+    """
     import ast
 
     names: set[str] = set()
-    for node in tree.body:
-        if isinstance(node, ast.Assign):
-            names.update(t.id for t in node.targets if isinstance(t, ast.Name))
-        elif isinstance(node, ast.AnnAssign) and isinstance(node.target, ast.Name):
-            names.add(node.target.id)
+    stack: list[ast.AST] = list(tree.body)
+    while stack:
+        node = stack.pop()
+        if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef):
+            names.add(node.name)
+        elif isinstance(node, ast.Import | ast.ImportFrom):
+            for alias in node.names:
+                names.add("*" if alias.name == "*" else (alias.asname or alias.name).split(".")[0])
+        elif isinstance(node, ast.Name):
+            if isinstance(node.ctx, ast.Store):
+                names.add(node.id)
+        elif not isinstance(node, ast.Lambda):
+            stack.extend(ast.iter_child_nodes(node))
     return names
+
+
+def _binds_revision(tree: ast.Module) -> bool:
+    """Whether running the module may bind ``revision`` (see :func:`_top_level_names`)."""
+    names = _top_level_names(tree)
+    return "revision" in names or "*" in names
 
 
 def lockstep_function(source: str | bytes) -> str | None:
@@ -460,15 +479,13 @@ def _digest(source: bytes) -> str:
 def _read_source(name: str, source: bytes) -> list[Any] | bool | None:
     """A file's cached form: its revision data, ``None`` if it must be imported to know
     them, or :data:`_FOREIGN` if it is no revision (see :func:`is_foreign`)."""
-    if name in _TOOL_FILES:
-        return _FOREIGN
     import ast  # only files that changed are parsed
 
     try:
         tree = ast.parse(source)
     except (SyntaxError, ValueError):
         return None  # importing it will report the error properly
-    if "revision" not in _top_level_names(tree):
+    if not _binds_revision(tree):
         return _FOREIGN
     return _to_json(_parse(tree))
 

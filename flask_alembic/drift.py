@@ -27,34 +27,58 @@ from .registry import Bind
 if TYPE_CHECKING:
     from .history import BindHistory
 
-__all__ = ["created_tables", "mismatch", "next_revisions"]
+__all__ = ["created_tables", "mismatch", "next_revisions", "pending_revisions", "table_changes"]
 
 
 def created_tables(path: str | Path) -> list[tuple[str | None, str]]:
     """The ``(schema, table)`` pairs that the ``upgrade()`` of the revision file at ``path``
     creates with ``op.create_table("name", ..., schema="s")``, names given as literals."""
+    return [(schema, name) for action, schema, name, _ in table_changes(path) if action == "create"]
+
+
+def table_changes(path: str | Path) -> list[tuple[str, str | None, str, str | None]]:
+    """What the ``upgrade()`` of the revision file at ``path`` does to tables, in order:
+    ``("create" | "drop" | "rename", schema, name, new_name)``, from ``op.create_table``,
+    ``op.drop_table`` and ``op.rename_table`` calls whose names are literals. Read with
+    :mod:`ast`, never run."""
     try:
         tree = ast.parse(Path(path).read_bytes(), filename=str(path))
     except (OSError, SyntaxError, ValueError):
         return []
-    found: list[tuple[str | None, str]] = []
+    found: list[tuple[str, str | None, str, str | None]] = []
     for node in tree.body:
         if not isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef) or node.name != "upgrade":
             continue
-        for call in ast.walk(node):
-            if not (
-                isinstance(call, ast.Call)
-                and isinstance(call.func, ast.Attribute)
-                and call.func.attr == "create_table"
-            ):
-                continue
+        calls = [
+            call
+            for call in ast.walk(node)
+            if isinstance(call, ast.Call)
+            and isinstance(call.func, ast.Attribute)
+            and call.func.attr in _TABLE_CALLS
+        ]
+        for call in sorted(calls, key=lambda c: (c.lineno, c.col_offset)):
+            assert isinstance(call.func, ast.Attribute)
+            action, first, second = _TABLE_CALLS[call.func.attr]
             keywords = {k.arg: k.value for k in call.keywords if k.arg is not None}
-            name_node = call.args[0] if call.args else keywords.get("table_name")
-            name = _literal(name_node)
+            name = _literal(call.args[0] if call.args else keywords.get(first))
             if name is None:
                 continue
-            found.append((_literal(keywords.get("schema")), name))
+            new_name = None
+            if second is not None:
+                new_name = _literal(call.args[1] if len(call.args) > 1 else keywords.get(second))
+                if new_name is None:
+                    continue
+            found.append((action, _literal(keywords.get("schema")), name, new_name))
     return found
+
+
+#: The table operations whose effect is followed: the action, the keyword of the table's
+#: name, and of the new name.
+_TABLE_CALLS = {
+    "create_table": ("create", "table_name", None),
+    "drop_table": ("drop", "table_name", None),
+    "rename_table": ("rename", "old_table_name", "new_table_name"),
+}
 
 
 def _literal(node: ast.expr | None) -> str | None:
@@ -77,24 +101,57 @@ def next_revisions(history: BindHistory, current: Iterable[str]) -> list[str]:
     return sorted(result)
 
 
+def pending_revisions(history: BindHistory, current: Iterable[str]) -> list[str]:
+    """Every revision an upgrade from ``current`` to the heads would run, in an order it
+    could run them (each after the revisions it builds on)."""
+    applied = history.applied(current)
+    return [
+        rev.revision
+        for rev in reversed(list(history.revision_map.iterate_revisions("heads", "base")))
+        if rev.revision not in applied
+    ]
+
+
 def mismatch(
     bind: Bind, history: BindHistory, current: tuple[str, ...], connection: sa.Connection
 ) -> VersionTableMismatchError | None:
-    """The error to give instead of suggesting ``upgrade``, when a revision that would run
-    first creates tables that ``bind``'s database already has; ``None`` otherwise."""
+    """The error to give instead of suggesting ``upgrade``, when a revision that upgrading
+    would run creates a table that ``bind``'s database already has; ``None`` otherwise.
+
+    The pending revisions are followed in order, from the tables the database has: a table
+    that an earlier pending revision drops or renames away may be created again by a later
+    one without a mismatch.
+    """
     inspector = sa.inspect(connection)
-    for rev_id in next_revisions(history, current):
+    existing: dict[str | None, set[str]] = {}
+
+    def tables(schema: str | None) -> set[str]:
+        if schema not in existing:
+            try:
+                existing[schema] = set(inspector.get_table_names(schema=schema))
+            except sa.exc.SQLAlchemyError:
+                existing[schema] = set()
+        return existing[schema]
+
+    for rev_id in pending_revisions(history, current):
         path = history.get(rev_id).path  # type: ignore[attr-defined]
         if not path:
             continue
-        existing = [
-            f"{schema}.{name}" if schema else name
-            for schema, name in created_tables(path)
-            if inspector.has_table(name, schema=schema)
-        ]
-        if existing:
+        already = []
+        for action, schema, name, new_name in table_changes(path):
+            names = tables(schema)
+            if action == "create":
+                if name in names:
+                    already.append(f"{schema}.{name}" if schema else name)
+                names.add(name)
+            elif action == "drop":
+                names.discard(name)
+            elif new_name is not None:
+                names.discard(name)
+                names.add(new_name)
+        if already:
             others = _other_version_tables(bind, history, connection, inspector)
-            return _error(bind, rev_id, current, existing, others)
+            return _error(bind, rev_id, current, already, others)
     return None
 
 
@@ -146,7 +203,7 @@ def _error(
     shown = ", ".join(repr(t) for t in tables)
     return VersionTableMismatchError(
         f"Bind {bind.name!r}: its version table {table!r} records {at}, but the database "
-        f"already has table(s) {shown} that the next revision {rev_id} creates; the version "
+        f"already has table(s) {shown} that pending revision {rev_id} creates; the version "
         "table is probably misconfigured (a wrong 'version_table' or 'version_table_schema', "
         "or a history started with another tool). Do not upgrade: it would create them again.",
         bind=bind.name,

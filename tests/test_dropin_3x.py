@@ -485,7 +485,7 @@ def test_no_upgrade_hint_when_tables_exist(
         line = only_error(result)
         assert line.startswith(
             "Error: Bind 'default': its version table 'other_version' records no revision, but "
-            f"the database already has table(s) 'user' that the next revision {script.revision} "
+            f"the database already has table(s) 'user' that pending revision {script.revision} "
             "creates; the version table is probably misconfigured"
         )
         assert "upgrade'" not in result.output
@@ -539,7 +539,7 @@ def test_no_upgrade_hint_midway(make_app3: MakeApp3, make_url: MakeURL, dialect:
     assert result.exit_code == 1
     assert (
         f"default: Bind 'default': its version table 'alembic_version' records {first.revision}, "
-        f"but the database already has table(s) 'audit' that the next revision "
+        f"but the database already has table(s) 'audit' that pending revision "
         f"{second.revision} creates"
     ) in result.stderr
     assert "upgrade'" not in result.output

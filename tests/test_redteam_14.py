@@ -90,14 +90,60 @@ def test_no_upgrade_hint_when_a_later_pending_revision_creates_existing_tables(
 
         heads = cli(app, "current", "--check-heads")
         assert heads.exit_code == 1
-        assert "upgrade" not in heads.output, heads.output
+        # No command to upgrade is suggested ("Do not upgrade" is the warning itself).
+        assert "db upgrade" not in heads.output, heads.output
+        assert "Do not upgrade" in heads.output
         check = cli(app, "check")
         assert check.exit_code == 1
-        assert "upgrade" not in check.output, check.output
+        assert "db upgrade" not in check.output, check.output
         assert "misconfigured" in check.output, check.output
     finally:
         engine.dispose()
     assert version_rows(url) == set()
+
+
+def test_upgrade_hint_kept_when_a_pending_revision_recreates_a_dropped_table(
+    project: Path, make_url: MakeURL, dialect: str
+) -> None:
+    """The pending revisions are followed in order: r2 drops ``user`` (which the database at
+    r1 has), r3 creates it anew, and r4 renames ``user`` to ``member`` then creates
+    ``user`` again. No mismatch: the hint is the usual upgrade, and upgrading works."""
+    url = make_url(dialect)
+    migrations = project / "migrations"
+    migrations.mkdir()
+    create = 'op.create_table("user", sa.Column("id", sa.Integer, primary_key=True))'
+    write_revision(migrations, "r1.py", 'revision = "r1"\ndown_revision = None', create, "pass")
+    write_revision(
+        migrations,
+        "r2.py",
+        'revision = "r2"\ndown_revision = "r1"',
+        'op.drop_table("user")',
+        "pass",
+    )
+    write_revision(migrations, "r3.py", 'revision = "r3"\ndown_revision = "r2"', create, "pass")
+    write_revision(
+        migrations,
+        "r4.py",
+        'revision = "r4"\ndown_revision = "r3"',
+        'op.rename_table("user", "member")\n    ' + create,
+        "pass",
+    )
+    engine = sa.create_engine(url)
+    try:
+        app = Flask("redapp", root_path=str(project))
+        metadata = user_metadata()
+        sa.Table("member", metadata, sa.Column("id", sa.Integer, primary_key=True))
+        Alembic(app, engines={"default": engine}, metadatas={"default": metadata})
+        assert cli(app, "upgrade", "r1").exit_code == 0
+        heads = cli(app, "current", "--check-heads")
+        assert heads.exit_code == 1
+        assert "misconfigured" not in heads.output, heads.output
+        assert "Not at heads: default. Run 'flask db upgrade'." in heads.stderr
+        result = cli(app, "upgrade")
+        assert result.exit_code == 0, result.output
+    finally:
+        engine.dispose()
+    assert version_rows(url) == {"r4"}
 
 
 # -- 2. a revision Alembic loads is silently dropped from the history ----------------------

@@ -42,7 +42,10 @@ def table_changes(path: str | Path) -> list[tuple[str, str | None, str, str | No
     ``op.drop_table`` and ``op.rename_table`` calls whose names are literals. Read with
     :mod:`ast`, never run."""
     try:
-        tree = ast.parse(Path(path).read_bytes(), filename=str(path))
+        source = Path(path).read_bytes()
+        if not any(name.encode() in source for name in _TABLE_CALLS):
+            return []  # most revisions: no need to parse them
+        tree = ast.parse(source, filename=str(path))
     except (OSError, SyntaxError, ValueError):
         return []
     found: list[tuple[str, str | None, str, str | None]] = []

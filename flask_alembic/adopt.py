@@ -334,6 +334,12 @@ def _ini_parser(ini: Path) -> configparser.ConfigParser:
     parser = configparser.ConfigParser(defaults={"here": str(ini.parent.absolute())})
     try:
         parser.read(ini, encoding="utf-8")
+    except UnicodeDecodeError as exc:
+        raise AdoptError(
+            f"Cannot read {ini}: it is not UTF-8 text ({exc.reason} at byte {exc.start}).",
+            path=str(ini),
+            hint="Save it as UTF-8 (Alembic reads it so too), then run adopt again.",
+        ) from None
     except configparser.Error as exc:
         raise AdoptError(
             f"Cannot read {ini}: {' '.join(str(exc).split())}",

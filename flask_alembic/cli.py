@@ -966,3 +966,11 @@ def adopt(plan_only: bool, source: Path | None, as_json: bool) -> None:
         output.adoption(adoption)
     if adoption.after is not None:
         _raise_first_error(list(adoption.after))
+        # With the settings adopt prints, a version table that disagrees with its database
+        # is no warning: the settings are wrong (most often the version table), so say so.
+        mismatch = next(
+            (s.error for s in adoption.after if isinstance(s.error, VersionTableMismatchError)),
+            None,
+        )
+        if mismatch is not None:
+            raise mismatch

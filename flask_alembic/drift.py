@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING
 import sqlalchemy as sa
 
 from .errors import Command
+from .errors import Hint
 from .errors import VersionTableMismatchError
 from .plan import to_tuple
 from .registry import Bind
@@ -224,13 +225,14 @@ def _error(
     )
 
 
-def _found_hint(bind: Bind, others: list[tuple[str, list[str]]]) -> str:
+def _found_hint(bind: Bind, others: list[tuple[str, list[str]]]) -> Hint:
     """Name the version table(s) that hold revisions of this history."""
     name = others[0][0].rsplit(".", 1)[-1]
     found = "; ".join(f"{t!r} records {', '.join(r)}" for t, r in others)
     return (
         f"In {bind.display_url}, {found}: revisions of this history. Set "
         f"ALEMBIC_BINDS = {{{bind.name!r}: {{'version_table': {name!r}}}}} if that is this "
-        "database's version table (flask db adopt reads it from the old tool's files), then "
-        "check again."
+        "database's version table (",
+        Command("adopt"),
+        " reads it from the old tool's files), then check again.",
     )

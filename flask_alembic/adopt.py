@@ -711,7 +711,10 @@ def adopt(
             before, stamps = _plan_restamp(layout, binds, identities)
             conversion = None
         else:
-            before = _read_rows(binds, identities, _old_ids([layout.revisions]))
+            # Every version location the app names: Flask-Alembic 3 kept a branch's
+            # revisions in a folder of their own, ``("branch", "folder")``.
+            folders = [layout.revisions, *binds[0].version_locations]
+            before = _read_rows(binds, identities, _old_ids(folders))
             _check_rows(before, layout)
             conversion = None
         after = None

@@ -1,0 +1,277 @@
+"""``flask db adopt`` killed (a real process, a real SIGKILL) at each point of a lockstep
+conversion: no file is lost, and a re-run finishes the job, stamps included."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from conftest import MakeURL
+from conftest import version_rows
+from test_redteam_14 import dispose_all
+from test_redteam_14 import flask_migrate_multidb
+
+from flask_alembic.lockstep import ARCHIVE_NAME
+from flask_alembic.lockstep import derived_id
+from flask_alembic.lockstep import ID_MAP_NAME
+from flask_alembic.lockstep import JOURNAL_NAME
+
+KILL_AT = """
+import json, os, signal, sys
+sys.path.insert(0, os.getcwd())
+from redapp import create_app
+
+EVENT, WHERE, COUNT = sys.argv[2], sys.argv[3], int(sys.argv[4])
+seen = []
+
+def hook(event, args):
+    # Killed at the COUNT-th EVENT whose first argument's name ends with WHERE.
+    if event == EVENT and os.path.basename(str(args[0])).endswith(WHERE):
+        if event == "open" and not set("wx") & set(str(args[1])):
+            return
+        seen.append(args[0])
+        if len(seen) == COUNT:
+            os.kill(os.getpid(), signal.SIGKILL)
+
+sys.addaudithook(hook)
+app, db = create_app(json.loads(sys.argv[1]), "alembic")
+result = app.test_cli_runner().invoke(args=["db", "adopt"])
+print(result.exit_code)
+print(result.output)
+"""
+
+#: The renames of a conversion of one revision for two binds: the journal saved twice
+#: (being written, then moving), the old file, the old template, the two new files, the
+#: new template, then the archive.
+RENAMES = 8
+
+
+def kill(project: Path, urls: dict[str, str], event: str, where: str, count: int) -> None:
+    (project / "killer.py").write_text(KILL_AT, encoding="utf-8")
+    child = subprocess.run(
+        [sys.executable, "killer.py", json.dumps(urls), event, where, str(count)],
+        cwd=project,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert child.returncode == -9, child.stdout + child.stderr
+
+
+def files(project: Path) -> set[str]:
+    return {
+        str(p.relative_to(project))
+        for p in (project / "migrations").rglob("*")
+        if p.is_file() and "__pycache__" not in p.parts
+    }
+
+
+def assert_converted(project: Path, urls: dict[str, str], rev: str, old: set[str]) -> None:
+    """The conversion is whole: the old files in the archive, the new ones in place,
+    nothing temporary left, each database stamped with its own id."""
+    migrations = project / "migrations"
+    archive = Path("migrations") / ARCHIVE_NAME
+    (old_file,) = [name for name in old if name.startswith("migrations/versions/")]
+    users = list(migrations.rglob(f"{derived_id(rev, 'users')}_*.py"))
+    assert len(users) == 1
+    assert files(project) == {
+        *(name for name in old if name != "migrations/script.py.mako"),
+        str(archive / "versions" / Path(old_file).name),
+        str(archive / "script.py.mako"),
+        str(archive / ID_MAP_NAME),
+        "migrations/script.py.mako",
+        str(users[0].relative_to(project)),
+    }
+    assert "def upgrade(engine_name" not in (project / old_file).read_text()
+    assert (
+        "def upgrade(engine_name"
+        in (project / archive / "versions" / Path(old_file).name).read_text()
+    )
+    assert version_rows(urls["default"]) == {rev}
+    assert version_rows(urls["users"]) == {derived_id(rev, "users")}
+
+
+def rerun(module: object, urls: dict[str, str], *args: str) -> tuple[int, str]:
+    app, db = module.create_app(urls, "alembic")  # type: ignore[attr-defined]
+    try:
+        result = app.test_cli_runner().invoke(args=["db", "adopt", *args])
+    finally:
+        with app.app_context():
+            dispose_all(db)
+    return result.exit_code, result.output
+
+
+@pytest.mark.parametrize(
+    ("event", "where", "count"),
+    [
+        # Files are opened for writing: the journal's (being written), the two new files
+        # and the new template, then the journal's again (moving).
+        *(("open", ".lockstep-tmp", n) for n in (1, 2, 3, 4, 5)),
+        *(("os.rename", "", n) for n in range(1, RENAMES + 1)),
+        ("os.remove", JOURNAL_NAME, 1),  # every rename done, the journal not removed
+    ],
+    ids=[
+        "journal-writing",
+        "new-file-1",
+        "new-file-2",
+        "template",
+        "journal-moving",
+        *(f"rename-{n}" for n in range(1, RENAMES + 1)),
+        "journal-removed",
+    ],
+)
+def test_killed_adopt_rerun_finishes(
+    project: Path,
+    make_url: MakeURL,
+    dialect: str,
+    monkeypatch: pytest.MonkeyPatch,
+    event: str,
+    where: str,
+    count: int,
+) -> None:
+    """Killed anywhere in the conversion: the databases are untouched, every old file is
+    still somewhere, and a re-run converts (or finishes converting) and stamps."""
+    urls = {"default": make_url(dialect), "users": make_url(dialect)}
+    module, rev = flask_migrate_multidb(project, urls, monkeypatch)
+    old = files(project)
+    kill(project, urls, event, where, count)
+    # Killed before the journal was first saved, or after: as counted.
+    journal = (project / "migrations" / JOURNAL_NAME).exists()
+    assert journal == ((event, count) not in {("open", 1), ("os.rename", 1)})
+    assert version_rows(urls["default"]) == {rev}
+    assert version_rows(urls["users"]) == {rev}
+
+    code, output = rerun(module, urls)
+    assert code == 0, output
+    assert_converted(project, urls, rev, old)
+    code, output = rerun(module, urls)  # a run after success changes nothing
+    assert code == 0, output
+    assert_converted(project, urls, rev, old)
+
+
+def test_killed_twice_then_finished(
+    project: Path, make_url: MakeURL, dialect: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The re-run that finishes a stopped conversion is killed itself, midway through its
+    renames: a third run still finishes the job."""
+    urls = {"default": make_url(dialect), "users": make_url(dialect)}
+    module, rev = flask_migrate_multidb(project, urls, monkeypatch)
+    old = files(project)
+    kill(project, urls, "os.rename", "", 4)
+    journal = json.loads((project / "migrations" / JOURNAL_NAME).read_text())
+    assert journal["phase"] == "moving"
+    kill(project, urls, "os.rename", "", 2)
+    code, output = rerun(module, urls)
+    assert code == 0, output
+    assert_converted(project, urls, rev, old)
+
+
+def test_plan_after_a_kill_says_to_run_adopt(
+    project: Path, make_url: MakeURL, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``adopt --plan`` changes nothing, so it cannot finish a stopped conversion: it says
+    so (exit 1, naming the journal) and leaves every file where it is."""
+    urls = {"default": make_url(), "users": make_url()}
+    module, rev = flask_migrate_multidb(project, urls, monkeypatch)
+    old = files(project)
+    kill(project, urls, "os.rename", "", 5)
+    before = files(project)
+    migrations = project / "migrations"
+    code, output = rerun(module, urls, "--plan")
+    assert code == 1
+    assert output == (
+        f"Error: A conversion of the lockstep history in {migrations} was stopped midway "
+        f"(its journal {migrations / JOURNAL_NAME} is there); --plan changes nothing, so it "
+        "cannot finish it. Run 'flask db adopt' without --plan: it finishes (or undoes) "
+        "that conversion first, then goes on.\n"
+    )
+    assert files(project) == before
+    assert version_rows(urls["users"]) == {rev}
+    code, output = rerun(module, urls)
+    assert code == 0, output
+    assert_converted(project, urls, rev, old)
+
+
+FAIL_AT = """
+import json, os, signal, sys
+sys.path.insert(0, os.getcwd())
+from redapp import create_app
+
+FAIL, KILL = int(sys.argv[2]), int(sys.argv[3])
+seen = []
+
+def hook(event, args):
+    # The FAIL-th rename fails (a disk error); the KILL-th (if any) kills the process.
+    if event != "os.rename":
+        return
+    seen.append(args[0])
+    if len(seen) == KILL:
+        os.kill(os.getpid(), signal.SIGKILL)
+    if len(seen) == FAIL:
+        raise PermissionError(13, "Permission denied", str(args[1]))
+
+sys.addaudithook(hook)
+app, db = create_app(json.loads(sys.argv[1]), "alembic")
+result = app.test_cli_runner().invoke(args=["db", "adopt"])
+print(result.exit_code)
+print(result.output)
+"""
+
+
+def fail(
+    project: Path, urls: dict[str, str], at: int, kill_at: int
+) -> subprocess.CompletedProcess[str]:
+    (project / "failer.py").write_text(FAIL_AT, encoding="utf-8")
+    return subprocess.run(
+        [sys.executable, "failer.py", json.dumps(urls), str(at), str(kill_at)],
+        cwd=project,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+
+def test_rename_failure_undoes_everything(
+    project: Path, make_url: MakeURL, dialect: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A rename that fails midway (the users file's): every rename done is undone, every
+    file written removed, the journal too; exit 1 naming the path; a re-run converts."""
+    urls = {"default": make_url(dialect), "users": make_url(dialect)}
+    module, rev = flask_migrate_multidb(project, urls, monkeypatch)
+    old = files(project)
+    child = fail(project, urls, 6, 0)
+    assert child.returncode == 0, child.stderr
+    code, output = child.stdout.split("\n", 1)
+    assert code == "1"
+    assert files(project) == old
+    assert version_rows(urls["users"]) == {rev}
+
+    code_after, rerun_output = rerun(module, urls)
+    assert code_after == 0, rerun_output
+    assert_converted(project, urls, rev, old)
+    (users,) = (project / "migrations").rglob(f"{derived_id(rev, 'users')}_*.py")
+    assert output == (
+        f"Error: Cannot write the converted history: Permission denied ({users}); nothing "
+        "was changed. Fix what is named (a read-only folder, a full disk, something in the "
+        "way), then convert again.\n\n"
+    )
+
+
+def test_killed_while_undoing_a_failed_rename(
+    project: Path, make_url: MakeURL, dialect: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Killed while undoing a failed rename (after the default bind's new file was moved
+    back): a re-run finishes the undoing, then converts."""
+    urls = {"default": make_url(dialect), "users": make_url(dialect)}
+    module, rev = flask_migrate_multidb(project, urls, monkeypatch)
+    old = files(project)
+    child = fail(project, urls, 6, 9)
+    assert child.returncode == -9, child.stdout + child.stderr
+    journal = json.loads((project / "migrations" / JOURNAL_NAME).read_text())
+    assert journal["phase"] == "undoing"
+    code, output = rerun(module, urls)
+    assert code == 0, output
+    assert_converted(project, urls, rev, old)

@@ -275,3 +275,69 @@ def test_killed_while_undoing_a_failed_rename(
     code, output = rerun(module, urls)
     assert code == 0, output
     assert_converted(project, urls, rev, old)
+
+
+WAIT_BEFORE_LOCKS = """
+import json, os, sys, time
+sys.path.insert(0, os.getcwd())
+from redapp import create_app
+
+def profile(frame, event, arg):
+    # Stop where adopt takes the migration locks, after planning, until told to go.
+    if (
+        event == "call"
+        and frame.f_code.co_name == "lock_binds"
+        and frame.f_globals.get("__name__") == "flask_alembic.locking"
+        and not os.path.exists("go")
+    ):
+        open("waiting", "w").close()
+        deadline = time.monotonic() + 60
+        while not os.path.exists("go") and time.monotonic() < deadline:
+            time.sleep(0.05)
+
+sys.setprofile(profile)
+app, db = create_app(json.loads(sys.argv[1]), "alembic")
+result = app.test_cli_runner().invoke(args=["db", "adopt"])
+sys.setprofile(None)
+print(result.exit_code)
+print(result.output)
+"""
+
+
+def test_second_adopt_plans_again_after_the_first_converted(
+    project: Path, make_url: MakeURL, dialect: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Two adopts at once, both databases at the old revision: B plans the conversion,
+    then (held just before it takes the locks) A converts and stamps. B then finds other
+    files than it planned from: it plans again, finds nothing left to do, exits 0, and
+    changes nothing (without that, it stops with "Bind 'users' moved")."""
+    import time
+
+    urls = {"default": make_url(dialect), "users": make_url(dialect)}
+    module, rev = flask_migrate_multidb(project, urls, monkeypatch)
+    old = files(project)
+    (project / "waiter.py").write_text(WAIT_BEFORE_LOCKS, encoding="utf-8")
+    second = subprocess.Popen(
+        [sys.executable, "waiter.py", json.dumps(urls)],
+        cwd=project,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        deadline = time.monotonic() + 60
+        while not (project / "waiting").exists() and time.monotonic() < deadline:
+            assert second.poll() is None, second.communicate()
+            time.sleep(0.05)
+        assert (project / "waiting").exists()
+        code, output = rerun(module, urls)
+        assert code == 0, output
+        assert_converted(project, urls, rev, old)
+        (project / "go").touch()
+        out, err = second.communicate(timeout=120)
+    finally:
+        if second.poll() is None:
+            second.kill()
+            second.wait()
+    assert out.splitlines()[0] == "0", out + err
+    assert_converted(project, urls, rev, old)

@@ -341,3 +341,77 @@ def test_second_adopt_plans_again_after_the_first_converted(
             second.wait()
     assert out.splitlines()[0] == "0", out + err
     assert_converted(project, urls, rev, old)
+
+
+LOCKSTEP_STEP = """\\
+revision = "{rev}"
+down_revision = "{down}"
+branch_labels = None
+depends_on = None
+
+
+def upgrade(engine_name):
+    globals()["upgrade_%s" % engine_name]()
+
+
+def downgrade(engine_name):
+    globals()["downgrade_%s" % engine_name]()
+
+
+def upgrade_():
+    pass
+
+
+def downgrade_():
+    pass
+
+
+def upgrade_users():
+    pass
+
+
+def downgrade_users():
+    pass
+"""
+
+
+def test_adopt_gives_up_when_the_files_keep_changing(
+    project: Path, make_url: MakeURL, dialect: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Each time adopt is about to take the locks, another revision file appears (another
+    process at work): after three plans it stops, exit 1, nothing converted or stamped."""
+    urls = {"default": make_url(dialect), "users": make_url(dialect)}
+    module, rev = flask_migrate_multidb(project, urls, monkeypatch)
+    versions = project / "migrations" / "versions"
+    added: list[str] = []
+    entered: set[object] = set()
+
+    def profile(frame: object, event: str, arg: object) -> None:
+        code = frame.f_code  # type: ignore[attr-defined]
+        if event != "call" or code.co_name != "lock_binds" or "locking" not in code.co_filename:
+            return
+        if frame not in entered:  # a generator's frame is called again when it resumes
+            entered.add(frame)
+            down = added[-1] if added else rev
+            added.append(f"zz{len(added)}")
+            text = LOCKSTEP_STEP.format(rev=added[-1], down=down)
+            (versions / f"{added[-1]}_step.py").write_text(text, encoding="utf-8")
+
+    app, db = module.create_app(urls, "alembic")  # type: ignore[attr-defined]
+    sys.setprofile(profile)
+    try:
+        result = app.test_cli_runner().invoke(args=["db", "adopt"])
+    finally:
+        sys.setprofile(None)
+        with app.app_context():
+            dispose_all(db)
+    assert added == ["zz0", "zz1", "zz2"]
+    assert result.exit_code == 1
+    assert result.output == (
+        "Error: The migrations folder kept changing while adopting (another process is "
+        "converting or moving it); nothing was changed. Run adopt again once the other "
+        "process has finished.\n"
+    )
+    assert not (project / "migrations" / ARCHIVE_NAME).exists()
+    assert version_rows(urls["default"]) == {rev}
+    assert version_rows(urls["users"]) == {rev}

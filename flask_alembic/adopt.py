@@ -698,8 +698,11 @@ def adopt(
                 f"(its journal {stopped / _journal_name()} is there); --plan changes nothing, "
                 "so it cannot finish it.",
                 path=str(stopped / _journal_name()),
-                hint="Run 'flask db adopt' without --plan: it finishes (or undoes) that "
-                "conversion first, then goes on.",
+                hint=(
+                    "Run ",
+                    Command("adopt"),
+                    " without --plan: it finishes (or undoes) that conversion first, then goes on.",
+                ),
             )
         if stopped is not None:
             timeout = config.lock_timeout(app, lock_timeout)

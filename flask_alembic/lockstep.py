@@ -25,6 +25,7 @@ from dataclasses import field
 from pathlib import Path
 
 from . import config
+from .errors import Command
 from .errors import RevisionError
 from .errors import ScriptDirectoryError
 
@@ -294,7 +295,11 @@ def _check_archive(archive: Path, binds: Iterable[BindTarget]) -> None:
         raise ScriptDirectoryError(
             f"A conversion was stopped midway here: {journal} says what it moves where.",
             path=str(journal),
-            hint="Run 'flask db adopt' again: it finishes (or undoes) that conversion first.",
+            hint=(
+                "Run ",
+                Command("adopt"),
+                " again: it finishes (or undoes) that conversion first.",
+            ),
         )
     staging = _staging(archive)
     if os.path.lexists(staging):

@@ -415,3 +415,63 @@ def test_adopt_gives_up_when_the_files_keep_changing(
     assert not (project / "migrations" / ARCHIVE_NAME).exists()
     assert version_rows(urls["default"]) == {rev}
     assert version_rows(urls["users"]) == {rev}
+
+
+KILL_FA3 = """
+import json, os, signal, sys
+from pathlib import Path
+sys.path.insert(0, sys.argv[3])
+from test_adopt import switched_app
+
+seen = []
+
+def hook(event, args):
+    if event == "os.rename":
+        seen.append(args[0])
+        if len(seen) == int(sys.argv[2]):
+            os.kill(os.getpid(), signal.SIGKILL)
+
+sys.addaudithook(hook)
+app = switched_app(Path(os.getcwd()), json.loads(sys.argv[1]), email=True)
+app.test_cli_runner().invoke(args=["db", "adopt"])
+"""
+
+
+def test_flask_alembic_3_killed_with_no_revision_left_in_its_folder(
+    project: Path, make_url: MakeURL, dialect: str
+) -> None:
+    """A Flask-Alembic 3 multi-database project keeps its revisions in migrations/ itself.
+    Killed once both old files were moved and before the new ones were: migrations/ holds
+    no revision, so no layout is found there; the journal still is, and a re-run finishes
+    the job with the app's own settings."""
+    from test_adopt import flask_alembic_3_multidb_project
+    from test_adopt import switched_app
+
+    urls = {"default": make_url(dialect), "users": make_url(dialect)}
+    flask_alembic_3_multidb_project(project, urls)
+    (project / "killer.py").write_text(KILL_FA3, encoding="utf-8")
+    tests = str(Path(__file__).parent)
+    child = subprocess.run(
+        [sys.executable, "killer.py", json.dumps(urls), "5", tests],
+        cwd=project,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert child.returncode == -9, child.stdout + child.stderr
+    assert sorted(p.name for p in (project / "migrations").glob("*.py")) == []
+
+    app = switched_app(project, urls, email=True)
+    try:
+        result = app.test_cli_runner().invoke(args=["db", "adopt"])
+    finally:
+        with app.app_context():
+            dispose_all(app.extensions["sqlalchemy"])
+    assert result.exit_code == 0, result.output
+    assert sorted(p.name for p in (project / "migrations").glob("*.py")) == [
+        "c1_first.py",
+        "c2_email.py",
+    ]
+    assert not (project / "migrations" / JOURNAL_NAME).exists()
+    assert version_rows(urls["default"]) == {"c2"}
+    assert version_rows(urls["users"]) == {derived_id("c2", "users")}

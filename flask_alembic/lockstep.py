@@ -1117,18 +1117,24 @@ class _Journal:
         staging, archive = self.moves[-1]
         if os.path.lexists(archive) and not os.path.lexists(staging):
             return
+        # Played on paper first, so that nothing moves when a rename cannot be done.
+        present = {p: os.path.lexists(p) for move in self.moves for p in move}
         for source, target in self.moves:
-            if os.path.lexists(target):
+            if present[target]:
                 continue
-            if not os.path.lexists(source):
+            if not present[source]:
                 raise ScriptDirectoryError(
                     f"Cannot finish the conversion that was stopped in {self.location}: "
-                    f"neither {source} nor {target} exists.",
+                    f"{source} is gone (it was to move to {target}).",
                     path=str(source),
-                    hint=f"Put the file back at {target} (from the backup taken before "
-                    f"adopting), then run adopt again; {self.path} says what else moves where.",
+                    hint="Put the migrations folder back as it was before adopting, from "
+                    f"the backup (without {JOURNAL_NAME} and the folders adopt made), then "
+                    "run adopt again.",
                 )
-            os.replace(source, target)
+            present[source], present[target] = False, True
+        for source, target in self.moves:
+            if not os.path.lexists(target):
+                os.replace(source, target)
 
     def roll_back(self, *, moved: bool) -> None:
         """Undo the renames done (``moved``), remove the files written and the folders

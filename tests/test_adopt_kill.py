@@ -475,3 +475,32 @@ def test_flask_alembic_3_killed_with_no_revision_left_in_its_folder(
     assert not (project / "migrations" / JOURNAL_NAME).exists()
     assert version_rows(urls["default"]) == {"c2"}
     assert version_rows(urls["users"]) == {derived_id("c2", "users")}
+
+
+def test_rerun_cannot_finish_when_a_file_was_removed_by_hand(
+    project: Path, make_url: MakeURL, dialect: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Killed midway, then a new file waiting under its temporary name was deleted by hand:
+    the re-run cannot finish; it says which file is gone and how to start over (exit 1),
+    and moves nothing: the old file stays in the staging folder, the journal stays."""
+    urls = {"default": make_url(dialect), "users": make_url(dialect)}
+    module, rev = flask_migrate_multidb(project, urls, monkeypatch)
+    kill(project, urls, "os.rename", "", 4)
+    migrations = project / "migrations"
+    (temp,) = migrations.rglob(f".{derived_id(rev, 'users')}_*.lockstep-tmp")
+    temp.unlink()
+    before = files(project)
+    final = temp.with_name(temp.name[1 : -len(".lockstep-tmp")])
+
+    code, output = rerun(module, urls)
+    assert code == 1
+    assert output == (
+        f"Error: Cannot finish the conversion that was stopped in {migrations}: {temp} is "
+        f"gone (it was to move to {final}). Put the migrations folder back as it was before "
+        f"adopting, from the backup (without {JOURNAL_NAME} and the folders adopt made), "
+        "then run adopt again.\n"
+    )
+    assert files(project) == before
+    assert any(name.startswith(f"migrations/{ARCHIVE_NAME}.lockstep-tmp/") for name in before)
+    assert version_rows(urls["default"]) == {rev}
+    assert version_rows(urls["users"]) == {rev}

@@ -741,18 +741,9 @@ def _journal_name() -> str:
 
 def _stopped_conversion(app: Flask, source: Path | None) -> Path | None:
     """The migrations folder holding the journal of a conversion that was stopped, if any."""
-    folders = []
-    for path in [*_candidates(app, source), config.script_location(app)]:
-        if not path.is_file():
-            folders.append(path)
-            continue
-        try:
-            location = _ini_main(path).get("script_location")
-        except (AdoptError, UnicodeDecodeError):
-            continue  # find_layout says what is wrong with it
-        if location:
-            folder = Path(location)
-            folders.append(folder if folder.is_absolute() else path.parent / folder)
+    # Only Flask-Migrate's and Flask-Alembic 3's folders are converted: never an
+    # alembic.ini's script location.
+    folders = [*_candidates(app, source), config.script_location(app)]
     for folder in folders:
         if os.path.lexists(folder / _journal_name()):
             return folder.absolute()

@@ -1054,6 +1054,11 @@ def recover(script_location: Path) -> str | None:
     return "undone"
 
 
+#: What to do when a stopped conversion cannot be finished.
+_START_OVER = (
+    "Put the migrations folder back as it was before adopting, from the backup (without "
+    f"{JOURNAL_NAME} and the folders adopt made), then run adopt again."
+)
 _WRITING = "writing"
 _MOVING = "moving"
 _UNDOING = "undoing"
@@ -1103,7 +1108,7 @@ class _Journal:
             raise ScriptDirectoryError(
                 f"Cannot read the journal {path} of a conversion that was stopped: {exc}.",
                 path=str(path),
-                hint="Restore the migrations folder from the backup taken before adopting.",
+                hint=_START_OVER,
             ) from None
 
     def remove(self) -> None:
@@ -1127,9 +1132,7 @@ class _Journal:
                     f"Cannot finish the conversion that was stopped in {self.location}: "
                     f"{source} is gone (it was to move to {target}).",
                     path=str(source),
-                    hint="Put the migrations folder back as it was before adopting, from "
-                    f"the backup (without {JOURNAL_NAME} and the folders adopt made), then "
-                    "run adopt again.",
+                    hint=_START_OVER,
                 )
             present[source], present[target] = False, True
         for source, target in self.moves:

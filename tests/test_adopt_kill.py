@@ -504,3 +504,27 @@ def test_rerun_cannot_finish_when_a_file_was_removed_by_hand(
     assert any(name.startswith(f"migrations/{ARCHIVE_NAME}.lockstep-tmp/") for name in before)
     assert version_rows(urls["default"]) == {rev}
     assert version_rows(urls["users"]) == {rev}
+
+
+def test_rerun_with_an_unreadable_journal(
+    project: Path, make_url: MakeURL, dialect: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Killed midway, then the journal was damaged: the re-run names it, says how to start
+    over (exit 1), and moves nothing."""
+    urls = {"default": make_url(dialect), "users": make_url(dialect)}
+    module, rev = flask_migrate_multidb(project, urls, monkeypatch)
+    kill(project, urls, "os.rename", "", 4)
+    journal = project / "migrations" / JOURNAL_NAME
+    journal.write_text("{", encoding="utf-8")
+    before = files(project)
+
+    code, output = rerun(module, urls)
+    assert code == 1
+    assert output == (
+        f"Error: Cannot read the journal {journal} of a conversion that was stopped: "
+        "Expecting property name enclosed in double quotes: line 1 column 2 (char 1). "
+        "Put the migrations folder back as it was before adopting, from the backup "
+        f"(without {JOURNAL_NAME} and the folders adopt made), then run adopt again.\n"
+    )
+    assert files(project) == before
+    assert version_rows(urls["users"]) == {rev}

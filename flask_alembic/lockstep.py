@@ -1010,8 +1010,8 @@ def apply_conversion(conversion: Conversion) -> None:
             "binds": {t.name: {"suffix": t.suffix, "label": t.label} for t in conversion.binds},
             "revisions": {old: dict(row) for old, row in conversion.id_map.items()},
         }
+        written.append(staging / ID_MAP_NAME)  # a folder of this run's: nothing else is there
         (staging / ID_MAP_NAME).write_text(json.dumps(id_map, indent=2) + "\n", encoding="utf-8")
-        written.append(staging / ID_MAP_NAME)
         with open(new_template, "x", encoding="utf-8", newline="") as handle:
             written.append(new_template)
             handle.write(template_source.read_text(encoding="utf-8"))
@@ -1027,7 +1027,10 @@ def apply_conversion(conversion: Conversion) -> None:
         for source, target in moves:
             os.replace(source, target)
     except OSError as exc:
-        journal.save(_UNDOING)
+        # Saved so that a kill while undoing is undone too; if even that fails, the
+        # journal still says "moving", and a re-run finishes instead.
+        with contextlib.suppress(OSError):
+            journal.save(_UNDOING)
         journal.roll_back(moved=True)
         raise _write_error(exc) from None
     journal.remove()

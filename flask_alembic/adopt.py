@@ -690,6 +690,7 @@ def adopt(
         would look when not given.
     :param plan: read and check everything, write nothing.
     """
+    recovered: list[str] = []
     for _ in range(_ATTEMPTS):
         stopped = _stopped_conversion(app, source)
         if stopped is not None and plan:
@@ -706,9 +707,11 @@ def adopt(
             )
         if stopped is not None:
             timeout = config.lock_timeout(app, lock_timeout)
-            _recover(app, engines, metadatas, source, stopped, timeout)
+            outcome = _recover(app, engines, metadatas, source, stopped, timeout)
+            if outcome is not None:
+                recovered.append(_RECOVERED[outcome].format(folder=stopped))
         try:
-            return _adopt(
+            adoption = _adopt(
                 app,
                 engines=engines,
                 metadatas=metadatas,
@@ -718,6 +721,7 @@ def adopt(
             )
         except _Changed:
             continue
+        return dataclasses.replace(adoption, notes=(*recovered, *adoption.notes))
     raise AdoptError(
         "The migrations folder kept changing while adopting (another process is "
         "converting or moving it); nothing was changed.",
@@ -727,6 +731,13 @@ def adopt(
 
 #: How many times ``adopt`` plans again when the files change under it.
 _ATTEMPTS = 3
+#: What is said of a conversion stopped midway, once finished or undone.
+_RECOVERED = {
+    "finished": "The conversion of {folder} was stopped midway (a killed run); it was "
+    "finished from its journal.",
+    "undone": "The conversion of {folder} was stopped midway (a killed run) before every "
+    "file was written; it was undone from its journal, and done again here.",
+}
 
 
 class _Changed(Exception):
@@ -757,10 +768,10 @@ def _recover(
     source: Path | None,
     folder: Path,
     timeout: float | None,
-) -> None:
+) -> str | None:
     """Finish (or undo) the stopped conversion in ``folder``, under every bind's migration
     lock: the process that wrote the journal holds them while it runs, so it is gone
-    once they are taken."""
+    once they are taken. Returns what :func:`lockstep.recover` did."""
     from .lockstep import recover
 
     try:
@@ -772,7 +783,7 @@ def _recover(
     with _configured(app, values):
         binds = list(build_registry(app, engines=engines, metadatas=metadatas).all)
         with locking.lock_binds(binds, timeout, Identities()):
-            recover(folder)
+            return recover(folder)
 
 
 def _snapshot(app: Flask, source: Path | None) -> tuple[Layout, bytes | None, bool]:

@@ -147,6 +147,20 @@ def test_killed_adopt_rerun_finishes(
     code, output = rerun(module, urls)
     assert code == 0, output
     assert_converted(project, urls, rev, old)
+    # What was done with the stopped conversion is said: undone until the journal said
+    # every byte was written, finished after.
+    migrations = project / "migrations"
+    finished = (
+        f"The conversion of {migrations} was stopped midway (a killed run); it was finished "
+        "from its journal."
+    )
+    undone = (
+        f"The conversion of {migrations} was stopped midway (a killed run) before every file "
+        "was written; it was undone from its journal, and done again here."
+    )
+    moving = event == "os.remove" or (event == "os.rename" and count > 2)
+    assert (finished in " ".join(output.split())) == (journal and moving), output
+    assert (undone in " ".join(output.split())) == (journal and not moving), output
     code, output = rerun(module, urls)  # a run after success changes nothing
     assert code == 0, output
     assert_converted(project, urls, rev, old)

@@ -18,6 +18,7 @@ import copy
 import dataclasses
 import json
 import os
+from collections.abc import Callable
 from collections.abc import Iterator
 from collections.abc import Mapping
 from contextlib import contextmanager
@@ -687,11 +688,132 @@ def adopt(
     """Find the old tool's files, work out the settings and check every bind's state;
     convert a lockstep history and stamp each bind with its own ids.
 
+    A conversion stopped midway (a killed process) is finished, or undone, first. What
+    is planned is checked again under the migration locks: when another process changed
+    the files meanwhile (another ``adopt`` converted them), everything is planned again.
+
     :param source: the old migrations folder or ``alembic.ini``; found where the old tool
         would look when not given.
     :param plan: read and check everything, write nothing.
     """
+    recovered: list[str] = []
+    for _ in range(_ATTEMPTS):
+        stopped = _stopped_conversion(app, source)
+        if stopped is not None and plan:
+            raise AdoptError(
+                f"A conversion of the lockstep history in {stopped} was stopped midway "
+                f"(its journal {stopped / _journal_name()} is there); --plan changes nothing, "
+                "so it cannot finish it.",
+                path=str(stopped / _journal_name()),
+                hint=(
+                    "Run ",
+                    Command("adopt"),
+                    " without --plan: it finishes (or undoes) that conversion first, then goes on.",
+                ),
+            )
+        if stopped is not None:
+            timeout = config.lock_timeout(app, lock_timeout)
+            outcome = _recover(app, engines, metadatas, source, stopped, timeout)
+            if outcome is not None:
+                recovered.append(_RECOVERED[outcome].format(folder=stopped))
+        try:
+            adoption = _adopt(
+                app,
+                engines=engines,
+                metadatas=metadatas,
+                source=source,
+                plan=plan,
+                lock_timeout=lock_timeout,
+            )
+        except _Changed:
+            continue
+        return dataclasses.replace(adoption, notes=(*recovered, *adoption.notes))
+    raise AdoptError(
+        "The migrations folder kept changing while adopting (another process is "
+        "converting or moving it); nothing was changed.",
+        hint="Run adopt again once the other process has finished.",
+    )
+
+
+#: How many times ``adopt`` plans again when the files change under it.
+_ATTEMPTS = 3
+#: What is said of a conversion stopped midway, once finished or undone.
+_RECOVERED = {
+    "finished": "The conversion of {folder} was stopped midway (a killed run); it was "
+    "finished from its journal.",
+    "undone": "The conversion of {folder} was stopped midway (a killed run) before every "
+    "file was written; it was undone from its journal, and done again here.",
+}
+
+
+class _Changed(Exception):
+    """The files changed between planning and taking the locks: plan again."""
+
+
+def _journal_name() -> str:
+    from .lockstep import JOURNAL_NAME
+
+    return JOURNAL_NAME
+
+
+def _stopped_conversion(app: Flask, source: Path | None) -> Path | None:
+    """The migrations folder holding the journal of a conversion that was stopped, if any."""
+    # Only Flask-Migrate's and Flask-Alembic 3's folders are converted: never an
+    # alembic.ini's script location.
+    folders = [*_candidates(app, source), config.script_location(app)]
+    for folder in folders:
+        if os.path.lexists(folder / _journal_name()):
+            return folder.absolute()
+    return None
+
+
+def _recover(
+    app: Flask,
+    engines: EnginesArg | None,
+    metadatas: MetadatasArg | None,
+    source: Path | None,
+    folder: Path,
+    timeout: float | None,
+) -> str | None:
+    """Finish (or undo) the stopped conversion in ``folder``, under every bind's migration
+    lock: the process that wrote the journal holds them while it runs, so it is gone
+    once they are taken. Returns what :func:`lockstep.recover` did."""
+    from .lockstep import recover
+
+    try:
+        layout: Layout | None = find_layout(app, source)
+    except AdoptError:
+        layout = None  # its revisions are moved away: the app's own settings name the binds
+    names = _bind_names(app, engines, metadatas)
+    values = _work_out(app, layout, names).values if layout is not None else _own_settings(app)
+    with _configured(app, values):
+        binds = list(build_registry(app, engines=engines, metadatas=metadatas).all)
+        with locking.lock_binds(binds, timeout, Identities()):
+            return recover(folder)
+
+
+def _snapshot(app: Flask, source: Path | None) -> tuple[Layout, bytes | None, bool]:
+    """What a plan was made from: the layout, its id map and whether a journal is there."""
     layout = find_layout(app, source)
+    try:
+        id_map: bytes | None = _id_map_path(layout).read_bytes()
+    except OSError:
+        id_map = None
+    journal = os.path.lexists(layout.script_location / _journal_name())
+    return layout, id_map, journal
+
+
+def _adopt(
+    app: Flask,
+    *,
+    engines: EnginesArg | None,
+    metadatas: MetadatasArg | None,
+    source: Path | None,
+    plan: bool,
+    lock_timeout: float | None,
+) -> Adoption:
+    planned = _snapshot(app, source)
+    layout = planned[0]
     several = layout.kind.lockstep or _id_map_path(layout).is_file()
     names = _bind_names(app, engines, metadatas) if several else [DEFAULT_BIND]
     settings = _work_out(app, layout, names)
@@ -717,14 +839,24 @@ def adopt(
             before, stamps = _plan_restamp(layout, binds, identities)
             conversion = None
         else:
-            before = _read_rows(binds, identities, _old_ids([layout.revisions]))
+            # Every version location the app names: Flask-Alembic 3 kept a branch's
+            # revisions in a folder of their own, ``("branch", "folder")``.
+            folders = [layout.revisions, *binds[0].version_locations]
+            before = _read_rows(binds, identities, _old_ids(folders))
             _check_rows(before, layout)
             conversion = None
         after = None
         if not plan:
             if conversion is not None or any(not s.done for s in stamps):
                 timeout = config.lock_timeout(app, lock_timeout)
-                stamps = _write(binds, identities, conversion, stamps, timeout)
+                stamps = _write(
+                    binds,
+                    identities,
+                    conversion,
+                    stamps,
+                    timeout,
+                    lambda: _snapshot(app, source) == planned,
+                )
             loader = Loader(app, registry)
             after = tuple(read_status(loader, identities, list(registry.all)))
     configured = _own_settings(app) == settings.values
@@ -856,13 +988,17 @@ def _write(
     conversion: Conversion | None,
     stamps: tuple[Stamp, ...],
     timeout: float | None,
+    unchanged: Callable[[], bool],
 ) -> tuple[Stamp, ...]:
-    """Under every bind's migration lock: check the rows are still those planned from,
-    write the files, then each bind's version rows (no DDL, no data)."""
+    """Under every bind's migration lock: check the files (``unchanged``) and the rows
+    are still those planned from, write the files, then each bind's version rows (no
+    DDL, no data). Raises :class:`_Changed` when the files changed: plan again."""
     from .lockstep import apply_conversion
 
     by_name = {b.name: b for b in binds}
     with locking.lock_binds(binds, timeout, identities) as held:
+        if not unchanged():
+            raise _Changed
         with HeadsReader.open(identities) as reader:
             for stamp in stamps:
                 now = reader.heads(by_name[stamp.bind])

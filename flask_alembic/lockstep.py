@@ -16,7 +16,6 @@ import hashlib
 import io
 import json
 import os
-import shutil
 import tokenize
 from collections.abc import Iterable
 from collections.abc import Mapping
@@ -26,12 +25,14 @@ from dataclasses import field
 from pathlib import Path
 
 from . import config
+from .errors import Command
 from .errors import RevisionError
 from .errors import ScriptDirectoryError
 
 __all__ = [
     "ARCHIVE_NAME",
     "ID_MAP_NAME",
+    "JOURNAL_NAME",
     "BindTarget",
     "Conversion",
     "NewFile",
@@ -40,6 +41,7 @@ __all__ = [
     "find_lockstep",
     "is_lockstep_file",
     "plan_conversion",
+    "recover",
 ]
 
 #: The folder, inside the script location, that keeps the old files. Its leading dot
@@ -48,6 +50,9 @@ __all__ = [
 ARCHIVE_NAME = ".lockstep-archive"
 #: The JSON file in the archive: old id -> bind -> new id.
 ID_MAP_NAME = "id-map.json"
+#: The JSON file, in the script location, that says what a conversion moves where while
+#: it runs (see :func:`recover`).
+JOURNAL_NAME = ".lockstep-journal.json"
 _TEMPLATE = "script.py.mako"
 _TEMP_SUFFIX = ".lockstep-tmp"
 _IDENTIFIERS = frozenset({"revision", "down_revision", "branch_labels", "depends_on"})
@@ -285,12 +290,25 @@ def _check_targets(targets: Sequence[BindTarget], default_bind: str) -> tuple[Bi
 
 
 def _check_archive(archive: Path, binds: Iterable[BindTarget]) -> None:
+    journal = archive.with_name(JOURNAL_NAME)
+    if os.path.lexists(journal):
+        raise ScriptDirectoryError(
+            f"A conversion was stopped midway here: {journal} says what it moves where.",
+            path=str(journal),
+            hint=(
+                "Run ",
+                Command("adopt"),
+                " again: it finishes (or undoes) that conversion first.",
+            ),
+        )
     staging = _staging(archive)
     if os.path.lexists(staging):
         raise ScriptDirectoryError(
-            f"The folder {staging} is left from a conversion that was stopped.",
+            f"The folder {staging} is left from a conversion that was stopped, and no "
+            "journal says what it moved there.",
             path=str(staging),
-            hint="Delete it (the old files are still in their folders), then convert again.",
+            hint="Move each revision file in it back to the same place in the migrations "
+            "folder, delete what is left of it, then convert again.",
         )
     if os.path.lexists(archive):
         raise ScriptDirectoryError(
@@ -937,9 +955,12 @@ def apply_conversion(conversion: Conversion) -> None:
 
     Writes nothing if a check fails first; if a write fails, removes what it wrote, so
     no folder is left half converted (new files are written under temporary names in
-    their own folders, then renamed).
+    their own folders, then renamed). A journal (:data:`JOURNAL_NAME`, in the script
+    location) says what moves where before the first file is written: a process killed
+    at any point leaves it, and :func:`recover` then finishes or undoes the conversion.
     """
     archive = conversion.archive
+    location = conversion.template.parent
     _check_archive(archive, conversion.binds)
     for path in conversion.old_files:
         if not path.is_file():
@@ -950,58 +971,203 @@ def apply_conversion(conversion: Conversion) -> None:
         if os.path.lexists(new.path) and new.path.resolve() not in old_files:
             raise _error(new.path, "the file already exists.", "Move it away, then convert again.")
 
-    created: list[Path] = []
-    written: list[Path] = []
+    staging = _staging(archive)
+    script_location = location.resolve()
     moves: list[tuple[Path, Path]] = []
+    for old in conversion.old_files:
+        parent = old.parent.resolve()
+        relative = (
+            parent.relative_to(script_location)
+            if parent == script_location or script_location in parent.parents
+            else Path(parent.name)
+        )
+        moves.append((old, staging / relative / old.name))
+    if os.path.lexists(conversion.template):
+        moves.append((conversion.template, staging / _TEMPLATE))
+    temps = [(_temp_name(new.path), new) for new in conversion.files]
+    moves += [(temp, new.path) for temp, new in temps]
+    new_template = _temp_name(conversion.template)
+    moves += [(new_template, conversion.template), (staging, archive)]
+    folders = [staging, *(target.parent for _, target in moves[:-1])]
+    journal = _Journal(
+        location=location,
+        temps=[*(temp for temp, _ in temps), new_template, staging / ID_MAP_NAME],
+        folders=_missing(folders),
+        moves=moves,
+    )
+
+    written: list[Path] = []
     try:
-        staging = _staging(archive)
-        _make_folder(staging, created)
-        for new in conversion.files:
-            _make_folder(new.path.parent, created)
-            temp = _temp_name(new.path)
+        journal.save(_WRITING)
+        for folder in journal.folders:
+            folder.mkdir()
+        for temp, new in temps:
             with open(temp, "x", encoding="utf-8", newline="") as handle:
                 written.append(temp)
                 handle.write(new.source)
-            moves.append((temp, new.path))
         id_map = {
             "default_bind": conversion.default_bind,
             "binds": {t.name: {"suffix": t.suffix, "label": t.label} for t in conversion.binds},
             "revisions": {old: dict(row) for old, row in conversion.id_map.items()},
         }
+        written.append(staging / ID_MAP_NAME)  # a folder of this run's: nothing else is there
         (staging / ID_MAP_NAME).write_text(json.dumps(id_map, indent=2) + "\n", encoding="utf-8")
-        new_template = _temp_name(conversion.template)
         with open(new_template, "x", encoding="utf-8", newline="") as handle:
             written.append(new_template)
             handle.write(template_source.read_text(encoding="utf-8"))
+        journal.temps = written  # only what this run wrote is removed on failure
+        # Every byte is written: only renames are left. From here on a re-run finishes.
+        journal.save(_MOVING)
     except OSError as exc:
-        _undo(written, created)
+        journal.temps = written
+        journal.roll_back(moved=False)
         raise _write_error(exc) from None
 
-    # Every byte is written: only renames are left, each undone if a later one fails.
-    done: list[tuple[Path, Path]] = []
     try:
-        script_location = conversion.template.parent.resolve()
-        for old in conversion.old_files:
-            parent = old.parent.resolve()
-            relative = (
-                parent.relative_to(script_location)
-                if parent == script_location or script_location in parent.parents
-                else Path(parent.name)
-            )
-            target = staging / relative / old.name
-            _make_folder(target.parent, created)
-            _rename(old, target, done)
-        if os.path.lexists(conversion.template):
-            _rename(conversion.template, staging / _TEMPLATE, done)
-        for temp, final in moves:
-            _rename(temp, final, done)
-        _rename(new_template, conversion.template, done)
-        _rename(staging, archive, done)
+        for source, target in moves:
+            os.replace(source, target)
     except OSError as exc:
-        for source, target in reversed(done):
-            os.replace(target, source)
-        _undo(written, created)
+        # Saved so that a kill while undoing is undone too; if even that fails, the
+        # journal still says "moving", and a re-run finishes instead.
+        with contextlib.suppress(OSError):
+            journal.save(_UNDOING)
+        journal.roll_back(moved=True)
         raise _write_error(exc) from None
+    journal.remove()
+
+
+def recover(script_location: Path) -> str | None:
+    """Finish or undo a conversion stopped midway (a killed process) in ``script_location``,
+    from its journal: finished once every byte was written, else undone. Returns what
+    was done (``"finished"`` or ``"undone"``), or ``None`` when there is no journal.
+
+    Safe to run again if it is stopped itself. Never removes a file it did not write.
+    """
+    path = Path(script_location) / JOURNAL_NAME
+    with contextlib.suppress(OSError):
+        _temp_name(path).unlink()
+    if not os.path.lexists(path):
+        return None
+    journal = _Journal.load(path)
+    if journal.phase == _MOVING:
+        journal.roll_forward()
+        journal.remove()
+        return "finished"
+    journal.roll_back(moved=journal.phase == _UNDOING)
+    return "undone"
+
+
+#: What to do when a stopped conversion cannot be finished.
+_START_OVER = (
+    "Put the migrations folder back as it was before adopting, from the backup (without "
+    f"{JOURNAL_NAME} and the folders adopt made), then run adopt again."
+)
+_WRITING = "writing"
+_MOVING = "moving"
+_UNDOING = "undoing"
+
+
+@dataclass(kw_only=True)
+class _Journal:
+    """What a conversion writes and moves, kept on disk while it runs."""
+
+    location: Path
+    #: The files written (temporary names, the id map): removed when undoing.
+    temps: list[Path]
+    #: The folders made, outermost first: removed when undoing, once empty.
+    folders: list[Path]
+    #: The renames, in order.
+    moves: list[tuple[Path, Path]]
+    phase: str = _WRITING
+
+    @property
+    def path(self) -> Path:
+        return self.location / JOURNAL_NAME
+
+    def save(self, phase: str) -> None:
+        self.phase = phase
+        data = {
+            "phase": phase,
+            "temps": [str(p) for p in self.temps],
+            "folders": [str(p) for p in self.folders],
+            "moves": [[str(s), str(t)] for s, t in self.moves],
+        }
+        temp = _temp_name(self.path)
+        temp.write_text(json.dumps(data, indent=2) + "\n", encoding="utf-8")
+        os.replace(temp, self.path)
+
+    @classmethod
+    def load(cls, path: Path) -> _Journal:
+        try:
+            data = json.loads(path.read_text(encoding="utf-8"))
+            return cls(
+                location=path.parent,
+                temps=[Path(p) for p in data["temps"]],
+                folders=[Path(p) for p in data["folders"]],
+                moves=[(Path(s), Path(t)) for s, t in data["moves"]],
+                phase=str(data["phase"]),
+            )
+        except (OSError, ValueError, KeyError, TypeError) as exc:
+            raise ScriptDirectoryError(
+                f"Cannot read the journal {path} of a conversion that was stopped: {exc}.",
+                path=str(path),
+                hint=_START_OVER,
+            ) from None
+
+    def remove(self) -> None:
+        with contextlib.suppress(FileNotFoundError):
+            self.path.unlink()
+
+    def roll_forward(self) -> None:
+        """Do the renames not done yet. A rename is done once its target exists: each
+        target is new to this conversion, or left free by an earlier rename; once the
+        last one (the archive's) is done, every one is."""
+        staging, archive = self.moves[-1]
+        if os.path.lexists(archive) and not os.path.lexists(staging):
+            return
+        # Played on paper first, so that nothing moves when a rename cannot be done.
+        present = {p: os.path.lexists(p) for move in self.moves for p in move}
+        for source, target in self.moves:
+            if present[target]:
+                continue
+            if not present[source]:
+                raise ScriptDirectoryError(
+                    f"Cannot finish the conversion that was stopped in {self.location}: "
+                    f"{source} is gone (it was to move to {target}).",
+                    path=str(source),
+                    hint=_START_OVER,
+                )
+            present[source], present[target] = False, True
+        for source, target in self.moves:
+            if not os.path.lexists(target):
+                os.replace(source, target)
+
+    def roll_back(self, *, moved: bool) -> None:
+        """Undo the renames done (``moved``), remove the files written and the folders
+        made, then the journal. A file is moved back only to a free place: nothing is
+        overwritten, nothing is deleted but this conversion's own new files."""
+        if moved:
+            for source, target in reversed(self.moves):
+                if os.path.lexists(target) and not os.path.lexists(source):
+                    os.replace(target, source)
+        for path in self.temps:
+            with contextlib.suppress(OSError):
+                if path.is_file() and not path.is_symlink():
+                    path.unlink()
+        for folder in reversed(self.folders):
+            with contextlib.suppress(OSError):
+                folder.rmdir()
+        self.remove()
+
+
+def _missing(folders: Iterable[Path]) -> list[Path]:
+    """The folders among ``folders`` (and their parents) that do not exist, outermost first."""
+    found: list[Path] = []
+    for folder in folders:
+        for path in reversed([folder, *folder.parents]):
+            if not path.exists() and path not in found:
+                found.append(path)
+    return found
 
 
 def _staging(archive: Path) -> Path:
@@ -1012,32 +1178,6 @@ def _staging(archive: Path) -> Path:
 def _temp_name(path: Path) -> Path:
     """A name beside ``path`` that no tool loads (not ending in ``.py``)."""
     return path.with_name(f".{path.name}{_TEMP_SUFFIX}")
-
-
-def _make_folder(folder: Path, created: list[Path]) -> None:
-    missing = [folder, *folder.parents]
-    missing = [p for p in missing if not p.exists()]
-    for path in reversed(missing):
-        path.mkdir()
-        created.append(path)
-
-
-def _rename(source: Path, target: Path, done: list[tuple[Path, Path]]) -> None:
-    os.replace(source, target)
-    done.append((source, target))
-
-
-def _undo(written: Iterable[Path], created: list[Path]) -> None:
-    """Remove the files and folders this run made (a folder only once emptied)."""
-    for path in written:
-        with contextlib.suppress(OSError):
-            path.unlink()
-    for folder in reversed(created):
-        with contextlib.suppress(OSError):
-            if folder.name.endswith(_TEMP_SUFFIX):
-                shutil.rmtree(folder)
-            else:
-                folder.rmdir()
 
 
 def _write_error(exc: OSError) -> ScriptDirectoryError:

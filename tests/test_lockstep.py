@@ -892,3 +892,38 @@ def test_flask_alembic_3_databases_on_two_branches_upgrade(
     columns = {c["name"] for c in sa.inspect(engine).get_columns("person")}
     engine.dispose()
     assert columns == {"id", "email"}
+
+
+def test_refused_while_a_stopped_conversion_has_its_journal(project: Path) -> None:
+    """A journal in the script location: a conversion was stopped midway. Planning another
+    one is refused, naming the journal and the command that finishes it."""
+    from flask_alembic.lockstep import JOURNAL_NAME
+
+    migrations = project / "migrations"
+    fa3_history(migrations)
+    journal = migrations / JOURNAL_NAME
+    journal.write_text("{}\n")
+    before = snapshot(project)
+    with pytest.raises(ScriptDirectoryError) as caught:
+        plan_conversion([migrations], fa3_targets(migrations), "default", migrations)
+    assert str(caught.value) == (
+        f"A conversion was stopped midway here: {journal} says what it moves where. "
+        "Run 'flask db adopt' again: it finishes (or undoes) that conversion first."
+    )
+    assert snapshot(project) == before
+
+
+def test_refused_staging_folder_without_journal(project: Path) -> None:
+    """A staging folder no journal explains (left by an older version): refused, and the
+    hint does not claim the old files are still in their folders."""
+    migrations = project / "migrations"
+    fa3_history(migrations)
+    staging = migrations / ".lockstep-archive.lockstep-tmp"
+    staging.mkdir()
+    with pytest.raises(ScriptDirectoryError) as caught:
+        plan_conversion([migrations], fa3_targets(migrations), "default", migrations)
+    assert str(caught.value) == (
+        f"The folder {staging} is left from a conversion that was stopped, and no journal "
+        "says what it moved there. Move each revision file in it back to the same place "
+        "in the migrations folder, delete what is left of it, then convert again."
+    )

@@ -352,7 +352,7 @@ def test_second_adopt_plans_again_after_the_first_converted(
     finally:
         if second.poll() is None:
             second.kill()
-            second.wait()
+        second.communicate()  # reaps it and closes its pipes, whatever happened above
     assert out.splitlines()[0] == "0", out + err
     assert_converted(project, urls, rev, old)
 

@@ -574,7 +574,7 @@ def test_two_adopts_at_once_second_one_is_a_no_op(
     finally:
         if second.poll() is None:
             second.kill()
-            second.wait()
+        second.communicate()  # reaps it and closes its pipes, whatever happened above
     assert "Move that folder out" not in out, out
     assert out.splitlines()[0] == "0", out + err
     assert version_rows(urls["default"]) == {rev}

@@ -67,6 +67,9 @@ def table_changes(path: str | Path) -> list[tuple[str, str | None, str, str | No
             name = _literal(call.args[0] if call.args else keywords.get(first))
             if name is None:
                 continue
+            guard = keywords.get("if_not_exists" if action == "create" else "if_exists")
+            if action == "create" and isinstance(guard, ast.Constant) and guard.value is True:
+                continue  # creates it only if missing: an existing table is no conflict
             new_name = None
             if second is not None:
                 new_name = _literal(call.args[1] if len(call.args) > 1 else keywords.get(second))

@@ -733,3 +733,38 @@ def test_flask_alembic_3_single_with_branch_folder_adopts(
         assert result.exit_code == 0, result.output
     finally:
         engine.dispose()
+
+
+def test_create_if_not_exists_is_no_mismatch(
+    project: Path, make_url: MakeURL, dialect: str
+) -> None:
+    """A pending revision that creates ``user`` with ``if_not_exists=True`` is no sign of a
+    misconfigured version table when ``user`` exists: the usual upgrade hint, and the
+    upgrade works."""
+    url = make_url(dialect)
+    migrations = project / "migrations"
+    migrations.mkdir()
+    write_revision(
+        migrations,
+        "r1.py",
+        'revision = "r1"\ndown_revision = None',
+        'op.create_table("user", sa.Column("id", sa.Integer, primary_key=True), '
+        "if_not_exists=True)",
+        "pass",
+    )
+    engine = sa.create_engine(url)
+    try:
+        metadata = user_metadata()
+        with engine.begin() as conn:
+            metadata.create_all(conn)
+        app = Flask("redapp", root_path=str(project))
+        Alembic(app, engines={"default": engine}, metadatas={"default": user_metadata()})
+        heads = cli(app, "current", "--check-heads")
+        assert heads.exit_code == 1
+        assert "misconfigured" not in heads.output, heads.output
+        assert "Not at heads: default. Run 'flask db upgrade'." in heads.stderr
+        result = cli(app, "upgrade")
+        assert result.exit_code == 0, result.output
+    finally:
+        engine.dispose()
+    assert version_rows(url) == {"r1"}

@@ -28,6 +28,8 @@ from . import config
 from .errors import Command
 from .errors import RevisionError
 from .errors import ScriptDirectoryError
+from .revision_cache import lockstep_function
+from .revision_cache import revision_ids
 
 __all__ = [
     "ARCHIVE_NAME",
@@ -138,15 +140,15 @@ def derived_id(old_id: str, bind: str) -> str:
 
 
 def is_lockstep_file(path: Path) -> bool:
-    """A revision file whose ``upgrade`` takes an ``engine_name`` argument (read with ast)."""
+    """A revision file whose ``upgrade`` or ``downgrade`` takes the database's name (read
+    with ast): the same rule by which ``upgrade`` refuses to run it
+    (:func:`~flask_alembic.revision_cache.lockstep_function`)."""
     try:
-        tree = ast.parse(path.read_bytes())
+        source = path.read_bytes()
+        tree = ast.parse(source)
     except (OSError, SyntaxError, ValueError):
         return False
-    return _assigns(tree, "revision") and any(
-        isinstance(node, ast.FunctionDef) and node.name == "upgrade" and _positional(node)
-        for node in tree.body
-    )
+    return _assigns(tree, "revision") and lockstep_function(source) is not None
 
 
 def find_lockstep(folders: Iterable[Path]) -> list[Path]:
@@ -521,12 +523,10 @@ def _literal(path: Path, name: str, node: ast.stmt) -> object:
 
 
 def _ids(path: Path, name: str, value: object) -> tuple[str, ...]:
-    if value is None:
-        return ()
-    if isinstance(value, str):
-        return (value,)
-    if isinstance(value, list | tuple) and all(isinstance(v, str) for v in value):
-        return tuple(value)
+    try:
+        return revision_ids(value)
+    except TypeError:
+        pass
     raise _error(
         path,
         f"its {name} is {value!r}, not a string, a tuple of strings or None.",

@@ -50,6 +50,7 @@ __all__ = [
     "is_foreign",
     "lockstep_function",
     "non_string_revision",
+    "revision_ids",
     "scan",
 ]
 
@@ -517,16 +518,18 @@ def _parse(tree: ast.Module) -> CachedRevision | None:
     try:
         return CachedRevision(
             revision=revision,
-            down_revision=_ids(values["down_revision"]),
-            depends_on=_ids(values.get("depends_on")),
-            branch_labels=_ids(values.get("branch_labels")),
+            down_revision=revision_ids(values["down_revision"]),
+            depends_on=revision_ids(values.get("depends_on")),
+            branch_labels=revision_ids(values.get("branch_labels")),
             doc=ast.get_docstring(tree, clean=False) or "",
         )
     except TypeError:
         return None
 
 
-def _ids(value: Any) -> tuple[str, ...]:
+def revision_ids(value: Any) -> tuple[str, ...]:
+    """``down_revision``, ``branch_labels`` or ``depends_on`` as a tuple of ids; ``TypeError``
+    unless it is ``None``, a string or a list or tuple of strings."""
     if value is None:
         return ()
     if isinstance(value, str):

@@ -1,0 +1,168 @@
+"""Second red team for issue 14 (adoption, foreign files, drift hints).
+
+Each test here fails on the code as it was red-teamed, for the reason its docstring states.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import sqlalchemy as sa
+from click.testing import Result
+from conftest import MakeURL
+from conftest import table_names
+from conftest import version_rows
+from flask import Flask
+
+from flask_alembic import Alembic
+
+REVISION = """\
+from alembic import op
+import sqlalchemy as sa
+
+{ids}
+branch_labels = None
+depends_on = None
+
+
+def upgrade():
+    {up}
+
+
+def downgrade():
+    {down}
+"""
+
+CREATE_USER = 'op.create_table("user", sa.Column("id", sa.Integer, primary_key=True))'
+
+
+def write_revision(folder: Path, name: str, ids: str, up: str, down: str = "pass") -> None:
+    (folder / name).write_text(REVISION.format(ids=ids, up=up, down=down), encoding="utf-8")
+
+
+def user_metadata() -> sa.MetaData:
+    metadata = sa.MetaData()
+    sa.Table("user", metadata, sa.Column("id", sa.Integer, primary_key=True))
+    return metadata
+
+
+def cli(app: Flask, *args: str) -> Result:
+    return app.test_cli_runner().invoke(args=["db", *args])
+
+
+# -- drift: a hint suggests a harmful upgrade, or calls a healthy database misconfigured --
+
+
+def test_sqlite_no_upgrade_hint_when_a_pending_revision_creates_an_existing_table_in_another_case(
+    project: Path, make_url: MakeURL
+) -> None:
+    """SQLite table names are case-insensitive: ``op.create_table("User")`` fails with
+    "table User already exists" when the database has ``user``. drift.mismatch compares
+    names case-sensitively, so with a misconfigured (empty) version table ``current
+    --check-heads`` still says "Run 'flask db upgrade'", an upgrade that fails."""
+    url = make_url("sqlite")
+    migrations = project / "migrations"
+    migrations.mkdir()
+    write_revision(
+        migrations,
+        "r1_user.py",
+        'revision = "r1"\ndown_revision = None',
+        'op.create_table("User", sa.Column("id", sa.Integer, primary_key=True))',
+    )
+    engine = sa.create_engine(url)
+    try:
+        metadata = user_metadata()
+        with engine.begin() as conn:
+            metadata.create_all(conn)
+            conn.execute(sa.insert(metadata.tables["user"]), [{"id": 1}])
+        app = Flask("redapp", root_path=str(project))
+        upper = sa.MetaData()
+        sa.Table("User", upper, sa.Column("id", sa.Integer, primary_key=True))
+        Alembic(app, engines={"default": engine}, metadatas={"default": upper})
+
+        heads = cli(app, "current", "--check-heads")
+        assert heads.exit_code == 1
+        assert "db upgrade" not in heads.output, heads.output
+        assert "misconfigured" in heads.output, heads.output
+        # The upgrade that the hint suggests fails: the table exists.
+        upgrade = cli(app, "upgrade")
+        assert upgrade.exit_code == 1
+        assert "already exists" in upgrade.output
+    finally:
+        engine.dispose()
+    assert version_rows(url) == set()
+
+
+def test_no_false_mismatch_when_a_revision_drops_a_table_by_its_schema_and_creates_it_anew(
+    project: Path, make_url: MakeURL, dialect: str
+) -> None:
+    """A healthy database at r1 (which created ``user``); r2 drops ``user`` naming the
+    default schema (``public``, ``main``, the MariaDB database) and creates it again
+    without a schema: the same table. drift.table_changes keys tables by the schema
+    *literal*, so the drop of ``<default>.user`` does not remove ``None.user`` and
+    ``current --check-heads`` calls the version table misconfigured and says "Do not
+    upgrade", though the upgrade works."""
+    url = make_url(dialect)
+    engine = sa.create_engine(url)
+    try:
+        schema = sa.inspect(engine).default_schema_name
+        assert schema
+        migrations = project / "migrations"
+        migrations.mkdir()
+        write_revision(migrations, "r1.py", 'revision = "r1"\ndown_revision = None', CREATE_USER)
+        write_revision(
+            migrations,
+            "r2.py",
+            'revision = "r2"\ndown_revision = "r1"',
+            f'op.drop_table("user", schema="{schema}")\n    {CREATE_USER}',
+        )
+        app = Flask("redapp", root_path=str(project))
+        Alembic(app, engines={"default": engine}, metadatas={"default": user_metadata()})
+        assert cli(app, "upgrade", "r1").exit_code == 0
+
+        heads = cli(app, "current", "--check-heads")
+        assert heads.exit_code == 1
+        assert "misconfigured" not in heads.output, heads.output
+        assert "db upgrade" in heads.output, heads.output
+        upgrade = cli(app, "upgrade")
+        assert upgrade.exit_code == 0, upgrade.output
+    finally:
+        engine.dispose()
+    assert version_rows(url) == {"r2"}
+    assert table_names(url) == {"alembic_version", "user"}
+
+
+# -- foreign files: a file Alembic loads as a revision is skipped --
+
+
+def test_a_legacy_revision_named_by_its_id_is_loaded_as_alembic_loads_it(
+    project: Path, make_url: MakeURL, dialect: str
+) -> None:
+    """Alembic loads a file named ``<hex id>.py`` that binds no ``revision`` as the
+    revision of that id (ScriptDirectory's legacy file names), so ``alembic upgrade``
+    runs it. revision_cache.is_foreign calls it another tool's file and skips it: the
+    revision is silently missing, ``upgrade`` creates nothing and records nothing."""
+    from alembic.config import Config
+    from alembic.script import ScriptDirectory
+
+    url = make_url(dialect)
+    migrations = project / "migrations"
+    migrations.mkdir()
+    write_revision(migrations, "1a2b3c.py", "down_revision = None", CREATE_USER)
+    # Alembic itself sees the revision.
+    config = Config()
+    config.set_main_option("script_location", str(migrations))
+    config.set_main_option("version_locations", str(migrations))
+    assert [s.revision for s in ScriptDirectory.from_config(config).walk_revisions()] == [
+        "1a2b3c"
+    ]
+    engine = sa.create_engine(url)
+    try:
+        app = Flask("redapp", root_path=str(project))
+        Alembic(app, engines={"default": engine}, metadatas={"default": user_metadata()})
+        result = cli(app, "upgrade")
+        assert result.exit_code == 0, result.output
+    finally:
+        engine.dispose()
+    assert version_rows(url) == {"1a2b3c"}
+    assert "user" in table_names(url)

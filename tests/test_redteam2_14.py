@@ -5,7 +5,10 @@ Each test here fails on the code as it was red-teamed, for the reason its docstr
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
+
+import pytest
 
 import sqlalchemy as sa
 from click.testing import Result
@@ -152,6 +155,7 @@ def test_a_legacy_revision_named_by_its_id_is_loaded_as_alembic_loads_it(
     # Alembic itself sees the revision.
     config = Config()
     config.set_main_option("script_location", str(migrations))
+    config.set_main_option("path_separator", "os")
     config.set_main_option("version_locations", str(migrations))
     assert [s.revision for s in ScriptDirectory.from_config(config).walk_revisions()] == [
         "1a2b3c"
@@ -166,3 +170,54 @@ def test_a_legacy_revision_named_by_its_id_is_loaded_as_alembic_loads_it(
         engine.dispose()
     assert version_rows(url) == {"1a2b3c"}
     assert "user" in table_names(url)
+
+
+# -- adopt's journal: a journal that names another folder's files --
+
+
+def tree(root: Path) -> dict[str, bytes]:
+    return {
+        str(p.relative_to(root)): p.read_bytes()
+        for p in root.rglob("*")
+        if p.is_file() and "__pycache__" not in p.parts
+    }
+
+
+def test_a_journal_copied_with_the_project_changes_only_the_copy(
+    project: Path, make_url: MakeURL, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """adopt is killed midway through its renames (journal phase "moving"); the operator
+    copies the project folder (a backup, a second checkout on the same host) and runs
+    adopt in the copy. The journal holds absolute paths and lockstep.recover trusts
+    them: the copy's adopt finishes the conversion *of the original folder* (moving its
+    files, without its locks), then leaves the copy half converted. A journal that names
+    files outside the folder it is in must not be followed."""
+    import shutil
+
+    from test_adopt_kill import kill
+    from test_redteam_14 import flask_migrate_multidb
+    from test_redteam_14 import load_app_module
+
+    from flask_alembic.lockstep import JOURNAL_NAME
+
+    urls = {"default": make_url(), "users": make_url()}
+    flask_migrate_multidb(project, urls, monkeypatch)
+    kill(project, urls, "os.rename", "", 4)
+    assert json.loads((project / "migrations" / JOURNAL_NAME).read_text())["phase"] == "moving"
+    original = tree(project)
+
+    copy = tmp_path / "copy"
+    shutil.copytree(project, copy)
+    module = load_app_module(copy)
+    original["redapp.py"] = (project / "redapp.py").read_bytes()
+    monkeypatch.chdir(copy)
+    app, db = module.create_app(urls, "alembic")  # type: ignore[attr-defined]
+    try:
+        result = app.test_cli_runner().invoke(args=["db", "adopt"])
+    finally:
+        with app.app_context():
+            for engine in db.engines.values():
+                engine.dispose()
+    # The original folder is exactly as the kill left it.
+    assert sorted(tree(project)) == sorted(original), result.output
+    assert tree(project) == original

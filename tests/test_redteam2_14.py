@@ -221,3 +221,46 @@ def test_a_journal_copied_with_the_project_changes_only_the_copy(
     # The original folder is exactly as the kill left it.
     assert sorted(tree(project)) == sorted(original), result.output
     assert tree(project) == original
+
+
+def test_a_revision_restored_by_hand_after_a_kill_is_not_left_beside_its_conversion(
+    project: Path, make_url: MakeURL, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """adopt is killed just after it moved the old lockstep revision into its staging
+    folder. The operator sees the revision gone from ``versions/`` and restores it (``git
+    checkout``), then runs adopt again. lockstep.recover's roll_forward skips the move
+    whose source is back and finishes: the restored lockstep file stays in ``versions/``
+    beside the files converted from it, with the same revision id, and the run fails
+    with "The archive folder ... already exists: a lockstep history was converted here
+    before", a hint that cannot work."""
+    from test_adopt_kill import kill
+    from test_adopt_kill import rerun
+
+    from flask_alembic.lockstep import JOURNAL_NAME
+
+    urls = {"default": make_url(), "users": make_url()}
+    from test_redteam_14 import flask_migrate_multidb
+
+    module, rev = flask_migrate_multidb(project, urls, monkeypatch)
+    (old,) = (project / "migrations" / "versions").glob("*.py")
+    source = old.read_bytes()
+    kill(project, urls, "os.rename", "", 4)
+    assert json.loads((project / "migrations" / JOURNAL_NAME).read_text())["phase"] == "moving"
+    assert not old.exists()
+    old.write_bytes(source)  # restored by hand
+    code, output = rerun(module, urls)
+    lockstep = [
+        p.name
+        for p in (project / "migrations").rglob("*.py")
+        if ".lockstep-archive" not in p.parts and "def upgrade(engine_name" in p.read_text()
+    ]
+    # Either finished with the restored file archived, or stopped naming the restored
+    # file; not "converted here before", whose hint (move the archive out, convert
+    # again) meets the converted files already in place.
+    flat = " ".join(output.split())
+    assert "converted here before" not in flat, flat
+    if code == 0:
+        assert lockstep == []
+    else:
+        assert code == 1
+        assert str(old) in flat, flat

@@ -12,6 +12,7 @@ import pytest
 
 import sqlalchemy as sa
 from click.testing import Result
+from conftest import MakeApp
 from conftest import MakeURL
 from conftest import table_names
 from conftest import version_rows
@@ -264,3 +265,41 @@ def test_a_revision_restored_by_hand_after_a_kill_is_not_left_beside_its_convers
     else:
         assert code == 1
         assert str(old) in flat, flat
+
+
+# -- -x: given before the command, silently dropped by check --
+
+
+def test_x_arguments_before_check_reach_autogenerate_hooks(
+    make_app: MakeApp, database_url: str
+) -> None:
+    """``flask db -x skip=audit check`` must compare as ``flask db -x skip=audit migrate``
+    does (Flask-Migrate passes the group's -x to every command, check included; ``alembic
+    -x ... check`` too). check runs the ALEMBIC_CONTEXT hooks outside Alembic's
+    environment context and drops the group's -x: an include_object that calls
+    ``context.get_x_argument()`` -- one that works with migrate -- crashes check with an
+    uncaught ``AttributeError: 'NoneType' object has no attribute 'get_x_argument'`` (a
+    traceback, not an error message)."""
+    from alembic import context
+
+    def include_object(obj: object, name: str, kind: str, reflected: bool, other: object) -> bool:
+        skip = context.get_x_argument(as_dictionary=True).get("skip")
+        return not (kind == "table" and name == skip)
+
+    metadata = sa.MetaData()
+    sa.Table("keep", metadata, sa.Column("id", sa.Integer, primary_key=True))
+    sa.Table("audit", metadata, sa.Column("id", sa.Integer, primary_key=True))
+    app, alembic = make_app(
+        database_url, metadata, ALEMBIC_CONTEXT={"include_object": include_object}
+    )
+    written = cli(app, "-x", "skip=audit", "migrate", "-m", "keep only")
+    assert written.exit_code == 0, written.output
+    assert cli(app, "upgrade").exit_code == 0
+    assert table_names(database_url) == {"alembic_version", "keep"}
+    # migrate with the same -x finds nothing more to write.
+    again = cli(app, "-x", "skip=audit", "migrate", "-m", "nothing")
+    assert again.exit_code == 0, again.output
+    assert len(list((Path(app.root_path) / "migrations").glob("*.py"))) == 1
+    check = cli(app, "-x", "skip=audit", "check")
+    assert check.exception is None or isinstance(check.exception, SystemExit), check.exception
+    assert check.exit_code == 0, check.output

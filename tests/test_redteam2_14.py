@@ -303,3 +303,49 @@ def test_x_arguments_before_check_reach_autogenerate_hooks(
     check = cli(app, "-x", "skip=audit", "check")
     assert check.exception is None or isinstance(check.exception, SystemExit), check.exception
     assert check.exit_code == 0, check.output
+
+
+@pytest.mark.parametrize(
+    ("event", "where", "count"),
+    [("open", ".lockstep-tmp", 2), ("os.rename", "", 4)],
+    ids=["writing", "moving"],
+)
+def test_a_project_moved_after_a_kill_is_recovered(
+    project: Path,
+    make_url: MakeURL,
+    monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path,
+    event: str,
+    where: str,
+    count: int,
+) -> None:
+    """adopt is killed; the project folder is then renamed (``mv app app-old``, a new
+    release folder, a re-mounted volume) and adopt is run again there. The journal holds
+    absolute paths into the old location, none of which exists any more: killed while
+    writing, the re-run "undoes" nothing and deletes the journal, then stops on the
+    staging folder "that no journal says what it moved"; killed while moving, it cannot
+    finish and tells the operator to restore the folder from a backup. The journal's
+    paths must be taken relative to the folder it is in, and the re-run must convert."""
+    from test_adopt_kill import assert_converted
+    from test_adopt_kill import files
+    from test_adopt_kill import kill
+    from test_redteam_14 import flask_migrate_multidb
+    from test_redteam_14 import load_app_module
+
+    urls = {"default": make_url(), "users": make_url()}
+    _, rev = flask_migrate_multidb(project, urls, monkeypatch)
+    old = files(project)
+    kill(project, urls, event, where, count)
+    moved = tmp_path / "moved"
+    project.rename(moved)
+    module = load_app_module(moved)
+    monkeypatch.chdir(moved)
+    app, db = module.create_app(urls, "alembic")  # type: ignore[attr-defined]
+    try:
+        result = app.test_cli_runner().invoke(args=["db", "adopt"])
+    finally:
+        with app.app_context():
+            for engine in db.engines.values():
+                engine.dispose()
+    assert result.exit_code == 0, result.output
+    assert_converted(moved, urls, rev, old)

@@ -9,7 +9,6 @@ import json
 from pathlib import Path
 
 import pytest
-
 import sqlalchemy as sa
 from click.testing import Result
 from conftest import MakeApp
@@ -158,9 +157,7 @@ def test_a_legacy_revision_named_by_its_id_is_loaded_as_alembic_loads_it(
     config.set_main_option("script_location", str(migrations))
     config.set_main_option("path_separator", "os")
     config.set_main_option("version_locations", str(migrations))
-    assert [s.revision for s in ScriptDirectory.from_config(config).walk_revisions()] == [
-        "1a2b3c"
-    ]
+    assert [s.revision for s in ScriptDirectory.from_config(config).walk_revisions()] == ["1a2b3c"]
     engine = sa.create_engine(url)
     try:
         app = Flask("redapp", root_path=str(project))
@@ -242,7 +239,7 @@ def test_a_revision_restored_by_hand_after_a_kill_is_not_left_beside_its_convers
     urls = {"default": make_url(), "users": make_url()}
     from test_redteam_14 import flask_migrate_multidb
 
-    module, rev = flask_migrate_multidb(project, urls, monkeypatch)
+    module, _ = flask_migrate_multidb(project, urls, monkeypatch)
     (old,) = (project / "migrations" / "versions").glob("*.py")
     source = old.read_bytes()
     kill(project, urls, "os.rename", "", 4)
@@ -289,9 +286,7 @@ def test_x_arguments_before_check_reach_autogenerate_hooks(
     metadata = sa.MetaData()
     sa.Table("keep", metadata, sa.Column("id", sa.Integer, primary_key=True))
     sa.Table("audit", metadata, sa.Column("id", sa.Integer, primary_key=True))
-    app, alembic = make_app(
-        database_url, metadata, ALEMBIC_CONTEXT={"include_object": include_object}
-    )
+    app, _ = make_app(database_url, metadata, ALEMBIC_CONTEXT={"include_object": include_object})
     written = cli(app, "-x", "skip=audit", "migrate", "-m", "keep only")
     assert written.exit_code == 0, written.output
     assert cli(app, "upgrade").exit_code == 0

@@ -344,3 +344,42 @@ def test_a_project_moved_after_a_kill_is_recovered(
                 engine.dispose()
     assert result.exit_code == 0, result.output
     assert_converted(moved, urls, rev, old)
+
+
+def test_no_false_mismatch_when_the_revision_creates_the_table_only_if_it_is_missing(
+    project: Path, make_url: MakeURL, dialect: str
+) -> None:
+    """A common revision for an app that used ``db.create_all()`` before migrations: it
+    creates ``user`` only if the database lacks it (``if not
+    sa.inspect(op.get_bind()).has_table("user")``). The database has ``user`` and no
+    version row yet: healthy, and ``upgrade`` works. drift.table_changes ignores the
+    guard (only ``if_not_exists=True`` is understood), so ``current --check-heads`` calls
+    the version table misconfigured and says "Do not upgrade"."""
+    url = make_url(dialect)
+    migrations = project / "migrations"
+    migrations.mkdir()
+    write_revision(
+        migrations,
+        "r1_user.py",
+        'revision = "r1"\ndown_revision = None',
+        'if not sa.inspect(op.get_bind()).has_table("user"):\n        ' + CREATE_USER,
+        'op.drop_table("user")',
+    )
+    engine = sa.create_engine(url)
+    try:
+        metadata = user_metadata()
+        with engine.begin() as conn:
+            metadata.create_all(conn)
+            conn.execute(sa.insert(metadata.tables["user"]), [{"id": 1}])
+        app = Flask("redapp", root_path=str(project))
+        Alembic(app, engines={"default": engine}, metadatas={"default": user_metadata()})
+
+        heads = cli(app, "current", "--check-heads")
+        assert heads.exit_code == 1
+        assert "misconfigured" not in heads.output, heads.output
+        assert "Run 'flask db upgrade'" in heads.output, heads.output
+        upgrade = cli(app, "upgrade")
+        assert upgrade.exit_code == 0, upgrade.output
+    finally:
+        engine.dispose()
+    assert version_rows(url) == {"r1"}

@@ -383,3 +383,29 @@ def test_no_false_mismatch_when_the_revision_creates_the_table_only_if_it_is_mis
     finally:
         engine.dispose()
     assert version_rows(url) == {"r1"}
+
+
+def test_a_journal_edited_by_hand_gives_an_error_not_a_traceback(
+    project: Path, make_url: MakeURL, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A journal that is valid JSON with every key, but whose ``moves`` list was emptied
+    by hand: _Journal.load accepts it and roll_forward reads ``self.moves[-1]``, so the
+    re-run dies with an uncaught ``IndexError`` (a traceback, empty output) instead of
+    the journal's "Cannot read the journal ..." error and its hint."""
+    from test_adopt_kill import kill
+    from test_adopt_kill import rerun
+    from test_redteam_14 import flask_migrate_multidb
+
+    from flask_alembic.lockstep import JOURNAL_NAME
+
+    urls = {"default": make_url(), "users": make_url()}
+    module, _ = flask_migrate_multidb(project, urls, monkeypatch)
+    kill(project, urls, "os.rename", "", 5)
+    journal = project / "migrations" / JOURNAL_NAME
+    data = json.loads(journal.read_text())
+    assert data["phase"] == "moving"
+    data["moves"] = []
+    journal.write_text(json.dumps(data), encoding="utf-8")
+    code, output = rerun(module, urls)
+    assert code == 1
+    assert output.startswith(f"Error: Cannot read the journal {journal}"), output

@@ -409,3 +409,50 @@ def test_a_journal_edited_by_hand_gives_an_error_not_a_traceback(
     code, output = rerun(module, urls)
     assert code == 1
     assert output.startswith(f"Error: Cannot read the journal {journal}"), output
+
+
+def test_no_upgrade_hint_for_a_dependency_bind_whose_pending_revision_creates_existing_tables(
+    project: Path, make_url: MakeURL, dialect: str
+) -> None:
+    """Bind ``reports``' revision depends on default's ``d1``, which creates ``user``. The
+    default database has ``user`` (with data) but its version table is misconfigured
+    (empty). ``upgrade --bind reports`` refuses, and its hint (planner.py) says "Upgrade
+    it first with 'flask db upgrade --bind default', or add --with-dependencies": either
+    creates ``user`` again and fails. drift.mismatch is not consulted on this path; ``current
+    --check-heads`` on the same databases does say "misconfigured"."""
+    urls = {"default": make_url(dialect), "reports": make_url(dialect)}
+    migrations = project / "migrations"
+    (migrations / "reports").mkdir(parents=True)
+    write_revision(migrations, "d1_user.py", 'revision = "d1"\ndown_revision = None', CREATE_USER)
+    write_revision(
+        migrations / "reports",
+        "r1_report.py",
+        'revision = "r1"\ndown_revision = None',
+        'op.create_table("report", sa.Column("id", sa.Integer, primary_key=True))',
+    )
+    text = (migrations / "reports" / "r1_report.py").read_text()
+    (migrations / "reports" / "r1_report.py").write_text(
+        text.replace("depends_on = None", 'depends_on = "d1"'), encoding="utf-8"
+    )
+    report = sa.MetaData()
+    sa.Table("report", report, sa.Column("id", sa.Integer, primary_key=True))
+    engines = {name: sa.create_engine(url) for name, url in urls.items()}
+    try:
+        metadata = user_metadata()
+        with engines["default"].begin() as conn:
+            metadata.create_all(conn)
+            conn.execute(sa.insert(metadata.tables["user"]), [{"id": 1}])
+        app = Flask("redapp", root_path=str(project))
+        Alembic(app, engines=engines, metadatas={"default": user_metadata(), "reports": report})
+
+        heads = cli(app, "current", "--check-heads")
+        assert "misconfigured" in heads.output, heads.output  # the premise
+        result = cli(app, "upgrade", "--bind", "reports")
+        assert result.exit_code == 1
+        assert "upgrade --bind default" not in result.output, result.output
+        assert "--with-dependencies" not in result.output, result.output
+    finally:
+        for engine in engines.values():
+            engine.dispose()
+    assert version_rows(urls["default"]) == set()
+    assert version_rows(urls["reports"]) == set()

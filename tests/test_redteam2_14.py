@@ -456,3 +456,26 @@ def test_no_upgrade_hint_for_a_dependency_bind_whose_pending_revision_creates_ex
             engine.dispose()
     assert version_rows(urls["default"]) == set()
     assert version_rows(urls["reports"]) == set()
+
+
+def test_x_arguments_given_as_one_string_from_python(make_app: MakeApp, database_url: str) -> None:
+    """Flask-Migrate's Python API takes ``upgrade(x_arg="name=api")``, a string; so does
+    this package's type (``Sequence[str]``: a ``str`` is one, mypy accepts it). But
+    environment.with_x_arguments does ``list(x_arguments)``: the migration reads
+    ``{"n": "", "a": "", "m": "", "e": "", ...}``, not ``{"name": "api"}``, and runs
+    silently as if no -x was given (another tenant's data, say). A string must be taken
+    as one argument, or refused."""
+    from test_habits import seen
+    from test_habits import X_REVISION
+
+    from flask_alembic.errors import FlaskAlembicError
+
+    app, alembic = make_app(database_url)
+    (Path(app.root_path) / "migrations" / "aaaa0001_x.py").write_text(X_REVISION)
+    with app.app_context():
+        try:
+            alembic.upgrade(x_arguments="name=api")
+        except FlaskAlembicError:
+            assert version_rows(database_url) == set()  # refused: nothing ran
+            return
+    assert seen(database_url) == {"api"}

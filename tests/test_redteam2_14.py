@@ -479,3 +479,46 @@ def test_x_arguments_given_as_one_string_from_python(make_app: MakeApp, database
             assert version_rows(database_url) == set()  # refused: nothing ran
             return
     assert seen(database_url) == {"api"}
+
+
+@pytest.mark.parametrize(
+    ("head", "up"),
+    [
+        ('TABLE = "user"', 'op.create_table(TABLE, sa.Column("id", sa.Integer, primary_key=True))'),
+        (
+            "",
+            'op.create_table("tmp", sa.Column("id", sa.Integer))\n'
+            '    op.rename_table("tmp", "user")',
+        ),
+    ],
+    ids=["module-constant", "renamed-into-place"],
+)
+def test_no_upgrade_hint_when_the_existing_table_is_made_another_way(
+    project: Path, make_url: MakeURL, dialect: str, head: str, up: str
+) -> None:
+    """The database has ``user`` (with data) and an empty, misconfigured version table;
+    the pending revision makes ``user`` with the table's name in a module-level constant
+    (``op.create_table(TABLE, ...)``), or creates a table and renames it to ``user``.
+    drift.table_changes reads only literal names and treats a rename onto an existing
+    table as harmless, so ``current --check-heads`` says "Run 'flask db upgrade'": that
+    upgrade fails (``user`` exists)."""
+    url = make_url(dialect)
+    migrations = project / "migrations"
+    migrations.mkdir()
+    write_revision(migrations, "r1_user.py", f'revision = "r1"\ndown_revision = None\n{head}', up)
+    engine = sa.create_engine(url)
+    try:
+        metadata = user_metadata()
+        with engine.begin() as conn:
+            metadata.create_all(conn)
+            conn.execute(sa.insert(metadata.tables["user"]), [{"id": 1}])
+        app = Flask("redapp", root_path=str(project))
+        Alembic(app, engines={"default": engine}, metadatas={"default": user_metadata()})
+
+        heads = cli(app, "current", "--check-heads")
+        assert heads.exit_code == 1
+        assert "db upgrade" not in heads.output, heads.output
+        assert "misconfigured" in heads.output, heads.output
+    finally:
+        engine.dispose()
+    assert version_rows(url) == set()

@@ -42,6 +42,8 @@ def with_x_arguments(config: Config, x_arguments: Sequence[str] | None) -> Confi
     migrations read with ``context.get_x_argument()``; ``config`` itself when there are none."""
     if not x_arguments:
         return config
+    if isinstance(x_arguments, str):
+        x_arguments = [x_arguments]  # one argument, as Flask-Migrate's x_arg="k=v" is
     import argparse
     import copy
 

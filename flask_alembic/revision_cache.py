@@ -56,12 +56,15 @@ __all__ = [
 
 #: The file, inside ``<script_location>/__pycache__``, holding the cache.
 CACHE_NAME = "flask_alembic.revisions.json"
-_FORMAT = 6
+_FORMAT = 7
 #: Files changed this close to the cache's writing are re-hashed (as git does).
 _RACY_NS = 2_000_000_000
 # The same files Alembic loads from a version location (its own rule for sources).
 _SOURCE_FILE = re.compile(r"^(?!\.\#|__init__)(.*\.py)$")
 _FIELDS = ("revision", "down_revision", "branch_labels", "depends_on")
+#: A file that Alembic loads as the revision its name gives, when it sets no ``revision``
+#: (``ScriptDirectory``'s legacy file names).
+_LEGACY_NAME = re.compile(r"^[a-f0-9]+\.py$")
 #: The cached form of a file that is no revision (see :func:`is_foreign`).
 _FOREIGN = False
 #: Files another tool keeps in the migrations folder, never revisions whatever they hold.
@@ -319,6 +322,8 @@ def is_foreign(path: Path) -> bool:
 def _foreign(name: str, source: bytes) -> bool:
     import ast
 
+    if _LEGACY_NAME.match(name):
+        return False  # Alembic takes its revision id from the file's name
     try:
         tree = ast.parse(source)
     except (SyntaxError, ValueError):
@@ -487,7 +492,9 @@ def _read_source(name: str, source: bytes) -> list[Any] | bool | None:
     except (SyntaxError, ValueError):
         return None  # importing it will report the error properly
     if not _binds_revision(tree):
-        return _FOREIGN
+        # A legacy file named by its id (``1a2b3c.py``): Alembic loads it as that
+        # revision, so it is imported the usual way; any other file is another tool's.
+        return None if _LEGACY_NAME.match(name) else _FOREIGN
     return _to_json(_parse(tree))
 
 

@@ -15,6 +15,7 @@ from collections.abc import Iterable
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import NamedTuple
 from typing import TYPE_CHECKING
 
 import sqlalchemy as sa
@@ -28,20 +29,41 @@ from .registry import Bind
 if TYPE_CHECKING:
     from .history import BindHistory
 
-__all__ = ["created_tables", "mismatch", "next_revisions", "pending_revisions", "table_changes"]
+__all__ = [
+    "TableChange",
+    "created_tables",
+    "mismatch",
+    "next_revisions",
+    "pending_revisions",
+    "table_changes",
+]
 
 
 def created_tables(path: str | Path) -> list[tuple[str | None, str]]:
     """The ``(schema, table)`` pairs that the ``upgrade()`` of the revision file at ``path``
-    creates with ``op.create_table("name", ..., schema="s")``, names given as literals."""
-    return [(schema, name) for action, schema, name, _ in table_changes(path) if action == "create"]
+    creates with ``op.create_table("name", ..., schema="s")`` (see :func:`table_changes`)."""
+    return [(c.schema, c.name) for c in table_changes(path) if c.action == "create"]
 
 
-def table_changes(path: str | Path) -> list[tuple[str, str | None, str, str | None]]:
-    """What the ``upgrade()`` of the revision file at ``path`` does to tables, in order:
-    ``("create" | "drop" | "rename", schema, name, new_name)``, from ``op.create_table``,
-    ``op.drop_table`` and ``op.rename_table`` calls whose names are literals. Read with
-    :mod:`ast`, never run."""
+class TableChange(NamedTuple):
+    """One table operation of a revision's ``upgrade()``."""
+
+    #: ``"create"``, ``"drop"`` or ``"rename"``.
+    action: str
+    schema: str | None
+    name: str
+    #: The new name, for a rename.
+    new_name: str | None
+    #: Whether it runs only under a condition (inside ``if``, ``try``, a loop...): a
+    #: conditional create may be the revision's own "only if it is missing".
+    conditional: bool
+
+
+def table_changes(path: str | Path) -> list[TableChange]:
+    """What the ``upgrade()`` of the revision file at ``path`` does to tables, in order, from
+    its ``op.create_table``, ``op.drop_table`` and ``op.rename_table`` calls whose names are
+    literals or module-level string constants (``TABLE = "user"``). A create with
+    ``if_not_exists=True`` is left out. Read with :mod:`ast`, never run."""
     try:
         source = Path(path).read_bytes()
         if not any(name.encode() in source for name in _TABLE_CALLS):
@@ -49,34 +71,89 @@ def table_changes(path: str | Path) -> list[tuple[str, str | None, str, str | No
         tree = ast.parse(source, filename=str(path))
     except (OSError, SyntaxError, ValueError):
         return []
-    found: list[tuple[str, str | None, str, str | None]] = []
+    constants = _string_constants(tree)
+    found: list[TableChange] = []
     for node in tree.body:
-        if not isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef) or node.name != "upgrade":
-            continue
-        calls = [
-            call
-            for call in ast.walk(node)
-            if isinstance(call, ast.Call)
-            and isinstance(call.func, ast.Attribute)
-            and call.func.attr in _TABLE_CALLS
-        ]
-        for call in sorted(calls, key=lambda c: (c.lineno, c.col_offset)):
-            assert isinstance(call.func, ast.Attribute)
-            action, first, second = _TABLE_CALLS[call.func.attr]
-            keywords = {k.arg: k.value for k in call.keywords if k.arg is not None}
-            name = _literal(call.args[0] if call.args else keywords.get(first))
-            if name is None:
-                continue
-            guard = keywords.get("if_not_exists" if action == "create" else "if_exists")
-            if action == "create" and isinstance(guard, ast.Constant) and guard.value is True:
-                continue  # creates it only if missing: an existing table is no conflict
-            new_name = None
-            if second is not None:
-                new_name = _literal(call.args[1] if len(call.args) > 1 else keywords.get(second))
-                if new_name is None:
-                    continue
-            found.append((action, _literal(keywords.get("schema")), name, new_name))
+        if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef) and node.name == "upgrade":
+            _collect(node.body, False, constants, found)
     return found
+
+
+def _string_constants(tree: ast.Module) -> dict[str, str]:
+    """The module's top-level ``NAME = "text"`` assignments."""
+    constants: dict[str, str] = {}
+    for node in tree.body:
+        if isinstance(node, ast.Assign) and isinstance(node.value, ast.Constant):
+            for target in node.targets:
+                if isinstance(target, ast.Name) and isinstance(node.value.value, str):
+                    constants[target.id] = node.value.value
+    return constants
+
+
+_CONDITIONAL = (ast.If, ast.Try, ast.TryStar, ast.While, ast.For, ast.AsyncFor, ast.Match)
+
+
+def _collect(
+    body: list[ast.stmt], conditional: bool, constants: dict[str, str], found: list[TableChange]
+) -> None:
+    """The table operations of ``body``, in order, marking those under a condition."""
+    for statement in body:
+        inner = conditional or isinstance(statement, _CONDITIONAL)
+        nested = [
+            child
+            for field in ("body", "orelse", "finalbody", "handlers", "cases")
+            for child in getattr(statement, field, None) or []
+        ]
+        blocks: list[ast.stmt] = []
+        for child in nested:
+            if isinstance(child, ast.stmt):
+                blocks.append(child)
+            else:  # an except handler or a match case holds statements of its own
+                blocks.extend(getattr(child, "body", []))
+        # The statement's own expressions (a call, the test of an if, a with's items).
+        own = [
+            value
+            for name, value in ast.iter_fields(statement)
+            if name not in {"body", "orelse", "finalbody", "handlers", "cases"}
+        ]
+        for value in own:
+            for item in value if isinstance(value, list) else [value]:
+                if isinstance(item, ast.AST):
+                    for call in sorted(
+                        (n for n in ast.walk(item) if isinstance(n, ast.Call)),
+                        key=lambda n: (n.lineno, n.col_offset),
+                    ):
+                        change = _change(call, inner, constants)
+                        if change is not None:
+                            found.append(change)
+        if blocks:
+            _collect(blocks, inner, constants, found)
+
+
+def _change(call: ast.Call, conditional: bool, constants: dict[str, str]) -> TableChange | None:
+    if not isinstance(call.func, ast.Attribute) or call.func.attr not in _TABLE_CALLS:
+        return None
+    action, first, second = _TABLE_CALLS[call.func.attr]
+    keywords = {k.arg: k.value for k in call.keywords if k.arg is not None}
+    name = _name(call.args[0] if call.args else keywords.get(first), constants)
+    if name is None:
+        return None
+    guard = keywords.get("if_not_exists")
+    if action == "create" and isinstance(guard, ast.Constant) and guard.value is True:
+        return None  # creates it only if missing: an existing table is no conflict
+    new_name = None
+    if second is not None:
+        new_name = _name(call.args[1] if len(call.args) > 1 else keywords.get(second), constants)
+        if new_name is None:
+            return None
+    schema = _name(keywords.get("schema"), constants)
+    return TableChange(action, schema, name, new_name, conditional)
+
+
+def _name(node: ast.expr | None, constants: dict[str, str]) -> str | None:
+    if isinstance(node, ast.Name):
+        return constants.get(node.id)
+    return _literal(node)
 
 
 #: The table operations whose effect is followed: the action, the keyword of the table's
@@ -123,43 +200,79 @@ def mismatch(
     bind: Bind, history: BindHistory, current: tuple[str, ...], connection: sa.Connection
 ) -> VersionTableMismatchError | None:
     """The error to give instead of suggesting ``upgrade``, when a revision that upgrading
-    would run creates a table that ``bind``'s database already has; ``None`` otherwise.
+    would run creates a table that ``bind``'s database already has (or renames a table onto
+    one); ``None`` otherwise.
 
     The pending revisions are followed in order, from the tables the database has: a table
     that an earlier pending revision drops or renames away may be created again by a later
-    one without a mismatch.
+    one without a mismatch. Names are compared as the database does (without case on
+    SQLite, and on MySQL and MariaDB with ``lower_case_table_names``), and the default
+    schema named or not is one schema. A create under a condition (``if not has_table``)
+    is no mismatch.
     """
     inspector = sa.inspect(connection)
+    fold = _folds_case(connection)
+    default = inspector.default_schema_name
     existing: dict[str | None, set[str]] = {}
 
     def tables(schema: str | None) -> set[str]:
-        if schema not in existing:
+        key = None if schema is None or _same(schema, default, fold) else schema
+        if key not in existing:
             try:
-                existing[schema] = set(inspector.get_table_names(schema=schema))
+                existing[key] = {_key(n, fold) for n in inspector.get_table_names(schema=key)}
             except sa.exc.SQLAlchemyError:
-                existing[schema] = set()
-        return existing[schema]
+                existing[key] = set()
+        return existing[key]
 
     for rev_id in pending_revisions(history, current):
         path = history.get(rev_id).path  # type: ignore[attr-defined]
         if not path:
             continue
         already = []
-        for action, schema, name, new_name in table_changes(path):
-            names = tables(schema)
-            if action == "create":
-                if name in names:
-                    already.append(f"{schema}.{name}" if schema else name)
+        for change in table_changes(path):
+            names = tables(change.schema)
+            name = _key(change.name, fold)
+            shown = f"{change.schema}.{change.name}" if change.schema else change.name
+            if change.action == "create":
+                if name in names and not change.conditional:
+                    already.append(shown)
                 names.add(name)
-            elif action == "drop":
+            elif change.action == "drop":
                 names.discard(name)
-            elif new_name is not None:
+            elif change.new_name is not None:
+                new_name = _key(change.new_name, fold)
+                if new_name in names and not change.conditional and new_name != name:
+                    already.append(
+                        f"{change.schema}.{change.new_name}" if change.schema else change.new_name
+                    )
                 names.discard(name)
                 names.add(new_name)
         if already:
             others = _other_version_tables(bind, history, connection, inspector)
             return _error(bind, rev_id, current, already, others)
     return None
+
+
+def _folds_case(connection: sa.Connection) -> bool:
+    """Whether the database compares table names without case."""
+    name = connection.dialect.name
+    if name == "sqlite":
+        return True
+    if name in {"mysql", "mariadb"}:
+        try:
+            value = connection.exec_driver_sql("SELECT @@lower_case_table_names").scalar()
+        except sa.exc.SQLAlchemyError:
+            return False
+        return str(value) != "0"
+    return False
+
+
+def _key(name: str, fold: bool) -> str:
+    return name.lower() if fold else name
+
+
+def _same(schema: str, default: str | None, fold: bool) -> bool:
+    return default is not None and _key(schema, fold) == _key(default, fold)
 
 
 def _other_version_tables(

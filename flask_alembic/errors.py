@@ -290,6 +290,10 @@ class PlanError(FlaskAlembicError):
 
     alembic_command_error = True
 
+    #: For a revision that depends on another bind's revision not applied there: that
+    #: bind's name (``None`` for the other reasons).
+    dependency: str | None = None
+
 
 class DatabaseError(FlaskAlembicError, sa.exc.SQLAlchemyError):
     """A database could not be reached or refused a statement."""

@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING
 
 from . import locking
 from .errors import Command
+from .errors import PlanError
 from .errors import RevisionError
 from .errors import UnknownBindError
 from .identity import DatabaseIdentity
@@ -222,7 +223,13 @@ def migrate(
             if on_plan is not None:
                 on_plan(plan)
             return MigrationResult(plan=plan, binds=())
-        plan = make_plan(loader, identities, request, current=current)
+        try:
+            plan = make_plan(loader, identities, request, current=current)
+        except PlanError as exc:
+            if exc.dependency is not None:
+                # Its hint says to upgrade the other bind: not when that would be harmful.
+                _refuse_mismatch(loader, exc.dependency, current.get(exc.dependency, ()))
+            raise
         loader.import_steps(plan)
         if on_plan is not None:
             on_plan(plan)
@@ -236,6 +243,18 @@ def migrate(
             x_arguments=x_arguments,
             parallel=parallel,
         )
+
+
+def _refuse_mismatch(loader: Loader, name: str, current: Sequence[str]) -> None:
+    """Raise the bind's :class:`~flask_alembic.errors.VersionTableMismatchError` if a
+    revision that upgrading it would run creates a table its database has already."""
+    from .drift import mismatch
+
+    bind = next(b for b in loader.registry if b.name == name)
+    with bind.connect() as connection:
+        error = mismatch(bind, loader.histories[name], tuple(current), connection)
+    if error is not None:
+        raise error from None
 
 
 def run_plan(

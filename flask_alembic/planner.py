@@ -163,7 +163,7 @@ def _cross_bind_edges(
                     if offline and not with_dependencies:
                         continue
                     if not with_dependencies:
-                        raise PlanError(
+                        error = PlanError(
                             f"Revision {rev_id} of bind {bind!r} depends on revision {dep_rev} "
                             f"of bind {dep_bind!r}, which is not applied there.",
                             bind=bind,
@@ -174,6 +174,8 @@ def _cross_bind_edges(
                                 ", or add --with-dependencies to apply it as part of this run.",
                             ),
                         )
+                        error.dependency = dep_bind
+                        raise error
                     extra = bind_steps(
                         "upgrade", histories[dep_bind], current.get(dep_bind, ()), dep_rev
                     )

@@ -15,6 +15,7 @@ from collections.abc import Iterable
 from collections.abc import Iterator
 from collections.abc import Mapping
 from collections.abc import Sequence
+from contextlib import contextmanager
 from contextlib import ExitStack
 from pathlib import Path
 from typing import Any
@@ -391,10 +392,37 @@ class AlembicAPI:
 
     # -- comparing models with databases ------------------------------------------------
 
-    def compare_metadata(self, bind: BindArg = None) -> list[Any]:
+    @contextmanager
+    def _installed(
+        self, name: str, x_arguments: Sequence[str] | None = None
+    ) -> Iterator[MigrationContext]:
+        """Bind ``name``'s migration context, with its environment installed as
+        ``alembic.context`` for the block, so that hooks in the context options (an
+        ``include_object`` reading ``context.get_x_argument()``) work as under an env.py."""
+        env = self._environment(name)
+        if x_arguments:
+            from alembic.runtime.environment import EnvironmentContext
+
+            from .environment import context_options
+            from .environment import with_x_arguments
+
+            state = self._context()
+            runtime = state.loader.runtimes[name]
+            env = EnvironmentContext(with_x_arguments(runtime.config, x_arguments), runtime.script)
+            names = self.registry.neighbourhood(runtime.bind, state.identities)
+            connection = self._connection(runtime.bind)
+            env.configure(connection=connection, **context_options(runtime.bind, names))
+        with env:
+            yield env.get_context()
+
+    def compare_metadata(
+        self, bind: BindArg = None, *, x_arguments: Sequence[str] | None = None
+    ) -> list[Any]:
         """The differences between the models and the databases, as Alembic diff tuples.
 
         A bind without models is not compared: its whole database would differ.
+        ``x_arguments`` reach the context options' hooks through
+        ``alembic.context.get_x_argument()``, as with ``revision``.
         """
         from alembic.autogenerate import compare_metadata
 
@@ -404,7 +432,8 @@ class AlembicAPI:
                 continue
             # Alembic accepts a list of MetaData here, though its annotation says one.
             metadata: Any = b.target_metadata
-            result.extend(compare_metadata(self.migration_contexts[b.name], metadata))
+            with self._installed(b.name, x_arguments) as context:
+                result.extend(compare_metadata(context, metadata))
         return result
 
     def produce_migrations(self, bind: str | None = None) -> MigrationScript:
@@ -433,7 +462,8 @@ class AlembicAPI:
         scripts = []
         for b in binds:
             metadata: Any = b.target_metadata
-            scripts.append(produce_migrations(self.migration_contexts[b.name], metadata))
+            with self._installed(b.name) as context:
+                scripts.append(produce_migrations(context, metadata))
         if len(scripts) == 1:
             return scripts[0]
         combined = scripts[0]
@@ -449,9 +479,11 @@ class AlembicAPI:
         combined.downgrade_ops = downgrades
         return combined
 
-    def needs_revision(self, bind: BindArg = None) -> bool:
+    def needs_revision(
+        self, bind: BindArg = None, *, x_arguments: Sequence[str] | None = None
+    ) -> bool:
         """Whether any selected bind's models differ from its database."""
-        return bool(self.compare_metadata(bind))
+        return bool(self.compare_metadata(bind, x_arguments=x_arguments))
 
     # -- writing revisions --------------------------------------------------------------
 

@@ -908,8 +908,9 @@ def show(revisions: tuple[str, ...], binds: tuple[str, ...]) -> None:
 
 @db.command()
 @json_option
+@x_option
 @bind_option
-def check(as_json: bool, binds: tuple[str, ...]) -> None:
+def check(as_json: bool, x_arguments: tuple[str, ...], binds: tuple[str, ...]) -> None:
     """Exit 1 if any bind's models differ from its database."""
     extension = _extension()
     selected = _check_binds(binds)
@@ -926,7 +927,9 @@ def check(as_json: bool, binds: tuple[str, ...]) -> None:
                 hint=("Run ", Command("upgrade", "--bind", status.bind), " first."),
             )
     compared = [b for b in extension.registry.select(selected) if b.has_models]
-    diffs = {b.name: extension.compare_metadata(b.name) for b in compared}
+    given = click.get_current_context().find_root().meta.get(_X_ARGUMENTS, ())
+    x_list = [*given, *x_arguments] or None
+    diffs = {b.name: extension.compare_metadata(b.name, x_arguments=x_list) for b in compared}
     unmodelled = {
         b.name: "not compared with its database: it has no models"
         for b in extension.registry.select(selected)

@@ -1247,6 +1247,14 @@ class _Journal:
                 later == source and not os.path.lexists(earlier)
                 for earlier, later in self.moves[index + 1 :]
             ):
+                if source != self.location / _TEMPLATE and _same_file_content(source, target):
+                    raise ScriptDirectoryError(
+                        f"Cannot finish the conversion that was stopped in {self.location}: "
+                        f"{source} was put back by hand over the file converted from it "
+                        f"(it is the same as {target}, which the conversion moved away).",
+                        path=str(source),
+                        hint=_START_OVER,
+                    )
                 continue
             if not _same_file_content(source, target):
                 raise ScriptDirectoryError(

@@ -1058,3 +1058,41 @@ def test_a_journal_of_another_shape_is_refused(
         f"{JOURNAL_NAME} and the folders adopt made), then run adopt again."
     )
     assert snapshot(tmp_path) == before
+
+
+def test_undoing_removes_the_moved_copy_of_a_file_put_back_by_hand(project: Path) -> None:
+    """Killed while undoing a conversion, after the operator put back the old revision the
+    conversion had moved: undoing removes the moved copy when it is the same byte for
+    byte, so no staging folder is left; a copy that differs is kept."""
+    import json
+
+    from flask_alembic.lockstep import JOURNAL_NAME
+    from flask_alembic.lockstep import recover
+
+    migrations = project / "migrations"
+    staging = migrations / ".lockstep-archive.lockstep-tmp"
+    (staging / "versions").mkdir(parents=True)
+    (migrations / "versions").mkdir()
+    for name, moved in (("same.py", "old\n"), ("edited.py", "older\n")):
+        (migrations / "versions" / name).write_text("old\n", encoding="utf-8")
+        (staging / "versions" / name).write_text(moved, encoding="utf-8")
+    journal = {
+        "phase": "undoing",
+        "temps": [],
+        "folders": [".lockstep-archive.lockstep-tmp", ".lockstep-archive.lockstep-tmp/versions"],
+        "moves": [
+            ["versions/same.py", ".lockstep-archive.lockstep-tmp/versions/same.py"],
+            ["versions/edited.py", ".lockstep-archive.lockstep-tmp/versions/edited.py"],
+            *STOPPED["moves"],
+        ],
+    }
+    (migrations / JOURNAL_NAME).write_text(json.dumps(journal), encoding="utf-8")
+    assert recover(migrations) == "undone"
+    assert snapshot(migrations) == {
+        ".lockstep-archive.lockstep-tmp": None,
+        ".lockstep-archive.lockstep-tmp/versions": None,
+        ".lockstep-archive.lockstep-tmp/versions/edited.py": "older\n",
+        "versions": None,
+        "versions/edited.py": "old\n",
+        "versions/same.py": "old\n",
+    }

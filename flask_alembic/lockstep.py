@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import ast
 import contextlib
+import filecmp
 import hashlib
 import io
 import json
@@ -23,6 +24,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from dataclasses import field
 from pathlib import Path
+from pathlib import PurePosixPath
 
 from . import config
 from .errors import Command
@@ -177,6 +179,7 @@ def plan_conversion(
     binds = _check_targets(targets, default_bind)
     archive = script_location / ARCHIVE_NAME
     _check_archive(archive, binds)
+    _check_inside(script_location, old_folders, binds)
     revisions = _read_history(old_folders, binds, default_bind)
     order = _topological(revisions)
     id_map = _map_ids(order, binds, default_bind)
@@ -330,6 +333,51 @@ def _check_archive(archive: Path, binds: Iterable[BindTarget]) -> None:
                 path=str(folder),
                 hint="Choose another version_location for it.",
             )
+
+
+def _check_inside(
+    script_location: Path, old_folders: Iterable[Path], binds: Iterable[BindTarget]
+) -> None:
+    """Every folder a conversion writes to or moves from is the script location or inside
+    it: its journal names files relative to that folder (see :func:`recover`)."""
+    for folder in old_folders:
+        if not _inside(script_location, Path(folder)):
+            raise ScriptDirectoryError(
+                f"The revisions in {folder} are outside the migrations folder "
+                f"{script_location}: adopt converts only a history kept inside it.",
+                path=str(folder),
+                hint="Move the revision files into the migrations folder's versions "
+                "folder, then convert again.",
+            )
+    for target in binds:
+        if not _inside(script_location, Path(target.folder)):
+            raise ScriptDirectoryError(
+                f"Bind {target.name!r} would keep its revisions in {target.folder}, outside "
+                f"the migrations folder {script_location}: adopt converts only into it.",
+                bind=target.name,
+                path=str(target.folder),
+                hint="Choose a version_location inside the migrations folder for it, then "
+                "convert again.",
+            )
+
+
+def _inside(location: Path, folder: Path) -> bool:
+    """Whether ``folder`` is ``location`` or inside it."""
+    return _relative(location, folder / "_") is not None
+
+
+def _relative(location: Path, path: Path) -> str | None:
+    """``path`` relative to the folder ``location`` (``/``-separated), or ``None`` when it
+    is not inside it, spelled as given or with its folders' links followed."""
+    base = Path(os.path.abspath(location))
+    full = Path(os.path.abspath(path))
+    if base in full.parents:
+        return full.relative_to(base).as_posix()
+    base = Path(os.path.realpath(base))
+    full = Path(os.path.realpath(full.parent)) / full.name
+    if base in full.parents:
+        return full.relative_to(base).as_posix()
+    return None
 
 
 def _read_history(
@@ -1085,34 +1133,61 @@ class _Journal:
         return self.location / JOURNAL_NAME
 
     def save(self, phase: str) -> None:
+        """Write the journal, every path in it relative to :attr:`location`: a journal
+        copied or moved with its folder then names the files beside it."""
         self.phase = phase
         data = {
             "phase": phase,
-            "temps": [str(p) for p in self.temps],
-            "folders": [str(p) for p in self.folders],
-            "moves": [[str(s), str(t)] for s, t in self.moves],
+            "temps": [self._relative(p) for p in self.temps],
+            "folders": [self._relative(p) for p in self.folders],
+            "moves": [[self._relative(s), self._relative(t)] for s, t in self.moves],
         }
         temp = _temp_name(self.path)
         temp.write_text(json.dumps(data, indent=2) + "\n", encoding="utf-8")
         os.replace(temp, self.path)
 
+    def _relative(self, path: Path) -> str:
+        relative = _relative(self.location, path)
+        if relative is None:
+            raise ScriptDirectoryError(
+                f"Cannot convert into {path}: it is outside the migrations folder "
+                f"{self.location}; nothing was changed.",
+                path=str(path),
+                hint="Keep every revision folder inside the migrations folder, then convert again.",
+            )
+        return relative
+
     @classmethod
     def load(cls, path: Path) -> _Journal:
+        """Read the journal at ``path``; its paths are taken relative to the folder it is
+        in. Anything but what :meth:`save` writes is refused, naming the journal."""
+        location = path.parent
         try:
             data = json.loads(path.read_text(encoding="utf-8"))
-            return cls(
-                location=path.parent,
-                temps=[Path(p) for p in data["temps"]],
-                folders=[Path(p) for p in data["folders"]],
-                moves=[(Path(s), Path(t)) for s, t in data["moves"]],
-                phase=str(data["phase"]),
-            )
-        except (OSError, ValueError, KeyError, TypeError) as exc:
+            if not isinstance(data, dict):
+                raise ValueError("it is not a JSON object")
+            phase = data.get("phase")
+            if phase not in (_WRITING, _MOVING, _UNDOING):
+                raise ValueError(f"its phase is {phase!r}")
+            temps = _paths(location, data.get("temps"), "temps")
+            folders = _paths(location, data.get("folders"), "folders")
+            moves_data = data.get("moves")
+            if not isinstance(moves_data, list) or not all(
+                isinstance(move, list) and len(move) == 2 for move in moves_data
+            ):
+                raise ValueError("its 'moves' is not a list of [from, to] pairs")
+            flat = _paths(location, [p for move in moves_data for p in move], "moves")
+            moves = list(zip(flat[::2], flat[1::2], strict=True))
+            archive = location / ARCHIVE_NAME
+            if not moves or moves[-1] != (_staging(archive), archive):
+                raise ValueError(f"its last move is not the one to {ARCHIVE_NAME}")
+        except (OSError, ValueError) as exc:
             raise ScriptDirectoryError(
                 f"Cannot read the journal {path} of a conversion that was stopped: {exc}.",
                 path=str(path),
                 hint=_START_OVER,
             ) from None
+        return cls(location=location, temps=temps, folders=folders, moves=moves, phase=phase)
 
     def remove(self) -> None:
         with contextlib.suppress(FileNotFoundError):
@@ -1121,12 +1196,23 @@ class _Journal:
     def roll_forward(self) -> None:
         """Do the renames not done yet. A rename is done once its target exists: each
         target is new to this conversion, or left free by an earlier rename; once the
-        last one (the archive's) is done, every one is."""
+        last one (the archive's) is done, every one is.
+
+        A file put back by hand where a done rename took it from (``git checkout`` of a
+        revision that went to the archive) is removed first when it is the same, byte for
+        byte, as the copy moved away; if it differs, nothing moves and the error names it.
+        """
         staging, archive = self.moves[-1]
-        if os.path.lexists(archive) and not os.path.lexists(staging):
+        archived = os.path.lexists(archive) and not os.path.lexists(staging)
+        restored = self._restored(archived)
+        if archived:
+            for path in restored:
+                path.unlink()
             return
         # Played on paper first, so that nothing moves when a rename cannot be done.
         present = {p: os.path.lexists(p) for move in self.moves for p in move}
+        for path in restored:
+            present[path] = False
         for source, target in self.moves:
             if present[target]:
                 continue
@@ -1138,18 +1224,65 @@ class _Journal:
                     hint=_START_OVER,
                 )
             present[source], present[target] = False, True
+        for path in restored:
+            path.unlink()
         for source, target in self.moves:
             if not os.path.lexists(target):
                 os.replace(source, target)
 
+    def _restored(self, archived: bool) -> list[Path]:
+        """The files put back by hand where a done rename took them from, each the same
+        as the copy it moved (``archived``: the staging folder is renamed already)."""
+        staging, archive = self.moves[-1]
+        found: list[Path] = []
+        for index, (source, target) in enumerate(self.moves[:-1]):
+            if staging not in target.parents:
+                continue  # only the old files and the old template go to the archive
+            if archived:
+                target = archive / target.relative_to(staging)
+            if not (os.path.lexists(target) and os.path.lexists(source)):
+                continue
+            # A later rename that is done put its own file there (a new file, the new template).
+            if any(
+                later == source and not os.path.lexists(earlier)
+                for earlier, later in self.moves[index + 1 :]
+            ):
+                if source != self.location / _TEMPLATE and _same_file_content(source, target):
+                    raise ScriptDirectoryError(
+                        f"Cannot finish the conversion that was stopped in {self.location}: "
+                        f"{source} was put back by hand over the file converted from it "
+                        f"(it is the same as {target}, which the conversion moved away).",
+                        path=str(source),
+                        hint=_START_OVER,
+                    )
+                continue
+            if not _same_file_content(source, target):
+                raise ScriptDirectoryError(
+                    f"Cannot finish the conversion that was stopped in {self.location}: "
+                    f"{source} was put back after it was moved to {target}, and differs "
+                    "from it.",
+                    path=str(source),
+                    hint=f"Move {source} out of the migrations folder (keep your changes "
+                    "elsewhere), then run adopt again: it finishes the conversion.",
+                )
+            found.append(source)
+        return found
+
     def roll_back(self, *, moved: bool) -> None:
         """Undo the renames done (``moved``), remove the files written and the folders
         made, then the journal. A file is moved back only to a free place: nothing is
-        overwritten, nothing is deleted but this conversion's own new files."""
+        overwritten, nothing is deleted but this conversion's own new files, and a moved
+        copy of a file put back by hand, the same byte for byte."""
         if moved:
+            staging = self.moves[-1][0]
             for source, target in reversed(self.moves):
-                if os.path.lexists(target) and not os.path.lexists(source):
+                if not os.path.lexists(target):
+                    continue
+                if not os.path.lexists(source):
                     os.replace(target, source)
+                elif staging in target.parents and _same_file_content(source, target):
+                    with contextlib.suppress(OSError):
+                        target.unlink()
         for path in self.temps:
             with contextlib.suppress(OSError):
                 if path.is_file() and not path.is_symlink():
@@ -1158,6 +1291,30 @@ class _Journal:
             with contextlib.suppress(OSError):
                 folder.rmdir()
         self.remove()
+
+
+def _same_file_content(first: Path, second: Path) -> bool:
+    """Whether two regular files (not links) hold the same bytes."""
+    if first.is_symlink() or second.is_symlink():
+        return False
+    try:
+        return filecmp.cmp(first, second, shallow=False)
+    except OSError:
+        return False
+
+
+def _paths(location: Path, value: object, key: str) -> list[Path]:
+    """A journal's list of relative paths, each taken in ``location``; ``ValueError`` for
+    anything else, or a path that would leave ``location``."""
+    if not isinstance(value, list) or not all(isinstance(p, str) for p in value):
+        raise ValueError(f"its {key!r} is not a list of paths")
+    found: list[Path] = []
+    for text in value:
+        relative = PurePosixPath(text)
+        if relative.is_absolute() or not relative.parts or ".." in relative.parts:
+            raise ValueError(f"{text!r} is not a path inside {location}")
+        found.append(location.joinpath(*relative.parts))
+    return found
 
 
 def _missing(folders: Iterable[Path]) -> list[Path]:

@@ -542,3 +542,108 @@ def test_rerun_with_an_unreadable_journal(
     )
     assert files(project) == before
     assert version_rows(urls["users"]) == {rev}
+
+
+@pytest.mark.parametrize(
+    ("count", "put_back"),
+    [(4, ["versions"]), (5, ["versions", "script.py.mako"]), (6, ["script.py.mako"])],
+    ids=["old-file-moved", "template-moved", "first-new-file-moved"],
+)
+def test_files_put_back_by_hand_after_a_kill_are_removed_when_the_same(
+    project: Path,
+    make_url: MakeURL,
+    dialect: str,
+    monkeypatch: pytest.MonkeyPatch,
+    count: int,
+    put_back: list[str],
+) -> None:
+    """Killed after the conversion moved the old revision (and the old template) away; the
+    operator puts back, byte for byte, what is gone from its place (``git checkout``). The
+    re-run removes what was put back (the archive keeps the same bytes) and finishes:
+    nothing is left beside the converted files."""
+    urls = {"default": make_url(dialect), "users": make_url(dialect)}
+    module, rev = flask_migrate_multidb(project, urls, monkeypatch)
+    migrations = project / "migrations"
+    (old_file,) = (migrations / "versions").glob("*.py")
+    template = migrations / "script.py.mako"
+    saved = {old_file: old_file.read_bytes(), template: template.read_bytes()}
+    old = files(project)
+    kill(project, urls, "os.rename", "", count)
+    restored = []
+    for path, data in saved.items():
+        if not path.exists():
+            path.write_bytes(data)
+            restored.append(str(path.relative_to(migrations).parts[0]))
+    assert restored == put_back
+
+    code, output = rerun(module, urls)
+    assert code == 0, output
+    assert "it was finished from its journal" in " ".join(output.split())
+    assert_converted(project, urls, rev, old)
+
+
+def test_a_revision_put_back_by_hand_that_differs_stops_the_rerun(
+    project: Path, make_url: MakeURL, dialect: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Killed after the old revision was moved away; the operator puts back a version of it
+    that differs (edited since). The re-run cannot tell which to keep: it names the file
+    and how to go on (exit 1), moves nothing, touches no database; once the file is moved
+    out, a re-run finishes."""
+    urls = {"default": make_url(dialect), "users": make_url(dialect)}
+    module, rev = flask_migrate_multidb(project, urls, monkeypatch)
+    migrations = project / "migrations"
+    (old_file,) = (migrations / "versions").glob("*.py")
+    source = old_file.read_bytes()
+    old = files(project)
+    kill(project, urls, "os.rename", "", 4)
+    old_file.write_bytes(source + b"# edited\n")
+    before = files(project)
+    staged = migrations / f"{ARCHIVE_NAME}.lockstep-tmp" / "versions" / old_file.name
+
+    code, output = rerun(module, urls)
+    assert code == 1
+    assert output == (
+        f"Error: Cannot finish the conversion that was stopped in {migrations}: {old_file} "
+        f"was put back after it was moved to {staged}, and differs from it. Move "
+        f"{old_file} out of the migrations folder (keep your changes elsewhere), then run "
+        "adopt again: it finishes the conversion.\n"
+    )
+    assert files(project) == before
+    assert version_rows(urls["default"]) == {rev}
+    assert version_rows(urls["users"]) == {rev}
+
+    old_file.unlink()  # the hint, followed
+    code, output = rerun(module, urls)
+    assert code == 0, output
+    assert_converted(project, urls, rev, old)
+
+
+def test_a_revision_put_back_over_its_converted_file_stops_the_rerun(
+    project: Path, make_url: MakeURL, dialect: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Killed once every rename was done (the journal not yet removed); the operator puts
+    the old revision back over the default bind's new file of the same name. The
+    converted file is lost: the re-run says so, naming the file, and says to start over
+    (exit 1); it moves nothing and touches no database."""
+    urls = {"default": make_url(dialect), "users": make_url(dialect)}
+    module, rev = flask_migrate_multidb(project, urls, monkeypatch)
+    migrations = project / "migrations"
+    (old_file,) = (migrations / "versions").glob("*.py")
+    source = old_file.read_bytes()
+    kill(project, urls, "os.remove", JOURNAL_NAME, 1)
+    assert old_file.read_bytes() != source  # the default bind's converted file
+    old_file.write_bytes(source)
+    before = files(project)
+
+    code, output = rerun(module, urls)
+    assert code == 1
+    assert output == (
+        f"Error: Cannot finish the conversion that was stopped in {migrations}: {old_file} "
+        "was put back by hand over the file converted from it (it is the same as "
+        f"{migrations / ARCHIVE_NAME / 'versions' / old_file.name}, which the conversion "
+        "moved away). Put the migrations folder back as it was before adopting, from the "
+        f"backup (without {JOURNAL_NAME} and the folders adopt made), then run adopt again.\n"
+    )
+    assert files(project) == before
+    assert version_rows(urls["default"]) == {rev}
+    assert version_rows(urls["users"]) == {rev}

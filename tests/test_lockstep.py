@@ -927,3 +927,172 @@ def test_refused_staging_folder_without_journal(project: Path) -> None:
         "says what it moved there. Move each revision file in it back to the same place "
         "in the migrations folder, delete what is left of it, then convert again."
     )
+
+
+def test_refused_a_folder_outside_the_migrations_folder(project: Path, tmp_path: Path) -> None:
+    """A bind's folder, or the old revisions, outside the migrations folder: refused before
+    anything is written, naming the bind or the folder (the journal that lets a killed
+    run finish names files relative to the migrations folder only)."""
+    migrations = project / "migrations"
+    fa3_history(migrations)
+    elsewhere = tmp_path / "elsewhere"
+    targets = [
+        BindTarget("default", "default", migrations, "default"),
+        BindTarget("users", "users", elsewhere / "users", "users"),
+    ]
+    before = snapshot(tmp_path)
+    with pytest.raises(ScriptDirectoryError) as caught:
+        plan_conversion([migrations], targets, "default", migrations)
+    assert str(caught.value) == (
+        f"Bind 'users' would keep its revisions in {elsewhere / 'users'}, outside the "
+        f"migrations folder {migrations}: adopt converts only into it. Choose a "
+        "version_location inside the migrations folder for it, then convert again."
+    )
+    with pytest.raises(ScriptDirectoryError) as caught:
+        plan_conversion([migrations], fa3_targets(migrations), "default", elsewhere)
+    assert str(caught.value) == (
+        f"The revisions in {migrations} are outside the migrations folder {elsewhere}: adopt "
+        "converts only a history kept inside it. Move the revision files into the "
+        "migrations folder's versions folder, then convert again."
+    )
+    assert snapshot(tmp_path) == before
+    # Through a link to a folder inside, it is inside.
+    (project / "linked").symlink_to(migrations)
+    plan_conversion([migrations], fa3_targets(project / "linked"), "default", migrations)
+
+
+#: A journal of a conversion stopped with only the archive's rename left.
+STOPPED = {
+    "phase": "moving",
+    "temps": [],
+    "folders": [".lockstep-archive.lockstep-tmp"],
+    "moves": [[".lockstep-archive.lockstep-tmp", ".lockstep-archive"]],
+}
+
+
+def test_a_journal_names_files_relative_to_its_folder(project: Path, tmp_path: Path) -> None:
+    """The journal's paths are relative to the folder it is in: copied elsewhere, it
+    finishes the copy's conversion and leaves the original's alone."""
+    import json
+    import shutil
+
+    from flask_alembic.lockstep import JOURNAL_NAME
+    from flask_alembic.lockstep import recover
+
+    migrations = project / "migrations"
+    (migrations / ".lockstep-archive.lockstep-tmp").mkdir(parents=True)
+    (migrations / JOURNAL_NAME).write_text(json.dumps(STOPPED), encoding="utf-8")
+    copy = tmp_path / "copy"
+    shutil.copytree(migrations, copy)
+    before = snapshot(migrations)
+    assert recover(copy) == "finished"
+    assert snapshot(copy) == {".lockstep-archive": None}
+    assert snapshot(migrations) == before
+
+
+@pytest.mark.parametrize(
+    ("change", "reason"),
+    [
+        ({"phase": "done"}, "its phase is 'done'"),
+        ({"phase": None}, "its phase is None"),
+        ({"temps": "a"}, "its 'temps' is not a list of paths"),
+        ({"folders": [1]}, "its 'folders' is not a list of paths"),
+        ({"moves": [["a"]]}, "its 'moves' is not a list of [from, to] pairs"),
+        ({"moves": {}}, "its 'moves' is not a list of [from, to] pairs"),
+        ({"moves": [[1, 2]]}, "its 'moves' is not a list of paths"),
+        ({"moves": []}, "its last move is not the one to .lockstep-archive"),
+        ({"moves": [["a", "b"]]}, "its last move is not the one to .lockstep-archive"),
+        ({"temps": ["../outside"]}, "'../outside' is not a path inside {migrations}"),
+        ({"temps": ["a/../../outside"]}, "'a/../../outside' is not a path inside {migrations}"),
+        ({"temps": ["{outside}"]}, "'{outside}' is not a path inside {migrations}"),
+        ({"folders": [""]}, "'' is not a path inside {migrations}"),
+        (
+            {"moves": [["{outside}", "a"], *STOPPED["moves"]]},
+            "'{outside}' is not a path inside {migrations}",
+        ),
+        ([], "it is not a JSON object"),
+    ],
+    ids=[
+        "unknown-phase",
+        "no-phase",
+        "temps-a-string",
+        "folders-not-strings",
+        "move-not-a-pair",
+        "moves-not-a-list",
+        "move-not-strings",
+        "no-move",
+        "last-move-not-the-archive",
+        "parent-folder",
+        "parent-folder-inside",
+        "absolute",
+        "empty",
+        "absolute-move",
+        "not-an-object",
+    ],
+)
+def test_a_journal_of_another_shape_is_refused(
+    project: Path, tmp_path: Path, change: object, reason: str
+) -> None:
+    """A journal edited by hand (or from another version) is refused as a whole, with the
+    one-line "Cannot read the journal" error naming it; nothing is moved or removed, in
+    the migrations folder or outside it."""
+    import json
+
+    from flask_alembic.lockstep import JOURNAL_NAME
+    from flask_alembic.lockstep import recover
+
+    migrations = project / "migrations"
+    outside = tmp_path / "outside"
+    outside.write_text("keep\n", encoding="utf-8")
+    (migrations / ".lockstep-archive.lockstep-tmp").mkdir(parents=True)
+    text = json.dumps({**STOPPED, **change} if isinstance(change, dict) else change)
+    journal = migrations / JOURNAL_NAME
+    journal.write_text(text.replace("{outside}", str(outside)), encoding="utf-8")
+    before = snapshot(tmp_path)
+    with pytest.raises(ScriptDirectoryError) as caught:
+        recover(migrations)
+    assert str(caught.value) == (
+        f"Cannot read the journal {journal} of a conversion that was stopped: "
+        f"{reason.format(migrations=migrations, outside=outside)}. Put the migrations "
+        "folder back as it was before adopting, from the backup (without "
+        f"{JOURNAL_NAME} and the folders adopt made), then run adopt again."
+    )
+    assert snapshot(tmp_path) == before
+
+
+def test_undoing_removes_the_moved_copy_of_a_file_put_back_by_hand(project: Path) -> None:
+    """Killed while undoing a conversion, after the operator put back the old revision the
+    conversion had moved: undoing removes the moved copy when it is the same byte for
+    byte, so no staging folder is left; a copy that differs is kept."""
+    import json
+
+    from flask_alembic.lockstep import JOURNAL_NAME
+    from flask_alembic.lockstep import recover
+
+    migrations = project / "migrations"
+    staging = migrations / ".lockstep-archive.lockstep-tmp"
+    (staging / "versions").mkdir(parents=True)
+    (migrations / "versions").mkdir()
+    for name, moved in (("same.py", "old\n"), ("edited.py", "older\n")):
+        (migrations / "versions" / name).write_text("old\n", encoding="utf-8")
+        (staging / "versions" / name).write_text(moved, encoding="utf-8")
+    journal = {
+        "phase": "undoing",
+        "temps": [],
+        "folders": [".lockstep-archive.lockstep-tmp", ".lockstep-archive.lockstep-tmp/versions"],
+        "moves": [
+            ["versions/same.py", ".lockstep-archive.lockstep-tmp/versions/same.py"],
+            ["versions/edited.py", ".lockstep-archive.lockstep-tmp/versions/edited.py"],
+            *STOPPED["moves"],
+        ],
+    }
+    (migrations / JOURNAL_NAME).write_text(json.dumps(journal), encoding="utf-8")
+    assert recover(migrations) == "undone"
+    assert snapshot(migrations) == {
+        ".lockstep-archive.lockstep-tmp": None,
+        ".lockstep-archive.lockstep-tmp/versions": None,
+        ".lockstep-archive.lockstep-tmp/versions/edited.py": "older\n",
+        "versions": None,
+        "versions/edited.py": "old\n",
+        "versions/same.py": "old\n",
+    }

@@ -28,6 +28,7 @@ from .registry import Bind
 
 if TYPE_CHECKING:
     from .history import BindHistory
+    from .identity import DatabaseIdentity
 
 __all__ = [
     "TableChange",
@@ -197,7 +198,11 @@ def pending_revisions(history: BindHistory, current: Iterable[str]) -> list[str]
 
 
 def mismatch(
-    bind: Bind, history: BindHistory, current: tuple[str, ...], connection: sa.Connection
+    bind: Bind,
+    history: BindHistory,
+    current: tuple[str, ...],
+    connection: sa.Connection,
+    identity: DatabaseIdentity,
 ) -> VersionTableMismatchError | None:
     """The error to give instead of suggesting ``upgrade``, when a revision that upgrading
     would run creates a table that ``bind``'s database already has (or renames a table onto
@@ -205,24 +210,26 @@ def mismatch(
 
     The pending revisions are followed in order, from the tables the database has: a table
     that an earlier pending revision drops or renames away may be created again by a later
-    one without a mismatch. Names are compared as the database does (without case on
-    SQLite, and on MySQL and MariaDB with ``lower_case_table_names``), and the default
-    schema named or not is one schema. A create under a condition (``if not has_table``)
+    one without a mismatch. Names are compared as the database does (``identity.name``:
+    without case on SQLite, and on MySQL and MariaDB with ``lower_case_table_names``), and
+    the default schema named or not is one schema. A create under a condition (``if not has_table``)
     is no mismatch.
     """
     inspector = sa.inspect(connection)
-    fold = _folds_case(connection)
-    default = inspector.default_schema_name
+    default = identity.default_schema or inspector.default_schema_name
     existing: dict[str | None, set[str]] = {}
 
     def tables(schema: str | None) -> set[str]:
-        key = None if schema is None or _same(schema, default, fold) else schema
-        if key not in existing:
+        named = schema is not None and default is not None
+        if named and identity.name(schema or "") == identity.name(default or ""):
+            schema = None  # the default schema, named: the same tables as unnamed
+        if schema not in existing:
             try:
-                existing[key] = {_key(n, fold) for n in inspector.get_table_names(schema=key)}
+                names = inspector.get_table_names(schema=schema)
+                existing[schema] = {identity.name(n) for n in names}
             except sa.exc.SQLAlchemyError:
-                existing[key] = set()
-        return existing[key]
+                existing[schema] = set()
+        return existing[schema]
 
     for rev_id in pending_revisions(history, current):
         path = history.get(rev_id).path  # type: ignore[attr-defined]
@@ -231,7 +238,7 @@ def mismatch(
         already = []
         for change in table_changes(path):
             names = tables(change.schema)
-            name = _key(change.name, fold)
+            name = identity.name(change.name)
             shown = f"{change.schema}.{change.name}" if change.schema else change.name
             if change.action == "create":
                 if name in names and not change.conditional:
@@ -240,7 +247,7 @@ def mismatch(
             elif change.action == "drop":
                 names.discard(name)
             elif change.new_name is not None:
-                new_name = _key(change.new_name, fold)
+                new_name = identity.name(change.new_name)
                 if new_name in names and not change.conditional and new_name != name:
                     already.append(
                         f"{change.schema}.{change.new_name}" if change.schema else change.new_name
@@ -251,28 +258,6 @@ def mismatch(
             others = _other_version_tables(bind, history, connection, inspector)
             return _error(bind, rev_id, current, already, others)
     return None
-
-
-def _folds_case(connection: sa.Connection) -> bool:
-    """Whether the database compares table names without case."""
-    name = connection.dialect.name
-    if name == "sqlite":
-        return True
-    if name in {"mysql", "mariadb"}:
-        try:
-            value = connection.exec_driver_sql("SELECT @@lower_case_table_names").scalar()
-        except sa.exc.SQLAlchemyError:
-            return False
-        return str(value) != "0"
-    return False
-
-
-def _key(name: str, fold: bool) -> str:
-    return name.lower() if fold else name
-
-
-def _same(schema: str, default: str | None, fold: bool) -> bool:
-    return default is not None and _key(schema, fold) == _key(default, fold)
 
 
 def _other_version_tables(

@@ -228,7 +228,8 @@ def migrate(
         except PlanError as exc:
             if exc.dependency is not None:
                 # Its hint says to upgrade the other bind: not when that would be harmful.
-                _refuse_mismatch(loader, exc.dependency, current.get(exc.dependency, ()))
+                dependency = exc.dependency
+                _refuse_mismatch(loader, identities, dependency, current.get(dependency, ()))
             raise
         loader.import_steps(plan)
         if on_plan is not None:
@@ -245,14 +246,17 @@ def migrate(
         )
 
 
-def _refuse_mismatch(loader: Loader, name: str, current: Sequence[str]) -> None:
+def _refuse_mismatch(
+    loader: Loader, identities: Identities, name: str, current: Sequence[str]
+) -> None:
     """Raise the bind's :class:`~flask_alembic.errors.VersionTableMismatchError` if a
     revision that upgrading it would run creates a table its database has already."""
     from .drift import mismatch
 
     bind = next(b for b in loader.registry if b.name == name)
     with bind.connect() as connection:
-        error = mismatch(bind, loader.histories[name], tuple(current), connection)
+        identity = identities.read(bind.engine, connection)
+        error = mismatch(bind, loader.histories[name], tuple(current), connection, identity)
     if error is not None:
         raise error from None
 

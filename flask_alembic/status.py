@@ -358,7 +358,9 @@ def _bind_row(
         from .drift import mismatch
 
         # Suggesting an upgrade would be harmful if the tables it creates exist already.
-        error = mismatch(b, history, current, reader._connection(b))
+        connection = reader._connection(b)
+        identity = reader.identities.read(b.engine, connection)
+        error = mismatch(b, history, current, connection, identity)
     if len(heads) > 1 and _diverged(history, heads):
         return dataclasses.replace(row, pending=len(steps), state=State.MULTIPLE_HEADS, error=error)
     state = State.PENDING if steps else State.UP_TO_DATE

@@ -598,7 +598,8 @@ def _autogenerate(
         if set(current) != set(heads):
             from .drift import mismatch
 
-            found = mismatch(b, loader.histories[b.name], current, connection)
+            identity = identities.read(b.engine, connection)
+            found = mismatch(b, loader.histories[b.name], current, connection, identity)
             if found is not None:
                 raise found
             raise NotUpToDateError(

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import ast
 from pathlib import Path
+from typing import Any
 
 import pytest
 import sqlalchemy as sa
@@ -434,3 +435,21 @@ def test_ambiguous_prefix(make_app: MakeApp, make_url: MakeURL) -> None:
     assert "'default@abc'" in result.stderr
     assert "bind 'default'" in result.stderr
     assert files(app) == before
+
+
+def test_hook_choice_is_kept(make_app: MakeApp, make_url: MakeURL) -> None:
+    """A process_revision_directives hook that sets depends_on itself has the last word."""
+
+    def hook(context: object, revision: object, directives: list[Any]) -> None:
+        for directive in directives:
+            directive.depends_on = None
+
+    two = Project(
+        make_app,
+        {"default": make_url(), "analytics": make_url()},
+        ALEMBIC_CONTEXT={"process_revision_directives": hook},
+    )
+    app, _ = two.changed()
+    new = written(run(app, "revision", "add columns", "--depend", "default@head"))
+    assert new["analytics"]["depends_on"] is None
+    assert new["default"]["depends_on"] is None

@@ -453,3 +453,27 @@ def test_hook_choice_is_kept(make_app: MakeApp, make_url: MakeURL) -> None:
     new = written(run(app, "revision", "add columns", "--depend", "default@head"))
     assert new["analytics"]["depends_on"] is None
     assert new["default"]["depends_on"] is None
+
+
+def test_only_the_dependency_changed(two: Project) -> None:
+    """Only default changed: `--depend default@head` adds nothing to its own file."""
+    app, _ = two.changed(only=("default",))
+    new = written(run(app, "revision", "add email", "--depend", "default@head"))
+    assert list(new) == ["default"]
+    assert new["default"]["depends_on"] is None
+    assert new["default"]["down_revision"] == two.first["default"]
+
+
+def test_bind_not_managed(make_app: MakeApp, make_url: MakeURL) -> None:
+    """`--depend legacy@head` for a bind that is not managed says so and how to change it."""
+    urls = {"default": make_url(), "legacy": make_url()}
+    app, _ = make_app(urls, {"default": schema("user"), "legacy": sa.MetaData()})
+    result = run(app, "revision", "x", "--depend", "legacy@head")
+    assert result.exit_code == 2
+    assert result.stderr.splitlines() == [
+        "Error: Bind 'legacy' is not managed: it has no models: its metadata has no tables. "
+        "Give it models (and import "
+        "them before the first command), or set ALEMBIC_BINDS = {'legacy': {'include': "
+        "True}} to migrate it with revisions written by hand."
+    ]
+    assert files(app) == set()

@@ -144,7 +144,8 @@ def write_revisions(
     """Write revisions for ``binds``; say what each was generated from, and why a bind had none.
 
     Every bind is compared with its database before any file is written, so an error for
-    one leaves no file written for the others.
+    one leaves no file written for the others. A ``depend`` target naming a bind's heads
+    names the new revision written for that bind, if any: that file is written first.
     """
     from alembic.autogenerate import RevisionContext
 
@@ -355,8 +356,7 @@ def _resolve_depends(loader: Loader, tokens: Iterable[str]) -> list[_Depend]:
         if is_relative(last):
             raise _relative_depend(token, example)
         owner, target = next(iter(resolve_target(text, histories, direction="upgrade").items()))
-        if isinstance(target, tuple):  # pragma: no cover - only a tuple given is one
-            target = ",".join(target)
+        assert isinstance(target, str)  # a string given resolves to a string
         if is_relative(target):  # a bare number no revision has: a count of steps
             raise _relative_depend(token, example)
         if target == "base" or target.endswith("@base"):

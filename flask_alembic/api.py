@@ -542,6 +542,10 @@ class AlembicAPI:
         :param branch: a bind's name selects that bind. Any other name is Flask-Alembic
             3's independent branch, in the default bind (or the one bind given): its first
             revision starts at base labelled ``branch``, later ones extend ``branch@head``.
+        :param depend: revisions the new ones depend on. A target naming a bind's heads
+            (``"default@head"``) names the new revision this call writes for that bind, if
+            any, written (and returned) first. A new revision never depends on itself or
+            on a revision it builds on: those are left out of its ``depends_on``.
         """
         depends = None
         if depend is not None:

@@ -32,8 +32,10 @@ from .errors import RevisionError
 from .errors import ScriptDirectoryError
 from .errors import UnknownBindError
 from .history import BindHistory
-from .history import resolve_ids
+from .history import is_relative
 from .history import resolve_target
+from .history import revision_ids
+from .history import revision_module
 from .history import SYMBOLIC
 from .identity import Identities
 from .loader import command_error
@@ -44,6 +46,7 @@ from .registry import Bind
 
 if TYPE_CHECKING:
     from alembic.autogenerate import RevisionContext
+    from alembic.operations.ops import MigrationScript
     from alembic.script import Script
     from alembic.script import ScriptDirectory
 
@@ -141,7 +144,8 @@ def write_revisions(
     """Write revisions for ``binds``; say what each was generated from, and why a bind had none.
 
     Every bind is compared with its database before any file is written, so an error for
-    one leaves no file written for the others.
+    one leaves no file written for the others. A ``depend`` target naming a bind's heads
+    names the new revision written for that bind, if any: that file is written first.
     """
     from alembic.autogenerate import RevisionContext
 
@@ -177,7 +181,10 @@ def write_revisions(
         _check_new_rev_id(loader, rev_id)
     given_labels = list(to_tuple(options.get("label")))
     _check_new_labels(loader, given_labels, first_of={b.name for b in binds})
-    depends_on = resolve_ids(list(histories.values()), to_tuple(depend)) if depend else None
+    depends = _resolve_depends(loader, to_tuple(depend)) if depend else []
+    # What Alembic's hooks see: the dependencies as the history is now. Once every bind
+    # is compared, each file gets the dependencies as the command leaves the history.
+    static_depends = [rev for d in depends for rev in d.ids] or None
     script = loader.script_directory
     _check_template(script)
     alembic_config = loader.config
@@ -258,7 +265,7 @@ def write_revisions(
                 "branch_label": tuple(labels) or None,
                 "version_path": str(folders[b.name]),
                 "rev_id": chosen_id,
-                "depends_on": depends_on,
+                "depends_on": None if static_depends is None else list(static_depends),
             },
         )
         changes: list[Any] = []
@@ -275,6 +282,8 @@ def write_revisions(
             f"{', '.join(b.name for b, _, _ in prepared)}, but a label names one revision.",
             hint="Name one bind with --bind NAME.",
         )
+    if depends:
+        prepared = _settle_depends(loader, depends, static_depends, prepared)
     _make_folders([(b, folders[b.name]) for b, _, _ in prepared])
     try:
         for b, rc, changes in prepared:
@@ -298,6 +307,213 @@ def write_revisions(
     finally:
         loader.refresh()
     return result
+
+
+@dataclass(frozen=True, kw_only=True)
+class _Depend:
+    """One ``--depend`` target, resolved against the history as it is."""
+
+    #: As the user gave it.
+    token: str
+    #: The bind whose revisions it names.
+    bind: str
+    #: The revisions it names now.
+    ids: tuple[str, ...]
+    #: Whether it names heads (``BIND@head``, ``LABEL@heads``...): then a new revision this
+    #: command writes for that bind, on top of those heads, takes their place.
+    moving: bool
+
+
+def _resolve_depends(loader: Loader, tokens: Iterable[str]) -> list[_Depend]:
+    """Resolve each ``--depend`` target to the bind and revisions it names, before any
+    database is compared; refuse one that names no revision, or several binds."""
+    histories = list(loader.histories.values())
+    by_name = {h.name: h for h in histories}
+    names = [h.name for h in histories]
+    example = f"--depend {names[0]}@head" if names else "--depend BIND@head"
+    depends: list[_Depend] = []
+    for token in tokens:
+        text = token.strip()
+        if not text:
+            raise RevisionError(
+                "--depend was given an empty revision.",
+                hint=f"Give a revision id, as in {example}.",
+            )
+        if text == "base":
+            raise _base_depend(token, None, example)
+        if text in SYMBOLIC and len(histories) > 1:
+            raise RevisionError(
+                f"--depend {token!r} does not say which bind's {text} the revision depends "
+                f"on: this app has several binds ({', '.join(names)}).",
+                revision=token,
+                hint=f"Name the bind, as in {example}.",
+            )
+        if text in SYMBOLIC and histories:
+            text = f"{names[0]}@{text}"
+        if "@" in text and not any(text.startswith(n + "@") for n in names):
+            _check_depend_bind(loader, token, text, histories, example)
+        last = text.rpartition("@")[2]
+        if is_relative(last):
+            raise _relative_depend(token, example)
+        owner, target = next(iter(resolve_target(text, histories, direction="upgrade").items()))
+        assert isinstance(target, str)  # a string given resolves to a string
+        if is_relative(target):  # a bare number no revision has: a count of steps
+            raise _relative_depend(token, example)
+        if target == "base" or target.endswith("@base"):
+            raise _base_depend(token, owner, f"--depend {owner}@head")
+        try:
+            ids = revision_ids(by_name[owner].revision_map, target)
+        except revision_module().RevisionError as exc:
+            raise RevisionError(
+                f"--depend {token!r} names no single revision of bind {owner!r}: "
+                f"{str(exc).rstrip('.')}.",
+                bind=owner,
+                revision=token,
+                hint=f"Give a revision id, or every head of the bind as in --depend {owner}@heads.",
+            ) from None
+        moving = target in {"head", "heads"} or target.endswith(("@head", "@heads"))
+        depends.append(_Depend(token=token, bind=owner, ids=ids, moving=moving))
+    return depends
+
+
+def _check_depend_bind(
+    loader: Loader, token: str, text: str, histories: Sequence[BindHistory], example: str
+) -> None:
+    """Refuse ``NAME@REV`` whose ``NAME`` is not a managed bind, a branch label or a revision."""
+    unmanaged = [b.name for b in loader.registry.all if text.startswith(b.name + "@")]
+    if unmanaged:
+        loader.registry[max(unmanaged, key=len)]  # raises: the bind is not managed
+    prefix = text.partition("@")[0]
+    if any(
+        h.known(prefix)
+        or any(
+            rev.revision.startswith(prefix)
+            for rev in h.revision_map.iterate_revisions("heads", "base")
+        )
+        for h in histories
+    ):
+        return  # a branch label or a revision: resolving it says the rest
+    raise UnknownBindError(
+        f"--depend {token!r} names bind {prefix!r}, which is unknown (and not a branch "
+        "label or a revision either).",
+        bind=prefix,
+        hint=f"Known binds: {loader.registry.describe_names()}; name one, as in {example}.",
+    )
+
+
+def _base_depend(token: str, bind: str | None, example: str) -> RevisionError:
+    where = (
+        "every bind's first revision" if bind is None else f"the first revision of bind {bind!r}"
+    )
+    return RevisionError(
+        f"--depend {token!r} names no revision: base is before {where}.",
+        bind=bind,
+        revision=token,
+        hint=f"Give a revision id, or a bind's head as in {example}.",
+    )
+
+
+def _relative_depend(token: str, example: str) -> RevisionError:
+    return RevisionError(
+        f"--depend {token!r} counts steps, but a dependency names a revision.",
+        revision=token,
+        hint=f"Give a revision id, or a bind's head as in {example}.",
+    )
+
+
+def _settle_depends(
+    loader: Loader,
+    depends: Sequence[_Depend],
+    static: list[str] | None,
+    prepared: list[tuple[Bind, RevisionContext, list[Any]]],
+) -> list[tuple[Bind, RevisionContext, list[Any]]]:
+    """Give each new revision the dependencies as this command leaves the history, and
+    order the writes so that a dependency is written before the revision depending on it.
+
+    A target naming a bind's heads names the new revision this command writes for that
+    bind (when it builds on those heads). A new revision never depends on itself nor on a
+    revision of its own bind that it already builds on: those are left out. Refuses new
+    revisions that would depend on each other, and a target naming no revision at all.
+    """
+    histories = loader.histories
+    # Bind -> its new revisions: each directive, its id and the revisions it builds on.
+    new: dict[str, list[tuple[MigrationScript, str, tuple[str, ...]]]] = {}
+    for b, rc, _ in prepared:
+        rmap = histories[b.name].revision_map
+        new[b.name] = []
+        for ms in rc.generated_revisions:
+            if ms.rev_id is None:
+                continue  # a hook's doing; Alembic says what is wrong
+            try:
+                parents = () if ms.head in (None, "base") else revision_ids(rmap, ms.head)
+            except revision_module().RevisionError:  # likewise
+                parents = ()
+            new[b.name].append((ms, ms.rev_id, parents))
+    new_owner = {rev: bind for bind, revs in new.items() for _, rev, _ in revs}
+
+    needs: dict[str, set[str]] = {}  # bind -> the binds whose new revisions it depends on
+    for b, _, _ in prepared:
+        history = histories[b.name]
+        needs[b.name] = set()
+        for ms, rev_id, parents in new[b.name]:
+            if ms.depends_on != static:
+                continue  # a process_revision_directives hook chose its own
+            below = history.applied(p for p in parents if history.known(p))
+            final: list[str] = []
+            for d in depends:
+                written = [(rev, up) for _, rev, up in new.get(d.bind, [])]
+                ids = _after(d.ids, written) if d.moving else d.ids
+                if not ids and d.bind != b.name:
+                    raise RevisionError(
+                        f"--depend {d.token!r} names no revision: bind {d.bind!r} has none yet.",
+                        bind=d.bind,
+                        revision=d.token,
+                        hint=(
+                            "Write its first revision with ",
+                            Command("revision", "MESSAGE", "--bind", d.bind),
+                            " first, or leave --depend out.",
+                        ),
+                    )
+                for dep in ids:
+                    if d.bind == b.name and (dep == rev_id or dep in below):
+                        continue  # itself, or a revision it already builds on
+                    if dep not in final:
+                        final.append(dep)
+            ms.depends_on = final or None
+            needs[b.name].update(new_owner[dep] for dep in final if dep in new_owner)
+        needs[b.name].discard(b.name)
+
+    ordered: list[tuple[Bind, RevisionContext, list[Any]]] = []
+    waiting = list(prepared)
+    while waiting:
+        done = {b.name for b, _, _ in ordered}
+        ready = next((item for item in waiting if needs[item[0].name] <= done), None)
+        if ready is None:
+            binds = [b.name for b, _, _ in waiting]
+            tokens = ", ".join(f"--depend {d.token}" for d in depends if d.bind in binds)
+            raise RevisionError(
+                f"{tokens} would make the new revisions of binds "
+                f"{', '.join(repr(n) for n in binds)} depend on each other.",
+                hint=(
+                    "Write one bind's revision first with ",
+                    Command("revision", "MESSAGE", "--bind", binds[0]),
+                    f", then the others with --depend {binds[0]}@head.",
+                ),
+            )
+        ordered.append(ready)
+        waiting.remove(ready)
+    return ordered
+
+
+def _after(ids: tuple[str, ...], written: Iterable[tuple[str, tuple[str, ...]]]) -> tuple[str, ...]:
+    """The heads ``ids`` once the new revisions ``written`` (id, parents) are in place: a
+    new revision takes the place of the heads it builds on, and is the first head of a
+    bind that had none."""
+    heads = list(ids)
+    for rev_id, parents in written:
+        if set(parents) & set(heads) or not (heads or parents):
+            heads = [h for h in heads if h not in parents] + [rev_id]
+    return tuple(heads)
 
 
 def branch_heads(history: BindHistory, label: str) -> tuple[str, ...] | None:

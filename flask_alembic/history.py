@@ -42,7 +42,6 @@ __all__ = [
     "merge_ids",
     "owner_in",
     "related_binds",
-    "resolve_ids",
     "resolve_target",
     "revision_ids",
     "revision_module",
@@ -305,19 +304,6 @@ def _owner(token: str, histories: Sequence[BindHistory], *, whole: str) -> str:
             hint="Give more characters of the revision id.",
         )
     return owner
-
-
-def resolve_ids(histories: Sequence[BindHistory], tokens: Iterable[str]) -> list[str]:
-    """The full revision ids that ``tokens`` (ids, prefixes, ``BIND@head``...) name."""
-    by_name = {h.name: h for h in histories}
-    ids: list[str] = []
-    for token in tokens:
-        owner, target = next(iter(resolve_target(token, histories, direction="upgrade").items()))
-        if isinstance(target, tuple) or target in SYMBOLIC or "@" in target:
-            ids.extend(revision_ids(by_name[owner].revision_map, target))
-        else:
-            ids.append(target)
-    return ids
 
 
 def log_ranges(

@@ -784,9 +784,11 @@ class _LiveView:
         now = time.perf_counter()
         with self.lock:
             recent = list(self.recent)
-            running = list(self.running.values())
+            running = sorted(self.running.values(), key=lambda item: item[0].index)
             done, stopping = self.done, self.stopping
         grid = Table.grid(padding=(0, 1))
+        for justify in ("left", "left", "left", "right"):
+            grid.add_column(justify=justify)
         for finished in recent:
             grid.add_row(
                 Text("✓", style="green"),

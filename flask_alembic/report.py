@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import sys
 import threading
 import time
@@ -475,8 +476,6 @@ def _message(step: Step) -> str:
 
 def _stop_notice(event: StopRequested) -> str:
     """What happens now that a run got its first SIGINT or SIGTERM, and after a second."""
-    import signal
-
     name = signal.Signals(event.signal).name
     if not event.can_abort:
         return (
@@ -725,8 +724,9 @@ class _LiveProgress(Progress):
             self.console.print(text)
         elif isinstance(event, StopRequested):
             self.console.print(Text(one_line(_stop_notice(event)), style="bold yellow"))
+        # Drawn at Rich's next refresh, some eight times a second: not once per event,
+        # which would slow a run of many quick steps.
         self.view.record(event)
-        self.live.refresh()
 
     def close(self) -> None:
         if self.live is not None:
@@ -811,7 +811,8 @@ class _LiveView:
             )
         footer = Text(f"{done} of {self.total} steps done, {_clock(now - self.started)}", "dim")
         if stopping:
-            footer.append(" - stopping after the running step", style="yellow")
+            steps = "step" if len(running) <= 1 else "steps"
+            footer.append(f" - stopping after the running {steps}", style="yellow")
         return Group(grid, footer)
 
 

@@ -16,14 +16,15 @@ import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 from typing import IO
 
-import pytest
 from conftest import MakeApp
 from conftest import MakeURL
 from conftest import table_names
 from conftest import version_rows
 
+from flask_alembic.executor import Event
 from flask_alembic.report import Output
 
 REVISION = '''\
@@ -182,7 +183,7 @@ def test_live_clocks_tick(
     """While a slow statement runs, its step's clock and the run's total go up."""
     url = make_url(dialect)
     app, alembic = make_app({"default": url})
-    write(project, "default", "slow01", slow(project, "default", 2.5, dialect))
+    write(project, "default", "slow01", slow(project, "default", 3, dialect))
     err = io.StringIO()
     output = Output(rich=True, width=80, stdout=io.StringIO(), stderr=err)
     failures: list[BaseException] = []
@@ -210,7 +211,6 @@ def test_live_clocks_tick(
     total = clocks(earlier, "0 of 1 steps done, ")
     assert step, earlier
     assert total, earlier
-    assert step[-1] >= 0.5
     later_step = clocks(later, "step 1 of 1: base -> slow01 slow slow01")
     later_total = clocks(later, "0 of 1 steps done, ")
     assert later_step[-1] > step[-1]
@@ -231,20 +231,18 @@ def test_live_area_keeps_a_bounded_height(
     err = io.StringIO()
     output = Output(rich=True, width=80, stdout=io.StringIO(), stderr=err)
     shown: list[str] = []
+    progress: Any = output.progress()
 
-    def event(progress: object) -> Callable[[object], None]:
-        def on_event(item: object) -> None:
-            progress(item)  # type: ignore[operator]
-            from rich.console import Console
+    def on_event(event: Event) -> None:
+        from rich.console import Console
 
-            console = Console(file=io.StringIO(), width=80, force_terminal=True)
-            console.print(progress.view)  # type: ignore[attr-defined]
-            shown.append(console.file.getvalue())  # type: ignore[attr-defined]
+        progress(event)
+        frame = io.StringIO()
+        Console(file=frame, width=80, force_terminal=True).print(progress.view)
+        shown.append(frame.getvalue())
 
-        return on_event
-
-    with app.app_context(), output.progress() as progress:
-        alembic.upgrade(on_plan=progress.start, on_event=event(progress))
+    with app.app_context(), progress:
+        alembic.upgrade(on_plan=progress.start, on_event=on_event)
     last = ANSI.sub("", shown[-1]).splitlines()
     assert [line.split()[:5] for line in last[:-1]] == [
         ["✓", "default", f"step0{n - 1}", "->", f"step0{n}"] for n in (5, 6, 7)
@@ -306,7 +304,7 @@ def test_plain_start_line_side_by_side(make_url: MakeURL, project: Path) -> None
 def test_first_sigint_said_at_once(make_url: MakeURL, project: Path) -> None:
     """Piped: the notice comes while the step still runs; the run ends after it, exit 130."""
     url = make_url()
-    write(project, "default", "default01", slow(project, "default", 2))
+    write(project, "default", "default01", slow(project, "default", 4))
     write(project, "default", "default02", down="default01")
     log = project / "run.log"
     with open(log, "wb") as handle:
@@ -319,7 +317,7 @@ def test_first_sigint_said_at_once(make_url: MakeURL, project: Path) -> None:
             "starts. Press Ctrl-C again to abort that step instead: it is then rolled back "
             "where the database can undo it.\n"
         )
-        wait_until(lambda: notice in log.read_text(), "the notice", timeout=1.5)
+        wait_until(lambda: notice in log.read_text(), "the notice", timeout=3)
         assert not (project / "done-default").exists(), "the notice came after the step"
         assert process.wait(timeout=60) == 130
     finally:
@@ -337,7 +335,6 @@ def test_first_sigint_said_at_once(make_url: MakeURL, project: Path) -> None:
     assert version_rows(url) == {"default01"}
 
 
-@pytest.mark.parametrize("dialect", ["sqlite", "postgresql", "mysql"])
 def test_second_sigint_aborts_the_step(make_url: MakeURL, project: Path, dialect: str) -> None:
     """A second SIGINT abandons the running step at once; it is rolled back where the
     database can undo it (MariaDB keeps the table its step created)."""
@@ -372,7 +369,7 @@ def test_sigterm_notice_side_by_side(make_url: MakeURL, project: Path) -> None:
     """Side by side, the notice says the running steps finish and more signals are ignored."""
     urls = {"default": make_url(), "other": make_url()}
     for bind in urls:
-        write(project, bind, f"{bind}01", slow(project, bind, 1.5))
+        write(project, bind, f"{bind}01", slow(project, bind, 3))
         write(project, bind, f"{bind}02", down=f"{bind}01")
     log = project / "run.log"
     with open(log, "wb") as handle:
@@ -386,7 +383,7 @@ def test_sigterm_notice_side_by_side(make_url: MakeURL, project: Path) -> None:
             "starts. Binds are migrating side by side, so these steps cannot be aborted: "
             "each finishes and commits, and further signals are ignored."
         )
-        wait_until(lambda: notice in log.read_text(), "the notice", timeout=1)
+        wait_until(lambda: notice in log.read_text(), "the notice", timeout=2)
         assert not any((project / f"done-{bind}").exists() for bind in urls)
         process.send_signal(signal.SIGTERM)
         assert process.wait(timeout=60) == 143
@@ -437,7 +434,7 @@ def test_rich_notice_and_ticking_on_a_terminal(make_url: MakeURL, project: Path)
     """On a real terminal: the clock ticks, the notice comes at once, the plan and the
     summary remain."""
     url = make_url()
-    write(project, "default", "default01", slow(project, "default", 3))
+    write(project, "default", "default01", slow(project, "default", 4))
     write(project, "default", "default02", down="default01")
     terminal = Terminal()
     try:
@@ -458,6 +455,8 @@ def test_rich_notice_and_ticking_on_a_terminal(make_url: MakeURL, project: Path)
             process.send_signal(signal.SIGINT)
             terminal.read(lambda text: "Press Ctrl-C again" in ANSI.sub("", text), 1.5)
             assert not (project / "done-default").exists(), "the notice came after the step"
+            terminal.read(lambda text: "stopping after the running step" in ANSI.sub("", text), 2)
+            assert not (project / "done-default").exists()
             text = terminal.read(lambda text: False, 60)
             assert process.wait(timeout=10) == 130
         finally:
@@ -487,7 +486,7 @@ def test_terminal_shows_each_step_once(make_app: MakeApp, make_url: MakeURL, pro
     runner = app.test_cli_runner(env={"FORCE_COLOR": "1", "COLUMNS": "80"})
     result = runner.invoke(args=["db", "upgrade"], color=True)
     assert result.exit_code == 0, result.output
-    assert "step 1 of 2" in result.stderr  # the live area was drawn
+    assert "step 2 of 2: base -> other01" in result.stderr  # the live area was drawn
     remains = screen(result.stderr)
     assert remains[0] == "upgrade plan (2 steps)", remains
     for label in ("base -> default01", "base -> other01"):

@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 from typing import IO
 
+import pytest
 from conftest import MakeApp
 from conftest import MakeURL
 from conftest import table_names
@@ -392,6 +393,48 @@ def test_sigterm_notice_side_by_side(make_url: MakeURL, project: Path) -> None:
         process.wait()
     for bind, url in urls.items():
         assert version_rows(url) == {f"{bind}01"}
+
+
+def test_signal_inside_the_callback(make_app: MakeApp, make_url: MakeURL, project: Path) -> None:
+    """A signal that lands while the progress callback runs (the run's event lock held, the
+    output being written) is told once that callback returns: no deadlock, said once."""
+    from flask_alembic.errors import MigrationInterruptedError
+    from flask_alembic.executor import StepStarted
+    from flask_alembic.executor import StopRequested
+
+    app, alembic = make_app({"default": make_url()})
+    write(project, "default", "default01")
+    write(project, "default", "default02", down="default01")
+    err = io.StringIO()
+    progress = Output(rich=False, stdout=io.StringIO(), stderr=err).progress()
+    events: list[Event] = []
+
+    def on_event(event: Event) -> None:
+        events.append(event)
+        progress(event)
+        if isinstance(event, StepStarted) and event.index == 1:
+            # The handler runs here, on this thread, before the callback returns.
+            os.kill(os.getpid(), signal.SIGINT)
+
+    def hung(signum: int, frame: object) -> None:
+        raise TimeoutError("the run hung")
+
+    previous = signal.signal(signal.SIGALRM, hung)
+    signal.alarm(20)  # a lock waited for forever fails the test instead of hanging it
+    try:
+        with app.app_context(), pytest.raises(MigrationInterruptedError) as caught:
+            alembic.upgrade(on_event=on_event)
+    finally:
+        signal.alarm(0)
+        signal.signal(signal.SIGALRM, previous)
+    assert caught.value.exit_code == 130
+    stops = [event for event in events if isinstance(event, StopRequested)]
+    assert stops == [StopRequested(signal=signal.SIGINT, can_abort=True)]
+    # The run stopped after its first step; the notice and that step's end come from two
+    # threads, in no set order.
+    assert events[0] == StepStarted(step=events[0].step, index=1, total=2)  # type: ignore[union-attr]
+    assert sorted(type(event).__name__ for event in events[1:]) == ["StepFinished", "StopRequested"]
+    assert err.getvalue().count("SIGINT received: the run stops once the running step ends") == 1
 
 
 class Terminal:

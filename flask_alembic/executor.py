@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import functools
 import io
+import queue
 import signal
 import threading
 import time
@@ -58,6 +59,7 @@ __all__ = [
     "StepFailed",
     "StepFinished",
     "StepStarted",
+    "StopRequested",
     "execute",
     "render_sql",
 ]
@@ -92,7 +94,19 @@ class BindFinished:
     heads: tuple[str, ...]
 
 
-Event = StepStarted | StepFinished | StepFailed | BindFinished
+@dataclass(frozen=True, kw_only=True)
+class StopRequested:
+    """The first SIGINT or SIGTERM of a run: no further step starts.
+
+    ``can_abort`` says whether a second signal abandons the running step (it does when the
+    steps run on the main thread; binds migrating side by side finish theirs).
+    """
+
+    signal: int
+    can_abort: bool
+
+
+Event = StepStarted | StepFinished | StepFailed | BindFinished | StopRequested
 EventCallback = Callable[[Event], None]
 
 
@@ -308,7 +322,10 @@ class _Run:
         self.aborted: dict[str, Step] = {}
         self.cause: BaseException | None = None
         self.lock = threading.Lock()
-        self.stop = _StopSignal()
+        self.stop = _StopSignal(self._stop_requested)
+
+    def _stop_requested(self, signum: int) -> None:
+        self.emit(StopRequested(signal=signum, can_abort=not self.stop.parallel))
 
     def steps_of(self, steps: list[Step]) -> None:
         """Run ``steps`` (some binds' part of the plan, in order) on this thread."""
@@ -619,14 +636,18 @@ class _Stopped(Exception):
 
 
 class _StopSignal:
-    """Remembers SIGINT/SIGTERM during a run; a second signal interrupts at once."""
+    """Remembers SIGINT/SIGTERM during a run; a second signal interrupts at once.
 
-    def __init__(self) -> None:
+    :param notify: told of the first signal (its number), from a thread of its own.
+    """
+
+    def __init__(self, notify: Callable[[int], None] | None = None) -> None:
         self.signal: int | None = None
         self.failed = False
         #: With binds running side by side, a second signal cannot stop the workers at
         #: once: they always finish their current step, and the summary is printed.
         self.parallel = False
+        self.notify = notify
 
     def failure(self) -> None:
         """A step failed: the run ends at each thread's next step boundary."""
@@ -642,11 +663,25 @@ class _StopSignal:
             yield
             return
         previous = {sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGTERM)}
+        # The handler runs on the main thread between two bytecodes, perhaps while that
+        # thread holds a lock (the progress callback's, an output stream's): telling the
+        # callback from there could deadlock, or fail as a reentrant write. It only puts
+        # the signal in a SimpleQueue (whose put() is safe in a signal handler), and a
+        # thread started beforehand (starting one in a handler takes locks too) tells.
+        signals: queue.SimpleQueue[int | None] = queue.SimpleQueue()
+        teller = None
+        if self.notify is not None:
+            teller = threading.Thread(
+                target=self._tell, args=(signals,), name="flask-alembic-signal", daemon=True
+            )
+            teller.start()
 
         def handler(signum: int, frame: Any) -> None:
             if self.signal is not None and not self.parallel:
                 raise KeyboardInterrupt
-            self.signal = self.signal or signum
+            if self.signal is None:
+                self.signal = signum
+                signals.put(signum)
 
         for sig in previous:
             signal.signal(sig, handler)
@@ -655,6 +690,14 @@ class _StopSignal:
         finally:
             for sig, old in previous.items():
                 signal.signal(sig, old)
+            if teller is not None:
+                signals.put(None)
+                teller.join()
+
+    def _tell(self, signals: queue.SimpleQueue[int | None]) -> None:
+        signum = signals.get()
+        if signum is not None and self.notify is not None:
+            self.notify(signum)
 
     def check(self) -> None:
         if self.stopping:

@@ -11,7 +11,9 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import sys
+import threading
 import time
 from collections.abc import Callable
 from collections.abc import Mapping
@@ -37,6 +39,8 @@ if TYPE_CHECKING:
     from .executor import Event
     from .executor import StepFailed
     from .executor import StepFinished
+    from .executor import StepStarted
+    from .executor import StopRequested
     from .plan import MigrationResult
     from .plan import Plan
     from .plan import Step
@@ -437,7 +441,8 @@ class PlainOutput(Output):
 
 
 class _PlainProgress(Progress):
-    """A log line as each step ends (or fails)."""
+    """A log line as each step starts and as it ends (or fails): a log shows which step
+    is running when a run hangs. A signal's notice is said at once."""
 
     def __init__(self, output: PlainOutput) -> None:
         self.output = output
@@ -445,17 +450,55 @@ class _PlainProgress(Progress):
     def __call__(self, event: Event) -> None:
         from .executor import StepFailed
         from .executor import StepFinished
+        from .executor import StepStarted
+        from .executor import StopRequested
 
-        if isinstance(event, StepFinished):
-            message = f" {event.step.message}" if event.step.message else ""
-            self.output.status(f"{_event_prefix(event)}{message} ({event.elapsed:.2f}s)")
+        if isinstance(event, StepStarted):
+            self.output.status(f"{_event_prefix(event)}{_message(event.step)} (started)")
+        elif isinstance(event, StepFinished):
+            self.output.status(
+                f"{_event_prefix(event)}{_message(event.step)} ({event.elapsed:.2f}s)"
+            )
         elif isinstance(event, StepFailed):
             self.output.status(f"{_event_prefix(event)} FAILED")
+        elif isinstance(event, StopRequested):
+            self.output.status(_stop_notice(event))
 
 
-def _event_prefix(event: StepFinished | StepFailed) -> str:
+def _event_prefix(event: StepStarted | StepFinished | StepFailed) -> str:
     step = event.step
     return f"[{event.index}/{event.total}] {step.bind}: {step.direction} {_step_label(step)}"
+
+
+def _message(step: Step) -> str:
+    return f" {step.message}" if step.message else ""
+
+
+def _stop_notice(event: StopRequested) -> str:
+    """What happens now that a run got its first SIGINT or SIGTERM, and after a second."""
+    name = signal.Signals(event.signal).name
+    if not event.can_abort:
+        return (
+            f"{name} received: the run stops once the running steps end; no further step "
+            "starts. Binds are migrating side by side, so these steps cannot be aborted: "
+            "each finishes and commits, and further signals are ignored."
+        )
+    again = "Press Ctrl-C again" if name == "SIGINT" else "Send SIGINT or SIGTERM again"
+    return (
+        f"{name} received: the run stops once the running step ends; no further step "
+        f"starts. {again} to abort that step instead: it is then rolled back where the "
+        "database can undo it."
+    )
+
+
+def _clock(seconds: float) -> str:
+    """A running time that stays short: ``4.2s``, ``3m07s``, ``1h02m``."""
+    if seconds < 60:
+        return f"{seconds:.1f}s"
+    minutes, second = divmod(int(seconds), 60)
+    if minutes < 60:
+        return f"{minutes}m{second:02d}s"
+    return f"{minutes // 60}h{minutes % 60:02d}m"
 
 
 class RichOutput(Output):
@@ -644,13 +687,17 @@ class RichOutput(Output):
 
 
 class _LiveProgress(Progress):
-    """A live line per bind (binds migrating side by side stay readable), and a line as
-    each step ends."""
+    """The live area of a run on a terminal: a line per running step (binds migrating side
+    by side stay readable), its clock and the run's ticking as Rich refreshes.
+
+    The area is transient: at the end the summary takes its place, so a step that went
+    well is shown in the plan and, while the run lasts, here. A failed step is printed
+    above the area with its error, at once, and stays; so does a signal's notice.
+    """
 
     def __init__(self, console: Console) -> None:
         self.console = console
-        self.started = time.perf_counter()
-        self.lines: dict[str, Text] = {}
+        self.view = _LiveView()
         self.live: Live | None = None
 
     def start(self, plan: Plan) -> None:
@@ -658,53 +705,115 @@ class _LiveProgress(Progress):
             return
         from rich.live import Live
 
-        self.started = time.perf_counter()
-        self.live = Live(self._render(), console=self.console, refresh_per_second=8, transient=True)
+        self.view = _LiveView(total=len(plan.steps))
+        self.live = Live(self.view, console=self.console, refresh_per_second=8, transient=True)
         self.live.start()
-
-    def _render(self) -> Any:
-        from rich.console import Group
-        from rich.spinner import Spinner
-        from rich.table import Table
-        from rich.text import Text
-
-        grid = Table.grid(padding=(0, 1))
-        for bind, text in self.lines.items():
-            grid.add_row(Spinner("dots", style="cyan"), Text(one_line(bind), style="cyan"), text)
-        return Group(grid)
 
     def __call__(self, event: Event) -> None:
         from rich.text import Text
 
         from .executor import StepFailed
-        from .executor import StepFinished
-        from .executor import StepStarted
+        from .executor import StopRequested
 
         if self.live is None:
             return
-        if isinstance(event, StepStarted):
-            self.lines[event.step.bind] = Text(
-                one_line(
-                    f"step {event.index} of {event.total}: {_step_label(event.step)} "
-                    f"{event.step.message} ({time.perf_counter() - self.started:.1f}s)"
-                )
-            )
-        elif isinstance(event, StepFinished | StepFailed):
-            ok = isinstance(event, StepFinished)
-            text = Text("  ✓ " if ok else "  ✗ ", style="green" if ok else "red")
-            text.append(
-                one_line(f"{event.step.bind}: {_step_label(event.step)} {event.step.message}")
-            )
-            if isinstance(event, StepFinished):
-                text.append(f" {event.elapsed:.2f}s", style="dim")
-            self.live.console.print(text)
-            self.lines.pop(event.step.bind, None)
-        self.live.update(self._render())
+        if isinstance(event, StepFailed):
+            text = Text("✗ ", style="bold red")
+            text.append(one_line(f"{event.step.bind}: {_step_label(event.step)}"), style="red")
+            text.append(one_line(f"{_message(event.step)}: {event.error}"))
+            self.console.print(text)
+        elif isinstance(event, StopRequested):
+            self.console.print(Text(one_line(_stop_notice(event)), style="bold yellow"))
+        # Drawn at Rich's next refresh, some eight times a second: not once per event,
+        # which would slow a run of many quick steps.
+        self.view.record(event)
 
     def close(self) -> None:
         if self.live is not None:
             self.live.stop()
             self.live = None
+
+
+class _LiveView:
+    """What the live area shows, drawn anew at each refresh so that its clocks tick.
+
+    Events come from the run's threads and drawing from Rich's refresh thread: both go
+    through ``lock``, held only to copy or change a few values.
+    """
+
+    #: How many finished steps stay in view: the area keeps a bounded height.
+    RECENT = 3
+
+    def __init__(self, total: int = 0) -> None:
+        from collections import deque
+
+        self.lock = threading.Lock()
+        self.total = total
+        self.started = time.perf_counter()
+        #: Bind -> (its running step's event, when it started, its spinner).
+        self.running: dict[str, tuple[StepStarted, float, Any]] = {}
+        self.recent: deque[StepFinished] = deque(maxlen=self.RECENT)
+        self.done = 0
+        self.stopping = False
+
+    def record(self, event: Event) -> None:
+        from rich.spinner import Spinner
+
+        from .executor import StepFailed
+        from .executor import StepFinished
+        from .executor import StepStarted
+        from .executor import StopRequested
+
+        with self.lock:
+            if isinstance(event, StepStarted):
+                spinner = Spinner("dots", style="cyan")
+                self.running[event.step.bind] = (event, time.perf_counter(), spinner)
+            elif isinstance(event, StepFinished | StepFailed):
+                self.running.pop(event.step.bind, None)
+                if isinstance(event, StepFinished):
+                    self.done += 1
+                    self.recent.append(event)
+            elif isinstance(event, StopRequested):
+                self.stopping = True
+
+    def __rich__(self) -> Any:
+        from rich.console import Group
+        from rich.table import Table
+        from rich.text import Text
+
+        now = time.perf_counter()
+        with self.lock:
+            recent = list(self.recent)
+            running = sorted(self.running.values(), key=lambda item: item[0].index)
+            done, stopping = self.done, self.stopping
+        grid = Table.grid(padding=(0, 1))
+        for justify in ("left", "left", "left", "right"):
+            grid.add_column(justify=justify)
+        for finished in recent:
+            grid.add_row(
+                Text("✓", style="green"),
+                Text(one_line(finished.step.bind), style="cyan"),
+                Text(one_line(f"{_step_label(finished.step)}{_message(finished.step)}")),
+                Text(f"{finished.elapsed:.2f}s", style="dim"),
+            )
+        for started, at, spinner in running:
+            step = started.step
+            grid.add_row(
+                spinner,
+                Text(one_line(step.bind), style="cyan"),
+                Text(
+                    one_line(
+                        f"step {started.index} of {started.total}: {_step_label(step)}"
+                        f"{_message(step)}"
+                    )
+                ),
+                Text(_clock(now - at), style="bold"),
+            )
+        footer = Text(f"{done} of {self.total} steps done, {_clock(now - self.started)}", "dim")
+        if stopping:
+            steps = "step" if len(running) <= 1 else "steps"
+            footer.append(f" - stopping after the running {steps}", style="yellow")
+        return Group(grid, footer)
 
 
 _PAST = {"upgrade": "upgraded", "downgrade": "downgraded", "stamp": "stamped"}

@@ -15,6 +15,7 @@ import signal
 import threading
 from collections.abc import Callable
 from collections.abc import Iterator
+from collections.abc import Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -422,6 +423,7 @@ def init() -> None:
 @click.option("--path", type=click.Path(), help="Write the file in this version location.")
 @click.option("--rev-id", help="Use this revision id instead of a random one.")
 @x_option
+@json_option
 @bind_option
 def revision(
     message: str,
@@ -434,6 +436,7 @@ def revision(
     path: str | None,
     rev_id: str | None,
     x_arguments: tuple[str, ...],
+    as_json: bool,
     binds: tuple[str, ...],
 ) -> None:
     """Write a revision for each bind whose models changed (autogenerate)."""
@@ -454,6 +457,10 @@ def revision(
         branch=branch,
         x_arguments=x_list or None,
     )
+    if as_json:
+        output = _output(plain=True)
+        output.json(report.written_json(written.revisions, written.skipped, extension.bind_of))
+        return
     _output().written(written.revisions, written.skipped)
 
 
@@ -641,8 +648,6 @@ def _migration_options(direction: str, default: str) -> Callable[[F], F]:
         f = click.argument("target", default=default)(f)
         # Decorators apply bottom-up: the last applied is listed first.
         for declarations, settings in reversed(_MIGRATION_OPTIONS):
-            if direction == "stamp" and "--plan" in declarations:
-                continue  # a stamp runs no code: there is nothing to preview
             f = click.option(*declarations, **settings)(f)
         return json_option(bind_option(f))
 
@@ -683,12 +688,14 @@ def stamp(**options: Any) -> None:
 @click.option("-m", "--message", help="The merge revision's message.")
 @click.option("-l", "--label", multiple=True, help="A branch label for the merge revision.")
 @click.option("--rev-id", help="Use this revision id instead of a random one.")
+@json_option
 @bind_option
 def merge(
     revisions: tuple[str, ...],
     message: str | None,
     label: tuple[str, ...],
     rev_id: str | None,
+    as_json: bool,
     binds: tuple[str, ...],
 ) -> None:
     """Write a revision merging REVISIONS (default: the heads of a bind)."""
@@ -707,7 +714,57 @@ def merge(
         )
         for name in targets
     ]
+    if as_json:
+        _output(plain=True).json(report.scripts_json(scripts, extension.bind_of))
+        return
     _output().merged(scripts, extension.bind_of)
+
+
+def _not_up_to_date(statuses: Sequence[BindStatus], group: str = DEFAULT_GROUP) -> str:
+    """The one line ``status --check`` and ``current --check-heads`` end with: the binds
+    that are not at their heads, each with its way there."""
+    behind = [s for s in statuses if s.managed and not s.up_to_date]
+    pending = [
+        s.bind
+        for s in behind
+        if s.state == State.PENDING and not isinstance(s.error, VersionTableMismatchError)
+    ]
+    managed = [s.bind for s in statuses if s.managed]
+    fixes: list[str] = []
+    if pending:
+        # Every bind behind: upgrade them all; else name them, so no other bind moves.
+        named = [] if pending == managed else [a for b in pending for a in ("--bind", b)]
+        fixes.append(
+            f"{', '.join(pending)} {'is' if len(pending) == 1 else 'are'} behind: run "
+            f"{Command('upgrade', *named).render(group)}"
+        )
+    for s in behind:
+        if s.state == State.PENDING and s.bind not in pending:
+            # Upgrading would create tables that exist: its warning says what to check.
+            fixes.append(
+                f"{s.bind}'s version table disagrees with its database: check the bind's "
+                "version_table setting (see the warning above)"
+            )
+        elif s.state == State.MULTIPLE_HEADS:
+            merge = Command("merge", "--bind", s.bind).render(group)
+            upgrade = Command("upgrade", "--bind", s.bind).render(group)
+            fixes.append(f"{s.bind} has several heads: run {merge}, then {upgrade}")
+        elif s.state == State.MIGRATING:
+            fixes.append(
+                f"{s.bind} is being migrated by another process: run "
+                f"{Command('status').render(group)} again once it has finished"
+            )
+        elif s.state == State.UNKNOWN_REVISION:
+            fixes.append(
+                f"{s.bind} is at a revision its scripts do not have: deploy the code that has "
+                "it, or record the right one with "
+                f"{Command('stamp', '--bind', s.bind, 'REVISION').render(group)}"
+            )
+        elif s.state == State.UNREACHABLE:
+            fixes.append(
+                f"{s.bind} is unreachable: check its database URL and that its server is up"
+            )
+    return f"Not up to date: {'; '.join(fixes)}."
 
 
 @db.command()
@@ -723,8 +780,7 @@ def status(check: bool, as_json: bool, binds: tuple[str, ...]) -> None:
     else:
         output.status_table(statuses)
     if check and not all(s.up_to_date for s in statuses if s.managed):
-        behind = ", ".join(s.bind for s in statuses if s.managed and not s.up_to_date)
-        output.status(f"Not up to date: {behind}.")
+        output.status(_not_up_to_date(statuses, output.group))
         raise click.exceptions.Exit(1)
 
 
@@ -753,12 +809,7 @@ def current(check_heads: bool, verbose: bool, as_json: bool, binds: tuple[str, .
         behind = [s for s in statuses if s.managed and not s.up_to_date]
         if not as_json:
             output.line("Database is not on all head revisions")  # Flask-Alembic 3's words
-        names = ", ".join(s.bind for s in behind)
-        if any(isinstance(s.error, VersionTableMismatchError) for s in behind):
-            # Upgrading would create tables that exist: the error above says what to check.
-            output.status(f"Not at heads: {names}.")
-        else:
-            output.status(f"Not at heads: {names}. Run {Command('upgrade').render(output.group)}.")
+        output.status(_not_up_to_date(behind, output.group))
         raise click.exceptions.Exit(1)
 
 
@@ -785,13 +836,18 @@ def heads(verbose: bool, resolve_dependencies: bool, as_json: bool, binds: tuple
 
 @db.command()
 @click.option("-v", "--verbose", is_flag=True, help="Show each revision's file.")
+@json_option
 @bind_option
-def branches(verbose: bool, binds: tuple[str, ...]) -> None:
+def branches(verbose: bool, as_json: bool, binds: tuple[str, ...]) -> None:
     """Show the revisions where a history branches."""
     extension = _extension()
+    found = extension.branches(_check_binds(binds))
+    if as_json:
+        _output(plain=True).json(report.scripts_json(found, extension.bind_of))
+        return
     _output().scripts(
         "branch points",
-        extension.branches(_check_binds(binds)),
+        found,
         extension.bind_of,
         verbose=verbose,
         empty="No branch points.",
@@ -828,16 +884,31 @@ def log(
     if rev_range is not None:
         start, end = _rev_range(rev_range, start, end)
     scripts = extension.log(start, end, selected)
-    applied = extension.applied(selected)
+    rows = extension.status(selected)
+    applied = extension.applied(selected, statuses=rows)
+    # A bind whose version table could not be read: its marks are unknown, not "none".
+    unknown = [
+        row.bind
+        for row in rows
+        if row.managed
+        and row.error is not None
+        and not isinstance(row.error, VersionTableMismatchError)
+    ]
     current: set[str] | None = None
     if indicate_current:
-        rows = extension.status(selected)
         _raise_first_error(rows)
         current = {rev for row in rows if row.managed for rev in row.current}
+    output = _output(plain=as_json)
+    for row in rows:
+        if row.bind in unknown:
+            output.warning(
+                f"{row.bind}: which revisions are applied is unknown: its version table "
+                f"could not be read ({row.state})."
+            )
     if as_json:
-        _output(plain=True).json(report.scripts_json(scripts, extension.bind_of, applied))
+        output.json(report.scripts_json(scripts, extension.bind_of, applied, unknown=unknown))
         return
-    _output().scripts(
+    output.scripts(
         "history",
         scripts,
         extension.bind_of,
@@ -892,8 +963,9 @@ def edit(revision: str, binds: tuple[str, ...]) -> None:
 
 @db.command()
 @click.argument("revisions", nargs=-1)
+@json_option
 @bind_option
-def show(revisions: tuple[str, ...], binds: tuple[str, ...]) -> None:
+def show(revisions: tuple[str, ...], as_json: bool, binds: tuple[str, ...]) -> None:
     """Show REVISIONS in full (default: the heads)."""
     extension = _extension()
     selected = _check_binds(binds)
@@ -903,6 +975,9 @@ def show(revisions: tuple[str, ...], binds: tuple[str, ...]) -> None:
             scripts.extend(extension.heads(selected))
         else:
             scripts.append(extension.show(revision, selected))
+    if as_json:
+        _output(plain=True).json(report.scripts_json(scripts, extension.bind_of))
+        return
     _output().scripts("revisions", scripts, extension.bind_of, verbose=True)
 
 

@@ -212,11 +212,13 @@ def resolve_target(
     if _RELATIVE.match(target):
         _refuse_zero_steps(target, given, direction)
         if len(histories) != 1:
+            # Quote the target as the user wrote it: "1" is not "-1" to them.
             raise AmbiguousTargetError(
-                f"The relative target {target!r} is ambiguous with several binds selected "
+                f"The relative target {given!r} is ambiguous with several binds selected "
                 f"({', '.join(names)}).",
-                revision=target,
-                hint=f"Name one bind: --bind {names[0]} or use '{names[0]}@{target}'.",
+                revision=given,
+                hint=f"Name one bind with --bind {names[0]} (or another), or give the "
+                f"target as '{names[0]}@{target}'.",
             )
         return {names[0]: target}
 

@@ -144,6 +144,20 @@ class _Command(click.Command):
         except click.NoSuchOption as exc:
             _foreign_option(ctx, self.name or "", exc)
 
+    def format_options(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        # A section listing only --help says nothing the reader did not just type.
+        if any(isinstance(p, click.Option) for p in self.get_params(ctx)[:-1]):
+            super().format_options(ctx, formatter)
+        else:
+            formatter.write_paragraph()
+            with formatter.indentation():
+                formatter.write_text("This command takes no options.")
+
+
+def _summary(command: click.Command) -> str:
+    """A command's first sentence, whole: click cuts it at ~45 characters with "..."."""
+    return command.get_short_help_str(limit=1_000)
+
 
 class _DbGroup(AppGroup):
     """Turns Flask-Alembic and database errors into one line and an exit code."""
@@ -163,6 +177,21 @@ class _DbGroup(AppGroup):
         if message is not None and self.get_command(ctx, args[0]) is None:
             ctx.fail(message.format(init=Command("init").render(_group_name(ctx))))
         return super().resolve_command(ctx, args)
+
+    def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        """Every command with its whole first sentence; an alias once, as an alias."""
+        rows = []
+        for name in self.list_commands(ctx):
+            command = self.get_command(ctx, name)
+            if command is None or command.hidden:
+                continue
+            if command.name is not None and command.name != name:
+                rows.append((name, f"Alias of {command.name}."))
+            else:
+                rows.append((name, _summary(command)))
+        if rows:
+            with formatter.section("Commands"):
+                formatter.write_dl(rows)
 
     def invoke(self, ctx: click.Context) -> Any:
         with collector_paused(), _signals_kept():
@@ -663,7 +692,25 @@ def _migration_options(direction: str, default: str) -> Callable[[F], F]:
     help="Also upgrade other binds as far as this upgrade depends on them.",
 )
 def upgrade(**options: Any) -> None:
-    """Upgrade the databases to TARGET (default: every bind to its heads)."""
+    """Upgrade the databases to TARGET (default: every bind to its heads).
+
+    \b
+    TARGET is one of:
+      heads       every selected bind to all its heads (the default)
+      head        to the bind's one head (refused if it has several)
+      BIND@head   one bind to its heads, e.g. analytics@head
+      +1, 1, +2   that many steps up (one bind: add --bind NAME)
+      REVISION    to a revision: its id, or a start of it that is unique
+      BIND@REV    a revision of that bind, e.g. analytics@ab12
+      FROM:TO     with --sql only: the SQL from FROM (default base) to TO
+
+    \b
+    Examples:
+      flask db upgrade
+      flask db upgrade --plan
+      flask db upgrade --bind analytics +1
+      flask db upgrade --sql --bind analytics base:heads
+    """
     _migrate("upgrade", **options)
 
 
@@ -671,7 +718,25 @@ def upgrade(**options: Any) -> None:
 @_migration_options("downgrade", "-1")
 @x_option
 def downgrade(**options: Any) -> None:
-    """Downgrade the databases to TARGET (default: one step back; name a bind)."""
+    """Downgrade the databases to TARGET (default: one step back; name a bind).
+
+    \b
+    TARGET is one of:
+      -1, 1, -2   that many steps down (one bind: add --bind NAME); -1 is
+                  the default
+      REVISION    down to a revision: its id, or a start of it that is unique
+      BIND@REV    a revision of that bind, e.g. analytics@ab12
+      BIND@-1     one step down in that bind
+      base        every selected bind down to no revision at all
+      FROM:TO     with --sql (required there): the SQL from FROM down to TO
+
+    \b
+    Examples:
+      flask db downgrade --bind analytics
+      flask db downgrade --bind analytics 2 --plan
+      flask db downgrade analytics@ab12
+      flask db downgrade --sql --bind analytics ab12:base
+    """
     _migrate("downgrade", **options)
 
 
@@ -679,8 +744,37 @@ def downgrade(**options: Any) -> None:
 @_migration_options("stamp", "heads")
 @click.option("--purge", is_flag=True, help="Empty the version table before stamping.")
 def stamp(**options: Any) -> None:
-    """Record TARGET in the version tables without running migrations."""
+    """Record TARGET in the version tables without running migrations.
+
+    \b
+    TARGET is one of:
+      heads       every selected bind's heads (the default)
+      REVISION    a revision: its id, or a start of it that is unique
+      BIND@REV    a revision of that bind, e.g. analytics@ab12
+      base        no revision: empty the version table
+
+    \b
+    Examples:
+      flask db stamp --plan
+      flask db stamp --bind analytics ab12
+    """
     _migrate("stamp", **options)
+
+
+#: The options ``upgrade``, ``downgrade`` and ``stamp`` list first in ``--help``, in this
+#: order: those most used; the rarer (locks, parallel runs, tags) follow.
+_COMMON_FIRST = ("binds", "plan_only", "sql", "output_dir", "as_json", "with_dependencies")
+
+
+def _common_first(command: click.Command) -> None:
+    rank = {name: number for number, name in enumerate(_COMMON_FIRST)}
+    command.params.sort(
+        key=lambda p: (isinstance(p, click.Option), rank.get(p.name or "", len(rank)))
+    )
+
+
+for _command in (upgrade, downgrade, stamp):
+    _common_first(_command)
 
 
 @db.command()
@@ -878,7 +972,10 @@ def log(
     as_json: bool,
     binds: tuple[str, ...],
 ) -> None:
-    """Show the revisions, newest first, marking those applied to their database."""
+    """Show the revisions, newest first, marking those applied to their database.
+
+    history is another name for this command.
+    """
     extension = _extension()
     selected = _check_binds(binds)
     if rev_range is not None:

@@ -900,10 +900,9 @@ def current(check_heads: bool, verbose: bool, as_json: bool, binds: tuple[str, .
             output.status(f"{row.bind}: {output.explain(row.error)}")
     _raise_first_error(statuses)
     if check_heads and not all(s.up_to_date for s in statuses if s.managed):
-        behind = [s for s in statuses if s.managed and not s.up_to_date]
         if not as_json:
             output.line("Database is not on all head revisions")  # Flask-Alembic 3's words
-        output.status(_not_up_to_date(behind, output.group))
+        output.status(_not_up_to_date(statuses, output.group))
         raise click.exceptions.Exit(1)
 
 

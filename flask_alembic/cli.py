@@ -421,7 +421,7 @@ def mkdir() -> None:
 
 @db.command()
 def init() -> None:
-    """Create the migrations folder, or say that it exists (Flask-Migrate's init)."""
+    """Flask-Migrate's init: create the migrations folder, or say that it exists."""
     from .config import script_location
 
     existed = script_location(current_app).is_dir()

@@ -54,32 +54,46 @@ def written(result: Result) -> dict[str, str]:
 
 
 def last_line(result: Result) -> str:
-    return result.stderr.splitlines()[-1]
+    return plain(result.stderr).splitlines()[-1]
+
+
+def plain(text: str) -> str:
+    """``text`` without Rich's escape codes."""
+    return re.sub(r"\x1b\[[0-9;?]*[A-Za-z]", "", text)
+
+
+#: Plain output (a pipe), and a terminal of 80 and of 160 columns.
+SCREENS = pytest.mark.parametrize(
+    "env",
+    [{}, {"FORCE_COLOR": "1", "COLUMNS": "80"}, {"FORCE_COLOR": "1", "COLUMNS": "160"}],
+    ids=["plain", "rich-80", "rich-160"],
+)
 
 
 # -- status --check and current --check-heads: one wording ------------------------------
 
 
-def test_check_words_shared(make_app: MakeApp, make_url: MakeURL) -> None:
+@SCREENS
+def test_check_words_shared(make_app: MakeApp, make_url: MakeURL, env: dict[str, str]) -> None:
     """status --check and current --check-heads end with the same line naming the fix."""
     app = two_binds(make_app, {"default": make_url(), "analytics": make_url()})
     written(run(app, "revision", "init"))
     assert run(app, "upgrade", "--bind", "default").exit_code == 0
 
-    status = run(app, "status", "--check")
-    current = run(app, "current", "--check-heads")
+    status = run(app, "status", "--check", **env)
+    current = run(app, "current", "--check-heads", **env)
     assert (status.exit_code, current.exit_code) == (1, 1)
     line = "Not up to date: analytics is behind: run 'flask db upgrade --bind analytics'."
     assert last_line(status) == line
     assert last_line(current) == line
     # Flask-Alembic 3's words stay on stdout for the scripts that look for them.
-    assert current.stdout.splitlines()[-1] == "Database is not on all head revisions"
+    assert plain(current.stdout).splitlines()[-1] == "Database is not on all head revisions"
 
     # Every bind behind: one plain upgrade does it.
     assert run(app, "downgrade", "--bind", "default").exit_code == 0
     line = "Not up to date: default, analytics are behind: run 'flask db upgrade'."
-    assert last_line(run(app, "status", "--check")) == line
-    assert last_line(run(app, "current", "--check-heads")) == line
+    assert last_line(run(app, "status", "--check", **env)) == line
+    assert last_line(run(app, "current", "--check-heads", **env)) == line
 
 
 def test_check_several_heads_says_merge(make_app: MakeApp, make_url: MakeURL) -> None:
@@ -266,6 +280,22 @@ def test_stamp_plan(make_app: MakeApp, make_url: MakeURL) -> None:
     assert result.stderr == "Nothing to do: default already at the target.\n"
 
 
+@pytest.mark.parametrize("columns", ["80", "160"])
+def test_stamp_plan_on_a_terminal(make_app: MakeApp, make_url: MakeURL, columns: str) -> None:
+    """On a terminal stamp --plan draws the plan's table, each bind's from -> to whole."""
+    urls = {"default": make_url(), "analytics": make_url()}
+    app = two_binds(make_app, urls)
+    ids = written(run(app, "revision", "init"))
+    result = run(app, "stamp", "--plan", FORCE_COLOR="1", COLUMNS=columns)
+    assert result.exit_code == 0, result.output
+    text = plain(result.stdout)
+    assert "stamp plan" in text
+    for bind in ("default", "analytics"):
+        assert re.search(rf"{bind} +│ base -> {ids[bind]} ", text), text
+    assert all(len(line) <= int(columns) for line in text.splitlines())
+    assert version_rows(urls["default"]) == set() == version_rows(urls["analytics"])
+
+
 # -- --json everywhere -------------------------------------------------------------------
 
 SCRIPT_KEYS = {
@@ -400,16 +430,17 @@ def test_log_unreachable_marks_unknown(
     assert run(app, "upgrade").exit_code == 0
     app = two_binds(make_app, {**urls, "analytics": closed_port_url(dialect, tmp_path)})
 
-    result = run(app, "log")
-    assert result.exit_code == 0, result.output
-    assert (
-        "Warning: analytics: which revisions are applied is unknown: its version table "
-        "could not be read (unreachable)." in result.stderr
-    )
-    assert "default" not in result.stderr
-    lines = result.stdout.splitlines()
-    assert any(ids["default"] in line and "applied" in line for line in lines)
-    assert not any(ids["analytics"] in line and "applied" in line for line in lines)
+    for env in ({}, {"FORCE_COLOR": "1", "COLUMNS": "80"}, {"FORCE_COLOR": "1", "COLUMNS": "160"}):
+        result = run(app, "log", **env)
+        assert result.exit_code == 0, result.output
+        assert (
+            "analytics: which revisions are applied is unknown: its version table could not be "
+            "read (unreachable)." in " ".join(plain(result.stderr).split())
+        ), env
+        assert "default" not in result.stderr
+        lines = plain(result.stdout).splitlines()
+        assert any(ids["default"] in line and "applied" in line for line in lines), env
+        assert not any(ids["analytics"] in line and "applied" in line for line in lines), env
 
     data = json.loads(run(app, "log", "--json").stdout)
     applied = {r["bind"]: r["applied"] for r in data["revisions"]}

@@ -28,6 +28,7 @@ from .plan import MigrationResult
 from .plan import OfflineSQL
 from .plan import Plan
 from .plan import Target
+from .plan import to_tuple
 from .registry import Bind
 from .registry import bind_directory_name
 from .status import current_heads
@@ -187,8 +188,6 @@ def _one_step_back(loader: Loader, names: Sequence[str]) -> tuple[str | Command,
     """A hint for ``downgrade --sql`` without a range: the SQL of one step back from the
     first selected bind's head, named with ``--bind`` (offline, no database says where a
     bind is)."""
-    from .plan import to_tuple
-
     name = names[0]
     history = loader.histories[name]
     heads = history.heads

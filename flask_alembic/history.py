@@ -211,6 +211,14 @@ def resolve_target(
 
     if _RELATIVE.match(target):
         _refuse_zero_steps(target, given, direction)
+        if direction == "stamp" and len(histories) != 1:
+            # Naming one bind would not help: a stamp takes no count.
+            raise RevisionError(
+                f"Cannot stamp the relative target {given!r}: a stamp records revisions, "
+                "it does not count steps.",
+                revision=given,
+                hint="Stamp a revision id, 'BIND@REV', 'heads' or 'base' instead.",
+            )
         if len(histories) != 1:
             # Quote the target as the user wrote it: "1" is not "-1" to them.
             raise AmbiguousTargetError(

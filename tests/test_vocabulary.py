@@ -176,6 +176,18 @@ def test_stamp_relative_quoted_as_typed(make_app: MakeApp, make_url: MakeURL) ->
     assert "'-1'" not in result.stderr
 
 
+def test_stamp_relative_with_several_binds(make_app: MakeApp, make_url: MakeURL) -> None:
+    """With several binds, a count for stamp is refused as such, not as ambiguous."""
+    app = two_binds(make_app, {"default": make_url(), "analytics": make_url()})
+    assert run(app, "revision", "init").exit_code == 0
+    result = run(app, "stamp", "+1")
+    assert result.exit_code == 1
+    assert result.stderr == (
+        "Error: Cannot stamp the relative target '+1': a stamp records revisions, it does not "
+        "count steps. Stamp a revision id, 'BIND@REV', 'heads' or 'base' instead.\n"
+    )
+
+
 # -- no Python spelling in command-line hints ------------------------------------------
 
 PYTHON_SPELLING = re.compile(r"\b(bind|rev_id|sql|target|parent|message)=|\w\(")

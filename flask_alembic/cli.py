@@ -852,7 +852,7 @@ def _not_up_to_date(statuses: Sequence[BindStatus], group: str = DEFAULT_GROUP) 
             fixes.append(
                 f"{s.bind} is at a revision its scripts do not have: deploy the code that has "
                 "it, or record the right one with "
-                f"{Command('stamp', '--bind', s.bind, 'REVISION').render(group)}"
+                f"{Command('stamp', '--bind', s.bind, 'REV').render(group)}"
             )
         elif s.state == State.UNREACHABLE:
             fixes.append(

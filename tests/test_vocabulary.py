@@ -128,6 +128,26 @@ def test_check_unreachable_has_its_own_fix(
     assert "upgrade" not in last_line(result)
 
 
+def test_check_unknown_revision_has_its_own_fix(make_app: MakeApp, make_url: MakeURL) -> None:
+    """A bind at a revision its scripts lack is told to deploy them or stamp, not to upgrade."""
+    url = make_url()
+    app, _ = make_app(url)
+    assert run(app, "revision", "init").exit_code == 0
+    assert run(app, "upgrade").exit_code == 0
+    engine = sa.create_engine(url)
+    try:
+        with engine.begin() as conn:
+            conn.execute(sa.text("UPDATE alembic_version SET version_num = '0badc0ffee00'"))
+    finally:
+        engine.dispose()
+    result = run(app, "status", "--check")
+    assert result.exit_code == 1
+    assert last_line(result) == (
+        "Not up to date: default is at a revision its scripts do not have: deploy the code "
+        "that has it, or record the right one with 'flask db stamp --bind default REV'."
+    )
+
+
 # -- targets quoted as the user typed them ---------------------------------------------
 
 

@@ -94,6 +94,10 @@ def test_check_words_shared(make_app: MakeApp, make_url: MakeURL, env: dict[str,
     line = "Not up to date: default, analytics are behind: run 'flask db upgrade'."
     assert last_line(run(app, "status", "--check", **env)) == line
     assert last_line(run(app, "current", "--check-heads", **env)) == line
+    # Binds chosen with --bind: the upgrade names them, so that no other bind moves.
+    line = "Not up to date: analytics is behind: run 'flask db upgrade --bind analytics'."
+    assert last_line(run(app, "status", "--check", "--bind", "analytics", **env)) == line
+    assert last_line(run(app, "current", "--check-heads", "--bind", "analytics", **env)) == line
 
 
 def test_check_several_heads_says_merge(make_app: MakeApp, make_url: MakeURL) -> None:

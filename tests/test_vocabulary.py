@@ -386,6 +386,21 @@ def test_json_on_listings(make_app: MakeApp, make_url: MakeURL) -> None:
     assert ids["analytics"] in merged["revisions"][0]["down_revisions"]
 
 
+def test_revision_json_says_why_a_bind_was_skipped(make_app: MakeApp, make_url: MakeURL) -> None:
+    """revision --json lists a managed bind without models under "skipped", with the reason."""
+    app, _ = make_app(
+        {"default": make_url(), "audit": make_url()},
+        {"default": schema("user"), "audit": sa.MetaData()},
+        ALEMBIC_BINDS={"audit": {"include": True}},
+    )
+    data = run_json(app, "revision", "init")
+    assert [r["bind"] for r in data["revisions"]] == ["default"]
+    assert [item["bind"] for item in data["skipped"]] == ["audit"]
+    assert data["skipped"][0]["reason"].startswith(
+        "not compared with its database: it has no models"
+    )
+
+
 # -- help --------------------------------------------------------------------------------
 
 

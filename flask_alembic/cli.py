@@ -814,9 +814,15 @@ def merge(
     _output().merged(scripts, extension.bind_of)
 
 
-def _not_up_to_date(statuses: Sequence[BindStatus], group: str = DEFAULT_GROUP) -> str:
+def _not_up_to_date(
+    statuses: Sequence[BindStatus], group: str = DEFAULT_GROUP, *, chosen: bool = False
+) -> str:
     """The one line ``status --check`` and ``current --check-heads`` end with: the binds
-    that are not at their heads, each with its way there."""
+    that are not at their heads, each with its way there.
+
+    :param chosen: whether the user chose the binds with ``--bind``: the upgrade it
+        suggests then names them too.
+    """
     behind = [s for s in statuses if s.managed and not s.up_to_date]
     pending = [
         s.bind
@@ -827,7 +833,8 @@ def _not_up_to_date(statuses: Sequence[BindStatus], group: str = DEFAULT_GROUP) 
     fixes: list[str] = []
     if pending:
         # Every bind behind: upgrade them all; else name them, so no other bind moves.
-        named = [] if pending == managed else [a for b in pending for a in ("--bind", b)]
+        every = pending == managed and not chosen
+        named = [] if every else [a for b in pending for a in ("--bind", b)]
         fixes.append(
             f"{', '.join(pending)} {'is' if len(pending) == 1 else 'are'} behind: run "
             f"{Command('upgrade', *named).render(group)}"
@@ -874,7 +881,7 @@ def status(check: bool, as_json: bool, binds: tuple[str, ...]) -> None:
     else:
         output.status_table(statuses)
     if check and not all(s.up_to_date for s in statuses if s.managed):
-        output.status(_not_up_to_date(statuses, output.group))
+        output.status(_not_up_to_date(statuses, output.group, chosen=bool(binds)))
         raise click.exceptions.Exit(1)
 
 
@@ -902,7 +909,7 @@ def current(check_heads: bool, verbose: bool, as_json: bool, binds: tuple[str, .
     if check_heads and not all(s.up_to_date for s in statuses if s.managed):
         if not as_json:
             output.line("Database is not on all head revisions")  # Flask-Alembic 3's words
-        output.status(_not_up_to_date(statuses, output.group))
+        output.status(_not_up_to_date(statuses, output.group, chosen=bool(binds)))
         raise click.exceptions.Exit(1)
 
 

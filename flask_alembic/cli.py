@@ -146,7 +146,8 @@ class _Command(click.Command):
 
     def format_options(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
         # A section listing only --help says nothing the reader did not just type.
-        if any(isinstance(p, click.Option) for p in self.get_params(ctx)[:-1]):
+        help_option = self.get_help_option(ctx)
+        if any(isinstance(p, click.Option) and p is not help_option for p in self.params):
             super().format_options(ctx, formatter)
         else:
             formatter.write_paragraph()
@@ -1005,8 +1006,8 @@ def log(
     for row in rows:
         if row.bind in unknown:
             output.warning(
-                f"{row.bind}: which revisions are applied is unknown: its version table "
-                f"could not be read ({row.state})."
+                f"{row.bind}: which revisions are applied is unknown ({row.state}), so none "
+                "is marked."
             )
     if as_json:
         output.json(report.scripts_json(scripts, extension.bind_of, applied, unknown=unknown))

@@ -182,6 +182,14 @@ def test_targets_quoted_as_typed(make_app: MakeApp, make_url: MakeURL) -> None:
         "not 2. Give a count of 1 or fewer, or 'heads'.\n"
     )
     assert run(app, "upgrade", "--bind", "default", "+1").exit_code == 0
+    result = run(app, "upgrade", "--bind", "default", "+1")
+    assert result.exit_code == 1
+    assert result.stderr == (
+        "Error: Cannot upgrade bind 'default' by '+1': it is at its heads already. See where "
+        "it stands with 'flask db status --bind default'.\n"
+    )
+    result = run(app, "upgrade", "--bind", "default", "1")
+    assert "Cannot upgrade bind 'default' by '1': it is at its heads already." in result.stderr
     result = run(app, "downgrade", "--bind", "default", "2")
     assert result.stderr == (
         f"Error: Cannot downgrade bind 'default' by '2': it is at {ids['default']}, 1 step "

@@ -370,11 +370,16 @@ class AlembicAPI:
         binds = self._select(bind, unmanaged=True)
         return read_status(self._loader, self._identities, binds)
 
-    def applied(self, bind: BindArg = None) -> set[str]:
-        """The ids of the revisions applied on their databases (unreachable binds: none)."""
+    def applied(
+        self, bind: BindArg = None, *, statuses: Sequence[BindStatus] | None = None
+    ) -> set[str]:
+        """The ids of the revisions applied on their databases (unreachable binds: none).
+
+        :param statuses: the binds' rows from :meth:`status`, when read already.
+        """
         histories = self._loader.histories
         result: set[str] = set()
-        for row in self.status(bind):
+        for row in self.status(bind) if statuses is None else statuses:
             # A pending bind's warning about its version table does not hide its revision.
             if row.managed and (
                 row.error is None or isinstance(row.error, VersionTableMismatchError)

@@ -15,6 +15,7 @@ import signal
 import threading
 from collections.abc import Callable
 from collections.abc import Iterator
+from collections.abc import Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -143,6 +144,21 @@ class _Command(click.Command):
         except click.NoSuchOption as exc:
             _foreign_option(ctx, self.name or "", exc)
 
+    def format_options(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        # A section listing only --help says nothing the reader did not just type.
+        help_option = self.get_help_option(ctx)
+        if any(isinstance(p, click.Option) and p is not help_option for p in self.params):
+            super().format_options(ctx, formatter)
+        else:
+            formatter.write_paragraph()
+            with formatter.indentation():
+                formatter.write_text("This command takes no options.")
+
+
+def _summary(command: click.Command) -> str:
+    """A command's first sentence, whole: click cuts it at ~45 characters with "..."."""
+    return command.get_short_help_str(limit=1_000)
+
 
 class _DbGroup(AppGroup):
     """Turns Flask-Alembic and database errors into one line and an exit code."""
@@ -162,6 +178,21 @@ class _DbGroup(AppGroup):
         if message is not None and self.get_command(ctx, args[0]) is None:
             ctx.fail(message.format(init=Command("init").render(_group_name(ctx))))
         return super().resolve_command(ctx, args)
+
+    def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        """Every command with its whole first sentence; an alias once, as an alias."""
+        rows = []
+        for name in self.list_commands(ctx):
+            command = self.get_command(ctx, name)
+            if command is None or command.hidden:
+                continue
+            if command.name is not None and command.name != name:
+                rows.append((name, f"Alias of {command.name}."))
+            else:
+                rows.append((name, _summary(command)))
+        if rows:
+            with formatter.section("Commands"):
+                formatter.write_dl(rows)
 
     def invoke(self, ctx: click.Context) -> Any:
         with collector_paused(), _signals_kept():
@@ -391,7 +422,7 @@ def mkdir() -> None:
 
 @db.command()
 def init() -> None:
-    """Create the migrations folder, or say that it exists (Flask-Migrate's init)."""
+    """Flask-Migrate's init: create the migrations folder, or say that it exists."""
     from .config import script_location
 
     existed = script_location(current_app).is_dir()
@@ -422,6 +453,7 @@ def init() -> None:
 @click.option("--path", type=click.Path(), help="Write the file in this version location.")
 @click.option("--rev-id", help="Use this revision id instead of a random one.")
 @x_option
+@json_option
 @bind_option
 def revision(
     message: str,
@@ -434,6 +466,7 @@ def revision(
     path: str | None,
     rev_id: str | None,
     x_arguments: tuple[str, ...],
+    as_json: bool,
     binds: tuple[str, ...],
 ) -> None:
     """Write a revision for each bind whose models changed (autogenerate)."""
@@ -454,6 +487,10 @@ def revision(
         branch=branch,
         x_arguments=x_list or None,
     )
+    if as_json:
+        output = _output(plain=True)
+        output.json(report.written_json(written.revisions, written.skipped, extension.bind_of))
+        return
     _output().written(written.revisions, written.skipped)
 
 
@@ -641,8 +678,6 @@ def _migration_options(direction: str, default: str) -> Callable[[F], F]:
         f = click.argument("target", default=default)(f)
         # Decorators apply bottom-up: the last applied is listed first.
         for declarations, settings in reversed(_MIGRATION_OPTIONS):
-            if direction == "stamp" and "--plan" in declarations:
-                continue  # a stamp runs no code: there is nothing to preview
             f = click.option(*declarations, **settings)(f)
         return json_option(bind_option(f))
 
@@ -658,7 +693,25 @@ def _migration_options(direction: str, default: str) -> Callable[[F], F]:
     help="Also upgrade other binds as far as this upgrade depends on them.",
 )
 def upgrade(**options: Any) -> None:
-    """Upgrade the databases to TARGET (default: every bind to its heads)."""
+    """Upgrade the databases to TARGET (default: every bind to its heads).
+
+    \b
+    TARGET is one of:
+      heads       every selected bind to all its heads (the default)
+      head        to the bind's one head (refused if it has several)
+      BIND@head   one bind to its heads, e.g. analytics@head
+      +1, 1, +2   that many steps up (one bind: add --bind NAME)
+      REVISION    to a revision: its id, or a start of it that is unique
+      BIND@REV    a revision of that bind, e.g. analytics@ab12
+      FROM:TO     with --sql only: the SQL from FROM (default base) to TO
+
+    \b
+    Examples:
+      flask db upgrade
+      flask db upgrade --plan
+      flask db upgrade --bind analytics +1
+      flask db upgrade --sql --bind analytics base:heads
+    """
     _migrate("upgrade", **options)
 
 
@@ -666,7 +719,25 @@ def upgrade(**options: Any) -> None:
 @_migration_options("downgrade", "-1")
 @x_option
 def downgrade(**options: Any) -> None:
-    """Downgrade the databases to TARGET (default: one step back; name a bind)."""
+    """Downgrade the databases to TARGET (default: one step back; name a bind).
+
+    \b
+    TARGET is one of:
+      -1, 1, -2   that many steps down (one bind: add --bind NAME); -1 is
+                  the default
+      REVISION    down to a revision: its id, or a start of it that is unique
+      BIND@REV    a revision of that bind, e.g. analytics@ab12
+      BIND@-1     one step down in that bind
+      base        every selected bind down to no revision at all
+      FROM:TO     with --sql (required there): the SQL from FROM down to TO
+
+    \b
+    Examples:
+      flask db downgrade --bind analytics
+      flask db downgrade --bind analytics 2 --plan
+      flask db downgrade analytics@ab12
+      flask db downgrade --sql --bind analytics ab12:base
+    """
     _migrate("downgrade", **options)
 
 
@@ -674,8 +745,37 @@ def downgrade(**options: Any) -> None:
 @_migration_options("stamp", "heads")
 @click.option("--purge", is_flag=True, help="Empty the version table before stamping.")
 def stamp(**options: Any) -> None:
-    """Record TARGET in the version tables without running migrations."""
+    """Record TARGET in the version tables without running migrations.
+
+    \b
+    TARGET is one of:
+      heads       every selected bind's heads (the default)
+      REVISION    a revision: its id, or a start of it that is unique
+      BIND@REV    a revision of that bind, e.g. analytics@ab12
+      base        no revision: empty the version table
+
+    \b
+    Examples:
+      flask db stamp --plan
+      flask db stamp --bind analytics ab12
+    """
     _migrate("stamp", **options)
+
+
+#: The options ``upgrade``, ``downgrade`` and ``stamp`` list first in ``--help``, in this
+#: order: those most used; the rarer (locks, parallel runs, tags) follow.
+_COMMON_FIRST = ("binds", "plan_only", "sql", "output_dir", "as_json", "with_dependencies")
+
+
+def _common_first(command: click.Command) -> None:
+    rank = {name: number for number, name in enumerate(_COMMON_FIRST)}
+    command.params.sort(
+        key=lambda p: (isinstance(p, click.Option), rank.get(p.name or "", len(rank)))
+    )
+
+
+for _command in (upgrade, downgrade, stamp):
+    _common_first(_command)
 
 
 @db.command()
@@ -683,12 +783,14 @@ def stamp(**options: Any) -> None:
 @click.option("-m", "--message", help="The merge revision's message.")
 @click.option("-l", "--label", multiple=True, help="A branch label for the merge revision.")
 @click.option("--rev-id", help="Use this revision id instead of a random one.")
+@json_option
 @bind_option
 def merge(
     revisions: tuple[str, ...],
     message: str | None,
     label: tuple[str, ...],
     rev_id: str | None,
+    as_json: bool,
     binds: tuple[str, ...],
 ) -> None:
     """Write a revision merging REVISIONS (default: the heads of a bind)."""
@@ -707,7 +809,64 @@ def merge(
         )
         for name in targets
     ]
+    if as_json:
+        _output(plain=True).json(report.scripts_json(scripts, extension.bind_of))
+        return
     _output().merged(scripts, extension.bind_of)
+
+
+def _not_up_to_date(
+    statuses: Sequence[BindStatus], group: str = DEFAULT_GROUP, *, chosen: bool = False
+) -> str:
+    """The one line ``status --check`` and ``current --check-heads`` end with: the binds
+    that are not at their heads, each with its way there.
+
+    :param chosen: whether the user chose the binds with ``--bind``: the upgrade it
+        suggests then names them too.
+    """
+    behind = [s for s in statuses if s.managed and not s.up_to_date]
+    pending = [
+        s.bind
+        for s in behind
+        if s.state == State.PENDING and not isinstance(s.error, VersionTableMismatchError)
+    ]
+    managed = [s.bind for s in statuses if s.managed]
+    fixes: list[str] = []
+    if pending:
+        # Every bind behind: upgrade them all; else name them, so no other bind moves.
+        every = pending == managed and not chosen
+        named = [] if every else [a for b in pending for a in ("--bind", b)]
+        fixes.append(
+            f"{', '.join(pending)} {'is' if len(pending) == 1 else 'are'} behind: run "
+            f"{Command('upgrade', *named).render(group)}"
+        )
+    for s in behind:
+        if s.state == State.PENDING and s.bind not in pending:
+            # Upgrading would create tables that exist: its warning says what to check.
+            fixes.append(
+                f"{s.bind}'s version table disagrees with its database: check the bind's "
+                "version_table setting (see the warning above)"
+            )
+        elif s.state == State.MULTIPLE_HEADS:
+            merge = Command("merge", "--bind", s.bind).render(group)
+            upgrade = Command("upgrade", "--bind", s.bind).render(group)
+            fixes.append(f"{s.bind} has several heads: run {merge}, then {upgrade}")
+        elif s.state == State.MIGRATING:
+            fixes.append(
+                f"{s.bind} is being migrated by another process: run "
+                f"{Command('status').render(group)} again once it has finished"
+            )
+        elif s.state == State.UNKNOWN_REVISION:
+            fixes.append(
+                f"{s.bind} is at a revision its scripts do not have: deploy the code that has "
+                "it, or record the right one with "
+                f"{Command('stamp', '--bind', s.bind, 'REV').render(group)}"
+            )
+        elif s.state == State.UNREACHABLE:
+            fixes.append(
+                f"{s.bind} is unreachable: check its database URL and that its server is up"
+            )
+    return f"Not up to date: {'; '.join(fixes)}."
 
 
 @db.command()
@@ -723,8 +882,7 @@ def status(check: bool, as_json: bool, binds: tuple[str, ...]) -> None:
     else:
         output.status_table(statuses)
     if check and not all(s.up_to_date for s in statuses if s.managed):
-        behind = ", ".join(s.bind for s in statuses if s.managed and not s.up_to_date)
-        output.status(f"Not up to date: {behind}.")
+        output.status(_not_up_to_date(statuses, output.group, chosen=bool(binds)))
         raise click.exceptions.Exit(1)
 
 
@@ -750,15 +908,9 @@ def current(check_heads: bool, verbose: bool, as_json: bool, binds: tuple[str, .
             output.status(f"{row.bind}: {output.explain(row.error)}")
     _raise_first_error(statuses)
     if check_heads and not all(s.up_to_date for s in statuses if s.managed):
-        behind = [s for s in statuses if s.managed and not s.up_to_date]
         if not as_json:
             output.line("Database is not on all head revisions")  # Flask-Alembic 3's words
-        names = ", ".join(s.bind for s in behind)
-        if any(isinstance(s.error, VersionTableMismatchError) for s in behind):
-            # Upgrading would create tables that exist: the error above says what to check.
-            output.status(f"Not at heads: {names}.")
-        else:
-            output.status(f"Not at heads: {names}. Run {Command('upgrade').render(output.group)}.")
+        output.status(_not_up_to_date(statuses, output.group, chosen=bool(binds)))
         raise click.exceptions.Exit(1)
 
 
@@ -785,13 +937,18 @@ def heads(verbose: bool, resolve_dependencies: bool, as_json: bool, binds: tuple
 
 @db.command()
 @click.option("-v", "--verbose", is_flag=True, help="Show each revision's file.")
+@json_option
 @bind_option
-def branches(verbose: bool, binds: tuple[str, ...]) -> None:
+def branches(verbose: bool, as_json: bool, binds: tuple[str, ...]) -> None:
     """Show the revisions where a history branches."""
     extension = _extension()
+    found = extension.branches(_check_binds(binds))
+    if as_json:
+        _output(plain=True).json(report.scripts_json(found, extension.bind_of))
+        return
     _output().scripts(
         "branch points",
-        extension.branches(_check_binds(binds)),
+        found,
         extension.bind_of,
         verbose=verbose,
         empty="No branch points.",
@@ -822,22 +979,40 @@ def log(
     as_json: bool,
     binds: tuple[str, ...],
 ) -> None:
-    """Show the revisions, newest first, marking those applied to their database."""
+    """Show the revisions, newest first, marking those applied to their database.
+
+    history is another name for this command.
+    """
     extension = _extension()
     selected = _check_binds(binds)
     if rev_range is not None:
         start, end = _rev_range(rev_range, start, end)
     scripts = extension.log(start, end, selected)
-    applied = extension.applied(selected)
+    rows = extension.status(selected)
+    applied = extension.applied(selected, statuses=rows)
+    # A bind whose version table could not be read: its marks are unknown, not "none".
+    unknown = [
+        row.bind
+        for row in rows
+        if row.managed
+        and row.error is not None
+        and not isinstance(row.error, VersionTableMismatchError)
+    ]
     current: set[str] | None = None
     if indicate_current:
-        rows = extension.status(selected)
         _raise_first_error(rows)
         current = {rev for row in rows if row.managed for rev in row.current}
+    output = _output(plain=as_json)
+    for row in rows:
+        if row.bind in unknown:
+            output.warning(
+                f"{row.bind}: which revisions are applied is unknown ({row.state}), so none "
+                "is marked."
+            )
     if as_json:
-        _output(plain=True).json(report.scripts_json(scripts, extension.bind_of, applied))
+        output.json(report.scripts_json(scripts, extension.bind_of, applied, unknown=unknown))
         return
-    _output().scripts(
+    output.scripts(
         "history",
         scripts,
         extension.bind_of,
@@ -892,8 +1067,9 @@ def edit(revision: str, binds: tuple[str, ...]) -> None:
 
 @db.command()
 @click.argument("revisions", nargs=-1)
+@json_option
 @bind_option
-def show(revisions: tuple[str, ...], binds: tuple[str, ...]) -> None:
+def show(revisions: tuple[str, ...], as_json: bool, binds: tuple[str, ...]) -> None:
     """Show REVISIONS in full (default: the heads)."""
     extension = _extension()
     selected = _check_binds(binds)
@@ -903,6 +1079,9 @@ def show(revisions: tuple[str, ...], binds: tuple[str, ...]) -> None:
             scripts.extend(extension.heads(selected))
         else:
             scripts.append(extension.show(revision, selected))
+    if as_json:
+        _output(plain=True).json(report.scripts_json(scripts, extension.bind_of))
+        return
     _output().scripts("revisions", scripts, extension.bind_of, verbose=True)
 
 

@@ -210,12 +210,22 @@ def resolve_target(
 
     if _RELATIVE.match(target):
         _refuse_zero_steps(target, given, direction)
+        if direction == "stamp" and len(histories) != 1:
+            # Naming one bind would not help: a stamp takes no count.
+            raise RevisionError(
+                f"Cannot stamp the relative target {given!r}: a stamp records revisions, "
+                "it does not count steps.",
+                revision=given,
+                hint="Stamp a revision id, 'BIND@REV', 'heads' or 'base' instead.",
+            )
         if len(histories) != 1:
+            # Quote the target as the user wrote it: "1" is not "-1" to them.
             raise AmbiguousTargetError(
-                f"The relative target {target!r} is ambiguous with several binds selected "
+                f"The relative target {given!r} is ambiguous with several binds selected "
                 f"({', '.join(names)}).",
-                revision=target,
-                hint=f"Name one bind: --bind {names[0]} or use '{names[0]}@{target}'.",
+                revision=given,
+                hint=f"Name one bind with --bind {names[0]} (or another), or give the "
+                f"target as '{names[0]}@{target}'.",
             )
         return {names[0]: target}
 

@@ -28,6 +28,7 @@ from .plan import MigrationResult
 from .plan import OfflineSQL
 from .plan import Plan
 from .plan import Target
+from .plan import to_tuple
 from .registry import Bind
 from .registry import bind_directory_name
 from .status import current_heads
@@ -132,7 +133,14 @@ def make_plan(
             loader, identities, [b for b in loader.registry if b.name in involved]
         )
     if direction == "stamp":
-        return plan_stamp(selected, current, targets, purge=request.purge, owner_of=loader.owner_of)
+        return plan_stamp(
+            selected,
+            current,
+            targets,
+            purge=request.purge,
+            owner_of=loader.owner_of,
+            spelled=str(target),
+        )
     return plan_migration(
         direction,
         selected,
@@ -142,6 +150,7 @@ def make_plan(
         with_dependencies=request.with_dependencies,
         offline=offline,
         owner_of=loader.owner_of,
+        spelled=str(target),
     )
 
 
@@ -162,7 +171,7 @@ def offline_range(loader: Loader, request: Request) -> tuple[str, dict[str, tupl
         raise RevisionError(
             f"Offline downgrade needs a range 'FROM:TO', got {text!r}.",
             revision=text,
-            hint=("For example: ", Command("downgrade", "--sql", "head:base"), "."),
+            hint=_one_step_back(loader, request.names),
         )
     histories = loader.histories
     current: dict[str, tuple[str, ...]] = dict.fromkeys(request.names, ())
@@ -173,6 +182,26 @@ def offline_range(loader: Loader, request: Request) -> tuple[str, dict[str, tupl
         for name, value in starts.items():
             current[name] = revision_ids(histories[name].revision_map, value)
     return text, current
+
+
+def _one_step_back(loader: Loader, names: Sequence[str]) -> tuple[str | Command, ...]:
+    """A hint for ``downgrade --sql`` without a range: the SQL of one step back from the
+    first selected bind's head, named with ``--bind`` (offline, no database says where a
+    bind is)."""
+    name = names[0]
+    history = loader.histories[name]
+    heads = history.heads
+    step = "HEAD:PARENT"
+    if len(heads) == 1:
+        parents = to_tuple(history.get(heads[0]).down_revision)
+        if len(parents) <= 1:
+            step = f"{heads[0]}:{parents[0] if parents else 'base'}"
+    more = " (one bind at a time)" if len(names) > 1 else ""
+    return (
+        f"For the SQL of one step back on bind {name!r}{more}: ",
+        Command("downgrade", "--sql", "--bind", name, step),
+        ".",
+    )
 
 
 def render_sql(

@@ -38,6 +38,7 @@ def plan_migration(
     with_dependencies: bool = False,
     offline: bool = False,
     owner_of: Owner | None = None,
+    spelled: str | None = None,
 ) -> Plan:
     """Plan an upgrade or downgrade of the binds in ``targets``.
 
@@ -52,6 +53,7 @@ def plan_migration(
         dependencies on them are assumed satisfied (the order within the plan is kept).
     :param owner_of: names the bind of a revision that a version table holds but its
         bind's history does not; by default, looked up in ``all_histories``.
+    :param spelled: the target as the user wrote it (``1`` for ``-1``), for messages.
     """
     everyone = {h.name: h for h in (all_histories or histories)}
     everyone.update({h.name: h for h in histories})
@@ -64,6 +66,7 @@ def plan_migration(
             current.get(name, ()),
             target,
             owner_of=owner_of or owner_in(everyone.values()),
+            spelled=spelled,
         )
 
     edges = _cross_bind_edges(direction, everyone, current, per_bind, with_dependencies, offline)
@@ -83,14 +86,17 @@ def bind_steps(
     target: str | tuple[str, ...],
     *,
     owner_of: Owner | None = None,
+    spelled: str | None = None,
 ) -> list[Step]:
     """One bind's own steps from ``heads`` to ``target``, ignoring other binds.
 
     :param owner_of: names the bind of a revision that this bind's version table holds
         but its history does not.
+    :param spelled: the target as the user wrote it, for messages.
     """
     rmap = history.revision_map
     history.check_heads(heads, owner_of)
+    shown = spelled if spelled is not None else str(target)
     try:
         if direction == "upgrade":
             revs = list(reversed(list(rmap.iterate_revisions(target, heads, implicit_base=True))))
@@ -98,20 +104,22 @@ def bind_steps(
             revs = list(rmap.iterate_revisions(heads, target, select_for_downgrade=True))
     except revision_module().MultipleHeads:
         raise MultipleHeadsError.for_bind(
-            history.name, rmap.heads, target=target, otherwise="give one head's id"
+            history.name, rmap.heads, target=shown, otherwise="give one head's id"
         ) from None
     except revision_module().RangeNotAncestorError:
         other = "downgrade" if direction == "upgrade" else "upgrade"
         raise RevisionError(
-            f"Bind {history.name!r} is at {', '.join(heads) or 'base'}, so {target!r} is not a "
+            f"Bind {history.name!r} is at {', '.join(heads) or 'base'}, so {shown!r} is not a "
             f"valid {direction} target.",
             bind=history.name,
-            revision=str(target),
-            hint=("Did you mean ", Command(other, str(target)), "?"),
+            revision=shown,
+            hint=("Did you mean ", Command(other, "--bind", history.name, shown), "?"),
         ) from None
     except revision_module().RevisionError as exc:
+        if isinstance(target, str) and is_relative(target):
+            raise _too_many_steps(direction, history, heads, target, shown) from None
         action = f"{direction} bind {history.name!r} to"
-        raise RevisionError.refused(history.name, action, target, exc) from None
+        raise RevisionError.refused(history.name, action, shown, exc) from None
 
     steps: list[Step] = []
     for rev in revs:
@@ -136,6 +144,38 @@ def bind_steps(
             )
         )
     return steps
+
+
+def _too_many_steps(
+    direction: Literal["upgrade", "downgrade"],
+    history: BindHistory,
+    heads: tuple[str, ...],
+    target: str,
+    shown: str,
+) -> RevisionError:
+    """A count of steps that goes past base (downgrade) or past the heads (upgrade)."""
+    rmap = history.revision_map
+    if direction == "upgrade":
+        room = len(list(rmap.iterate_revisions("heads", heads, implicit_base=True)))
+        end, way_out = "its heads", "'heads'"
+    else:
+        room = len(list(rmap.iterate_revisions(heads, "base", select_for_downgrade=True)))
+        end, way_out = "base", "'base'"
+    action = f"Cannot {direction} bind {history.name!r} by {shown!r}"
+    if not room:
+        return RevisionError(
+            f"{action}: it is at {end} already.",
+            bind=history.name,
+            revision=shown,
+            hint=("See where it stands with ", Command("status", "--bind", history.name), "."),
+        )
+    return RevisionError(
+        f"{action}: it is at {', '.join(heads) or 'base'}, {room} step{'s' * (room != 1)} "
+        f"from {end}, not {abs(int(target))}.",
+        bind=history.name,
+        revision=shown,
+        hint=f"Give a count of {room} or fewer, or {way_out}.",
+    )
 
 
 def _cross_bind_edges(
@@ -251,12 +291,14 @@ def plan_stamp(
     *,
     purge: bool = False,
     owner_of: Owner | None = None,
+    spelled: str | None = None,
 ) -> Plan:
     """Plan recording ``targets`` in each bind's version table without running code.
 
     :param owner_of: names the bind a revision belongs to: a version table holding
         another bind's revision is refused (the URLs may be swapped), unless ``purge``
         says to empty it.
+    :param spelled: the target as the user wrote it, for messages.
     """
     steps: list[Step] = []
     unchanged: list[str] = []
@@ -265,7 +307,7 @@ def plan_stamp(
             continue
         target = targets[history.name]
         heads = tuple(current.get(history.name, ()))
-        destination = _stamp_destination(history, target, heads)
+        destination = _stamp_destination(history, target, spelled)
         # Stamping is how a version table holding an unknown revision gets repaired:
         # such a table is emptied first instead of being read as a history.
         unknown = [h for h in heads if not history.known(h)]
@@ -291,16 +333,17 @@ def plan_stamp(
 
 
 def _stamp_destination(
-    history: BindHistory, target: str | tuple[str, ...], heads: tuple[str, ...]
+    history: BindHistory, target: str | tuple[str, ...], spelled: str | None = None
 ) -> tuple[str, ...]:
     rmap = history.revision_map
     if target == "base":
         return ()
+    shown = spelled if spelled is not None else str(target)
     if isinstance(target, str) and is_relative(target.rpartition("@")[2]):
         raise RevisionError(
-            f"Cannot stamp bind {history.name!r} with the relative target {target!r}.",
+            f"Cannot stamp bind {history.name!r} with the relative target {shown!r}.",
             bind=history.name,
-            revision=target,
+            revision=shown,
             hint="Stamp a revision id, 'heads' or 'base' instead.",
         )
     try:
@@ -311,5 +354,5 @@ def _stamp_destination(
         ) from None
     except revision_module().RevisionError as exc:
         action = f"stamp bind {history.name!r} with"
-        raise RevisionError.refused(history.name, action, target, exc) from None
+        raise RevisionError.refused(history.name, action, shown, exc) from None
     return tuple(r.revision for r in revs if isinstance(r, revision_module().Revision))

@@ -16,6 +16,7 @@ import sys
 import threading
 import time
 from collections.abc import Callable
+from collections.abc import Collection
 from collections.abc import Mapping
 from collections.abc import Sequence
 from contextlib import AbstractContextManager
@@ -64,6 +65,7 @@ __all__ = [
     "result_json",
     "scripts_json",
     "status_json",
+    "written_json",
 ]
 
 BindOf = Callable[["Script"], str]
@@ -179,7 +181,8 @@ class Output:
             return
         for item in written:
             script = item.script
-            self.status(f"Generated {item.bind}: {script.revision} {script.path}")
+            # The path goes to stdout only: on a terminal both streams show.
+            self.status(_generated(item.bind, script))
             for change in item.changes:
                 self.status(f"  {describe_diff(change)}")
             self.line(one_line(script.path))
@@ -192,7 +195,7 @@ class Output:
     def merged(self, scripts: Sequence[Script], bind_of: BindOf) -> None:
         """New merge revisions: their paths on stdout."""
         for script in scripts:
-            self.status(f"Generated {bind_of(script)}: {script.revision} {script.path}")
+            self.status(_generated(bind_of(script), script))
             self.line(one_line(script.path))
 
     def diffs(self, diffs: Mapping[str, list[Any]], skipped: Mapping[str, str]) -> None:
@@ -882,24 +885,60 @@ def status_json(statuses: Sequence[BindStatus], group: str = DEFAULT_GROUP) -> d
 
 
 def scripts_json(
-    scripts: Sequence[Script], bind_of: BindOf, applied: set[str] | None = None
+    scripts: Sequence[Script],
+    bind_of: BindOf,
+    applied: set[str] | None = None,
+    *,
+    unknown: Collection[str] = (),
 ) -> dict[str, Any]:
+    """``heads``, ``branches``, ``show``, ``log`` and ``merge`` with ``--json``.
+
+    :param applied: the revisions applied on their databases (``None``: not asked).
+    :param unknown: the binds whose applied revisions could not be read: their
+        revisions' ``applied`` is ``null``.
+    """
+    return {
+        "version": JSON_VERSION,
+        "revisions": [_script_json(script, bind_of, applied, unknown) for script in scripts],
+    }
+
+
+def _script_json(
+    script: Script, bind_of: BindOf, applied: set[str] | None, unknown: Collection[str] = ()
+) -> dict[str, Any]:
+    bind = bind_of(script)
+    return {
+        "bind": bind,
+        "revision": script.revision,
+        "down_revisions": list(to_tuple(script.down_revision)),
+        "depends_on": list(to_tuple(script.dependencies)),
+        "branch_labels": sorted(script.branch_labels),
+        "message": script.doc or "",
+        "path": script.path,
+        "is_head": script.is_head,
+        "applied": None if applied is None or bind in unknown else script.revision in applied,
+    }
+
+
+def written_json(
+    written: Sequence[WrittenRevision], skipped: Mapping[str, str], bind_of: BindOf
+) -> dict[str, Any]:
+    """``revision --json``: each file written, what it was generated from and what it
+    may lose; each bind not compared, and why."""
     return {
         "version": JSON_VERSION,
         "revisions": [
             {
-                "bind": bind_of(script),
-                "revision": script.revision,
-                "down_revisions": list(to_tuple(script.down_revision)),
-                "depends_on": list(to_tuple(script.dependencies)),
-                "branch_labels": sorted(script.branch_labels),
-                "message": script.doc or "",
-                "path": script.path,
-                "is_head": script.is_head,
-                "applied": None if applied is None else script.revision in applied,
+                **_script_json(item.script, bind_of, None),
+                "changes": [
+                    {"kind": _diff_kind(change), "description": describe_diff(change)}
+                    for change in item.changes
+                ],
+                "losses": list(item.losses),
             }
-            for script in scripts
+            for item in written
         ],
+        "skipped": [{"bind": bind, "reason": reason} for bind, reason in skipped.items()],
     }
 
 
@@ -912,6 +951,7 @@ def step_json(step: Step) -> dict[str, Any]:
         "to": list(step.destination),
         "message": step.message,
         "path": step.path,
+        "purge": step.purge,
     }
 
 
@@ -1033,10 +1073,16 @@ def _notes(script: Script, applied: set[str] | None, current: set[str] | None = 
 
 def _step_label(step: Step) -> str:
     if step.direction == "stamp":
-        return step.label
+        return step.label + (" (emptying the version table first)" if step.purge else "")
     if step.direction == "upgrade":
         return f"{', '.join(step.source) or 'base'} -> {step.revision}"
     return f"{step.revision} -> {', '.join(step.destination) or 'base'}"
+
+
+def _generated(bind: str, script: Script) -> str:
+    """The status line of a revision just written (its path is the data, on stdout)."""
+    message = f" {script.doc}" if script.doc else ""
+    return f"Generated {bind}: {script.revision}{message}"
 
 
 def _nothing_to_do(plan: Plan) -> str:

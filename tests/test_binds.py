@@ -544,7 +544,9 @@ def test_check_heads_needs_every_bind(make_app: MakeApp, make_url: MakeURL) -> N
         f"default: {written['default']} (head)\nanalytics: base (1 pending)\n"
         "Database is not on all head revisions\n"
     )
-    assert result.stderr == "Not at heads: analytics. Run 'flask db upgrade'.\n"
+    assert result.stderr == (
+        "Not up to date: analytics is behind: run 'flask db upgrade --bind analytics'.\n"
+    )
     result = run(app, "current", "--check-heads", "--bind", "default")
     assert (result.exit_code, result.stderr) == (0, "")
     with app.app_context():

@@ -77,7 +77,7 @@ def test_cli_flow(make_app: MakeApp, database_url: str) -> None:
     assert version_rows(database_url) == set()
     result = run(app, "current", "--check-heads")
     assert result.exit_code == 1
-    assert "Not at heads: default" in result.stderr
+    assert "Not up to date: default is behind: run 'flask db upgrade'." in result.stderr
 
     result = run(app, "stamp", "heads")
     assert result.exit_code == 0

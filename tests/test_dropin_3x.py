@@ -339,7 +339,7 @@ def test_current_check_heads_3x_words(make_app3: MakeApp3, make_url: MakeURL, di
     result = run(app, "current", "--check-heads")
     assert result.exit_code == 1
     assert "Database is not on all head revisions" in result.stdout.splitlines()
-    assert "Not at heads: other. Run 'flask db upgrade'." in result.stderr
+    assert "Not up to date: other is behind: run 'flask db upgrade --bind other'." in result.stderr
     with app.app_context():
         alembic.upgrade()
     result = run(app, "current", "--check-heads")
@@ -561,7 +561,7 @@ def test_upgrade_hint_kept_when_tables_do_not_exist(
         alembic.revision("users")
     result = run(app, "current", "--check-heads")
     assert result.exit_code == 1
-    assert "Not at heads: default. Run 'flask db upgrade'." in result.stderr
+    assert "Not up to date: default is behind: run 'flask db upgrade'." in result.stderr
     assert "misconfigured" not in result.output
     result = run(app, "check")
     assert result.exit_code == 1

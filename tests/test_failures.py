@@ -976,7 +976,7 @@ def test_hostile_names_escaped(
     result = run(app, "status", "--check", **env)  # "Not up to date: BIND, ..."
     assert result.exit_code == 1, result.output
     assert_escaped(result.output)
-    assert "Not up to date: default, \\x1b[31mred, two\\nFORGED." in result.output
+    assert "Not up to date: default, \\x1b[31mred, two\\nFORGED are behind" in result.output
     for command in commands:
         result = run(app, *command, **env)
         assert result.exit_code == 0, (command, result.output)

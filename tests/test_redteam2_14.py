@@ -377,7 +377,7 @@ def test_no_false_mismatch_when_the_revision_creates_the_table_only_if_it_is_mis
         heads = cli(app, "current", "--check-heads")
         assert heads.exit_code == 1
         assert "misconfigured" not in heads.output, heads.output
-        assert "Run 'flask db upgrade'" in heads.output, heads.output
+        assert "run 'flask db upgrade'" in heads.output, heads.output
         upgrade = cli(app, "upgrade")
         assert upgrade.exit_code == 0, upgrade.output
     finally:

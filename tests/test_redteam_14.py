@@ -138,7 +138,7 @@ def test_upgrade_hint_kept_when_a_pending_revision_recreates_a_dropped_table(
         heads = cli(app, "current", "--check-heads")
         assert heads.exit_code == 1
         assert "misconfigured" not in heads.output, heads.output
-        assert "Not at heads: default. Run 'flask db upgrade'." in heads.stderr
+        assert "Not up to date: default is behind: run 'flask db upgrade'." in heads.stderr
         result = cli(app, "upgrade")
         assert result.exit_code == 0, result.output
     finally:
@@ -767,7 +767,7 @@ def test_create_if_not_exists_is_no_mismatch(
         heads = cli(app, "current", "--check-heads")
         assert heads.exit_code == 1
         assert "misconfigured" not in heads.output, heads.output
-        assert "Not at heads: default. Run 'flask db upgrade'." in heads.stderr
+        assert "Not up to date: default is behind: run 'flask db upgrade'." in heads.stderr
         result = cli(app, "upgrade")
         assert result.exit_code == 0, result.output
     finally:

@@ -419,7 +419,7 @@ def test_hints_use_the_registered_command_name(tmp_path: Path) -> None:
 
         result = runner.invoke(args=["migrate", "current", "--check-heads"])
         assert result.exit_code == 1
-        assert "Run 'flask migrate upgrade'." in result.stderr
+        assert "run 'flask migrate upgrade'." in result.stderr
 
         insert_version(url, "0badc0ffee00")
         result = runner.invoke(args=["migrate", "status", "--json"])

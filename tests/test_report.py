@@ -191,6 +191,7 @@ def test_json_outputs(make_app: MakeApp, make_url: MakeURL) -> None:
         "to",
         "message",
         "path",
+        "purge",
     }
 
     result = run_json(app, "upgrade")

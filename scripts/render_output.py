@@ -123,6 +123,7 @@ def _build(root: Path) -> None:
             bind="analytics",
             rev_id=R["referrer"],
             depend=R["email"],
+            label="referrers",
         )
         alembic.revision("tax rates", empty=True, bind="billing", rev_id=R["tax"])
         alembic.revision(
@@ -145,25 +146,27 @@ def _build(root: Path) -> None:
     connection.close()
 
 
-#: name -> (command line, mode): mode is "plain" or a terminal width.
-EXAMPLES: dict[str, tuple[str, str | int]] = {}
-for _width in (80, 120):
-    EXAMPLES |= {
-        f"status-{_width}": ("status", _width),
-        f"current-{_width}": ("current", _width),
-        f"log-{_width}": ("log", _width),
-        f"heads-{_width}": ("heads -v --bind analytics", _width),
-        f"show-{_width}": (f"show {R['referrer']}", _width),
-        f"plan-{_width}": ("upgrade --plan --bind analytics --bind billing", _width),
-        f"upgrade-{_width}": ("upgrade --bind analytics --bind billing", _width),
-    }
-EXAMPLES |= {
-    "status-plain": ("status", "plain"),
+STATUS = "status"
+LOG = "log"
+SHOW = f"show {R['referrer']}"
+PLAN = "upgrade --plan --bind analytics --bind billing"
+UPGRADE = "upgrade --bind analytics --bind billing"
+#: name -> (command line, mode): "plain" (piped), or the columns of a terminal.
+EXAMPLES: dict[str, tuple[str, str | int]] = {
+    "status-120": (STATUS, 120),
+    "status-80": (STATUS, 80),
+    "status-plain": (STATUS, "plain"),
+    "current-80": ("current", 80),
     "current-plain": ("current", "plain"),
-    "log-plain": ("log", "plain"),
-    "show-plain": (f"show {R['referrer']}", "plain"),
-    "plan-plain": ("upgrade --plan --bind analytics --bind billing", "plain"),
-    "upgrade-plain": ("upgrade --bind analytics --bind billing", "plain"),
+    "plan-80": (PLAN, 80),
+    "plan-plain": (PLAN, "plain"),
+    "upgrade-120": (UPGRADE, 120),
+    "upgrade-plain": (UPGRADE, "plain"),
+    "log-120": (LOG, 120),
+    "log-80": (LOG, 80),
+    "log-plain": (LOG, "plain"),
+    "show-80": (SHOW, 80),
+    "show-plain": (SHOW, "plain"),
 }
 
 

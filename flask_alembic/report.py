@@ -28,6 +28,7 @@ from .plan import to_tuple
 if TYPE_CHECKING:
     from alembic.script import Script
     from rich.console import Console
+    from rich.console import ConsoleOptions
     from rich.live import Live
     from rich.text import Text
 
@@ -562,8 +563,10 @@ class RichOutput(Output):
                     for c in fitted.columns
                 )
             )
-        # Never narrower than the table: Rich would cut the ids to make it fit.
-        console.print(table, width=max(console.width, fitted.width))
+        if fitted.width <= console.width:
+            console.print(table)
+        else:  # Wider than the terminal, which wraps it, rather than ids cut to fit.
+            console.print(_Wide(table, fitted.width), crop=False)
         if fitted.left_out:
             left_out = ", ".join(fitted.left_out)
             self.status(f"Left out to fit {console.width} columns: {left_out}.", style="dim")
@@ -631,14 +634,12 @@ class RichOutput(Output):
             rows: list[tuple[str, str, str]] = [
                 ("revision", one_line(script.revision), "bold"),
                 ("bind", one_line(bind), "cyan"),
-                ("merges" if len(parents) > 1 else "parent", _ids(parents) or "<base>", ""),
+                # One id a line: two long ids side by side could be wider than the terminal.
+                ("merges" if len(parents) > 1 else "parent", _lines(parents) or "<base>", ""),
             ]
-            depends = [
-                f"{one_line(dep)} (bind {one_line(bind_of(dep))})"
-                for dep in resolved_dependencies(script)
-            ]
+            depends = [f"{dep} (bind {bind_of(dep)})" for dep in resolved_dependencies(script)]
             if depends:
-                rows.append(("depends on", "\n".join(depends), ""))
+                rows.append(("depends on", _lines(depends), ""))
             labels = sorted(script.branch_labels)
             if labels:
                 rows.append(("branch labels", one_line(", ".join(labels)), ""))
@@ -802,6 +803,17 @@ def _where(statuses: Sequence[BindStatus]) -> list[Column]:
             style="dim",
         ),
     ]
+
+
+class _Wide:
+    """A renderable drawn ``width`` cells wide, whatever the console's width."""
+
+    def __init__(self, renderable: Any, width: int) -> None:
+        self.renderable = renderable
+        self.width = width
+
+    def __rich_console__(self, console: Console, options: ConsoleOptions) -> Any:
+        yield from console.render(self.renderable, options.update_width(self.width))
 
 
 class _LiveProgress(Progress):
@@ -1061,6 +1073,10 @@ def _qualified(schema: str | None, name: str) -> str:
 
 def _ids(revisions: Sequence[str]) -> str:
     return one_line(", ".join(revisions))
+
+
+def _lines(revisions: Sequence[str]) -> str:
+    return "\n".join(one_line(revision) for revision in revisions)
 
 
 def _parents(script: Script) -> str:

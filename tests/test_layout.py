@@ -194,6 +194,22 @@ def test_status_one_line_per_bind(make_app: MakeApp, make_url: MakeURL, width: i
     assert "version table" not in header  # every bind uses alembic_version
 
 
+def test_narrow_terminal_keeps_ids_whole(make_app: MakeApp, make_url: MakeURL) -> None:
+    """A terminal too narrow for the columns that stay: the table is drawn wider than it
+    rather than cutting an id."""
+    app, alembic = demo(make_app, make_url)
+    with app.app_context():
+        output, out, _ = recording(40)
+        output.scripts("heads", alembic.heads(), alembic.bind_of)
+    rows = [cells_of(r) for r in body(plain(out.getvalue()))]
+    assert [r[1] for r in rows] == [R2, LONG, B2, B3] or [r[1] for r in rows] == [
+        R2,
+        LONG,
+        B3,
+        B2,
+    ]
+
+
 @pytest.mark.parametrize("width", WIDTHS)
 def test_log_one_line_per_revision(make_app: MakeApp, make_url: MakeURL, width: int) -> None:
     """log: one line per revision, ids whole, <base> as parent, the bind's own label
@@ -304,6 +320,23 @@ def test_show_in_full(make_app: MakeApp, make_url: MakeURL, width: int) -> None:
     text = "\n".join(plain(out.getvalue()))
     for rev in (R2, LONG, B2, B3):
         assert f"revision       {rev}\n" in text
+
+
+def test_show_a_merge_of_long_ids(make_app: MakeApp, make_url: MakeURL) -> None:
+    """A merge of two 32-character ids at 80 columns: each parent whole, one a line."""
+    app, alembic = make_app({"default": make_url()}, {"default": schema("t")})
+    left, right = "a" * 30 + "01", "b" * 30 + "02"
+    with app.app_context():
+        root = alembic.revision("root", rev_id=R1)[0].revision
+        alembic.revision("left", empty=True, rev_id=left)
+        alembic.revision("right", empty=True, rev_id=right, parent=root, splice=True)
+        merge = alembic.merge(rev_id=R2)
+        output, out, _ = recording(80)
+        output.scripts("revisions", [merge], alembic.bind_of, verbose=True)
+    lines = plain(out.getvalue())
+    at = next(i for i, line in enumerate(lines) if line.startswith("merges"))
+    assert lines[at].split() == ["merges", left]
+    assert lines[at + 1].split() == [right]
 
 
 def test_plain_forms(make_app: MakeApp, make_url: MakeURL) -> None:

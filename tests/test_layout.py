@@ -259,8 +259,9 @@ def test_plan_and_summary_keep_ids(make_app: MakeApp, make_url: MakeURL, width: 
     lines = plain(out.getvalue())
     assert lines[0] == "upgrade plan (3 steps)"
     assert_fits(lines, width)
-    steps = [cells_of(r)[2] for r in body(lines)]
-    assert f"{A1} -> {LONG}" in steps
+    steps = [cells_of(r)[:3] for r in body(lines)]
+    assert steps[0] == ["1", "analytics", f"{A1} -> {LONG}"]
+    assert [s[:2] for s in steps[1:]] == [["2", "billing"], ["3", "billing"]]
     summary = plain(err.getvalue())
     assert_fits(summary, width)
     rows = {cells_of(r)[0]: cells_of(r) for r in body(summary)}

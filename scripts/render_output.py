@@ -185,10 +185,10 @@ def _run(root: Path, command: str, mode: str | int) -> str:
         env=env,
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
-        text=True,
         check=False,
     )
-    text = done.stdout
+    # Not text=True: its universal newlines would turn the live display's "\r" into "\n".
+    text = done.stdout.decode()
     if mode != "plain":
         text = _screen(text)
     text = text.replace(str(root), SHOWN_ROOT)
@@ -198,19 +198,23 @@ def _run(root: Path, command: str, mode: str | int) -> str:
 
 def _screen(text: str) -> str:
     """What stays on a terminal after ``text`` is written to it: a live display's lines,
-    erased at its end, are gone (a minimal terminal: new lines, cursor up, erase line),
-    and the colours removed."""
+    erased at its end, are gone (a minimal terminal: new line, carriage return, cursor
+    up, erase line), and the colours removed."""
     from rich.text import Text
 
     lines = [""]
     row = 0
+    column_zero = False
     for token in re.split(r"(\x1b\[[0-9;?]*[A-Za-z]|\n|\r)", text):
+        if not token:
+            continue
         if token == "\n":
             row += 1
+            column_zero = False
             if row == len(lines):
                 lines.append("")
         elif token == "\r":
-            lines[row] = ""
+            column_zero = True
         elif token.startswith("\x1b["):
             if token.endswith("A"):
                 row = max(0, row - int(token[2:-1] or 1))
@@ -218,6 +222,10 @@ def _screen(text: str) -> str:
                 lines[row] = ""
             elif token.endswith("m"):
                 lines[row] += token
+        elif column_zero:  # written over the line, from its start
+            plain = re.sub(r"\x1b\[[0-9;]*m", "", lines[row])
+            lines[row] = token + plain[len(token) :]
+            column_zero = False
         else:
             lines[row] += token
     return Text.from_ansi("\n".join(lines).rstrip("\n")).plain

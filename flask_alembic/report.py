@@ -31,8 +31,8 @@ from .plan import to_tuple
 if TYPE_CHECKING:
     from alembic.script import Script
     from rich.console import Console
+    from rich.console import ConsoleOptions
     from rich.live import Live
-    from rich.text import Text
 
     from .adopt import Adoption
     from .adopt import FileChange
@@ -42,6 +42,7 @@ if TYPE_CHECKING:
     from .executor import StepFinished
     from .executor import StepStarted
     from .executor import StopRequested
+    from .layout import Column
     from .plan import MigrationResult
     from .plan import Plan
     from .plan import Step
@@ -68,7 +69,8 @@ __all__ = [
     "written_json",
 ]
 
-BindOf = Callable[["Script"], str]
+#: The bind of a revision: its ``Script``, or its id.
+BindOf = Callable[["str | Script"], str]
 
 
 #: Control characters other than tab and newline, shown escaped (as ``\x1b``): written
@@ -98,13 +100,23 @@ def one_line(text: str) -> str:
 
 
 def is_interactive(stream: IO[str]) -> bool:
-    """Whether to use Rich: a terminal without ``NO_COLOR``, or ``FORCE_COLOR`` set."""
+    """Whether to use Rich: a terminal other than ``TERM=dumb``, or ``FORCE_COLOR`` set.
+
+    ``NO_COLOR`` does not matter here: it removes colours, not the layout (see
+    :func:`no_color`). A dumb terminal gets plain lines: it cannot redraw a live line.
+    """
     if os.environ.get("FORCE_COLOR"):
         return True
-    if os.environ.get("NO_COLOR") or os.environ.get("TERM") == "dumb":
+    if os.environ.get("TERM") == "dumb":
         return False
     isatty = getattr(stream, "isatty", None)
     return bool(isatty and isatty())
+
+
+def no_color() -> bool:
+    """Whether Rich draws without colours: ``NO_COLOR`` set (no-color.org), unless
+    ``FORCE_COLOR`` is. Bold, dim and italic stay: they are not colours."""
+    return bool(os.environ.get("NO_COLOR")) and not os.environ.get("FORCE_COLOR")
 
 
 class Output:
@@ -373,7 +385,7 @@ class PlainOutput(Output):
                 self.line(printable(script.log_entry.rstrip()))
                 self.line()
                 continue
-            notes = _notes(script, applied, current)
+            notes = _notes(script, applied, current, bind_of(script))
             suffix = f" ({notes})" if notes else ""
             self.line(
                 one_line(
@@ -526,6 +538,7 @@ class RichOutput(Output):
             emoji=False,
             width=self.width,
             soft_wrap=False,
+            no_color=no_color(),
         )
 
     @property
@@ -559,9 +572,49 @@ class RichOutput(Output):
         self._labelled("Warning: ", "bold yellow", message)
 
     def _table(self, title: str | None = None, **options: Any) -> Any:
+        """A table in the one style every table shares: its title above, on the left."""
         from rich.table import Table
 
         return Table(title=title, title_justify="left", show_edge=False, pad_edge=False, **options)
+
+    def _draw(
+        self, console: Console, title: str, columns: Sequence[Column], drop: Sequence[str]
+    ) -> None:
+        """``columns`` as a table fitted to ``console``'s width, one line per row: ids whole,
+        other text shortened in the middle, columns left out in ``drop``'s order (said
+        below the table)."""
+        from rich.text import Text
+
+        from .layout import fit
+        from .layout import ID
+
+        fitted = fit(columns, console.width, drop)
+        table = self._table(title)
+        for column, width in zip(fitted.columns, fitted.widths, strict=True):
+            table.add_column(
+                column.header,
+                justify=column.justify,
+                style=column.style,
+                width=width,
+                no_wrap=True,
+                # Never "…": ids are not cut (and "ignore" keeps no justification).
+                overflow="ignore" if column.kind == ID else "ellipsis",
+            )
+        rows = len(columns[0].values) if columns else 0
+        for row in range(rows):
+            table.add_row(
+                *(
+                    Text(c.values[row], style=c.styles[row] if c.styles else "")
+                    for c in fitted.columns
+                )
+            )
+        if fitted.width <= console.width:
+            console.print(table)
+        else:  # Wider than the terminal, which wraps it, rather than ids cut to fit.
+            console.print(_Wide(table, fitted.width), crop=False)
+        if fitted.left_out:
+            left_out = ", ".join(fitted.left_out)
+            self.status(f"Left out to fit {console.width} columns: {left_out}.", style="dim")
 
     def _scripts(
         self,
@@ -572,46 +625,108 @@ class RichOutput(Output):
         applied: set[str] | None,
         current: set[str] | None = None,
     ) -> None:
+        from .layout import Column
+        from .layout import ID
+
+        if verbose:
+            self._revisions(title, scripts, bind_of, applied, current)
+            return
+        binds = [bind_of(script) for script in scripts]
+        columns = [
+            Column(header="bind", values=[one_line(b) for b in binds], least=8, style="cyan"),
+            Column(
+                header="revision",
+                kind=ID,
+                values=[one_line(s.revision) for s in scripts],
+                style="bold",
+            ),
+            Column(header="parent", kind=ID, values=[_parents(s) or "<base>" for s in scripts]),
+            Column(header="message", values=[one_line(s.doc or "") for s in scripts], least=16),
+            Column(
+                header="notes",
+                values=[
+                    _notes(s, applied, current, b) for s, b in zip(scripts, binds, strict=True)
+                ],
+                least=10,
+                style="dim",
+            ),
+        ]
+        self._draw(self.out, title, columns, ("parent", "notes"))
+
+    def _revisions(
+        self,
+        title: str,
+        scripts: Sequence[Script],
+        bind_of: BindOf,
+        applied: set[str] | None,
+        current: set[str] | None,
+    ) -> None:
+        """Each revision in full, as the plain form prints it: a block of named lines,
+        ids whole; a long path or docstring wraps (never cut)."""
+        from rich.table import Table
         from rich.text import Text
 
-        table = self._table(title)
-        table.add_column("bind", style="cyan")
-        table.add_column("revision", style="bold")
-        table.add_column("parent")
-        table.add_column("message")
-        table.add_column("notes", style="dim")
-        if verbose:
-            table.add_column("path", style="dim")
+        from ._alembic_compat import resolved_dependencies
+
+        self.out.print(Text(title, style="italic"))
         for script in scripts:
-            row = [
-                Text(one_line(bind_of(script))),
-                Text(one_line(script.revision)),
-                Text(_parents(script)),
-                Text(one_line(script.doc or "")),
-                Text(_notes(script, applied, current)),
+            bind = bind_of(script)
+            grid = Table.grid(padding=(0, 2))
+            grid.add_column(style="dim", no_wrap=True)
+            grid.add_column(overflow="fold")
+            parents = to_tuple(script.down_revision)
+            created, doc = _docstring(script)
+            rows: list[tuple[str, str, str]] = [
+                ("revision", one_line(script.revision), "bold"),
+                ("bind", one_line(bind), "cyan"),
+                # One id a line: two long ids side by side could be wider than the terminal.
+                ("merges" if len(parents) > 1 else "parent", _lines(parents) or "<base>", ""),
             ]
-            if verbose:
-                row.append(Text(one_line(script.path)))
-            table.add_row(*row)
-        self.out.print(table)
+            depends = [f"{dep} (bind {bind_of(dep)})" for dep in resolved_dependencies(script)]
+            if depends:
+                rows.append(("depends on", _lines(depends), ""))
+            labels = sorted(script.branch_labels)
+            if labels:
+                rows.append(("branch labels", one_line(", ".join(labels)), ""))
+            notes = _notes(script, applied, current, bind, labels=False)
+            if notes:
+                rows.append(("notes", notes, ""))
+            if created:
+                rows.append(("created", one_line(created), ""))
+            rows.append(("path", one_line(script.path), "dim"))
+            if doc:
+                rows.append(("message", doc, ""))
+            for key, value, style in rows:
+                grid.add_row(key, Text(value, style=style))
+            self.out.print()
+            self.out.print(grid)
 
     def _plan(self, plan: Plan, *, to_stderr: bool) -> None:
-        from rich.text import Text
+        from .layout import Column
+        from .layout import FIXED
+        from .layout import ID
 
         count = len(plan)
-        table = self._table(f"{plan.direction} plan ({count} step{'s' * (count != 1)})")
-        table.add_column("#", justify="right", style="dim")
-        table.add_column("bind", style="cyan")
-        table.add_column("step", style="bold")
-        table.add_column("message")
-        for number, step in enumerate(plan.steps, 1):
-            table.add_row(
-                str(number),
-                Text(one_line(step.bind)),
-                Text(one_line(_step_label(step))),
-                Text(one_line(step.message)),
-            )
-        (self.err if to_stderr else self.out).print(table)
+        steps = plan.steps
+        columns = [
+            Column(
+                header="#",
+                kind=FIXED,
+                values=[str(n) for n in range(1, count + 1)],
+                justify="right",
+                style="dim",
+            ),
+            Column(header="bind", values=[one_line(s.bind) for s in steps], least=8, style="cyan"),
+            Column(
+                header="step",
+                kind=ID,
+                values=[one_line(_step_label(s)) for s in steps],
+                style="bold",
+            ),
+            Column(header="message", values=[one_line(s.message) for s in steps], least=10),
+        ]
+        title = f"{plan.direction} plan ({count} step{'s' * (count != 1)})"
+        self._draw(self.err if to_stderr else self.out, title, columns, ("message",))
 
     def progress(self, plan: Plan | None = None) -> Progress:
         progress = _LiveProgress(self.err)
@@ -620,41 +735,61 @@ class RichOutput(Output):
         return progress
 
     def _summary(self, result: MigrationResult) -> None:
-        from rich.text import Text
+        from .layout import Column
+        from .layout import FIXED
+        from .layout import ID
 
-        table = self._table("summary")
-        table.add_column("bind", style="cyan")
-        table.add_column("from")
-        table.add_column("to", style="bold")
-        table.add_column("steps", justify="right")
-        table.add_column("time", justify="right", style="dim")
-        for bind in result.binds:
-            failed = " (failed)" if _failed_here(result, bind.bind) else ""
-            table.add_row(
-                Text(one_line(bind.bind) + failed),
-                Text(one_line(", ".join(bind.before) or "base")),
-                Text(one_line(", ".join(bind.after) or "base")),
-                str(len(bind.applied)),
-                f"{bind.elapsed:.2f}s",
-            )
-        self.err.print(table)
+        binds = result.binds
+        columns = [
+            Column(
+                header="bind",
+                values=[
+                    one_line(b.bind) + (" (failed)" if _failed_here(result, b.bind) else "")
+                    for b in binds
+                ],
+                least=8,
+                style="cyan",
+            ),
+            Column(header="from", kind=ID, values=[_ids(b.before) or "base" for b in binds]),
+            Column(
+                header="to", kind=ID, values=[_ids(b.after) or "base" for b in binds], style="bold"
+            ),
+            Column(
+                header="steps",
+                kind=FIXED,
+                values=[str(len(b.applied)) for b in binds],
+                justify="right",
+            ),
+            Column(
+                header="time",
+                kind=FIXED,
+                values=[f"{b.elapsed:.2f}s" for b in binds],
+                justify="right",
+                style="dim",
+            ),
+        ]
+        self._draw(self.err, "summary", columns, ("time", "steps", "from"))
 
     def current(self, statuses: Sequence[BindStatus], verbose: bool = False) -> None:
-        from rich.text import Text
+        from .layout import Column
+        from .layout import FIXED
+        from .layout import ID
 
-        table = self._table()
-        table.add_column("bind", style="cyan")
-        table.add_column("current", style="bold")
-        table.add_column("state")
+        columns = [
+            Column(
+                header="bind", values=[one_line(s.bind) for s in statuses], least=8, style="cyan"
+            ),
+            Column(header="current", kind=ID, values=[_current(s) for s in statuses], style="bold"),
+            Column(
+                header="state",
+                kind=FIXED,
+                values=[_state_words(s) for s in statuses],
+                styles=[_state_style(s) for s in statuses],
+            ),
+        ]
         if verbose:
-            table.add_column("database", style="dim")
-            table.add_column("version table", style="dim")
-        for status in statuses:
-            row = [Text(one_line(status.bind)), Text(_current(status)), _state_text(status)]
-            if verbose:
-                row += [Text(one_line(status.url)), Text(one_line(status.version_table))]
-            table.add_row(*row)
-        self.out.print(table)
+            columns += _where(statuses)
+        self._draw(self.out, "current revisions", columns, ("version table", "database"))
         self._below_table(statuses, errors=False)
 
     def _below_table(self, statuses: Sequence[BindStatus], *, errors: bool = True) -> None:
@@ -666,27 +801,64 @@ class RichOutput(Output):
                 self.status(f"{status.bind}: not managed: {status.reason}.", style="dim")
 
     def status_table(self, statuses: Sequence[BindStatus]) -> None:
-        from rich.table import Table
-        from rich.text import Text
+        from .layout import Column
+        from .layout import FIXED
+        from .layout import ID
 
-        table = Table(title="database status", title_justify="left")
-        for name in ("bind", "database", "current", "heads", "pending", "state", "version table"):
-            # overflow="fold": a long URL wraps instead of being cut short.
-            table.add_column(
-                name, justify="right" if name == "pending" else "left", overflow="fold"
-            )
-        for status in statuses:
-            table.add_row(
-                Text(one_line(status.bind), style="cyan"),
-                Text(one_line(status.url)),
-                Text(_current(status), style="bold"),
-                Text(_heads(status)),
-                "" if status.pending is None else str(status.pending),
-                _state_text(status),
-                Text(one_line(status.version_table) if status.managed else "-", style="dim"),
-            )
-        self.out.print(table)
+        database, version_table = _where(statuses)
+        columns = [
+            Column(
+                header="bind", values=[one_line(s.bind) for s in statuses], least=8, style="cyan"
+            ),
+            database,
+            Column(header="current", kind=ID, values=[_current(s) for s in statuses], style="bold"),
+            Column(header="heads", kind=ID, values=[_heads(s) for s in statuses]),
+            Column(
+                header="pending",
+                kind=FIXED,
+                values=["" if s.pending is None else str(s.pending) for s in statuses],
+                justify="right",
+            ),
+            Column(
+                header="state",
+                kind=FIXED,
+                # The count is in the pending column.
+                values=[str(s.state) for s in statuses],
+                styles=[_state_style(s) for s in statuses],
+            ),
+            version_table,
+        ]
+        drop = ("version table", "database", "heads", "pending")
+        self._draw(self.out, "database status", columns, drop)
         self._below_table(statuses)
+
+
+def _where(statuses: Sequence[BindStatus]) -> list[Column]:
+    """The ``database`` and ``version table`` columns; the latter is idle when every bind
+    uses the default table (or is not managed)."""
+    from .layout import Column
+
+    tables = [one_line(s.version_table) if s.managed else "-" for s in statuses]
+    return [
+        Column(header="database", values=[one_line(s.url) for s in statuses], least=16),
+        Column(
+            header="version table",
+            values=tables,
+            idle=set(tables) <= {"alembic_version", "-"},
+            style="dim",
+        ),
+    ]
+
+
+class _Wide:
+    """A renderable drawn ``width`` cells wide, whatever the console's width."""
+
+    def __init__(self, renderable: Any, width: int) -> None:
+        self.renderable = renderable
+        self.width = width
+
+    def __rich_console__(self, console: Console, options: ConsoleOptions) -> Any:
+        yield from console.render(self.renderable, options.update_width(self.width))
 
 
 class _LiveProgress(Progress):
@@ -845,17 +1017,14 @@ def _state_words(status: BindStatus) -> str:
     return str(status.state)
 
 
-def _state_text(status: BindStatus) -> Text:
-    from rich.text import Text
-
-    style = {
+def _state_style(status: BindStatus) -> str:
+    return {
         "up to date": "green",
         "pending": "yellow",
         "multiple heads": "yellow",
         "migrating": "yellow",
         "not managed": "dim",
     }.get(status.state, "bold red")
-    return Text(_state_words(status), style=style)
 
 
 # -- JSON -------------------------------------------------------------------------
@@ -1050,16 +1219,47 @@ def _qualified(schema: str | None, name: str) -> str:
     return f"{schema}.{name}" if schema else name
 
 
+def _ids(revisions: Sequence[str]) -> str:
+    return one_line(", ".join(revisions))
+
+
+def _lines(revisions: Sequence[str]) -> str:
+    return "\n".join(one_line(revision) for revision in revisions)
+
+
 def _parents(script: Script) -> str:
-    return one_line(", ".join(to_tuple(script.down_revision)))
+    return _ids(to_tuple(script.down_revision))
 
 
-def _notes(script: Script, applied: set[str] | None, current: set[str] | None = None) -> str:
+def _docstring(script: Script) -> tuple[str, str]:
+    """A revision's create date and its docstring in full, without the lines that repeat
+    the revision and its parents."""
+    created = ""
+    lines = []
+    for line in (script.longdoc or "").splitlines():
+        key, colon, value = line.strip().partition(":")
+        if colon and key == "Create Date":
+            created = value.strip()
+        elif not (colon and key in {"Revision ID", "Revises"}):
+            lines.append(line.rstrip())
+    return created, printable("\n".join(lines).strip())
+
+
+def _notes(
+    script: Script,
+    applied: set[str] | None,
+    current: set[str] | None = None,
+    bind: str | None = None,
+    *,
+    labels: bool = True,
+) -> str:
+    """Head, labels other than the bind's own name, branch or merge point, applied, current."""
     notes = []
     if script.is_head:
         notes.append("head")
-    if script.branch_labels:
-        notes.append("label: " + ", ".join(sorted(script.branch_labels)))
+    own = sorted(label for label in script.branch_labels if label != bind)
+    if labels and own:
+        notes.append("label: " + ", ".join(own))
     if script.is_branch_point:
         notes.append("branch point")
     if script.is_merge_point:

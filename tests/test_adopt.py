@@ -704,8 +704,8 @@ def test_flask_alembic_3_multidb(project: Path, make_url: Any, dialect: str) -> 
     ]
     result = run(app, "log")
     assert result.exit_code == 0, result.output
-    assert "c1 (label: default" in result.stdout
-    assert "(label: users" in result.stdout
+    assert "default: <base> -> c1 (applied)" in result.stdout
+    assert "\nusers: <base> -> " in result.stdout
     result = run(app, "check")
     assert result.exit_code == 0, result.output
     dispose(app)

@@ -20,6 +20,7 @@ LAYERS = [
     "cli",
     "api",
     "report",
+    "layout",
     "adopt",
     "migrate",
     "writer",

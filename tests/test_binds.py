@@ -482,7 +482,7 @@ def test_bind_option_everywhere(make_app: MakeApp, make_url: MakeURL) -> None:
     with app.app_context():
         head = alembic.heads(bind="analytics")[0].revision
         default_head = alembic.heads(bind="default")[0].revision
-    line = f"analytics: <base> -> {head} (head, label: analytics), init\n"
+    line = f"analytics: <base> -> {head} (head), init\n"
     for command, code, stdout, stderr in [
         ("current", 0, "analytics: base (1 pending)\n", ""),
         ("heads", 0, line, ""),

@@ -57,11 +57,11 @@ def test_cli_flow(make_app: MakeApp, database_url: str) -> None:
     assert run(app, "current", "--check-heads").exit_code == 0
 
     result = run(app, "heads")
-    assert result.stdout == f"default: <base> -> {rev} (head, label: default), made changes\n"
+    assert result.stdout == f"default: <base> -> {rev} (head), made changes\n"
     for command in ("log", "history"):
         result = run(app, command)
         assert result.exit_code == 0
-        line = f"default: <base> -> {rev} (head, label: default, applied), made changes\n"
+        line = f"default: <base> -> {rev} (head, applied), made changes\n"
         assert result.stdout == line
 
     result = run(app, "show", rev[:6])

@@ -271,7 +271,7 @@ def test_no_lock_and_read_only_commands(tmp_path: Path, database_url: str) -> No
         for args, expected in [
             (("status",), f"default: state=migrating; current=?; heads={second}; pending=?; "),
             (("current",), "default: ? (migrating)\n"),
-            (("heads",), f"default: {first} -> {second} (head, label: default)\n"),
+            (("heads",), f"default: {first} -> {second} (head)\n"),
             (
                 ("upgrade", "--plan"),
                 f"1. default: upgrade base -> {first}\n2. default: upgrade {first} -> {second}\n",

@@ -226,9 +226,7 @@ def test_other_files_never_imported(make_app: MakeApp, database_url: str, cache:
     assert version_rows(database_url) == {"aaaa0001"}
     assert "user" in table_names(database_url)
     result = run(app, "log")
-    assert (
-        result.stdout == "default: <base> -> aaaa0001 (head, label: default, applied), accounts\n"
-    )
+    assert result.stdout == "default: <base> -> aaaa0001 (head, applied), accounts\n"
     result = run(app, "revision", "--empty", "next", "--rev-id", "bbbb0002")
     assert result.exit_code == 0, result.output
     assert run(app, "upgrade").exit_code == 0

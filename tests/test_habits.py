@@ -138,18 +138,18 @@ def test_history_range_and_current(make_app: MakeApp, database_url: str) -> None
     result = run(app, "history", "-r", "bbbb0002:")
     assert result.exit_code == 0, result.output
     assert result.stdout == (
-        "default: bbbb0002 -> cccc0003 (head, label: default), three\n"
-        "default: aaaa0001 -> bbbb0002 (label: default, applied), two\n"
+        "default: bbbb0002 -> cccc0003 (head), three\n"
+        "default: aaaa0001 -> bbbb0002 (applied), two\n"
     )
     result = run(app, "history", "--rev-range", ":aaaa0001", "-i")
     assert result.exit_code == 0, result.output
-    assert result.stdout == "default: <base> -> aaaa0001 (label: default, applied), one\n"
+    assert result.stdout == "default: <base> -> aaaa0001 (applied), one\n"
     result = run(app, "history", "-i")
     assert result.exit_code == 0, result.output
     assert result.stdout == (
-        "default: bbbb0002 -> cccc0003 (head, label: default), three\n"
-        "default: aaaa0001 -> bbbb0002 (label: default, applied, current), two\n"
-        "default: <base> -> aaaa0001 (label: default, applied), one\n"
+        "default: bbbb0002 -> cccc0003 (head), three\n"
+        "default: aaaa0001 -> bbbb0002 (applied, current), two\n"
+        "default: <base> -> aaaa0001 (applied), one\n"
     )
 
 

@@ -177,8 +177,8 @@ def test_flask_migrate_history_converts_and_upgrades(
     result = run(app, "heads")
     assert (result.exit_code, result.output) == (
         0,
-        f"default: {old[1]} -> {old[2]} (head, label: default), step 3\n"
-        f"users: {users[1]} -> {users[2]} (head, label: users), step 3\n",
+        f"default: {old[1]} -> {old[2]} (head), step 3\n"
+        f"users: {users[1]} -> {users[2]} (head), step 3\n",
     )
     result = run(app, "upgrade")
     assert result.exit_code == 0, result.output
@@ -486,9 +486,9 @@ def test_flask_alembic_3_history_upgrades(
     result = run(app, "heads")
     assert (result.exit_code, result.output) == (
         0,
-        f"default: d4 -> e5 (head, label: default, feature), step e5\n"
+        f"default: d4 -> e5 (head, label: feature), step e5\n"
         f"users: {derived_id('d4', 'users')} -> {derived_id('e5', 'users')} "
-        "(head, label: users), step e5\n",
+        "(head), step e5\n",
     )
     result = run(app, "upgrade")
     assert result.exit_code == 0, result.output

@@ -139,10 +139,10 @@ def test_status_rich_table(make_app: MakeApp, make_url: MakeURL) -> None:
     assert table(out.getvalue()) == [
         ["database status"],
         ["bind", "database", "current", "heads", "pending", "state", "version table"],
-        ["default", url, "base", rev, "1", "1 pending", "alembic_version"],
+        ["default", url, "base", rev, "1", "pending", "alembic_version"],
         ["history"],
         ["bind", "revision", "parent", "message", "notes"],
-        ["default", rev, "", "add [red] column", "head, label: default"],
+        ["default", rev, "<base>", "add [red] column", "head"],
     ]
 
 

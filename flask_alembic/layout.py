@@ -10,7 +10,8 @@ value, and the kind says what may happen to it when the table is too wide:
 - ``FIXED``: short words (a state, a count, a time). Shown whole.
 
 When the table is still too wide, whole columns are left out, in the table's own order
-(``drop``, first dropped first), each row staying one line. Columns whose every value is
+(``drop``, first dropped first), each row staying one line; a column left out early comes
+back when it fits beside what stays (a wide ``ID`` column may be the one that went). Columns whose every value is
 the default (``idle``) go before anything is shortened: they say nothing.
 """
 
@@ -150,6 +151,14 @@ def fit(columns: Sequence[Column], width: int, drop: Sequence[str] = ()) -> Fitt
         shown = [c for c in shown if c.header != header]
         left_out.append(header)
         widths = _shrink(shown, width)
+    # A column left out early may fit again once a wider one has gone: put back the most
+    # important first (the last left out), in its place.
+    for header in reversed(list(left_out)):
+        candidate = [c for c in columns if c.header == header or any(c is s for s in shown)]
+        candidate_widths = _shrink(candidate, width)
+        if _width(candidate, candidate_widths) <= width:
+            shown, widths = candidate, candidate_widths
+            left_out.remove(header)
     fitted = []
     for column, column_width in zip(shown, widths, strict=True):
         if column.kind == TEXT:

@@ -1,0 +1,100 @@
+"""Every command at 80 and 160 columns, on a terminal (Rich) and in plain mode.
+
+One sweep over the commands that print revisions, binds and URLs: on a terminal no line is
+wider than the terminal, every revision id appears whole (never wrapped or cut with ``…``),
+and no password appears; in plain mode values are printed in full, without escape codes.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import sqlalchemy as sa
+from click.testing import Result
+from conftest import MakeApp
+from conftest import MakeURL
+from flask import Flask
+from rich.cells import cell_len
+from rich.text import Text
+
+#: The default bind's ids: Alembic's usual 12 hex characters.
+FIRST = "c86a91639a03"
+SECOND = "5f0e4b2d7c11"
+#: A custom --rev-id, longer than any column would give it.
+LONG = "20261206_add_reporting_events_ab"
+MESSAGE = "add the event table used by the nightly reporting job for every tenant"
+
+
+def schema(*tables: str) -> sa.MetaData:
+    metadata = sa.MetaData()
+    for name in tables:
+        sa.Table(name, metadata, sa.Column("id", sa.Integer, primary_key=True))
+    return metadata
+
+
+def run(app: Flask, width: int | None, *args: str) -> Result:
+    env = {"FORCE_COLOR": "1", "COLUMNS": str(width)} if width else {"NO_COLOR": "1"}
+    return app.test_cli_runner().invoke(args=["db", *args], env=env)
+
+
+@pytest.fixture
+def app(make_app: MakeApp, make_url: MakeURL, dialect: str, tmp_path: Path) -> Flask:
+    """A default SQLite bind at its head, and an ``analytics`` bind on ``dialect`` (through
+    a URL with a password on PostgreSQL) with one revision pending."""
+    url = sa.make_url(make_url(dialect))
+    if dialect == "postgresql":  # trust authentication: any password is accepted
+        url = url.set(password="pa55word-not-shown")
+    metadatas = {"default": schema("user"), "analytics": schema("event")}
+    app, alembic = make_app(
+        {"default": make_url("sqlite"), "analytics": url.render_as_string(hide_password=False)},
+        metadatas,
+    )
+    with app.app_context():
+        alembic.revision("create users", bind="default", rev_id=FIRST)
+        alembic.revision("second", bind="default", rev_id=SECOND, empty=True)
+        alembic.revision("create events", bind="analytics", rev_id="e0e0e0e0e0e0")
+        alembic.upgrade()
+        alembic.revision(MESSAGE, bind="analytics", rev_id=LONG, empty=True)
+    return app
+
+
+#: (command, the ids it must show whole).
+COMMANDS: list[tuple[tuple[str, ...], tuple[str, ...]]] = [
+    # status leaves heads out at 80 columns (a 32-character head), and says so.
+    (("status",), (SECOND, "e0e0e0e0e0e0")),
+    (("current",), (SECOND, "e0e0e0e0e0e0")),
+    (("current", "-v"), (SECOND, "e0e0e0e0e0e0")),
+    (("log",), (FIRST, SECOND, "e0e0e0e0e0e0", LONG)),
+    (("log", "-v"), (FIRST, SECOND, "e0e0e0e0e0e0", LONG)),
+    (("heads",), (SECOND, LONG)),
+    (("heads", "-v"), (SECOND, LONG)),
+    (("show", LONG), (LONG, "e0e0e0e0e0e0")),
+    (("show", FIRST), (FIRST,)),
+    (("upgrade", "--plan"), ("e0e0e0e0e0e0", LONG)),
+    (("downgrade", "--plan", "--bind", "default", "-1"), (SECOND, FIRST)),
+]
+
+
+@pytest.mark.parametrize("width", [80, 160])
+def test_terminal_lines_fit_and_ids_stay_whole(app: Flask, width: int) -> None:
+    for args, ids in COMMANDS:
+        result = run(app, width, *args)
+        assert result.exit_code == 0, (args, result.output)
+        text = Text.from_ansi(result.output).plain
+        where = f"flask db {' '.join(args)} at {width} columns:\n{text}"
+        for line in text.splitlines():
+            assert cell_len(line) <= width, where
+        for revision in ids:
+            assert revision in text, where
+        assert "pa55word" not in result.output, where
+
+
+def test_plain_values_in_full(app: Flask) -> None:
+    for args, ids in COMMANDS:
+        result = run(app, None, *args)
+        assert result.exit_code == 0, (args, result.output)
+        assert "\x1b[" not in result.output
+        for revision in ids:
+            assert revision in result.output, (args, result.output)
+        assert "pa55word" not in result.output

@@ -11,8 +11,9 @@ value, and the kind says what may happen to it when the table is too wide:
 
 When the table is still too wide, whole columns are left out, in the table's own order
 (``drop``, first dropped first), each row staying one line; a column left out early comes
-back when it fits beside what stays (a wide ``ID`` column may be the one that went). Columns whose every value is
-the default (``idle``) go before anything is shortened: they say nothing.
+back when it fits beside what stays (a wide ``ID`` column may be the one that went).
+Columns whose every value is the default (``idle``) go before anything is shortened: they
+say nothing.
 """
 
 from __future__ import annotations

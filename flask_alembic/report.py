@@ -633,7 +633,9 @@ class RichOutput(Output):
             return
         binds = [bind_of(script) for script in scripts]
         columns = [
-            Column(header="bind", values=[one_line(b) for b in binds], least=8, style="cyan"),
+            Column(
+                header="bind", values=[one_line(b) for b in binds], least=_BIND_LEAST, style="cyan"
+            ),
             Column(
                 header="revision",
                 kind=ID,
@@ -716,7 +718,12 @@ class RichOutput(Output):
                 justify="right",
                 style="dim",
             ),
-            Column(header="bind", values=[one_line(s.bind) for s in steps], least=8, style="cyan"),
+            Column(
+                header="bind",
+                values=[one_line(s.bind) for s in steps],
+                least=_BIND_LEAST,
+                style="cyan",
+            ),
             Column(
                 header="step",
                 kind=ID,
@@ -747,7 +754,7 @@ class RichOutput(Output):
                     one_line(b.bind) + (" (failed)" if _failed_here(result, b.bind) else "")
                     for b in binds
                 ],
-                least=8,
+                least=_BIND_LEAST,
                 style="cyan",
             ),
             Column(header="from", kind=ID, values=[_ids(b.before) or "base" for b in binds]),
@@ -777,7 +784,10 @@ class RichOutput(Output):
 
         columns = [
             Column(
-                header="bind", values=[one_line(s.bind) for s in statuses], least=8, style="cyan"
+                header="bind",
+                values=[one_line(s.bind) for s in statuses],
+                least=_BIND_LEAST,
+                style="cyan",
             ),
             Column(header="current", kind=ID, values=[_current(s) for s in statuses], style="bold"),
             Column(
@@ -808,7 +818,10 @@ class RichOutput(Output):
         database, version_table = _where(statuses)
         columns = [
             Column(
-                header="bind", values=[one_line(s.bind) for s in statuses], least=8, style="cyan"
+                header="bind",
+                values=[one_line(s.bind) for s in statuses],
+                least=_BIND_LEAST,
+                style="cyan",
             ),
             database,
             Column(header="current", kind=ID, values=[_current(s) for s in statuses], style="bold"),
@@ -848,6 +861,10 @@ def _where(statuses: Sequence[BindStatus]) -> list[Column]:
             style="dim",
         ),
     ]
+
+
+#: A bind name is what ``--bind`` takes: shortened only past this many cells.
+_BIND_LEAST = 24
 
 
 class _Wide:

@@ -40,24 +40,31 @@ def run(app: Flask, width: int | None, *args: str) -> Result:
 
 @pytest.fixture
 def app(make_app: MakeApp, make_url: MakeURL, dialect: str, tmp_path: Path) -> Flask:
-    """A default SQLite bind at its head, and an ``analytics`` bind on ``dialect`` (through
-    a URL with a password on PostgreSQL) with one revision pending."""
+    """A default SQLite bind at its head, and an ``analytics_reporting`` bind on ``dialect``
+    (through a URL with a password on PostgreSQL) with one revision pending."""
     url = sa.make_url(make_url(dialect))
     if dialect == "postgresql":  # trust authentication: any password is accepted
         url = url.set(password="pa55word-not-shown")
-    metadatas = {"default": schema("user"), "analytics": schema("event")}
+    metadatas = {"default": schema("user"), "analytics_reporting": schema("event")}
     app, alembic = make_app(
-        {"default": make_url("sqlite"), "analytics": url.render_as_string(hide_password=False)},
+        {
+            "default": make_url("sqlite"),
+            "analytics_reporting": url.render_as_string(hide_password=False),
+        },
         metadatas,
     )
     with app.app_context():
         alembic.revision("create users", bind="default", rev_id=FIRST)
         alembic.revision("second", bind="default", rev_id=SECOND, empty=True)
-        alembic.revision("create events", bind="analytics", rev_id="e0e0e0e0e0e0")
+        alembic.revision("create events", bind="analytics_reporting", rev_id="e0e0e0e0e0e0")
         alembic.upgrade()
-        alembic.revision(MESSAGE, bind="analytics", rev_id=LONG, empty=True)
+        alembic.revision(MESSAGE, bind="analytics_reporting", rev_id=LONG, empty=True)
     return app
 
+
+#: A bind name long enough to be shortened in a table that needs room.
+BINDS = ("default", "analytics_reporting")
+OWN = {"default": {FIRST, SECOND}, "analytics_reporting": {"e0e0e0e0e0e0", LONG}}
 
 #: (command, the ids it must show whole).
 COMMANDS: list[tuple[tuple[str, ...], tuple[str, ...]]] = [
@@ -87,6 +94,9 @@ def test_terminal_lines_fit_and_ids_stay_whole(app: Flask, width: int) -> None:
             assert cell_len(line) <= width, where
         for revision in ids:
             assert revision in text, where
+        for bind in BINDS:  # a bind name is what --bind takes: never shortened
+            if any(revision in OWN[bind] for revision in ids):
+                assert bind in text, where
         assert "pa55word" not in result.output, where
 
 

@@ -730,8 +730,11 @@ class RichOutput(Output):
                 values=[one_line(_step_label(s)) for s in steps],
                 style="bold",
             ),
-            Column(header="message", values=[one_line(s.message) for s in steps], least=10),
         ]
+        if any(s.message for s in steps):  # a stamp has none: no empty column
+            columns.append(
+                Column(header="message", values=[one_line(s.message) for s in steps], least=10)
+            )
         title = f"{plan.direction} plan ({count} step{'s' * (count != 1)})"
         self._draw(self.err if to_stderr else self.out, title, columns, ("message",))
 

@@ -915,7 +915,7 @@ def current(check_heads: bool, verbose: bool, as_json: bool, binds: tuple[str, .
 
 
 @db.command()
-@click.option("-v", "--verbose", is_flag=True, help="Show each revision's file.")
+@click.option("-v", "--verbose", is_flag=True, help="Show each revision in full, with its file.")
 @click.option(
     "--resolve-dependencies",
     is_flag=True,
@@ -936,7 +936,7 @@ def heads(verbose: bool, resolve_dependencies: bool, as_json: bool, binds: tuple
 
 
 @db.command()
-@click.option("-v", "--verbose", is_flag=True, help="Show each revision's file.")
+@click.option("-v", "--verbose", is_flag=True, help="Show each revision in full, with its file.")
 @json_option
 @bind_option
 def branches(verbose: bool, as_json: bool, binds: tuple[str, ...]) -> None:

@@ -489,6 +489,19 @@ def _message(step: Step) -> str:
     return f" {step.message}" if step.message else ""
 
 
+def _fit_line(label: str, step: Step, room: int) -> str:
+    """``label`` (ids, kept whole) and the step's message, shortened in the middle to fit
+    ``room`` cells; the message is left out when too little of it would show."""
+    from .layout import cells
+    from .layout import shorten_middle
+
+    message = one_line(step.message)
+    if not message or cells(label) + 1 + cells(message) <= room:
+        return f"{label} {message}".rstrip()
+    left = room - cells(label) - 1
+    return f"{label} {shorten_middle(message, left)}" if left >= 8 else label
+
+
 def _stop_notice(event: StopRequested) -> str:
     """What happens now that a run got its first SIGINT or SIGTERM, and after a second."""
     name = signal.Signals(event.signal).name
@@ -971,16 +984,24 @@ class _LiveView:
             elif isinstance(event, StopRequested):
                 self.stopping = True
 
-    def __rich__(self) -> Any:
+    def __rich_console__(self, console: Console, options: ConsoleOptions) -> Any:
         from rich.console import Group
         from rich.table import Table
         from rich.text import Text
+
+        from .layout import cells
 
         now = time.perf_counter()
         with self.lock:
             recent = list(self.recent)
             running = sorted(self.running.values(), key=lambda item: item[0].index)
             done, stopping = self.done, self.stopping
+        binds = [one_line(f.step.bind) for f in recent] + [
+            one_line(r[0].step.bind) for r in running
+        ]
+        # Each line stays one line: the message is shortened in the middle to the room
+        # left beside the spinner, the bind and the clock (ids are never shortened).
+        room = options.max_width - 1 - max(map(cells, binds), default=0) - 7 - 3
         grid = Table.grid(padding=(0, 1))
         for justify in ("left", "left", "left", "right"):
             grid.add_column(justify=justify)
@@ -988,7 +1009,7 @@ class _LiveView:
             grid.add_row(
                 Text("✓", style="green"),
                 Text(one_line(finished.step.bind), style="cyan"),
-                Text(one_line(f"{_step_label(finished.step)}{_message(finished.step)}")),
+                Text(_fit_line(one_line(_step_label(finished.step)), finished.step, room)),
                 Text(f"{finished.elapsed:.2f}s", style="dim"),
             )
         for started, at, spinner in running:
@@ -997,9 +1018,10 @@ class _LiveView:
                 spinner,
                 Text(one_line(step.bind), style="cyan"),
                 Text(
-                    one_line(
-                        f"step {started.index} of {started.total}: {_step_label(step)}"
-                        f"{_message(step)}"
+                    _fit_line(
+                        one_line(f"step {started.index} of {started.total}: {_step_label(step)}"),
+                        step,
+                        room,
                     )
                 ),
                 Text(_clock(now - at), style="bold"),
@@ -1008,7 +1030,7 @@ class _LiveView:
         if stopping:
             steps = "step" if len(running) <= 1 else "steps"
             footer.append(f" - stopping after the running {steps}", style="yellow")
-        return Group(grid, footer)
+        yield Group(grid, footer)
 
 
 _PAST = {"upgrade": "upgraded", "downgrade": "downgraded", "stamp": "stamped"}

@@ -73,13 +73,21 @@ def create_app():
 ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")
 
 
-def write(root: Path, bind: str, rev: str, body: str = "pass", *, down: str | None = None) -> None:
+def write(
+    root: Path,
+    bind: str,
+    rev: str,
+    body: str = "pass",
+    *,
+    down: str | None = None,
+    message: str | None = None,
+) -> None:
     """A revision of ``bind`` (its first when ``down`` is None), its message ``slow REV``."""
     folder = root / "migrations" if bind == "default" else root / "migrations" / bind
     folder.mkdir(parents=True, exist_ok=True)
     (folder / f"{rev}_step.py").write_text(
         REVISION.format(
-            message=f"slow {rev}",
+            message=message or f"slow {rev}",
             rev=rev,
             down=down,
             labels=None if down else (bind,),
@@ -251,6 +259,48 @@ def test_live_area_keeps_a_bounded_height(
     assert last[-1].startswith("8 of 8 steps done, ")
     # At most: three finished steps, the running one, the total.
     assert max(len(ANSI.sub("", frame).splitlines()) for frame in shown) == 5
+
+
+def test_live_lines_stay_one_line(make_app: MakeApp, make_url: MakeURL, project: Path) -> None:
+    """A long message is shortened in the middle to keep each live line one line; the ids
+    stay whole, and the message goes when there is no room for it at all."""
+    app, alembic = make_app({"default": make_url()})
+    first, second = "a" * 12, "b" * 12
+    message = "backfill the reporting events of every tenant " * 3
+    write(project, "default", first, message=message)
+    write(project, "default", second, down=first, message=message)
+    for width in (60, 80, 120):
+        output = Output(rich=True, width=width, stdout=io.StringIO(), stderr=io.StringIO())
+        progress: Any = output.progress()
+        frames: list[list[str]] = []
+
+        def on_event(
+            event: Event,
+            progress: Any = progress,
+            width: int = width,
+            frames: list[list[str]] = frames,
+        ) -> None:
+            from rich.console import Console
+
+            progress(event)
+            frame = io.StringIO()
+            Console(file=frame, width=width, force_terminal=True).print(progress.view)
+            frames.append(ANSI.sub("", frame.getvalue()).splitlines())
+
+        with app.app_context(), progress:
+            alembic.upgrade(on_plan=progress.start, on_event=on_event)
+            alembic.downgrade("base")
+        running = [line for frame in frames for line in frame if "step 2 of 2" in line]
+        assert running, frames
+        for frame in frames:
+            assert all(len(line) <= width for line in frame), frame
+            assert len(frame) <= 3, frame  # the finished step, the running one, the total
+        assert f"{first} -> {second}" in running[0]
+        if width >= 80:
+            assert "backfill t" in running[0], running
+            assert "…" in running[0], running
+        if width == 60:  # ids take the room: no message at all
+            assert "backfill" not in running[0], running
 
 
 # -- plain output: a line as each step starts ------------------------------------

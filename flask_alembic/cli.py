@@ -906,12 +906,17 @@ def current(check_heads: bool, verbose: bool, as_json: bool, binds: tuple[str, .
     for row in statuses:
         if row.error is not None and row.error is not _first_error([row]):
             output.status(f"{row.bind}: {output.explain(row.error)}")
-    _raise_first_error(statuses)
     if check_heads and not all(s.up_to_date for s in statuses if s.managed):
+        # A bind that cannot be read is not at its heads either: the check's own line
+        # ends the output, as it does for status --check.
+        error = _first_error(statuses)
+        if error is not None:
+            output.error(output.explain(error))
         if not as_json:
             output.line("Database is not on all head revisions")  # Flask-Alembic 3's words
         output.status(_not_up_to_date(statuses, output.group, chosen=bool(binds)))
         raise click.exceptions.Exit(1)
+    _raise_first_error(statuses)
 
 
 @db.command()

@@ -123,13 +123,14 @@ def test_check_unreachable_has_its_own_fix(
     """An unreachable bind is not told to upgrade."""
     urls = {"default": make_url(), "analytics": f"sqlite:///{tmp_path / 'missing' / 'x.db'}"}
     app = two_binds(make_app, urls)
-    result = run(app, "status", "--check")
-    assert result.exit_code == 1
-    assert last_line(result) == (
-        "Not up to date: analytics is unreachable: check its database URL and that its "
-        "server is up."
-    )
-    assert "upgrade" not in last_line(result)
+    for check in (("status", "--check"), ("current", "--check-heads")):
+        result = run(app, *check)
+        assert result.exit_code == 1
+        assert last_line(result) == (
+            "Not up to date: analytics is unreachable: check its database URL and that its "
+            "server is up."
+        ), check
+        assert "upgrade" not in last_line(result)
 
 
 def test_check_unknown_revision_has_its_own_fix(make_app: MakeApp, make_url: MakeURL) -> None:
@@ -144,12 +145,14 @@ def test_check_unknown_revision_has_its_own_fix(make_app: MakeApp, make_url: Mak
             conn.execute(sa.text("UPDATE alembic_version SET version_num = '0badc0ffee00'"))
     finally:
         engine.dispose()
-    result = run(app, "status", "--check")
-    assert result.exit_code == 1
-    assert last_line(result) == (
-        "Not up to date: default is at a revision its scripts do not have: deploy the code "
-        "that has it, or record the right one with 'flask db stamp --bind default REV'."
-    )
+    for check in (("status", "--check"), ("current", "--check-heads")):
+        result = run(app, *check)
+        assert result.exit_code == 1
+        assert last_line(result) == (
+            "Not up to date: default is at a revision its scripts do not have: deploy the "
+            "code that has it, or record the right one with "
+            "'flask db stamp --bind default REV'."
+        ), check
 
 
 # -- targets quoted as the user typed them ---------------------------------------------

@@ -951,44 +951,76 @@ class _LiveView:
             elif isinstance(event, StopRequested):
                 self.stopping = True
 
-    def __rich__(self) -> Any:
-        from rich.console import Group
+    def __rich_console__(self, console: Console, options: ConsoleOptions) -> Any:
         from rich.table import Table
         from rich.text import Text
+
+        from .layout import cells
+        from .layout import shorten_middle
 
         now = time.perf_counter()
         with self.lock:
             recent = list(self.recent)
             running = sorted(self.running.values(), key=lambda item: item[0].index)
             done, stopping = self.done, self.stopping
-        grid = Table.grid(padding=(0, 1))
-        for justify in ("left", "left", "left", "right"):
-            grid.add_column(justify=justify)
-        for finished in recent:
-            grid.add_row(
+        # (icon, bind, the step's ids from the longest form to the shortest, its message,
+        # its time): one line each.
+        rows: list[tuple[Any, str, list[str], str, Text]] = [
+            (
                 Text("✓", style="green"),
-                Text(one_line(finished.step.bind), style="cyan"),
-                Text(one_line(f"{_step_label(finished.step)}{_message(finished.step)}")),
+                one_line(finished.step.bind),
+                [one_line(_step_label(finished.step)), one_line(_step_id(finished.step))],
+                one_line(finished.step.message),
                 Text(f"{finished.elapsed:.2f}s", style="dim"),
             )
+            for finished in recent
+        ]
         for started, at, spinner in running:
-            step = started.step
-            grid.add_row(
-                spinner,
-                Text(one_line(step.bind), style="cyan"),
-                Text(
-                    one_line(
-                        f"step {started.index} of {started.total}: {_step_label(step)}"
-                        f"{_message(step)}"
-                    )
-                ),
-                Text(_clock(now - at), style="bold"),
+            step, label = started.step, _step_label(started.step)
+            forms = [
+                f"step {started.index} of {started.total}: {label}",
+                f"{started.index}/{started.total} {label}",
+                f"{started.index}/{started.total} {_step_id(step)}",
+                _step_id(step),
+            ]
+            rows.append(
+                (
+                    spinner,
+                    one_line(step.bind),
+                    [one_line(form) for form in forms],
+                    one_line(step.message),
+                    Text(_clock(now - at), style="bold"),
+                )
             )
+        # Each row on one line, however narrow the terminal: the message is shortened
+        # first, then the bind's name, then the step is said in fewer words; its ids stay
+        # whole unless the terminal is narrower than one of them.
+        room = options.max_width - 4  # the icon, and a space between each two columns
+        room -= max((cells(row[4].plain) for row in rows), default=0)
+        names = max((cells(row[1]) for row in rows), default=0)
+        longest = max((cells(row[2][0]) for row in rows), default=0)
+        bind = min(names, max(8, room - longest))
+        text_width = max(room - bind, 1)
+        grid = Table.grid(padding=(0, 1))
+        grid.add_column(no_wrap=True)
+        grid.add_column(no_wrap=True, width=bind)
+        grid.add_column(no_wrap=True, width=text_width, overflow="ellipsis")
+        grid.add_column(no_wrap=True, justify="right")
+        for icon, name, forms, message, elapsed in rows:
+            ids = next((form for form in forms if cells(form) <= text_width), forms[-1])
+            text = Text(ids)
+            space = text_width - cells(ids) - 1
+            if message and space >= 4:  # a word's start and end around "…", at least
+                text.append(" " + shorten_middle(message, space))
+            grid.add_row(icon, Text(shorten_middle(name, bind), style="cyan"), text, elapsed)
         footer = Text(f"{done} of {self.total} steps done, {_clock(now - self.started)}", "dim")
         if stopping:
             steps = "step" if len(running) <= 1 else "steps"
             footer.append(f" - stopping after the running {steps}", style="yellow")
-        return Group(grid, footer)
+        footer.no_wrap = True
+        footer.overflow = "ellipsis"
+        yield grid
+        yield footer
 
 
 _PAST = {"upgrade": "upgraded", "downgrade": "downgraded", "stamp": "stamped"}
@@ -1277,6 +1309,11 @@ def _step_label(step: Step) -> str:
     if step.direction == "upgrade":
         return f"{', '.join(step.source) or 'base'} -> {step.revision}"
     return f"{step.revision} -> {', '.join(step.destination) or 'base'}"
+
+
+def _step_id(step: Step) -> str:
+    """A step in one id: the revision it runs (its label, for a stamp)."""
+    return step.revision or step.label
 
 
 def _generated(bind: str, script: Script) -> str:

@@ -253,6 +253,54 @@ def test_live_area_keeps_a_bounded_height(
     assert max(len(ANSI.sub("", frame).splitlines()) for frame in shown) == 5
 
 
+@pytest.mark.parametrize("width", [80, 50])
+def test_live_lines_stay_one_line_each(
+    make_app: MakeApp, make_url: MakeURL, project: Path, width: int
+) -> None:
+    """Long ids, a long bind name and a long message: each live row stays one line within
+    the terminal, with its id whole and its clock shown; the message gives way first."""
+    bind = "customer_analytics_reporting_x"
+    first, second = "2026_12_06_add_reporting_event_x", "20261206_add_the_reporting_index"
+    message = "backfill the reporting events of every tenant from the nightly export"
+    folder = project / "migrations" / bind
+    folder.mkdir(parents=True)
+    for rev, down in ((first, None), (second, first)):
+        (folder / f"{rev}.py").write_text(
+            REVISION.format(
+                message=message,
+                rev=rev,
+                down=down,
+                labels=None if down else (bind,),
+                body="    pass",
+            )
+        )
+    app, alembic = make_app({bind: make_url()})
+    progress: Any = Output(
+        rich=True, width=width, stdout=io.StringIO(), stderr=io.StringIO()
+    ).progress()
+    frames: list[list[str]] = []
+
+    def on_event(event: Event) -> None:
+        from rich.console import Console
+
+        progress(event)
+        frame = io.StringIO()
+        Console(file=frame, width=width, force_terminal=True).print(progress.view)
+        frames.append(ANSI.sub("", frame.getvalue()).splitlines())
+
+    with app.app_context(), progress:
+        alembic.upgrade(on_plan=progress.start, on_event=on_event)
+    started, finished = frames[2], frames[-1]  # the second step running; both finished
+    assert len(started) == 3, started  # the first step done, the second running, the total
+    assert len(finished) == 3, finished
+    for line in started + finished:
+        assert len(line) <= width, line
+    assert second in started[1], started
+    assert re.search(r"\d\.\ds$", started[1]), started  # its clock
+    assert second in finished[1], finished
+    assert finished[1].endswith("s"), finished
+
+
 # -- plain output: a line as each step starts ------------------------------------
 
 

@@ -321,6 +321,13 @@ class Output:
             )
         if result.ok:
             return
+        # Its "(started)" line gets its end: the Error line says what was kept.
+        for step in _interrupted(result):
+            self.status(
+                f"Interrupted: {step.bind}: {_step_label(step)}"
+                + (f" ({step.path})" if step.path else ""),
+                style="yellow",
+            )
         for step in result.not_run:
             self.status(f"Not run: {step.bind}: {_step_label(step)} {step.message}".rstrip())
 
@@ -414,12 +421,17 @@ class PlainOutput(Output):
         for bind in result.binds:
             count = len(bind.applied)
             before = ", ".join(bind.before) or "base"
-            if not count and not _failed_here(result, bind.bind):
+            said = verb
+            if _interrupted_here(result, bind.bind):
+                said = "interrupted"
+            elif _failed_here(result, bind.bind):
+                said = "stopped at"
+            elif not count:
                 # The run stopped before this bind's turn.
                 self.status(f"{bind.bind}: not run (at {before})")
                 continue
             self.status(
-                f"{bind.bind}: {'stopped at' if _failed_here(result, bind.bind) else verb} "
+                f"{bind.bind}: {said} "
                 f"{before} -> {', '.join(bind.after) or 'base'} ({count} step"
                 f"{'s' * (count != 1)}, {bind.elapsed:.2f}s)"
             )
@@ -744,7 +756,9 @@ class RichOutput(Output):
             Column(
                 header="bind",
                 values=[
-                    one_line(b.bind) + (" (failed)" if _failed_here(result, b.bind) else "")
+                    one_line(b.bind)
+                    + (" (failed)" if _failed_here(result, b.bind) else "")
+                    + (" (interrupted)" if _interrupted_here(result, b.bind) else "")
                     for b in binds
                 ],
                 least=8,
@@ -1028,6 +1042,22 @@ _PAST = {"upgrade": "upgraded", "downgrade": "downgraded", "stamp": "stamped"}
 
 def _failed_here(result: MigrationResult, bind: str) -> bool:
     return any(failure.bind == bind for failure in result.failures)
+
+
+def _interrupted(result: MigrationResult) -> list[Step]:
+    """The steps a second signal abandoned (rolled back): started, neither applied, nor
+    failed, nor left to run."""
+    done = {step for bind in result.binds for step in bind.applied}
+    failed = {bind.failed for bind in result.failures}
+    return [
+        step
+        for step in result.plan.steps
+        if step not in done and step not in failed and step not in result.not_run
+    ]
+
+
+def _interrupted_here(result: MigrationResult, bind: str) -> bool:
+    return any(step.bind == bind for step in _interrupted(result))
 
 
 def _current(status: BindStatus) -> str:

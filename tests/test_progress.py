@@ -405,6 +405,11 @@ def test_second_sigint_aborts_the_step(make_url: MakeURL, project: Path, dialect
         process.wait()
     text = log.read_text()
     assert "Step default01 of bind 'default' was abandoned by a second signal" in text
+    # The summary says the step was interrupted, not that the bind was not run, and the
+    # step's "(started)" line gets its end.
+    assert "not run" not in text.replace("0 not run", "")
+    assert "\ndefault: interrupted base -> base (0 steps, " in text
+    assert "\nInterrupted: default: base -> default01 (" in text
     assert not (project / "done-default").exists()
     assert version_rows(url) == set()
     if dialect == "mysql":
@@ -412,6 +417,38 @@ def test_second_sigint_aborts_the_step(make_url: MakeURL, project: Path, dialect
         assert "kept by MariaDB" in text or "kept by MySQL" in text
     else:
         assert "t_default" not in table_names(url)
+
+
+def test_terminal_summary_marks_an_interrupted_bind() -> None:
+    """On a terminal, the summary marks the bind whose step a second signal abandoned."""
+    from flask_alembic.plan import BindResult
+    from flask_alembic.plan import MigrationResult
+    from flask_alembic.plan import Plan
+    from flask_alembic.plan import Step
+
+    abandoned = Step(
+        bind="default", direction="upgrade", revision="b2", source=("a1",), destination=("b2",)
+    )
+    later = Step(bind="other", direction="upgrade", revision="c3", source=(), destination=("c3",))
+    plan = Plan(
+        direction="upgrade", steps=(abandoned, later), start={"default": ("a1",), "other": ()}
+    )
+    result = MigrationResult(
+        plan=plan,
+        binds=(
+            BindResult(bind="default", before=("a1",), after=("a1",), applied=(), elapsed=1.0),
+            BindResult(bind="other", before=(), after=(), applied=(), elapsed=0.0),
+        ),
+        error="interrupted by SIGINT",
+        not_run=(later,),
+    )
+    err = io.StringIO()
+    Output(rich=True, width=80, stdout=io.StringIO(), stderr=err).result(result)
+    lines = ANSI.sub("", err.getvalue()).splitlines()
+    assert any(line.startswith("default (interrupted) ") for line in lines), lines
+    assert any(line.startswith("other ") and "(" not in line for line in lines), lines
+    assert "Interrupted: default: a1 -> b2" in lines, lines
+    assert "Not run: other: base -> c3" in lines, lines
 
 
 def test_sigterm_notice_side_by_side(make_url: MakeURL, project: Path) -> None:

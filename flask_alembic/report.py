@@ -738,7 +738,9 @@ class RichOutput(Output):
             Column(header="message", values=[one_line(s.message) for s in steps], least=10),
         ]
         title = f"{plan.direction} plan ({count} step{'s' * (count != 1)})"
-        self._draw(self.err if to_stderr else self.out, title, columns, ("message",))
+        # The numbers go after the message: the rows' order says them too, and a step
+        # between two 32-character ids takes 68 cells.
+        self._draw(self.err if to_stderr else self.out, title, columns, ("message", "#"))
 
     def progress(self, plan: Plan | None = None) -> Progress:
         progress = _LiveProgress(self.err)

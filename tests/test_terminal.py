@@ -98,3 +98,20 @@ def test_plain_values_in_full(app: Flask) -> None:
         for revision in ids:
             assert revision in result.output, (args, result.output)
         assert "pa55word" not in result.output
+
+
+def test_plan_between_two_long_ids_fits_80_columns(make_app: MakeApp, make_url: MakeURL) -> None:
+    """A step from one 32-character id to another fits 80 columns: the message and then the
+    step numbers give way, each step stays one line, and both ids stay whole."""
+    after = "20261207_backfill_reporting_evts"
+    app, alembic = make_app({"default": make_url()}, {"default": schema("user")})
+    with app.app_context():
+        alembic.revision("create users", rev_id=LONG)
+        alembic.upgrade()
+        alembic.revision(MESSAGE, rev_id=after, empty=True)
+    result = run(app, 80, "upgrade", "--plan")
+    assert result.exit_code == 0, result.output
+    lines = Text.from_ansi(result.output).plain.splitlines()
+    assert all(cell_len(line) <= 80 for line in lines), lines
+    assert any(line.startswith("default ") and f"{LONG} -> {after}" in line for line in lines)
+    assert lines[-1] == "Left out to fit 80 columns: message, #.", lines

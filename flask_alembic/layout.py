@@ -11,12 +11,14 @@ value, and the kind says what may happen to it when the table is too wide:
 
 When the table is still too wide, whole columns are left out, in the table's own order
 (``drop``, first dropped first), each row staying one line; a column left out early comes
-back when it fits beside what stays (a wide ``ID`` column may be the one that went). Columns whose every value is
-the default (``idle``) go before anything is shortened: they say nothing.
+back when it fits beside what stays (a wide ``ID`` column may be the one that went).
+Columns whose every value is the default (``idle``) go before anything is shortened: they
+say nothing.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from collections.abc import Sequence
 from dataclasses import dataclass
 from dataclasses import field
@@ -83,6 +85,8 @@ class Column:
     style: str = ""
     #: A style per value (empty: the column's style alone).
     styles: list[str] = field(default_factory=list)
+    #: How a ``TEXT`` value is shortened to a width: in the middle unless said otherwise.
+    shorten: Callable[[str, int], str] | None = None
 
     @property
     def natural(self) -> int:
@@ -162,7 +166,8 @@ def fit(columns: Sequence[Column], width: int, drop: Sequence[str] = ()) -> Fitt
     fitted = []
     for column, column_width in zip(shown, widths, strict=True):
         if column.kind == TEXT:
-            values = [shorten_middle(v, column_width) for v in column.values]
+            shorten = column.shorten or shorten_middle
+            values = [shorten(v, column_width) for v in column.values]
             column = replace(column, values=values)
         fitted.append(column)
     return Fitted(fitted, widths, left_out)

@@ -661,6 +661,7 @@ class RichOutput(Output):
                 ],
                 least=10,
                 style="dim",
+                shorten=_shorten_notes,
             ),
         ]
         self._draw(self.out, title, columns, ("parent", "notes"))
@@ -1333,6 +1334,29 @@ def _notes(
     if current is not None and script.revision in current:
         notes.append("current")
     return one_line(", ".join(notes))
+
+
+def _shorten_notes(text: str, width: int) -> str:
+    """Notes in ``width`` cells: whole notes left out (``…`` in their place), the least
+    telling first (labels, then branch and merge points, then head), so that ``applied``
+    and ``current`` stay readable; cut in the middle only when those alone do not fit."""
+    from .layout import cells
+    from .layout import shorten_middle
+
+    notes = text.split(", ")
+
+    def rank(note: str) -> int:
+        if note.startswith("label: "):
+            return 0
+        return {"branch point": 1, "merge point": 1, "head": 2}.get(note, 3)
+
+    kept = list(notes)
+    for note in sorted(notes, key=rank):
+        if cells(", ".join(kept)) <= width or rank(note) == 3:
+            break
+        kept[kept.index(note)] = "…"
+        kept = [n for i, n in enumerate(kept) if not (n == "…" and i and kept[i - 1] == "…")]
+    return shorten_middle(", ".join(kept), width)
 
 
 def _step_label(step: Step) -> str:

@@ -115,3 +115,15 @@ def test_plan_between_two_long_ids_fits_80_columns(make_app: MakeApp, make_url: 
     assert all(cell_len(line) <= 80 for line in lines), lines
     assert any(line.startswith("default ") and f"{LONG} -> {after}" in line for line in lines)
     assert lines[-1] == "Left out to fit 80 columns: message, #.", lines
+
+
+def test_notes_shortened_by_whole_notes(make_app: MakeApp, make_url: MakeURL) -> None:
+    """At 80 columns a long label gives way as a whole note, so "applied" stays a word."""
+    app, alembic = make_app({"default": make_url()}, {"default": schema("user")})
+    with app.app_context():
+        alembic.revision(MESSAGE, rev_id=LONG, label="reporting_events_team_x")
+        alembic.upgrade()
+    result = run(app, 80, "log")
+    assert result.exit_code == 0, result.output
+    row = next(line for line in Text.from_ansi(result.output).plain.splitlines() if LONG in line)
+    assert row.rstrip().endswith("│ head, …, applied"), row

@@ -733,10 +733,15 @@ class RichOutput(Output):
             Column(
                 header="step",
                 kind=ID,
-                values=[one_line(_step_label(s)) for s in steps],
+                # The ids alone: an id column is never shortened, words would not fit.
+                values=[one_line(_step_label(s, purge=False)) for s in steps],
                 style="bold",
             ),
-            Column(header="message", values=[one_line(s.message) for s in steps], least=10),
+            Column(
+                header="message",
+                values=[one_line(s.message or (_PURGE if s.purge else "")) for s in steps],
+                least=10,
+            ),
         ]
         title = f"{plan.direction} plan ({count} step{'s' * (count != 1)})"
         # The numbers go after the message: the rows' order says them too, and a step
@@ -1359,9 +1364,15 @@ def _shorten_notes(text: str, width: int) -> str:
     return shorten_middle(", ".join(kept), width)
 
 
-def _step_label(step: Step) -> str:
+#: What a stamp step that empties its version table first says of it.
+_PURGE = "emptying the version table first"
+
+
+def _step_label(step: Step, *, purge: bool = True) -> str:
+    """A step's ids, ``FROM -> TO``; for a stamp emptying its version table, said after
+    them unless ``purge`` is false."""
     if step.direction == "stamp":
-        return step.label + (" (emptying the version table first)" if step.purge else "")
+        return step.label + (f" ({_PURGE})" if step.purge and purge else "")
     if step.direction == "upgrade":
         return f"{', '.join(step.source) or 'base'} -> {step.revision}"
     return f"{step.revision} -> {', '.join(step.destination) or 'base'}"

@@ -127,3 +127,25 @@ def test_notes_shortened_by_whole_notes(make_app: MakeApp, make_url: MakeURL) ->
     assert result.exit_code == 0, result.output
     row = next(line for line in Text.from_ansi(result.output).plain.splitlines() if LONG in line)
     assert row.rstrip().endswith("│ head, …, applied"), row
+
+
+@pytest.mark.parametrize("width", [80, 160])
+def test_stamp_purge_plan_fits(make_app: MakeApp, make_url: MakeURL, width: int) -> None:
+    """stamp --purge --plan between two long ids: the purge is said in the message column,
+    which gives way at 80 columns (said below), so the table fits and the ids stay whole."""
+    after = "20261207_backfill_reporting_evts"
+    app, alembic = make_app({"default": make_url()}, {"default": schema("user")})
+    with app.app_context():
+        alembic.revision("create users", rev_id=LONG)
+        alembic.revision(MESSAGE, rev_id=after, empty=True)
+        alembic.upgrade()
+    result = run(app, width, "stamp", "--purge", "--plan", LONG)
+    assert result.exit_code == 0, result.output
+    lines = Text.from_ansi(result.output).plain.splitlines()
+    assert all(cell_len(line) <= width for line in lines), lines
+    row = next(line for line in lines if line.startswith(("1 ", "default ")))
+    assert f"{after} -> {LONG}" in row, lines
+    if width == 80:
+        assert lines[-1] == "Left out to fit 80 columns: message, #.", lines
+    else:
+        assert row.rstrip().endswith("│ emptying the version table first"), lines

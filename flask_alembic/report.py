@@ -880,7 +880,19 @@ class _Wide:
         self.width = width
 
     def __rich_console__(self, console: Console, options: ConsoleOptions) -> Any:
-        yield from console.render(self.renderable, options.update_width(self.width))
+        from rich.segment import Segment
+
+        lines = console.render_lines(self.renderable, options.update_width(self.width), pad=False)
+        for line in lines:
+            # The terminal wraps what passes its edge: trailing blanks (a title's, a last
+            # cell's padding) would make lines of nothing.
+            while line and not line[-1].control and not line[-1].text.rstrip():
+                line.pop()
+            if line and not line[-1].control:
+                last = line[-1]
+                line[-1] = Segment(last.text.rstrip(), last.style)
+            yield from line
+            yield Segment.line()
 
 
 class _LiveProgress(Progress):

@@ -149,3 +149,22 @@ def test_stamp_purge_plan_fits(make_app: MakeApp, make_url: MakeURL, width: int)
         assert lines[-1] == "Left out to fit 80 columns: message, #.", lines
     else:
         assert row.rstrip().endswith("│ emptying the version table first"), lines
+
+
+def test_table_wider_than_the_terminal_has_no_trailing_blanks(
+    make_app: MakeApp, make_url: MakeURL
+) -> None:
+    """When ids alone are wider than the terminal, the table is drawn wider, and its lines
+    end at their last character: padding would wrap into blank lines on the terminal."""
+    after = "20261207_backfill_reporting_evts"
+    app, alembic = make_app({"default": make_url()}, {"default": schema("user")})
+    with app.app_context():
+        alembic.revision("create users", rev_id=LONG)
+        alembic.upgrade()
+        alembic.revision(MESSAGE, rev_id=after, empty=True)
+    result = run(app, 60, "upgrade", "--plan")
+    assert result.exit_code == 0, result.output
+    lines = Text.from_ansi(result.output).plain.splitlines()
+    assert lines[0] == "upgrade plan (1 step)", lines
+    assert any(f"{LONG} -> {after}" in line for line in lines), lines
+    assert all(line == line.rstrip() for line in lines), lines

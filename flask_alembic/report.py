@@ -1034,7 +1034,10 @@ class _LiveView:
         names = max((cells(row[1]) for row in rows), default=0)
         longest = max((cells(row[2][0]) for row in rows), default=0)
         bind = min(names, max(8, room - longest))
-        text_width = max(room - bind, 1)
+        natural = max(
+            (cells(row[2][0]) + (cells(row[3]) + 1 if row[3] else 0) for row in rows), default=1
+        )
+        text_width = max(min(room - bind, natural), 1)
         grid = Table.grid(padding=(0, 1))
         grid.add_column(no_wrap=True)
         grid.add_column(no_wrap=True, width=bind)

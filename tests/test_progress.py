@@ -642,3 +642,41 @@ def test_terminal_keeps_a_failed_step(make_app: MakeApp, make_url: MakeURL, proj
     assert failed[0] < remains.index("summary")
     assert not any(line.startswith("✓") for line in remains), remains
     assert "Error: Upgrade of bind 'other' failed at revision other01" in "\n".join(remains)
+
+
+def test_live_rows_keep_their_natural_width() -> None:
+    """Short rows are not stretched to the terminal: the clock follows the step, as in
+    docs/output.md's example of the live area."""
+    from rich.console import Console
+
+    from flask_alembic.executor import StepFinished
+    from flask_alembic.executor import StepStarted
+    from flask_alembic.plan import Step
+
+    def step(bind: str, source: str, revision: str, message: str) -> Step:
+        return Step(
+            bind=bind,
+            direction="upgrade",
+            revision=revision,
+            source=(source,),
+            destination=(revision,),
+            message=message,
+        )
+
+    first = step("default", "2b3c4d5e6f70", "3c4d5e6f7081", "backfill")
+    second = step("default", "3c4d5e6f7081", "4d5e6f708192", "user country")
+    progress: Any = Output(
+        rich=True, width=80, stdout=io.StringIO(), stderr=io.StringIO()
+    ).progress()
+    view = progress.view
+    view.total = 3
+    view.record(StepStarted(step=first, index=1, total=3))
+    view.record(StepFinished(step=first, index=1, total=3, elapsed=0.01))
+    view.record(StepStarted(step=second, index=2, total=3))
+    frame = io.StringIO()
+    Console(file=frame, width=80, no_color=True).print(view)
+    lines = frame.getvalue().splitlines()
+    assert lines[0] == "✓ default 2b3c4d5e6f70 -> 3c4d5e6f7081 backfill                  0.01s"
+    assert re.fullmatch(
+        r". default step 2 of 3: 3c4d5e6f7081 -> 4d5e6f708192 user country +\d\.\ds", lines[1]
+    ), lines

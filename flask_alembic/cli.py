@@ -1005,8 +1005,11 @@ def log(
     ]
     current: set[str] | None = None
     if indicate_current:
-        _raise_first_error(rows)
-        current = {rev for row in rows if row.managed for rev in row.current}
+        # A bind that cannot be read hides no other: the warning below says its marks,
+        # current included, are unknown.
+        current = {
+            rev for row in rows if row.managed and row.bind not in unknown for rev in row.current
+        }
     output = _output(plain=as_json)
     for row in rows:
         if row.bind in unknown:

@@ -18,6 +18,7 @@ say nothing.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from collections.abc import Sequence
 from dataclasses import dataclass
 from dataclasses import field
@@ -84,6 +85,8 @@ class Column:
     style: str = ""
     #: A style per value (empty: the column's style alone).
     styles: list[str] = field(default_factory=list)
+    #: How a ``TEXT`` value is shortened to a width: in the middle unless said otherwise.
+    shorten: Callable[[str, int], str] | None = None
 
     @property
     def natural(self) -> int:
@@ -163,7 +166,8 @@ def fit(columns: Sequence[Column], width: int, drop: Sequence[str] = ()) -> Fitt
     fitted = []
     for column, column_width in zip(shown, widths, strict=True):
         if column.kind == TEXT:
-            values = [shorten_middle(v, column_width) for v in column.values]
+            shorten = column.shorten or shorten_middle
+            values = [shorten(v, column_width) for v in column.values]
             column = replace(column, values=values)
         fitted.append(column)
     return Fitted(fitted, widths, left_out)

@@ -321,6 +321,13 @@ class Output:
             )
         if result.ok:
             return
+        # Its "(started)" line gets its end: the Error line says what was kept.
+        for step in _interrupted(result):
+            self.status(
+                f"Interrupted: {step.bind}: {_step_label(step)}"
+                + (f" ({step.path})" if step.path else ""),
+                style="yellow",
+            )
         for step in result.not_run:
             self.status(f"Not run: {step.bind}: {_step_label(step)} {step.message}".rstrip())
 
@@ -414,12 +421,17 @@ class PlainOutput(Output):
         for bind in result.binds:
             count = len(bind.applied)
             before = ", ".join(bind.before) or "base"
-            if not count and not _failed_here(result, bind.bind):
+            said = verb
+            if _interrupted_here(result, bind.bind):
+                said = "interrupted"
+            elif _failed_here(result, bind.bind):
+                said = "stopped at"
+            elif not count:
                 # The run stopped before this bind's turn.
                 self.status(f"{bind.bind}: not run (at {before})")
                 continue
             self.status(
-                f"{bind.bind}: {'stopped at' if _failed_here(result, bind.bind) else verb} "
+                f"{bind.bind}: {said} "
                 f"{before} -> {', '.join(bind.after) or 'base'} ({count} step"
                 f"{'s' * (count != 1)}, {bind.elapsed:.2f}s)"
             )
@@ -487,19 +499,6 @@ def _event_prefix(event: StepStarted | StepFinished | StepFailed) -> str:
 
 def _message(step: Step) -> str:
     return f" {step.message}" if step.message else ""
-
-
-def _fit_line(label: str, step: Step, room: int) -> str:
-    """``label`` (ids, kept whole) and the step's message, shortened in the middle to fit
-    ``room`` cells; the message is left out when too little of it would show."""
-    from .layout import cells
-    from .layout import shorten_middle
-
-    message = one_line(step.message)
-    if not message or cells(label) + 1 + cells(message) <= room:
-        return f"{label} {message}".rstrip()
-    left = room - cells(label) - 1
-    return f"{label} {shorten_middle(message, left)}" if left >= 8 else label
 
 
 def _stop_notice(event: StopRequested) -> str:
@@ -664,6 +663,7 @@ class RichOutput(Output):
                 ],
                 least=10,
                 style="dim",
+                shorten=_shorten_notes,
             ),
         ]
         self._draw(self.out, title, columns, ("parent", "notes"))
@@ -740,16 +740,23 @@ class RichOutput(Output):
             Column(
                 header="step",
                 kind=ID,
-                values=[one_line(_step_label(s)) for s in steps],
+                # The ids alone: an id column is never shortened, words would not fit.
+                values=[one_line(_step_label(s, purge=False)) for s in steps],
                 style="bold",
             ),
         ]
-        if any(s.message for s in steps):  # a stamp has none: no empty column
+        if any(s.message or s.purge for s in steps):  # a plain stamp has none: no empty column
             columns.append(
-                Column(header="message", values=[one_line(s.message) for s in steps], least=10)
+                Column(
+                    header="message",
+                    values=[one_line(s.message or (_PURGE if s.purge else "")) for s in steps],
+                    least=10,
+                )
             )
         title = f"{plan.direction} plan ({count} step{'s' * (count != 1)})"
-        self._draw(self.err if to_stderr else self.out, title, columns, ("message",))
+        # The numbers go after the message: the rows' order says them too, and a step
+        # between two 32-character ids takes 68 cells.
+        self._draw(self.err if to_stderr else self.out, title, columns, ("message", "#"))
 
     def progress(self, plan: Plan | None = None) -> Progress:
         progress = _LiveProgress(self.err)
@@ -767,7 +774,9 @@ class RichOutput(Output):
             Column(
                 header="bind",
                 values=[
-                    one_line(b.bind) + (" (failed)" if _failed_here(result, b.bind) else "")
+                    one_line(b.bind)
+                    + (" (failed)" if _failed_here(result, b.bind) else "")
+                    + (" (interrupted)" if _interrupted_here(result, b.bind) else "")
                     for b in binds
                 ],
                 least=_BIND_LEAST,
@@ -891,7 +900,19 @@ class _Wide:
         self.width = width
 
     def __rich_console__(self, console: Console, options: ConsoleOptions) -> Any:
-        yield from console.render(self.renderable, options.update_width(self.width))
+        from rich.segment import Segment
+
+        lines = console.render_lines(self.renderable, options.update_width(self.width), pad=False)
+        for line in lines:
+            # The terminal wraps what passes its edge: trailing blanks (a title's, a last
+            # cell's padding) would make lines of nothing.
+            while line and not line[-1].control and not line[-1].text.rstrip():
+                line.pop()
+            if line and not line[-1].control:
+                last = line[-1]
+                line[-1] = Segment(last.text.rstrip(), last.style)
+            yield from line
+            yield Segment.line()
 
 
 class _LiveProgress(Progress):
@@ -985,52 +1006,78 @@ class _LiveView:
                 self.stopping = True
 
     def __rich_console__(self, console: Console, options: ConsoleOptions) -> Any:
-        from rich.console import Group
         from rich.table import Table
         from rich.text import Text
 
         from .layout import cells
+        from .layout import shorten_middle
 
         now = time.perf_counter()
         with self.lock:
             recent = list(self.recent)
             running = sorted(self.running.values(), key=lambda item: item[0].index)
             done, stopping = self.done, self.stopping
-        binds = [one_line(f.step.bind) for f in recent] + [
-            one_line(r[0].step.bind) for r in running
-        ]
-        # Each line stays one line: the message is shortened in the middle to the room
-        # left beside the spinner, the bind and the clock (ids are never shortened).
-        room = options.max_width - 1 - max(map(cells, binds), default=0) - 7 - 3
-        grid = Table.grid(padding=(0, 1))
-        for justify in ("left", "left", "left", "right"):
-            grid.add_column(justify=justify)
-        for finished in recent:
-            grid.add_row(
+        # (icon, bind, the step's ids from the longest form to the shortest, its message,
+        # its time): one line each.
+        rows: list[tuple[Any, str, list[str], str, Text]] = [
+            (
                 Text("✓", style="green"),
-                Text(one_line(finished.step.bind), style="cyan"),
-                Text(_fit_line(one_line(_step_label(finished.step)), finished.step, room)),
+                one_line(finished.step.bind),
+                [one_line(_step_label(finished.step)), one_line(_step_id(finished.step))],
+                one_line(finished.step.message),
                 Text(f"{finished.elapsed:.2f}s", style="dim"),
             )
+            for finished in recent
+        ]
         for started, at, spinner in running:
-            step = started.step
-            grid.add_row(
-                spinner,
-                Text(one_line(step.bind), style="cyan"),
-                Text(
-                    _fit_line(
-                        one_line(f"step {started.index} of {started.total}: {_step_label(step)}"),
-                        step,
-                        room,
-                    )
-                ),
-                Text(_clock(now - at), style="bold"),
+            step, label = started.step, _step_label(started.step)
+            forms = [
+                f"step {started.index} of {started.total}: {label}",
+                f"{started.index}/{started.total} {label}",
+                f"{started.index}/{started.total} {_step_id(step)}",
+                _step_id(step),
+            ]
+            rows.append(
+                (
+                    spinner,
+                    one_line(step.bind),
+                    [one_line(form) for form in forms],
+                    one_line(step.message),
+                    Text(_clock(now - at), style="bold"),
+                )
             )
+        # Each row on one line, however narrow the terminal: the message is shortened
+        # first, then the bind's name, then the step is said in fewer words; its ids stay
+        # whole unless the terminal is narrower than one of them.
+        room = options.max_width - 4  # the icon, and a space between each two columns
+        room -= max((cells(row[4].plain) for row in rows), default=0)
+        names = max((cells(row[1]) for row in rows), default=0)
+        longest = max((cells(row[2][0]) for row in rows), default=0)
+        bind = min(names, max(8, room - longest))
+        natural = max(
+            (cells(row[2][0]) + (cells(row[3]) + 1 if row[3] else 0) for row in rows), default=1
+        )
+        text_width = max(min(room - bind, natural), 1)
+        grid = Table.grid(padding=(0, 1))
+        grid.add_column(no_wrap=True)
+        grid.add_column(no_wrap=True, width=bind)
+        grid.add_column(no_wrap=True, width=text_width, overflow="ellipsis")
+        grid.add_column(no_wrap=True, justify="right")
+        for icon, name, forms, message, elapsed in rows:
+            ids = next((form for form in forms if cells(form) <= text_width), forms[-1])
+            text = Text(ids)
+            space = text_width - cells(ids) - 1
+            if message and space >= 4:  # a word's start and end around "…", at least
+                text.append(" " + shorten_middle(message, space))
+            grid.add_row(icon, Text(shorten_middle(name, bind), style="cyan"), text, elapsed)
         footer = Text(f"{done} of {self.total} steps done, {_clock(now - self.started)}", "dim")
         if stopping:
             steps = "step" if len(running) <= 1 else "steps"
             footer.append(f" - stopping after the running {steps}", style="yellow")
-        yield Group(grid, footer)
+        footer.no_wrap = True
+        footer.overflow = "ellipsis"
+        yield grid
+        yield footer
 
 
 _PAST = {"upgrade": "upgraded", "downgrade": "downgraded", "stamp": "stamped"}
@@ -1038,6 +1085,22 @@ _PAST = {"upgrade": "upgraded", "downgrade": "downgraded", "stamp": "stamped"}
 
 def _failed_here(result: MigrationResult, bind: str) -> bool:
     return any(failure.bind == bind for failure in result.failures)
+
+
+def _interrupted(result: MigrationResult) -> list[Step]:
+    """The steps a second signal abandoned (rolled back): started, neither applied, nor
+    failed, nor left to run."""
+    done = {step for bind in result.binds for step in bind.applied}
+    failed = {bind.failed for bind in result.failures}
+    return [
+        step
+        for step in result.plan.steps
+        if step not in done and step not in failed and step not in result.not_run
+    ]
+
+
+def _interrupted_here(result: MigrationResult, bind: str) -> bool:
+    return any(step.bind == bind for step in _interrupted(result))
 
 
 def _current(status: BindStatus) -> str:
@@ -1313,12 +1376,46 @@ def _notes(
     return one_line(", ".join(notes))
 
 
-def _step_label(step: Step) -> str:
+def _shorten_notes(text: str, width: int) -> str:
+    """Notes in ``width`` cells: whole notes left out (``…`` in their place), the least
+    telling first (labels, then branch and merge points, then head), so that ``applied``
+    and ``current`` stay readable; cut in the middle only when those alone do not fit."""
+    from .layout import cells
+    from .layout import shorten_middle
+
+    notes = text.split(", ")
+
+    def rank(note: str) -> int:
+        if note.startswith("label: "):
+            return 0
+        return {"branch point": 1, "merge point": 1, "head": 2}.get(note, 3)
+
+    kept = list(notes)
+    for note in sorted(notes, key=rank):
+        if cells(", ".join(kept)) <= width or rank(note) == 3:
+            break
+        kept[kept.index(note)] = "…"
+        kept = [n for i, n in enumerate(kept) if not (n == "…" and i and kept[i - 1] == "…")]
+    return shorten_middle(", ".join(kept), width)
+
+
+#: What a stamp step that empties its version table first says of it.
+_PURGE = "emptying the version table first"
+
+
+def _step_label(step: Step, *, purge: bool = True) -> str:
+    """A step's ids, ``FROM -> TO``; for a stamp emptying its version table, said after
+    them unless ``purge`` is false."""
     if step.direction == "stamp":
-        return step.label + (" (emptying the version table first)" if step.purge else "")
+        return step.label + (f" ({_PURGE})" if step.purge and purge else "")
     if step.direction == "upgrade":
         return f"{', '.join(step.source) or 'base'} -> {step.revision}"
     return f"{step.revision} -> {', '.join(step.destination) or 'base'}"
+
+
+def _step_id(step: Step) -> str:
+    """A step in one id: the revision it runs (its label, for a stamp)."""
+    return step.revision or step.label
 
 
 def _generated(bind: str, script: Script) -> str:

@@ -303,6 +303,54 @@ def test_live_lines_stay_one_line(make_app: MakeApp, make_url: MakeURL, project:
             assert "backfill" not in running[0], running
 
 
+@pytest.mark.parametrize("width", [80, 50])
+def test_live_lines_stay_one_line_each(
+    make_app: MakeApp, make_url: MakeURL, project: Path, width: int
+) -> None:
+    """Long ids, a long bind name and a long message: each live row stays one line within
+    the terminal, with its id whole and its clock shown; the message gives way first."""
+    bind = "customer_analytics_reporting_x"
+    first, second = "2026_12_06_add_reporting_event_x", "20261206_add_the_reporting_index"
+    message = "backfill the reporting events of every tenant from the nightly export"
+    folder = project / "migrations" / bind
+    folder.mkdir(parents=True)
+    for rev, down in ((first, None), (second, first)):
+        (folder / f"{rev}.py").write_text(
+            REVISION.format(
+                message=message,
+                rev=rev,
+                down=down,
+                labels=None if down else (bind,),
+                body="    pass",
+            )
+        )
+    app, alembic = make_app({bind: make_url()})
+    progress: Any = Output(
+        rich=True, width=width, stdout=io.StringIO(), stderr=io.StringIO()
+    ).progress()
+    frames: list[list[str]] = []
+
+    def on_event(event: Event) -> None:
+        from rich.console import Console
+
+        progress(event)
+        frame = io.StringIO()
+        Console(file=frame, width=width, force_terminal=True).print(progress.view)
+        frames.append(ANSI.sub("", frame.getvalue()).splitlines())
+
+    with app.app_context(), progress:
+        alembic.upgrade(on_plan=progress.start, on_event=on_event)
+    started, finished = frames[2], frames[-1]  # the second step running; both finished
+    assert len(started) == 3, started  # the first step done, the second running, the total
+    assert len(finished) == 3, finished
+    for line in started + finished:
+        assert len(line) <= width, line
+    assert second in started[1], started
+    assert re.search(r"\d\.\ds$", started[1]), started  # its clock
+    assert second in finished[1], finished
+    assert finished[1].endswith("s"), finished
+
+
 # -- plain output: a line as each step starts ------------------------------------
 
 
@@ -407,6 +455,11 @@ def test_second_sigint_aborts_the_step(make_url: MakeURL, project: Path, dialect
         process.wait()
     text = log.read_text()
     assert "Step default01 of bind 'default' was abandoned by a second signal" in text
+    # The summary says the step was interrupted, not that the bind was not run, and the
+    # step's "(started)" line gets its end.
+    assert "not run" not in text.replace("0 not run", "")
+    assert "\ndefault: interrupted base -> base (0 steps, " in text
+    assert "\nInterrupted: default: base -> default01 (" in text
     assert not (project / "done-default").exists()
     assert version_rows(url) == set()
     if dialect == "mysql":
@@ -414,6 +467,38 @@ def test_second_sigint_aborts_the_step(make_url: MakeURL, project: Path, dialect
         assert "kept by MariaDB" in text or "kept by MySQL" in text
     else:
         assert "t_default" not in table_names(url)
+
+
+def test_terminal_summary_marks_an_interrupted_bind() -> None:
+    """On a terminal, the summary marks the bind whose step a second signal abandoned."""
+    from flask_alembic.plan import BindResult
+    from flask_alembic.plan import MigrationResult
+    from flask_alembic.plan import Plan
+    from flask_alembic.plan import Step
+
+    abandoned = Step(
+        bind="default", direction="upgrade", revision="b2", source=("a1",), destination=("b2",)
+    )
+    later = Step(bind="other", direction="upgrade", revision="c3", source=(), destination=("c3",))
+    plan = Plan(
+        direction="upgrade", steps=(abandoned, later), start={"default": ("a1",), "other": ()}
+    )
+    result = MigrationResult(
+        plan=plan,
+        binds=(
+            BindResult(bind="default", before=("a1",), after=("a1",), applied=(), elapsed=1.0),
+            BindResult(bind="other", before=(), after=(), applied=(), elapsed=0.0),
+        ),
+        error="interrupted by SIGINT",
+        not_run=(later,),
+    )
+    err = io.StringIO()
+    Output(rich=True, width=80, stdout=io.StringIO(), stderr=err).result(result)
+    lines = ANSI.sub("", err.getvalue()).splitlines()
+    assert any(line.startswith("default (interrupted) ") for line in lines), lines
+    assert any(line.startswith("other ") and "(" not in line for line in lines), lines
+    assert "Interrupted: default: a1 -> b2" in lines, lines
+    assert "Not run: other: base -> c3" in lines, lines
 
 
 def test_sigterm_notice_side_by_side(make_url: MakeURL, project: Path) -> None:
@@ -607,3 +692,41 @@ def test_terminal_keeps_a_failed_step(make_app: MakeApp, make_url: MakeURL, proj
     assert failed[0] < remains.index("summary")
     assert not any(line.startswith("✓") for line in remains), remains
     assert "Error: Upgrade of bind 'other' failed at revision other01" in "\n".join(remains)
+
+
+def test_live_rows_keep_their_natural_width() -> None:
+    """Short rows are not stretched to the terminal: the clock follows the step, as in
+    docs/output.md's example of the live area."""
+    from rich.console import Console
+
+    from flask_alembic.executor import StepFinished
+    from flask_alembic.executor import StepStarted
+    from flask_alembic.plan import Step
+
+    def step(bind: str, source: str, revision: str, message: str) -> Step:
+        return Step(
+            bind=bind,
+            direction="upgrade",
+            revision=revision,
+            source=(source,),
+            destination=(revision,),
+            message=message,
+        )
+
+    first = step("default", "2b3c4d5e6f70", "3c4d5e6f7081", "backfill")
+    second = step("default", "3c4d5e6f7081", "4d5e6f708192", "user country")
+    progress: Any = Output(
+        rich=True, width=80, stdout=io.StringIO(), stderr=io.StringIO()
+    ).progress()
+    view = progress.view
+    view.total = 3
+    view.record(StepStarted(step=first, index=1, total=3))
+    view.record(StepFinished(step=first, index=1, total=3, elapsed=0.01))
+    view.record(StepStarted(step=second, index=2, total=3))
+    frame = io.StringIO()
+    Console(file=frame, width=80, no_color=True).print(view)
+    lines = frame.getvalue().splitlines()
+    assert lines[0] == "✓ default 2b3c4d5e6f70 -> 3c4d5e6f7081 backfill                  0.01s"
+    assert re.fullmatch(
+        r". default step 2 of 3: 3c4d5e6f7081 -> 4d5e6f708192 user country +\d\.\ds", lines[1]
+    ), lines

@@ -108,3 +108,73 @@ def test_plain_values_in_full(app: Flask) -> None:
         for revision in ids:
             assert revision in result.output, (args, result.output)
         assert "pa55word" not in result.output
+
+
+def test_plan_between_two_long_ids_fits_80_columns(make_app: MakeApp, make_url: MakeURL) -> None:
+    """A step from one 32-character id to another fits 80 columns: the message and then the
+    step numbers give way, each step stays one line, and both ids stay whole."""
+    after = "20261207_backfill_reporting_evts"
+    app, alembic = make_app({"default": make_url()}, {"default": schema("user")})
+    with app.app_context():
+        alembic.revision("create users", rev_id=LONG)
+        alembic.upgrade()
+        alembic.revision(MESSAGE, rev_id=after, empty=True)
+    result = run(app, 80, "upgrade", "--plan")
+    assert result.exit_code == 0, result.output
+    lines = Text.from_ansi(result.output).plain.splitlines()
+    assert all(cell_len(line) <= 80 for line in lines), lines
+    assert any(line.startswith("default ") and f"{LONG} -> {after}" in line for line in lines)
+    assert lines[-1] == "Left out to fit 80 columns: message, #.", lines
+
+
+def test_notes_shortened_by_whole_notes(make_app: MakeApp, make_url: MakeURL) -> None:
+    """At 80 columns a long label gives way as a whole note, so "applied" stays a word."""
+    app, alembic = make_app({"default": make_url()}, {"default": schema("user")})
+    with app.app_context():
+        alembic.revision(MESSAGE, rev_id=LONG, label="reporting_events_team_x")
+        alembic.upgrade()
+    result = run(app, 80, "log")
+    assert result.exit_code == 0, result.output
+    row = next(line for line in Text.from_ansi(result.output).plain.splitlines() if LONG in line)
+    assert row.rstrip().endswith("│ head, …, applied"), row
+
+
+@pytest.mark.parametrize("width", [80, 160])
+def test_stamp_purge_plan_fits(make_app: MakeApp, make_url: MakeURL, width: int) -> None:
+    """stamp --purge --plan between two long ids: the purge is said in the message column,
+    which gives way at 80 columns (said below), so the table fits and the ids stay whole."""
+    after = "20261207_backfill_reporting_evts"
+    app, alembic = make_app({"default": make_url()}, {"default": schema("user")})
+    with app.app_context():
+        alembic.revision("create users", rev_id=LONG)
+        alembic.revision(MESSAGE, rev_id=after, empty=True)
+        alembic.upgrade()
+    result = run(app, width, "stamp", "--purge", "--plan", LONG)
+    assert result.exit_code == 0, result.output
+    lines = Text.from_ansi(result.output).plain.splitlines()
+    assert all(cell_len(line) <= width for line in lines), lines
+    row = next(line for line in lines if line.startswith(("1 ", "default ")))
+    assert f"{after} -> {LONG}" in row, lines
+    if width == 80:
+        assert lines[-1] == "Left out to fit 80 columns: message, #.", lines
+    else:
+        assert row.rstrip().endswith("│ emptying the version table first"), lines
+
+
+def test_table_wider_than_the_terminal_has_no_trailing_blanks(
+    make_app: MakeApp, make_url: MakeURL
+) -> None:
+    """When ids alone are wider than the terminal, the table is drawn wider, and its lines
+    end at their last character: padding would wrap into blank lines on the terminal."""
+    after = "20261207_backfill_reporting_evts"
+    app, alembic = make_app({"default": make_url()}, {"default": schema("user")})
+    with app.app_context():
+        alembic.revision("create users", rev_id=LONG)
+        alembic.upgrade()
+        alembic.revision(MESSAGE, rev_id=after, empty=True)
+    result = run(app, 60, "upgrade", "--plan")
+    assert result.exit_code == 0, result.output
+    lines = Text.from_ansi(result.output).plain.splitlines()
+    assert lines[0] == "upgrade plan (1 step)", lines
+    assert any(f"{LONG} -> {after}" in line for line in lines), lines
+    assert all(line == line.rstrip() for line in lines), lines

@@ -510,3 +510,10 @@ def test_log_unreachable_marks_unknown(
     data = json.loads(run(app, "log", "--json").stdout)
     applied = {r["bind"]: r["applied"] for r in data["revisions"]}
     assert applied == {"default": True, "analytics": None}
+
+    # -i too: the readable bind is listed and marked, the other said unknown.
+    result = run(app, "history", "-i")
+    assert result.exit_code == 0, result.output
+    assert "analytics: which revisions are applied is unknown (unreachable)" in result.stderr
+    assert f"{ids['default']} (head, applied, current)" in result.stdout
+    assert f"{ids['analytics']} (head)," in result.stdout

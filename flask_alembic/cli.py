@@ -1005,9 +1005,10 @@ def log(
     output = _output(plain=as_json)
     for row in rows:
         if row.bind in unknown:
+            why = Command("status", "--bind", row.bind).render(output.group)
             output.warning(
                 f"{row.bind}: which revisions are applied is unknown ({row.state}), so none "
-                "is marked."
+                f"is marked. Run {why} to see why and how to fix it."
             )
     if as_json:
         output.json(report.scripts_json(scripts, extension.bind_of, applied, unknown=unknown))

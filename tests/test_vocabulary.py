@@ -484,7 +484,8 @@ def closed_port_url(dialect: str, tmp_path: Path) -> str:
 def test_log_unreachable_marks_unknown(
     make_app: MakeApp, make_url: MakeURL, tmp_path: Path, dialect: str
 ) -> None:
-    """log warns that an unreachable bind's applied marks are unknown; JSON says null."""
+    """log warns that an unreachable bind's applied marks are unknown and names the command
+    that says why; JSON says null."""
     urls = {"default": make_url(), "analytics": make_url()}
     app = two_binds(make_app, urls)
     ids = written(run(app, "revision", "init"))
@@ -495,7 +496,8 @@ def test_log_unreachable_marks_unknown(
         result = run(app, "log", **env)
         assert result.exit_code == 0, result.output
         assert (
-            "analytics: which revisions are applied is unknown (unreachable), so none is marked."
+            "analytics: which revisions are applied is unknown (unreachable), so none is "
+            "marked. Run 'flask db status --bind analytics' to see why and how to fix it."
             in " ".join(plain(result.stderr).split())
         ), env
         assert "default" not in result.stderr

@@ -415,9 +415,9 @@ def _raise_first_error(statuses: list[BindStatus]) -> None:
 
 @db.command()
 def mkdir() -> None:
-    """Create the migrations directory if it does not exist."""
+    """Create the migrations folder if it does not exist."""
     path = _extension().mkdir()
-    _output().status(f"Migrations directory: {path}")
+    _output().status(f"Migrations folder: {path}")
 
 
 @db.command()

@@ -508,3 +508,36 @@ def test_log_unreachable_marks_unknown(
     data = json.loads(run(app, "log", "--json").stdout)
     applied = {r["bind"]: r["applied"] for r in data["revisions"]}
     assert applied == {"default": True, "analytics": None}
+
+
+# -- one word for the migrations folder --------------------------------------------------
+
+
+def test_migrations_folder_one_word(make_app: MakeApp, make_url: MakeURL, tmp_path: Path) -> None:
+    """The folder of revisions is the "migrations folder" in every command's words: help,
+    mkdir's report, and the errors about it (never "directory", and never both at once)."""
+    from flask_alembic import Alembic
+
+    app = two_binds(make_app, {"default": make_url(), "analytics": make_url()})
+    location = Path(app.root_path) / "migrations"
+    texts = {
+        "group help": run(app, "--help").stdout,
+        "mkdir help": run(app, "mkdir", "--help").stdout,
+        "mkdir": run(app, "mkdir").stderr,
+    }
+    (tmp_path / "a-file").write_text("")
+    for name in ("missing", "a-file"):
+        other = Flask("other", root_path=str(tmp_path))
+        other.config["ALEMBIC"] = {"script_location": str(tmp_path / name)}
+        engine = sa.create_engine("sqlite://")
+        Alembic(other, run_mkdir=False, engines=engine, metadatas=schema("user"))
+        result = run(other, "upgrade")
+        engine.dispose()
+        assert result.exit_code == 1, result.output
+        texts[name] = result.stderr
+    assert f"Migrations folder: {location}" in texts["mkdir"]
+    assert "Create the migrations folder if it does not exist." in texts["mkdir help"]
+    assert f"The migrations folder {tmp_path / 'missing'} does not exist." in texts["missing"]
+    assert f"The migrations folder {tmp_path / 'a-file'} is a file" in texts["a-file"]
+    for name, text in texts.items():
+        assert "directory" not in text.lower(), (name, text)

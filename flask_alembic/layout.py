@@ -9,10 +9,14 @@ value, and the kind says what may happen to it when the table is too wide:
   down to the column's ``least`` width, so both ends stay readable.
 - ``FIXED``: short words (a state, a count, a time). Shown whole.
 
+A URL column (``url``) loses its query string first, so the database name stays at its
+end (``mysql+pymysql://…/shop``, not ``…charset=utf8mb4``).
+
 When the table is still too wide, whole columns are left out, in the table's own order
 (``drop``, first dropped first), each row staying one line; a column left out early comes
-back when it fits beside what stays (a wide ``ID`` column may be the one that went). Columns whose every value is
-the default (``idle``) go before anything is shortened: they say nothing.
+back when it fits beside what stays (a wide ``ID`` column may be the one that went).
+Columns whose every value is the default (``idle``) go before anything is shortened: they
+say nothing.
 """
 
 from __future__ import annotations
@@ -22,7 +26,17 @@ from dataclasses import dataclass
 from dataclasses import field
 from dataclasses import replace
 
-__all__ = ["FIXED", "ID", "TEXT", "Column", "Fitted", "cells", "fit", "shorten_middle"]
+__all__ = [
+    "FIXED",
+    "ID",
+    "TEXT",
+    "Column",
+    "Fitted",
+    "cells",
+    "fit",
+    "shorten_middle",
+    "shorten_url",
+]
 
 ID = "id"
 TEXT = "text"
@@ -68,6 +82,17 @@ def shorten_middle(text: str, width: int) -> str:
     return "".join(head) + ELLIPSIS + "".join(reversed(tail))
 
 
+def shorten_url(url: str, width: int) -> str:
+    """``url`` in at most ``width`` cells, its database name kept at the end: the query
+    string (``?charset=utf8mb4``, options) goes first, then the middle."""
+    if cells(url) <= width:
+        return url
+    base, query, _ = url.partition("?")
+    if query and cells(base) + 2 <= width:
+        return base + "?" + ELLIPSIS
+    return shorten_middle(base if query else url, width)
+
+
 @dataclass(kw_only=True)
 class Column:
     """One column: its header, its cells (plain text), and what fitting may do to it."""
@@ -79,6 +104,8 @@ class Column:
     least: int = 12
     #: Every value is the default: left out first, as it tells nothing.
     idle: bool = False
+    #: The values are URLs: shortened with :func:`shorten_url`.
+    url: bool = False
     justify: str = "left"
     style: str = ""
     #: A style per value (empty: the column's style alone).
@@ -162,7 +189,8 @@ def fit(columns: Sequence[Column], width: int, drop: Sequence[str] = ()) -> Fitt
     fitted = []
     for column, column_width in zip(shown, widths, strict=True):
         if column.kind == TEXT:
-            values = [shorten_middle(v, column_width) for v in column.values]
+            shorten = shorten_url if column.url else shorten_middle
+            values = [shorten(v, column_width) for v in column.values]
             column = replace(column, values=values)
         fitted.append(column)
     return Fitted(fitted, widths, left_out)

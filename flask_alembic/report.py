@@ -77,6 +77,10 @@ BindOf = Callable[["str | Script"], str]
 #: raw, a revision's text could recolour, rewrite or retitle the user's terminal. The
 #: bidirectional controls (``\u202e``...) and the Unicode line and paragraph separators
 #: are escaped too: unseen, they reorder what is shown or break a line.
+#: A bind name is what ``--bind`` takes: a table keeps it whole up to this many cells, and
+#: leaves a column out rather than cut a name that short.
+BIND_LEAST = 16
+
 _BIDI = (0x061C, 0x200E, 0x200F, *range(0x202A, 0x202F), *range(0x2066, 0x206A))
 _ESCAPES = {
     code: f"\\x{code:02x}" for code in (*range(0x20), *range(0x7F, 0xA0)) if chr(code) not in "\t\n"
@@ -633,7 +637,7 @@ class RichOutput(Output):
             return
         binds = [bind_of(script) for script in scripts]
         columns = [
-            Column(header="bind", values=[one_line(b) for b in binds], least=8, style="cyan"),
+            _bind_column(binds),
             Column(
                 header="revision",
                 kind=ID,
@@ -716,7 +720,7 @@ class RichOutput(Output):
                 justify="right",
                 style="dim",
             ),
-            Column(header="bind", values=[one_line(s.bind) for s in steps], least=8, style="cyan"),
+            _bind_column([s.bind for s in steps]),
             Column(
                 header="step",
                 kind=ID,
@@ -747,7 +751,7 @@ class RichOutput(Output):
                     one_line(b.bind) + (" (failed)" if _failed_here(result, b.bind) else "")
                     for b in binds
                 ],
-                least=8,
+                least=BIND_LEAST,
                 style="cyan",
             ),
             Column(header="from", kind=ID, values=[_ids(b.before) or "base" for b in binds]),
@@ -776,9 +780,7 @@ class RichOutput(Output):
         from .layout import ID
 
         columns = [
-            Column(
-                header="bind", values=[one_line(s.bind) for s in statuses], least=8, style="cyan"
-            ),
+            _bind_column([s.bind for s in statuses]),
             Column(header="current", kind=ID, values=[_current(s) for s in statuses], style="bold"),
             Column(
                 header="state",
@@ -807,9 +809,7 @@ class RichOutput(Output):
 
         database, version_table = _where(statuses)
         columns = [
-            Column(
-                header="bind", values=[one_line(s.bind) for s in statuses], least=8, style="cyan"
-            ),
+            _bind_column([s.bind for s in statuses]),
             database,
             Column(header="current", kind=ID, values=[_current(s) for s in statuses], style="bold"),
             Column(header="heads", kind=ID, values=[_heads(s) for s in statuses]),
@@ -833,6 +833,14 @@ class RichOutput(Output):
         self._below_table(statuses)
 
 
+def _bind_column(binds: Sequence[str]) -> Column:
+    """The ``bind`` column: names whole up to :data:`BIND_LEAST` cells."""
+    from .layout import Column
+
+    values = [one_line(b) for b in binds]
+    return Column(header="bind", values=values, least=BIND_LEAST, style="cyan")
+
+
 def _where(statuses: Sequence[BindStatus]) -> list[Column]:
     """The ``database`` and ``version table`` columns; the latter is idle when every bind
     uses the default table (or is not managed)."""
@@ -840,7 +848,7 @@ def _where(statuses: Sequence[BindStatus]) -> list[Column]:
 
     tables = [one_line(s.version_table) if s.managed else "-" for s in statuses]
     return [
-        Column(header="database", values=[one_line(s.url) for s in statuses], least=16),
+        Column(header="database", values=[one_line(s.url) for s in statuses], least=16, url=True),
         Column(
             header="version table",
             values=tables,

@@ -393,7 +393,11 @@ def merge_bind(histories: Sequence[BindHistory], tokens: Sequence[str]) -> str:
         if len(candidates) > 1:
             raise UnknownBindError(
                 f"Several binds have more than one head: {', '.join(candidates)}.",
-                hint="Name the one to merge with --bind NAME.",
+                hint=(
+                    "Merge each with --bind, repeated: ",
+                    Command("merge", *(a for name in candidates for a in ("--bind", name))),
+                    " writes one merge revision per bind.",
+                ),
             )
         return candidates[0]
     owners = {next(iter(resolve_target(t, histories, direction="upgrade"))) for t in tokens}

@@ -7,6 +7,7 @@ renderer. Errors become messages and exit codes here, and only here.
 from __future__ import annotations
 
 import copy
+import dataclasses
 import functools
 import math
 import os
@@ -44,6 +45,8 @@ from .report import Output
 from .status import State
 
 if TYPE_CHECKING:
+    from alembic.script import Script
+
     from .api import AlembicAPI
     from .plan import Plan
     from .status import BindStatus
@@ -407,6 +410,12 @@ def _first_error(statuses: list[BindStatus]) -> FlaskAlembicError | None:
     )
 
 
+def _as_listed(extension: AlembicAPI, script: Script) -> Script:
+    """A revision just written, as ``heads`` and ``log`` list it: read from the migrations
+    folder again, so that it carries the branch labels it inherits (its bind's name)."""
+    return extension.script.get_revision(script.revision) or script
+
+
 def _raise_first_error(statuses: list[BindStatus]) -> None:
     error = _first_error(statuses)
     if error is not None:
@@ -489,7 +498,11 @@ def revision(
     )
     if as_json:
         output = _output(plain=True)
-        output.json(report.written_json(written.revisions, written.skipped, extension.bind_of))
+        listed = [
+            dataclasses.replace(item, script=_as_listed(extension, item.script))
+            for item in written.revisions
+        ]
+        output.json(report.written_json(listed, written.skipped, extension.bind_of))
         return
     _output().written(written.revisions, written.skipped)
 
@@ -810,7 +823,8 @@ def merge(
         for name in targets
     ]
     if as_json:
-        _output(plain=True).json(report.scripts_json(scripts, extension.bind_of))
+        listed = [_as_listed(extension, script) for script in scripts]
+        _output(plain=True).json(report.scripts_json(listed, extension.bind_of))
         return
     _output().merged(scripts, extension.bind_of)
 

@@ -394,6 +394,27 @@ def test_json_on_listings(make_app: MakeApp, make_url: MakeURL) -> None:
     assert ids["analytics"] in merged["revisions"][0]["down_revisions"]
 
 
+def test_new_revisions_json_as_listed(make_app: MakeApp, make_url: MakeURL) -> None:
+    """revision --json and merge --json print a new revision as heads --json and log --json
+    then list it: with the branch labels it inherits from its bind's first revision."""
+    app = two_binds(make_app, {"default": make_url(), "analytics": make_url()})
+    first = run_json(app, "revision", "init")["revisions"]
+    assert [r["branch_labels"] for r in first] == [["default"], ["analytics"]]
+    assert run(app, "upgrade").exit_code == 0
+    root = first[1]["revision"]
+    written = run_json(app, "revision", "a", "--empty", "--bind", "analytics")["revisions"]
+    run(app, "revision", "b", "--empty", "--bind", "analytics", "--parent", root, "--splice")
+    merged = run_json(app, "merge", "--bind", "analytics")["revisions"]
+    assert run(app, "upgrade").exit_code == 0
+    listed = {r["revision"]: r for r in run_json(app, "log")["revisions"]}
+    for new in (*written, *merged):
+        assert new["branch_labels"] == ["analytics"], new
+        # The same object, but for what changed since: applied, and is_head (the merge).
+        later = {"applied", "is_head"}
+        as_listed = {k: v for k, v in listed[new["revision"]].items() if k not in later}
+        assert {k: v for k, v in new.items() if k in as_listed} == as_listed
+
+
 def test_revision_json_says_why_a_bind_was_skipped(make_app: MakeApp, make_url: MakeURL) -> None:
     """revision --json lists a managed bind without models under "skipped", with the reason."""
     app, _ = make_app(

@@ -727,8 +727,10 @@ class RichOutput(Output):
                 values=[one_line(_step_label(s)) for s in steps],
                 style="bold",
             ),
-            Column(header="message", values=[one_line(s.message) for s in steps], least=10),
         ]
+        if any(s.message for s in steps):  # a stamp runs no revision: it has none
+            messages = [one_line(s.message) for s in steps]
+            columns.append(Column(header="message", values=messages, least=10))
         title = f"{plan.direction} plan ({count} step{'s' * (count != 1)})"
         self._draw(self.err if to_stderr else self.out, title, columns, ("message",))
 

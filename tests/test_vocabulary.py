@@ -328,7 +328,8 @@ def test_stamp_plan(make_app: MakeApp, make_url: MakeURL) -> None:
 
 @pytest.mark.parametrize("columns", ["80", "160"])
 def test_stamp_plan_on_a_terminal(make_app: MakeApp, make_url: MakeURL, columns: str) -> None:
-    """On a terminal stamp --plan draws the plan's table, each bind's from -> to whole."""
+    """On a terminal stamp --plan draws the plan's table, each bind's from -> to whole, and
+    no message column (a stamp has none), so nothing is said to be left out."""
     urls = {"default": make_url(), "analytics": make_url()}
     app = two_binds(make_app, urls)
     ids = written(run(app, "revision", "init"))
@@ -337,9 +338,16 @@ def test_stamp_plan_on_a_terminal(make_app: MakeApp, make_url: MakeURL, columns:
     text = plain(result.stdout)
     assert "stamp plan" in text
     for bind in ("default", "analytics"):
-        assert re.search(rf"{bind} +│ base -> {ids[bind]} ", text), text
+        assert re.search(rf"{bind} +│ base -> {ids[bind]} *$", text, re.M), text
     assert all(len(line) <= int(columns) for line in text.splitlines())
     assert version_rows(urls["default"]) == set() == version_rows(urls["analytics"])
+    # A stamp runs no revision, so its plan has no message column: none to leave out either.
+    assert "message" not in text
+    result = run(app, "stamp", "--plan", "--purge", FORCE_COLOR="1", COLUMNS=columns)
+    assert result.exit_code == 0, result.output
+    assert "(emptying the version table first)" in plain(result.stdout)
+    assert "message" not in plain(result.stdout)
+    assert "Left out" not in plain(result.stderr)
 
 
 # -- --json everywhere -------------------------------------------------------------------

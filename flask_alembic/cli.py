@@ -1115,8 +1115,9 @@ def check(as_json: bool, x_arguments: tuple[str, ...], binds: tuple[str, ...]) -
             raise status.error
         if status.pending:
             raise NotUpToDateError(
-                f"Bind {status.bind!r} has {status.pending} pending migration(s), so its models "
-                "cannot be compared with its database.",
+                f"Bind {status.bind!r} is at {', '.join(status.current) or 'base'}, not at its "
+                f"heads ({', '.join(sorted(status.heads)) or 'base'}), so its models cannot be "
+                "compared with its database.",
                 bind=status.bind,
                 hint=("Run ", Command("upgrade", "--bind", status.bind), " first."),
             )

@@ -825,7 +825,7 @@ def _autogenerate(
             raise NotUpToDateError(
                 f"Bind {b.name!r} is at {', '.join(current) or 'base'}, not at its heads "
                 f"({', '.join(sorted(heads)) or 'base'}), so its models cannot be "
-                "compared.",
+                "compared with its database.",
                 bind=b.name,
                 hint=("Run ", Command("upgrade", "--bind", b.name), " first."),
             )

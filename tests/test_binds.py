@@ -492,8 +492,9 @@ def test_bind_option_everywhere(make_app: MakeApp, make_url: MakeURL) -> None:
             "check",
             1,
             "",
-            "Error: Bind 'analytics' has 1 pending migration(s), so its models cannot be "
-            "compared with its database. Run 'flask db upgrade --bind analytics' first.\n",
+            f"Error: Bind 'analytics' is at base, not at its heads ({head}), so its models "
+            "cannot be compared with its database. Run 'flask db upgrade --bind analytics' "
+            "first.\n",
         ),
     ]:
         result = run(app, command, "--bind", "analytics")

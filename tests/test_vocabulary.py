@@ -100,6 +100,21 @@ def test_check_words_shared(make_app: MakeApp, make_url: MakeURL, env: dict[str,
     assert last_line(run(app, "current", "--check-heads", "--bind", "analytics", **env)) == line
 
 
+def test_check_and_revision_say_behind_alike(make_app: MakeApp, make_url: MakeURL) -> None:
+    """check and revision refuse a bind behind its heads in the same words, with its ids."""
+    app = two_binds(make_app, {"default": make_url(), "analytics": make_url()})
+    ids = written(run(app, "revision", "init"))
+    errors = [run(app, *args, "--bind", "analytics") for args in (("check",), ("revision", "x"))]
+    expected = (
+        f"Error: Bind 'analytics' is at base, not at its heads ({ids['analytics']}), so its "
+        "models cannot be compared with its database. Run 'flask db upgrade --bind analytics' "
+        "first."
+    )
+    for result in errors:
+        assert result.exit_code == 1
+        assert result.stderr.splitlines() == [expected]
+
+
 def test_check_several_heads_says_merge(make_app: MakeApp, make_url: MakeURL) -> None:
     """A bind with several heads is told to merge, not to upgrade."""
     app, _ = make_app(make_url())

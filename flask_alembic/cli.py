@@ -33,6 +33,7 @@ from flask.cli import ScriptInfo
 
 from . import report
 from ._collector import collector_paused
+from .errors import AmbiguousTargetError
 from .errors import Command
 from .errors import DEFAULT_GROUP
 from .errors import FlaskAlembicError
@@ -587,6 +588,29 @@ db.add_command(migrate_command)
 _message_option(revision)
 
 
+def _refuse_default_step_with_several_binds(
+    extension: AlembicAPI, selected: list[str] | None
+) -> None:
+    """``downgrade`` without a target goes one step back, which needs one bind: with
+    several, say so in the user's terms (they typed no ``-1``)."""
+    ctx = click.get_current_context()
+    if ctx.get_parameter_source("target") is not click.core.ParameterSource.DEFAULT:
+        return
+    names = selected if selected is not None else list(extension.registry.names)
+    if len(names) < 2:
+        return
+    raise AmbiguousTargetError(
+        "A downgrade without a target goes one step back, which needs a single bind; "
+        f"several are selected ({', '.join(names)}).",
+        revision="-1",
+        hint=(
+            "Name one, as in ",
+            Command("downgrade", "--bind", names[0]),
+            f", or give the target as '{names[0]}@-1'.",
+        ),
+    )
+
+
 def _migrate(
     direction: Literal["upgrade", "downgrade", "stamp"],
     target: str,
@@ -618,6 +642,8 @@ def _migrate(
         raise click.UsageError(
             "--purge cannot be used with --sql: the SQL would not empty the version table."
         )
+    if direction == "downgrade" and not sql:
+        _refuse_default_step_with_several_binds(extension, selected)
     if sql:
         kwargs: dict[str, Any] = {}
         if direction == "stamp":

@@ -135,7 +135,7 @@ def test_relative_target_needs_bind(make_app: MakeApp, make_url: MakeURL) -> Non
         assert table_names(urls["analytics"]) == {"alembic_version"}
     result = run(app, "downgrade")
     assert result.exit_code == 2
-    assert "ambiguous with several binds" in result.stderr
+    assert "goes one step back, which needs a single bind" in result.stderr
 
 
 def test_bind_added_later(make_app: MakeApp, make_url: MakeURL) -> None:

@@ -213,6 +213,30 @@ def test_targets_quoted_as_typed(make_app: MakeApp, make_url: MakeURL) -> None:
     assert version_rows(urls["default"]) == {ids["default"]}
 
 
+def test_downgrade_default_with_several_binds(make_app: MakeApp, make_url: MakeURL) -> None:
+    """downgrade with no target and several binds does not quote a '-1' the user did not
+    type: it says the default goes one step back and how to name a bind; nothing moves."""
+    urls = {"default": make_url(), "analytics": make_url()}
+    app = two_binds(make_app, urls)
+    ids = written(run(app, "revision", "init"))
+    assert run(app, "upgrade").exit_code == 0
+    expected = [
+        "Error: A downgrade without a target goes one step back, which needs a single bind; "
+        "several are selected (default, analytics). Name one, as in 'flask db downgrade "
+        "--bind default', or give the target as 'default@-1'."
+    ]
+    for extra in ((), ("--plan",)):
+        result = run(app, "downgrade", *extra)
+        assert result.exit_code == 2
+        assert result.stderr.splitlines() == expected
+    assert version_rows(urls["default"]) == {ids["default"]}
+    assert version_rows(urls["analytics"]) == {ids["analytics"]}
+    # Typed, the target is quoted as typed; with one bind the default works.
+    assert "'-1'" in run(app, "downgrade", "-1", "--plan").stderr
+    result = run(app, "downgrade", "--plan", "--bind", "analytics")
+    assert result.exit_code == 0, result.output
+
+
 def test_stamp_relative_quoted_as_typed(make_app: MakeApp, make_url: MakeURL) -> None:
     """stamp refuses a count in the user's spelling."""
     app, _ = make_app(make_url())

@@ -986,7 +986,7 @@ def current(check_heads: bool, verbose: bool, as_json: bool, binds: tuple[str, .
 
 
 @db.command()
-@click.option("-v", "--verbose", is_flag=True, help="Show each revision's file.")
+@click.option("-v", "--verbose", is_flag=True, help="Show each revision in full, as show does.")
 @click.option(
     "--resolve-dependencies",
     is_flag=True,
@@ -1007,7 +1007,7 @@ def heads(verbose: bool, resolve_dependencies: bool, as_json: bool, binds: tuple
 
 
 @db.command()
-@click.option("-v", "--verbose", is_flag=True, help="Show each revision's file.")
+@click.option("-v", "--verbose", is_flag=True, help="Show each revision in full, as show does.")
 @json_option
 @bind_option
 def branches(verbose: bool, as_json: bool, binds: tuple[str, ...]) -> None:
@@ -1038,7 +1038,7 @@ def branches(verbose: bool, as_json: bool, binds: tuple[str, ...]) -> None:
 @click.option(
     "-i", "--indicate-current", is_flag=True, help="Mark the revision each database is at."
 )
-@click.option("-v", "--verbose", is_flag=True, help="Show each revision in full.")
+@click.option("-v", "--verbose", is_flag=True, help="Show each revision in full, as show does.")
 @json_option
 @bind_option
 def log(

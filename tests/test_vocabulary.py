@@ -500,6 +500,19 @@ def test_group_help_whole_summaries(make_app: MakeApp, make_url: MakeURL) -> Non
     assert "database.\n" in commands
 
 
+def test_verbose_help_alike(make_app: MakeApp, make_url: MakeURL) -> None:
+    """-v does the same on heads, branches and log (each revision in full, as show prints
+    it), and their help says so in the same words."""
+    app = two_binds(make_app, {"default": make_url(), "analytics": make_url()})
+    assert run(app, "revision", "init").exit_code == 0
+    for command in ("heads", "branches", "log"):
+        text = " ".join(run(app, command, "--help").stdout.split())
+        assert "-v, --verbose Show each revision in full, as show does." in text, command
+    shown = run(app, "show").stdout
+    assert run(app, "heads", "-v").stdout == shown
+    assert run(app, "log", "-v").stdout == shown
+
+
 @pytest.mark.parametrize(
     ("command", "forms"),
     [

@@ -7,6 +7,7 @@ renderer. Errors become messages and exit codes here, and only here.
 from __future__ import annotations
 
 import copy
+import dataclasses
 import functools
 import math
 import os
@@ -32,6 +33,7 @@ from flask.cli import ScriptInfo
 
 from . import report
 from ._collector import collector_paused
+from .errors import AmbiguousTargetError
 from .errors import Command
 from .errors import DEFAULT_GROUP
 from .errors import FlaskAlembicError
@@ -44,6 +46,8 @@ from .report import Output
 from .status import State
 
 if TYPE_CHECKING:
+    from alembic.script import Script
+
     from .api import AlembicAPI
     from .plan import Plan
     from .status import BindStatus
@@ -407,6 +411,12 @@ def _first_error(statuses: list[BindStatus]) -> FlaskAlembicError | None:
     )
 
 
+def _as_listed(extension: AlembicAPI, script: Script) -> Script:
+    """A revision just written, as ``heads`` and ``log`` list it: read from the migrations
+    folder again, so that it carries the branch labels it inherits (its bind's name)."""
+    return extension.script.get_revision(script.revision) or script
+
+
 def _raise_first_error(statuses: list[BindStatus]) -> None:
     error = _first_error(statuses)
     if error is not None:
@@ -415,9 +425,9 @@ def _raise_first_error(statuses: list[BindStatus]) -> None:
 
 @db.command()
 def mkdir() -> None:
-    """Create the migrations directory if it does not exist."""
+    """Create the migrations folder if it does not exist."""
     path = _extension().mkdir()
-    _output().status(f"Migrations directory: {path}")
+    _output().status(f"Migrations folder: {path}")
 
 
 @db.command()
@@ -446,7 +456,12 @@ def init() -> None:
 )
 @click.option("-p", "--parent", help="Build on this revision instead of the bind's head.")
 @click.option("--splice", is_flag=True, help="Allow a parent that is not a head (new branch).")
-@click.option("-d", "--depend", multiple=True, help="A revision this one depends on (repeatable).")
+@click.option(
+    "-d",
+    "--depend",
+    multiple=True,
+    help="A revision this one depends on, such as another bind's head: BIND@head (repeatable).",
+)
 @click.option(
     "-l", "--label", multiple=True, help="A branch label for the new revision (repeatable)."
 )
@@ -489,9 +504,39 @@ def revision(
     )
     if as_json:
         output = _output(plain=True)
-        output.json(report.written_json(written.revisions, written.skipped, extension.bind_of))
+        listed = [
+            dataclasses.replace(item, script=_as_listed(extension, item.script))
+            for item in written.revisions
+        ]
+        output.json(report.written_json(listed, written.skipped, extension.bind_of))
+        _warn_bare_bind_depends(output, extension, depend, written.revisions)
         return
-    _output().written(written.revisions, written.skipped)
+    output = _output()
+    output.written(written.revisions, written.skipped)
+    _warn_bare_bind_depends(output, extension, depend, written.revisions)
+
+
+def _warn_bare_bind_depends(
+    output: Output, extension: AlembicAPI, depend: Sequence[str], written: Sequence[Any]
+) -> None:
+    """``--depend NAME`` with a bind's name names the revision carrying that label, the
+    bind's first: say so when a new file depends on it, as ``NAME@head`` was likely meant."""
+    from .plan import to_tuple
+
+    names = set(extension.registry.names)
+    for token in dict.fromkeys(t.strip() for t in depend):
+        if token not in names:
+            continue
+        first = extension.script.get_revision(token)
+        if first is None or not any(
+            first.revision in to_tuple(item.script.dependencies) for item in written
+        ):
+            continue
+        output.warning(
+            f"--depend {token} names revision {first.revision}, the first revision of bind "
+            f"{token!r} (it carries the label {token!r}), not its head. For the bind's head, "
+            f"write --depend {token}@head (or edit depends_on in the new file)."
+        )
 
 
 def _message_option(command: click.Command, *, required: bool = True) -> click.Command:
@@ -543,6 +588,29 @@ db.add_command(migrate_command)
 _message_option(revision)
 
 
+def _refuse_default_step_with_several_binds(
+    extension: AlembicAPI, selected: list[str] | None
+) -> None:
+    """``downgrade`` without a target goes one step back, which needs one bind: with
+    several, say so in the user's terms (they typed no ``-1``)."""
+    ctx = click.get_current_context()
+    if ctx.get_parameter_source("target") is not click.core.ParameterSource.DEFAULT:
+        return
+    names = selected if selected is not None else list(extension.registry.names)
+    if len(names) < 2:
+        return
+    raise AmbiguousTargetError(
+        "A downgrade without a target goes one step back, which needs a single bind; "
+        f"several are selected ({', '.join(names)}).",
+        revision="-1",
+        hint=(
+            "Name one, as in ",
+            Command("downgrade", "--bind", names[0]),
+            f", or give the target as '{names[0]}@-1'.",
+        ),
+    )
+
+
 def _migrate(
     direction: Literal["upgrade", "downgrade", "stamp"],
     target: str,
@@ -574,6 +642,8 @@ def _migrate(
         raise click.UsageError(
             "--purge cannot be used with --sql: the SQL would not empty the version table."
         )
+    if direction == "downgrade" and not sql:
+        _refuse_default_step_with_several_binds(extension, selected)
     if sql:
         kwargs: dict[str, Any] = {}
         if direction == "stamp":
@@ -810,7 +880,8 @@ def merge(
         for name in targets
     ]
     if as_json:
-        _output(plain=True).json(report.scripts_json(scripts, extension.bind_of))
+        listed = [_as_listed(extension, script) for script in scripts]
+        _output(plain=True).json(report.scripts_json(listed, extension.bind_of))
         return
     _output().merged(scripts, extension.bind_of)
 
@@ -920,7 +991,7 @@ def current(check_heads: bool, verbose: bool, as_json: bool, binds: tuple[str, .
 
 
 @db.command()
-@click.option("-v", "--verbose", is_flag=True, help="Show each revision in full, with its file.")
+@click.option("-v", "--verbose", is_flag=True, help="Show each revision in full, as show does.")
 @click.option(
     "--resolve-dependencies",
     is_flag=True,
@@ -941,7 +1012,7 @@ def heads(verbose: bool, resolve_dependencies: bool, as_json: bool, binds: tuple
 
 
 @db.command()
-@click.option("-v", "--verbose", is_flag=True, help="Show each revision in full, with its file.")
+@click.option("-v", "--verbose", is_flag=True, help="Show each revision in full, as show does.")
 @json_option
 @bind_option
 def branches(verbose: bool, as_json: bool, binds: tuple[str, ...]) -> None:
@@ -972,7 +1043,7 @@ def branches(verbose: bool, as_json: bool, binds: tuple[str, ...]) -> None:
 @click.option(
     "-i", "--indicate-current", is_flag=True, help="Mark the revision each database is at."
 )
-@click.option("-v", "--verbose", is_flag=True, help="Show each revision in full.")
+@click.option("-v", "--verbose", is_flag=True, help="Show each revision in full, as show does.")
 @json_option
 @bind_option
 def log(
@@ -1013,9 +1084,10 @@ def log(
     output = _output(plain=as_json)
     for row in rows:
         if row.bind in unknown:
+            why = Command("status", "--bind", row.bind).render(output.group)
             output.warning(
                 f"{row.bind}: which revisions are applied is unknown ({row.state}), so none "
-                "is marked."
+                f"is marked. Run {why} to see why and how to fix it."
             )
     if as_json:
         output.json(report.scripts_json(scripts, extension.bind_of, applied, unknown=unknown))
@@ -1108,8 +1180,9 @@ def check(as_json: bool, x_arguments: tuple[str, ...], binds: tuple[str, ...]) -
             raise status.error
         if status.pending:
             raise NotUpToDateError(
-                f"Bind {status.bind!r} has {status.pending} pending migration(s), so its models "
-                "cannot be compared with its database.",
+                f"Bind {status.bind!r} is at {', '.join(status.current) or 'base'}, not at its "
+                f"heads ({', '.join(sorted(status.heads)) or 'base'}), so its models cannot be "
+                "compared with its database.",
                 bind=status.bind,
                 hint=("Run ", Command("upgrade", "--bind", status.bind), " first."),
             )

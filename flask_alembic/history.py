@@ -393,7 +393,11 @@ def merge_bind(histories: Sequence[BindHistory], tokens: Sequence[str]) -> str:
         if len(candidates) > 1:
             raise UnknownBindError(
                 f"Several binds have more than one head: {', '.join(candidates)}.",
-                hint="Name the one to merge with --bind NAME.",
+                hint=(
+                    "Merge each with --bind, repeated: ",
+                    Command("merge", *(a for name in candidates for a in ("--bind", name))),
+                    " writes one merge revision per bind.",
+                ),
             )
         return candidates[0]
     owners = {next(iter(resolve_target(t, histories, direction="upgrade"))) for t in tokens}
@@ -405,7 +409,7 @@ def merge_bind(histories: Sequence[BindHistory], tokens: Sequence[str]) -> str:
     return owners.pop()
 
 
-def merge_ids(history: BindHistory, tokens: Iterable[str]) -> list[str]:
+def merge_ids(history: BindHistory, tokens: Sequence[str]) -> list[str]:
     """The two or more revision ids of ``history`` that ``tokens`` name, for a merge."""
     ids: list[str] = []
     for token in tokens:
@@ -415,6 +419,17 @@ def merge_ids(history: BindHistory, tokens: Iterable[str]) -> list[str]:
             target = resolve_target(token, [history], direction="upgrade")[history.name]
             ids.extend(revision_ids(history.revision_map, target))
     ids = list(dict.fromkeys(ids))
+    if len(ids) < 2 and set(tokens) <= {"heads", "head"}:
+        raise RevisionError(
+            f"Nothing to merge in bind {history.name!r}: it has a single head "
+            f"({', '.join(ids) or 'none: no revision yet'}).",
+            bind=history.name,
+            hint=(
+                "A merge joins two or more heads of one bind; ",
+                Command("heads"),
+                " lists them.",
+            ),
+        )
     if len(ids) < 2:
         raise RevisionError(
             f"Nothing to merge in bind {history.name!r}: it needs two or more revisions, got "

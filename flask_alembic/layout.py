@@ -9,6 +9,9 @@ value, and the kind says what may happen to it when the table is too wide:
   down to the column's ``least`` width, so both ends stay readable.
 - ``FIXED``: short words (a state, a count, a time). Shown whole.
 
+A URL column (``url``) loses its query string first, so the database name stays at its
+end (``mysql+pymysql://…/shop``, not ``…charset=utf8mb4``).
+
 When the table is still too wide, whole columns are left out, in the table's own order
 (``drop``, first dropped first), each row staying one line; a column left out early comes
 back when it fits beside what stays (a wide ``ID`` column may be the one that went).
@@ -24,7 +27,17 @@ from dataclasses import dataclass
 from dataclasses import field
 from dataclasses import replace
 
-__all__ = ["FIXED", "ID", "TEXT", "Column", "Fitted", "cells", "fit", "shorten_middle"]
+__all__ = [
+    "FIXED",
+    "ID",
+    "TEXT",
+    "Column",
+    "Fitted",
+    "cells",
+    "fit",
+    "shorten_middle",
+    "shorten_url",
+]
 
 ID = "id"
 TEXT = "text"
@@ -70,6 +83,17 @@ def shorten_middle(text: str, width: int) -> str:
     return "".join(head) + ELLIPSIS + "".join(reversed(tail))
 
 
+def shorten_url(url: str, width: int) -> str:
+    """``url`` in at most ``width`` cells, its database name kept at the end: the query
+    string (``?charset=utf8mb4``, options) goes first, then the middle."""
+    if cells(url) <= width:
+        return url
+    base, query, _ = url.partition("?")
+    if query and cells(base) + 2 <= width:
+        return base + "?" + ELLIPSIS
+    return shorten_middle(base if query else url, width)
+
+
 @dataclass(kw_only=True)
 class Column:
     """One column: its header, its cells (plain text), and what fitting may do to it."""
@@ -81,6 +105,8 @@ class Column:
     least: int = 12
     #: Every value is the default: left out first, as it tells nothing.
     idle: bool = False
+    #: The values are URLs: shortened with :func:`shorten_url`.
+    url: bool = False
     justify: str = "left"
     style: str = ""
     #: A style per value (empty: the column's style alone).
@@ -166,7 +192,7 @@ def fit(columns: Sequence[Column], width: int, drop: Sequence[str] = ()) -> Fitt
     fitted = []
     for column, column_width in zip(shown, widths, strict=True):
         if column.kind == TEXT:
-            shorten = column.shorten or shorten_middle
+            shorten = column.shorten or (shorten_url if column.url else shorten_middle)
             values = [shorten(v, column_width) for v in column.values]
             column = replace(column, values=values)
         fitted.append(column)

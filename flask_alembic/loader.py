@@ -104,19 +104,19 @@ class Loader:
             location = self.location
             if location.exists() and not location.is_dir():
                 raise ScriptDirectoryError(
-                    f"The migrations directory {location} is a file, not a folder.",
+                    f"The migrations folder {location} is a file, not a folder.",
                     path=str(location),
                     hint="Move the file away, or point ALEMBIC['script_location'] elsewhere.",
                 )
             if not location.is_dir():
                 raise ScriptDirectoryError(
-                    f"The migrations directory {location} does not exist.",
+                    f"The migrations folder {location} does not exist.",
                     path=str(location),
                     hint=("Create it with ", Command("mkdir"), " (or alembic.mkdir())."),
                 )
             if not os.access(location, os.R_OK | os.X_OK):
                 raise ScriptDirectoryError(
-                    f"The migrations directory {location} is not readable.",
+                    f"The migrations folder {location} is not readable.",
                     path=str(location),
                     hint="Fix its permissions.",
                 )
@@ -126,7 +126,7 @@ class Loader:
                 script = ScriptDirectory.from_config(self.config)
             except command_error() as exc:
                 raise ScriptDirectoryError(
-                    f"Cannot use the migrations directory {location}: {exc}",
+                    f"Cannot use the migrations folder {location}: {exc}",
                     path=str(location),
                     hint="Check the 'ALEMBIC' config.",
                 ) from None

@@ -645,9 +645,7 @@ class RichOutput(Output):
             return
         binds = [bind_of(script) for script in scripts]
         columns = [
-            Column(
-                header="bind", values=[one_line(b) for b in binds], least=_BIND_LEAST, style="cyan"
-            ),
+            _bind_column(binds),
             Column(
                 header="revision",
                 kind=ID,
@@ -731,12 +729,7 @@ class RichOutput(Output):
                 justify="right",
                 style="dim",
             ),
-            Column(
-                header="bind",
-                values=[one_line(s.bind) for s in steps],
-                least=_BIND_LEAST,
-                style="cyan",
-            ),
+            _bind_column([s.bind for s in steps]),
             Column(
                 header="step",
                 kind=ID,
@@ -779,7 +772,7 @@ class RichOutput(Output):
                     + (" (interrupted)" if _interrupted_here(result, b.bind) else "")
                     for b in binds
                 ],
-                least=_BIND_LEAST,
+                least=BIND_LEAST,
                 style="cyan",
             ),
             Column(header="from", kind=ID, values=[_ids(b.before) or "base" for b in binds]),
@@ -808,12 +801,7 @@ class RichOutput(Output):
         from .layout import ID
 
         columns = [
-            Column(
-                header="bind",
-                values=[one_line(s.bind) for s in statuses],
-                least=_BIND_LEAST,
-                style="cyan",
-            ),
+            _bind_column([s.bind for s in statuses]),
             Column(header="current", kind=ID, values=[_current(s) for s in statuses], style="bold"),
             Column(
                 header="state",
@@ -842,12 +830,7 @@ class RichOutput(Output):
 
         database, version_table = _where(statuses)
         columns = [
-            Column(
-                header="bind",
-                values=[one_line(s.bind) for s in statuses],
-                least=_BIND_LEAST,
-                style="cyan",
-            ),
+            _bind_column([s.bind for s in statuses]),
             database,
             Column(header="current", kind=ID, values=[_current(s) for s in statuses], style="bold"),
             Column(header="heads", kind=ID, values=[_heads(s) for s in statuses]),
@@ -871,6 +854,14 @@ class RichOutput(Output):
         self._below_table(statuses)
 
 
+def _bind_column(binds: Sequence[str]) -> Column:
+    """The ``bind`` column: names whole up to :data:`BIND_LEAST` cells."""
+    from .layout import Column
+
+    values = [one_line(b) for b in binds]
+    return Column(header="bind", values=values, least=BIND_LEAST, style="cyan")
+
+
 def _where(statuses: Sequence[BindStatus]) -> list[Column]:
     """The ``database`` and ``version table`` columns; the latter is idle when every bind
     uses the default table (or is not managed)."""
@@ -878,7 +869,7 @@ def _where(statuses: Sequence[BindStatus]) -> list[Column]:
 
     tables = [one_line(s.version_table) if s.managed else "-" for s in statuses]
     return [
-        Column(header="database", values=[one_line(s.url) for s in statuses], least=16),
+        Column(header="database", values=[one_line(s.url) for s in statuses], least=16, url=True),
         Column(
             header="version table",
             values=tables,
@@ -888,8 +879,9 @@ def _where(statuses: Sequence[BindStatus]) -> list[Column]:
     ]
 
 
-#: A bind name is what ``--bind`` takes: shortened only past this many cells.
-_BIND_LEAST = 24
+#: A bind name is what ``--bind`` takes: a table keeps it whole up to this many cells, and
+#: leaves a column out rather than cut a name that short.
+BIND_LEAST = 24
 
 
 class _Wide:

@@ -489,7 +489,11 @@ def _settle_depends(
         done = {b.name for b, _, _ in ordered}
         ready = next((item for item in waiting if needs[item[0].name] <= done), None)
         if ready is None:
+            # Name the binds of the cycle only, not those merely waiting on it: leave out,
+            # again and again, each bind that no other bind left waits for.
             binds = [b.name for b, _, _ in waiting]
+            while leaves := [n for n in binds if not any(n in needs[o] for o in binds)]:
+                binds = [n for n in binds if n not in leaves]
             tokens = ", ".join(f"--depend {d.token}" for d in depends if d.bind in binds)
             raise RevisionError(
                 f"{tokens} would make the new revisions of binds "
@@ -821,7 +825,7 @@ def _autogenerate(
             raise NotUpToDateError(
                 f"Bind {b.name!r} is at {', '.join(current) or 'base'}, not at its heads "
                 f"({', '.join(sorted(heads)) or 'base'}), so its models cannot be "
-                "compared.",
+                "compared with its database.",
                 bind=b.name,
                 hint=("Run ", Command("upgrade", "--bind", b.name), " first."),
             )

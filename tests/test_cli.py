@@ -131,6 +131,12 @@ def test_cli_merge(make_app: MakeApp, database_url: str) -> None:
     result = run(app, "merge")
     assert result.exit_code == 1
     assert "Nothing to merge" in result.stderr
+    result = run(app, "merge", "--bind", "default")
+    assert result.exit_code == 1
+    assert result.stderr.splitlines() == [
+        "Error: Nothing to merge in bind 'default': it has a single head (aaaa0001). A merge "
+        "joins two or more heads of one bind; 'flask db heads' lists them."
+    ]
     run(app, "revision", "b", "--empty", "--rev-id", "bbbb0002")
     run(app, "revision", "c", "--empty", "--rev-id", "cccc0003", "--parent", "aaaa0001", "--splice")
     result = run(app, "merge", "-m", "join them")

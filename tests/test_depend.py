@@ -307,6 +307,52 @@ def test_cycle_is_refused(two: Project) -> None:
     assert files(app) == before
 
 
+def test_cycle_names_only_its_binds(make_app: MakeApp, make_url: MakeURL) -> None:
+    """A third bind that only depends on the two binds of a cycle is not part of it: the
+    error names the two binds and their --depend options only."""
+    urls = {"default": make_url(), "analytics": make_url(), "billing": make_url()}
+    tables = {"default": "user", "analytics": "event", "billing": "invoice"}
+
+    def app_with(column: tuple[str, ...]) -> tuple[Flask, Alembic]:
+        return make_app(urls, {b: schema(t, *column) for b, t in tables.items()})
+
+    app, alembic = app_with(())
+    with app.app_context():
+        alembic.revision("init")
+        alembic.upgrade()
+    app, alembic = app_with(("note",))
+    before = files(app)
+    result = run(app, "revision", "x", "--depend", "default@head", "--depend", "analytics@head")
+    assert result.exit_code == 1
+    assert result.stderr.splitlines() == [
+        "Error: --depend default@head, --depend analytics@head would make the new revisions "
+        "of binds 'default', 'analytics' depend on each other. Write one bind's revision "
+        "first with 'flask db revision MESSAGE --bind default', then the others with "
+        "--depend default@head."
+    ]
+    assert files(app) == before
+
+
+def test_bare_bind_name_is_said(two: Project) -> None:
+    """--depend NAME names the revision labelled NAME, the bind's first: the file is
+    written as asked, and a warning says so and gives NAME@head; NAME@head gets none."""
+    app, _ = two.changed(("analytics",))
+    head = written(run(app, "revision", "x", "--bind", "default", "--empty"))["default"]
+    result = run(app, "revision", "y", "--bind", "analytics", "--depend", "default")
+    assert result.exit_code == 0, result.output
+    assert header(result.stdout.strip())["depends_on"] == two.first["default"]
+    assert result.stderr.splitlines()[-1] == (
+        f"Warning: --depend default names revision {two.first['default']}, the first revision "
+        "of bind 'default' (it carries the label 'default'), not its head. For the bind's "
+        "head, write --depend default@head (or edit depends_on in the new file)."
+    )
+    Path(result.stdout.strip()).unlink()
+    result = run(app, "revision", "y", "--bind", "analytics", "--depend", "default@head")
+    assert header(result.stdout.strip())["depends_on"] == head["revision"]
+    assert "Warning" not in result.stderr
+    assert "BIND@head" in run(app, "revision", "--help").stdout
+
+
 def test_dependency_bind_without_revisions(make_app: MakeApp, make_url: MakeURL) -> None:
     """`BIND@head` of a bind with no revision yet, which the command does not write: an
     error naming the bind and the fix, no file written."""

@@ -25,6 +25,7 @@ from flask_alembic.layout import Column
 from flask_alembic.layout import fit
 from flask_alembic.layout import ID
 from flask_alembic.layout import shorten_middle
+from flask_alembic.layout import shorten_url
 from flask_alembic.layout import TEXT
 from flask_alembic.report import Output
 
@@ -126,6 +127,20 @@ def test_shorten_middle_counts_cells() -> None:
     short = shorten_middle(wide, 9)
     assert cells(short) <= 9
     assert short == "デー…記録"
+
+
+def test_shorten_url_keeps_the_database_name() -> None:
+    """A URL too wide loses its query string before anything else, so its end is still
+    the database name (Flask-SQLAlchemy adds ?charset=utf8mb4 to every MySQL URL)."""
+    url = "mysql+pymysql://root@127.0.0.1:3306/shop?charset=utf8mb4"
+    assert shorten_url(url, len(url)) == url
+    assert shorten_url(url, 44) == "mysql+pymysql://root@127.0.0.1:3306/shop?…"
+    short = shorten_url(url, 20)
+    assert cells(short) <= 20
+    assert short.endswith("/shop")
+    assert shorten_url("sqlite:////srv/app/instance/billing.db", 20).endswith("illing.db")
+    fitted = fit([Column(header="database", values=[url], least=16, url=True)], 30)
+    assert fitted.columns[0].values[0].endswith("/shop")
 
 
 def test_fit_drops_by_priority_and_never_cuts_ids() -> None:
@@ -384,6 +399,37 @@ def test_cli_rich_at_width(make_app: MakeApp, make_url: MakeURL, width: int) -> 
     assert f"revision       {LONG}" in plain(result.stdout)
     result = run(app, "upgrade", "--plan", "--bind", "analytics", **env)
     assert f"{A1} -> {LONG}" in "\n".join(plain(result.stdout))
+
+
+@pytest.mark.parametrize("width", [80, 100])
+def test_bind_names_whole(make_app: MakeApp, tmp_path: Path, width: int) -> None:
+    """A bind name is what --bind takes: the status table leaves the database out rather
+    than cut 'analytics' to 'anal…ics', and a URL that is shortened keeps its database
+    name, not its query string."""
+    folder = tmp_path / "a-folder-name-long-enough-to-make-the-urls-wide"
+    folder.mkdir()
+    urls = {
+        "default": f"sqlite:///{folder / 'shop.db'}?timeout=30",
+        "analytics": f"sqlite:///{folder / 'analytics.db'}?timeout=30",
+    }
+    app, alembic = make_app(urls, {"default": schema("user"), "analytics": schema("event")})
+    with app.app_context():
+        alembic.revision("initial")
+        alembic.upgrade()
+    result = run(app, "status", FORCE_COLOR="1", COLUMNS=str(width))
+    lines = plain(result.stdout)
+    assert_fits(lines, width)
+    header = cells_of(lines[1].replace("┃", "│"))
+    rows = [dict(zip(header, cells_of(r), strict=True)) for r in body(lines)]
+    assert [r["bind"] for r in rows] == ["default", "analytics"]
+    if width == 80:
+        assert "database" not in header
+        assert "Left out to fit 80 columns: database." in plain(result.stderr)
+    else:
+        for row in rows:
+            assert "…" in row["database"]
+            assert "timeout" not in row["database"]
+            assert row["database"].endswith(".db"), row
 
 
 def _pty_run(app_dir: Path, args: list[str], env: dict[str, str]) -> str:

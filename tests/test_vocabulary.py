@@ -100,6 +100,21 @@ def test_check_words_shared(make_app: MakeApp, make_url: MakeURL, env: dict[str,
     assert last_line(run(app, "current", "--check-heads", "--bind", "analytics", **env)) == line
 
 
+def test_check_and_revision_say_behind_alike(make_app: MakeApp, make_url: MakeURL) -> None:
+    """check and revision refuse a bind behind its heads in the same words, with its ids."""
+    app = two_binds(make_app, {"default": make_url(), "analytics": make_url()})
+    ids = written(run(app, "revision", "init"))
+    errors = [run(app, *args, "--bind", "analytics") for args in (("check",), ("revision", "x"))]
+    expected = (
+        f"Error: Bind 'analytics' is at base, not at its heads ({ids['analytics']}), so its "
+        "models cannot be compared with its database. Run 'flask db upgrade --bind analytics' "
+        "first."
+    )
+    for result in errors:
+        assert result.exit_code == 1
+        assert result.stderr.splitlines() == [expected]
+
+
 def test_check_several_heads_says_merge(make_app: MakeApp, make_url: MakeURL) -> None:
     """A bind with several heads is told to merge, not to upgrade."""
     app, _ = make_app(make_url())
@@ -199,6 +214,30 @@ def test_targets_quoted_as_typed(make_app: MakeApp, make_url: MakeURL) -> None:
         "from base, not 2. Give a count of 1 or fewer, or 'base'.\n"
     )
     assert version_rows(urls["default"]) == {ids["default"]}
+
+
+def test_downgrade_default_with_several_binds(make_app: MakeApp, make_url: MakeURL) -> None:
+    """downgrade with no target and several binds does not quote a '-1' the user did not
+    type: it says the default goes one step back and how to name a bind; nothing moves."""
+    urls = {"default": make_url(), "analytics": make_url()}
+    app = two_binds(make_app, urls)
+    ids = written(run(app, "revision", "init"))
+    assert run(app, "upgrade").exit_code == 0
+    expected = [
+        "Error: A downgrade without a target goes one step back, which needs a single bind; "
+        "several are selected (default, analytics). Name one, as in 'flask db downgrade "
+        "--bind default', or give the target as 'default@-1'."
+    ]
+    for extra in ((), ("--plan",)):
+        result = run(app, "downgrade", *extra)
+        assert result.exit_code == 2
+        assert result.stderr.splitlines() == expected
+    assert version_rows(urls["default"]) == {ids["default"]}
+    assert version_rows(urls["analytics"]) == {ids["analytics"]}
+    # Typed, the target is quoted as typed; with one bind the default works.
+    assert "'-1'" in run(app, "downgrade", "-1", "--plan").stderr
+    result = run(app, "downgrade", "--plan", "--bind", "analytics")
+    assert result.exit_code == 0, result.output
 
 
 def test_stamp_relative_quoted_as_typed(make_app: MakeApp, make_url: MakeURL) -> None:
@@ -331,7 +370,8 @@ def test_stamp_plan(make_app: MakeApp, make_url: MakeURL) -> None:
 
 @pytest.mark.parametrize("columns", ["80", "160"])
 def test_stamp_plan_on_a_terminal(make_app: MakeApp, make_url: MakeURL, columns: str) -> None:
-    """On a terminal stamp --plan draws the plan's table, each bind's from -> to whole."""
+    """On a terminal stamp --plan draws the plan's table, each bind's from -> to whole, and
+    no message column (a stamp has none), so nothing is said to be left out."""
     urls = {"default": make_url(), "analytics": make_url()}
     app = two_binds(make_app, urls)
     ids = written(run(app, "revision", "init"))
@@ -340,10 +380,16 @@ def test_stamp_plan_on_a_terminal(make_app: MakeApp, make_url: MakeURL, columns:
     text = plain(result.stdout)
     assert "stamp plan" in text
     for bind in ("default", "analytics"):
-        assert re.search(rf"{bind} +│ base -> {ids[bind]}\s*$", text, re.M), text
-    assert "message" not in text  # a stamp runs no revision: no empty message column
+        assert re.search(rf"{bind} +│ base -> {ids[bind]} *$", text, re.M), text
     assert all(len(line) <= int(columns) for line in text.splitlines())
     assert version_rows(urls["default"]) == set() == version_rows(urls["analytics"])
+    # A stamp runs no revision, so its plan has no message column: none to leave out either.
+    assert "message" not in text
+    result = run(app, "stamp", "--plan", "--purge", FORCE_COLOR="1", COLUMNS=columns)
+    assert result.exit_code == 0, result.output
+    assert "│ emptying the version table first" in plain(result.stdout)
+    assert "message" not in plain(result.stdout)
+    assert "Left out" not in plain(result.stderr)
 
 
 # -- --json everywhere -------------------------------------------------------------------
@@ -398,6 +444,27 @@ def test_json_on_listings(make_app: MakeApp, make_url: MakeURL) -> None:
     assert ids["analytics"] in merged["revisions"][0]["down_revisions"]
 
 
+def test_new_revisions_json_as_listed(make_app: MakeApp, make_url: MakeURL) -> None:
+    """revision --json and merge --json print a new revision as heads --json and log --json
+    then list it: with the branch labels it inherits from its bind's first revision."""
+    app = two_binds(make_app, {"default": make_url(), "analytics": make_url()})
+    first = run_json(app, "revision", "init")["revisions"]
+    assert [r["branch_labels"] for r in first] == [["default"], ["analytics"]]
+    assert run(app, "upgrade").exit_code == 0
+    root = first[1]["revision"]
+    written = run_json(app, "revision", "a", "--empty", "--bind", "analytics")["revisions"]
+    run(app, "revision", "b", "--empty", "--bind", "analytics", "--parent", root, "--splice")
+    merged = run_json(app, "merge", "--bind", "analytics")["revisions"]
+    assert run(app, "upgrade").exit_code == 0
+    listed = {r["revision"]: r for r in run_json(app, "log")["revisions"]}
+    for new in (*written, *merged):
+        assert new["branch_labels"] == ["analytics"], new
+        # The same object, but for what changed since: applied, and is_head (the merge).
+        later = {"applied", "is_head"}
+        as_listed = {k: v for k, v in listed[new["revision"]].items() if k not in later}
+        assert {k: v for k, v in new.items() if k in as_listed} == as_listed
+
+
 def test_revision_json_says_why_a_bind_was_skipped(make_app: MakeApp, make_url: MakeURL) -> None:
     """revision --json lists a managed bind without models under "skipped", with the reason."""
     app, _ = make_app(
@@ -434,6 +501,19 @@ def test_group_help_whole_summaries(make_app: MakeApp, make_url: MakeURL) -> Non
     # The whole first sentence, wrapped: "...applied to" is not where it ends.
     assert "their\n" in commands
     assert "database.\n" in commands
+
+
+def test_verbose_help_alike(make_app: MakeApp, make_url: MakeURL) -> None:
+    """-v does the same on heads, branches and log (each revision in full, as show prints
+    it), and their help says so in the same words."""
+    app = two_binds(make_app, {"default": make_url(), "analytics": make_url()})
+    assert run(app, "revision", "init").exit_code == 0
+    for command in ("heads", "branches", "log"):
+        text = " ".join(run(app, command, "--help").stdout.split())
+        assert "-v, --verbose Show each revision in full, as show does." in text, command
+    shown = run(app, "show").stdout
+    assert run(app, "heads", "-v").stdout == shown
+    assert run(app, "log", "-v").stdout == shown
 
 
 @pytest.mark.parametrize(
@@ -488,7 +568,8 @@ def closed_port_url(dialect: str, tmp_path: Path) -> str:
 def test_log_unreachable_marks_unknown(
     make_app: MakeApp, make_url: MakeURL, tmp_path: Path, dialect: str
 ) -> None:
-    """log warns that an unreachable bind's applied marks are unknown; JSON says null."""
+    """log warns that an unreachable bind's applied marks are unknown and names the command
+    that says why; JSON says null."""
     urls = {"default": make_url(), "analytics": make_url()}
     app = two_binds(make_app, urls)
     ids = written(run(app, "revision", "init"))
@@ -499,7 +580,8 @@ def test_log_unreachable_marks_unknown(
         result = run(app, "log", **env)
         assert result.exit_code == 0, result.output
         assert (
-            "analytics: which revisions are applied is unknown (unreachable), so none is marked."
+            "analytics: which revisions are applied is unknown (unreachable), so none is "
+            "marked. Run 'flask db status --bind analytics' to see why and how to fix it."
             in " ".join(plain(result.stderr).split())
         ), env
         assert "default" not in result.stderr
@@ -517,3 +599,36 @@ def test_log_unreachable_marks_unknown(
     assert "analytics: which revisions are applied is unknown (unreachable)" in result.stderr
     assert f"{ids['default']} (head, applied, current)" in result.stdout
     assert f"{ids['analytics']} (head)," in result.stdout
+
+
+# -- one word for the migrations folder --------------------------------------------------
+
+
+def test_migrations_folder_one_word(make_app: MakeApp, make_url: MakeURL, tmp_path: Path) -> None:
+    """The folder of revisions is the "migrations folder" in every command's words: help,
+    mkdir's report, and the errors about it (never "directory", and never both at once)."""
+    from flask_alembic import Alembic
+
+    app = two_binds(make_app, {"default": make_url(), "analytics": make_url()})
+    location = Path(app.root_path) / "migrations"
+    texts = {
+        "group help": run(app, "--help").stdout,
+        "mkdir help": run(app, "mkdir", "--help").stdout,
+        "mkdir": run(app, "mkdir").stderr,
+    }
+    (tmp_path / "a-file").write_text("")
+    for name in ("missing", "a-file"):
+        other = Flask("other", root_path=str(tmp_path))
+        other.config["ALEMBIC"] = {"script_location": str(tmp_path / name)}
+        engine = sa.create_engine("sqlite://")
+        Alembic(other, run_mkdir=False, engines=engine, metadatas=schema("user"))
+        result = run(other, "upgrade")
+        engine.dispose()
+        assert result.exit_code == 1, result.output
+        texts[name] = result.stderr
+    assert f"Migrations folder: {location}" in texts["mkdir"]
+    assert "Create the migrations folder if it does not exist." in texts["mkdir help"]
+    assert f"The migrations folder {tmp_path / 'missing'} does not exist." in texts["missing"]
+    assert f"The migrations folder {tmp_path / 'a-file'} is a file" in texts["a-file"]
+    for name, text in texts.items():
+        assert "directory" not in text.lower(), (name, text)

@@ -741,7 +741,8 @@ class RichOutput(Output):
         if any(s.message or s.purge for s in steps):  # a plain stamp has none: no empty column
             columns.append(
                 Column(
-                    header="message",
+                    # A stamp runs no revision: its only words are the purge's.
+                    header="message" if any(s.message for s in steps) else "note",
                     values=[one_line(s.message or (_PURGE if s.purge else "")) for s in steps],
                     least=10,
                 )
@@ -749,7 +750,7 @@ class RichOutput(Output):
         title = f"{plan.direction} plan ({count} step{'s' * (count != 1)})"
         # The numbers go after the message: the rows' order says them too, and a step
         # between two 32-character ids takes 68 cells.
-        self._draw(self.err if to_stderr else self.out, title, columns, ("message", "#"))
+        self._draw(self.err if to_stderr else self.out, title, columns, ("message", "note", "#"))
 
     def progress(self, plan: Plan | None = None) -> Progress:
         progress = _LiveProgress(self.err)

@@ -141,8 +141,9 @@ def test_notes_shortened_by_whole_notes(make_app: MakeApp, make_url: MakeURL) ->
 
 @pytest.mark.parametrize("width", [80, 160])
 def test_stamp_purge_plan_fits(make_app: MakeApp, make_url: MakeURL, width: int) -> None:
-    """stamp --purge --plan between two long ids: the purge is said in the message column,
-    which gives way at 80 columns (said below), so the table fits and the ids stay whole."""
+    """stamp --purge --plan between two long ids: the purge is said in a note column (a
+    stamp has no message), which gives way at 80 columns (said below), so the table fits
+    and the ids stay whole."""
     after = "20261207_backfill_reporting_evts"
     app, alembic = make_app({"default": make_url()}, {"default": schema("user")})
     with app.app_context():
@@ -156,7 +157,7 @@ def test_stamp_purge_plan_fits(make_app: MakeApp, make_url: MakeURL, width: int)
     row = next(line for line in lines if line.startswith(("1 ", "default ")))
     assert f"{after} -> {LONG}" in row, lines
     if width == 80:
-        assert lines[-1] == "Left out to fit 80 columns: message, #.", lines
+        assert lines[-1] == "Left out to fit 80 columns: note, #.", lines
     else:
         assert row.rstrip().endswith("│ emptying the version table first"), lines
 

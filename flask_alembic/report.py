@@ -119,6 +119,10 @@ def no_color() -> bool:
     return bool(os.environ.get("NO_COLOR")) and not os.environ.get("FORCE_COLOR")
 
 
+def _forced_on_dumb() -> bool:
+    return bool(os.environ.get("FORCE_COLOR")) and os.environ.get("TERM") == "dumb"
+
+
 class Output:
     """One command's output. ``Output(...)`` chooses once: :class:`RichOutput` on a
     terminal (or with ``rich=True``), :class:`PlainOutput` otherwise.
@@ -551,6 +555,8 @@ class RichOutput(Output):
             width=self.width,
             soft_wrap=False,
             no_color=no_color(),
+            # Rich finds no colours in TERM=dumb; FORCE_COLOR asks for them all the same.
+            color_system="standard" if _forced_on_dumb() else "auto",
         )
 
     @property

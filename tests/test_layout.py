@@ -511,6 +511,9 @@ def test_no_color_keeps_the_layout(tmp_path: Path) -> None:
     )
     assert "━" in forced.stdout
     assert COLOUR.search(forced.stdout)
+    forced_dumb = _pty_run(tmp_path, ["status"], env | {"TERM": "dumb", "FORCE_COLOR": "1"})
+    assert "━" in forced_dumb
+    assert COLOUR.search(forced_dumb), repr(forced_dumb)  # FORCE_COLOR: in colour all the same
 
 
 # -- docs/output.md ------------------------------------------------------------------------

@@ -73,8 +73,8 @@ class Project:
         app, alembic = make_app(urls, self.metadatas(()), **config)
         with app.app_context():
             self.first = {
-                name: alembic.revision("init", bind=name, **extra)[0].revision
-                for name, extra in (("default", {"label": "core"}), ("analytics", {}))
+                name: alembic.revision("init", bind=name, label=label)[0].revision
+                for name, label in (("default", "core"), ("analytics", None))
             }
             alembic.upgrade()
         self.app = app

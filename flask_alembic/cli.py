@@ -32,6 +32,7 @@ from flask.cli import AppGroup
 from flask.cli import ScriptInfo
 
 from . import report
+from . import report_json
 from ._collector import collector_paused
 from .errors import AmbiguousTargetError
 from .errors import Command
@@ -307,7 +308,7 @@ def _fail(ctx: click.Context, message: str, code: int, exc: BaseException) -> No
     message = report.printable(scrub(message, secrets))
     output = Output(group=_group_name(ctx))
     if ctx.find_root().meta.get(_JSON):
-        output.json(report.error_json(message, exc))
+        output.json(report_json.error_json(message, exc))
     output.error(message)
     ctx.exit(code)
 
@@ -508,7 +509,7 @@ def revision(
             dataclasses.replace(item, script=_as_listed(extension, item.script))
             for item in written.revisions
         ]
-        output.json(report.written_json(listed, written.skipped, extension.bind_of))
+        output.json(report_json.written_json(listed, written.skipped, extension.bind_of))
         _warn_bare_bind_depends(output, extension, depend, written.revisions)
         return
     output = _output()
@@ -663,7 +664,7 @@ def _migrate(
         plan = extension.plan(
             direction, target, selected, with_dependencies=with_dependencies, purge=purge
         )
-        output.json(report.plan_json(plan)) if as_json else output.plan(plan)
+        output.json(report_json.plan_json(plan)) if as_json else output.plan(plan)
         return
 
     with output.progress() as progress:
@@ -697,13 +698,13 @@ def _migrate(
             progress.close()
             if exc.result is not None:
                 failed = exc.result
-                output.json(report.result_json(failed)) if as_json else output.result(failed)
+                output.json(report_json.result_json(failed)) if as_json else output.result(failed)
             if as_json:  # the JSON above carries the error; say it once on stderr too
                 output.error(output.explain(exc))
                 raise click.exceptions.Exit(exc.exit_code) from None
             raise
     if as_json:
-        output.json(report.result_json(result))
+        output.json(report_json.result_json(result))
     output.result(result)
 
 
@@ -881,7 +882,7 @@ def merge(
     ]
     if as_json:
         listed = [_as_listed(extension, script) for script in scripts]
-        _output(plain=True).json(report.scripts_json(listed, extension.bind_of))
+        _output(plain=True).json(report_json.scripts_json(listed, extension.bind_of))
         return
     _output().merged(scripts, extension.bind_of)
 
@@ -949,7 +950,7 @@ def status(check: bool, as_json: bool, binds: tuple[str, ...]) -> None:
     statuses = _extension().status(_check_binds(binds, unmanaged=True))
     output = _output(plain=as_json)
     if as_json:
-        output.json(report.status_json(statuses, output.group))
+        output.json(report_json.status_json(statuses, output.group))
     else:
         output.status_table(statuses)
     if check and not all(s.up_to_date for s in statuses if s.managed):
@@ -967,7 +968,7 @@ def current(check_heads: bool, verbose: bool, as_json: bool, binds: tuple[str, .
     statuses = _extension().status(_check_binds(binds, unmanaged=True))
     output = _output(plain=as_json)
     if as_json:
-        output.json(report.status_json(statuses, output.group))  # errors are in it: one object
+        output.json(report_json.status_json(statuses, output.group))  # errors are in it: one object
         error = _first_error(statuses)
         if error is not None:
             output.error(output.explain(error))
@@ -1004,7 +1005,7 @@ def heads(verbose: bool, resolve_dependencies: bool, as_json: bool, binds: tuple
     extension = _extension()
     scripts = extension.heads(_check_binds(binds), resolve_dependencies=resolve_dependencies)
     if as_json:
-        _output(plain=True).json(report.scripts_json(scripts, extension.bind_of))
+        _output(plain=True).json(report_json.scripts_json(scripts, extension.bind_of))
         return
     _output().scripts(
         "heads", scripts, extension.bind_of, verbose=verbose, empty="No revisions yet."
@@ -1020,7 +1021,7 @@ def branches(verbose: bool, as_json: bool, binds: tuple[str, ...]) -> None:
     extension = _extension()
     found = extension.branches(_check_binds(binds))
     if as_json:
-        _output(plain=True).json(report.scripts_json(found, extension.bind_of))
+        _output(plain=True).json(report_json.scripts_json(found, extension.bind_of))
         return
     _output().scripts(
         "branch points",
@@ -1090,7 +1091,7 @@ def log(
                 f"is marked. Run {why} to see why and how to fix it."
             )
     if as_json:
-        output.json(report.scripts_json(scripts, extension.bind_of, applied, unknown=unknown))
+        output.json(report_json.scripts_json(scripts, extension.bind_of, applied, unknown=unknown))
         return
     output.scripts(
         "history",
@@ -1160,7 +1161,7 @@ def show(revisions: tuple[str, ...], as_json: bool, binds: tuple[str, ...]) -> N
         else:
             scripts.append(extension.show(revision, selected))
     if as_json:
-        _output(plain=True).json(report.scripts_json(scripts, extension.bind_of))
+        _output(plain=True).json(report_json.scripts_json(scripts, extension.bind_of))
         return
     _output().scripts("revisions", scripts, extension.bind_of, verbose=True)
 
@@ -1197,7 +1198,7 @@ def check(as_json: bool, x_arguments: tuple[str, ...], binds: tuple[str, ...]) -
     }
     output = _output(plain=as_json)
     if as_json:
-        output.json(report.diffs_json(diffs, unmodelled))
+        output.json(report_json.diffs_json(diffs, unmodelled))
     else:
         output.diffs(diffs, unmodelled)
         # Flask-Alembic 3's words, on stdout, for scripts that look for them.
@@ -1224,7 +1225,7 @@ def adopt(plan_only: bool, source: Path | None, as_json: bool) -> None:
     adoption = _extension().adopt(source, plan=plan_only)
     output = _output(plain=as_json)
     if as_json:
-        output.json(report.adoption_json(adoption, output.group))
+        output.json(report_json.adoption_json(adoption, output.group))
     else:
         output.adoption(adoption)
     if adoption.after is not None:

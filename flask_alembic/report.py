@@ -3,7 +3,8 @@
 Data goes to stdout, status and progress to stderr. Rich markup is never applied to
 user data (revision messages, bind names): it is passed as ``Text``, never as markup.
 User data is shown with its control characters escaped, newlines too wherever it sits
-inside one line (:func:`one_line`); JSON keeps it as it is.
+inside one line (:func:`one_line`); the JSON objects (:mod:`.report_json`) keep it as
+it is.
 Commands that errors suggest are named with the command group's real name.
 """
 
@@ -16,7 +17,6 @@ import sys
 import threading
 import time
 from collections.abc import Callable
-from collections.abc import Collection
 from collections.abc import Mapping
 from collections.abc import Sequence
 from contextlib import AbstractContextManager
@@ -50,23 +50,15 @@ if TYPE_CHECKING:
     from .writer import WrittenRevision
 
 __all__ = [
-    "JSON_VERSION",
     "Output",
     "PlainOutput",
     "Progress",
     "RichOutput",
-    "adoption_json",
     "describe_diff",
-    "diffs_json",
-    "error_json",
+    "diff_kind",
     "is_interactive",
     "one_line",
-    "plan_json",
     "printable",
-    "result_json",
-    "scripts_json",
-    "status_json",
-    "written_json",
 ]
 
 #: The bind of a revision: its ``Script``, or its id.
@@ -1131,162 +1123,8 @@ def _state_style(status: BindStatus) -> str:
     }.get(status.state, "bold red")
 
 
-# -- JSON -------------------------------------------------------------------------
-#: Bumped when a key changes meaning or disappears; new keys may appear in any version.
-JSON_VERSION = 1
-
-
-def status_json(statuses: Sequence[BindStatus], group: str = DEFAULT_GROUP) -> dict[str, Any]:
-    return {
-        "version": JSON_VERSION,
-        "binds": [
-            {
-                "bind": s.bind,
-                "database": s.url,
-                "version_table": s.version_table,
-                "current": list(s.current),
-                "heads": list(s.heads),
-                "pending": s.pending,
-                "state": str(s.state),
-                "managed": s.managed,
-                "reason": s.reason,
-                "error": None if s.error is None else s.error.render(group),
-            }
-            for s in statuses
-        ],
-    }
-
-
-def scripts_json(
-    scripts: Sequence[Script],
-    bind_of: BindOf,
-    applied: set[str] | None = None,
-    *,
-    unknown: Collection[str] = (),
-) -> dict[str, Any]:
-    """``heads``, ``branches``, ``show``, ``log`` and ``merge`` with ``--json``.
-
-    :param applied: the revisions applied on their databases (``None``: not asked).
-    :param unknown: the binds whose applied revisions could not be read: their
-        revisions' ``applied`` is ``null``.
-    """
-    return {
-        "version": JSON_VERSION,
-        "revisions": [_script_json(script, bind_of, applied, unknown) for script in scripts],
-    }
-
-
-def _script_json(
-    script: Script, bind_of: BindOf, applied: set[str] | None, unknown: Collection[str] = ()
-) -> dict[str, Any]:
-    bind = bind_of(script)
-    return {
-        "bind": bind,
-        "revision": script.revision,
-        "down_revisions": list(to_tuple(script.down_revision)),
-        "depends_on": list(to_tuple(script.dependencies)),
-        "branch_labels": sorted(script.branch_labels),
-        "message": script.doc or "",
-        "path": script.path,
-        "is_head": script.is_head,
-        "applied": None if applied is None or bind in unknown else script.revision in applied,
-    }
-
-
-def written_json(
-    written: Sequence[WrittenRevision], skipped: Mapping[str, str], bind_of: BindOf
-) -> dict[str, Any]:
-    """``revision --json``: each file written, what it was generated from and what it
-    may lose; each bind not compared, and why."""
-    return {
-        "version": JSON_VERSION,
-        "revisions": [
-            {
-                **_script_json(item.script, bind_of, None),
-                "changes": [
-                    {"kind": _diff_kind(change), "description": describe_diff(change)}
-                    for change in item.changes
-                ],
-                "losses": list(item.losses),
-            }
-            for item in written
-        ],
-        "skipped": [{"bind": bind, "reason": reason} for bind, reason in skipped.items()],
-    }
-
-
-def step_json(step: Step) -> dict[str, Any]:
-    return {
-        "bind": step.bind,
-        "direction": step.direction,
-        "revision": step.revision,
-        "from": list(step.source),
-        "to": list(step.destination),
-        "message": step.message,
-        "path": step.path,
-        "purge": step.purge,
-    }
-
-
-def plan_json(plan: Plan) -> dict[str, Any]:
-    return {
-        "version": JSON_VERSION,
-        "direction": plan.direction,
-        "steps": [step_json(step) for step in plan.steps],
-        "unchanged": list(plan.unchanged),
-    }
-
-
-def result_json(result: MigrationResult) -> dict[str, Any]:
-    return {
-        "version": JSON_VERSION,
-        "direction": result.plan.direction,
-        "ok": result.ok,
-        "binds": [
-            {
-                "bind": b.bind,
-                "from": list(b.before),
-                "to": list(b.after),
-                "applied": [step_json(step) for step in b.applied],
-                "elapsed": round(b.elapsed, 6),
-                "failed": None if b.failed is None else step_json(b.failed),
-                "error": b.error,
-            }
-            for b in result.binds
-        ],
-        "failed": None if result.failed is None else step_json(result.failed),
-        "error": result.error,
-        "not_run": [step_json(step) for step in result.not_run],
-        "unchanged": list(result.plan.unchanged),
-        "elapsed": round(result.elapsed, 6),
-    }
-
-
-def diffs_json(diffs: Mapping[str, list[Any]], skipped: Mapping[str, str]) -> dict[str, Any]:
-    return {
-        "version": JSON_VERSION,
-        "changes_detected": any(diffs.values()),
-        "binds": [
-            {
-                "bind": bind,
-                "changes": [
-                    {"kind": _diff_kind(item), "description": describe_diff(item)} for item in items
-                ],
-            }
-            for bind, items in diffs.items()
-        ],
-        "not_compared": [{"bind": bind, "reason": reason} for bind, reason in skipped.items()],
-    }
-
-
-def error_json(message: str, exc: BaseException | None = None) -> dict[str, Any]:
-    error: dict[str, Any] = {"message": message}
-    for field_name in ("bind", "revision", "path"):
-        error[field_name] = getattr(exc, field_name, None)
-    return {"version": JSON_VERSION, "error": error}
-
-
-def _diff_kind(diff: Any) -> str:
+def diff_kind(diff: Any) -> str:
+    """The kind of one of Alembic's diff entries: its operation, or ``modify`` for a group."""
     return "modify" if isinstance(diff, list) else str(diff[0])
 
 
@@ -1475,55 +1313,3 @@ def _render_parts(parts: Sequence[object], group: str) -> str:
     from .errors import Command
 
     return "".join(p.render(group) if isinstance(p, Command) else str(p) for p in parts)
-
-
-def adoption_json(adoption: Adoption, group: str = DEFAULT_GROUP) -> dict[str, Any]:
-    """``adopt --json``: the settings keyed by name, with what was read and checked."""
-    layout = adoption.layout
-    return {
-        "version": JSON_VERSION,
-        "layout": {
-            "kind": str(layout.kind),
-            "script_location": str(layout.script_location),
-            "revisions": str(layout.revisions),
-            "alembic_ini": None if layout.ini is None else str(layout.ini),
-            "env_py": None if layout.env is None else str(layout.env),
-        },
-        "settings": dict(adoption.settings),
-        "configured": adoption.configured,
-        "read": [
-            {"setting": o.setting, "value": o.value, "source": o.source} for o in adoption.read
-        ],
-        "notes": list(adoption.notes),
-        "before": [
-            {
-                "bind": row.bind,
-                "version_table": row.version_table,
-                "current": list(row.rows),
-            }
-            for row in adoption.before
-        ],
-        "files": [
-            {
-                "action": f.action,
-                "path": str(f.path),
-                "bind": f.bind,
-                "revision": f.revision,
-                "from": f.old if f.action == "write" else None,
-                "to": f.old if f.action == "archive" else None,
-            }
-            for f in adoption.files
-        ],
-        "stamps": [
-            {
-                "bind": s.bind,
-                "version_table": s.version_table,
-                "from": list(s.old),
-                "to": list(s.new),
-                "done": s.done,
-            }
-            for s in adoption.stamps
-        ],
-        "after": None if adoption.after is None else status_json(adoption.after, group)["binds"],
-        "planned": adoption.planned,
-    }

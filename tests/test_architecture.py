@@ -19,6 +19,7 @@ LAYERS = [
     "extension",
     "cli",
     "api",
+    "report_json",
     "report",
     "layout",
     "adopt",

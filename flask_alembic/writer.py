@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import graphlib
 import io
 import os
 import re
@@ -483,30 +484,28 @@ def _settle_depends(
             needs[b.name].update(new_owner[dep] for dep in final if dep in new_owner)
         needs[b.name].discard(b.name)
 
-    ordered: list[tuple[Bind, RevisionContext, list[Any]]] = []
-    waiting = list(prepared)
-    while waiting:
-        done = {b.name for b, _, _ in ordered}
-        ready = next((item for item in waiting if needs[item[0].name] <= done), None)
-        if ready is None:
-            # Name the binds of the cycle only, not those merely waiting on it: leave out,
-            # again and again, each bind that no other bind left waits for.
-            binds = [b.name for b, _, _ in waiting]
-            while leaves := [n for n in binds if not any(n in needs[o] for o in binds)]:
-                binds = [n for n in binds if n not in leaves]
-            tokens = ", ".join(f"--depend {d.token}" for d in depends if d.bind in binds)
-            raise RevisionError(
-                f"{tokens} would make the new revisions of binds "
-                f"{', '.join(repr(n) for n in binds)} depend on each other.",
-                hint=(
-                    "Write one bind's revision first with ",
-                    Command("revision", "MESSAGE", "--bind", binds[0]),
-                    f", then the others with --depend {binds[0]}@head.",
-                ),
-            )
-        ordered.append(ready)
-        waiting.remove(ready)
-    return ordered
+    position = {b.name: index for index, (b, _, _) in enumerate(prepared)}
+    sorter = graphlib.TopologicalSorter(needs)
+    try:
+        sorter.prepare()
+    except graphlib.CycleError as exc:
+        binds = sorted(set(exc.args[1]), key=position.__getitem__)
+        tokens = ", ".join(f"--depend {d.token}" for d in depends if d.bind in binds)
+        raise RevisionError(
+            f"{tokens} would make the new revisions of binds "
+            f"{', '.join(repr(n) for n in binds)} depend on each other.",
+            hint=(
+                "Write one bind's revision first with ",
+                Command("revision", "MESSAGE", "--bind", binds[0]),
+                f", then the others with --depend {binds[0]}@head.",
+            ),
+        ) from None
+    ordered: list[str] = []
+    while sorter.is_active():
+        ready = sorted(sorter.get_ready(), key=position.__getitem__)  # as the binds come
+        ordered.extend(ready)
+        sorter.done(*ready)
+    return [prepared[position[name]] for name in ordered]
 
 
 def _after(ids: tuple[str, ...], written: Iterable[tuple[str, tuple[str, ...]]]) -> tuple[str, ...]:

@@ -510,34 +510,11 @@ def revision(
             for item in written.revisions
         ]
         output.json(report_json.written_json(listed, written.skipped, extension.bind_of))
-        _warn_bare_bind_depends(output, extension, depend, written.revisions)
-        return
-    output = _output()
-    output.written(written.revisions, written.skipped)
-    _warn_bare_bind_depends(output, extension, depend, written.revisions)
-
-
-def _warn_bare_bind_depends(
-    output: Output, extension: AlembicAPI, depend: Sequence[str], written: Sequence[Any]
-) -> None:
-    """``--depend NAME`` with a bind's name names the revision carrying that label, the
-    bind's first: say so when a new file depends on it, as ``NAME@head`` was likely meant."""
-    from .plan import to_tuple
-
-    names = set(extension.registry.names)
-    for token in dict.fromkeys(t.strip() for t in depend):
-        if token not in names:
-            continue
-        first = extension.script.get_revision(token)
-        if first is None or not any(
-            first.revision in to_tuple(item.script.dependencies) for item in written
-        ):
-            continue
-        output.warning(
-            f"--depend {token} names revision {first.revision}, the first revision of bind "
-            f"{token!r} (it carries the label {token!r}), not its head. For the bind's head, "
-            f"write --depend {token}@head (or edit depends_on in the new file)."
-        )
+    else:
+        output = _output()
+        output.written(written.revisions, written.skipped)
+    for warning in written.warnings:
+        output.warning(warning)
 
 
 def _message_option(command: click.Command, *, required: bool = True) -> click.Command:

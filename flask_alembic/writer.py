@@ -87,6 +87,8 @@ class WrittenRevisions:
     revisions: list[WrittenRevision] = field(default_factory=list)
     #: Bind name -> why it was not compared with its database.
     skipped: dict[str, str] = field(default_factory=dict)
+    #: What the files hold that was likely not meant, one line each (``--depend NAME``).
+    warnings: list[str] = field(default_factory=list)
 
     @property
     def scripts(self) -> list[Script]:
@@ -285,6 +287,7 @@ def write_revisions(
         )
     if depends:
         prepared = _settle_depends(loader, depends, static_depends, prepared)
+        result.warnings.extend(_bare_bind_warnings(depends, prepared))
     _make_folders([(b, folders[b.name]) for b, _, _ in prepared])
     try:
         for b, rc, changes in prepared:
@@ -323,6 +326,8 @@ class _Depend:
     #: Whether it names heads (``BIND@head``, ``LABEL@heads``...): then a new revision this
     #: command writes for that bind, on top of those heads, takes their place.
     moving: bool
+    #: Whether it is a bind's name alone: the label of that bind's first revision.
+    bare: bool = False
 
 
 def _resolve_depends(loader: Loader, tokens: Iterable[str]) -> list[_Depend]:
@@ -373,7 +378,8 @@ def _resolve_depends(loader: Loader, tokens: Iterable[str]) -> list[_Depend]:
                 hint=f"Give a revision id, or every head of the bind as in --depend {owner}@heads.",
             ) from None
         moving = target in {"head", "heads"} or target.endswith(("@head", "@heads"))
-        depends.append(_Depend(token=token, bind=owner, ids=ids, moving=moving))
+        bare = token.strip() == owner and owner in by_name
+        depends.append(_Depend(token=token, bind=owner, ids=ids, moving=moving, bare=bare))
     return depends
 
 
@@ -506,6 +512,23 @@ def _settle_depends(
         ordered.extend(ready)
         sorter.done(*ready)
     return [prepared[position[name]] for name in ordered]
+
+
+def _bare_bind_warnings(
+    depends: Sequence[_Depend], prepared: Sequence[tuple[Bind, RevisionContext, list[Any]]]
+) -> list[str]:
+    """``--depend NAME`` with a bind's name names the revision carrying that label, the
+    bind's first: say so when a new file depends on it, as ``NAME@head`` was likely meant."""
+    chosen = {
+        dep for _, rc, _ in prepared for ms in rc.generated_revisions for dep in ms.depends_on or ()
+    }
+    return [
+        f"--depend {d.bind} names revision {d.ids[0]}, the first revision of bind "
+        f"{d.bind!r} (it carries the label {d.bind!r}), not its head. For the bind's head, "
+        f"write --depend {d.bind}@head (or edit depends_on in the new file)."
+        for d in {d.bind: d for d in depends if d.bare}.values()
+        if d.ids and d.ids[0] in chosen
+    ]
 
 
 def _after(ids: tuple[str, ...], written: Iterable[tuple[str, tuple[str, ...]]]) -> tuple[str, ...]:

@@ -351,6 +351,18 @@ def test_bare_bind_name_is_said(two: Project) -> None:
     assert header(result.stdout.strip())["depends_on"] == head["revision"]
     assert "Warning" not in result.stderr
     assert "BIND@head" in run(app, "revision", "--help").stdout
+    # The Python API says it too, in what it returns.
+    Path(result.stdout.strip()).unlink()
+    with app.app_context():
+        done = app.extensions["alembic"].write_revisions(
+            "z", bind="analytics", depend=["default"], empty=True
+        )
+    assert done.scripts[0].dependencies == two.first["default"]
+    assert done.warnings == [
+        f"--depend default names revision {two.first['default']}, the first revision "
+        "of bind 'default' (it carries the label 'default'), not its head. For the bind's "
+        "head, write --depend default@head (or edit depends_on in the new file)."
+    ]
 
 
 def test_dependency_bind_without_revisions(make_app: MakeApp, make_url: MakeURL) -> None:

@@ -616,6 +616,10 @@ def _migrate(
         raise click.UsageError("--output-dir goes with --sql.")
     if sql and as_json:
         raise click.UsageError("--sql prints SQL; it cannot be combined with --json.")
+    if sql and plan_only:
+        raise click.UsageError(
+            "--plan shows the steps and --sql their SQL: choose one (neither runs anything)."
+        )
     if sql and purge:
         raise click.UsageError(
             "--purge cannot be used with --sql: the SQL would not empty the version table."

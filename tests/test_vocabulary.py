@@ -632,3 +632,18 @@ def test_migrations_folder_one_word(make_app: MakeApp, make_url: MakeURL, tmp_pa
     assert f"The migrations folder {tmp_path / 'a-file'} is a file" in texts["a-file"]
     for name, text in texts.items():
         assert "directory" not in text.lower(), (name, text)
+
+
+def test_plan_and_sql_are_refused_together(make_app: MakeApp, make_url: MakeURL) -> None:
+    """--plan with --sql would print one of them silently: a usage error, nothing changed."""
+    urls = {"default": make_url(), "analytics": make_url()}
+    app = two_binds(make_app, urls)
+    assert run(app, "revision", "init").exit_code == 0
+    for command in ("upgrade", "downgrade", "stamp"):
+        result = run(app, command, "--plan", "--sql", "--bind", "default")
+        assert result.exit_code == 2, result.output
+        assert result.stderr.splitlines()[-1] == (
+            "Error: --plan shows the steps and --sql their SQL: choose one (neither runs anything)."
+        )
+        assert result.stdout == ""
+    assert version_rows(urls["default"]) == set() == version_rows(urls["analytics"])

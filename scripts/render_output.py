@@ -190,45 +190,42 @@ def _run(root: Path, command: str, mode: str | int) -> str:
     # Not text=True: its universal newlines would turn the live display's "\r" into "\n".
     text = done.stdout.decode()
     if mode != "plain":
-        text = _screen(text)
+        text = screen(text)
     text = text.replace(str(root), SHOWN_ROOT)
     text = re.sub(r"\b\d+\.\d\ds\b", "0.01s", text)
     return f"$ flask db {command}\n" + "\n".join(line.rstrip() for line in text.splitlines())
 
 
-def _screen(text: str) -> str:
-    """What stays on a terminal after ``text`` is written to it: a live display's lines,
-    erased at its end, are gone (a minimal terminal: new line, carriage return, cursor
-    up, erase line), and the colours removed."""
-    from rich.text import Text
-
-    lines = [""]
-    row = 0
-    column_zero = False
-    for token in re.split(r"(\x1b\[[0-9;?]*[A-Za-z]|\n|\r)", text):
+def screen(stream: str) -> str:
+    """What stays on a terminal once ``stream`` is written to it: the lines that remain
+    after Rich's live frames are erased (a minimal terminal: new line, carriage return,
+    cursor up, erase line), colours left out."""
+    lines: list[str] = [""]
+    row = column = 0
+    for token in re.split(r"(\x1b\[[0-9;?]*[A-Za-z]|\r|\n)", stream):
         if not token:
             continue
         if token == "\n":
-            row += 1
-            column_zero = False
+            row, column = row + 1, 0
             if row == len(lines):
                 lines.append("")
         elif token == "\r":
-            column_zero = True
+            column = 0
         elif token.startswith("\x1b["):
-            if token.endswith("A"):
-                row = max(0, row - int(token[2:-1] or 1))
-            elif token == "\x1b[2K":
+            code, count = token[-1], token[2:-1]
+            if code == "A":  # cursor up
+                row = max(row - int(count or 1), 0)
+            elif code == "K" and count == "2":  # erase the whole line
                 lines[row] = ""
-            elif token.endswith("m"):
-                lines[row] += token
-        elif column_zero:  # written over the line, from its start
-            plain = re.sub(r"\x1b\[[0-9;]*m", "", lines[row])
-            lines[row] = token + plain[len(token) :]
-            column_zero = False
+            elif code == "K":  # erase to the end of the line
+                lines[row] = lines[row][:column]
         else:
-            lines[row] += token
-    return Text.from_ansi("\n".join(lines).rstrip("\n")).plain
+            line = lines[row].ljust(column)
+            lines[row] = line[:column] + token + line[column + len(token) :]
+            column += len(token)
+    while lines and not lines[-1].strip():
+        lines.pop()
+    return "\n".join(line.rstrip() for line in lines)
 
 
 def render() -> dict[str, str]:

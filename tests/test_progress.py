@@ -7,6 +7,7 @@ import contextlib
 import io
 import os
 import re
+import runpy
 import select
 import signal
 import subprocess
@@ -71,6 +72,11 @@ def create_app():
 """
 
 ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")
+#: scripts/render_output.py's functions: its terminal emulation draws the docs' examples.
+_RENDER = runpy.run_path(
+    str(Path(__file__).resolve().parent.parent / "scripts" / "render_output.py")
+)
+_RENDER = runpy.run_path(str(Path(__file__).parent.parent / "scripts" / "render_output.py"))
 
 
 def write(
@@ -142,34 +148,10 @@ def flask(
 
 
 def screen(stream: str) -> list[str]:
-    """What a terminal shows once ``stream`` is written to it: the lines that remain after
-    Rich's live frames are erased (cursor up, erase line, carriage return), no colours."""
-    lines: list[str] = [""]
-    row = column = 0
-    for token in re.split(r"(\x1b\[[0-9;?]*[A-Za-z]|\r|\n)", stream):
-        if not token:
-            continue
-        if token == "\n":
-            row, column = row + 1, 0
-            if row == len(lines):
-                lines.append("")
-        elif token == "\r":
-            column = 0
-        elif token.startswith("\x1b["):
-            code, count = token[-1], token[2:-1]
-            if code == "A":  # cursor up
-                row = max(row - int(count or 1), 0)
-            elif code == "K" and count == "2":  # erase the whole line
-                lines[row] = ""
-            elif code == "K":  # erase to the end of the line
-                lines[row] = lines[row][:column]
-        else:
-            line = lines[row].ljust(column)
-            lines[row] = line[:column] + token + line[column + len(token) :]
-            column += len(token)
-    while lines and not lines[-1].strip():
-        lines.pop()
-    return [line.rstrip() for line in lines]
+    """What a terminal shows once ``stream`` is written to it (the emulation that
+    scripts/render_output.py draws docs/output.md's examples with), line by line."""
+    lines: list[str] = _RENDER["screen"](stream).splitlines()
+    return lines
 
 
 # -- the live display ticks -------------------------------------------------------

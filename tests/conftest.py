@@ -29,6 +29,29 @@ URL_ENV = {
 }
 DIALECTS = ["sqlite", "postgresql", "mysql"]
 
+#: A Flask app module for tests that run the real ``flask`` command in a subprocess: its
+#: ``create_app()`` makes the binds ``default`` and ``other`` from the ``URL_DEFAULT`` and
+#: ``URL_OTHER`` environment variables (those set), each with one table ``m``.
+URL_APP = """
+import os
+import sqlalchemy as sa
+from flask import Flask
+from flask_alembic import Alembic
+
+def create_app():
+    app = Flask(__name__)
+    engines = {
+        name: sa.create_engine(os.environ["URL_" + name.upper()])
+        for name in ("default", "other")
+        if "URL_" + name.upper() in os.environ
+    }
+    metadata = sa.MetaData()
+    sa.Table("m", metadata, sa.Column("id", sa.Integer, primary_key=True))
+    Alembic(app, engines=engines, metadatas=dict.fromkeys(engines, metadata))
+    return app
+"""
+
+
 MakeURL = Callable[..., str]
 
 

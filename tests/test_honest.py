@@ -17,6 +17,7 @@ from click.testing import Result
 from conftest import MakeApp
 from conftest import MakeURL
 from conftest import table_names
+from conftest import URL_APP
 from conftest import version_rows
 from flask import Flask
 
@@ -254,27 +255,7 @@ def test_offline_sql_never_connects(make_app: MakeApp, project: Path, tmp_path: 
 
 
 def _flask(project: Path, url_env: dict[str, str], *args: str) -> subprocess.Popen[str]:
-    app = textwrap.dedent(
-        """
-        import os
-        import sqlalchemy as sa
-        from flask import Flask
-        from flask_alembic import Alembic
-
-        def create_app():
-            app = Flask(__name__)
-            engines = {
-                name: sa.create_engine(os.environ["URL_" + name.upper()])
-                for name in ("default", "other")
-                if "URL_" + name.upper() in os.environ
-            }
-            metadata = sa.MetaData()
-            sa.Table("m", metadata, sa.Column("id", sa.Integer, primary_key=True))
-            Alembic(app, engines=engines, metadatas=dict.fromkeys(engines, metadata))
-            return app
-        """
-    )
-    (project / "sigapp.py").write_text(app)
+    (project / "sigapp.py").write_text(URL_APP)
     env = {**os.environ, **url_env, "FLASK_APP": "sigapp:create_app"}
     env.pop("FLASK_DEBUG", None)
     return subprocess.Popen(

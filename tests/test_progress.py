@@ -24,6 +24,7 @@ import pytest
 from conftest import MakeApp
 from conftest import MakeURL
 from conftest import table_names
+from conftest import URL_APP
 from conftest import version_rows
 
 from flask_alembic.executor import Event
@@ -52,24 +53,6 @@ def downgrade() -> None:
     pass
 '''
 
-APP = """
-import os
-import sqlalchemy as sa
-from flask import Flask
-from flask_alembic import Alembic
-
-def create_app():
-    app = Flask(__name__)
-    engines = {
-        name: sa.create_engine(os.environ["URL_" + name.upper()])
-        for name in ("default", "other")
-        if "URL_" + name.upper() in os.environ
-    }
-    metadata = sa.MetaData()
-    sa.Table("m", metadata, sa.Column("id", sa.Integer, primary_key=True))
-    Alembic(app, engines=engines, metadatas=dict.fromkeys(engines, metadata))
-    return app
-"""
 
 ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")
 #: scripts/render_output.py's functions: its terminal emulation draws the docs' examples.
@@ -133,7 +116,7 @@ def flask(
     stdout: int = subprocess.DEVNULL,
 ) -> subprocess.Popen[bytes]:
     """``flask db ARGS`` in a real process on the app above, with one URL per bind."""
-    (project / "progressapp.py").write_text(textwrap.dedent(APP))
+    (project / "progressapp.py").write_text(URL_APP)
     env = {k: v for k, v in os.environ.items() if not k.startswith(("FLASK_", "FORCE_COLOR"))}
     env.update({f"URL_{name.upper()}": url for name, url in urls.items()})
     env.update(FLASK_APP="progressapp:create_app", COLUMNS="80", LINES="40")

@@ -47,6 +47,7 @@ __all__ = [
     "failing_frame",
     "iter_scripts",
     "own_branch_labels",
+    "recording_operations",
     "resolved_dependencies",
     "revision_file_error",
     "revision_steps",
@@ -385,3 +386,51 @@ def stamp_steps(
 ) -> list[StampStep]:
     """The version-table edits that move ``heads`` to ``target`` without running code."""
     return list(view._stamp_revs(target or "base", heads))
+
+
+@contextmanager
+def recording_operations(
+    context: Any, record: Callable[[Callable[[Any], Any], Any], Any]
+) -> Iterator[Any]:
+    """Install, as ``alembic.op``, an ``Operations`` on ``context`` that hands every
+    operation it invokes, those of ``batch_alter_table()`` included, to
+    ``record(invoke, operation)``, which carries it out by calling ``invoke(operation)``.
+
+    Alembic builds operation objects and then invokes them; its ``Operations.context()``
+    installs a plain ``Operations``, so this installs its own (through the same private
+    proxy methods ``Operations.context()`` uses).
+    """
+    import contextlib
+    import sys
+
+    from alembic.operations import Operations
+
+    def recorded(operations: Any) -> None:
+        invoke = operations.invoke
+        vars(operations)["invoke"] = lambda operation: record(invoke, operation)
+
+    operations = Operations(context)
+    recorded(operations)
+    batch = operations.batch_alter_table
+
+    @contextmanager
+    def batch_alter_table(*args: Any, **kw: Any) -> Iterator[Any]:
+        manager = batch(*args, **kw)
+        batch_operations = manager.__enter__()
+        recorded(batch_operations)
+        try:
+            yield batch_operations
+        except BaseException:
+            manager.__exit__(*sys.exc_info())
+            raise
+        # The batch's statements are emitted here. Offline, a table rebuilt on SQLite
+        # needs the reflection offline mode cannot do; the operations are recorded.
+        with contextlib.suppress(Exception):
+            manager.__exit__(None, None, None)
+
+    vars(operations)["batch_alter_table"] = batch_alter_table
+    operations._install_proxy()
+    try:
+        yield operations
+    finally:
+        operations._remove_proxy()

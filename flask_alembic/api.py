@@ -33,6 +33,7 @@ from flask import g
 
 from . import config
 from . import migrate as migration
+from .errors import Command
 from .errors import ConfigurationError
 from .errors import RevisionError
 from .errors import VersionTableMismatchError
@@ -63,6 +64,7 @@ if TYPE_CHECKING:
 
     from .adopt import Adoption
     from .executor import EventCallback
+    from .lint import LintReport
     from .writer import RevisionOptions
     from .writer import WrittenRevisions
 
@@ -922,6 +924,88 @@ class AlembicAPI:
             x_arguments=x_arguments,
             lock=lock,
         )
+
+    # -- linting --------------------------------------------------------------------------
+
+    def lint(self, *revisions: str, bind: BindArg = None, all: bool = False) -> LintReport:
+        """Find unsafe migrations: each revision runs in offline mode for its bind's
+        dialect, and its operations and their SQL are checked against the rules.
+
+        By default the revisions ``upgrade`` would run on each selected bind (their
+        current revisions are read); ``all=True`` lints every revision of those binds;
+        named ``revisions`` (ids, prefixes, symbols such as ``"stats@head"``) lint those.
+        """
+        loader = self._loader
+        names = [b.name for b in self._select(bind)]
+        wanted: dict[str, list[str]] = {name: [] for name in names}
+        if revisions and all:
+            raise RevisionError(
+                "Name revisions to lint, or lint them all, not both.",
+                hint="Drop the revisions, or drop --all.",
+            )
+        if revisions:
+            for spelled in revisions:
+                owner, rev_id = self._lint_target(spelled, names, explicit=bind is not None)
+                if rev_id not in wanted.setdefault(owner, []):
+                    wanted[owner].append(rev_id)
+        elif all:
+            for name in names:
+                view = loader.runtimes[name].script
+                ordered = reversed(list(view.walk_revisions("base", "heads")))
+                wanted[name] = [script.revision for script in ordered]
+        else:
+            for step in self.plan("upgrade", "heads", bind).steps:
+                if step.revision is not None:
+                    wanted[step.bind].append(step.revision)
+        return self._lint(wanted)
+
+    def lint_plan(self, plan: Plan) -> LintReport:
+        """The findings of the revisions an upgrade ``plan`` runs (a downgrade runs
+        ``downgrade()`` functions, which are not linted: the report is empty)."""
+        wanted: dict[str, list[str]] = {}
+        if plan.direction == "upgrade":
+            for step in plan.steps:
+                if step.revision is not None:
+                    wanted.setdefault(step.bind, []).append(step.revision)
+        return self._lint(wanted)
+
+    def _lint_target(
+        self, spelled: str, names: Sequence[str], *, explicit: bool
+    ) -> tuple[str, str]:
+        """The bind and full id of a revision named on ``lint``'s command line."""
+        from .loader import command_error
+
+        loader = self._loader
+        try:
+            found = loader.script_directory.get_revisions(spelled)
+        except command_error() as exc:
+            raise RevisionError(
+                f"Cannot lint {spelled!r}: {exc}",
+                revision=spelled,
+                hint=("Run ", Command("log"), " to see the revisions."),
+            ) from None
+        scripts = [s for s in found if s is not None]
+        if len(scripts) != 1:
+            raise RevisionError(
+                f"{spelled!r} names {len(scripts)} revisions; lint takes one per argument.",
+                revision=spelled,
+                hint="Name each revision by its id.",
+            )
+        rev_id = scripts[0].revision
+        owner = loader.bind_of(rev_id)
+        if owner not in names:
+            raise RevisionError(
+                f"Revision {rev_id} belongs to bind {owner!r}, which is not selected.",
+                revision=rev_id,
+                bind=owner,
+                hint=f"Add --bind {owner}, or drop --bind." if explicit else None,
+            )
+        return owner, rev_id
+
+    def _lint(self, wanted: Mapping[str, Sequence[str]]) -> LintReport:
+        from .lint import lint_revisions
+
+        return lint_revisions(self._loader.runtimes, wanted)
 
 
 def _is_script(value: object) -> bool:

@@ -27,6 +27,7 @@ LAYERS = [
     "writer",
     "status",
     "drift",
+    "lint",
     "executor",
     "loader",
     "environment",
@@ -44,6 +45,8 @@ LAYERS = [
     "plan",
     "redact",
     "losses",
+    "lint_sql",
+    "lint_rules",
     "_collector",
 ]
 

@@ -395,6 +395,8 @@ def recording_operations(
     """Install, as ``alembic.op``, an ``Operations`` on ``context`` that hands every
     operation it invokes, those of ``batch_alter_table()`` included, to
     ``record(invoke, operation)``, which carries it out by calling ``invoke(operation)``.
+    The end of a batch, which emits the SQL of its operations, comes as the operation
+    ``None``.
 
     Alembic builds operation objects and then invokes them; its ``Operations.context()``
     installs a plain ``Operations``, so this installs its own (through the same private
@@ -423,10 +425,11 @@ def recording_operations(
         except BaseException:
             manager.__exit__(*sys.exc_info())
             raise
-        # The batch's statements are emitted here. Offline, a table rebuilt on SQLite
-        # needs the reflection offline mode cannot do; the operations are recorded.
+        # The batch's statements are emitted here, for operations already recorded: handed
+        # to ``record`` as the operation ``None``. Offline, a table rebuilt on SQLite needs
+        # the reflection offline mode cannot do; the operations are recorded all the same.
         with contextlib.suppress(Exception):
-            manager.__exit__(None, None, None)
+            record(lambda _: manager.__exit__(None, None, None), None)
 
     vars(operations)["batch_alter_table"] = batch_alter_table
     operations._install_proxy()

@@ -1003,8 +1003,14 @@ class AlembicAPI:
         return owner, rev_id
 
     def _lint(self, wanted: Mapping[str, Sequence[str]]) -> LintReport:
+        from . import lint_sql
         from .lint import lint_revisions
 
+        if not lint_sql.available():
+            raise ConfigurationError(
+                "Linting migrations needs a SQL parser, which is not installed.",
+                hint="pip install 'Flask-Alembic[lint]' (it installs sqlglot).",
+            )
         return lint_revisions(self._loader.runtimes, wanted)
 
 

@@ -141,11 +141,15 @@ class _Statements(io.StringIO):
 
 @dataclass
 class _Seen:
-    """What one revision's ``upgrade()`` did offline."""
+    """What one revision's ``upgrade()`` did offline, in order: each operation with the
+    SQL it emitted, and SQL emitted outside any operation (``None`` in its place: a
+    connection's ``execute()``, an ``autocommit_block()``'s COMMIT)."""
 
-    operations: list[tuple[MigrateOperation, list[str]]]
+    events: list[tuple[MigrateOperation | None, list[str]]]
     error: BaseException | None = None
     module: ModuleType | None = None
+    #: The module's ``lint_allow``, read before its code ran.
+    allow: Any = None
 
 
 class _Recorder:
@@ -155,21 +159,50 @@ class _Recorder:
         self.buffer = buffer
         self.seen = _Seen([])
         self._depth = 0
+        self._mark = 0
 
-    def __call__(self, invoke: Any, operation: MigrateOperation) -> Any:
+    def start(self) -> _Seen:
+        self.seen = _Seen([])
+        self._mark = len(self.buffer.statements)
+        return self.seen
+
+    def loose(self) -> None:
+        """Keep the SQL emitted since the last operation, outside any."""
+        emitted = self.buffer.statements[self._mark :]
+        if emitted:
+            self.seen.events.append((None, emitted))
+        self._mark = len(self.buffer.statements)
+
+    def __call__(self, invoke: Any, operation: MigrateOperation | None) -> Any:
         if self._depth:  # an operation carried out with others: the outer one counts
             return invoke(operation)
-        start = len(self.buffer.statements)
+        from alembic.operations import ops
+
+        self.loose()
+        if operation is None:  # a batch's end: the SQL of operations recorded already
+            try:
+                return invoke(operation)
+            finally:
+                self._mark = len(self.buffer.statements)
         self._depth += 1
         try:
             return invoke(operation)
+        except sa.exc.CompileError:
+            # Offline mode renders values as literals, which fails for an untyped
+            # ``sa.table()`` column; the construct itself says what it changes.
+            if not isinstance(operation, ops.ExecuteSQLOp):
+                raise
+            return None
         finally:
             self._depth -= 1
-            self.seen.operations.append((operation, self.buffer.statements[start:]))
+            self.seen.events.append((operation, self.buffer.statements[self._mark :]))
+            self._mark = len(self.buffer.statements)
 
 
 def _run_offline(runtime: BindRuntime, scripts: Sequence[Script]) -> Iterable[tuple[Script, _Seen]]:
     """Run each script's ``upgrade()`` in offline mode on the bind's dialect."""
+    import contextlib
+
     from alembic.runtime.environment import EnvironmentContext
 
     from . import _alembic_compat as compat
@@ -191,12 +224,16 @@ def _run_offline(runtime: BindRuntime, scripts: Sequence[Script]) -> Iterable[tu
         )
         with compat.recording_operations(env.get_context(), recorder):
             for script in scripts:
-                recorder.seen = seen = _Seen([])
+                seen = recorder.start()
                 try:
                     seen.module = script.module
-                    seen.module.upgrade()
-                except Exception as exc:
+                    seen.allow = getattr(seen.module, "lint_allow", None)
+                    # What a revision prints is not the linter's output (--json).
+                    with contextlib.redirect_stdout(io.StringIO()):
+                        seen.module.upgrade()
+                except (Exception, SystemExit) as exc:
                     seen.error = exc
+                recorder.loose()
                 yield script, seen
 
 
@@ -204,25 +241,40 @@ def _run_offline(runtime: BindRuntime, scripts: Sequence[Script]) -> Iterable[tu
 
 
 def _facts(
-    operation: MigrateOperation, statements: Sequence[str], dialect: sa.Dialect
+    operation: MigrateOperation | None, statements: Sequence[str], dialect: sa.Dialect
 ) -> list[Fact]:
     from alembic.operations import ops
 
+    if operation is None:  # SQL emitted outside any operation
+        return lint_sql.facts("".join(statements), dialect.name)
     if isinstance(operation, ops.ExecuteSQLOp):
-        text = "".join(statements) or str(operation.sqltext)
-        if not lint_sql.available():
-            return [Fact("unknown", sql=text.strip())]
-        return lint_sql.facts(text, dialect.name)
+        if statements:
+            return lint_sql.facts("".join(statements), dialect.name)
+        return _construct_facts(operation.sqltext)
     if isinstance(operation, ops.CreateTableOp):
-        return [Fact("create-table", table=operation.table_name)]
+        return [Fact("create-table", table=operation.table_name, schema=operation.schema)]
     if isinstance(operation, ops.DropTableOp):
-        return [Fact("drop-table", table=operation.table_name)]
+        return [Fact("drop-table", table=operation.table_name, schema=operation.schema)]
     if isinstance(operation, ops.RenameTableOp):
-        return [Fact("rename-table", table=operation.table_name, detail=operation.new_table_name)]
+        return [
+            Fact(
+                "rename-table",
+                table=operation.table_name,
+                schema=operation.schema,
+                detail=operation.new_table_name,
+            )
+        ]
     if isinstance(operation, ops.AddColumnOp):
-        return [_add_column(operation, dialect)]
+        return _add_column(operation, dialect)
     if isinstance(operation, ops.DropColumnOp):
-        return [Fact("drop-column", table=operation.table_name, name=operation.column_name)]
+        return [
+            Fact(
+                "drop-column",
+                table=operation.table_name,
+                schema=operation.schema,
+                name=operation.column_name,
+            )
+        ]
     if isinstance(operation, ops.AlterColumnOp):
         return _alter_column(operation, dialect)
     if isinstance(operation, ops.CreateIndexOp):
@@ -231,7 +283,8 @@ def _facts(
             Fact(
                 "create-index",
                 table=operation.table_name,
-                name=operation.index_name,
+                schema=operation.schema,
+                name=_text(operation.index_name),
                 online=bool(operation.kw.get("postgresql_concurrently")),
                 index_kind=prefix.upper() if prefix.upper() in {"FULLTEXT", "SPATIAL"} else None,
             )
@@ -241,7 +294,8 @@ def _facts(
             Fact(
                 "drop-index",
                 table=operation.table_name,
-                name=operation.index_name,
+                schema=operation.schema,
+                name=_text(operation.index_name),
                 online=bool(operation.kw.get("postgresql_concurrently")),
             )
         ]
@@ -250,18 +304,51 @@ def _facts(
             Fact(
                 "add-foreign-key",
                 table=operation.source_table,
+                schema=operation.kw.get("source_schema"),
                 name=_text(operation.constraint_name),
                 online=bool(operation.kw.get("postgresql_not_valid")),
             )
         ]
     if isinstance(operation, ops.CreateUniqueConstraintOp):
         return [
-            Fact("add-unique", table=operation.table_name, name=_text(operation.constraint_name))
+            Fact(
+                "add-unique",
+                table=operation.table_name,
+                schema=operation.schema,
+                name=_text(operation.constraint_name),
+            )
+        ]
+    if isinstance(operation, ops.CreatePrimaryKeyOp):
+        return [
+            Fact(
+                "add-unique",
+                table=operation.table_name,
+                schema=operation.schema,
+                name=_text(operation.constraint_name),
+                index_kind="PRIMARY KEY",
+            )
         ]
     if isinstance(operation, ops.BulkInsertOp):
         table = getattr(operation.table, "name", None)
         return [Fact("data", table=table, detail="INSERT")]
-    return [Fact("other-ddl", table=getattr(operation, "table_name", None))]
+    return [
+        Fact(
+            "other-ddl",
+            table=getattr(operation, "table_name", None),
+            schema=getattr(operation, "schema", None),
+        )
+    ]
+
+
+def _construct_facts(construct: Any) -> list[Fact]:
+    """What an ``op.execute()`` construct that could not be rendered changes."""
+    from sqlalchemy.sql import dml
+
+    if isinstance(construct, dml.UpdateBase):
+        table = getattr(construct, "table", None)
+        verb = type(construct).__name__.upper()
+        return [Fact("data", table=getattr(table, "name", None), detail=verb)]
+    return [Fact("unknown", sql=type(construct).__name__)]
 
 
 def _text(name: object) -> str | None:
@@ -269,8 +356,9 @@ def _text(name: object) -> str | None:
     return name if isinstance(name, str) and name else None
 
 
-def _add_column(operation: Any, dialect: sa.Dialect) -> Fact:
+def _add_column(operation: Any, dialect: sa.Dialect) -> list[Fact]:
     column: sa.Column[Any] = operation.column
+    table, schema = operation.table_name, operation.schema
     default = column.server_default
     volatile = None
     unreadable = None
@@ -280,39 +368,65 @@ def _add_column(operation: Any, dialect: sa.Dialect) -> Fact:
         volatile = "a generated column"
     elif isinstance(default, sa.DefaultClause):
         arg = default.arg
-        text = arg if isinstance(arg, str) else str(arg.compile(dialect=dialect))
         if isinstance(arg, str):
             text = "'" + arg.replace("'", "''") + "'"  # Alembic quotes a plain string
+        else:
+            text = str(arg.compile(dialect=dialect))
         try:
-            if not lint_sql.available():
-                raise ValueError(text)
             volatile = lint_sql.volatile_default(text, dialect.name)
         except ValueError:
-            unreadable = text
-    return Fact(
-        "add-column",
-        table=operation.table_name,
-        name=column.name,
-        not_null=column.nullable is False,
-        has_default=default is not None or column.identity is not None,
-        volatile=volatile,
-        sql=unreadable,
-    )
+            unreadable = "server default"
+    found = [
+        Fact(
+            "add-column",
+            table=table,
+            schema=schema,
+            name=column.name,
+            not_null=column.nullable is False,
+            has_default=_real_default(default) or column.identity is not None,
+            volatile=volatile,
+            sql=unreadable,
+        )
+    ]
+    # What the column brings with it: Alembic emits these after the ADD COLUMN.
+    if column.index:
+        found.append(Fact("create-index", table=table, schema=schema, name=None))
+    if column.unique:
+        found.append(Fact("add-unique", table=table, schema=schema, name=None))
+    if column.foreign_keys:
+        found.append(Fact("add-foreign-key", table=table, schema=schema, name=None))
+    return found
+
+
+def _real_default(default: Any) -> bool:
+    """Whether a server default gives rows a value (``DEFAULT NULL`` gives none)."""
+    if default is None:
+        return False
+    arg = getattr(default, "arg", None)
+    text = arg if isinstance(arg, str) else getattr(arg, "text", None)
+    # A plain string is quoted ('NULL', a value); text("NULL") is the SQL NULL.
+    return isinstance(arg, str) or not (isinstance(text, str) and text.strip().upper() == "NULL")
 
 
 def _alter_column(operation: Any, dialect: sa.Dialect) -> list[Fact]:
+    found = [replace(f, schema=operation.schema) for f in _column_changes(operation, dialect)]
+    return found or [Fact("other-ddl", table=operation.table_name, schema=operation.schema)]
+
+
+def _column_changes(operation: Any, dialect: sa.Dialect) -> list[Fact]:
     table, name = operation.table_name, operation.column_name
     found: list[Fact] = []
     if operation.modify_name is not None and operation.modify_name != name:
         found.append(Fact("rename-column", table=table, name=name, detail=operation.modify_name))
     new_type = _instance(operation.modify_type)
-    if new_type is not None and not _widens(_instance(operation.existing_type), new_type, dialect):
+    old_type = _instance(operation.existing_type)
+    if new_type is not None and not _widens(operation, old_type, new_type, dialect):
         found.append(
             Fact("change-type", table=table, name=name, detail=new_type.compile(dialect=dialect))
         )
     if operation.modify_nullable is False:
         found.append(Fact("set-not-null", table=table, name=name))
-    return found or [Fact("other-ddl", table=table)]
+    return found
 
 
 def _instance(type_: Any) -> Any:
@@ -320,20 +434,26 @@ def _instance(type_: Any) -> Any:
     return type_() if isinstance(type_, type) else type_
 
 
-def _widens(old: Any, new: Any, dialect: sa.Dialect) -> bool:
-    """Whether PostgreSQL makes the change without rewriting the table: a longer
-    VARCHAR, or VARCHAR to TEXT (the same collation, no enum)."""
+def _widens(operation: Any, old: Any, new: Any, dialect: sa.Dialect) -> bool:
+    """Whether PostgreSQL makes the change without rewriting the table: a VARCHAR made
+    longer or turned into TEXT, with the same collation and no ``USING``."""
     if family(dialect.name) != "postgresql" or old is None:
         return False
-    if not (isinstance(old, sa.String) and isinstance(new, sa.String)):
+    if operation.kw.get("postgresql_using"):
         return False
-    if isinstance(old, sa.Enum) or isinstance(new, sa.Enum):
+    if type(old) not in _VARCHARS or getattr(old, "collation", None) != getattr(
+        new, "collation", None
+    ):
         return False
-    if getattr(old, "collation", None) != getattr(new, "collation", None):
-        return False
-    if new.length is None:
+    if type(new) in _TEXTS:
         return True
-    return old.length is not None and new.length >= old.length
+    if type(new) not in _VARCHARS:
+        return False
+    return new.length is None or (old.length is not None and new.length >= old.length)
+
+
+_VARCHARS = (sa.String, sa.VARCHAR, sa.Unicode, sa.NVARCHAR)
+_TEXTS = (sa.Text, sa.TEXT, sa.UnicodeText)
 
 
 # -- judging -------------------------------------------------------------------------------
@@ -342,6 +462,7 @@ def _widens(old: Any, new: Any, dialect: sa.Dialect) -> bool:
 _DDL = frozenset(
     {
         "drop-table",
+        "drop-schema",
         "rename-table",
         "add-column",
         "drop-column",
@@ -360,52 +481,67 @@ _DDL = frozenset(
 class _Judgement:
     """The rules applied to one revision's facts, in order."""
 
-    def __init__(self, dialect: str, guarded: bool) -> None:
+    def __init__(self, dialect: str, configured: bool) -> None:
         self.dialect = dialect
         self.family = family(dialect)
-        self.created: set[str] = set()
+        #: ``(schema, table)`` of the tables this revision creates: empty, nobody uses them.
+        self.created: set[tuple[str | None, str]] = set()
         self.found: list[tuple[str, str]] = []
-        #: Whether a lock timeout is in force (configured, or SET by the revision).
-        self.guarded = guarded
+        #: Whether the bind's or the revision's ``timeouts`` set a lock timeout.
+        self.configured = configured
+        #: A lock timeout the revision SET itself: ``"local"`` (until the transaction
+        #: ends), ``"session"``, or ``None``.
+        self.set_by_revision: str | None = None
         self.unguarded: str | None = None
         self.schema_change: str | None = None
         self.data_change: str | None = None
+
+    @property
+    def guarded(self) -> bool:
+        return self.configured or self.set_by_revision is not None
 
     def fire(self, rule: str, message: str) -> None:
         if RULES[rule].applies_to(self.dialect):
             self.found.append((rule, message))
 
-    def existing(self, table: str | None) -> bool:
-        return table is None or table.lower() not in self.created
+    def existing(self, fact: Fact) -> bool:
+        return fact.table is None or (fact.schema, fact.table) not in self.created
 
     def fact(self, fact: Fact) -> None:
-        kind, table = fact.kind, fact.table
-        on = f" of table {table!r}" if table else ""
-        if kind == "create-table" and table:
-            self.created.add(table.lower())
+        kind = fact.kind
+        if kind == "create-table" and fact.table:
+            self.created.add((fact.schema, fact.table))
             return
         if kind == "set":
             self._setting(fact)
             return
+        if kind == "commit":
+            if self.set_by_revision == "local":
+                self.set_by_revision = None  # SET LOCAL ends with its transaction
+            return
         if kind == "unknown":
-            self.fire("raw-sql", f"runs SQL that was not analysed: {_short(fact.sql or '')}")
+            self.fire("raw-sql", f"runs SQL that was not analysed ({fact.sql or 'unreadable'})")
             return
         if kind == "data":
-            if self.existing(table) and self.data_change is None:
-                self.data_change = f"{fact.detail or 'changes rows'} {table or ''}".strip()
+            if self.existing(fact) and self.data_change is None:
+                self.data_change = f"{fact.detail or 'changes rows'} {fact.where or ''}".strip()
             return
-        if kind not in _DDL or not self.existing(table):
+        if kind not in _DDL or not self.existing(fact):
             return
-        self._ddl(fact, on)
+        self._ddl(fact)
         if self.schema_change is None:
             self.schema_change = _describe(fact)
         if self.family == "postgresql" and not self.guarded and self.unguarded is None:
             self.unguarded = _describe(fact)
 
-    def _ddl(self, fact: Fact, on: str) -> None:
-        kind, table, name = fact.kind, fact.table, fact.name
+    def _ddl(self, fact: Fact) -> None:
+        kind, table, name = fact.kind, fact.where, fact.name
+        on = f" of table {table!r}" if table else ""
         if kind == "drop-table":
             self.fire("drop-table", f"drops table {table!r}")
+        elif kind == "drop-schema":
+            what = (fact.detail or "schema").lower()
+            self.fire("drop-table", f"drops {what} {fact.table!r} and every table in it")
         elif kind == "rename-table":
             self.fire("rename-table", f"renames table {table!r} to {fact.detail!r}")
         elif kind == "drop-column":
@@ -419,42 +555,49 @@ class _Judgement:
         elif kind == "set-not-null":
             self.fire("set-not-null", f"makes column {name!r}{on} NOT NULL")
         elif kind == "add-column":
-            if fact.not_null and not fact.has_default:
-                self.fire(
-                    "add-not-null-column",
-                    f"adds NOT NULL column {name!r} without a server default to table {table!r}",
-                )
-            if fact.volatile:
-                self.fire(
-                    "add-column-volatile-default",
-                    f"adds column {name!r} to table {table!r} with a default computed per "
-                    f"row ({fact.volatile})",
-                )
-            if fact.sql:
-                self.fire("raw-sql", f"the default of column {name!r}{on} was not analysed")
+            self._add_column(fact, on)
         elif kind == "create-index":
+            what = f"index {name!r}" if name else "an index"
             if self.family == "postgresql" and not fact.online:
-                self.fire(
-                    "create-index-blocking", f"creates index {name!r}{on} without CONCURRENTLY"
-                )
+                self.fire("create-index-blocking", f"creates {what}{on} without CONCURRENTLY")
             elif self.family == "mysql" and fact.index_kind:
-                self.fire("create-index-blocking", f"creates {fact.index_kind} index {name!r}{on}")
+                self.fire("create-index-blocking", f"creates a {fact.index_kind} {what}{on}")
         elif kind == "drop-index":
+            what = f"index {name!r}" if name else "an index"
             if self.family == "postgresql" and not fact.online:
-                self.fire("drop-index-blocking", f"drops index {name!r}{on} without CONCURRENTLY")
+                self.fire("drop-index-blocking", f"drops {what}{on} without CONCURRENTLY")
         elif kind == "add-foreign-key":
             if not fact.online:
                 what = f"foreign key {name!r}" if name else "a foreign key"
                 self.fire("add-foreign-key-validating", f"adds {what}{on} without NOT VALID")
         elif kind == "add-unique":
-            what = f"unique constraint {name!r}" if name else "a unique constraint"
+            noun = "primary key" if fact.index_kind == "PRIMARY KEY" else "unique constraint"
+            what = f"{noun} {name!r}" if name else f"a {noun}"
             self.fire("add-unique-constraint", f"adds {what}{on}")
+
+    def _add_column(self, fact: Fact, on: str) -> None:
+        name, table = fact.name, fact.where
+        if fact.not_null and not fact.has_default:
+            self.fire(
+                "add-not-null-column",
+                f"adds NOT NULL column {name!r} without a server default to table {table!r}",
+            )
+        if fact.volatile:
+            self.fire(
+                "add-column-volatile-default",
+                f"adds column {name!r} to table {table!r} with a default computed per "
+                f"row ({fact.volatile})",
+            )
+        if fact.sql:
+            self.fire("raw-sql", f"the default of column {name!r}{on} was not analysed")
 
     def _setting(self, fact: Fact) -> None:
         if (fact.name or "").lower() != "lock_timeout":
             return
-        value = (fact.detail or "").strip().strip("'\"").lower()
-        self.guarded = value not in {"0", "default", ""}
+        if _no_timeout(fact.detail):
+            self.set_by_revision = None
+        else:
+            self.set_by_revision = "local" if fact.local else "session"
 
     def end(self, seen: _Seen) -> None:
         if self.data_change and self.schema_change:
@@ -476,9 +619,22 @@ class _Judgement:
             )
 
 
+def _no_timeout(value: str | None) -> bool:
+    """Whether a ``lock_timeout`` value turns the timeout off: ``DEFAULT``/``RESET`` (the
+    server's default, which is off unless configured), or zero in any unit."""
+    if value is None:
+        return True
+    text = value.strip().strip("'\"").lower()
+    number = text.rstrip("abcdefghijklmnopqrstuvwxyz ")
+    try:
+        return float(number) == 0
+    except ValueError:
+        return text in {"", "default"}
+
+
 def _describe(fact: Fact) -> str:
     words = fact.kind.replace("-", " ")
-    target = ".".join(x for x in (fact.table, fact.name) if x)
+    target = ".".join(x for x in (fact.where, fact.name) if x)
     return f"{words} {target}".strip() if target else words
 
 
@@ -510,7 +666,7 @@ def _does_nothing(function: Any) -> bool:
 def _judge(runtime: BindRuntime, script: Script, seen: _Seen, guarded: Any) -> list[Finding]:
     dialect = runtime.bind.engine.dialect
     judgement = _Judgement(dialect.name, bool(guarded(seen.module)) if guarded else False)
-    for operation, statements in seen.operations:
+    for operation, statements in seen.events:
         for fact in _facts(operation, statements, dialect):
             judgement.fact(fact)
     judgement.end(seen)
@@ -528,14 +684,15 @@ def _judge(runtime: BindRuntime, script: Script, seen: _Seen, guarded: Any) -> l
         )
         for rule, message in judgement.found
     ]
-    return _apply_allowances(findings, seen.module, dialect.name, bind, script)
+    return _apply_allowances(findings, seen.allow, dialect.name, bind, script)
 
 
 def _apply_allowances(
-    findings: list[Finding], module: ModuleType | None, dialect: str, bind: str, script: Script
+    findings: list[Finding], raw: Any, dialect: str, bind: str, script: Script
 ) -> list[Finding]:
-    """Mark what ``lint_allow`` accepts; report its entries that are wrong or unused."""
-    raw = getattr(module, "lint_allow", None) if module is not None else None
+    """Mark what ``lint_allow`` (``raw``) accepts; report its entries that are wrong or
+    unused. A rule that does not apply to the bind's dialect is neither: the same file
+    may be linted on SQLite in development and run on PostgreSQL in production."""
     if raw is None:
         return findings
     notes: list[tuple[str, str]] = []

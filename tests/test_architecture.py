@@ -30,6 +30,7 @@ LAYERS = [
     "executor",
     "loader",
     "environment",
+    "timeouts",
     "locking",
     "lockfile",
     "planner",

@@ -146,13 +146,14 @@ class StepTimeouts:
             key = "lock_wait_timeout"
         else:
             return ""
-        what = (
-            "to run"
-            if key == "statement_timeout"
-            else "for a lock another session holds (an open transaction that used the table)"
-        )
+        if key == "statement_timeout":
+            why = "before the statement finished;"
+        else:
+            why = (
+                "waiting for a lock another session holds, such as an open transaction that "
+                "used the table; run it again when the database is quieter, or"
+            )
         return (
-            f" ({key} {self.in_force[key]:g}s: the step waited longer than that {what}; "
-            "run it again when the database is quieter, or give the revision a "
-            f"longer one with timeouts = {{{key!r}: ...}} in its file)"
+            f" (the {key} of {self.in_force[key]:g}s ran out {why} set a longer one for this "
+            f"revision: timeouts = {{{key!r}: ...}} in its file)"
         )

@@ -99,16 +99,22 @@ def make_app(
 
 
 @contextmanager
-def holder(url: str, *statements: str) -> Iterator[sa.Connection]:
-    """A second connection running ``statements`` in a transaction it keeps open; closed
-    (releasing its locks) on the way out, whatever happens."""
+def holder(url: str, *statements: str, release_after: float = 15) -> Iterator[sa.Connection]:
+    """A second connection running ``statements`` in a transaction it keeps open for
+    ``release_after`` seconds at most (a broken timeout fails the test instead of hanging
+    it); closed, releasing its locks, on the way out, whatever happens."""
     engine = sa.create_engine(url)
     connection = engine.connect()
+    release = threading.Timer(release_after, connection.rollback)
     try:
         for sql in statements:
             connection.exec_driver_sql(sql)
+        release.start()
         yield connection
     finally:
+        release.cancel()
+        if release.is_alive():
+            release.join()
         connection.close()
         engine.dispose()
 
@@ -175,17 +181,11 @@ def test_postgresql_override_lifts_lock_timeout(project: Path, make_url: MakeURL
     with make_app(project, url, {"lock_timeout": 1}, override=override) as (app, alembic, _):
         with app.app_context():
             alembic.upgrade("a1")
-        with holder(url, "SELECT * FROM t") as connection:
-            release = threading.Timer(2.5, connection.rollback)
-            release.start()
-            try:
-                started = time.monotonic()
-                with app.app_context():
-                    alembic.upgrade()
-                elapsed = time.monotonic() - started
-            finally:
-                release.cancel()
-                release.join()
+        with holder(url, "SELECT * FROM t", release_after=2.5):
+            started = time.monotonic()
+            with app.app_context():
+                alembic.upgrade()
+            elapsed = time.monotonic() - started
     assert elapsed > 2, elapsed
     assert version_rows(url) == {"b2"}
     assert columns(url) == ["id", "x"]
@@ -319,17 +319,11 @@ def test_mysql_override_lifts_lock_wait_timeout(project: Path, make_url: MakeURL
     ):
         with app.app_context():
             alembic.upgrade("a1")
-        with holder(url, "BEGIN", "SELECT * FROM t") as connection:
-            release = threading.Timer(2.5, connection.rollback)
-            release.start()
-            try:
-                started = time.monotonic()
-                with app.app_context():
-                    alembic.upgrade()
-                elapsed = time.monotonic() - started
-            finally:
-                release.cancel()
-                release.join()
+        with holder(url, "BEGIN", "SELECT * FROM t", release_after=2.5):
+            started = time.monotonic()
+            with app.app_context():
+                alembic.upgrade()
+            elapsed = time.monotonic() - started
     assert elapsed > 2, elapsed
     assert version_rows(url) == {"b2"}
 

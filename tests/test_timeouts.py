@@ -249,6 +249,30 @@ def test_postgresql_timeouts_end_with_the_step(project: Path, make_url: MakeURL)
     assert version_rows(url) == {"b2"}
 
 
+def test_postgresql_autocommit_block(project: Path, make_url: MakeURL) -> None:
+    """As documented: autocommit_block() commits the step's SET LOCAL values away; the
+    block and the rest of the step run with the server's own settings."""
+    url = make_url("postgresql")
+    body = "\n    ".join(
+        [
+            'show = lambda: op.get_bind().exec_driver_sql("SHOW lock_timeout").scalar()',
+            "before = show()",
+            "with op.get_context().autocommit_block():",
+            "    inside = show()",
+            "after = show()",
+            'op.execute("CREATE TABLE seen (before text, inside text, after text)")',
+            "op.execute(f\"INSERT INTO seen VALUES ('{before}', '{inside}', '{after}')\")",
+        ]
+    )
+    with make_app(project, url, {"lock_timeout": 3}, body=body) as (app, alembic, engine):
+        with app.app_context():
+            alembic.upgrade()
+        with engine.connect() as connection:
+            seen = connection.exec_driver_sql("SELECT * FROM seen").one()
+    assert tuple(seen) == ("3s", "0", "0")
+    assert version_rows(url) == {"b2"}
+
+
 # -- MariaDB / MySQL --------------------------------------------------------------------
 
 

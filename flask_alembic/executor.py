@@ -963,7 +963,6 @@ def _render(
         per_step = bool(context.opts.get("transaction_per_migration"))
         timeouts = StepTimeouts(runtime.bind, per_step=per_step and context.impl.transactional_ddl)
         found.append((context, timeouts))
-
         tracker.before_step.append(_timeouts_hook(tracker, runtime, timeouts, context))
         return tracker.alembic_steps(runtime.script)
 

@@ -1005,13 +1005,23 @@ class AlembicAPI:
     def _lint(self, wanted: Mapping[str, Sequence[str]]) -> LintReport:
         from . import lint_sql
         from .lint import lint_revisions
+        from .timeouts import effective
 
         if not lint_sql.available():
             raise ConfigurationError(
                 "Linting migrations needs a SQL parser, which is not installed.",
                 hint="pip install 'Flask-Alembic[lint]' (it installs sqlglot).",
             )
-        return lint_revisions(self._loader.runtimes, wanted)
+        runtimes = self._loader.runtimes
+
+        def lock_timeout(bind: Bind) -> Callable[[Any], bool]:
+            def in_force(module: Any) -> bool:
+                return effective(bind, module).get("lock_timeout") is not None
+
+            return in_force
+
+        guards = {name: lock_timeout(runtimes[name].bind) for name in wanted}
+        return lint_revisions(runtimes, wanted, lock_timeout=guards)
 
 
 def _is_script(value: object) -> bool:

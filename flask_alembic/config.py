@@ -28,10 +28,12 @@ if TYPE_CHECKING:
 __all__ = [
     "BIND_OPTIONS",
     "COMPAT_DEFAULTS",
+    "TIMEOUT_KEYS",
     "alembic_config",
     "alembic_options",
     "apply_defaults",
     "bind_settings",
+    "bind_timeouts",
     "branch_locations",
     "check_script_location",
     "context_defaults",
@@ -43,6 +45,7 @@ __all__ = [
     "script_location",
     "static_graph_allowed",
     "template_dir",
+    "timeout_problem",
 ]
 
 #: The keys an ``ALEMBIC_BINDS`` entry may have.
@@ -54,6 +57,7 @@ BIND_OPTIONS = frozenset(
         "context",
         "include",
         "sqlite_foreign_keys",
+        "timeouts",
     }
 )
 _TRUE = (True, "true", "True", "1")
@@ -328,6 +332,7 @@ _BIND_OPTION_TYPES: dict[str, tuple[tuple[type, ...], str, str]] = {
     "version_table_schema": ((str, type(None)), "a schema name (a string)", "'stats'"),
     "version_location": ((str, os.PathLike), "a folder (a string or a path)", "'stats'"),
     "context": ((Mapping, type(None)), "a dict of EnvironmentContext options", "{}"),
+    "timeouts": ((Mapping, type(None)), "a dict of timeouts in seconds", "{'lock_timeout': 5}"),
 }
 
 
@@ -341,6 +346,66 @@ def _check_bind_types(name: str, options: Mapping[str, Any]) -> None:
                 bind=name,
                 hint=f"For example ALEMBIC_BINDS = {{{name!r}: {{{option!r}: {example}}}}}.",
             )
+
+
+#: The server-side timeouts a bind's migration steps may run with, by kind of server, and
+#: the largest number of seconds each takes (PostgreSQL's limit is 2**31 - 1 milliseconds).
+TIMEOUT_KEYS: dict[str, dict[str, float]] = {
+    "postgresql": {"lock_timeout": 2147483.647, "statement_timeout": 2147483.647},
+    "mysql": {"lock_wait_timeout": 31536000},
+}
+_SERVERS = {"postgresql": "PostgreSQL", "mysql": "MariaDB/MySQL", "sqlite": "SQLite"}
+
+
+def timeout_problem(key: object, value: object, backend: str) -> tuple[str, str] | None:
+    """What is wrong with the timeout ``key: value`` on a ``backend`` database, and the fix;
+    ``None`` when nothing is.
+
+    A value is a number of seconds greater than 0, or ``None`` (the server's own setting).
+    """
+    keys = TIMEOUT_KEYS.get(backend)
+    server = _SERVERS.get(backend, backend)
+    if keys is None:
+        return (
+            f"a {server} database has no server-side timeouts Flask-Alembic can set",
+            "Remove them; timeouts are set on PostgreSQL (lock_timeout, statement_timeout), "
+            "MariaDB and MySQL (lock_wait_timeout).",
+        )
+    use = f"Use {' or '.join(sorted(keys))} on {server}."
+    if key not in keys:
+        other = next((n for n, known in TIMEOUT_KEYS.items() if key in known), None)
+        what = f"is for {_SERVERS[other]}" if other else "is not a timeout Flask-Alembic sets"
+        return f"{key!r} {what}, and this is a {server} database", use
+    limit = keys[key]
+    if value is not None and (
+        isinstance(value, bool)
+        or not isinstance(value, int | float)
+        or not 0 < value <= limit  # also false for nan
+    ):
+        return (
+            f"{key!r} must be a number of seconds greater than 0 and at most {limit:.15g}, "
+            f"or None for the server's own setting; got {value!r}",
+            f"For example {{{key!r}: 5}}.",
+        )
+    return None
+
+
+def bind_timeouts(
+    name: str, raw: Mapping[str, Any] | None, backend: str
+) -> dict[str, float | None]:
+    """``ALEMBIC_BINDS[name]['timeouts']`` for a bind on a ``backend`` server, checked."""
+    result: dict[str, float | None] = {}
+    for key, value in (raw or {}).items():
+        problem = timeout_problem(key, value, backend)
+        if problem is not None:
+            message, fix = problem
+            raise ConfigurationError(
+                f"'ALEMBIC_BINDS[{name!r}]['timeouts']': {message}.",
+                bind=name,
+                hint=fix,
+            )
+        result[key] = None if value is None else float(value)
+    return result
 
 
 def context_defaults(app: Flask) -> dict[str, Any]:

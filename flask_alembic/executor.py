@@ -18,6 +18,7 @@ from collections.abc import Mapping
 from collections.abc import Sequence
 from contextlib import contextmanager
 from contextlib import ExitStack
+from contextlib import suppress
 from dataclasses import dataclass
 from typing import Any
 from typing import cast
@@ -44,6 +45,7 @@ from .plan import Plan
 from .plan import Step
 from .redact import describe_exception
 from .redact import scrub
+from .timeouts import StepTimeouts
 
 if TYPE_CHECKING:
     from alembic.runtime.migration import MigrationContext
@@ -148,6 +150,11 @@ class _BindRun:
         #: Whether each step commits on its own (else a failure undoes the whole group).
         self.per_migration = bool(options.get("transaction_per_migration"))
         self.context: MigrationContext = self.env.get_context()
+        self.timeouts = StepTimeouts(
+            runtime.bind, per_step=self.per_migration and self.context.impl.transactional_ddl
+        )
+        # Runs before the connection goes back to the pool (the stack unwinds in reverse).
+        stack.callback(self._restore_timeouts)
         #: The tracker of the steps running now: told of commits made inside a step.
         self.tracker: _Tracker | None = None
         sa.event.listen(self.connection, "commit", self._on_commit)
@@ -164,6 +171,23 @@ class _BindRun:
             # changes, or a connection that commits each statement, what a failure keeps.
             tracker.statements.append(statement)
             tracker.autocommitted = _autocommits(connection)
+
+    def _restore_timeouts(self) -> None:
+        """Give the connection back the server's own timeouts (MariaDB and MySQL keep them
+        for the session, and the pool keeps the session)."""
+        statements = self.timeouts.at_end()
+        if not statements:
+            return
+        try:
+            if self.connection.in_transaction():
+                self.connection.rollback()
+            for statement in statements:
+                self.connection.exec_driver_sql(statement)
+            self.connection.commit()
+        except sa.exc.SQLAlchemyError:
+            # The pool must not hand out a connection that still has them.
+            with suppress(sa.exc.SQLAlchemyError):
+                self.connection.invalidate()
 
     def alive(self) -> bool:
         """Whether the connection still answers (it waits idle between a bind's groups)."""
@@ -214,6 +238,7 @@ class _BindRun:
     def run(self, steps: list[MigrationStep], expected: tuple[str, ...]) -> None:
         self._pending = steps
         self._expected = expected
+        self.timeouts.begin()
         with self.env, self.env.begin_transaction():
             self.env.run_migrations()
         if self.connection.in_transaction():
@@ -354,6 +379,9 @@ class _Run:
                 if (keys := bind_run.foreign_keys) is not None:
                     tracker.before_step.append(keys.before_step)
                     tracker.after_step.append(keys.after_step)
+                tracker.before_step.append(
+                    _timeouts_hook(tracker, runtime, bind_run.timeouts, bind_run.context)
+                )
                 bind_run.tracker = tracker
                 try:
                     bind_run.run(
@@ -387,7 +415,11 @@ class _Run:
                     elif isinstance(exc, ForeignKeyViolation):
                         error = str(exc)
                     else:
-                        error = describe_exception(exc, bind_run.secrets) + _moved_note(exc)
+                        error = (
+                            describe_exception(exc, bind_run.secrets)
+                            + _moved_note(exc)
+                            + bind_run.timeouts.failure_note(exc)
+                        )
                         partial = _partial(bind_run, tracker, exc, failed)
                         if partial is not None:
                             error += f" ({partial})"
@@ -860,6 +892,21 @@ class _Tracker:
             self.position = len(self.group)
 
 
+def _timeouts_hook(
+    tracker: _Tracker, runtime: BindRuntime, timeouts: StepTimeouts, context: MigrationContext
+) -> Callable[[], None]:
+    """A step hook that starts each step of ``tracker`` by setting its timeouts, through
+    ``context``: on the connection, or in the offline SQL."""
+
+    def set_timeouts() -> None:
+        step = tracker.current
+        script = runtime.script.get_revision(step.revision) if step and step.revision else None
+        for statement in timeouts.before_step(script.module if script is not None else None):
+            context.execute(statement)
+
+    return set_timeouts
+
+
 def render_sql(
     plan: Plan,
     runtimes: Mapping[str, BindRuntime],
@@ -908,9 +955,16 @@ def _render(
 
     buffer = io.StringIO()
     tracker = _Tracker(group, 0, len(group), lambda event: None) if group else None
+    found: list[tuple[MigrationContext, StepTimeouts]] = []
 
     def steps_for(heads: Any, context: MigrationContext) -> list[MigrationStep]:
-        return tracker.alembic_steps(runtime.script) if tracker else []
+        if tracker is None:
+            return []
+        per_step = bool(context.opts.get("transaction_per_migration"))
+        timeouts = StepTimeouts(runtime.bind, per_step=per_step and context.impl.transactional_ddl)
+        found.append((context, timeouts))
+        tracker.before_step.append(_timeouts_hook(tracker, runtime, timeouts, context))
+        return tracker.alembic_steps(runtime.script)
 
     config = with_x_arguments(runtime.config, x_arguments)
     env = EnvironmentContext(config, runtime.script, fn=steps_for, as_sql=True, tag=tag)
@@ -936,4 +990,8 @@ def _render(
         )
         with env.begin_transaction():
             env.run_migrations()
+        for context, timeouts in found:
+            # As online, a MariaDB/MySQL session ends with the server's own settings.
+            for statement in timeouts.at_end():
+                context.execute(statement)
     return buffer.getvalue()

@@ -311,8 +311,12 @@ class Loader:
                 )
 
     def import_steps(self, plan: Plan) -> None:
-        """Import the code of every step before running any: a broken file changes nothing."""
+        """Import the code of every step before running any: a broken file changes nothing.
+
+        A file's bad ``timeouts`` override is refused here too.
+        """
         from . import _alembic_compat as compat
+        from . import timeouts
 
         self.check_steps(plan)
         runtimes = self.runtimes
@@ -321,11 +325,12 @@ class Loader:
                 continue
             script = runtimes[step.bind].script.revision_map.get_revision(step.revision)
             try:
-                getattr(script, "module")  # noqa: B009 - importing is the point
+                module = getattr(script, "module")  # noqa: B009 - importing is the point
             except (FlaskAlembicError, command_error()):
                 raise
             except Exception as exc:
                 raise compat.revision_file_error(exc, step.path) from exc
+            timeouts.effective(runtimes[step.bind].bind, module)
 
 
 def _load_scripts(script: ScriptDirectory) -> list[Script]:

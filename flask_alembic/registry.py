@@ -78,6 +78,9 @@ class Bind:
     #: SQLite only: ``False`` runs each migration with foreign keys off (checked with
     #: ``PRAGMA foreign_key_check`` before it commits); ``None`` leaves them as they are.
     sqlite_foreign_keys: bool | None = None
+    #: Server-side timeouts (seconds; ``None``: the server's own setting) each migration
+    #: step runs with, from ``ALEMBIC_BINDS[name]['timeouts']``: see ``timeouts.py``.
+    timeouts: Mapping[str, float | None] = field(default_factory=dict)
 
     @property
     def branch_label(self) -> str:
@@ -540,6 +543,7 @@ def build_registry(
             version_table_schema=options.get("version_table_schema"),
             context_options=context,
             sqlite_foreign_keys=foreign_keys,
+            timeouts=config.bind_timeouts(name, options.get("timeouts"), backend_of(engine.url)),
         )
         managed, reason = _management(bind, options.get("include"))
         binds.append(dataclasses.replace(bind, managed=managed, reason=reason))

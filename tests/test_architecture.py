@@ -31,6 +31,7 @@ LAYERS = [
     "executor",
     "loader",
     "environment",
+    "timeouts",
     "locking",
     "lockfile",
     "planner",

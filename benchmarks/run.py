@@ -5,18 +5,22 @@ Usage (from the repository root, in the project's virtualenv)::
     python benchmarks/run.py                 # every scenario that can run here
     python benchmarks/run.py --only 1 3      # some of them
     python benchmarks/run.py --runs 9        # more runs per command (default 7; x3 for 1, 2, 5)
+    python benchmarks/run.py --only 6 7 8 9  # lint against upgrade --sql
 
 Each scenario writes its own revision history into a temporary folder, then runs the
 commands being compared alternately, several times each, as real processes, and prints
 the median wall time of each (and, for information, the median CPU time) and the ratio
-against the target. Scenario 4 needs a
-PostgreSQL server: set ``FLASK_ALEMBIC_TEST_POSTGRESQL_URL`` (it creates and drops four
-databases). The exit status is 1 if a scenario misses its target.
+against the target. Scenarios 4, 8 and 9 need a
+PostgreSQL server: set ``FLASK_ALEMBIC_TEST_POSTGRESQL_URL`` (4 creates and drops four
+databases, 8 and 9 one each). Scenarios 6 to 9 need the ``lint`` extra (sqlglot). The
+exit status is 1 if a scenario misses its target.
 """
 
 from __future__ import annotations
 
 import argparse
+import functools
+import importlib.util
 import json
 import os
 import resource
@@ -130,6 +134,190 @@ version_locations = {locations}
 path_separator = newline
 """
 
+# Scenarios 6-9: realistic revisions, ten kinds in turn, each group of ten working on
+# tables of its own. Together they add and drop columns and indexes, create, rename and
+# drop tables, change rows with op.execute (one statement or several), and accept some
+# findings with lint_allow, so that both the operations and the SQL parser are exercised.
+LINT_REVISION = '''"""{message}
+
+Revision ID: {rev}
+"""
+
+import sqlalchemy as sa
+from alembic import op
+
+revision = {rev!r}
+down_revision = {down!r}
+branch_labels = None
+depends_on = None
+{allow}
+
+def upgrade() -> None:
+{upgrade}
+
+
+def downgrade() -> None:
+{downgrade}
+'''
+
+#: (message, upgrade, downgrade, lint_allow) of each kind; ``{t}`` is the group's table.
+LINT_KINDS: tuple[tuple[str, str, str, dict[str, str] | None], ...] = (
+    (
+        "create {t}",
+        """
+        op.create_table(
+            "{t}",
+            sa.Column("id", sa.Integer, primary_key=True),
+            sa.Column("name", sa.String(80), nullable=False),
+            sa.Column("created_at", sa.DateTime, server_default=sa.func.current_timestamp()),
+        )
+        """,
+        'op.drop_table("{t}")',
+        None,
+    ),
+    (
+        "{t}.email",
+        'op.add_column("{t}", sa.Column("email", sa.String(120), nullable=True))',
+        'op.drop_column("{t}", "email")',
+        {"drop-column": "only the downgrade drops it"},  # a marker that no longer fires
+    ),
+    (
+        "index {t}.email",
+        'op.create_index("ix_{t}_email", "{t}", ["email"], postgresql_concurrently=True)',
+        'op.drop_index("ix_{t}_email", table_name="{t}")',
+        None,
+    ),
+    (
+        "backfill {t}.email",
+        """
+        op.execute(
+            "UPDATE {t} SET email = lower(name) || '@example.com' "
+            "WHERE email IS NULL AND name NOT LIKE '%@%'"
+        )
+        """,
+        "pass",
+        None,
+    ),
+    (
+        "{t}.status",
+        """
+        op.add_column(
+            "{t}",
+            sa.Column("status", sa.String(20), nullable=False, server_default="new"),
+        )
+        op.create_index("ix_{t}_status", "{t}", ["status"])
+        """,
+        """
+        op.drop_index("ix_{t}_status", table_name="{t}")
+        op.drop_column("{t}", "status")
+        """,
+        {"create-index-blocking": "the table is small"},
+    ),
+    (
+        "{t}_log",
+        """
+        op.create_table(
+            "{t}_log",
+            sa.Column("id", sa.Integer, primary_key=True),
+            sa.Column("{t}_id", sa.Integer, sa.ForeignKey("{t}.id"), nullable=False),
+            sa.Column("message", sa.Text),
+            sa.Column("at", sa.DateTime, server_default=sa.text("CURRENT_TIMESTAMP")),
+        )
+        op.create_index("ix_{t}_log_{t}_id", "{t}_log", ["{t}_id"])
+        """,
+        """
+        op.drop_index("ix_{t}_log_{t}_id", table_name="{t}_log")
+        op.drop_table("{t}_log")
+        """,
+        None,
+    ),
+    (
+        "activate old {t}",
+        """
+        op.execute("UPDATE {t} SET status = 'active' WHERE created_at < '2020-01-01'")
+        op.execute(
+            "INSERT INTO {t}_log ({t}_id, message) "
+            "SELECT id, 'activated' FROM {t} WHERE status = 'active'; "
+            "DELETE FROM {t}_log WHERE message IS NULL"
+        )
+        op.execute("ANALYZE {t}")
+        """,
+        "op.execute(\"UPDATE {t} SET status = 'new' WHERE status = 'active'\")",
+        None,
+    ),
+    (
+        "{t}.score",
+        """
+        op.add_column("{t}", sa.Column("score", sa.Integer, nullable=True))
+        op.execute("UPDATE {t} SET score = 0 WHERE score IS NULL")
+        """,
+        'op.drop_column("{t}", "score")',
+        {"data-change-in-schema-migration": "a small table: filled in the same step"},
+    ),
+    (
+        "drop {t}.email",
+        """
+        op.drop_index("ix_{t}_email", table_name="{t}")
+        op.drop_column("{t}", "email")
+        """,
+        """
+        op.add_column("{t}", sa.Column("email", sa.String(120), nullable=True))
+        op.create_index("ix_{t}_email", "{t}", ["email"])
+        """,
+        {"drop-column": "unused since 2.3", "drop-index-blocking": "the table is small"},
+    ),
+    (
+        "rename {t}_log",
+        """
+        op.execute("CREATE INDEX ix_{t}_name ON {t} (name)")
+        op.rename_table("{t}_log", "{t}_events")
+        """,
+        """
+        op.rename_table("{t}_events", "{t}_log")
+        op.execute("DROP INDEX ix_{t}_name")
+        """,
+        {"rename-table": "no reader of {t}_log is left"},
+    ),
+)
+
+LINT_APP = """
+import json, os, time
+import click
+import sqlalchemy as sa
+from flask import Flask
+from flask_alembic import Alembic
+
+def create_app():
+    app = Flask(__name__)
+    url = os.environ["BENCH_URL"]
+    alembic = Alembic(
+        app, engines={"default": sa.create_engine(url)}, metadatas={"default": sa.MetaData()}
+    )
+
+    def sql():
+        return alembic.upgrade(sql=True)["default"].count("-- Running upgrade")
+
+    def lint():
+        report = alembic.lint()
+        return len(report.linted)
+
+    @app.cli.command("bench")
+    @click.argument("what", nargs=-1)
+    def bench(what):
+        # One timed call of each name in WHAT, in this process: printed as JSON lists.
+        done = {"sql": sql, "lint": lint}
+        times = {}
+        for name in what:
+            started = time.perf_counter()
+            count = done[name]()
+            times.setdefault(name, []).append(time.perf_counter() - started)
+            if count != 500:
+                raise SystemExit(f"{name}: {count} revisions, not 500")
+        click.echo(json.dumps(times))
+
+    return app
+"""
+
 
 @dataclass
 class Scenario:
@@ -215,6 +403,8 @@ class Timings:
     cpu: dict[str, float] = field(default_factory=dict)
     #: Instructions executed (``--instructions``): exact, unlike times on a shared machine.
     instructions: dict[str, int] = field(default_factory=dict)
+    #: Further lines printed for information.
+    notes: list[str] = field(default_factory=list)
 
 
 #: Set by ``--instructions``: also count each command's instructions once with callgrind.
@@ -455,6 +645,131 @@ def scenario_help(root: Path, runs: int) -> tuple[Timings, str, str]:
     return timings, "flask --app ourapp db --help", "flask --app ourapp --help"
 
 
+def write_lint_history(folder: Path, count: int) -> None:
+    """``count`` revisions of the kinds of ``LINT_KINDS``, in turn, in one line."""
+    folder.mkdir(parents=True, exist_ok=True)
+    down = None
+    for number in range(count):
+        group, kind = divmod(number, len(LINT_KINDS))
+        message, upgrade, downgrade, allow = LINT_KINDS[kind]
+        table = f"t{group:03d}"
+
+        def body(text: str, table: str = table) -> str:
+            return textwrap.indent(textwrap.dedent(text).strip().format(t=table), "    ")
+
+        allowed = ""
+        if allow is not None:
+            reasons = {rule: reason.format(t=table) for rule, reason in allow.items()}
+            allowed = f"\nlint_allow = {reasons!r}\n"
+        rev = f"l{number:06d}"
+        (folder / f"{rev}_step.py").write_text(
+            LINT_REVISION.format(
+                message=message.format(t=table),
+                rev=rev,
+                down=down,
+                allow=allowed,
+                upgrade=body(upgrade),
+                downgrade=body(downgrade),
+            )
+        )
+        down = rev
+
+
+def scenario_lint(root: Path, runs: int, *, server: bool, warm: bool) -> tuple[Timings, str, str]:
+    """``lint`` of 500 pending revisions against ``upgrade --sql`` of the same ones.
+
+    Both through the Python API (``alembic.lint()``, ``alembic.upgrade(sql=True)``), timed
+    around the call itself. Cold: each call in a new process, so each imports the 500
+    revision files (and ``lint`` the SQL parser); the whole command's time is printed for
+    information. Warm: every call in one process, after one call of each, so the revision
+    files are imported already.
+    """
+    import sqlalchemy as sa
+
+    if importlib.util.find_spec("sqlglot") is None:
+        raise LookupError("install the lint extra (sqlglot) to run this scenario")
+    admin = None
+    database = None
+    if server:
+        server_url = os.environ.get("FLASK_ALEMBIC_TEST_POSTGRESQL_URL")
+        if not server_url:
+            raise LookupError("set FLASK_ALEMBIC_TEST_POSTGRESQL_URL to run this scenario")
+        admin = sa.create_engine(server_url, isolation_level="AUTOCOMMIT")
+        database = f"fa_bench_{uuid.uuid4().hex[:8]}_lint"
+        with admin.connect() as conn:
+            conn.execute(sa.text(f"CREATE DATABASE {database}"))
+        url = sa.make_url(server_url).set(database=database).render_as_string(hide_password=False)
+    else:
+        url = f"sqlite:///{root / 'lint.db'}"
+    try:
+        project = root / "proj"
+        migrations = project / "migrations"
+        write_lint_history(migrations, 500)
+        template = Path(__file__).parent.parent / "migrations_template" / "script.py.mako"
+        shutil.copy(template, migrations / "script.py.mako")
+        (project / "lintapp.py").write_text(LINT_APP)
+        env = environment({}, BENCH_URL=url)
+
+        def bench(*what: str) -> tuple[dict[str, list[float]], float]:
+            started = time.perf_counter()
+            out = subprocess.run(
+                flask_cmd("lintapp", "bench", *what),
+                cwd=project,
+                env=env,
+                capture_output=True,
+                text=True,
+                check=False,
+            )
+            elapsed = time.perf_counter() - started
+            if out.returncode != 0:
+                raise SystemExit(f"bench {' '.join(what)} failed:\n{out.stdout}\n{out.stderr}")
+            return json.loads(out.stdout.splitlines()[-1]), elapsed
+
+        samples: dict[str, list[float]] = {"lint": [], "sql": [], "lint_cmd": [], "sql_cmd": []}
+        if warm:
+            order = ["sql", "lint"]
+            what = list(order)  # one call of each first: dropped
+            for _ in range(runs):
+                what += order
+                order.reverse()
+            times, _ = bench(*what)
+            samples["lint"], samples["sql"] = times["lint"][1:], times["sql"][1:]
+        else:
+            order = ["sql", "lint"]
+            for round_ in range(runs + 1):  # the first round warms up and is dropped
+                for name in order:
+                    times, elapsed = bench(name)
+                    if round_:
+                        samples[name] += times[name]
+                        samples[name + "_cmd"].append(elapsed)
+                order.reverse()
+        how = "warm, one process" if warm else "cold, a new process each"
+        lint_name = f"alembic.lint(), 500 pending revisions ({how})"
+        sql_name = f"alembic.upgrade(sql=True), the same 500 revisions ({how})"
+        medians = {
+            lint_name: statistics.median(samples["lint"]),
+            sql_name: statistics.median(samples["sql"]),
+        }
+        best_lint, best_sql = min(samples["lint"]), min(samples["sql"])
+        notes = [
+            f"best of {runs}: lint {best_lint * 1000:.1f} ms, upgrade --sql "
+            f"{best_sql * 1000:.1f} ms, ratio {best_lint / best_sql:.3f}"
+        ]
+        if not warm:
+            lint_cmd = statistics.median(samples["lint_cmd"])
+            sql_cmd = statistics.median(samples["sql_cmd"])
+            notes.append(
+                f"whole command: lint {lint_cmd * 1000:.1f} ms, upgrade --sql "
+                f"{sql_cmd * 1000:.1f} ms, ratio {lint_cmd / sql_cmd:.3f}"
+            )
+    finally:
+        if admin is not None:
+            with admin.connect() as conn:
+                conn.execute(sa.text(f"DROP DATABASE IF EXISTS {database} WITH (FORCE)"))
+            admin.dispose()
+    return Timings(medians, notes=notes), lint_name, sql_name
+
+
 SCENARIOS = [
     Scenario(
         1,
@@ -469,6 +784,30 @@ SCENARIOS = [
     Scenario(3, "Full upgrade, 500 revisions, 1 SQLite bind (vs Alembic)", 1.0, scenario_full),
     Scenario(4, "4 PostgreSQL binds, one 1 s migration each (wall vs 1 s)", 1.5, scenario_parallel),
     Scenario(5, "flask db --help (vs flask --help)", 1.1, scenario_help, quick=True),
+    Scenario(
+        6,
+        "lint, 500 pending SQLite revisions, cold (vs upgrade --sql)",
+        2.0,
+        functools.partial(scenario_lint, server=False, warm=False),
+    ),
+    Scenario(
+        7,
+        "lint, 500 pending SQLite revisions, warm (vs upgrade --sql)",
+        2.0,
+        functools.partial(scenario_lint, server=False, warm=True),
+    ),
+    Scenario(
+        8,
+        "lint, 500 pending PostgreSQL revisions, cold (vs upgrade --sql)",
+        2.0,
+        functools.partial(scenario_lint, server=True, warm=False),
+    ),
+    Scenario(
+        9,
+        "lint, 500 pending PostgreSQL revisions, warm (vs upgrade --sql)",
+        2.0,
+        functools.partial(scenario_lint, server=True, warm=True),
+    ),
 ]
 
 
@@ -533,6 +872,8 @@ def main() -> int:
         for name, value in medians.items():
             if name not in (ours, base) and "(info)" in name:
                 print(f"   info: {name}: {medians[ours] / value:.3f}x")
+        for note in timings.notes:
+            print(f"   info: {note}")
     return 1 if missed else 0
 
 

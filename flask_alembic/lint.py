@@ -148,17 +148,36 @@ class _Seen:
     module: ModuleType | None = None
 
 
+class _ReadsDatabase(Exception):
+    """``op.get_bind()`` was asked for rows, which offline mode does not have."""
+
+    def __init__(self, sql: str) -> None:
+        super().__init__(sql)
+        self.sql = sql
+
+
 class _Recorder:
     """Called for every operation invoked: remembers it and the SQL it emitted."""
 
-    def __init__(self, buffer: _Statements) -> None:
+    def __init__(self, buffer: _Statements, dialect: sa.Dialect) -> None:
         self.buffer = buffer
+        self.dialect = dialect
         self.seen = _Seen([])
         self._depth = 0
 
     def __call__(self, invoke: Any, operation: MigrateOperation) -> Any:
+        from alembic.operations import ops
+
         if self._depth:  # an operation carried out with others: the outer one counts
             return invoke(operation)
+        if isinstance(operation, ops.ExecuteSQLOp):
+            # Read, not rendered: offline rendering needs a literal of a known type for
+            # every value (sa.column("x") has none), which running online does not.
+            self.seen.operations.append((operation, [_sql(operation.sqltext, self.dialect)]))
+            return None
+        if isinstance(operation, ops.BulkInsertOp):
+            self.seen.operations.append((operation, []))  # the same: only its table counts
+            return None
         start = len(self.buffer.statements)
         self._depth += 1
         try:
@@ -166,6 +185,51 @@ class _Recorder:
         finally:
             self._depth -= 1
             self.seen.operations.append((operation, self.buffer.statements[start:]))
+
+
+def _sql(statement: Any, dialect: sa.Dialect) -> str:
+    """The SQL of a statement given to ``op.execute()`` or ``op.get_bind().execute()``."""
+    if isinstance(statement, str):
+        return statement
+    try:
+        return str(statement.compile(dialect=dialect, compile_kwargs={"literal_binds": True}))
+    except Exception:  # a value without a literal form: a placeholder will do
+        named = type(dialect)(paramstyle="named")  # type: ignore[call-arg]  # ":name", read
+        return str(statement.compile(dialect=named))
+
+
+_READING = frozenset({"SELECT", "WITH", "SHOW", "EXPLAIN", "PRAGMA", "VALUES", "TABLE", "DESCRIBE"})
+
+
+class _OfflineBind:
+    """What ``op.get_bind()`` returns while linting: Alembic's offline connection, except
+    that a statement that returns rows stops the revision (offline mode has none to give,
+    and code deciding on them would be seen along a path it may not take), and one that
+    does not is read as ``op.execute()`` is."""
+
+    def __init__(self, connection: Any, recorder: _Recorder) -> None:
+        self._connection = connection
+        self._recorder = recorder
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._connection, name)
+
+    def execute(self, statement: Any, *args: Any, **kw: Any) -> None:
+        from alembic.operations import ops
+
+        sql = _sql(statement, self._recorder.dialect)
+        words = sql.split(None, 1)
+        if getattr(statement, "is_select", False) or (words and words[0].upper() in _READING):
+            raise _ReadsDatabase(sql)
+        self._recorder(lambda _: None, ops.ExecuteSQLOp(statement))
+
+    def exec_driver_sql(self, statement: str, *args: Any, **kw: Any) -> None:
+        self.execute(statement)
+
+    def scalar(self, statement: Any, *args: Any, **kw: Any) -> Any:
+        raise _ReadsDatabase(_sql(statement, self._recorder.dialect))
+
+    scalars = scalar
 
 
 def _run_offline(runtime: BindRuntime, scripts: Sequence[Script]) -> Iterable[tuple[Script, _Seen]]:
@@ -176,7 +240,7 @@ def _run_offline(runtime: BindRuntime, scripts: Sequence[Script]) -> Iterable[tu
     from .environment import context_options
 
     buffer = _Statements()
-    recorder = _Recorder(buffer)
+    recorder = _Recorder(buffer, runtime.bind.engine.dialect)
     env = EnvironmentContext(runtime.config, runtime.script, as_sql=True)
     with env:
         env.configure(
@@ -189,7 +253,9 @@ def _run_offline(runtime: BindRuntime, scripts: Sequence[Script]) -> Iterable[tu
                 connection=None,
             )
         )
-        with compat.recording_operations(env.get_context(), recorder):
+        context = env.get_context()
+        vars(context.impl)["connection"] = _OfflineBind(context.impl.connection, recorder)
+        with compat.recording_operations(context, recorder):
             for script in scripts:
                 recorder.seen = seen = _Seen([])
                 try:
@@ -289,10 +355,12 @@ def _add_column(operation: Any, dialect: sa.Dialect) -> Fact:
             volatile = lint_sql.volatile_default(text, dialect.name)
         except ValueError:
             unreadable = text
+    python_default = column.default is not None and default is None
     return Fact(
         "add-column",
         table=operation.table_name,
         name=column.name,
+        detail="its default= is applied by SQLAlchemy to new rows only" if python_default else None,
         not_null=column.nullable is False,
         has_default=default is not None or column.identity is not None,
         volatile=volatile,
@@ -322,9 +390,21 @@ def _instance(type_: Any) -> Any:
 
 def _widens(old: Any, new: Any, dialect: sa.Dialect) -> bool:
     """Whether PostgreSQL makes the change without rewriting the table: a longer
-    VARCHAR, or VARCHAR to TEXT (the same collation, no enum)."""
+    VARCHAR, or VARCHAR to TEXT (the same collation, no enum); a NUMERIC of more
+    precision and the same scale, or an unconstrained NUMERIC."""
     if family(dialect.name) != "postgresql" or old is None:
         return False
+    if isinstance(old, sa.Numeric) and isinstance(new, sa.Numeric):
+        if isinstance(old, sa.Float) or isinstance(new, sa.Float):
+            return False
+        if new.precision is None and new.scale is None:
+            return True  # an unconstrained NUMERIC holds every numeric(p, s)
+        return (
+            old.precision is not None
+            and new.precision is not None
+            and new.precision >= old.precision
+            and (new.scale or 0) == (old.scale or 0)
+        )
     if not (isinstance(old, sa.String) and isinstance(new, sa.String)):
         return False
     if isinstance(old, sa.Enum) or isinstance(new, sa.Enum):
@@ -370,6 +450,8 @@ class _Judgement:
         self.unguarded: str | None = None
         self.schema_change: str | None = None
         self.data_change: str | None = None
+        #: MySQL's foreign_key_checks (SET by the revision).
+        self.foreign_key_checks = True
 
     def fire(self, rule: str, message: str) -> None:
         if RULES[rule].applies_to(self.dialect):
@@ -420,9 +502,11 @@ class _Judgement:
             self.fire("set-not-null", f"makes column {name!r}{on} NOT NULL")
         elif kind == "add-column":
             if fact.not_null and not fact.has_default:
+                note = f" ({fact.detail})" if fact.detail else ""
                 self.fire(
                     "add-not-null-column",
-                    f"adds NOT NULL column {name!r} without a server default to table {table!r}",
+                    f"adds NOT NULL column {name!r} without a server default to table "
+                    f"{table!r}{note}",
                 )
             if fact.volatile:
                 self.fire(
@@ -443,18 +527,25 @@ class _Judgement:
             if self.family == "postgresql" and not fact.online:
                 self.fire("drop-index-blocking", f"drops index {name!r}{on} without CONCURRENTLY")
         elif kind == "add-foreign-key":
-            if not fact.online:
-                what = f"foreign key {name!r}" if name else "a foreign key"
+            what = f"foreign key {name!r}" if name else "a foreign key"
+            if self.family == "postgresql" and not fact.online:
                 self.fire("add-foreign-key-validating", f"adds {what}{on} without NOT VALID")
+            elif self.family == "mysql" and self.foreign_key_checks:
+                self.fire(
+                    "add-foreign-key-validating",
+                    f"adds {what}{on} with foreign_key_checks on (the table is copied)",
+                )
         elif kind == "add-unique":
             what = f"unique constraint {name!r}" if name else "a unique constraint"
             self.fire("add-unique-constraint", f"adds {what}{on}")
 
     def _setting(self, fact: Fact) -> None:
-        if (fact.name or "").lower() != "lock_timeout":
-            return
+        name = (fact.name or "").lower()
         value = (fact.detail or "").strip().strip("'\"").lower()
-        self.guarded = value not in {"0", "default", ""}
+        if name == "lock_timeout":
+            self.guarded = value not in {"0", "0s", "0ms", "default", ""}
+        elif name == "foreign_key_checks":
+            self.foreign_key_checks = value not in {"0", "off", "false"}
 
     def end(self, seen: _Seen) -> None:
         if self.data_change and self.schema_change:
@@ -468,7 +559,13 @@ class _Judgement:
         module = seen.module
         if module is not None and _does_nothing(getattr(module, "downgrade", None)):
             self.fire("missing-downgrade", "has a downgrade() that does nothing")
-        if seen.error is not None:
+        if isinstance(seen.error, _ReadsDatabase):
+            self.fire(
+                "offline-failure",
+                f"reads the database through op.get_bind() ({_short(seen.error.sql, 80)}), "
+                "which offline mode cannot: what it does after that was not analysed",
+            )
+        elif seen.error is not None:
             self.fire(
                 "offline-failure",
                 f"raised {type(seen.error).__name__} in offline mode: "
@@ -507,13 +604,41 @@ def _does_nothing(function: Any) -> bool:
     return True
 
 
-def _judge(runtime: BindRuntime, script: Script, seen: _Seen, guarded: Any) -> list[Finding]:
-    dialect = runtime.bind.engine.dialect
-    judgement = _Judgement(dialect.name, bool(guarded(seen.module)) if guarded else False)
+def _judged(seen: _Seen, dialect: sa.Dialect, guarded: bool) -> _Judgement:
+    judgement = _Judgement(dialect.name, guarded)
     for operation, statements in seen.operations:
         for fact in _facts(operation, statements, dialect):
             judgement.fact(fact)
     judgement.end(seen)
+    return judgement
+
+
+#: A dialect of each family, to judge what a revision would do elsewhere.
+_DIALECTS = {
+    "postgresql": "sqlalchemy.dialects.postgresql",
+    "mysql": "sqlalchemy.dialects.mysql",
+    "sqlite": "sqlalchemy.dialects.sqlite",
+}
+
+
+def _fires_elsewhere(rule_id: str, seen: _Seen, dialect: str) -> bool:
+    """Whether the revision's operations make ``rule_id`` fire on another dialect family
+    it applies to: a revision run on SQLite in development and PostgreSQL in production
+    accepts, for production, what only fires there."""
+    import importlib
+
+    for name, module in _DIALECTS.items():
+        if name == family(dialect) or not RULES[rule_id].applies_to(name):
+            continue
+        other = importlib.import_module(module).dialect()
+        if any(rule == rule_id for rule, _ in _judged(seen, other, False).found):
+            return True
+    return False
+
+
+def _judge(runtime: BindRuntime, script: Script, seen: _Seen, guarded: Any) -> list[Finding]:
+    dialect = runtime.bind.engine.dialect
+    judgement = _judged(seen, dialect, bool(guarded(seen.module)) if guarded else False)
     bind = runtime.bind.name
     path = script.path
     findings = [
@@ -528,13 +653,14 @@ def _judge(runtime: BindRuntime, script: Script, seen: _Seen, guarded: Any) -> l
         )
         for rule, message in judgement.found
     ]
-    return _apply_allowances(findings, seen.module, dialect.name, bind, script)
+    return _apply_allowances(findings, seen, dialect.name, bind, script)
 
 
 def _apply_allowances(
-    findings: list[Finding], module: ModuleType | None, dialect: str, bind: str, script: Script
+    findings: list[Finding], seen: _Seen, dialect: str, bind: str, script: Script
 ) -> list[Finding]:
     """Mark what ``lint_allow`` accepts; report its entries that are wrong or unused."""
+    module = seen.module
     raw = getattr(module, "lint_allow", None) if module is not None else None
     if raw is None:
         return findings
@@ -555,9 +681,12 @@ def _apply_allowances(
                 allowed[rule_id] = reason.strip()
     fired = {f.rule for f in findings}
     for rule_id in allowed:
-        if rule_id not in fired and RULES[rule_id].applies_to(dialect):
+        if rule_id not in fired and not _fires_elsewhere(rule_id, seen, dialect):
             notes.append(
-                ("unused-allow", f"lint_allow accepts {rule_id!r}, which does not fire here")
+                (
+                    "unused-allow",
+                    f"lint_allow accepts {rule_id!r}, which fires on no dialect in this revision",
+                )
             )
     marked = [
         replace(f, accepted=True, reason=allowed[f.rule]) if f.rule in allowed else f

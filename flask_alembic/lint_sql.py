@@ -25,7 +25,8 @@ class Fact:
     ``kind`` is one of: ``create-table``, ``drop-table``, ``rename-table``,
     ``add-column``, ``drop-column``, ``rename-column``, ``change-type``, ``set-not-null``,
     ``create-index``, ``drop-index``, ``add-foreign-key``, ``add-unique``, ``other-ddl``,
-    ``data`` (a row change), ``set`` (a setting), ``unknown`` (not understood).
+    ``create-object`` (a new view, function...: no table locked), ``data`` (a row
+    change), ``set`` (a setting), ``unknown`` (not understood).
     """
 
     kind: str
@@ -72,6 +73,11 @@ _STABLE_FUNCTIONS = frozenset(
     }
 )
 
+#: What ``CREATE`` makes without locking an existing table (``CREATE TRIGGER`` does).
+_NEW_OBJECTS = frozenset(
+    {"VIEW", "FUNCTION", "PROCEDURE", "SEQUENCE", "SCHEMA", "TYPE", "DATABASE", "EXTENSION"}
+)
+
 _SERIAL_TYPES = frozenset({"SERIAL", "SMALLSERIAL", "BIGSERIAL"})
 
 
@@ -114,14 +120,23 @@ def facts(sql: str, dialect: str) -> list[Fact]:
         parsed = sqlglot.parse(text, read=_READ.get(dialect, dialect))
     except SqlglotError:
         return [Fact("unknown", sql=text)]
+    statements = [s for s in parsed if s is not None]  # None: only a comment
     found: list[Fact] = []
-    for statement in parsed:
-        if statement is None:  # only a comment
-            continue
+    for statement in statements:
         if isinstance(statement, exp.Command):
-            found.append(Fact("unknown", sql=statement.sql()))
-            continue
-        found.extend(_statement_facts(statement, exp))
+            rest = statement.args.get("expression")
+            rest = getattr(rest, "name", rest) or ""
+            raw = f"{statement.this} {rest}"
+            read = _command_facts(raw, dialect)
+        else:
+            read = _statement_facts(statement, exp)
+        if read is None:
+            # Shown as written when it is the only statement: the parser's rendering of
+            # what it did not understand may not be what the revision says.
+            shown = text if len(statements) == 1 else statement.sql()
+            found.append(Fact("unknown", sql=shown))
+        else:
+            found.extend(read)
     return found
 
 
@@ -129,14 +144,23 @@ def _name(node: Any) -> str | None:
     return str(node.name) if node is not None and getattr(node, "name", None) else None
 
 
-def _statement_facts(statement: Any, exp: Any) -> list[Fact]:
+def _statement_facts(statement: Any, exp: Any) -> list[Fact] | None:
+    """The facts of a parsed statement; ``None`` when it is none the rules know."""
     if isinstance(statement, (exp.Insert, exp.Update, exp.Delete, exp.Merge)):
         target = statement.this
         table = target.find(exp.Table) if target is not None else None
         return [Fact("data", table=_name(table), detail=statement.key.upper())]
+    if isinstance(statement, exp.TruncateTable):
+        return [
+            Fact("data", table=_name(t), detail="TRUNCATE")
+            for t in statement.expressions
+            if isinstance(t, exp.Table)
+        ]
     if isinstance(statement, exp.Set):
         return [_set_fact(item, exp) for item in statement.expressions]
-    if isinstance(statement, (exp.Transaction, exp.Commit, exp.Rollback, exp.Select)):
+    if isinstance(statement, exp.Select):
+        return _select_facts(statement, exp)
+    if isinstance(statement, (exp.Transaction, exp.Commit, exp.Rollback)):
         return []
     if isinstance(statement, exp.Create):
         return _create_facts(statement, exp)
@@ -144,7 +168,83 @@ def _statement_facts(statement: Any, exp: Any) -> list[Fact]:
         return _drop_facts(statement, exp)
     if isinstance(statement, exp.Alter):
         return _alter_facts(statement, exp)
-    return [Fact("unknown", sql=statement.sql())]
+    if isinstance(statement, exp.Comment):
+        # COMMENT ON takes a lock on the table (briefly).
+        table = statement.this.find(exp.Table) if statement.this is not None else None
+        return [Fact("other-ddl", table=_name(table))]
+    return None
+
+
+def _select_facts(statement: Any, exp: Any) -> list[Fact]:
+    """A SELECT reads; ``SELECT set_config('lock_timeout', '5s', true)`` is a setting."""
+    found: list[Fact] = []
+    for call in statement.find_all(exp.Anonymous):
+        args = call.expressions
+        literal = len(args) >= 2 and all(isinstance(a, exp.Literal) for a in args[:2])
+        if str(call.name).lower() == "set_config" and literal:
+            found.append(Fact("set", name=str(args[0].name), detail=str(args[1].name)))
+    return found
+
+
+def _command_facts(sql: str, dialect: str) -> list[Fact] | None:
+    """Read the few statements the parser leaves as a bare command, by their keywords.
+
+    - MySQL's ``RENAME TABLE a TO b[, c TO d]``;
+    - MySQL's ``CREATE FULLTEXT|SPATIAL INDEX name ON table ...``;
+    - PostgreSQL's ``ALTER TABLE t ADD CONSTRAINT c UNIQUE|PRIMARY KEY USING INDEX i`` and
+      ``ALTER TABLE t VALIDATE CONSTRAINT c`` (the safe recipes: a short lock each).
+    """
+    import sqlglot
+    from sqlglot.errors import SqlglotError
+
+    read = _READ.get(dialect, dialect)
+    try:
+        words = [str(t.text) for t in sqlglot.tokenize(sql, read=read)]
+        if len(words) == 2 and len(words[1].split()) > 1:
+            # A keyword the tokenizer takes as a command keeps the rest as one string.
+            words = words[:1] + [str(t.text) for t in sqlglot.tokenize(words[1], read=read)]
+    except SqlglotError:
+        return None
+    upper = [w.upper() for w in words]
+
+    def at(i: int, *expected: str) -> bool:
+        return upper[i : i + len(expected)] == list(expected)
+
+    if at(0, "RENAME", "TABLE"):
+        found: list[Fact] = []
+        rest = words[2:]
+        while len(rest) >= 3 and rest[1].upper() == "TO":
+            found.append(Fact("rename-table", table=_unquote(rest[0]), detail=_unquote(rest[2])))
+            rest = rest[4:] if len(rest) > 3 and rest[3] == "," else []
+        return found or None
+    if at(0, "CREATE") and len(upper) > 5:
+        start = 2 if upper[1] == "UNIQUE" else 1
+        if upper[start] in {"FULLTEXT", "SPATIAL"} and upper[start + 1] == "INDEX":
+            name, on = start + 2, start + 3
+            if on + 1 < len(upper) and upper[on] == "ON":
+                return [
+                    Fact(
+                        "create-index",
+                        table=_unquote(words[on + 1]),
+                        name=_unquote(words[name]),
+                        index_kind=upper[start],
+                    )
+                ]
+    if at(0, "ALTER", "TABLE") and len(upper) > 5:
+        table_at = 3 if at(2, "ONLY") else 2
+        table = _unquote(words[table_at])
+        tail = upper[table_at + 1 :]
+        if tail[:1] == ["VALIDATE"] or (
+            tail[:1] == ["ADD"]
+            and "USING" in tail
+            and tail[tail.index("USING") + 1 :][:1] == ["INDEX"]
+        ):
+            return [Fact("other-ddl", table=table)]
+    return None
+
+
+def _unquote(word: str) -> str:
+    return word.strip('`"')
 
 
 def _set_fact(item: Any, exp: Any) -> Fact:
@@ -172,6 +272,9 @@ def _create_facts(statement: Any, exp: Any) -> list[Fact]:
                 online=bool(statement.args.get("concurrently")),
             )
         ]
+    if kind in _NEW_OBJECTS:
+        # A new view, function, sequence...: no lock on a table that has rows.
+        return [Fact("create-object", name=_name(statement.this))]
     return [Fact("other-ddl", sql=statement.sql())]
 
 
@@ -233,6 +336,8 @@ def _alter_facts(statement: Any, exp: Any) -> list[Fact]:
             )
         elif isinstance(action, exp.AddConstraint):
             found.extend(_constraint_facts(table, action, statement, exp))
+        elif isinstance(action, exp.AlterSet):
+            found.append(Fact("other-ddl", table=table))
         else:
             found.append(Fact("other-ddl", table=table))
     return found
@@ -254,7 +359,19 @@ def _alter_column_facts(table: str | None, action: Any) -> list[Fact]:
 def _constraint_facts(table: str | None, action: Any, statement: Any, exp: Any) -> list[Fact]:
     found: list[Fact] = []
     for constraint in action.expressions:
-        if constraint.find(exp.ForeignKey) is not None:
+        if isinstance(constraint, exp.IndexColumnConstraint):
+            kind = str(constraint.args.get("kind") or "").upper()
+            found.append(
+                Fact(
+                    "create-index",
+                    table=table,
+                    name=_name(constraint.this),
+                    index_kind=kind if kind in {"FULLTEXT", "SPATIAL"} else None,
+                    # MySQL's ALTER TABLE ... ADD INDEX: built online unless FULLTEXT/SPATIAL.
+                    online=kind not in {"FULLTEXT", "SPATIAL"},
+                )
+            )
+        elif constraint.find(exp.ForeignKey) is not None:
             online = bool(statement.args.get("not_valid"))
             found.append(
                 Fact("add-foreign-key", table=table, name=_name(constraint), online=online)
@@ -301,13 +418,15 @@ def column_fact(table: str | None, column: Any, exp: Any) -> Fact:
 def _volatile(default: Any, exp: Any) -> str | None:
     """The function call that makes ``default`` computed per row, if any."""
     for function in default.find_all(exp.Func):
-        if isinstance(function, (exp.Rand, exp.Uuid)):
-            return str(function.sql("postgres"))
+        if isinstance(function, exp.Uuid):
+            return "gen_random_uuid()"
+        if isinstance(function, exp.Rand):
+            return "random()"
         if (
             isinstance(function, exp.Anonymous)
             and str(function.name).lower() not in _STABLE_FUNCTIONS
         ):
-            return str(function.sql("postgres"))
+            return str(function.sql("postgres", normalize_functions="lower"))
     return None
 
 

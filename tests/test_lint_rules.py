@@ -1182,3 +1182,18 @@ def test_docs_list_every_rule_with_its_severity() -> None:
     text = DOCS.read_text(encoding="utf-8")
     sections = dict(re.findall(r"^### `([a-z-]+)`\n\n\*\*([a-z]+)\*\*", text, re.MULTILINE))
     assert sections == {rule.id: rule.severity for rule in RULES.values()}
+    names = {"postgresql": "PostgreSQL", "mysql": "MariaDB/MySQL", "sqlite": "SQLite"}
+    table = {
+        rule: (severity, dialects)
+        for rule, severity, dialects in re.findall(
+            r"^\| `([a-z-]+)` \| ([a-z]+) \| ([^|]+) \|$", text, re.MULTILINE
+        )
+    }
+    assert table == {
+        rule.id: (
+            rule.severity,
+            ", ".join(names[d] for d in ("postgresql", "mysql", "sqlite") if d in rule.dialects)
+            or "all",
+        )
+        for rule in RULES.values()
+    }

@@ -20,10 +20,12 @@ from __future__ import annotations
 
 import dis
 import io
+import re
 from collections.abc import Iterable
 from collections.abc import Mapping
 from collections.abc import Sequence
 from dataclasses import dataclass
+from dataclasses import field
 from dataclasses import replace
 from types import ModuleType
 from typing import Any
@@ -133,9 +135,17 @@ class _Statements(io.StringIO):
     def __init__(self) -> None:
         super().__init__()
         self.statements: list[str] = []
+        #: Whether what runs now runs outside a transaction: between the COMMIT and the
+        #: BEGIN that ``autocommit_block()`` writes offline (or with no transactional DDL).
+        self.autocommit = False
 
     def write(self, text: str) -> int:
         self.statements.append(text)
+        word = text.strip().rstrip(";").strip().upper()
+        if word == "COMMIT":
+            self.autocommit = True
+        elif word == "BEGIN":
+            self.autocommit = False
         return len(text)
 
 
@@ -146,6 +156,8 @@ class _Seen:
     operations: list[tuple[MigrateOperation, list[str]]]
     error: BaseException | None = None
     module: ModuleType | None = None
+    #: The indexes in ``operations`` of those run outside a transaction.
+    autocommit: set[int] = field(default_factory=set)
 
 
 class _ReadsDatabase(Exception):
@@ -170,6 +182,8 @@ class _Recorder:
 
         if self._depth:  # an operation carried out with others: the outer one counts
             return invoke(operation)
+        if self.buffer.autocommit:
+            self.seen.autocommit.add(len(self.seen.operations))
         if isinstance(operation, ops.ExecuteSQLOp):
             # Read, not rendered: offline rendering needs a literal of a known type for
             # every value (sa.column("x") has none), which running online does not.
@@ -256,8 +270,10 @@ def _run_offline(runtime: BindRuntime, scripts: Sequence[Script]) -> Iterable[tu
         context = env.get_context()
         vars(context.impl)["connection"] = _OfflineBind(context.impl.connection, recorder)
         with compat.recording_operations(context, recorder):
+            transactional = bool(context.impl.transactional_ddl)
             for script in scripts:
                 recorder.seen = seen = _Seen([])
+                buffer.autocommit = not transactional
                 try:
                     seen.module = script.module
                     seen.module.upgrade()
@@ -324,6 +340,24 @@ def _facts(
         return [
             Fact("add-unique", table=operation.table_name, name=_text(operation.constraint_name))
         ]
+    if isinstance(operation, ops.CreatePrimaryKeyOp):
+        return [
+            Fact(
+                "add-unique",
+                table=operation.table_name,
+                name=_text(operation.constraint_name),
+                detail="primary key",
+            )
+        ]
+    if isinstance(operation, ops.CreateCheckConstraintOp):
+        return [
+            Fact(
+                "add-check",
+                table=operation.table_name,
+                name=_text(operation.constraint_name),
+                online=bool(operation.kw.get("postgresql_not_valid")),
+            )
+        ]
     if isinstance(operation, ops.BulkInsertOp):
         table = getattr(operation.table, "name", None)
         return [Fact("data", table=table, detail="INSERT")]
@@ -388,11 +422,31 @@ def _instance(type_: Any) -> Any:
     return type_() if isinstance(type_, type) else type_
 
 
+_VARCHAR = re.compile(r"(?:NATIONAL )?VARCHAR\((\d+)\)(.*)", re.DOTALL)
+
+
+def _mysql_in_place(old: Any, new: Any, dialect: sa.Dialect) -> bool:
+    """Whether MariaDB/MySQL lengthen a VARCHAR in place: the same character set and
+    collation, and the same length prefix (one byte up to 255 bytes, two from 256), at
+    one byte per character and at utf8mb4's four."""
+    before = _VARCHAR.fullmatch(str(old.compile(dialect=dialect)))
+    after = _VARCHAR.fullmatch(str(new.compile(dialect=dialect)))
+    if before is None or after is None or before.group(2) != after.group(2):
+        return False
+    was, now = int(before.group(1)), int(after.group(1))
+    return now >= was and all((was * n < 256) == (now * n < 256) for n in (1, 4))
+
+
 def _widens(old: Any, new: Any, dialect: sa.Dialect) -> bool:
-    """Whether PostgreSQL makes the change without rewriting the table: a longer
+    """Whether the type change needs no copy of the table. On PostgreSQL: a longer
     VARCHAR, or VARCHAR to TEXT (the same collation, no enum); a NUMERIC of more
-    precision and the same scale, or an unconstrained NUMERIC."""
-    if family(dialect.name) != "postgresql" or old is None:
+    precision and the same scale, or an unconstrained NUMERIC. On MariaDB/MySQL: a
+    longer VARCHAR with the same length prefix."""
+    if old is None:
+        return False
+    if family(dialect.name) == "mysql":
+        return _mysql_in_place(old, new, dialect)
+    if family(dialect.name) != "postgresql":
         return False
     if isinstance(old, sa.Numeric) and isinstance(new, sa.Numeric):
         if isinstance(old, sa.Float) or isinstance(new, sa.Float):
@@ -432,6 +486,7 @@ _DDL = frozenset(
         "drop-index",
         "add-foreign-key",
         "add-unique",
+        "add-check",
         "other-ddl",
     }
 )
@@ -452,6 +507,8 @@ class _Judgement:
         self.data_change: str | None = None
         #: MySQL's foreign_key_checks (SET by the revision).
         self.foreign_key_checks = True
+        #: Whether the operation judged runs outside a transaction.
+        self.autocommit = False
 
     def fire(self, rule: str, message: str) -> None:
         if RULES[rule].applies_to(self.dialect):
@@ -472,6 +529,12 @@ class _Judgement:
         if kind == "unknown":
             self.fire("raw-sql", f"runs SQL that was not analysed: {_short(fact.sql or '')}")
             return
+        if kind in {"create-index", "drop-index"} and fact.online and not self.autocommit:
+            verb = "creates" if kind == "create-index" else "drops"
+            self.fire(
+                "concurrently-in-transaction",
+                f"{verb} index {fact.name!r}{on} CONCURRENTLY inside the migration's transaction",
+            )
         if kind == "data":
             if self.existing(table) and self.data_change is None:
                 self.data_change = f"{fact.detail or 'changes rows'} {table or ''}".strip()
@@ -536,8 +599,13 @@ class _Judgement:
                     f"adds {what}{on} with foreign_key_checks on (the table is copied)",
                 )
         elif kind == "add-unique":
-            what = f"unique constraint {name!r}" if name else "a unique constraint"
+            noun = fact.detail or "unique constraint"
+            what = f"{noun} {name!r}" if name else f"a {noun}"
             self.fire("add-unique-constraint", f"adds {what}{on}")
+        elif kind == "add-check":
+            if not fact.online:
+                what = f"check constraint {name!r}" if name else "a check constraint"
+                self.fire("add-check-constraint-validating", f"adds {what}{on} without NOT VALID")
 
     def _setting(self, fact: Fact) -> None:
         name = (fact.name or "").lower()
@@ -606,7 +674,8 @@ def _does_nothing(function: Any) -> bool:
 
 def _judged(seen: _Seen, dialect: sa.Dialect, guarded: bool) -> _Judgement:
     judgement = _Judgement(dialect.name, guarded)
-    for operation, statements in seen.operations:
+    for index, (operation, statements) in enumerate(seen.operations):
+        judgement.autocommit = index in seen.autocommit
         for fact in _facts(operation, statements, dialect):
             judgement.fact(fact)
     judgement.end(seen)

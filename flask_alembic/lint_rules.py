@@ -185,6 +185,16 @@ _CATALOGUE = (
         },
     ),
     Rule(
+        "concurrently-in-transaction",
+        "error",
+        "PostgreSQL refuses CREATE INDEX CONCURRENTLY and DROP INDEX CONCURRENTLY inside a "
+        "transaction block, and each migration runs in one: the upgrade fails at this step.",
+        "Run it inside `with op.get_context().autocommit_block():`. A concurrent build that "
+        "fails leaves an INVALID index behind: drop it (DROP INDEX CONCURRENTLY IF EXISTS) "
+        "before trying again.",
+        dialects=_PG,
+    ),
+    Rule(
         "drop-index-blocking",
         "error",
         "DROP INDEX takes an exclusive lock on the table, blocking reads and writes while "
@@ -215,12 +225,24 @@ _CATALOGUE = (
         },
     ),
     Rule(
+        "add-check-constraint-validating",
+        "error",
+        "Adding a CHECK constraint reads every existing row while holding an ACCESS "
+        "EXCLUSIVE lock, which blocks every query on the table.",
+        "Add it with postgresql_not_valid=True (new rows are checked at once), then run "
+        "ALTER TABLE ... VALIDATE CONSTRAINT in a later revision, which lets reads and "
+        "writes through.",
+        dialects=_PG,
+    ),
+    Rule(
         "add-unique-constraint",
         "error",
-        "Adding a UNIQUE constraint builds its index while blocking writes to the table.",
+        "Adding a UNIQUE constraint or a primary key builds its index while blocking writes "
+        "to the table.",
         "Build a unique index with postgresql_concurrently=True first (in an "
         "autocommit_block()), then add the constraint on it: "
-        "ALTER TABLE t ADD CONSTRAINT name UNIQUE USING INDEX index_name.",
+        "ALTER TABLE t ADD CONSTRAINT name UNIQUE USING INDEX index_name "
+        "(or PRIMARY KEY USING INDEX).",
         dialects=_PG,
     ),
     Rule(

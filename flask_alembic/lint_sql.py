@@ -24,7 +24,8 @@ class Fact:
 
     ``kind`` is one of: ``create-table``, ``drop-table``, ``rename-table``,
     ``add-column``, ``drop-column``, ``rename-column``, ``change-type``, ``set-not-null``,
-    ``create-index``, ``drop-index``, ``add-foreign-key``, ``add-unique``, ``other-ddl``,
+    ``create-index``, ``drop-index``, ``add-foreign-key``, ``add-unique`` (a unique
+    constraint or a primary key), ``add-check``, ``other-ddl``,
     ``create-object`` (a new view, function...: no table locked), ``data`` (a row
     change), ``set`` (a setting), ``unknown`` (not understood).
     """
@@ -35,7 +36,7 @@ class Fact:
     name: str | None = None
     #: A new name, a new type, a setting's value, or the verb of a row change.
     detail: str | None = None
-    #: ``CONCURRENTLY`` given (indexes); ``NOT VALID`` given (foreign keys).
+    #: ``CONCURRENTLY`` given (indexes); ``NOT VALID`` given (foreign keys, checks).
     online: bool = False
     #: ``add-column``: the column is NOT NULL.
     not_null: bool = False
@@ -378,6 +379,12 @@ def _constraint_facts(table: str | None, action: Any, statement: Any, exp: Any) 
             )
         elif constraint.find(exp.UniqueColumnConstraint) is not None:
             found.append(Fact("add-unique", table=table, name=_name(constraint)))
+        elif constraint.find(exp.PrimaryKey, exp.PrimaryKeyColumnConstraint) is not None:
+            named = _name(constraint) if isinstance(constraint, exp.Constraint) else None
+            found.append(Fact("add-unique", table=table, name=named, detail="primary key"))
+        elif constraint.find(exp.CheckColumnConstraint) is not None:
+            online = bool(statement.args.get("not_valid"))
+            found.append(Fact("add-check", table=table, name=_name(constraint), online=online))
         else:
             found.append(Fact("other-ddl", table=table))
     return found

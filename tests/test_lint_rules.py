@@ -426,7 +426,62 @@ FIRES = [
         (PG, MY),
         ("'fk_account_other'", "'account'"),
     ),
+    # -- concurrently-in-transaction
+    Case(
+        "concurrently-in-transaction",
+        "op-create",
+        'op.create_index("ix_account_email", "account", ["email"], postgresql_concurrently=True)',
+        (PG,),
+        ("'ix_account_email'", "'account'"),
+    ),
+    Case(
+        "concurrently-in-transaction",
+        "op-drop",
+        'op.drop_index("ix_account_name", table_name="account", postgresql_concurrently=True)',
+        (PG,),
+        ("'ix_account_name'", "'account'"),
+    ),
+    Case(
+        "concurrently-in-transaction",
+        "sql-after-the-block",
+        """
+        with op.get_context().autocommit_block():
+            op.execute("CREATE INDEX CONCURRENTLY ix_account_email ON account (email)")
+        op.execute("CREATE INDEX CONCURRENTLY ix_account_other ON account (other_id)")
+        """,
+        (PG,),
+        ("'ix_account_other'", "'account'"),
+    ),
+    # -- add-check-constraint-validating
+    Case(
+        "add-check-constraint-validating",
+        "op",
+        'op.create_check_constraint("ck_account_email", "account", "email <> \'\'")',
+        (PG,),
+        ("'ck_account_email'", "'account'"),
+    ),
+    Case(
+        "add-check-constraint-validating",
+        "sql",
+        "op.execute(\"ALTER TABLE account ADD CONSTRAINT ck_account_email CHECK (email <> '')\")",
+        (PG,),
+        ("'ck_account_email'", "'account'"),
+    ),
     # -- add-unique-constraint
+    Case(
+        "add-unique-constraint",
+        "op-primary-key",
+        'op.create_primary_key("pk_legacy", "legacy", ["id"])',
+        (PG,),
+        ("primary key 'pk_legacy'", "'legacy'"),
+    ),
+    Case(
+        "add-unique-constraint",
+        "sql-primary-key",
+        'op.execute("ALTER TABLE legacy ADD PRIMARY KEY (id)")',
+        (PG,),
+        ("primary key", "'legacy'"),
+    ),
     Case(
         "add-unique-constraint",
         "op",
@@ -582,6 +637,22 @@ SILENT = [
     ),
     Silent(
         "change-column-type",
+        "varchar-same-length-prefix",
+        """
+        op.alter_column("account", "name", type_=sa.String(60), existing_type=sa.String(50))
+        op.alter_column("account", "email", type_=sa.String(400), existing_type=sa.String(300))
+        """,
+        (MY,),
+    ),
+    Silent(
+        "change-column-type",
+        "numeric-more-precision",
+        'op.alter_column("account", "other_id", type_=sa.Numeric(12, 2), '
+        "existing_type=sa.Numeric(10, 2))",
+        (PG,),
+    ),
+    Silent(
+        "change-column-type",
         "varchar-to-text",
         'op.alter_column("account", "name", type_=sa.Text(), existing_type=sa.String(50))',
         (PG,),
@@ -667,7 +738,10 @@ SILENT = [
     Silent(
         "create-index-blocking",
         "sql-concurrently",
-        'op.execute("CREATE INDEX CONCURRENTLY ix_account_email ON account (email)")',
+        """
+        with op.get_context().autocommit_block():
+            op.execute("CREATE INDEX CONCURRENTLY ix_account_email ON account (email)")
+        """,
         (PG,),
     ),
     Silent(
@@ -694,8 +768,35 @@ SILENT = [
     Silent(
         "drop-index-blocking",
         "sql-concurrently",
-        'op.execute("DROP INDEX CONCURRENTLY ix_account_name")',
+        """
+        with op.get_context().autocommit_block():
+            op.execute("DROP INDEX CONCURRENTLY ix_account_name")
+        """,
         (PG,),
+    ),
+    Silent(
+        "add-check-constraint-validating",
+        "not-valid",
+        'op.create_check_constraint("ck_account_email", "account", "email <> \'\'", '
+        "postgresql_not_valid=True)",
+        (PG,),
+    ),
+    Silent(
+        "add-check-constraint-validating",
+        "sql-not-valid-then-validate",
+        """
+        op.execute(
+            "ALTER TABLE account ADD CONSTRAINT ck_account_email CHECK (email <> '') NOT VALID"
+        )
+        op.execute("ALTER TABLE account VALIDATE CONSTRAINT ck_account_email")
+        """,
+        (PG,),
+    ),
+    Silent(
+        "add-check-constraint-validating",
+        "elsewhere",
+        "op.execute(\"ALTER TABLE account ADD CONSTRAINT ck_account_email CHECK (email <> '')\")",
+        (MY,),
     ),
     Silent(
         "drop-index-blocking",
@@ -863,6 +964,23 @@ def test_rule_stays_silent(make_app: MakeApp, make_url: MakeURL, case: Silent, o
     """The safe way of doing the change makes no finding at all."""
     app, alembic, folder = project(make_app, make_url, on)
     write(folder, "r1", "r0", body(case.upgrade, on))
+    assert lint(app, alembic, "r1") == []
+
+
+def test_concurrently_without_transactional_ddl(make_app: MakeApp, make_url: MakeURL) -> None:
+    """With transactional_ddl off, migrations run outside a transaction: CONCURRENTLY
+    needs no autocommit_block()."""
+    app, alembic = make_app(make_url(PG), ALEMBIC_CONTEXT={"transactional_ddl": False})
+    folder = Path(app.root_path) / "migrations"
+    folder.mkdir(exist_ok=True)
+    write(folder, "r0", None, BASE_UP, downgrade=BASE_DOWN)
+    write(
+        folder,
+        "r1",
+        "r0",
+        GUARD + 'op.create_index("ix_account_email", "account", ["email"], '
+        "postgresql_concurrently=True)",
+    )
     assert lint(app, alembic, "r1") == []
 
 

@@ -602,10 +602,9 @@ class _Judgement:
             noun = fact.detail or "unique constraint"
             what = f"{noun} {name!r}" if name else f"a {noun}"
             self.fire("add-unique-constraint", f"adds {what}{on}")
-        elif kind == "add-check":
-            if not fact.online:
-                what = f"check constraint {name!r}" if name else "a check constraint"
-                self.fire("add-check-constraint-validating", f"adds {what}{on} without NOT VALID")
+        elif kind == "add-check" and not fact.online:
+            what = f"check constraint {name!r}" if name else "a check constraint"
+            self.fire("add-check-constraint-validating", f"adds {what}{on} without NOT VALID")
 
     def _setting(self, fact: Fact) -> None:
         name = (fact.name or "").lower()

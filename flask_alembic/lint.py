@@ -412,7 +412,7 @@ def _alter_column(operation: Any, dialect: sa.Dialect) -> list[Fact]:
         found.append(
             Fact("change-type", table=table, name=name, detail=new_type.compile(dialect=dialect))
         )
-    if operation.modify_nullable is False:
+    if operation.modify_nullable is False and operation.existing_nullable is not False:
         found.append(Fact("set-not-null", table=table, name=name))
     return found or [Fact("other-ddl", table=table)]
 
@@ -444,6 +444,8 @@ def _widens(old: Any, new: Any, dialect: sa.Dialect) -> bool:
     longer VARCHAR with the same length prefix."""
     if old is None:
         return False
+    if str(old.compile(dialect=dialect)) == str(new.compile(dialect=dialect)):
+        return True  # restated, not changed
     if family(dialect.name) == "mysql":
         return _mysql_in_place(old, new, dialect)
     if family(dialect.name) != "postgresql":
@@ -631,6 +633,12 @@ class _Judgement:
                 "offline-failure",
                 f"reads the database through op.get_bind() ({_short(seen.error.sql, 80)}), "
                 "which offline mode cannot: what it does after that was not analysed",
+            )
+        elif isinstance(seen.error, sa.exc.NoInspectionAvailable):
+            self.fire(
+                "offline-failure",
+                "inspects the database (sa.inspect(op.get_bind())), which offline mode cannot: "
+                "what it does after that was not analysed",
             )
         elif seen.error is not None:
             self.fire(

@@ -540,6 +540,16 @@ FIRES = [
     ),
     Case(
         "data-change-in-schema-migration",
+        "bind-execute",
+        """
+        op.add_column("account", sa.Column("nick", sa.String(20)))
+        op.get_bind().execute(sa.text("UPDATE account SET nick = name"))
+        """,
+        ALL,
+        ("UPDATE account", "account.nick"),
+    ),
+    Case(
+        "data-change-in-schema-migration",
         "bulk-insert",
         """
         op.add_column("account", sa.Column("nick", sa.String(20)))
@@ -650,6 +660,19 @@ SILENT = [
         'op.alter_column("account", "other_id", type_=sa.Numeric(12, 2), '
         "existing_type=sa.Numeric(10, 2))",
         (PG,),
+    ),
+    Silent(
+        "change-column-type",
+        "restated",
+        'op.alter_column("account", "other_id", type_=sa.Integer(), existing_type=sa.Integer())',
+        ALL,
+    ),
+    Silent(
+        "set-not-null",
+        "already-not-null",
+        'op.alter_column("account", "email", nullable=False, existing_nullable=False, '
+        "existing_type=sa.String(50))",
+        (PG, MY),
     ),
     Silent(
         "change-column-type",
@@ -1069,6 +1092,8 @@ def test_missing_downgrade_silent(make_app: MakeApp, make_url: MakeURL, downgrad
 
 FAILURES = {
     "reads-the-database": 'op.get_bind().execute(sa.text("SELECT count(*) FROM account"))',
+    "selects": 'op.get_bind().execute(sa.select(sa.table("account", sa.column("id"))))',
+    "inspects": "sa.inspect(op.get_bind()).get_table_names()",
     "raises": 'raise RuntimeError("boom")',
 }
 
@@ -1096,6 +1121,7 @@ def test_offline_failure_keeps_what_was_seen_before(
         assert "boom" in failed.message
     else:
         assert "op.get_bind()" in failed.message
+        assert "offline mode cannot" in failed.message
     second = {f.rule: f for f in found if f.revision == "r2"}
     assert second["offline-failure"].accepted
     assert second["offline-failure"].reason == "reviewed: counts rows"

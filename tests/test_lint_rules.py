@@ -894,6 +894,17 @@ SILENT = [
     ),
     Silent(
         "data-change-in-schema-migration",
+        "seed-created-here-beside-ddl",
+        """
+        fresh = op.create_table("fresh", sa.Column("id", sa.Integer(), primary_key=True))
+        op.bulk_insert(fresh, [{"id": 1}])
+        op.execute("INSERT INTO fresh (id) VALUES (2)")
+        op.add_column("account", sa.Column("nick", sa.String(20)))
+        """,
+        ALL,
+    ),
+    Silent(
+        "data-change-in-schema-migration",
         "data-only",
         """
         op.execute("UPDATE account SET email = NULL WHERE email = ''")

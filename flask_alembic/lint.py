@@ -502,8 +502,12 @@ class _Judgement:
         self.family = family(dialect)
         self.created: set[str] = set()
         self.found: list[tuple[str, str]] = []
-        #: Whether a lock timeout is in force (configured, or SET by the revision).
+        #: Whether a lock timeout is in force for the session: configured, or SET (not
+        #: LOCAL) by the revision.
         self.guarded = guarded
+        #: A lock timeout SET LOCAL in the current transaction (``None``: none set), which
+        #: the COMMIT of an ``autocommit_block()`` ends.
+        self.local: bool | None = None
         self.unguarded: str | None = None
         self.schema_change: str | None = None
         self.data_change: str | None = None
@@ -546,7 +550,8 @@ class _Judgement:
         self._ddl(fact, on)
         if self.schema_change is None:
             self.schema_change = _describe(fact)
-        if self.family == "postgresql" and not self.guarded and self.unguarded is None:
+        in_force = self.guarded if self.local is None else self.local
+        if self.family == "postgresql" and not in_force and self.unguarded is None:
             self.unguarded = _describe(fact)
 
     def _ddl(self, fact: Fact, on: str) -> None:
@@ -612,7 +617,11 @@ class _Judgement:
         name = (fact.name or "").lower()
         value = (fact.detail or "").strip().strip("'\"").lower()
         if name == "lock_timeout":
-            self.guarded = value not in {"0", "0s", "0ms", "default", ""}
+            on = value not in {"0", "0s", "0ms", "default", ""}
+            if not fact.local:
+                self.guarded, self.local = on, None
+            elif not self.autocommit:  # SET LOCAL outside a transaction does nothing
+                self.local = on
         elif name == "foreign_key_checks":
             self.foreign_key_checks = value not in {"0", "off", "false"}
 
@@ -682,7 +691,10 @@ def _does_nothing(function: Any) -> bool:
 def _judged(seen: _Seen, dialect: sa.Dialect, guarded: bool) -> _Judgement:
     judgement = _Judgement(dialect.name, guarded)
     for index, (operation, statements) in enumerate(seen.operations):
-        judgement.autocommit = index in seen.autocommit
+        autocommit = index in seen.autocommit
+        if autocommit != judgement.autocommit:
+            judgement.local = None  # a COMMIT or a BEGIN between them: a new transaction
+        judgement.autocommit = autocommit
         for fact in _facts(operation, statements, dialect):
             judgement.fact(fact)
     judgement.end(seen)

@@ -274,7 +274,8 @@ _CATALOGUE = (
         "behind it: without a lock timeout, one long transaction stalls the table.",
         "Set ALEMBIC_BINDS[name]['timeouts'] = {'lock_timeout': 5} (seconds), or a "
         "revision's own `timeouts = {'lock_timeout': 5}`, or run "
-        "op.execute(\"SET LOCAL lock_timeout = '5s'\") before the DDL.",
+        "op.execute(\"SET LOCAL lock_timeout = '5s'\") before the DDL (SET LOCAL ends with "
+        "the transaction: after an autocommit_block() begins, use SET lock_timeout).",
         dialects=_PG,
     ),
     Rule(

@@ -48,6 +48,8 @@ class Fact:
     index_kind: str | None = None
     #: The statement (``unknown``), shortened by the reader.
     sql: str | None = None
+    #: ``set``: for the current transaction only (``SET LOCAL``).
+    local: bool = False
 
 
 _READ = {"postgresql": "postgres", "mysql": "mysql", "mariadb": "mysql", "sqlite": "sqlite"}
@@ -183,7 +185,8 @@ def _select_facts(statement: Any, exp: Any) -> list[Fact]:
         args = call.expressions
         literal = len(args) >= 2 and all(isinstance(a, exp.Literal) for a in args[:2])
         if str(call.name).lower() == "set_config" and literal:
-            found.append(Fact("set", name=str(args[0].name), detail=str(args[1].name)))
+            local = len(args) > 2 and isinstance(args[2], exp.Boolean) and bool(args[2].this)
+            found.append(Fact("set", name=str(args[0].name), detail=str(args[1].name), local=local))
     return found
 
 
@@ -250,11 +253,12 @@ def _unquote(word: str) -> str:
 
 def _set_fact(item: Any, exp: Any) -> Fact:
     assignment = item.this
+    local = str(item.args.get("kind") or "").upper() == "LOCAL"
     if isinstance(assignment, exp.EQ):
         value = assignment.expression
         shown = value.name if isinstance(value, exp.Literal) else value.sql()
-        return Fact("set", name=_name(assignment.this), detail=str(shown))
-    return Fact("set", name=None, detail=item.sql())
+        return Fact("set", name=_name(assignment.this), detail=str(shown), local=local)
+    return Fact("set", name=None, detail=item.sql(), local=local)
 
 
 def _create_facts(statement: Any, exp: Any) -> list[Fact]:

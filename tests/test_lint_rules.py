@@ -64,8 +64,9 @@ BASE_DOWN = 'op.drop_table("legacy")\nop.drop_table("other")\nop.drop_table("acc
 NO_WAY_BACK = 'raise NotImplementedError("one way")'
 
 #: On PostgreSQL, every revision but those testing no-lock-timeout sets a lock timeout
-#: first, so that the rule tested is the only one firing.
-GUARD = "op.execute(\"SET LOCAL lock_timeout = '5s'\")\n"
+#: first, so that the rule tested is the only one firing. (For the session: SET LOCAL
+#: would end with the transaction, at the start of an autocommit_block().)
+GUARD = "op.execute(\"SET lock_timeout = '5s'\")\n"
 
 
 def write(
@@ -605,6 +606,32 @@ FIRES = [
     ),
     Case(
         "no-lock-timeout",
+        "set-local-ended-by-autocommit-block",
+        """
+        op.execute("SET LOCAL lock_timeout = '5s'")
+        with op.get_context().autocommit_block():
+            op.create_index(
+                "ix_account_email", "account", ["email"], postgresql_concurrently=True
+            )
+        """,
+        (PG,),
+        ("account.ix_account_email",),
+    ),
+    Case(
+        "no-lock-timeout",
+        "set-local-before-the-block-ends",
+        """
+        with op.get_context().autocommit_block():
+            op.execute("SET LOCAL lock_timeout = '5s'")
+            op.create_index(
+                "ix_account_email", "account", ["email"], postgresql_concurrently=True
+            )
+        """,
+        (PG,),
+        ("account.ix_account_email",),
+    ),
+    Case(
+        "no-lock-timeout",
         "set-to-zero",
         """
         op.execute("SET LOCAL lock_timeout = '5s'")
@@ -934,6 +961,38 @@ SILENT = [
         (PG,),
     ),
     Silent("no-lock-timeout", "created-here", CREATE_FRESH, (PG,)),
+    Silent(
+        "no-lock-timeout",
+        "set-local",
+        "op.execute(\"SET LOCAL lock_timeout = '5s'\")\n"
+        'op.add_column("account", sa.Column("nick", sa.String(20)))',
+        (PG,),
+    ),
+    Silent(
+        "no-lock-timeout",
+        "session-set-outlives-the-block",
+        """
+        op.execute("SET lock_timeout = '5s'")
+        with op.get_context().autocommit_block():
+            op.create_index(
+                "ix_account_email", "account", ["email"], postgresql_concurrently=True
+            )
+        op.add_column("account", sa.Column("nick", sa.String(20)))
+        """,
+        (PG,),
+    ),
+    Silent(
+        "no-lock-timeout",
+        "set-local-again-after-the-block",
+        """
+        op.execute("SET lock_timeout = '5s'")
+        with op.get_context().autocommit_block():
+            op.execute("SET lock_timeout = '3s'")
+        op.execute("SET LOCAL lock_timeout = '5s'")
+        op.add_column("account", sa.Column("nick", sa.String(20)))
+        """,
+        (PG,),
+    ),
     Silent(
         "no-lock-timeout",
         "not-postgresql",

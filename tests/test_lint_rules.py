@@ -1355,6 +1355,52 @@ def test_lint_does_not_connect(make_app: MakeApp, make_url: MakeURL) -> None:
     assert rules(lint(app, alembic, "r1")) == ["create-index-blocking", "no-lock-timeout"]
 
 
+def test_mariadb_driver(make_app: MakeApp, make_url: MakeURL) -> None:
+    """A ``mariadb+pymysql://`` URL is judged as MariaDB/MySQL."""
+    url = sa.make_url(make_url(MY)).set(drivername="mariadb+pymysql")
+    app, alembic = make_app(url.render_as_string(hide_password=False))
+    folder = Path(app.root_path) / "migrations"
+    folder.mkdir(exist_ok=True)
+    write(folder, "r0", None, BASE_UP, downgrade=BASE_DOWN)
+    write(
+        folder,
+        "r1",
+        "r0",
+        'op.create_index("ft_account_name", "account", ["name"], mariadb_prefix="FULLTEXT")\n'
+        'op.create_index("ix_account_email", "account", ["email"])',
+    )
+    (finding,) = lint(app, alembic, "r1")
+    assert (finding.rule, finding.bind) == ("create-index-blocking", "default")
+    assert "'ft_account_name'" in finding.message
+    assert finding.fix == RULES["create-index-blocking"].fix_for("mariadb")
+    assert finding.fix == RULES["create-index-blocking"].fix_for("mysql")
+
+
+def test_without_the_parser(
+    make_app: MakeApp, make_url: MakeURL, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Without sqlglot (the lint extra), SQL is not guessed at: it is raw-sql, and the
+    operations are still judged."""
+    from flask_alembic import lint_sql
+
+    monkeypatch.setattr(lint_sql, "available", lambda: False)
+    app, alembic, folder = project(make_app, make_url, PG)
+    write(
+        folder,
+        "r1",
+        "r0",
+        'op.execute("DROP TABLE legacy")\n'
+        'op.add_column("account", sa.Column("token", sa.String(36), '
+        'server_default=sa.text("gen_random_uuid()")))\n'
+        'op.drop_column("account", "name")',
+    )
+    found = lint(app, alembic, "r1")
+    assert rules(found) == ["drop-column", "no-lock-timeout", "raw-sql", "raw-sql"]
+    messages = " / ".join(f.message for f in found if f.rule == "raw-sql")
+    assert "DROP TABLE legacy" in messages
+    assert "'token'" in messages
+
+
 # -- the parser stays quiet ---------------------------------------------------------------
 
 

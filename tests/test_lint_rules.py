@@ -341,6 +341,14 @@ FIRES = [
     ),
     Case(
         "add-column-volatile-default",
+        "op-generated",
+        'op.add_column("account", sa.Column("total", sa.Integer(), '
+        'sa.Computed("other_id * 2", persisted=True)))',
+        (PG,),
+        ("'total'", "'account'", "generated"),
+    ),
+    Case(
+        "add-column-volatile-default",
         "sql",
         'op.execute("ALTER TABLE account ADD COLUMN token UUID DEFAULT gen_random_uuid()")',
         (PG,),
@@ -551,6 +559,16 @@ FIRES = [
     ),
     Case(
         "data-change-in-schema-migration",
+        "driver-sql",
+        """
+        op.add_column("account", sa.Column("nick", sa.String(20)))
+        op.get_bind().exec_driver_sql("DELETE FROM legacy")
+        """,
+        ALL,
+        ("DELETE legacy", "account.nick"),
+    ),
+    Case(
+        "data-change-in-schema-migration",
         "bulk-insert",
         """
         op.add_column("account", sa.Column("nick", sa.String(20)))
@@ -700,6 +718,13 @@ SILENT = [
         'op.alter_column("account", "email", nullable=False, existing_nullable=False, '
         "existing_type=sa.String(50))",
         (PG, MY),
+    ),
+    Silent(
+        "change-column-type",
+        "numeric-unconstrained",
+        'op.alter_column("account", "other_id", type_=sa.Numeric(), '
+        "existing_type=sa.Numeric(10, 2))",
+        (PG,),
     ),
     Silent(
         "change-column-type",
@@ -1164,6 +1189,7 @@ FAILURES = {
     "reads-the-database": 'op.get_bind().execute(sa.text("SELECT count(*) FROM account"))',
     "selects": 'op.get_bind().execute(sa.select(sa.table("account", sa.column("id"))))',
     "inspects": "sa.inspect(op.get_bind()).get_table_names()",
+    "scalar": 'op.get_bind().scalar(sa.text("SELECT max(id) FROM account"))',
     "raises": 'raise RuntimeError("boom")',
 }
 
@@ -1304,6 +1330,18 @@ def test_lint_all_named_and_pending(make_app: MakeApp, database_url: str) -> Non
         named = alembic.lint("r2")
         assert named.linted == (("default", "r2"),)
         assert [f.rule for f in named.open(("error",))] == ["drop-table"]
+        (finding,) = named.of("default", "r2")
+        assert finding.as_dict() == {
+            "bind": "default",
+            "revision": "r2",
+            "path": str(folder / "r2_test.py"),
+            "rule": "drop-table",
+            "severity": "error",
+            "message": "drops table 'legacy'",
+            "fix": RULES["drop-table"].fix,
+            "accepted": False,
+            "reason": None,
+        }
 
         assert [rev for _, rev in alembic.lint().linted] == ["r0", "r1", "r2"]
         alembic.upgrade("r1")
@@ -1457,3 +1495,97 @@ def test_docs_list_every_rule_with_its_severity() -> None:
         )
         for rule in RULES.values()
     }
+
+
+# -- reading SQL --------------------------------------------------------------------------
+
+#: (dialect, SQL, the facts read: kind, table, name, online), for what the revision
+#: tests above do not go through.
+READ = [
+    (PG, "UPDATE t SET (", [("unknown", None, None, False)]),
+    (PG, "-- only a comment", []),
+    (PG, "BEGIN; COMMIT", []),
+    (PG, "TRUNCATE a, b", [("data", "a", None, False), ("data", "b", None, False)]),
+    (
+        PG,
+        "MERGE INTO t USING s ON t.id = s.id WHEN MATCHED THEN DELETE",
+        [("data", "t", None, False)],
+    ),
+    (PG, "SET x TO DEFAULT", [("set", None, "x", False)]),
+    (PG, "CREATE VIEW v AS SELECT 1", [("create-object", None, "v", False)]),
+    (
+        PG,
+        "CREATE TABLE n (id INT); INSERT INTO n VALUES (1)",
+        [("create-table", "n", None, False), ("data", "n", None, False)],
+    ),
+    (PG, "DROP VIEW v", [("other-ddl", None, None, False)]),
+    (PG, "ALTER TABLE t DROP CONSTRAINT fk", [("other-ddl", "t", None, False)]),
+    (PG, "ALTER TABLE t SET (fillfactor = 70)", [("other-ddl", "t", None, False)]),
+    (PG, "ALTER TABLE t ALTER COLUMN c DROP DEFAULT", [("other-ddl", "t", None, False)]),
+    (
+        PG,
+        "ALTER TABLE t ALTER COLUMN c TYPE BIGINT, ALTER COLUMN d SET NOT NULL",
+        [("change-type", "t", "c", False), ("set-not-null", "t", "d", False)],
+    ),
+    (
+        PG,
+        "ALTER TABLE t ADD CONSTRAINT ck CHECK (a > 0) NOT VALID",
+        [("add-check", "t", "ck", True)],
+    ),
+    (PG, "ALTER TABLE t VALIDATE CONSTRAINT ck", [("other-ddl", "t", None, False)]),
+    (
+        PG,
+        "ALTER TABLE t ADD CONSTRAINT pk PRIMARY KEY USING INDEX ix",
+        [("other-ddl", "t", None, False)],
+    ),
+    (
+        PG,
+        "DROP INDEX CONCURRENTLY IF EXISTS public.ix_a",
+        [("drop-index", None, "ix_a", True)],
+    ),
+    (PG, "SELECT set_config('lock_timeout', '2s', false)", [("set", None, "lock_timeout", False)]),
+    (
+        MY,
+        "RENAME TABLE a TO b, `c` TO d",
+        [("rename-table", "a", None, False), ("rename-table", "c", None, False)],
+    ),
+    (MY, "RENAME TABLE a", [("unknown", None, None, False)]),
+    (MY, "CREATE UNIQUE FULLTEXT INDEX ft ON t (a)", [("create-index", "t", "ft", False)]),
+    (MY, "ALTER TABLE t ADD INDEX ix (a)", [("create-index", "t", "ix", True)]),
+    (MY, "ALTER TABLE t ADD SPATIAL INDEX sp (g)", [("create-index", "t", "sp", False)]),
+    (
+        MY,
+        "ALTER TABLE t DROP a, DROP INDEX ix",
+        [("drop-column", "t", "a", False), ("other-ddl", "t", None, False)],
+    ),
+    (MY, "ALTER TABLE t ALTER COLUMN c SET DEFAULT 1", [("other-ddl", "t", None, False)]),
+    (MY, "SET SESSION foreign_key_checks = OFF", [("set", None, "foreign_key_checks", False)]),
+]
+
+
+@pytest.mark.parametrize(("on", "sql", "expected"), READ, ids=[r[1][:40] for r in READ])
+def test_sql_reading(on: str, sql: str, expected: list[tuple[object, ...]]) -> None:
+    """What the SQL reader makes of statements, one by one."""
+    from flask_alembic import lint_sql
+
+    with lint_sql.quiet_parser():
+        found = lint_sql.facts(sql, on)
+    assert [(f.kind, f.table, f.name, f.online) for f in found] == expected
+
+
+@pytest.mark.parametrize(
+    ("sql", "volatile"),
+    [
+        ("ALTER TABLE t ADD COLUMN g INT GENERATED ALWAYS AS IDENTITY", "an identity column"),
+        ("ALTER TABLE t ADD COLUMN r FLOAT DEFAULT random()", "random()"),
+        ("ALTER TABLE t ADD COLUMN c INT DEFAULT nextval('s')", "nextval('s')"),
+        ("ALTER TABLE t ADD COLUMN c TIMESTAMP DEFAULT now()", None),
+        ("ALTER TABLE t ADD COLUMN c JSONB DEFAULT '{}'::jsonb", None),
+    ],
+)
+def test_volatile_defaults_read(sql: str, volatile: str | None) -> None:
+    """Which new columns' defaults PostgreSQL computes per row."""
+    from flask_alembic import lint_sql
+
+    (fact,) = lint_sql.facts(sql, PG)
+    assert (fact.kind, fact.volatile, fact.has_default) == ("add-column", volatile, True)

@@ -635,7 +635,13 @@ class _Judgement:
         if self.unguarded:
             self.fire("no-lock-timeout", f"runs DDL ({self.unguarded}) without a lock timeout")
         module = seen.module
-        if module is not None and _does_nothing(getattr(module, "downgrade", None)):
+        # A revision whose upgrade() does nothing either (a merge point, a placeholder)
+        # has nothing to undo.
+        if (
+            module is not None
+            and _does_nothing(getattr(module, "downgrade", None))
+            and not _does_nothing(getattr(module, "upgrade", None))
+        ):
             self.fire("missing-downgrade", "has a downgrade() that does nothing")
         if isinstance(seen.error, _ReadsDatabase):
             self.fire(

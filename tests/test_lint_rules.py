@@ -72,7 +72,7 @@ GUARD = "op.execute(\"SET lock_timeout = '5s'\")\n"
 def write(
     folder: Path,
     revision: str,
-    down: str | None,
+    down: str | tuple[str, ...] | None,
     upgrade: str,
     *,
     allow: object = None,
@@ -1155,6 +1155,18 @@ def test_missing_downgrade_fires(
         True,
     )
     assert accepted.reason == "data only moves forward"
+
+
+def test_missing_downgrade_silent_when_upgrade_does_nothing(
+    make_app: MakeApp, make_url: MakeURL
+) -> None:
+    """A merge revision, or an empty one, has nothing to undo."""
+    app, alembic, folder = project(make_app, make_url, SQLITE)
+    write(folder, "r1", "r0", CREATE_FRESH)
+    write(folder, "r2", "r0", 'op.create_table("other2", sa.Column("id", sa.Integer()))')
+    write(folder, "r3", ("r1", "r2"), "pass", downgrade="pass")
+    write(folder, "r4", "r3", '"""Nothing yet."""', downgrade="pass")
+    assert lint(app, alembic, "r3", "r4") == []
 
 
 def test_missing_downgrade_without_a_function(make_app: MakeApp, make_url: MakeURL) -> None:

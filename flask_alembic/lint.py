@@ -302,7 +302,13 @@ def _facts(
     if isinstance(operation, ops.RenameTableOp):
         return [Fact("rename-table", table=operation.table_name, detail=operation.new_table_name)]
     if isinstance(operation, ops.AddColumnOp):
-        return [_add_column(operation, dialect)]
+        # Alembic adds a new column's foreign keys with it: checked against every row.
+        keys = [
+            Fact("add-foreign-key", table=operation.table_name, name=_text(key.constraint.name))
+            for key in operation.column.foreign_keys
+            if key.constraint is not None
+        ]
+        return [_add_column(operation, dialect), *keys]
     if isinstance(operation, ops.DropColumnOp):
         return [Fact("drop-column", table=operation.table_name, name=operation.column_name)]
     if isinstance(operation, ops.AlterColumnOp):

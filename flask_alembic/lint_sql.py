@@ -300,6 +300,12 @@ def _alter_facts(statement: Any, exp: Any) -> list[Fact]:
     for action in statement.args.get("actions") or []:
         if isinstance(action, exp.ColumnDef):
             found.append(column_fact(table, action, exp))
+            found.extend(
+                # A new column's REFERENCES: checked against every row like any foreign key.
+                Fact("add-foreign-key", table=table, name=_name(constraint.this))
+                for constraint in action.args.get("constraints") or []
+                if isinstance(constraint.args.get("kind"), exp.Reference)
+            )
         elif isinstance(action, exp.Drop):
             kind = str(action.args.get("kind") or "").upper()
             if kind in {"COLUMN", ""}:

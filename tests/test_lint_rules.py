@@ -476,6 +476,22 @@ FIRES = [
         (PG,),
         ("'ck_account_email'", "'account'"),
     ),
+    Case(
+        "add-foreign-key-validating",
+        "op-new-column",
+        'op.add_column("account", sa.Column("other2_id", sa.Integer(), '
+        'sa.ForeignKey("other.id", name="fk_account_other2")))',
+        (PG, MY),
+        ("'fk_account_other2'", "'account'"),
+    ),
+    Case(
+        "add-foreign-key-validating",
+        "sql-new-column",
+        'op.execute("ALTER TABLE account ADD COLUMN other2_id INTEGER '
+        'CONSTRAINT fk_account_other2 REFERENCES other (id)")',
+        (PG,),
+        ("'fk_account_other2'", "'account'"),
+    ),
     # -- add-unique-constraint
     Case(
         "add-unique-constraint",
@@ -902,6 +918,19 @@ SILENT = [
         op.execute("SET foreign_key_checks = 1")
         """,
         (MY,),
+    ),
+    Silent(
+        "add-foreign-key-validating",
+        "new-column-sqlite-batch",
+        """
+        with op.batch_alter_table("account") as batch:
+            batch.add_column(
+                sa.Column(
+                    "other2_id", sa.Integer(), sa.ForeignKey("other.id", name="fk_account_other2")
+                )
+            )
+        """,
+        (SQLITE,),
     ),
     Silent(
         "add-foreign-key-validating",

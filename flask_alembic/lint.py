@@ -24,6 +24,7 @@ from collections.abc import Iterable
 from collections.abc import Mapping
 from collections.abc import Sequence
 from dataclasses import dataclass
+from dataclasses import field
 from dataclasses import replace
 from types import ModuleType
 from typing import Any
@@ -133,70 +134,128 @@ class _Statements(io.StringIO):
     def __init__(self) -> None:
         super().__init__()
         self.statements: list[str] = []
+        #: Whether what runs now runs outside a transaction: between the COMMIT and the
+        #: BEGIN that ``autocommit_block()`` writes offline (or with no transactional DDL).
+        self.autocommit = False
 
     def write(self, text: str) -> int:
         self.statements.append(text)
+        word = text.strip().rstrip(";").strip().upper()
+        if word == "COMMIT":
+            self.autocommit = True
+        elif word == "BEGIN":
+            self.autocommit = False
         return len(text)
 
 
 @dataclass
 class _Seen:
-    """What one revision's ``upgrade()`` did offline, in order: each operation with the
-    SQL it emitted, and SQL emitted outside any operation (``None`` in its place: a
-    connection's ``execute()``, an ``autocommit_block()``'s COMMIT)."""
+    """What one revision's ``upgrade()`` did offline."""
 
-    events: list[tuple[MigrateOperation | None, list[str]]]
+    operations: list[tuple[MigrateOperation, list[str]]]
     error: BaseException | None = None
     module: ModuleType | None = None
+    #: The indexes in ``operations`` of those run outside a transaction.
+    autocommit: set[int] = field(default_factory=set)
     #: The module's ``lint_allow``, read before its code ran.
     allow: Any = None
+
+
+class _ReadsDatabase(Exception):
+    """``op.get_bind()`` was asked for rows, which offline mode does not have."""
+
+    def __init__(self, sql: str) -> None:
+        super().__init__(sql)
+        self.sql = sql
 
 
 class _Recorder:
     """Called for every operation invoked: remembers it and the SQL it emitted."""
 
-    def __init__(self, buffer: _Statements) -> None:
+    def __init__(self, buffer: _Statements, dialect: sa.Dialect) -> None:
         self.buffer = buffer
+        self.dialect = dialect
         self.seen = _Seen([])
         self._depth = 0
-        self._mark = 0
-
-    def start(self) -> _Seen:
-        self.seen = _Seen([])
-        self._mark = len(self.buffer.statements)
-        return self.seen
-
-    def loose(self) -> None:
-        """Keep the SQL emitted since the last operation, outside any."""
-        emitted = self.buffer.statements[self._mark :]
-        if emitted:
-            self.seen.events.append((None, emitted))
-        self._mark = len(self.buffer.statements)
 
     def __call__(self, invoke: Any, operation: MigrateOperation | None) -> Any:
-        if self._depth:  # an operation carried out with others: the outer one counts
-            return invoke(operation)
         from alembic.operations import ops
 
-        self.loose()
-        if operation is None:  # a batch's end: the SQL of operations recorded already
-            try:
-                return invoke(operation)
-            finally:
-                self._mark = len(self.buffer.statements)
+        if self._depth or operation is None:
+            # An operation carried out with others (the outer one counts), or the end of
+            # a batch, which emits the SQL of operations recorded already.
+            return invoke(operation)
+        if self.buffer.autocommit:
+            self.seen.autocommit.add(len(self.seen.operations))
+        if isinstance(operation, ops.ExecuteSQLOp):
+            # Read, not rendered: offline rendering needs a literal of a known type for
+            # every value (sa.column("x") has none), which running online does not.
+            self.seen.operations.append((operation, [_sql(operation.sqltext, self.dialect)]))
+            return None
+        if isinstance(operation, ops.BulkInsertOp):
+            self.seen.operations.append((operation, []))  # the same: only its table counts
+            return None
+        start = len(self.buffer.statements)
         self._depth += 1
         try:
             return invoke(operation)
-        except sa.exc.CompileError:
-            # Offline mode renders values as literals, which fails for an untyped
-            # ``sa.table()`` column; the construct itself says what it changes.
-            if not isinstance(operation, ops.ExecuteSQLOp):
-                raise
-            return None
         finally:
             self._depth -= 1
-            self.seen.events.append((operation, self.buffer.statements[self._mark :]))
-            self._mark = len(self.buffer.statements)
+            self.seen.operations.append((operation, self.buffer.statements[start:]))
+
+
+def _sql(statement: Any, dialect: sa.Dialect) -> str:
+    """The SQL of a statement given to ``op.execute()`` or ``op.get_bind().execute()``."""
+    if isinstance(statement, str):
+        return statement
+    try:
+        return str(statement.compile(dialect=dialect, compile_kwargs={"literal_binds": True}))
+    except Exception:  # a value without a literal form: a placeholder will do
+        named = type(dialect)(paramstyle="named")  # type: ignore[call-arg]  # ":name", read
+        return str(statement.compile(dialect=named))
+
+
+def _placeholders(statement: Any, dialect: sa.Dialect) -> str:
+    """A statement's SQL with its values left as ``:name`` placeholders."""
+    try:
+        named = type(dialect)(paramstyle="named")  # type: ignore[call-arg]
+        return str(statement.compile(dialect=named))
+    except Exception:
+        return type(statement).__name__
+
+
+_READING = frozenset({"SELECT", "WITH", "SHOW", "EXPLAIN", "PRAGMA", "VALUES", "TABLE", "DESCRIBE"})
+
+
+class _OfflineBind:
+    """What ``op.get_bind()`` returns while linting: Alembic's offline connection, except
+    that a statement that returns rows stops the revision (offline mode has none to give,
+    and code deciding on them would be seen along a path it may not take), and one that
+    does not is read as ``op.execute()`` is."""
+
+    def __init__(self, connection: Any, recorder: _Recorder) -> None:
+        self._connection = connection
+        self._recorder = recorder
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._connection, name)
+
+    def execute(self, statement: Any, *args: Any, **kw: Any) -> None:
+        from alembic.operations import ops
+
+        sql = _sql(statement, self._recorder.dialect)
+        first = lint_sql.first_keyword(sql, self._recorder.dialect.name)
+        if getattr(statement, "is_select", False) or first in _READING:
+            raise _ReadsDatabase(sql)
+        self._recorder(lambda _: None, ops.ExecuteSQLOp(statement))
+
+    def exec_driver_sql(self, statement: str, *args: Any, **kw: Any) -> None:
+        self.execute(statement)
+
+    def scalar(self, statement: Any, *args: Any, **kw: Any) -> Any:
+        raise _ReadsDatabase(_sql(statement, self._recorder.dialect))
+
+    scalars = scalar
 
 
 def _run_offline(runtime: BindRuntime, scripts: Sequence[Script]) -> Iterable[tuple[Script, _Seen]]:
@@ -209,7 +268,7 @@ def _run_offline(runtime: BindRuntime, scripts: Sequence[Script]) -> Iterable[tu
     from .environment import context_options
 
     buffer = _Statements()
-    recorder = _Recorder(buffer)
+    recorder = _Recorder(buffer, runtime.bind.engine.dialect)
     env = EnvironmentContext(runtime.config, runtime.script, as_sql=True)
     with env:
         env.configure(
@@ -222,9 +281,13 @@ def _run_offline(runtime: BindRuntime, scripts: Sequence[Script]) -> Iterable[tu
                 connection=None,
             )
         )
-        with compat.recording_operations(env.get_context(), recorder):
+        context = env.get_context()
+        vars(context.impl)["connection"] = _OfflineBind(context.impl.connection, recorder)
+        with compat.recording_operations(context, recorder):
+            transactional = bool(context.impl.transactional_ddl)
             for script in scripts:
-                seen = recorder.start()
+                recorder.seen = seen = _Seen([])
+                buffer.autocommit = not transactional
                 try:
                     seen.module = script.module
                     seen.allow = getattr(seen.module, "lint_allow", None)
@@ -233,7 +296,6 @@ def _run_offline(runtime: BindRuntime, scripts: Sequence[Script]) -> Iterable[tu
                         seen.module.upgrade()
                 except (Exception, SystemExit) as exc:
                     seen.error = exc
-                recorder.loose()
                 yield script, seen
 
 
@@ -241,16 +303,19 @@ def _run_offline(runtime: BindRuntime, scripts: Sequence[Script]) -> Iterable[tu
 
 
 def _facts(
-    operation: MigrateOperation | None, statements: Sequence[str], dialect: sa.Dialect
+    operation: MigrateOperation, statements: Sequence[str], dialect: sa.Dialect
 ) -> list[Fact]:
     from alembic.operations import ops
 
-    if operation is None:  # SQL emitted outside any operation
-        return lint_sql.facts("".join(statements), dialect.name)
     if isinstance(operation, ops.ExecuteSQLOp):
-        if statements:
-            return lint_sql.facts("".join(statements), dialect.name)
-        return _construct_facts(operation.sqltext)
+        text = "".join(statements) or str(operation.sqltext)
+        found = lint_sql.facts(text, dialect.name)
+        if isinstance(operation.sqltext, str):
+            return found
+        # A construct's values were rendered to be read; its message shows placeholders
+        # (a bound value may be a secret).
+        shown = _placeholders(operation.sqltext, dialect)
+        return [replace(f, sql=shown) if f.kind == "unknown" else f for f in found]
     if isinstance(operation, ops.CreateTableOp):
         return [Fact("create-table", table=operation.table_name, schema=operation.schema)]
     if isinstance(operation, ops.DropTableOp):
@@ -265,7 +330,24 @@ def _facts(
             )
         ]
     if isinstance(operation, ops.AddColumnOp):
-        return _add_column(operation, dialect)
+        # Alembic adds a new column's foreign keys with it: checked against every row.
+        table, schema, column = operation.table_name, operation.schema, operation.column
+        keys = [
+            Fact(
+                "add-foreign-key",
+                table=table,
+                schema=schema,
+                name=_text(key.constraint.name),
+            )
+            for key in column.foreign_keys
+            if key.constraint is not None
+        ]
+        # What the column brings with it, which Alembic emits after the ADD COLUMN.
+        if column.index:
+            keys.append(Fact("create-index", table=table, schema=schema))
+        if column.unique:
+            keys.append(Fact("add-unique", table=table, schema=schema))
+        return [_add_column(operation, dialect), *keys]
     if isinstance(operation, ops.DropColumnOp):
         return [
             Fact(
@@ -276,7 +358,7 @@ def _facts(
             )
         ]
     if isinstance(operation, ops.AlterColumnOp):
-        return _alter_column(operation, dialect)
+        return [replace(f, schema=operation.schema) for f in _alter_column(operation, dialect)]
     if isinstance(operation, ops.CreateIndexOp):
         prefix = str(operation.kw.get("mysql_prefix") or operation.kw.get("mariadb_prefix") or "")
         return [
@@ -284,7 +366,7 @@ def _facts(
                 "create-index",
                 table=operation.table_name,
                 schema=operation.schema,
-                name=_text(operation.index_name),
+                name=operation.index_name,
                 online=bool(operation.kw.get("postgresql_concurrently")),
                 index_kind=prefix.upper() if prefix.upper() in {"FULLTEXT", "SPATIAL"} else None,
             )
@@ -295,7 +377,7 @@ def _facts(
                 "drop-index",
                 table=operation.table_name,
                 schema=operation.schema,
-                name=_text(operation.index_name),
+                name=operation.index_name,
                 online=bool(operation.kw.get("postgresql_concurrently")),
             )
         ]
@@ -325,12 +407,23 @@ def _facts(
                 table=operation.table_name,
                 schema=operation.schema,
                 name=_text(operation.constraint_name),
-                index_kind="PRIMARY KEY",
+                detail="primary key",
+            )
+        ]
+    if isinstance(operation, ops.CreateCheckConstraintOp):
+        return [
+            Fact(
+                "add-check",
+                table=operation.table_name,
+                schema=operation.schema,
+                name=_text(operation.constraint_name),
+                online=bool(operation.kw.get("postgresql_not_valid")),
             )
         ]
     if isinstance(operation, ops.BulkInsertOp):
-        table = getattr(operation.table, "name", None)
-        return [Fact("data", table=table, detail="INSERT")]
+        target = operation.table
+        name, schema = getattr(target, "name", None), getattr(target, "schema", None)
+        return [Fact("data", table=name, schema=schema, detail="INSERT")]
     return [
         Fact(
             "other-ddl",
@@ -340,25 +433,13 @@ def _facts(
     ]
 
 
-def _construct_facts(construct: Any) -> list[Fact]:
-    """What an ``op.execute()`` construct that could not be rendered changes."""
-    from sqlalchemy.sql import dml
-
-    if isinstance(construct, dml.UpdateBase):
-        table = getattr(construct, "table", None)
-        verb = type(construct).__name__.upper()
-        return [Fact("data", table=getattr(table, "name", None), detail=verb)]
-    return [Fact("unknown", sql=type(construct).__name__)]
-
-
 def _text(name: object) -> str | None:
     """A constraint's name; ``None`` when it has none (SQLAlchemy's "no name" marker)."""
     return name if isinstance(name, str) and name else None
 
 
-def _add_column(operation: Any, dialect: sa.Dialect) -> list[Fact]:
+def _add_column(operation: Any, dialect: sa.Dialect) -> Fact:
     column: sa.Column[Any] = operation.column
-    table, schema = operation.table_name, operation.schema
     default = column.server_default
     volatile = None
     unreadable = None
@@ -368,65 +449,54 @@ def _add_column(operation: Any, dialect: sa.Dialect) -> list[Fact]:
         volatile = "a generated column"
     elif isinstance(default, sa.DefaultClause):
         arg = default.arg
+        text = arg if isinstance(arg, str) else str(arg.compile(dialect=dialect))
         if isinstance(arg, str):
             text = "'" + arg.replace("'", "''") + "'"  # Alembic quotes a plain string
-        else:
-            text = str(arg.compile(dialect=dialect))
         try:
             volatile = lint_sql.volatile_default(text, dialect.name)
         except ValueError:
-            unreadable = "server default"
-    found = [
-        Fact(
-            "add-column",
-            table=table,
-            schema=schema,
-            name=column.name,
-            not_null=column.nullable is False,
-            has_default=_real_default(default) or column.identity is not None,
-            volatile=volatile,
-            sql=unreadable,
-        )
-    ]
-    # What the column brings with it: Alembic emits these after the ADD COLUMN.
-    if column.index:
-        found.append(Fact("create-index", table=table, schema=schema, name=None))
-    if column.unique:
-        found.append(Fact("add-unique", table=table, schema=schema, name=None))
-    if column.foreign_keys:
-        found.append(Fact("add-foreign-key", table=table, schema=schema, name=None))
-    return found
+            unreadable = text
+    python_default = column.default is not None and default is None
+    return Fact(
+        "add-column",
+        table=operation.table_name,
+        schema=operation.schema,
+        name=column.name,
+        detail="its default= is applied by SQLAlchemy to new rows only" if python_default else None,
+        not_null=column.nullable is False,
+        has_default=_gives_value(default) or column.identity is not None,
+        volatile=volatile,
+        sql=unreadable,
+    )
 
 
-def _real_default(default: Any) -> bool:
-    """Whether a server default gives rows a value (``DEFAULT NULL`` gives none)."""
+def _gives_value(default: Any) -> bool:
+    """Whether a server default gives existing rows a value: ``text("NULL")`` gives none
+    (a plain string is quoted, so ``"NULL"`` is the four letters)."""
     if default is None:
         return False
     arg = getattr(default, "arg", None)
-    text = arg if isinstance(arg, str) else getattr(arg, "text", None)
-    # A plain string is quoted ('NULL', a value); text("NULL") is the SQL NULL.
-    return isinstance(arg, str) or not (isinstance(text, str) and text.strip().upper() == "NULL")
+    if isinstance(arg, str):
+        return True
+    text = getattr(arg, "text", None)
+    return not (isinstance(text, str) and text.strip().upper() == "NULL")
 
 
 def _alter_column(operation: Any, dialect: sa.Dialect) -> list[Fact]:
-    found = [replace(f, schema=operation.schema) for f in _column_changes(operation, dialect)]
-    return found or [Fact("other-ddl", table=operation.table_name, schema=operation.schema)]
-
-
-def _column_changes(operation: Any, dialect: sa.Dialect) -> list[Fact]:
     table, name = operation.table_name, operation.column_name
     found: list[Fact] = []
     if operation.modify_name is not None and operation.modify_name != name:
         found.append(Fact("rename-column", table=table, name=name, detail=operation.modify_name))
     new_type = _instance(operation.modify_type)
     old_type = _instance(operation.existing_type)
-    if new_type is not None and not _widens(operation, old_type, new_type, dialect):
+    using = operation.kw.get("postgresql_using")
+    if new_type is not None and (using or not _widens(old_type, new_type, dialect)):
         found.append(
             Fact("change-type", table=table, name=name, detail=new_type.compile(dialect=dialect))
         )
-    if operation.modify_nullable is False:
+    if operation.modify_nullable is False and operation.existing_nullable is not False:
         found.append(Fact("set-not-null", table=table, name=name))
-    return found
+    return found or [Fact("other-ddl", table=table)]
 
 
 def _instance(type_: Any) -> Any:
@@ -434,26 +504,60 @@ def _instance(type_: Any) -> Any:
     return type_() if isinstance(type_, type) else type_
 
 
-def _widens(operation: Any, old: Any, new: Any, dialect: sa.Dialect) -> bool:
-    """Whether PostgreSQL makes the change without rewriting the table: a VARCHAR made
-    longer or turned into TEXT, with the same collation and no ``USING``."""
-    if family(dialect.name) != "postgresql" or old is None:
+#: The types PostgreSQL and MariaDB/MySQL store as VARCHAR, and PostgreSQL's TEXT.
+_VARCHARS = (sa.String, sa.VARCHAR, sa.Unicode, sa.NVARCHAR)
+_TEXTS = (sa.Text, sa.TEXT, sa.UnicodeText)
+
+
+def _same_text_settings(old: Any, new: Any) -> bool:
+    """The same collation (and, on MariaDB/MySQL, character set)."""
+    return all(getattr(old, a, None) == getattr(new, a, None) for a in ("collation", "charset"))
+
+
+def _mysql_in_place(old: Any, new: Any) -> bool:
+    """Whether MariaDB/MySQL lengthen a VARCHAR in place: the same character set and
+    collation, and the same length prefix (one byte up to 255 bytes, two from 256), at
+    one byte per character and at utf8mb4's four."""
+    if type(old) not in _VARCHARS or type(new) not in _VARCHARS:
         return False
-    if operation.kw.get("postgresql_using"):
+    if not _same_text_settings(old, new) or old.length is None or new.length is None:
         return False
-    if type(old) not in _VARCHARS or getattr(old, "collation", None) != getattr(
-        new, "collation", None
-    ):
+    was, now = old.length, new.length
+    return now >= was and all((was * n < 256) == (now * n < 256) for n in (1, 4))
+
+
+def _widens(old: Any, new: Any, dialect: sa.Dialect) -> bool:
+    """Whether the type change needs no copy of the table. On PostgreSQL: a longer
+    VARCHAR, or VARCHAR to TEXT (the same collation, no enum); a NUMERIC of more
+    precision and the same scale, or an unconstrained NUMERIC. On MariaDB/MySQL: a
+    longer VARCHAR with the same length prefix."""
+    if old is None:
+        return False
+    if str(old.compile(dialect=dialect)) == str(new.compile(dialect=dialect)):
+        return True  # restated, not changed
+    if family(dialect.name) == "mysql":
+        return _mysql_in_place(old, new)
+    if family(dialect.name) != "postgresql":
+        return False
+    if isinstance(old, sa.Numeric) and isinstance(new, sa.Numeric):
+        if isinstance(old, sa.Float) or isinstance(new, sa.Float):
+            return False
+        if new.precision is None and new.scale is None:
+            return True  # an unconstrained NUMERIC holds every numeric(p, s)
+        return (
+            old.precision is not None
+            and new.precision is not None
+            and new.precision >= old.precision
+            and (new.scale or 0) == (old.scale or 0)
+        )
+    # Only VARCHAR: CHAR pads to its length, and CITEXT or an enum is another type.
+    if type(old) not in _VARCHARS or not _same_text_settings(old, new):
         return False
     if type(new) in _TEXTS:
         return True
     if type(new) not in _VARCHARS:
         return False
     return new.length is None or (old.length is not None and new.length >= old.length)
-
-
-_VARCHARS = (sa.String, sa.VARCHAR, sa.Unicode, sa.NVARCHAR)
-_TEXTS = (sa.Text, sa.TEXT, sa.UnicodeText)
 
 
 # -- judging -------------------------------------------------------------------------------
@@ -473,6 +577,7 @@ _DDL = frozenset(
         "drop-index",
         "add-foreign-key",
         "add-unique",
+        "add-check",
         "other-ddl",
     }
 )
@@ -481,24 +586,25 @@ _DDL = frozenset(
 class _Judgement:
     """The rules applied to one revision's facts, in order."""
 
-    def __init__(self, dialect: str, configured: bool) -> None:
+    def __init__(self, dialect: str, guarded: bool) -> None:
         self.dialect = dialect
         self.family = family(dialect)
-        #: ``(schema, table)`` of the tables this revision creates: empty, nobody uses them.
+        #: ``(schema, table)`` of the tables this revision creates: nobody uses them yet.
         self.created: set[tuple[str | None, str]] = set()
         self.found: list[tuple[str, str]] = []
-        #: Whether the bind's or the revision's ``timeouts`` set a lock timeout.
-        self.configured = configured
-        #: A lock timeout the revision SET itself: ``"local"`` (until the transaction
-        #: ends), ``"session"``, or ``None``.
-        self.set_by_revision: str | None = None
+        #: Whether a lock timeout is in force for the session: configured, or SET (not
+        #: LOCAL) by the revision.
+        self.guarded = guarded
+        #: A lock timeout SET LOCAL in the current transaction (``None``: none set), which
+        #: the COMMIT of an ``autocommit_block()`` ends.
+        self.local: bool | None = None
         self.unguarded: str | None = None
         self.schema_change: str | None = None
         self.data_change: str | None = None
-
-    @property
-    def guarded(self) -> bool:
-        return self.configured or self.set_by_revision is not None
+        #: MySQL's foreign_key_checks (SET by the revision).
+        self.foreign_key_checks = True
+        #: Whether the operation judged runs outside a transaction.
+        self.autocommit = False
 
     def fire(self, rule: str, message: str) -> None:
         if RULES[rule].applies_to(self.dialect):
@@ -508,35 +614,39 @@ class _Judgement:
         return fact.table is None or (fact.schema, fact.table) not in self.created
 
     def fact(self, fact: Fact) -> None:
-        kind = fact.kind
+        kind, table = fact.kind, fact.where
+        on = f" of table {table!r}" if table else ""
         if kind == "create-table" and fact.table:
             self.created.add((fact.schema, fact.table))
             return
         if kind == "set":
             self._setting(fact)
             return
-        if kind == "commit":
-            if self.set_by_revision == "local":
-                self.set_by_revision = None  # SET LOCAL ends with its transaction
-            return
         if kind == "unknown":
-            self.fire("raw-sql", f"runs SQL that was not analysed ({fact.sql or 'unreadable'})")
+            self.fire("raw-sql", f"runs SQL that was not analysed: {_short(fact.sql or '')}")
             return
+        if kind in {"create-index", "drop-index"} and fact.online and not self.autocommit:
+            verb = "creates" if kind == "create-index" else "drops"
+            what = f"index {fact.name!r}" if fact.name else "an index"
+            self.fire(
+                "concurrently-in-transaction",
+                f"{verb} {what}{on} CONCURRENTLY inside the migration's transaction",
+            )
         if kind == "data":
             if self.existing(fact) and self.data_change is None:
-                self.data_change = f"{fact.detail or 'changes rows'} {fact.where or ''}".strip()
+                self.data_change = f"{fact.detail or 'changes rows'} {table or ''}".strip()
             return
         if kind not in _DDL or not self.existing(fact):
             return
-        self._ddl(fact)
+        self._ddl(fact, on)
         if self.schema_change is None:
             self.schema_change = _describe(fact)
-        if self.family == "postgresql" and not self.guarded and self.unguarded is None:
+        in_force = self.guarded if self.local is None else self.local
+        if self.family == "postgresql" and not in_force and self.unguarded is None:
             self.unguarded = _describe(fact)
 
-    def _ddl(self, fact: Fact) -> None:
+    def _ddl(self, fact: Fact, on: str) -> None:
         kind, table, name = fact.kind, fact.where, fact.name
-        on = f" of table {table!r}" if table else ""
         if kind == "drop-table":
             self.fire("drop-table", f"drops table {table!r}")
         elif kind == "drop-schema":
@@ -555,49 +665,59 @@ class _Judgement:
         elif kind == "set-not-null":
             self.fire("set-not-null", f"makes column {name!r}{on} NOT NULL")
         elif kind == "add-column":
-            self._add_column(fact, on)
+            if fact.not_null and not fact.has_default:
+                note = f" ({fact.detail})" if fact.detail else ""
+                self.fire(
+                    "add-not-null-column",
+                    f"adds NOT NULL column {name!r} without a server default to table "
+                    f"{table!r}{note}",
+                )
+            if fact.volatile:
+                self.fire(
+                    "add-column-volatile-default",
+                    f"adds column {name!r} to table {table!r} with a default computed per "
+                    f"row ({fact.volatile})",
+                )
+            if fact.sql:
+                self.fire("raw-sql", f"the default of column {name!r}{on} was not analysed")
         elif kind == "create-index":
             what = f"index {name!r}" if name else "an index"
             if self.family == "postgresql" and not fact.online:
                 self.fire("create-index-blocking", f"creates {what}{on} without CONCURRENTLY")
             elif self.family == "mysql" and fact.index_kind:
-                self.fire("create-index-blocking", f"creates a {fact.index_kind} {what}{on}")
+                self.fire("create-index-blocking", f"creates {fact.index_kind} {what}{on}")
         elif kind == "drop-index":
             what = f"index {name!r}" if name else "an index"
             if self.family == "postgresql" and not fact.online:
                 self.fire("drop-index-blocking", f"drops {what}{on} without CONCURRENTLY")
         elif kind == "add-foreign-key":
-            if not fact.online:
-                what = f"foreign key {name!r}" if name else "a foreign key"
+            what = f"foreign key {name!r}" if name else "a foreign key"
+            if self.family == "postgresql" and not fact.online:
                 self.fire("add-foreign-key-validating", f"adds {what}{on} without NOT VALID")
+            elif self.family == "mysql" and self.foreign_key_checks:
+                self.fire(
+                    "add-foreign-key-validating",
+                    f"adds {what}{on} with foreign_key_checks on (the table is copied)",
+                )
         elif kind == "add-unique":
-            noun = "primary key" if fact.index_kind == "PRIMARY KEY" else "unique constraint"
+            noun = fact.detail or "unique constraint"
             what = f"{noun} {name!r}" if name else f"a {noun}"
             self.fire("add-unique-constraint", f"adds {what}{on}")
-
-    def _add_column(self, fact: Fact, on: str) -> None:
-        name, table = fact.name, fact.where
-        if fact.not_null and not fact.has_default:
-            self.fire(
-                "add-not-null-column",
-                f"adds NOT NULL column {name!r} without a server default to table {table!r}",
-            )
-        if fact.volatile:
-            self.fire(
-                "add-column-volatile-default",
-                f"adds column {name!r} to table {table!r} with a default computed per "
-                f"row ({fact.volatile})",
-            )
-        if fact.sql:
-            self.fire("raw-sql", f"the default of column {name!r}{on} was not analysed")
+        elif kind == "add-check" and not fact.online:
+            what = f"check constraint {name!r}" if name else "a check constraint"
+            self.fire("add-check-constraint-validating", f"adds {what}{on} without NOT VALID")
 
     def _setting(self, fact: Fact) -> None:
-        if (fact.name or "").lower() != "lock_timeout":
-            return
-        if _no_timeout(fact.detail):
-            self.set_by_revision = None
-        else:
-            self.set_by_revision = "local" if fact.local else "session"
+        name = (fact.name or "").lower()
+        value = (fact.detail or "").strip().strip("'\"").lower()
+        if name == "lock_timeout":
+            on = value not in {"0", "0s", "0ms", "default", ""}
+            if not fact.local:
+                self.guarded, self.local = on, None
+            elif not self.autocommit:  # SET LOCAL outside a transaction does nothing
+                self.local = on
+        elif name == "foreign_key_checks":
+            self.foreign_key_checks = value not in {"0", "off", "false"}
 
     def end(self, seen: _Seen) -> None:
         if self.data_change and self.schema_change:
@@ -609,27 +729,32 @@ class _Judgement:
         if self.unguarded:
             self.fire("no-lock-timeout", f"runs DDL ({self.unguarded}) without a lock timeout")
         module = seen.module
-        if module is not None and _does_nothing(getattr(module, "downgrade", None)):
+        # A revision whose upgrade() does nothing either (a merge point, a placeholder)
+        # has nothing to undo.
+        if (
+            module is not None
+            and _does_nothing(getattr(module, "downgrade", None))
+            and not _does_nothing(getattr(module, "upgrade", None))
+        ):
             self.fire("missing-downgrade", "has a downgrade() that does nothing")
-        if seen.error is not None:
+        if isinstance(seen.error, _ReadsDatabase):
+            self.fire(
+                "offline-failure",
+                f"reads the database through op.get_bind() ({_short(seen.error.sql, 80)}), "
+                "which offline mode cannot: what it does after that was not analysed",
+            )
+        elif isinstance(seen.error, sa.exc.NoInspectionAvailable):
+            self.fire(
+                "offline-failure",
+                "inspects the database (sa.inspect(op.get_bind())), which offline mode cannot: "
+                "what it does after that was not analysed",
+            )
+        elif seen.error is not None:
             self.fire(
                 "offline-failure",
                 f"raised {type(seen.error).__name__} in offline mode: "
                 f"{_short(str(seen.error) or '(no message)')}",
             )
-
-
-def _no_timeout(value: str | None) -> bool:
-    """Whether a ``lock_timeout`` value turns the timeout off: ``DEFAULT``/``RESET`` (the
-    server's default, which is off unless configured), or zero in any unit."""
-    if value is None:
-        return True
-    text = value.strip().strip("'\"").lower()
-    number = text.rstrip("abcdefghijklmnopqrstuvwxyz ")
-    try:
-        return float(number) == 0
-    except ValueError:
-        return text in {"", "default"}
 
 
 def _describe(fact: Fact) -> str:
@@ -663,13 +788,45 @@ def _does_nothing(function: Any) -> bool:
     return True
 
 
-def _judge(runtime: BindRuntime, script: Script, seen: _Seen, guarded: Any) -> list[Finding]:
-    dialect = runtime.bind.engine.dialect
-    judgement = _Judgement(dialect.name, bool(guarded(seen.module)) if guarded else False)
-    for operation, statements in seen.events:
+def _judged(seen: _Seen, dialect: sa.Dialect, guarded: bool) -> _Judgement:
+    judgement = _Judgement(dialect.name, guarded)
+    for index, (operation, statements) in enumerate(seen.operations):
+        autocommit = index in seen.autocommit
+        if autocommit != judgement.autocommit:
+            judgement.local = None  # a COMMIT or a BEGIN between them: a new transaction
+        judgement.autocommit = autocommit
         for fact in _facts(operation, statements, dialect):
             judgement.fact(fact)
     judgement.end(seen)
+    return judgement
+
+
+#: A dialect of each family, to judge what a revision would do elsewhere.
+_DIALECTS = {
+    "postgresql": "sqlalchemy.dialects.postgresql",
+    "mysql": "sqlalchemy.dialects.mysql",
+    "sqlite": "sqlalchemy.dialects.sqlite",
+}
+
+
+def _fires_elsewhere(rule_id: str, seen: _Seen, dialect: str) -> bool:
+    """Whether the revision's operations make ``rule_id`` fire on another dialect family
+    it applies to: a revision run on SQLite in development and PostgreSQL in production
+    accepts, for production, what only fires there."""
+    import importlib
+
+    for name, module in _DIALECTS.items():
+        if name == family(dialect) or not RULES[rule_id].applies_to(name):
+            continue
+        other = importlib.import_module(module).dialect()
+        if any(rule == rule_id for rule, _ in _judged(seen, other, False).found):
+            return True
+    return False
+
+
+def _judge(runtime: BindRuntime, script: Script, seen: _Seen, guarded: Any) -> list[Finding]:
+    dialect = runtime.bind.engine.dialect
+    judgement = _judged(seen, dialect, bool(guarded(seen.module)) if guarded else False)
     bind = runtime.bind.name
     path = script.path
     findings = [
@@ -684,15 +841,14 @@ def _judge(runtime: BindRuntime, script: Script, seen: _Seen, guarded: Any) -> l
         )
         for rule, message in judgement.found
     ]
-    return _apply_allowances(findings, seen.allow, dialect.name, bind, script)
+    return _apply_allowances(findings, seen, dialect.name, bind, script)
 
 
 def _apply_allowances(
-    findings: list[Finding], raw: Any, dialect: str, bind: str, script: Script
+    findings: list[Finding], seen: _Seen, dialect: str, bind: str, script: Script
 ) -> list[Finding]:
-    """Mark what ``lint_allow`` (``raw``) accepts; report its entries that are wrong or
-    unused. A rule that does not apply to the bind's dialect is neither: the same file
-    may be linted on SQLite in development and run on PostgreSQL in production."""
+    """Mark what ``lint_allow`` accepts; report its entries that are wrong or unused."""
+    raw = seen.allow
     if raw is None:
         return findings
     notes: list[tuple[str, str]] = []
@@ -712,9 +868,12 @@ def _apply_allowances(
                 allowed[rule_id] = reason.strip()
     fired = {f.rule for f in findings}
     for rule_id in allowed:
-        if rule_id not in fired and RULES[rule_id].applies_to(dialect):
+        if rule_id not in fired and not _fires_elsewhere(rule_id, seen, dialect):
             notes.append(
-                ("unused-allow", f"lint_allow accepts {rule_id!r}, which does not fire here")
+                (
+                    "unused-allow",
+                    f"lint_allow accepts {rule_id!r}, which fires on no dialect in this revision",
+                )
             )
     marked = [
         replace(f, accepted=True, reason=allowed[f.rule]) if f.rule in allowed else f

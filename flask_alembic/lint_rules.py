@@ -39,6 +39,8 @@ class Rule:
     dialects: frozenset[str] = frozenset()
     #: A fix of its own for some dialect families.
     fixes: Mapping[str, str] = field(default_factory=dict)
+    #: A reason of its own for some dialect families (what happens there).
+    reasons: Mapping[str, str] = field(default_factory=dict)
     #: Whether ``lint_allow`` may accept it (the linter's notes on ``lint_allow`` itself
     #: may not be accepted with ``lint_allow``).
     acceptable: bool = True
@@ -48,6 +50,9 @@ class Rule:
 
     def fix_for(self, dialect: str) -> str:
         return self.fixes.get(family(dialect), self.fix)
+
+    def reason_for(self, dialect: str) -> str:
+        return self.reasons.get(family(dialect), self.reason)
 
 
 _PG = frozenset({"postgresql"})
@@ -93,6 +98,16 @@ _CATALOGUE = (
         "writes, and fail part way on a value the new type cannot hold.",
         "Add a column of the new type, fill it in batches, switch the code to it, then "
         "drop the old column in a later release.",
+        reasons={
+            "postgresql": "The table and its indexes are rewritten under an ACCESS EXCLUSIVE "
+            "lock (no reads, no writes) until the rewrite ends; a value the new type cannot "
+            "hold fails the whole statement.",
+            "mysql": "MariaDB and MySQL copy the table (ALGORITHM=COPY) for most type changes, "
+            "blocking writes until the copy ends; only a VARCHAR made longer within the same "
+            "length prefix (up to 255 bytes, or from 256 on) changes in place.",
+            "sqlite": "SQLite cannot change a column's type: batch mode copies the table into "
+            "a new one, and the old release sees the new type at once.",
+        },
         fixes={
             "postgresql": "Add a column of the new type, fill it in batches, switch the code "
             "to it, then drop the old column in a later release. Making a VARCHAR longer, "
@@ -106,6 +121,14 @@ _CATALOGUE = (
         "rows: the statement fails, or the table is rewritten to fill it.",
         "Give the column a server_default, or add it nullable, fill it in batches, and "
         "make it NOT NULL in a later revision.",
+        reasons={
+            "postgresql": "PostgreSQL refuses the statement on a table that has rows (the new "
+            "column would hold NULLs).",
+            "mysql": "MariaDB and MySQL fill the existing rows with the type's implicit default "
+            "(0, '', a zero date), silently, and SQLAlchemy's Python-side default= is never used "
+            "for them.",
+            "sqlite": "SQLite refuses to add a NOT NULL column without a default, rows or not.",
+        },
     ),
     Rule(
         "set-not-null",
@@ -114,6 +137,12 @@ _CATALOGUE = (
         "every query on it.",
         "Check for NULLs before, and make the change at a quiet time.",
         dialects=_PG_MYSQL,
+        reasons={
+            "postgresql": "SET NOT NULL reads the whole table to check it while holding an "
+            "ACCESS EXCLUSIVE lock, which blocks every query on the table.",
+            "mysql": "MariaDB and MySQL rebuild the whole table, and fail on the first NULL "
+            "(or, outside strict mode, silently replace NULLs with the type's default).",
+        },
         fixes={
             "postgresql": "Add CHECK (column IS NOT NULL) NOT VALID, run VALIDATE CONSTRAINT "
             "in a later revision (it lets writes through), then SET NOT NULL: PostgreSQL 12 "
@@ -139,6 +168,13 @@ _CATALOGUE = (
         "Building an index this way blocks writes to the table until the index is built.",
         "Build it without blocking writes.",
         dialects=_PG_MYSQL,
+        reasons={
+            "postgresql": "CREATE INDEX without CONCURRENTLY holds a SHARE lock: every insert, "
+            "update and delete on the table waits until the whole index is built.",
+            "mysql": "A FULLTEXT or SPATIAL index cannot be built with LOCK=NONE: writes wait "
+            "until it is built, and the first FULLTEXT index of a table rebuilds the table. "
+            "(Other indexes are built online by InnoDB and are not reported.)",
+        },
         fixes={
             "postgresql": "Pass postgresql_concurrently=True to op.create_index(), inside "
             "`with op.get_context().autocommit_block():` (CREATE INDEX CONCURRENTLY cannot run "
@@ -147,6 +183,16 @@ _CATALOGUE = (
             "FULLTEXT index also copies the table): build it at a quiet time, or with an "
             "online schema change tool (gh-ost, pt-online-schema-change).",
         },
+    ),
+    Rule(
+        "concurrently-in-transaction",
+        "error",
+        "PostgreSQL refuses CREATE INDEX CONCURRENTLY and DROP INDEX CONCURRENTLY inside a "
+        "transaction block, and each migration runs in one: the upgrade fails at this step.",
+        "Run it inside `with op.get_context().autocommit_block():`. A concurrent build that "
+        "fails leaves an INVALID index behind: drop it (DROP INDEX CONCURRENTLY IF EXISTS) "
+        "before trying again.",
+        dialects=_PG,
     ),
     Rule(
         "drop-index-blocking",
@@ -164,15 +210,39 @@ _CATALOGUE = (
         "writes to both tables.",
         "Add it with postgresql_not_valid=True (new rows are checked at once), then run "
         "ALTER TABLE ... VALIDATE CONSTRAINT in a later revision, which lets writes through.",
+        dialects=_PG_MYSQL,
+        reasons={
+            "postgresql": "ADD FOREIGN KEY checks every existing row while holding SHARE ROW "
+            "EXCLUSIVE locks on both tables, which block their writes.",
+            "mysql": "With foreign_key_checks on, MariaDB and MySQL add a foreign key by "
+            "copying the table (ALGORITHM=COPY), blocking writes to it until the copy ends.",
+        },
+        fixes={
+            "mysql": "Look for orphan rows first (a LEFT JOIN), then run "
+            'op.execute("SET foreign_key_checks = 0") before op.create_foreign_key() and '
+            'op.execute("SET foreign_key_checks = 1") after it: the key is added in place, '
+            "without a copy (and without checking the existing rows).",
+        },
+    ),
+    Rule(
+        "add-check-constraint-validating",
+        "error",
+        "Adding a CHECK constraint reads every existing row while holding an ACCESS "
+        "EXCLUSIVE lock, which blocks every query on the table.",
+        "Add it with postgresql_not_valid=True (new rows are checked at once), then run "
+        "ALTER TABLE ... VALIDATE CONSTRAINT in a later revision, which lets reads and "
+        "writes through.",
         dialects=_PG,
     ),
     Rule(
         "add-unique-constraint",
         "error",
-        "Adding a UNIQUE constraint builds its index while blocking writes to the table.",
+        "Adding a UNIQUE constraint or a primary key builds its index while blocking writes "
+        "to the table.",
         "Build a unique index with postgresql_concurrently=True first (in an "
         "autocommit_block()), then add the constraint on it: "
-        "ALTER TABLE t ADD CONSTRAINT name UNIQUE USING INDEX index_name.",
+        "ALTER TABLE t ADD CONSTRAINT name UNIQUE USING INDEX index_name "
+        "(or PRIMARY KEY USING INDEX).",
         dialects=_PG,
     ),
     Rule(
@@ -204,7 +274,8 @@ _CATALOGUE = (
         "behind it: without a lock timeout, one long transaction stalls the table.",
         "Set ALEMBIC_BINDS[name]['timeouts'] = {'lock_timeout': 5} (seconds), or a "
         "revision's own `timeouts = {'lock_timeout': 5}`, or run "
-        "op.execute(\"SET LOCAL lock_timeout = '5s'\") before the DDL.",
+        "op.execute(\"SET LOCAL lock_timeout = '5s'\") before the DDL (SET LOCAL ends with "
+        "the transaction: after an autocommit_block() begins, use SET lock_timeout).",
         dialects=_PG,
     ),
     Rule(

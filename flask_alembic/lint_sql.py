@@ -21,7 +21,7 @@ __all__ = [
     "available",
     "column_facts",
     "facts",
-    "first_words",
+    "first_keyword",
     "quiet_parser",
     "volatile_default",
 ]
@@ -31,12 +31,12 @@ __all__ = [
 class Fact:
     """One thing a migration does, as the rules need to know it.
 
-    ``kind`` is one of: ``create-table``, ``drop-table``, ``drop-schema``,
-    ``rename-table``, ``add-column``, ``drop-column``, ``rename-column``, ``change-type``,
-    ``set-not-null``, ``create-index``, ``drop-index``, ``add-foreign-key``,
-    ``add-unique``, ``other-ddl``, ``data`` (a row change), ``set`` (a setting; ``detail``
-    ``None`` when it goes back to its default), ``commit`` (a transaction ends, as in
-    ``autocommit_block()``), ``unknown`` (not understood).
+    ``kind`` is one of: ``create-table``, ``drop-table``, ``rename-table``,
+    ``add-column``, ``drop-column``, ``rename-column``, ``change-type``, ``set-not-null``,
+    ``create-index``, ``drop-index``, ``add-foreign-key``, ``add-unique`` (a unique
+    constraint or a primary key), ``add-check``, ``drop-schema``, ``other-ddl``,
+    ``create-object`` (a new view, function...: no table locked), ``data`` (a row
+    change), ``set`` (a setting), ``unknown`` (not understood).
     """
 
     kind: str
@@ -45,7 +45,7 @@ class Fact:
     name: str | None = None
     #: A new name, a new type, a setting's value, or the verb of a row change.
     detail: str | None = None
-    #: ``CONCURRENTLY`` given (indexes); ``NOT VALID`` given (foreign keys).
+    #: ``CONCURRENTLY`` given (indexes); ``NOT VALID`` given (foreign keys, checks).
     online: bool = False
     #: ``add-column``: the column is NOT NULL.
     not_null: bool = False
@@ -53,18 +53,18 @@ class Fact:
     has_default: bool = False
     #: ``add-column``: what makes the default computed per row, if anything.
     volatile: str | None = None
-    #: ``create-index``: FULLTEXT or SPATIAL, if it is one; ``PRIMARY KEY`` (``add-unique``).
+    #: ``create-index``: FULLTEXT or SPATIAL, if it is one.
     index_kind: str | None = None
-    #: ``unknown``: the first words of the statement.
+    #: The statement (``unknown``), shortened by the reader.
     sql: str | None = None
+    #: ``set``: for the current transaction only (``SET LOCAL``).
+    local: bool = False
     #: The table's schema, when named.
     schema: str | None = None
-    #: ``set``: the setting lasts until the transaction ends (``SET LOCAL``).
-    local: bool = False
 
     @property
     def where(self) -> str | None:
-        """The table, with its schema."""
+        """The table, with its schema when named."""
         if self.table is None:
             return None
         return f"{self.schema}.{self.table}" if self.schema else self.table
@@ -96,8 +96,12 @@ _STABLE_FUNCTIONS = frozenset(
         "jsonb_build_array",
         "json_build_array",
         "date_trunc",
-        "to_timestamp",
     }
+)
+
+#: What ``CREATE`` makes without locking an existing table (``CREATE TRIGGER`` does).
+_NEW_OBJECTS = frozenset(
+    {"VIEW", "FUNCTION", "PROCEDURE", "SEQUENCE", "SCHEMA", "TYPE", "DATABASE", "EXTENSION"}
 )
 
 _SERIAL_TYPES = frozenset({"SERIAL", "SMALLSERIAL", "BIGSERIAL"})
@@ -137,35 +141,31 @@ def facts(sql: str, dialect: str) -> list[Fact]:
     from sqlglot import exp
 
     text = sql.strip()
-    read = _READ.get(dialect, dialect)
     try:
-        parsed = sqlglot.parse(text, read=read)
-    except Exception:  # a parse error, or SQL nested too deep for the parser
-        return [Fact("unknown", sql=first_words(text, read))]
+        parsed = sqlglot.parse(text, read=_READ.get(dialect, dialect))
+    except Exception:  # a parse error, or SQL nested deeper than the parser goes
+        return [Fact("unknown", sql=text)]
+    statements = [s for s in parsed if s is not None]  # None: only a comment
     found: list[Fact] = []
-    for statement in parsed:
-        if statement is None:  # only a comment
-            continue
-        try:
-            found.extend(_statement_facts(statement, exp, read))
-        except Exception:
-            found.append(Fact("unknown", sql=first_words(statement.sql(read), read)))
+    for statement in statements:
+        if isinstance(statement, exp.Command):
+            rest = statement.args.get("expression")
+            rest = getattr(rest, "name", rest) or ""
+            raw = f"{statement.this} {rest}"
+            read = _command_facts(raw, dialect)
+        else:
+            try:
+                read = _statement_facts(statement, exp)
+            except RecursionError:
+                read = None
+        if read is None:
+            # Shown as written when it is the only statement: the parser's rendering of
+            # what it did not understand may not be what the revision says.
+            shown = text if len(statements) == 1 else statement.sql()
+            found.append(Fact("unknown", sql=shown))
+        else:
+            found.extend(read)
     return found
-
-
-def first_words(sql: str, read: str = "postgres", count: int = 3) -> str:
-    """The first words of a statement, as the tokenizer splits them: enough to say which
-    statement it is, without its values (which may be secrets)."""
-    import sqlglot
-
-    try:
-        tokens = [t.text for t in sqlglot.tokenize(sql, read=read)[: count + 1]]
-    except Exception:
-        tokens = []
-    if not tokens:
-        return "(unreadable)"
-    more = " ..." if len(tokens) > count else ""
-    return " ".join(tokens[:count]) + more
 
 
 def _name(node: Any) -> str | None:
@@ -176,9 +176,20 @@ def _schema(node: Any) -> str | None:
     return str(node.db) if node is not None and getattr(node, "db", None) else None
 
 
-def _statement_facts(statement: Any, exp: Any, read: str) -> list[Fact]:
-    if isinstance(statement, exp.Command):
-        return _command_facts(statement, read)
+def first_keyword(sql: str, dialect: str) -> str:
+    """The first word of a statement, upper case, as the parser's tokenizer reads it
+    (comments skipped); empty when there is none."""
+    import sqlglot
+
+    try:
+        tokens = sqlglot.tokenize(sql, read=_READ.get(dialect, dialect))
+    except Exception:
+        return ""
+    return str(tokens[0].text).upper() if tokens else ""
+
+
+def _statement_facts(statement: Any, exp: Any) -> list[Fact] | None:
+    """The facts of a parsed statement; ``None`` when it is none the rules know."""
     if isinstance(statement, (exp.Insert, exp.Update, exp.Delete, exp.Merge)):
         target = statement.this
         table = target.find(exp.Table) if target is not None else None
@@ -188,76 +199,113 @@ def _statement_facts(statement: Any, exp: Any, read: str) -> list[Fact]:
         return [
             Fact("data", table=_name(t), schema=_schema(t), detail="TRUNCATE")
             for t in statement.expressions
+            if isinstance(t, exp.Table)
         ]
     if isinstance(statement, exp.Set):
         return [_set_fact(item, exp) for item in statement.expressions]
-    if isinstance(statement, (exp.Transaction, exp.Rollback)):
+    if isinstance(statement, exp.Select):
+        return _select_facts(statement, exp)
+    if isinstance(statement, (exp.Transaction, exp.Commit, exp.Rollback)):
         return []
-    if isinstance(statement, exp.Commit):
-        return [Fact("commit")]
-    if isinstance(statement, exp.Query):
-        return _query_facts(statement, exp, read)
     if isinstance(statement, exp.Create):
         return _create_facts(statement, exp)
     if isinstance(statement, exp.Drop):
         return _drop_facts(statement, exp)
     if isinstance(statement, exp.Alter):
         return _alter_facts(statement, exp)
-    return [Fact("unknown", sql=first_words(statement.sql(read), read))]
+    if isinstance(statement, exp.Comment):
+        # COMMENT ON takes a lock on the table (briefly).
+        table = statement.this.find(exp.Table) if statement.this is not None else None
+        return [Fact("other-ddl", table=_name(table))]
+    return None
 
 
-def _query_facts(statement: Any, exp: Any, read: str) -> list[Fact]:
-    """A query changes nothing, unless a CTE changes rows or it calls a function that
-    the parser does not know (which may do anything); ``set_config()`` is a setting."""
+def _select_facts(statement: Any, exp: Any) -> list[Fact]:
+    """A SELECT reads; ``SELECT set_config('lock_timeout', '5s', true)`` is a setting.
+    A data-changing CTE (``WITH d AS (DELETE ...) SELECT``) changes rows, and a function
+    the parser does not know may do anything: it is not analysed."""
     found: list[Fact] = []
     for change in statement.find_all(exp.Insert, exp.Update, exp.Delete, exp.Merge):
         table = change.this.find(exp.Table) if change.this is not None else None
-        found.append(Fact("data", table=_name(table), detail=change.key.upper()))
-    for function in statement.find_all(exp.Anonymous):
-        if str(function.name).lower() == "set_config" and len(function.expressions) >= 2:
-            setting, value = function.expressions[:2]
-            local = len(function.expressions) > 2 and function.expressions[2].sql() == "TRUE"
-            found.append(Fact("set", name=setting.name, detail=value.name, local=local))
-        else:
-            found.append(Fact("unknown", sql=first_words(statement.sql(read), read)))
-            break
+        found.append(
+            Fact("data", table=_name(table), schema=_schema(table), detail=change.key.upper())
+        )
+    for call in statement.find_all(exp.Anonymous):
+        args = call.expressions
+        literal = len(args) >= 2 and all(isinstance(a, exp.Literal) for a in args[:2])
+        if str(call.name).lower() == "set_config" and literal:
+            local = len(args) > 2 and isinstance(args[2], exp.Boolean) and bool(args[2].this)
+            found.append(Fact("set", name=str(args[0].name), detail=str(args[1].name), local=local))
+        elif str(call.name).lower() not in _HARMLESS_FUNCTIONS:
+            found.append(Fact("unknown", sql=statement.sql()))
     return found
 
 
-def _command_facts(statement: Any, read: str) -> list[Fact]:
-    """Statements the parser keeps as a command: their words, read by its tokenizer."""
+#: Functions a migration's SELECT may call without changing anything.
+_HARMLESS_FUNCTIONS = frozenset({"pg_sleep", "pg_advisory_lock", "pg_advisory_unlock", "version"})
+
+
+def _command_facts(sql: str, dialect: str) -> list[Fact] | None:
+    """Read the few statements the parser leaves as a bare command, by their keywords.
+
+    - MySQL's ``RENAME TABLE a TO b[, c TO d]``;
+    - MySQL's ``CREATE FULLTEXT|SPATIAL INDEX name ON table ...``;
+    - PostgreSQL's ``ALTER TABLE t ADD CONSTRAINT c UNIQUE|PRIMARY KEY USING INDEX i`` and
+      ``ALTER TABLE t VALIDATE CONSTRAINT c`` (the safe recipes: a short lock each).
+    """
     import sqlglot
+    from sqlglot.errors import SqlglotError
 
-    text = statement.sql(read)
+    read = _READ.get(dialect, dialect)
     try:
-        words = [t.text for t in sqlglot.tokenize(text, read=read)]
-    except Exception:
-        words = []
-    head = [w.upper() for w in words[:3]]
-    if head[:1] == ["RESET"] and len(words) > 1:
-        return [Fact("set", name=words[1], detail=None)]
-    if head[:1] == ["RENAME"]:
-        # MySQL: RENAME TABLE a TO b[, c TO d]; the tokenizer gives the rest as one string.
-        rest = [t.text for t in sqlglot.tokenize(words[1], read=read)] if len(words) > 1 else []
-        if rest[:1] and rest[0].upper() == "TABLE":
-            pairs = " ".join(rest[1:]).split(",")
-            found = []
-            for pair in pairs:
-                parts = pair.split()
-                if len(parts) == 3 and parts[1].upper() == "TO":
-                    found.append(Fact("rename-table", table=parts[0], detail=parts[2]))
-            if found:
-                return found
-    if head[:1] == ["CREATE"] and len(head) > 2 and head[2] == "INDEX" and head[1] in _INDEX_KINDS:
-        # MySQL: CREATE FULLTEXT|SPATIAL INDEX name ON table (...)
-        name = words[3] if len(words) > 3 else None
-        on = [i for i, w in enumerate(words) if w.upper() == "ON"]
-        table = words[on[0] + 1] if on and on[0] + 1 < len(words) else None
-        return [Fact("create-index", table=table, name=name, index_kind=head[1])]
-    return [Fact("unknown", sql=first_words(text, read))]
+        words = [str(t.text) for t in sqlglot.tokenize(sql, read=read)]
+        if len(words) == 2 and len(words[1].split()) > 1:
+            # A keyword the tokenizer takes as a command keeps the rest as one string.
+            words = words[:1] + [str(t.text) for t in sqlglot.tokenize(words[1], read=read)]
+    except SqlglotError:
+        return None
+    upper = [w.upper() for w in words]
+
+    def at(i: int, *expected: str) -> bool:
+        return upper[i : i + len(expected)] == list(expected)
+
+    if at(0, "RESET") and len(words) > 1:
+        return [Fact("set", name=words[1], detail="default")]
+    if at(0, "RENAME", "TABLE"):
+        found: list[Fact] = []
+        rest = words[2:]
+        while len(rest) >= 3 and rest[1].upper() == "TO":
+            found.append(Fact("rename-table", table=_unquote(rest[0]), detail=_unquote(rest[2])))
+            rest = rest[4:] if len(rest) > 3 and rest[3] == "," else []
+        return found or None
+    if at(0, "CREATE") and len(upper) > 5:
+        start = 2 if upper[1] == "UNIQUE" else 1
+        if upper[start] in {"FULLTEXT", "SPATIAL"} and upper[start + 1] == "INDEX":
+            name, on = start + 2, start + 3
+            if on + 1 < len(upper) and upper[on] == "ON":
+                return [
+                    Fact(
+                        "create-index",
+                        table=_unquote(words[on + 1]),
+                        name=_unquote(words[name]),
+                        index_kind=upper[start],
+                    )
+                ]
+    if at(0, "ALTER", "TABLE") and len(upper) > 5:
+        table_at = 3 if at(2, "ONLY") else 2
+        table = _unquote(words[table_at])
+        tail = upper[table_at + 1 :]
+        if tail[:1] == ["VALIDATE"] or (
+            tail[:1] == ["ADD"]
+            and "USING" in tail
+            and tail[tail.index("USING") + 1 :][:1] == ["INDEX"]
+        ):
+            return [Fact("other-ddl", table=table)]
+    return None
 
 
-_INDEX_KINDS = frozenset({"FULLTEXT", "SPATIAL"})
+def _unquote(word: str) -> str:
+    return word.strip('`"')
 
 
 def _set_fact(item: Any, exp: Any) -> Fact:
@@ -266,8 +314,7 @@ def _set_fact(item: Any, exp: Any) -> Fact:
     if isinstance(assignment, exp.EQ):
         value = assignment.expression
         shown = value.name if isinstance(value, exp.Literal) else value.sql()
-        detail = None if str(shown).upper() == "DEFAULT" else str(shown)
-        return Fact("set", name=_name(assignment.this), detail=detail, local=local)
+        return Fact("set", name=_name(assignment.this), detail=str(shown), local=local)
     return Fact("set", name=None, detail=item.sql(), local=local)
 
 
@@ -288,6 +335,9 @@ def _create_facts(statement: Any, exp: Any) -> list[Fact]:
                 online=bool(statement.args.get("concurrently")),
             )
         ]
+    if kind in _NEW_OBJECTS:
+        # A new view, function, sequence...: no lock on a table that has rows.
+        return [Fact("create-object", name=_name(statement.this))]
     return [Fact("other-ddl", sql=statement.sql())]
 
 
@@ -306,61 +356,71 @@ def _drop_facts(statement: Any, exp: Any) -> list[Fact]:
 
 def _alter_facts(statement: Any, exp: Any) -> list[Fact]:
     if str(statement.args.get("kind") or "TABLE").upper() != "TABLE":
-        return [Fact("other-ddl")]  # ALTER INDEX, ALTER SEQUENCE, ...: no table rewritten
+        return [Fact("other-ddl")]  # ALTER INDEX, ALTER SEQUENCE...: no table rewritten
     table, schema = _name(statement.this), _schema(statement.this)
-    found: list[Fact] = []
-    for action in statement.args.get("actions") or []:
-        found.extend(_action_facts(table, action, statement, exp))
+    found = _table_actions(table, statement, exp)
     return [replace(fact, schema=fact.schema or schema) for fact in found]
 
 
-def _action_facts(table: str | None, action: Any, statement: Any, exp: Any) -> list[Fact]:
-    if isinstance(action, exp.ColumnDef):
-        return column_facts(table, action, exp)
-    if isinstance(action, exp.Drop):
-        kind = str(action.args.get("kind") or "").upper()
-        if kind in {"COLUMN", ""}:
-            return [
-                Fact("drop-column", table=table, name=_name(c))
-                for c in action.args.get("tables") or []
-            ]
-        return [Fact("other-ddl", table=table)]
-    if isinstance(action, exp.RenameColumn):
-        return [
-            Fact(
-                "rename-column",
-                table=table,
-                name=_name(action.this),
-                detail=_name(action.args.get("to")),
-            )
-        ]
-    if isinstance(action, exp.AlterRename):
-        to = [o for o in statement.args.get("options") or [] if isinstance(o, exp.ToTableProperty)]
-        if to:  # PostgreSQL's RENAME a TO b (COLUMN left out) renames a column
-            return [
-                Fact(
-                    "rename-column", table=table, name=_name(action.this), detail=_name(to[0].this)
+def _table_actions(table: str | None, statement: Any, exp: Any) -> list[Fact]:
+    found: list[Fact] = []
+    for action in statement.args.get("actions") or []:
+        if isinstance(action, exp.ColumnDef):
+            found.extend(column_facts(table, action, exp))
+        elif isinstance(action, exp.Drop):
+            kind = str(action.args.get("kind") or "").upper()
+            if kind in {"COLUMN", ""}:
+                found.extend(
+                    Fact("drop-column", table=table, name=_name(c))
+                    for c in action.args.get("tables") or []
                 )
-            ]
-        return [Fact("rename-table", table=table, detail=_name(action.this))]
-    if isinstance(action, exp.AlterColumn):
-        return _alter_column_facts(table, action)
-    if isinstance(action, exp.ModifyColumn):
-        # MySQL's MODIFY/CHANGE restates the whole column: its type may have changed.
-        column = action.this
-        found: list[Fact] = []
-        renamed = action.args.get("rename_from")
-        if renamed is not None and _name(renamed) != _name(column):
+            else:
+                found.append(Fact("other-ddl", table=table))
+        elif isinstance(action, exp.RenameColumn):
             found.append(
-                Fact("rename-column", table=table, name=_name(renamed), detail=_name(column))
+                Fact(
+                    "rename-column",
+                    table=table,
+                    name=_name(action.this),
+                    detail=_name(action.args.get("to")),
+                )
             )
-        kind = column.args.get("kind")
-        detail = kind.sql("mysql") if kind is not None else None
-        found.append(Fact("change-type", table=table, name=_name(column), detail=detail))
-        return found
-    if isinstance(action, exp.AddConstraint):
-        return _constraint_facts(table, action, statement, exp)
-    return [Fact("unknown", table=table, sql=f"ALTER TABLE {table} {action.key.upper()}")]
+        elif isinstance(action, exp.AlterRename):
+            options = statement.args.get("options") or []
+            to = [o for o in options if isinstance(o, exp.ToTableProperty)]
+            if to:  # PostgreSQL's RENAME a TO b (COLUMN left out) renames a column
+                new = _name(to[0].this)
+                found.append(
+                    Fact("rename-column", table=table, name=_name(action.this), detail=new)
+                )
+            else:
+                found.append(Fact("rename-table", table=table, detail=_name(action.this)))
+        elif isinstance(action, exp.AlterColumn):
+            found.extend(_alter_column_facts(table, action))
+        elif isinstance(action, exp.ModifyColumn):
+            # MySQL's MODIFY/CHANGE restates the whole column: its type may have changed.
+            column = action.this
+            renamed = action.args.get("rename_from")
+            if renamed is not None and _name(renamed) != _name(column):
+                found.append(
+                    Fact("rename-column", table=table, name=_name(renamed), detail=_name(column))
+                )
+            kind = column.args.get("kind")
+            found.append(
+                Fact(
+                    "change-type",
+                    table=table,
+                    name=_name(column),
+                    detail=kind.sql("mysql") if kind is not None else None,
+                )
+            )
+        elif isinstance(action, exp.AddConstraint):
+            found.extend(_constraint_facts(table, action, statement, exp))
+        elif isinstance(action, exp.AlterSet):
+            found.append(Fact("other-ddl", table=table))
+        else:
+            found.append(Fact("other-ddl", table=table))
+    return found
 
 
 def _alter_column_facts(table: str | None, action: Any) -> list[Fact]:
@@ -386,7 +446,9 @@ def _constraint_facts(table: str | None, action: Any, statement: Any, exp: Any) 
                     "create-index",
                     table=table,
                     name=_name(constraint.this),
-                    index_kind=kind if kind in _INDEX_KINDS else None,
+                    index_kind=kind if kind in {"FULLTEXT", "SPATIAL"} else None,
+                    # MySQL's ALTER TABLE ... ADD INDEX: built online unless FULLTEXT/SPATIAL.
+                    online=kind not in {"FULLTEXT", "SPATIAL"},
                 )
             )
         elif constraint.find(exp.ForeignKey) is not None:
@@ -397,22 +459,23 @@ def _constraint_facts(table: str | None, action: Any, statement: Any, exp: Any) 
         elif constraint.find(exp.UniqueColumnConstraint) is not None:
             found.append(Fact("add-unique", table=table, name=_name(constraint)))
         elif constraint.find(exp.PrimaryKey, exp.PrimaryKeyColumnConstraint) is not None:
-            found.append(
-                Fact("add-unique", table=table, name=_name(constraint), index_kind="PRIMARY KEY")
-            )
+            named = _name(constraint) if isinstance(constraint, exp.Constraint) else None
+            found.append(Fact("add-unique", table=table, name=named, detail="primary key"))
+        elif constraint.find(exp.CheckColumnConstraint) is not None:
+            online = bool(statement.args.get("not_valid"))
+            found.append(Fact("add-check", table=table, name=_name(constraint), online=online))
         else:
             found.append(Fact("other-ddl", table=table))
     return found
 
 
 def column_facts(table: str | None, column: Any, exp: Any) -> list[Fact]:
-    """The facts of a column added with a parsed definition: the column, and the index,
-    unique or foreign key its constraints add with it."""
+    """The facts of a column added with a parsed definition: the column, and the unique
+    constraint, primary key or foreign key its constraints add with it."""
     not_null = False
     default = None
     volatile = None
     extra: list[Fact] = []
-    name = _name(column)
     for constraint in column.args.get("constraints") or []:
         kind = constraint.args.get("kind")
         if isinstance(kind, exp.NotNullColumnConstraint) and not kind.args.get("allow_null"):
@@ -425,11 +488,12 @@ def column_facts(table: str | None, column: Any, exp: Any) -> list[Fact]:
             volatile = "a generated column"
         elif isinstance(kind, exp.PrimaryKeyColumnConstraint):
             not_null = True
-            extra.append(Fact("add-unique", table=table, index_kind="PRIMARY KEY"))
+            extra.append(Fact("add-unique", table=table, detail="primary key"))
         elif isinstance(kind, exp.UniqueColumnConstraint):
             extra.append(Fact("add-unique", table=table))
         elif isinstance(kind, exp.Reference):
-            extra.append(Fact("add-foreign-key", table=table))
+            # A new column's REFERENCES: checked against every row like any foreign key.
+            extra.append(Fact("add-foreign-key", table=table, name=_name(constraint.this)))
     dtype = column.args.get("kind")
     type_name = str(dtype.this.name) if dtype is not None else ""
     if type_name in _SERIAL_TYPES:
@@ -439,7 +503,7 @@ def column_facts(table: str | None, column: Any, exp: Any) -> list[Fact]:
     added = Fact(
         "add-column",
         table=table,
-        name=name,
+        name=_name(column),
         not_null=not_null,
         has_default=default is not None or volatile is not None,
         volatile=volatile,
@@ -450,13 +514,15 @@ def column_facts(table: str | None, column: Any, exp: Any) -> list[Fact]:
 def _volatile(default: Any, exp: Any) -> str | None:
     """The function call that makes ``default`` computed per row, if any."""
     for function in default.find_all(exp.Func):
-        if isinstance(function, (exp.Rand, exp.Uuid)):
-            return str(function.sql("postgres"))
+        if isinstance(function, exp.Uuid):
+            return "gen_random_uuid()"
+        if isinstance(function, exp.Rand):
+            return "random()"
         if (
             isinstance(function, exp.Anonymous)
             and str(function.name).lower() not in _STABLE_FUNCTIONS
         ):
-            return str(function.sql("postgres"))
+            return str(function.sql("postgres", normalize_functions="lower"))
     return None
 
 
@@ -468,7 +534,7 @@ def volatile_default(expression: str, dialect: str) -> str | None:
 
     try:
         parsed = sqlglot.parse_one(expression, read=_READ.get(dialect, dialect))
-    except Exception as exc:
+    except Exception as exc:  # a parse error, or nested deeper than the parser goes
         raise ValueError(expression) from exc
     if parsed is None or isinstance(parsed, exp.Command):
         raise ValueError(expression)

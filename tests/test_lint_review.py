@@ -1,0 +1,224 @@
+"""What a red team found the linter missed, said wrongly, or let escape, pinned one case
+each: each failed before its fix."""
+
+from __future__ import annotations
+
+import pytest
+from conftest import MakeApp
+from conftest import MakeURL
+from test_lint_rules import body
+from test_lint_rules import lint
+from test_lint_rules import MY
+from test_lint_rules import PG
+from test_lint_rules import project
+from test_lint_rules import rules
+from test_lint_rules import SQLITE
+from test_lint_rules import write
+
+CASES = [
+    # A column's index=True, unique=True: Alembic emits them after the ADD COLUMN.
+    (
+        "column-index",
+        PG,
+        'op.add_column("account", sa.Column("e", sa.String(50), index=True))',
+        ["create-index-blocking"],
+        "an index of table 'account'",
+    ),
+    (
+        "column-unique",
+        PG,
+        'op.add_column("account", sa.Column("f", sa.String(50), unique=True))',
+        ["add-unique-constraint"],
+        "a unique constraint of table 'account'",
+    ),
+    (
+        "sql-column-unique",
+        PG,
+        'op.execute("ALTER TABLE account ADD COLUMN c int UNIQUE")',
+        ["add-unique-constraint"],
+        "'account'",
+    ),
+    # A type change PostgreSQL rewrites the table for, though both types are strings.
+    (
+        "char-longer",
+        PG,
+        'op.alter_column("account", "name", type_=sa.CHAR(100), existing_type=sa.CHAR(50))',
+        ["change-column-type"],
+        "CHAR(100)",
+    ),
+    (
+        "varchar-using",
+        PG,
+        'op.alter_column("account", "name", type_=sa.Text, existing_type=sa.String(50), '
+        'postgresql_using="upper(name)")',
+        ["change-column-type"],
+        "TEXT",
+    ),
+    # A table of the same name created in another schema is not the one changed.
+    (
+        "other-schema",
+        PG,
+        'op.create_table("account", sa.Column("id", sa.Integer), schema="archive")\n'
+        'op.drop_column("account", "name")',
+        ["drop-column"],
+        "column 'name' of table 'account'",
+    ),
+    (
+        "schema-in-message",
+        PG,
+        'op.drop_table("legacy", schema="app")',
+        ["drop-table"],
+        "'app.legacy'",
+    ),
+    (
+        "sql-generated-column",
+        PG,
+        "op.execute('ALTER TABLE account ADD COLUMN c int GENERATED ALWAYS AS (id * 2) STORED')",
+        ["add-column-volatile-default"],
+        "a generated column",
+    ),
+    (
+        "drop-schema",
+        PG,
+        'op.execute("DROP SCHEMA app CASCADE")',
+        ["drop-table"],
+        "schema 'app' and every table in it",
+    ),
+    (
+        "data-changing-cte",
+        PG,
+        'op.execute("WITH d AS (DELETE FROM account RETURNING id) SELECT * FROM d")\n'
+        'op.drop_column("account", "email")',
+        ["data-change-in-schema-migration", "drop-column"],
+        "DELETE account",
+    ),
+    (
+        "select-unknown-function",
+        PG,
+        'op.execute("SELECT drop_everything()")',
+        ["raw-sql"],
+        "DROP_EVERYTHING",
+    ),
+    (
+        "reset-lock-timeout",
+        PG,
+        "op.execute(\"SET lock_timeout = '2s'\")\n"
+        'op.execute("RESET lock_timeout")\n'
+        'op.drop_column("account", "email")',
+        ["drop-column", "no-lock-timeout"],
+        "drop column account.email",
+    ),
+    (
+        "zero-lock-timeout",
+        PG,
+        'op.execute("SET lock_timeout = \'0s\'")\nop.drop_column("account", "email")',
+        ["drop-column", "no-lock-timeout"],
+        "drop column account.email",
+    ),
+    (
+        "rename-without-column-keyword",
+        PG,
+        'op.execute("ALTER TABLE account RENAME name TO full_name")',
+        ["rename-column"],
+        "column 'name' of table 'account' to 'full_name'",
+    ),
+    ("alter-index-rename", PG, 'op.execute("ALTER INDEX ix_account_name RENAME TO ix_n")', [], ""),
+    (
+        "default-null",
+        PG,
+        'op.add_column("account", sa.Column("n", sa.Integer, nullable=False, '
+        'server_default=sa.text("NULL")))',
+        ["add-not-null-column"],
+        "'n'",
+    ),
+    (
+        "stable-default",
+        PG,
+        'op.add_column("account", sa.Column("ts", sa.DateTime, '
+        "server_default=sa.text(\"timezone('utc', now())\")))",
+        [],
+        "",
+    ),
+    (
+        "batch-on-postgresql-once",
+        PG,
+        'with op.batch_alter_table("account") as batch:\n    batch.drop_column("email")',
+        ["drop-column"],
+        "'email'",
+    ),
+    (
+        "sql-fulltext-in-alter",
+        MY,
+        'op.execute("ALTER TABLE account ADD FULLTEXT INDEX ft (name)")',
+        ["create-index-blocking"],
+        "FULLTEXT",
+    ),
+]
+
+
+@pytest.mark.parametrize(
+    ("on", "upgrade", "expected", "named"),
+    [pytest.param(on, up, exp, named, id=name) for name, on, up, exp, named in CASES],
+)
+def test_review_case(
+    make_app: MakeApp, make_url: MakeURL, on: str, upgrade: str, expected: list[str], named: str
+) -> None:
+    app, alembic, folder = project(make_app, make_url, on)
+    write(folder, "r1", "r0", body(upgrade, on))
+    found = lint(app, alembic, "r1")
+    assert rules(found) == expected
+    assert any(named in f.message for f in found) or not expected
+
+
+def test_sys_exit_is_a_finding(make_app: MakeApp, make_url: MakeURL) -> None:
+    """A revision calling sys.exit() does not end the lint (a CI gate that exits 0)."""
+    app, alembic, folder = project(make_app, make_url, SQLITE)
+    write(folder, "r1", "r0", 'op.drop_column("account", "email")\nimport sys\nsys.exit(0)')
+    found = lint(app, alembic, "r1")
+    assert rules(found) == ["drop-column", "offline-failure"]
+    assert "SystemExit" in next(f.message for f in found if f.rule == "offline-failure")
+
+
+def test_revision_output_stays_off_stdout(
+    make_app: MakeApp, make_url: MakeURL, capfd: pytest.CaptureFixture[str]
+) -> None:
+    """What a revision prints would break ``lint --json``."""
+    app, alembic, folder = project(make_app, make_url, SQLITE)
+    write(folder, "r1", "r0", 'print("hello from the revision")\nop.drop_column("account", "x")')
+    assert rules(lint(app, alembic, "r1")) == ["drop-column"]
+    assert "hello from the revision" not in capfd.readouterr().out
+
+
+def test_sql_too_deep_for_the_parser(make_app: MakeApp, make_url: MakeURL) -> None:
+    app, alembic, folder = project(make_app, make_url, SQLITE)
+    write(folder, "r1", "r0", "op.execute('SELECT ' + '(' * 3000 + '1' + ')' * 3000)")
+    assert rules(lint(app, alembic, "r1")) == ["raw-sql"]
+
+
+def test_bound_values_stay_out_of_messages(make_app: MakeApp, make_url: MakeURL) -> None:
+    """A construct's values are rendered to be read, never shown: one may be a secret."""
+    app, alembic, folder = project(make_app, make_url, PG)
+    write(
+        folder,
+        "r1",
+        "r0",
+        body("op.execute(sa.text('ALTER ROLE app PASSWORD :p').bindparams(p='s3cr3t-pw'))", PG),
+    )
+    (found,) = lint(app, alembic, "r1")
+    assert found.rule == "raw-sql"
+    assert "s3cr3t-pw" not in found.message
+    assert ":p" in found.message
+
+
+def test_lint_allow_is_read_before_the_revision_runs(make_app: MakeApp, make_url: MakeURL) -> None:
+    """Code in upgrade() cannot accept its own findings."""
+    app, alembic, folder = project(make_app, make_url, SQLITE)
+    write(
+        folder,
+        "r1",
+        "r0",
+        'op.drop_column("account", "email")\n'
+        'globals()["lint_allow"] = {"drop-column": "said by the code"}',
+    )
+    (found,) = lint(app, alembic, "r1")
+    assert (found.rule, found.accepted) == ("drop-column", False)

@@ -466,7 +466,13 @@ class _Judgement:
         if self.unguarded:
             self.fire("no-lock-timeout", f"runs DDL ({self.unguarded}) without a lock timeout")
         module = seen.module
-        if module is not None and _does_nothing(getattr(module, "downgrade", None)):
+        # An upgrade() that does nothing (a revision just written with --empty) has
+        # nothing to undo.
+        if (
+            module is not None
+            and seen.operations
+            and _does_nothing(getattr(module, "downgrade", None))
+        ):
             self.fire("missing-downgrade", "has a downgrade() that does nothing")
         if seen.error is not None:
             self.fire(

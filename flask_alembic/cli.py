@@ -488,6 +488,7 @@ def revision(
 ) -> None:
     """Write a revision for each bind whose models changed (autogenerate)."""
     extension = _extension()
+    mode = _lint_mode()  # a bad setting fails before any file is written
     given = click.get_current_context().find_root().meta.get(_X_ARGUMENTS, ())
     x_list = [*given, *x_arguments]
     selected = _check_binds(binds)
@@ -504,7 +505,9 @@ def revision(
         branch=branch,
         x_arguments=x_list or None,
     )
-    findings = _lint_written(extension, written.scripts)
+    findings = None
+    if written.scripts and mode != "off":
+        findings = extension.lint(*(script.revision for script in written.scripts))
     if as_json:
         output = _output(plain=True)
         listed = [
@@ -525,13 +528,6 @@ def _lint_mode() -> str:
     from .config import lint_mode
 
     return lint_mode(current_app)
-
-
-def _lint_written(extension: AlembicAPI, scripts: Sequence[Script]) -> LintReport | None:
-    """The findings of revisions just written; ``None`` with ``ALEMBIC_LINT = "off"``."""
-    if not scripts or _lint_mode() == "off":
-        return None
-    return extension.lint(*(script.revision for script in scripts))
 
 
 def _message_option(command: click.Command, *, required: bool = True) -> click.Command:

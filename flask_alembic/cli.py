@@ -1232,8 +1232,10 @@ def lint(
     as_json: bool,
     binds: tuple[str, ...],
 ) -> None:
-    """Find unsafe migrations: each revision is run offline for its bind's dialect and
-    checked against the lint rules (default: the pending revisions).
+    """Find unsafe migrations before they run (default: the pending revisions).
+
+    Each revision runs offline for its bind's dialect, and what it does is checked
+    against the lint rules.
 
     \b
     Examples:

@@ -800,15 +800,6 @@ class RichOutput(Output):
                 )
             )
         found = [_step_findings(lint, step) for step in steps]
-        if any(found):
-            columns.append(
-                Column(
-                    header="lint",
-                    kind=FIXED,
-                    values=[_counts(f) for f in found],
-                    styles=[_SEVERITY_STYLE[f[0].severity] if f else "" for f in found],
-                )
-            )
         title = f"{plan.direction} plan ({count} step{'s' * (count != 1)})"
         # The numbers go after the message: the rows' order says them too, and a step
         # between two 32-character ids takes 68 cells.
@@ -817,6 +808,8 @@ class RichOutput(Output):
         if any(found):
             from rich.text import Text
 
+            # Under the table, each with its step's number: a column of them would take
+            # the room of the messages.
             for number, findings in enumerate(found, 1):
                 for finding in findings:
                     text = Text()
@@ -849,23 +842,24 @@ class RichOutput(Output):
                 heading.append("  " + one_line(findings[0].path), style="dim")
             # Wrapped by the terminal, not cut: the ids stay whole.
             self.out.print(heading, soft_wrap=True)
+            # Padded by hand: every revision's grid has the same columns.
             grid = Table.grid(padding=(0, 2), pad_edge=True)
-            grid.add_column(no_wrap=True, min_width=label)
-            grid.add_column(no_wrap=True, min_width=rule)
+            grid.add_column(no_wrap=True)
+            grid.add_column(no_wrap=True)
             grid.add_column(overflow="fold")
             for finding in findings:
                 if finding.accepted:
                     grid.add_row(
-                        Text("accepted", style="dim"),
-                        Text(finding.rule, style="dim"),
+                        Text("accepted".ljust(label), style="dim"),
+                        Text(finding.rule.ljust(rule), style="dim"),
                         Text(one_line(f"{finding.message} ({finding.severity})"), style="dim"),
                     )
                     grid.add_row("", "", Text(one_line(f"reason: {finding.reason}"), style="dim"))
                     continue
                 style = _SEVERITY_STYLE[finding.severity]
                 grid.add_row(
-                    Text(finding.severity, style=style),
-                    Text(finding.rule, style="bold"),
+                    Text(finding.severity.ljust(label), style=style),
+                    Text(finding.rule.ljust(rule), style="bold"),
                     Text(one_line(finding.message)),
                 )
                 grid.add_row("", "", Text(one_line(f"fix: {finding.fix}"), style="dim"))

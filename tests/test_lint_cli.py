@@ -410,15 +410,15 @@ def test_plan_shows_findings(setup: tuple[Flask, Alembic, dict[str, str]]) -> No
 
 
 def test_plan_rich_shows_findings(setup: tuple[Flask, Alembic, dict[str, str]]) -> None:
-    """On a terminal, the plan's table gets a lint column, and the findings follow it."""
+    """On a terminal, the findings follow the plan's table, each with its step's number."""
     app, _, _ = setup
     result = run(app, "upgrade", "--plan", env={"FORCE_COLOR": "1", "COLUMNS": "100"})
     from rich.text import Text
 
-    plain = Text.from_ansi(result.stdout).plain
-    assert "lint" in plain.splitlines()[1]
-    assert "1 error" in plain
-    assert "1. error drop-column: drops column 'name' of table 'user'" in plain
+    plain = Text.from_ansi(result.stdout).plain.splitlines()
+    assert plain[0] == "upgrade plan (2 steps)"
+    assert plain[-1] == "1. error drop-column: drops column 'name' of table 'user'"
+    assert "Lint: 1 error in 1 revision" in Text.from_ansi(result.stderr).plain
 
 
 def test_off_lints_nothing(setup: tuple[Flask, Alembic, dict[str, str]]) -> None:

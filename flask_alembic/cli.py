@@ -668,7 +668,11 @@ def _migrate(
         return
 
     with output.progress() as progress:
+        # "warn" leaves a run as it was: linting runs each revision's upgrade() once
+        # more, offline, code with side effects included. "refuse" lints, and the plan
+        # shows why it refuses.
         linted: list[LintReport] = []
+        on_lint = linted.append if direction == "upgrade" and _lint_mode() == "refuse" else None
 
         def on_plan(plan: Plan) -> None:
             if plan.steps:
@@ -688,7 +692,7 @@ def _migrate(
                 x_arguments=x_list or None,
                 parallel=parallel,
                 on_plan=on_plan,
-                on_lint=linted.append,
+                on_lint=on_lint,
                 on_event=progress,
                 on_wait=lambda bind: output.status(
                     f"Waiting for another process migrating bind {bind.name!r}..."

@@ -415,7 +415,7 @@ def test_plan_rich_shows_findings(setup: tuple[Flask, Alembic, dict[str, str]]) 
     result = run(app, "upgrade", "--plan", env={"FORCE_COLOR": "1", "COLUMNS": "100"})
     from rich.text import Text
 
-    plain = Text.from_ansi(result.stdout).plain.splitlines()
+    plain = [line.rstrip() for line in Text.from_ansi(result.stdout).plain.splitlines()]
     assert plain[0] == "upgrade plan (2 steps)"
     assert plain[-1] == "1. error drop-column: drops column 'name' of table 'user'"
     assert "Lint: 1 error in 1 revision" in Text.from_ansi(result.stderr).plain
@@ -436,13 +436,14 @@ def test_off_lints_nothing(setup: tuple[Flask, Alembic, dict[str, str]]) -> None
     assert version_rows(urls["default"]) == {"b2"}
 
 
-def test_warn_shows_findings_and_runs(setup: tuple[Flask, Alembic, dict[str, str]]) -> None:
-    """ALEMBIC_LINT = "warn" (the default): upgrade shows the findings with its plan, and
-    runs."""
+def test_warn_runs_as_before(setup: tuple[Flask, Alembic, dict[str, str]]) -> None:
+    """ALEMBIC_LINT = "warn" (the default): upgrade runs as it always did, without linting
+    (which would run each revision's code once more, offline); --plan shows the findings."""
     app, _, urls = setup
     result = run(app, "upgrade")
     assert result.exit_code == 0, result.output
-    assert "plan    error drop-column: drops column 'name' of table 'user'" in result.stderr
+    assert "drop-column" not in result.stderr
+    assert "Lint" not in result.stderr
     assert version_rows(urls["default"]) == {"b2"}
     assert version_rows(urls["other"]) == {"d4"}
 
@@ -585,3 +586,35 @@ def test_refuse_per_dialect(
     else:
         assert result.exit_code == 0, result.output
         assert version_rows(database_url) == {"b2"}
+
+
+def test_lint_per_dialect(
+    make_app: MakeApp, database_url: str, dialect: str, project: Path
+) -> None:
+    """Each bind is linted in its own dialect: the same revision has an error on
+    PostgreSQL (and the no-lock-timeout it accepts), and nothing on MariaDB and SQLite,
+    where an entry of lint_allow for a PostgreSQL-only rule is not reported as unused."""
+    app, _ = make_app(database_url)
+    write(project, "default", "a1", None, CREATE_USER, 'op.drop_table("user")')
+    write(
+        project,
+        "default",
+        "b2",
+        "a1",
+        'op.create_index("ix_user_name", "user", ["name"])',
+        'op.drop_index("ix_user_name", table_name="user")',
+        allow={"no-lock-timeout": "a test database"},
+    )
+    findings = run_json(app, "lint")["findings"]
+    found = [(f["revision"], f["rule"], f["severity"], f["accepted"]) for f in findings]
+    if dialect == "postgresql":
+        assert found == [
+            ("b2", "create-index-blocking", "error", False),
+            ("b2", "no-lock-timeout", "warning", True),
+        ]
+        assert findings[0]["fix"] != findings[1]["fix"]
+        assert run(app, "lint", "--strict").exit_code == 1
+    else:
+        assert found == []
+        result = run(app, "lint", "--strict")
+        assert (result.exit_code, result.stderr) == (0, "Linted 2 revisions: no findings.\n")

@@ -618,3 +618,24 @@ def test_lint_per_dialect(
         assert found == []
         result = run(app, "lint", "--strict")
         assert (result.exit_code, result.stderr) == (0, "Linted 2 revisions: no findings.\n")
+
+
+def test_on_lint_from_python(setup: tuple[Flask, Alembic, dict[str, str]]) -> None:
+    """From Python, on_lint receives the plan's findings ("warn" lints only when it is
+    given); "off" never calls it; a plan with nothing to do lints nothing."""
+    app, alembic, urls = setup
+    from flask_alembic.lint import LintReport
+
+    reports: list[LintReport] = []
+    with app.app_context():
+        app.config["ALEMBIC_LINT"] = "off"
+        alembic.upgrade("d4", bind="other", on_lint=reports.append)
+        assert reports == []
+        app.config["ALEMBIC_LINT"] = "warn"
+        alembic.upgrade(on_lint=reports.append)
+        (report,) = reports
+        assert [(f.revision, f.rule) for f in report.findings] == [("b2", "drop-column")]
+        assert report.linted == (("default", "b2"),)
+        alembic.upgrade(on_lint=reports.append)
+    assert len(reports) == 1
+    assert version_rows(urls["default"]) == {"b2"}

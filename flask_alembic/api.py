@@ -35,6 +35,7 @@ from . import config
 from . import migrate as migration
 from .errors import Command
 from .errors import ConfigurationError
+from .errors import LintRefusedError
 from .errors import RevisionError
 from .errors import VersionTableMismatchError
 from .identity import Identities
@@ -90,6 +91,9 @@ class RunOptions(TypedDict, total=False):
     on_event: EventCallback | None
     #: Called with the plan once the locks are held, before any step runs.
     on_plan: Callable[[Plan], None] | None
+    #: Called, before ``on_plan``, with the lint findings of an upgrade plan's revisions
+    #: (unless ``ALEMBIC_LINT`` is ``"off"``; not called for a plan with no steps).
+    on_lint: Callable[[LintReport], None] | None
 
 
 # The private holders below are plain classes, not dataclasses: a dataclass costs about
@@ -870,11 +874,19 @@ class AlembicAPI:
         parallel: int | None = None,
         on_event: EventCallback | None = None,
         on_plan: Callable[[Plan], None] | None = None,
+        on_lint: Callable[[LintReport], None] | None = None,
     ) -> MigrationResult:
-        """Lock, plan and run in one go: what ``upgrade``/``downgrade``/``stamp`` do."""
+        """Lock, plan and run in one go: what ``upgrade``/``downgrade``/``stamp`` do.
+
+        An upgrade's revisions are linted once the plan is made, unless ``ALEMBIC_LINT``
+        is ``"off"``: ``on_lint`` sees the findings, and with ``"refuse"`` an unaccepted
+        error finding raises :class:`~flask_alembic.errors.LintRefusedError` before any
+        step runs on any bind.
+        """
         app: Flask = current_app._get_current_object()  # type: ignore[attr-defined]
         request = self._request(direction, target, bind, with_dependencies, purge)
         workers = config.parallel(app, parallel)  # a bad setting fails even with nothing to do
+        check = self._lint_check(app, on_lint)
         return migration.migrate(
             self._loader,
             self._identities,
@@ -887,7 +899,29 @@ class AlembicAPI:
             on_wait=on_wait,
             tag=tag,
             x_arguments=x_arguments,
+            check=check,
         )
+
+    def _lint_check(
+        self, app: Flask, on_lint: Callable[[LintReport], None] | None
+    ) -> Callable[[Plan], None] | None:
+        """What checks a plan before it runs, by ``ALEMBIC_LINT``: nothing when the
+        findings would go nowhere (``"off"``, or ``"warn"`` with no ``on_lint``)."""
+        mode = config.lint_mode(app)  # a bad setting fails even with nothing to do
+        if mode == "off" or (mode == "warn" and on_lint is None):
+            return None
+
+        def check(plan: Plan) -> None:
+            if plan.direction != "upgrade":
+                return
+            report = self.lint_plan(plan)
+            if on_lint is not None:
+                on_lint(report)
+            refused = report.open(("error",))
+            if mode == "refuse" and refused:
+                raise LintRefusedError.for_findings(refused)
+
+        return check
 
     def write_sql(
         self, statements: Mapping[str, str], directory: str | os.PathLike[str]
@@ -905,14 +939,17 @@ class AlembicAPI:
         lock_timeout: float | None = None,
         parallel: int | None = None,
         on_event: EventCallback | None = None,
+        on_lint: Callable[[LintReport], None] | None = None,
     ) -> MigrationResult:
         """Run a plan made by :meth:`plan`; raises ``MigrationFailedError`` on failure.
 
         If a bind moved since the plan was made (another process migrated it), nothing
-        more runs on it and ``PlanError`` says so: make a new plan.
+        more runs on it and ``PlanError`` says so: make a new plan. ``ALEMBIC_LINT`` and
+        ``on_lint`` act as for :meth:`migrate`.
         """
         app: Flask = current_app._get_current_object()  # type: ignore[attr-defined]
         timeout = config.lock_timeout(app, lock_timeout)
+        check = self._lint_check(app, on_lint)
         return migration.run_plan(
             self._loader,
             self._identities,
@@ -923,6 +960,7 @@ class AlembicAPI:
             tag=tag,
             x_arguments=x_arguments,
             lock=lock,
+            check=check,
         )
 
     # -- linting --------------------------------------------------------------------------

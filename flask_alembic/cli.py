@@ -50,6 +50,7 @@ if TYPE_CHECKING:
     from alembic.script import Script
 
     from .api import AlembicAPI
+    from .lint import LintReport
     from .plan import Plan
     from .status import BindStatus
 
@@ -487,6 +488,7 @@ def revision(
 ) -> None:
     """Write a revision for each bind whose models changed (autogenerate)."""
     extension = _extension()
+    mode = _lint_mode()  # a bad setting fails before any file is written
     given = click.get_current_context().find_root().meta.get(_X_ARGUMENTS, ())
     x_list = [*given, *x_arguments]
     selected = _check_binds(binds)
@@ -503,18 +505,42 @@ def revision(
         branch=branch,
         x_arguments=x_list or None,
     )
+    output = _output(plain=as_json)
+    findings = None
+    if written.scripts and mode != "off":
+        ids = [script.revision for script in written.scripts]
+        findings = _lint_if_possible(output, lambda: extension.lint(*ids))
     if as_json:
-        output = _output(plain=True)
         listed = [
             dataclasses.replace(item, script=_as_listed(extension, item.script))
             for item in written.revisions
         ]
-        output.json(report_json.written_json(listed, written.skipped, extension.bind_of))
+        output.json(report_json.written_json(listed, written.skipped, extension.bind_of, findings))
     else:
-        output = _output()
         output.written(written.revisions, written.skipped)
+        if findings is not None:
+            output.new_findings(findings)
     for warning in written.warnings:
         output.warning(warning)
+
+
+def _lint_mode() -> str:
+    from .config import lint_mode
+
+    return lint_mode(current_app)
+
+
+def _lint_if_possible(output: Output, lint: Callable[[], LintReport]) -> LintReport | None:
+    """Lint for ``revision`` and ``upgrade --plan`` ("warn"), or, without the linter's SQL
+    parser, say in one line that nothing was linted ("refuse" and ``lint`` refuse instead)."""
+    from .lint_sql import available
+
+    if not available():
+        output.status(
+            "Not linted: the linter needs its SQL parser: pip install 'Flask-Alembic[lint]'."
+        )
+        return None
+    return lint()
 
 
 def _message_option(command: click.Command, *, required: bool = True) -> click.Command:
@@ -645,14 +671,25 @@ def _migrate(
         plan = extension.plan(
             direction, target, selected, with_dependencies=with_dependencies, purge=purge
         )
-        output.json(report_json.plan_json(plan)) if as_json else output.plan(plan)
+        lint = None
+        if plan.direction == "upgrade" and plan.steps and _lint_mode() != "off":
+            lint = _lint_if_possible(output, lambda: extension.lint_plan(plan))
+        if as_json:
+            output.json(report_json.plan_json(plan, lint))
+        else:
+            output.plan(plan, lint=lint)
         return
 
     with output.progress() as progress:
+        # "warn" leaves a run as it was: linting runs each revision's upgrade() once
+        # more, offline, code with side effects included. "refuse" lints, and the plan
+        # shows why it refuses.
+        linted: list[LintReport] = []
+        on_lint = linted.append if direction == "upgrade" and _lint_mode() == "refuse" else None
 
         def on_plan(plan: Plan) -> None:
             if plan.steps:
-                output.plan(plan, stream="stderr")
+                output.plan(plan, stream="stderr", lint=linted[0] if linted else None)
             progress.start(plan)
 
         try:
@@ -668,6 +705,7 @@ def _migrate(
                 x_arguments=x_list or None,
                 parallel=parallel,
                 on_plan=on_plan,
+                on_lint=on_lint,
                 on_event=progress,
                 on_wait=lambda bind: output.status(
                     f"Waiting for another process migrating bind {bind.name!r}..."
@@ -1187,6 +1225,67 @@ def check(as_json: bool, x_arguments: tuple[str, ...], binds: tuple[str, ...]) -
     if any(diffs.values()):
         revision = Command("revision", '"..."').render(output.group)
         output.status(f"Models and databases differ: run {revision}.")
+        raise click.exceptions.Exit(1)
+
+
+@db.command()
+@click.argument("revisions", nargs=-1)
+@click.option(
+    "--pending",
+    is_flag=True,
+    help="The revisions upgrade would run on each bind (the default; reads the databases).",
+)
+@click.option("--all", "every", is_flag=True, help="Every revision of each bind.")
+@click.option(
+    "--strict", is_flag=True, help="Exit 1 if any error or warning finding is not accepted."
+)
+@json_option
+@bind_option
+def lint(
+    revisions: tuple[str, ...],
+    pending: bool,
+    every: bool,
+    strict: bool,
+    as_json: bool,
+    binds: tuple[str, ...],
+) -> None:
+    """Find unsafe migrations before they run (default: the pending revisions).
+
+    Each revision runs offline for its bind's dialect, and what it does is checked
+    against the lint rules.
+
+    \b
+    Examples:
+      flask db lint
+      flask db lint --all --strict
+      flask db lint --bind analytics ab12
+    """
+    given = [name for name, on in (("--pending", pending), ("--all", every)) if on]
+    if len(given) > 1:
+        raise click.UsageError("--pending and --all are two choices: give one.")
+    if given and revisions:
+        raise click.UsageError(
+            f"{given[0]} chooses the revisions, and so do REVISIONS: give one or the other."
+        )
+    extension = _extension()
+    report = extension.lint(*revisions, bind=_check_binds(binds), all=every)
+    output = _output(plain=as_json)
+    if as_json:
+        output.json(report_json.lint_json(report))
+    else:
+        if revisions:
+            empty = "No revisions to lint."
+        elif every:
+            empty = "No revisions to lint: there are none yet."
+        else:
+            empty = "Nothing to lint: no revision is pending."
+        output.lint(report, empty=empty)
+    unaccepted = report.open()
+    if strict and unaccepted:
+        output.status(
+            f"--strict: {len(unaccepted)} error or warning finding"
+            f"{'s are' if len(unaccepted) != 1 else ' is'} not accepted."
+        )
         raise click.exceptions.Exit(1)
 
 

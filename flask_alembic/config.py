@@ -39,6 +39,7 @@ __all__ = [
     "context_defaults",
     "extra_locations",
     "foreign_script_location",
+    "lint_mode",
     "lock_timeout",
     "parallel",
     "revision_cache_enabled",
@@ -457,6 +458,24 @@ def lock_timeout(app: Flask, value: float | None) -> float | None:
             hint="For example ALEMBIC_LOCK_TIMEOUT = 120.",
         )
     return seconds
+
+
+#: The values ``ALEMBIC_LINT`` takes: what ``revision`` and ``upgrade`` do with the linter.
+LINT_MODES = ("warn", "refuse", "off")
+
+
+def lint_mode(app: Flask) -> str:
+    """``ALEMBIC_LINT``: ``"warn"`` (the default) shows findings, ``"refuse"`` also stops an
+    upgrade with an unaccepted error finding, ``"off"`` lints only on ``lint``'s demand."""
+    value = app.config.get("ALEMBIC_LINT", "warn")
+    if value not in LINT_MODES or not isinstance(value, str):
+        raise ConfigurationError(
+            f'\'ALEMBIC_LINT\' must be "warn", "refuse" or "off", got {value!r}.',
+            hint='"warn" (the default) shows what the linter finds; "refuse" also stops an '
+            'upgrade before it runs a revision with an error finding; "off" lints only when '
+            "asked.",
+        )
+    return value
 
 
 def alembic_config(app: Flask, locations: Iterable[Path]) -> Config:

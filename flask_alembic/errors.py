@@ -29,6 +29,7 @@ __all__ = [
     "DatabaseError",
     "FlaskAlembicError",
     "Hint",
+    "LintRefusedError",
     "LockLostError",
     "LockTimeoutError",
     "MigrationFailedError",
@@ -371,5 +372,46 @@ class LockLostError(FlaskAlembicError):
                 " no longer says 'migrating'), check the step's changes on databases that "
                 "cannot roll back schema changes, then run the command again; if a proxy or "
                 "firewall drops idle connections, raise its idle timeout.",
+            ),
+        )
+
+
+class LintRefusedError(FlaskAlembicError):
+    """``ALEMBIC_LINT = "refuse"``: an upgrade's plan runs a revision with an error finding
+    that its ``lint_allow`` does not accept, so nothing ran, on any bind.
+
+    :attr:`findings` are the refused findings, of every revision of the plan.
+    """
+
+    def __init__(self, message: str, *, findings: Iterable[Any] = (), **kwargs: Any) -> None:
+        super().__init__(message, **kwargs)
+        #: The ``flask_alembic.lint.Finding`` values refused (not imported here: errors
+        #: sit below every module).
+        self.findings: tuple[Any, ...] = tuple(findings)
+
+    @classmethod
+    def for_findings(cls, findings: Iterable[Any]) -> LintRefusedError:
+        """Refuse the plan for ``findings`` (unaccepted, of severity error); the message
+        names the first revision they are in, its bind and its rules."""
+        found = list(findings)
+        first = found[0]
+        rules = list(dict.fromkeys(f.rule for f in found if f.revision == first.revision))
+        others = {(f.bind, f.revision) for f in found} - {(first.bind, first.revision)}
+        more = f" (and {len(others)} more revision{'s' * (len(others) != 1)})" if others else ""
+        where = first.path or f"revision {first.revision}'s file"
+        example = ", ".join(f'"{rule}": "..."' for rule in rules)
+        return cls(
+            f"Refused to upgrade: revision {first.revision} of bind {first.bind!r} has "
+            f"unaccepted lint error{'s' * (len(rules) != 1)} {', '.join(rules)}{more}; "
+            "nothing was run.",
+            bind=first.bind,
+            revision=first.revision,
+            path=first.path,
+            findings=found,
+            hint=(
+                f"Make the change safely, or accept it with lint_allow = {{{example}}} "
+                f'(each with its reason) in {where}, or set ALEMBIC_LINT = "warn"; ',
+                Command("lint", first.revision),
+                " shows each finding and its fix.",
             ),
         )

@@ -227,9 +227,15 @@ def migrate(
     on_wait: Callable[[Bind], None] | None = None,
     tag: str | None = None,
     x_arguments: Sequence[str] | None = None,
+    check: Callable[[Plan], None] | None = None,
 ) -> MigrationResult:
     """Lock, plan and run in one go: the involved databases' locks are held while their
-    version tables are read, the plan made (``on_plan`` sees it) and run."""
+    version tables are read, the plan made (``on_plan`` sees it) and run.
+
+    :param check: called with a plan that has steps, its revisions imported, before
+        ``on_plan``: raising refuses the whole plan before any step runs (the linter's
+        ``ALEMBIC_LINT = "refuse"``).
+    """
     names = request.names
     quick = None
     if request.direction == "upgrade" and str(request.target) in {"heads", "head"}:
@@ -261,6 +267,8 @@ def migrate(
                 _refuse_mismatch(loader, identities, dependency, current.get(dependency, ()))
             raise
         loader.import_steps(plan)
+        if check is not None and plan.steps:
+            check(plan)
         if on_plan is not None:
             on_plan(plan)
         return _execute(
@@ -301,10 +309,16 @@ def run_plan(
     tag: str | None = None,
     lock: bool = True,
     x_arguments: Sequence[str] | None = None,
+    check: Callable[[Plan], None] | None = None,
 ) -> MigrationResult:
-    """Run a plan made earlier; the executor refuses a bind that moved since."""
+    """Run a plan made earlier; the executor refuses a bind that moved since.
+
+    :param check: as for :func:`migrate`: raising refuses the plan before any lock.
+    """
     binds = [b for b in loader.registry if b.name in plan.start]
     loader.import_steps(plan)
+    if check is not None and plan.steps:
+        check(plan)
     with locking.lock_binds(binds if lock else [], lock_timeout, identities) as held:
         loader.registry.check_version_tables(binds, identities)
         return _execute(

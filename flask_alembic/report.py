@@ -24,6 +24,7 @@ from typing import Any
 from typing import IO
 from typing import TYPE_CHECKING
 
+from .errors import Command
 from .errors import DEFAULT_GROUP
 from .errors import FlaskAlembicError
 from .plan import to_tuple
@@ -43,6 +44,8 @@ if TYPE_CHECKING:
     from .executor import StepStarted
     from .executor import StopRequested
     from .layout import Column
+    from .lint import Finding
+    from .lint import LintReport
     from .plan import MigrationResult
     from .plan import Plan
     from .plan import Step
@@ -57,6 +60,7 @@ __all__ = [
     "describe_diff",
     "diff_kind",
     "is_interactive",
+    "lint_summary",
     "one_line",
     "printable",
 ]
@@ -290,15 +294,52 @@ class Output:
         [str, Sequence[Script], BindOf, bool, set[str] | None, set[str] | None], None
     ]
 
-    def plan(self, plan: Plan, stream: str = "stdout") -> None:
-        """The ordered steps of a plan: data on stdout, or a preview on stderr."""
+    def plan(self, plan: Plan, stream: str = "stdout", lint: LintReport | None = None) -> None:
+        """The ordered steps of a plan: data on stdout, or a preview on stderr.
+
+        :param lint: the findings of the plan's revisions: each step's unaccepted errors
+            and warnings are shown with it, and a line on stderr says how to deal with them.
+        """
         if plan.steps:
-            self._plan(plan, to_stderr=stream == "stderr")
+            self._plan(plan, to_stderr=stream == "stderr", lint=lint)
+            if lint is not None and lint.open():
+                self.status(_lint_note(lint, self.group), style="yellow")
         else:
             self.status(_nothing_to_do(plan))
 
-    def _plan(self, plan: Plan, *, to_stderr: bool) -> None:
+    def _plan(self, plan: Plan, *, to_stderr: bool, lint: LintReport | None = None) -> None:
         raise NotImplementedError
+
+    def lint(self, report: LintReport, *, empty: str) -> None:
+        """``lint``'s findings on stdout, grouped by revision, each with its fix (an accepted
+        one with its reason); then a summary line on stderr (or ``empty``, when no
+        revision was linted)."""
+        if not report.linted:
+            self.status(empty)
+            return
+        if report.findings:
+            self._findings(report)
+        self.status(lint_summary(report))
+
+    def _findings(self, report: LintReport) -> None:
+        raise NotImplementedError
+
+    def new_findings(self, report: LintReport) -> None:
+        """The unaccepted findings of revisions just written: one line each, on stderr,
+        and a line saying how to accept or fix them."""
+        found = [f for f in report.findings if not f.accepted]
+        for finding in found:
+            self.status(
+                f"Lint: {finding.revision}: {finding.severity} {finding.rule}: {finding.message}",
+                style=_SEVERITY_STYLE[finding.severity],
+            )
+        if found:
+            revisions = list(dict.fromkeys(f.revision for f in found))
+            self.status(
+                'Accept a finding with lint_allow = {"rule": "reason"} in the revision file; '
+                f"{Command('lint', *revisions).render(self.group)} shows how to fix each.",
+                style="dim",
+            )
 
     def result(self, result: MigrationResult) -> None:
         """The summary of a run, on stderr: each bind, then what failed and did not run."""
@@ -397,14 +438,27 @@ class PlainOutput(Output):
                 )
             )
 
-    def _plan(self, plan: Plan, *, to_stderr: bool) -> None:
+    def _plan(self, plan: Plan, *, to_stderr: bool, lint: LintReport | None = None) -> None:
         for number, step in enumerate(plan.steps, 1):
             message = f" {step.message}" if step.message else ""
             text = f"{number}. {step.bind}: {plan.direction} {_step_label(step)}{message}"
-            if to_stderr:
-                self.status(f"plan {text}")
+            lines = [text]
+            lines += [f"   {_finding_words(f)}" for f in _step_findings(lint, step)]
+            for line in lines:
+                if to_stderr:
+                    self.status(f"plan {line}")
+                else:
+                    self.line(one_line(line))
+
+    def _findings(self, report: LintReport) -> None:
+        for finding in report.findings:
+            if finding.accepted:
+                words = f"accepted {finding.severity} {finding.rule}: {finding.message}"
+                tail = f"; reason: {finding.reason}"
             else:
-                self.line(one_line(text))
+                words = _finding_words(finding)
+                tail = f"; fix: {finding.fix}"
+            self.line(one_line(f"{finding.bind}: {finding.revision}: {words}{tail}"))
 
     def progress(self, plan: Plan | None = None) -> Progress:
         progress = _PlainProgress(self)
@@ -712,7 +766,7 @@ class RichOutput(Output):
             self.out.print()
             self.out.print(grid)
 
-    def _plan(self, plan: Plan, *, to_stderr: bool) -> None:
+    def _plan(self, plan: Plan, *, to_stderr: bool, lint: LintReport | None = None) -> None:
         from .layout import Column
         from .layout import FIXED
         from .layout import ID
@@ -745,10 +799,71 @@ class RichOutput(Output):
                     least=10,
                 )
             )
+        found = [_step_findings(lint, step) for step in steps]
         title = f"{plan.direction} plan ({count} step{'s' * (count != 1)})"
         # The numbers go after the message: the rows' order says them too, and a step
         # between two 32-character ids takes 68 cells.
-        self._draw(self.err if to_stderr else self.out, title, columns, ("message", "note", "#"))
+        console = self.err if to_stderr else self.out
+        self._draw(console, title, columns, ("message", "note", "#"))
+        if any(found):
+            from rich.text import Text
+
+            # Under the table, each with its step's number: a column of them would take
+            # the room of the messages.
+            for number, findings in enumerate(found, 1):
+                for finding in findings:
+                    text = Text()
+                    text.append(f"{number}. ", style="dim")
+                    text.append(
+                        f"{finding.severity} {finding.rule}",
+                        style=_SEVERITY_STYLE[finding.severity],
+                    )
+                    text.append(one_line(f": {finding.message}"))
+                    console.print(text, soft_wrap=True)
+
+    def _findings(self, report: LintReport) -> None:
+        """Each revision's findings under a line naming it; rule ids and revision ids are
+        never cut, messages and fixes wrap."""
+        from rich.table import Table
+        from rich.text import Text
+
+        groups: dict[tuple[str, str], list[Finding]] = {}
+        for finding in report.findings:
+            groups.setdefault((finding.bind, finding.revision), []).append(finding)
+        label = max(len("accepted"), *(len(f.severity) for f in report.findings))
+        rule = max(len(f.rule) for f in report.findings)
+        for number, ((bind, revision), findings) in enumerate(groups.items()):
+            if number:
+                self.out.print()
+            heading = Text(one_line(bind), style="cyan")
+            heading.append("  ")
+            heading.append(one_line(revision), style="bold")
+            if findings[0].path:
+                heading.append("  " + one_line(findings[0].path), style="dim")
+            # Wrapped by the terminal, not cut: the ids stay whole.
+            self.out.print(heading, soft_wrap=True)
+            # Padded by hand: every revision's grid has the same columns.
+            grid = Table.grid(padding=(0, 2), pad_edge=True)
+            grid.add_column(no_wrap=True)
+            grid.add_column(no_wrap=True)
+            grid.add_column(overflow="fold")
+            for finding in findings:
+                if finding.accepted:
+                    grid.add_row(
+                        Text("accepted".ljust(label), style="dim"),
+                        Text(finding.rule.ljust(rule), style="dim"),
+                        Text(one_line(f"{finding.message} ({finding.severity})"), style="dim"),
+                    )
+                    grid.add_row("", "", Text(one_line(f"reason: {finding.reason}"), style="dim"))
+                    continue
+                style = _SEVERITY_STYLE[finding.severity]
+                grid.add_row(
+                    Text(finding.severity.ljust(label), style=style),
+                    Text(finding.rule.ljust(rule), style="bold"),
+                    Text(one_line(finding.message)),
+                )
+                grid.add_row("", "", Text(one_line(f"fix: {finding.fix}"), style="dim"))
+            self.out.print(grid)
 
     def progress(self, plan: Plan | None = None) -> Progress:
         progress = _LiveProgress(self.err)
@@ -1234,6 +1349,67 @@ def _shorten_notes(text: str, width: int) -> str:
         kept[kept.index(note)] = "…"
         kept = [n for i, n in enumerate(kept) if not (n == "…" and i and kept[i - 1] == "…")]
     return shorten_middle(", ".join(kept), width)
+
+
+_SEVERITY_STYLE = {"error": "bold red", "warning": "yellow", "info": "blue"}
+
+
+def _finding_words(finding: Finding) -> str:
+    return f"{finding.severity} {finding.rule}: {finding.message}"
+
+
+def _step_findings(lint: LintReport | None, step: Step) -> list[Finding]:
+    """The unaccepted errors and warnings of the revision a step runs (none for a step
+    that runs no revision, or without a report)."""
+    if lint is None or step.revision is None:
+        return []
+    return [
+        f
+        for f in lint.of(step.bind, step.revision)
+        if not f.accepted and f.severity in {"error", "warning"}
+    ]
+
+
+def _plural(count: int, word: str) -> str:
+    return f"{count} {word}{'s' * (count != 1 and word != 'info')}"
+
+
+def _counts(findings: Sequence[Finding]) -> str:
+    """``1 error, 2 warnings``: findings counted by severity, the most serious first."""
+    from .lint_rules import SEVERITIES
+
+    return ", ".join(
+        _plural(n, severity)
+        for severity in SEVERITIES
+        if (n := sum(f.severity == severity for f in findings))
+    )
+
+
+def lint_summary(report: LintReport) -> str:
+    """``lint``'s last line: revisions linted, unaccepted findings by severity, accepted."""
+    count = len(report.linted)
+    linted = f"Linted {_plural(count, 'revision')}"
+    if not report.findings:
+        return f"{linted}: no findings."
+    open_ = [f for f in report.findings if not f.accepted]
+    accepted = len(report.findings) - len(open_)
+    from .lint_rules import SEVERITIES
+
+    counts = ", ".join(
+        _plural(sum(f.severity == severity for f in open_), severity) for severity in SEVERITIES
+    )
+    return f"{linted}: {counts}; {accepted} accepted."
+
+
+def _lint_note(lint: LintReport, group: str) -> str:
+    """The line under a plan whose revisions have unaccepted findings."""
+    found = lint.open()
+    revisions = list(dict.fromkeys(f.revision for f in found))
+    return (
+        f"Lint: {_counts(found)} in {_plural(len(revisions), 'revision')}; "
+        f"{Command('lint', *revisions).render(group)} shows how to fix each, and "
+        'lint_allow = {"rule": "reason"} in a revision file accepts one.'
+    )
 
 
 #: What a stamp step that empties its version table first says of it.

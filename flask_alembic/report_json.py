@@ -22,6 +22,7 @@ if TYPE_CHECKING:
     from alembic.script import Script
 
     from .adopt import Adoption
+    from .lint import LintReport
     from .plan import MigrationResult
     from .plan import Plan
     from .plan import Step
@@ -34,6 +35,7 @@ __all__ = [
     "adoption_json",
     "diffs_json",
     "error_json",
+    "lint_json",
     "plan_json",
     "result_json",
     "scripts_json",
@@ -103,11 +105,33 @@ def _script_json(
     }
 
 
+def lint_json(report: LintReport) -> dict[str, Any]:
+    """``lint --json``: every finding, accepted ones included, in the order the revisions
+    would run."""
+    return {
+        "version": JSON_VERSION,
+        "findings": [finding.as_dict() for finding in report.findings],
+    }
+
+
+def _findings_json(lint: LintReport | None, bind: str, revision: str | None) -> Any:
+    """A revision's findings as ``lint --json`` gives them; ``None`` when not linted."""
+    if lint is None:
+        return None
+    if revision is None:
+        return []
+    return [finding.as_dict() for finding in lint.of(bind, revision)]
+
+
 def written_json(
-    written: Sequence[WrittenRevision], skipped: Mapping[str, str], bind_of: BindOf
+    written: Sequence[WrittenRevision],
+    skipped: Mapping[str, str],
+    bind_of: BindOf,
+    lint: LintReport | None = None,
 ) -> dict[str, Any]:
     """``revision --json``: each file written, what it was generated from and what it
-    may lose; each bind not compared, and why."""
+    may lose, and its lint findings (``null`` with ``ALEMBIC_LINT = "off"``); each bind
+    not compared, and why."""
     return {
         "version": JSON_VERSION,
         "revisions": [
@@ -115,6 +139,7 @@ def written_json(
                 **_script_json(item.script, bind_of, None),
                 "changes": [_change_json(change) for change in item.changes],
                 "losses": list(item.losses),
+                "findings": _findings_json(lint, item.bind, item.script.revision),
             }
             for item in written
         ],
@@ -135,11 +160,16 @@ def step_json(step: Step) -> dict[str, Any]:
     }
 
 
-def plan_json(plan: Plan) -> dict[str, Any]:
+def plan_json(plan: Plan, lint: LintReport | None = None) -> dict[str, Any]:
+    """``--plan --json``; each step of an upgrade has its revision's lint ``findings``
+    (``null`` when not linted: a downgrade or stamp, or ``ALEMBIC_LINT = "off"``)."""
+    steps = [step_json(step) for step in plan.steps]
+    for data, step in zip(steps, plan.steps, strict=True):
+        data["findings"] = _findings_json(lint, step.bind, step.revision)
     return {
         "version": JSON_VERSION,
         "direction": plan.direction,
-        "steps": [step_json(step) for step in plan.steps],
+        "steps": steps,
         "unchanged": list(plan.unchanged),
     }
 

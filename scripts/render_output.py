@@ -68,9 +68,11 @@ def create_app():
     engines["warehouse"] = sa.create_engine(
         "postgresql+psycopg://reporting:secret@warehouse.db.internal:5432/reporting_warehouse"
     )
+    page_view = schema("page_view")
+    page_view.tables["page_view"].append_column(sa.Column("path", sa.String(200)))
     metadatas = {
         "default": schema("user"),
-        "analytics": schema("page_view"),
+        "analytics": page_view,
         "billing": schema("invoice"),
         "audit": schema("audit_entry"),
         "reports": schema("report"),
@@ -135,6 +137,25 @@ def _build(root: Path) -> None:
             splice=True,
         )
     sys.modules.pop("app", None)
+    # Two pending revisions with findings for `lint` and `upgrade --plan` to show: a
+    # dropped column, accepted, and rows changed with the schema.
+    _body(
+        root,
+        R["referrer"],
+        'lint_allow = {"drop-column": "the path moved to referrer in 3.1"}\n',
+        'op.add_column("page_view", sa.Column("referrer", sa.String(200)))\n'
+        '    op.drop_column("page_view", "path")',
+        'op.add_column("page_view", sa.Column("path", sa.String(200)))\n'
+        '    op.drop_column("page_view", "referrer")',
+    )
+    _body(
+        root,
+        R["tax"],
+        "",
+        'op.add_column("invoice", sa.Column("tax_rate", sa.Numeric(5, 2)))\n'
+        '    op.execute("UPDATE invoice SET tax_rate = 0.2")',
+        'op.drop_column("invoice", "tax_rate")',
+    )
     for path in root.rglob("*.py"):
         text = path.read_text()
         fixed = re.sub(r"Create Date: .*", f"Create Date: {DATE}", text)
@@ -144,6 +165,24 @@ def _build(root: Path) -> None:
     with sqlite3.connect(root / "instance" / "audit.db") as connection:
         connection.execute(f"UPDATE alembic_version SET version_num = '{UNKNOWN}'")
     connection.close()
+
+
+def _body(root: Path, rev: str, header: str, upgrade: str, downgrade: str) -> None:
+    """Give the empty revision ``rev`` these ``upgrade()`` and ``downgrade()`` bodies, and
+    ``header`` (module-level lines) before them."""
+    (path,) = (p for p in root.rglob(f"{rev}_*.py"))
+    text = path.read_text()
+    text = text.replace("import sqlalchemy as sa\n", "", 1)
+    text = text.replace(
+        "from alembic import op\n", "from alembic import op\nimport sqlalchemy as sa\n"
+    )
+    text = text.replace(
+        "\n\ndef upgrade() -> None:\n    pass", f"{header}\n\ndef upgrade() -> None:\n    {upgrade}"
+    )
+    text = text.replace(
+        "def downgrade() -> None:\n    pass", f"def downgrade() -> None:\n    {downgrade}"
+    )
+    path.write_text(text)
 
 
 STATUS = "status"
@@ -167,6 +206,8 @@ EXAMPLES: dict[str, tuple[str, str | int]] = {
     "log-plain": (LOG, "plain"),
     "show-80": (SHOW, 80),
     "show-plain": (SHOW, "plain"),
+    "lint-plain": ("lint --all", "plain"),
+    "lint-80": ("lint --all", 80),
 }
 
 

@@ -192,7 +192,9 @@ def test_json_outputs(make_app: MakeApp, make_url: MakeURL) -> None:
         "message",
         "path",
         "purge",
+        "findings",
     }
+    assert plan["steps"][0]["findings"] == []
 
     result = run_json(app, "upgrade")
     assert result["ok"] is True

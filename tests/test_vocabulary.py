@@ -416,9 +416,10 @@ def test_json_on_listings(make_app: MakeApp, make_url: MakeURL) -> None:
         ("analytics", "init"),
     ]
     first = data["revisions"][0]
-    assert set(first) == SCRIPT_KEYS | {"changes", "losses"}
+    assert set(first) == SCRIPT_KEYS | {"changes", "losses", "findings"}
     assert first["changes"] == [{"kind": "add_table", "description": "add table user"}]
     assert first["losses"] == []
+    assert first["findings"] == []
     assert Path(first["path"]).is_file()
     assert data["skipped"] == []
     ids = {r["bind"]: r["revision"] for r in data["revisions"]}

@@ -886,7 +886,7 @@ class AlembicAPI:
         app: Flask = current_app._get_current_object()  # type: ignore[attr-defined]
         request = self._request(direction, target, bind, with_dependencies, purge)
         workers = config.parallel(app, parallel)  # a bad setting fails even with nothing to do
-        check = self._lint_check(app, on_lint)
+        check = self._lint_check(app, on_lint, tag=tag, x_arguments=x_arguments)
         return migration.migrate(
             self._loader,
             self._identities,
@@ -903,10 +903,19 @@ class AlembicAPI:
         )
 
     def _lint_check(
-        self, app: Flask, on_lint: Callable[[LintReport], None] | None
+        self,
+        app: Flask,
+        on_lint: Callable[[LintReport], None] | None,
+        *,
+        tag: str | None = None,
+        x_arguments: Sequence[str] | None = None,
     ) -> Callable[[Plan], None] | None:
         """What checks a plan before it runs, by ``ALEMBIC_LINT``: nothing when the
-        findings would go nowhere (``"off"``, or ``"warn"`` with no ``on_lint``)."""
+        findings would go nowhere (``"off"``, or ``"warn"`` with no ``on_lint``).
+
+        ``"refuse"`` refuses an unaccepted error finding, and an unaccepted
+        ``offline-failure``: what a revision does after it was not seen.
+        """
         mode = config.lint_mode(app)  # a bad setting fails even with nothing to do
         if mode == "off" or (mode == "warn" and on_lint is None):
             return None
@@ -914,10 +923,14 @@ class AlembicAPI:
         def check(plan: Plan) -> None:
             if plan.direction != "upgrade":
                 return
-            report = self.lint_plan(plan)
+            report = self.lint_plan(plan, tag=tag, x_arguments=x_arguments)
             if on_lint is not None:
                 on_lint(report)
-            refused = report.open(("error",))
+            refused = [
+                f
+                for f in report.open(("error", "warning"))
+                if f.severity == "error" or f.rule == "offline-failure"
+            ]
             if mode == "refuse" and refused:
                 raise LintRefusedError.for_findings(refused)
 
@@ -949,7 +962,7 @@ class AlembicAPI:
         """
         app: Flask = current_app._get_current_object()  # type: ignore[attr-defined]
         timeout = config.lock_timeout(app, lock_timeout)
-        check = self._lint_check(app, on_lint)
+        check = self._lint_check(app, on_lint, tag=tag, x_arguments=x_arguments)
         return migration.run_plan(
             self._loader,
             self._identities,
@@ -965,13 +978,22 @@ class AlembicAPI:
 
     # -- linting --------------------------------------------------------------------------
 
-    def lint(self, *revisions: str, bind: BindArg = None, all: bool = False) -> LintReport:
+    def lint(
+        self,
+        *revisions: str | os.PathLike[str],
+        bind: BindArg = None,
+        all: bool = False,
+        tag: str | None = None,
+        x_arguments: Sequence[str] | None = None,
+    ) -> LintReport:
         """Find unsafe migrations: each revision runs in offline mode for its bind's
         dialect, and its operations and their SQL are checked against the rules.
 
         By default the revisions ``upgrade`` would run on each selected bind (their
         current revisions are read); ``all=True`` lints every revision of those binds;
-        named ``revisions`` (ids, prefixes, symbols such as ``"stats@head"``) lint those.
+        named ``revisions`` (ids, prefixes, symbols such as ``"stats@head"``, or paths
+        of revision files) lint those. ``tag`` and ``x_arguments`` reach the revisions
+        as in ``upgrade``.
         """
         loader = self._loader
         names = [b.name for b in self._select(bind)]
@@ -995,9 +1017,11 @@ class AlembicAPI:
             for step in self.plan("upgrade", "heads", bind).steps:
                 if step.revision is not None:
                     wanted[step.bind].append(step.revision)
-        return self._lint(wanted)
+        return self._lint(wanted, tag=tag, x_arguments=x_arguments)
 
-    def lint_plan(self, plan: Plan) -> LintReport:
+    def lint_plan(
+        self, plan: Plan, *, tag: str | None = None, x_arguments: Sequence[str] | None = None
+    ) -> LintReport:
         """The findings of the revisions an upgrade ``plan`` runs (a downgrade runs
         ``downgrade()`` functions, which are not linted: the report is empty)."""
         wanted: dict[str, list[str]] = {}
@@ -1005,15 +1029,26 @@ class AlembicAPI:
             for step in plan.steps:
                 if step.revision is not None:
                     wanted.setdefault(step.bind, []).append(step.revision)
-        return self._lint(wanted)
+        return self._lint(wanted, tag=tag, x_arguments=x_arguments)
 
     def _lint_target(
-        self, spelled: str, names: Sequence[str], *, explicit: bool
+        self, spelled: str | os.PathLike[str], names: Sequence[str], *, explicit: bool
     ) -> tuple[str, str]:
-        """The bind and full id of a revision named on ``lint``'s command line."""
+        """The bind and full id of a revision named on ``lint``'s command line: by id,
+        prefix or symbol, or by its file's path."""
         from .loader import command_error
 
         loader = self._loader
+        if isinstance(spelled, os.PathLike) or spelled.endswith(".py"):
+            by_path = loader.revision_at(Path(spelled))
+            if by_path is None:
+                raise RevisionError(
+                    f"{os.fspath(spelled)!r} is not a revision file of any bind.",
+                    revision=None,
+                    path=os.fspath(spelled),
+                    hint=("Run ", Command("log", "-v"), " to see each revision's file."),
+                )
+            spelled = by_path
         try:
             found = loader.script_directory.get_revisions(spelled)
         except command_error() as exc:
@@ -1040,7 +1075,13 @@ class AlembicAPI:
             )
         return owner, rev_id
 
-    def _lint(self, wanted: Mapping[str, Sequence[str]]) -> LintReport:
+    def _lint(
+        self,
+        wanted: Mapping[str, Sequence[str]],
+        *,
+        tag: str | None = None,
+        x_arguments: Sequence[str] | None = None,
+    ) -> LintReport:
         from . import lint_sql
         from .lint import lint_revisions
         from .timeouts import effective
@@ -1051,6 +1092,11 @@ class AlembicAPI:
                 hint="pip install 'Flask-Alembic[lint]' (it installs sqlglot).",
             )
         runtimes = self._loader.runtimes
+        for name, ids in wanted.items():
+            for rev_id in ids:
+                script = runtimes[name].script.get_revision(rev_id)
+                if script is not None:
+                    self._loader.check_revision_file(name, rev_id, script.path)
 
         def lock_timeout(bind: Bind) -> Callable[[Any], bool]:
             def in_force(module: Any) -> bool:
@@ -1059,7 +1105,9 @@ class AlembicAPI:
             return in_force
 
         guards = {name: lock_timeout(runtimes[name].bind) for name in wanted}
-        return lint_revisions(runtimes, wanted, lock_timeout=guards)
+        return lint_revisions(
+            runtimes, wanted, lock_timeout=guards, tag=tag, x_arguments=x_arguments
+        )
 
 
 def _is_script(value: object) -> bool:

@@ -509,7 +509,9 @@ def revision(
     findings = None
     if written.scripts and mode != "off":
         ids = [script.revision for script in written.scripts]
-        findings = _lint_if_possible(output, lambda: extension.lint(*ids))
+        findings = _lint_if_possible(
+            output, lambda: extension.lint(*ids, x_arguments=x_list or None)
+        )
     if as_json:
         listed = [
             dataclasses.replace(item, script=_as_listed(extension, item.script))
@@ -673,7 +675,9 @@ def _migrate(
         )
         lint = None
         if plan.direction == "upgrade" and plan.steps and _lint_mode() != "off":
-            lint = _lint_if_possible(output, lambda: extension.lint_plan(plan))
+            lint = _lint_if_possible(
+                output, lambda: extension.lint_plan(plan, tag=tag, x_arguments=x_list or None)
+            )
         if as_json:
             output.json(report_json.plan_json(plan, lint))
         else:
@@ -1239,14 +1243,18 @@ def check(as_json: bool, x_arguments: tuple[str, ...], binds: tuple[str, ...]) -
 @click.option(
     "--strict", is_flag=True, help="Exit 1 if any error or warning finding is not accepted."
 )
+@click.option("--tag", help="A tag passed to the revisions, as upgrade passes it.")
 @json_option
+@x_option
 @bind_option
 def lint(
     revisions: tuple[str, ...],
     pending: bool,
     every: bool,
     strict: bool,
+    tag: str | None,
     as_json: bool,
+    x_arguments: tuple[str, ...],
     binds: tuple[str, ...],
 ) -> None:
     """Find unsafe migrations before they run (default: the pending revisions).
@@ -1268,7 +1276,14 @@ def lint(
             f"{given[0]} chooses the revisions, and so do REVISIONS: give one or the other."
         )
     extension = _extension()
-    report = extension.lint(*revisions, bind=_check_binds(binds), all=every)
+    given = click.get_current_context().find_root().meta.get(_X_ARGUMENTS, ())
+    report = extension.lint(
+        *revisions,
+        bind=_check_binds(binds),
+        all=every,
+        tag=tag,
+        x_arguments=[*given, *x_arguments] or None,
+    )
     output = _output(plain=as_json)
     if as_json:
         output.json(report_json.lint_json(report))

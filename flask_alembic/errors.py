@@ -391,8 +391,9 @@ class LintRefusedError(FlaskAlembicError):
 
     @classmethod
     def for_findings(cls, findings: Iterable[Any]) -> LintRefusedError:
-        """Refuse the plan for ``findings`` (unaccepted, of severity error); the message
-        names the first revision they are in, its bind and its rules."""
+        """Refuse the plan for ``findings`` (unaccepted: errors, and ``offline-failure``
+        warnings); the message names the first revision they are in, its bind and its
+        rules."""
         found = list(findings)
         first = found[0]
         rules = list(dict.fromkeys(f.rule for f in found if f.revision == first.revision))
@@ -400,9 +401,10 @@ class LintRefusedError(FlaskAlembicError):
         more = f" (and {len(others)} more revision{'s' * (len(others) != 1)})" if others else ""
         where = first.path or f"revision {first.revision}'s file"
         example = ", ".join(f'"{rule}": "..."' for rule in rules)
+        kind = "error" if all(f.severity == "error" for f in found) else "finding"
         return cls(
             f"Refused to upgrade: revision {first.revision} of bind {first.bind!r} has "
-            f"unaccepted lint error{'s' * (len(rules) != 1)} {', '.join(rules)}{more}; "
+            f"unaccepted lint {kind}{'s' * (len(rules) != 1)} {', '.join(rules)}{more}; "
             "nothing was run.",
             bind=first.bind,
             revision=first.revision,

@@ -103,12 +103,17 @@ def lint_revisions(
     wanted: Mapping[str, Sequence[str]],
     *,
     lock_timeout: Mapping[str, Any] | None = None,
+    tag: str | None = None,
+    x_arguments: Sequence[str] | None = None,
 ) -> LintReport:
     """Lint the revisions ``wanted`` of each bind (ids, in the order they would run).
 
     :param lock_timeout: for each bind, a function of a revision module telling whether
         a lock timeout is in force while that revision runs (the bind's and the revision's
         ``timeouts``).
+    :param tag: what ``context.get_tag_argument()`` gives the revisions, and
+    :param x_arguments: what ``context.get_x_argument()`` gives them: those of the run
+        linted, so that code branching on them is seen along the branch it will take.
     """
     findings: list[Finding] = []
     linted: list[tuple[str, str]] = []
@@ -119,9 +124,15 @@ def lint_revisions(
             runtime = runtimes[name]
             scripts = [runtime.script.get_revision(i) for i in ids]
             guarded = (lock_timeout or {}).get(name)
-            for script, found in _run_offline(runtime, [s for s in scripts if s is not None]):
+            ran = _run_offline(
+                runtime, [s for s in scripts if s is not None], tag=tag, x_arguments=x_arguments
+            )
+            for script, found in ran:
                 linted.append((name, script.revision))
-                findings.extend(_judge(runtime, script, found, guarded))
+                try:
+                    findings.extend(_judge(runtime, script, found, guarded))
+                except Exception as exc:  # what it did cannot be put in this dialect's SQL
+                    findings.append(_unjudged(runtime, script, exc))
     return LintReport(tuple(findings), tuple(linted))
 
 
@@ -152,7 +163,8 @@ class _Statements(io.StringIO):
 class _Seen:
     """What one revision's ``upgrade()`` did offline."""
 
-    operations: list[tuple[MigrateOperation, list[str]]]
+    #: Each operation with the SQL it emitted; ``None`` for SQL emitted outside any.
+    operations: list[tuple[MigrateOperation | None, list[str]]]
     error: BaseException | None = None
     module: ModuleType | None = None
     #: The indexes in ``operations`` of those run outside a transaction.
@@ -177,14 +189,40 @@ class _Recorder:
         self.dialect = dialect
         self.seen = _Seen([])
         self._depth = 0
+        #: How many of the buffer's statements belong to what is recorded already.
+        self._mark = 0
+
+    def start(self) -> _Seen:
+        """A new revision starts."""
+        self.seen = _Seen([])
+        self._mark = len(self.buffer.statements)
+        return self.seen
+
+    def loose(self) -> None:
+        """Record the SQL emitted since the last operation outside any (a migration
+        context's ``execute()``, its ``impl`` called directly) as SQL to read."""
+        emitted = [
+            text
+            for text in self.buffer.statements[self._mark :]
+            if lint_sql.first_keyword(text, self.dialect.name) not in {"COMMIT", "BEGIN"}
+        ]
+        self._mark = len(self.buffer.statements)
+        if emitted:
+            if self.buffer.autocommit:
+                self.seen.autocommit.add(len(self.seen.operations))
+            self.seen.operations.append((None, emitted))
 
     def __call__(self, invoke: Any, operation: MigrateOperation | None) -> Any:
         from alembic.operations import ops
 
-        if self._depth or operation is None:
-            # An operation carried out with others (the outer one counts), or the end of
-            # a batch, which emits the SQL of operations recorded already.
+        if self._depth:  # an operation carried out with others: the outer one counts
             return invoke(operation)
+        self.loose()
+        if operation is None:  # a batch's end: the SQL of operations recorded already
+            try:
+                return invoke(operation)
+            finally:
+                self._mark = len(self.buffer.statements)
         if self.buffer.autocommit:
             self.seen.autocommit.add(len(self.seen.operations))
         if isinstance(operation, ops.ExecuteSQLOp):
@@ -202,6 +240,7 @@ class _Recorder:
         finally:
             self._depth -= 1
             self.seen.operations.append((operation, self.buffer.statements[start:]))
+            self._mark = len(self.buffer.statements)
 
 
 def _sql(statement: Any, dialect: sa.Dialect) -> str:
@@ -258,7 +297,13 @@ class _OfflineBind:
     scalars = scalar
 
 
-def _run_offline(runtime: BindRuntime, scripts: Sequence[Script]) -> Iterable[tuple[Script, _Seen]]:
+def _run_offline(
+    runtime: BindRuntime,
+    scripts: Sequence[Script],
+    *,
+    tag: str | None = None,
+    x_arguments: Sequence[str] | None = None,
+) -> Iterable[tuple[Script, _Seen]]:
     """Run each script's ``upgrade()`` in offline mode on the bind's dialect."""
     import contextlib
 
@@ -266,10 +311,12 @@ def _run_offline(runtime: BindRuntime, scripts: Sequence[Script]) -> Iterable[tu
 
     from . import _alembic_compat as compat
     from .environment import context_options
+    from .environment import with_x_arguments
 
     buffer = _Statements()
     recorder = _Recorder(buffer, runtime.bind.engine.dialect)
-    env = EnvironmentContext(runtime.config, runtime.script, as_sql=True)
+    config = with_x_arguments(runtime.config, x_arguments)
+    env = EnvironmentContext(config, runtime.script, as_sql=True, tag=tag)
     with env:
         env.configure(
             **context_options(
@@ -282,20 +329,26 @@ def _run_offline(runtime: BindRuntime, scripts: Sequence[Script]) -> Iterable[tu
             )
         )
         context = env.get_context()
-        vars(context.impl)["connection"] = _OfflineBind(context.impl.connection, recorder)
+        # Every way to the connection: op.get_bind(), op.get_context().bind and
+        # .connection, context.get_bind().
+        offline = _OfflineBind(context.impl.connection, recorder)
+        vars(context.impl)["connection"] = offline
+        vars(context)["connection"] = offline
         with compat.recording_operations(context, recorder):
             transactional = bool(context.impl.transactional_ddl)
             for script in scripts:
-                recorder.seen = seen = _Seen([])
+                seen = recorder.start()
                 buffer.autocommit = not transactional
                 try:
-                    seen.module = script.module
-                    seen.allow = getattr(seen.module, "lint_allow", None)
-                    # What a revision prints is not the linter's output (--json).
+                    # What a revision prints, on import or while it runs, is not the
+                    # linter's output (--json).
                     with contextlib.redirect_stdout(io.StringIO()):
+                        seen.module = script.module
+                        seen.allow = getattr(seen.module, "lint_allow", None)
                         seen.module.upgrade()
                 except (Exception, SystemExit) as exc:
                     seen.error = exc
+                recorder.loose()
                 yield script, seen
 
 
@@ -303,10 +356,12 @@ def _run_offline(runtime: BindRuntime, scripts: Sequence[Script]) -> Iterable[tu
 
 
 def _facts(
-    operation: MigrateOperation, statements: Sequence[str], dialect: sa.Dialect
+    operation: MigrateOperation | None, statements: Sequence[str], dialect: sa.Dialect
 ) -> list[Fact]:
     from alembic.operations import ops
 
+    if operation is None:  # SQL emitted outside any operation
+        return lint_sql.facts("".join(statements), dialect.name)
     if isinstance(operation, ops.ExecuteSQLOp):
         text = "".join(statements) or str(operation.sqltext)
         found = lint_sql.facts(text, dialect.name)
@@ -592,12 +647,13 @@ class _Judgement:
         #: ``(schema, table)`` of the tables this revision creates: nobody uses them yet.
         self.created: set[tuple[str | None, str]] = set()
         self.found: list[tuple[str, str]] = []
-        #: Whether a lock timeout is in force for the session: configured, or SET (not
-        #: LOCAL) by the revision.
-        self.guarded = guarded
+        #: Whether a lock timeout is in force for the session: SET (not LOCAL) by the
+        #: revision.
+        self.guarded = False
         #: A lock timeout SET LOCAL in the current transaction (``None``: none set), which
-        #: the COMMIT of an ``autocommit_block()`` ends.
-        self.local: bool | None = None
+        #: the COMMIT of an ``autocommit_block()`` ends. The bind's and the revision's
+        #: ``timeouts`` are such a SET LOCAL, at the start of the step's transaction.
+        self.local: bool | None = True if guarded else None
         self.unguarded: str | None = None
         self.schema_change: str | None = None
         self.data_change: str | None = None
@@ -642,7 +698,9 @@ class _Judgement:
         if self.schema_change is None:
             self.schema_change = _describe(fact)
         in_force = self.guarded if self.local is None else self.local
-        if self.family == "postgresql" and not in_force and self.unguarded is None:
+        # CREATE/DROP INDEX CONCURRENTLY waits without blocking reads and writes.
+        concurrent = kind in {"create-index", "drop-index"} and fact.online
+        if self.family == "postgresql" and not (in_force or concurrent) and not self.unguarded:
             self.unguarded = _describe(fact)
 
     def _ddl(self, fact: Fact, on: str) -> None:
@@ -822,6 +880,23 @@ def _fires_elsewhere(rule_id: str, seen: _Seen, dialect: str) -> bool:
         if any(rule == rule_id for rule, _ in _judged(seen, other, False).found):
             return True
     return False
+
+
+def _unjudged(runtime: BindRuntime, script: Script, exc: Exception) -> Finding:
+    """The finding of a revision whose operations could not be judged (a type this
+    dialect cannot render, ``sa.String()`` without a length on MariaDB): it would fail
+    when run too."""
+    dialect = runtime.bind.engine.dialect.name
+    return Finding(
+        bind=runtime.bind.name,
+        revision=script.revision,
+        path=script.path,
+        rule="offline-failure",
+        severity=RULES["offline-failure"].severity,
+        message=f"could not be judged for {dialect}: {type(exc).__name__}: "
+        f"{_short(str(exc) or '(no message)')}",
+        fix=RULES["offline-failure"].fix_for(dialect),
+    )
 
 
 def _judge(runtime: BindRuntime, script: Script, seen: _Seen, guarded: Any) -> list[Finding]:

@@ -274,8 +274,9 @@ _CATALOGUE = (
         "behind it: without a lock timeout, one long transaction stalls the table.",
         "Set ALEMBIC_BINDS[name]['timeouts'] = {'lock_timeout': 5} (seconds), or a "
         "revision's own `timeouts = {'lock_timeout': 5}`, or run "
-        "op.execute(\"SET LOCAL lock_timeout = '5s'\") before the DDL (SET LOCAL ends with "
-        "the transaction: after an autocommit_block() begins, use SET lock_timeout).",
+        "op.execute(\"SET LOCAL lock_timeout = '5s'\") before the DDL. All three last until "
+        "the step's transaction ends, and an autocommit_block() ends it: after the block, run "
+        "the SET LOCAL again.",
         dialects=_PG,
     ),
     Rule(

@@ -292,23 +292,36 @@ class Loader:
         """Refuse, before anything runs, a step whose file was written for a lockstep
         history (its ``upgrade`` takes the database's name): read, never imported."""
         for step in plan.steps:
-            if step.revision is None or step.path is None:
-                continue  # a stamp runs no code
-            try:
-                source = Path(step.path).read_bytes()
-            except OSError:
-                continue  # importing it reports the error
-            function = revision_cache.lockstep_function(source)
-            if function is not None:
-                raise ScriptDirectoryError(
-                    f"Revision {step.revision} ({step.path}) of bind {step.bind!r} belongs to "
-                    f"a lockstep history: its {function}() takes the database's name, one "
-                    "history for every database; here each bind has a history of its own.",
-                    bind=step.bind,
-                    revision=step.revision,
-                    path=step.path,
-                    hint=("Run ", Command("adopt"), " to convert the history."),
-                )
+            if step.revision is not None and step.path is not None:
+                self.check_revision_file(step.bind, step.revision, step.path)
+
+    def check_revision_file(self, bind: str, revision: str, path: str) -> None:
+        """Refuse a revision file written for a lockstep history (its ``upgrade`` takes
+        the database's name): read, never imported."""
+        try:
+            source = Path(path).read_bytes()
+        except OSError:
+            return  # importing it reports the error
+        function = revision_cache.lockstep_function(source)
+        if function is not None:
+            raise ScriptDirectoryError(
+                f"Revision {revision} ({path}) of bind {bind!r} belongs to "
+                f"a lockstep history: its {function}() takes the database's name, one "
+                "history for every database; here each bind has a history of its own.",
+                bind=bind,
+                revision=revision,
+                path=path,
+                hint=("Run ", Command("adopt"), " to convert the history."),
+            )
+
+    def revision_at(self, path: Path) -> str | None:
+        """The id of the revision whose file is ``path``, if any bind has one there."""
+        wanted = path.resolve()
+        for runtime in self.runtimes.values():
+            for script in runtime.script.walk_revisions("base", "heads"):
+                if script.path and Path(script.path).resolve() == wanted:
+                    return str(script.revision)
+        return None
 
     def import_steps(self, plan: Plan) -> None:
         """Import the code of every step before running any: a broken file changes nothing.

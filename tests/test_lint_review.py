@@ -3,9 +3,13 @@ each: each failed before its fix."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 from conftest import MakeApp
 from conftest import MakeURL
+from test_lint_rules import BASE_DOWN
+from test_lint_rules import BASE_UP
 from test_lint_rules import body
 from test_lint_rules import lint
 from test_lint_rules import MY
@@ -222,3 +226,173 @@ def test_lint_allow_is_read_before_the_revision_runs(make_app: MakeApp, make_url
     )
     (found,) = lint(app, alembic, "r1")
     assert (found.rule, found.accepted) == ("drop-column", False)
+
+
+@pytest.mark.parametrize(
+    ("timeouts", "override"),
+    [
+        pytest.param({"lock_timeout": 5}, None, id="bind-timeouts"),
+        pytest.param({}, "timeouts = {'lock_timeout': 5}", id="revision-timeouts"),
+    ],
+)
+def test_configured_timeouts_end_with_an_autocommit_block(
+    make_app: MakeApp, make_url: MakeURL, timeouts: dict[str, float], override: str | None
+) -> None:
+    """The bind's and the revision's timeouts are a SET LOCAL: the COMMIT of an
+    autocommit_block() ends them, so the DDL after the block runs without one; the
+    concurrent index build inside it needs none."""
+    app, alembic = make_app(make_url(PG), ALEMBIC_BINDS={"default": {"timeouts": timeouts}})
+    folder = Path(app.root_path) / "migrations"
+    folder.mkdir(exist_ok=True)
+    write(folder, "r0", None, BASE_UP, downgrade=BASE_DOWN)
+    block = (
+        "with op.get_context().autocommit_block():\n"
+        '    op.create_index("ix_e", "account", ["email"], postgresql_concurrently=True)\n'
+    )
+    write(folder, "r1", "r0", block, raw_allow=override)
+    assert lint(app, alembic, "r1") == []
+    after = 'op.add_column("account", sa.Column("nick", sa.String(20)))'
+    write(folder, "r1", "r0", block + after, raw_allow=override)
+    (found,) = lint(app, alembic, "r1")
+    assert (found.rule, found.message) == (
+        "no-lock-timeout",
+        "runs DDL (add column account.nick) without a lock timeout",
+    )
+
+
+X_BRANCH = (
+    "from alembic import context\n"
+    'if context.get_x_argument(as_dictionary=True).get("cleanup"):\n'
+    '    op.drop_column("account", "email")'
+)
+
+
+def test_x_arguments_reach_the_linted_code(make_app: MakeApp, make_url: MakeURL) -> None:
+    """Code branching on -x is seen along the branch the run takes."""
+    app, alembic, folder = project(make_app, make_url, SQLITE)
+    write(folder, "r1", "r0", X_BRANCH)
+    assert lint(app, alembic, "r1") == []
+    with app.app_context():
+        found = alembic.lint("r1", x_arguments=["cleanup=1"]).findings
+    assert [f.rule for f in found] == ["drop-column"]
+
+
+def test_refuse_lints_with_the_runs_x_arguments(make_app: MakeApp, make_url: MakeURL) -> None:
+    """ALEMBIC_LINT = "refuse" judges the code the run will run, -x included: nothing runs."""
+    from conftest import table_names
+    from conftest import version_rows
+
+    url = make_url()
+    app, alembic = make_app(url, ALEMBIC_LINT="refuse")
+    folder = Path(app.root_path) / "migrations"
+    folder.mkdir(exist_ok=True)
+    write(folder, "r0", None, BASE_UP, downgrade=BASE_DOWN)
+    write(folder, "r1", "r0", X_BRANCH)
+    with app.app_context():
+        alembic.upgrade("r0")
+    result = app.test_cli_runner().invoke(args=["db", "-x", "cleanup=1", "upgrade"])
+    assert result.exit_code == 1
+    assert "unaccepted lint error drop-column" in result.stderr
+    assert version_rows(url) == {"r0"}
+    assert "account" in table_names(url)
+    result = app.test_cli_runner().invoke(args=["db", "upgrade"])  # no -x: nothing dropped
+    assert result.exit_code == 0, result.output
+    assert version_rows(url) == {"r1"}
+
+
+@pytest.mark.parametrize(
+    "call",
+    [
+        "op.get_context().bind.execute(sa.text('ALTER TABLE account DROP COLUMN email'))",
+        "op.get_context().connection.execute(sa.text('ALTER TABLE account DROP COLUMN email'))",
+        "from alembic import context\n"
+        "context.get_bind().execute(sa.text('ALTER TABLE account DROP COLUMN email'))",
+        "op.get_context().impl.drop_column('account', sa.Column('email', sa.String(50)))",
+    ],
+    ids=["context-bind", "context-connection", "environment-get-bind", "impl-directly"],
+)
+def test_every_way_to_the_connection_is_read(
+    make_app: MakeApp, make_url: MakeURL, call: str
+) -> None:
+    """SQL sent through the migration context's own connection, or its impl, is read."""
+    app, alembic, folder = project(make_app, make_url, PG)
+    write(folder, "r1", "r0", body(call, PG))
+    found = lint(app, alembic, "r1")
+    assert [(f.rule, f.message) for f in found] == [
+        ("drop-column", "drops column 'email' of table 'account'")
+    ]
+
+
+def test_refuse_stops_at_what_it_could_not_see(make_app: MakeApp, make_url: MakeURL) -> None:
+    """A revision that reads the database stops the offline run: "refuse" refuses the
+    unaccepted offline-failure (what follows the read was never seen)."""
+    from conftest import version_rows
+
+    url = make_url()
+    app, alembic = make_app(url, ALEMBIC_LINT="refuse")
+    folder = Path(app.root_path) / "migrations"
+    folder.mkdir(exist_ok=True)
+    write(folder, "r0", None, BASE_UP, downgrade=BASE_DOWN)
+    write(
+        folder,
+        "r1",
+        "r0",
+        "n = op.get_bind().execute(sa.text('SELECT count(*) FROM account')).scalar()\n"
+        'op.drop_column("account", "email")',
+    )
+    with app.app_context():
+        alembic.upgrade("r0")
+        with pytest.raises(Exception, match="unaccepted lint finding offline-failure"):
+            alembic.upgrade()
+    assert version_rows(url) == {"r0"}
+
+
+def test_module_level_print_stays_off_stdout(
+    make_app: MakeApp, make_url: MakeURL, capfd: pytest.CaptureFixture[str]
+) -> None:
+    app, alembic, folder = project(make_app, make_url, SQLITE)
+    path = write(folder, "r1", "r0", 'op.drop_column("account", "x")')
+    path.write_text('print("imported!")\n' + path.read_text())
+    assert rules(lint(app, alembic, "r1")) == ["drop-column"]
+    assert "imported!" not in capfd.readouterr().out
+
+
+def test_a_revision_that_cannot_be_judged(make_app: MakeApp, make_url: MakeURL) -> None:
+    """A type the dialect cannot render fails that revision's judging, not the lint."""
+    app, alembic, folder = project(make_app, make_url, MY)
+    write(
+        folder,
+        "r1",
+        "r0",
+        'op.alter_column("account", "name", type_=sa.String(), existing_type=sa.String(50))',
+    )
+    write(folder, "r2", "r1", 'op.drop_column("account", "email")')
+    found = lint(app, alembic, "r1", "r2")
+    assert [(f.revision, f.rule) for f in found] == [
+        ("r1", "offline-failure"),
+        ("r2", "drop-column"),
+    ]
+    assert "could not be judged for mysql" in found[0].message
+
+
+def test_lockstep_file_is_refused_as_upgrade_refuses_it(
+    make_app: MakeApp, make_url: MakeURL
+) -> None:
+    from flask_alembic.errors import ScriptDirectoryError
+
+    app, alembic, folder = project(make_app, make_url, SQLITE)
+    path = write(folder, "r1", "r0", "pass")
+    path.write_text(path.read_text().replace("def upgrade():", "def upgrade(engine_name):"))
+    with pytest.raises(ScriptDirectoryError, match="lockstep history"):
+        lint(app, alembic, "r1")
+
+
+def test_lint_by_file_path(make_app: MakeApp, make_url: MakeURL) -> None:
+    """A revision file's path names it (CI: the files a change adds)."""
+    from flask_alembic.errors import RevisionError
+
+    app, alembic, folder = project(make_app, make_url, SQLITE)
+    path = write(folder, "r1", "r0", 'op.drop_column("account", "email")')
+    assert [(f.revision, f.rule) for f in lint(app, alembic, str(path))] == [("r1", "drop-column")]
+    with pytest.raises(RevisionError, match="is not a revision file"):
+        lint(app, alembic, str(folder / "nope.py"))

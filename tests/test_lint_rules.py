@@ -647,9 +647,10 @@ FIRES = [
             op.create_index(
                 "ix_account_email", "account", ["email"], postgresql_concurrently=True
             )
+        op.add_column("account", sa.Column("nick", sa.String(20)))
         """,
         (PG,),
-        ("account.ix_account_email",),
+        ("account.nick",),
     ),
     Case(
         "no-lock-timeout",
@@ -657,12 +658,10 @@ FIRES = [
         """
         with op.get_context().autocommit_block():
             op.execute("SET LOCAL lock_timeout = '5s'")
-            op.create_index(
-                "ix_account_email", "account", ["email"], postgresql_concurrently=True
-            )
+            op.add_column("account", sa.Column("nick", sa.String(20)))
         """,
         (PG,),
-        ("account.ix_account_email",),
+        ("account.nick",),
     ),
     Case(
         "no-lock-timeout",

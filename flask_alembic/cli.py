@@ -1267,6 +1267,7 @@ def lint(
       flask db lint
       flask db lint --all --strict
       flask db lint --bind analytics ab12
+      flask db lint --strict migrations/3c1f0a9d2b7e_add_email.py
     """
     given = [name for name, on in (("--pending", pending), ("--all", every)) if on]
     if len(given) > 1:
@@ -1299,7 +1300,9 @@ def lint(
     if strict and unaccepted:
         output.status(
             f"--strict: {len(unaccepted)} error or warning finding"
-            f"{'s are' if len(unaccepted) != 1 else ' is'} not accepted."
+            f"{'s are' if len(unaccepted) != 1 else ' is'} not accepted: fix "
+            f"{'them' if len(unaccepted) != 1 else 'it'}, or accept with lint_allow "
+            '= {"rule": "reason"} in the revision file.'
         )
         raise click.exceptions.Exit(1)
 

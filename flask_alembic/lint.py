@@ -18,6 +18,7 @@ A revision accepts a finding with a module-level ``lint_allow = {"rule-id": "rea
 
 from __future__ import annotations
 
+import difflib
 import dis
 import io
 from collections.abc import Iterable
@@ -934,7 +935,11 @@ def _apply_allowances(
         for rule_id, reason in raw.items():
             rule = RULES.get(rule_id) if isinstance(rule_id, str) else None
             if rule is None:
-                notes.append(("invalid-allow", f"lint_allow names {rule_id!r}, which is no rule"))
+                near = difflib.get_close_matches(str(rule_id), list(RULES), n=1)
+                meant = f" (did you mean {near[0]!r}?)" if near else ""
+                notes.append(
+                    ("invalid-allow", f"lint_allow names {rule_id!r}, which is no rule{meant}")
+                )
             elif not rule.acceptable:
                 notes.append(("invalid-allow", f"lint_allow cannot accept {rule_id!r}"))
             elif not isinstance(reason, str) or not reason.strip():

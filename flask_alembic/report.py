@@ -330,7 +330,8 @@ class Output:
         found = [f for f in report.findings if not f.accepted]
         for finding in found:
             self.status(
-                f"Lint: {finding.revision}: {finding.severity} {finding.rule}: {finding.message}",
+                f"Lint: {finding.bind}: {finding.revision}: {finding.severity} {finding.rule}: "
+                f"{finding.message}",
                 style=_SEVERITY_STYLE[finding.severity],
             )
         if found:

@@ -219,7 +219,9 @@ def test_strict_fails_on_unaccepted_error(setup: tuple[Flask, Alembic, dict[str,
     assert run(app, "lint").exit_code == 0
     result = run(app, "lint", "--strict")
     assert result.exit_code == 1
-    assert "--strict: 1 error or warning finding is not accepted." in result.stderr
+    assert (
+        "--strict: 1 error or warning finding is not accepted: fix it, or accept " in result.stderr
+    )
     assert run(app, "lint", "--strict", "--json").exit_code == 1
 
 
@@ -364,7 +366,9 @@ def test_revision_prints_findings(make_app: MakeApp, make_url: MakeURL) -> None:
     result = run(app, "revision", "drop name")
     assert result.exit_code == 0, result.output
     rev = Path(result.stdout.strip()).name.split("_")[0]
-    assert f"Lint: {rev}: error drop-column: drops column 'name' of table 'user'" in (result.stderr)
+    assert f"Lint: default: {rev}: error drop-column: drops column 'name' of table 'user'" in (
+        result.stderr
+    )
     assert f"'flask db lint {rev}' shows how to fix each." in result.stderr
     # The "base" revision was empty: nothing to undo, no finding said for it.
     assert result.stderr.count("Lint: ") == 1

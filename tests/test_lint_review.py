@@ -396,3 +396,13 @@ def test_lint_by_file_path(make_app: MakeApp, make_url: MakeURL) -> None:
     assert [(f.revision, f.rule) for f in lint(app, alembic, str(path))] == [("r1", "drop-column")]
     with pytest.raises(RevisionError, match="is not a revision file"):
         lint(app, alembic, str(folder / "nope.py"))
+
+
+def test_a_misspelt_rule_gets_a_suggestion(make_app: MakeApp, make_url: MakeURL) -> None:
+    app, alembic, folder = project(make_app, make_url, SQLITE)
+    write(folder, "r1", "r0", 'op.drop_column("account", "email")', allow={"drop-columns": "x"})
+    found = {f.rule: f for f in lint(app, alembic, "r1")}
+    assert set(found) == {"drop-column", "invalid-allow"}
+    assert found["invalid-allow"].message == (
+        "lint_allow names 'drop-columns', which is no rule (did you mean 'drop-column'?)"
+    )

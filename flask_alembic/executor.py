@@ -127,6 +127,9 @@ class _BindRun:
         self.name = runtime.bind.name
         self.secrets = runtime.bind.secrets
         self.connection = stack.enter_context(runtime.bind.connect())
+        if self.connection.dialect.name != "sqlite":
+            # Runs just before the connection is closed: see _discard_session.
+            stack.callback(self._discard_session)
         from alembic.runtime.environment import EnvironmentContext
 
         self._pending: list[MigrationStep] = []
@@ -188,6 +191,15 @@ class _BindRun:
             # The pool must not hand out a connection that still has them.
             with suppress(sa.exc.SQLAlchemyError):
                 self.connection.invalidate()
+
+    def _discard_session(self) -> None:
+        """Keep what the revisions set for their session (``SET foreign_key_checks = 0``,
+        a ``SET lock_timeout``, a temporary table) out of the app's pool: the server
+        connection is closed instead of going back to the pool, which opens a new one
+        when next asked. (SQLite keeps its connection: an in-memory database lives in it.)
+        """
+        with suppress(sa.exc.SQLAlchemyError):
+            self.connection.invalidate()
 
     def alive(self) -> bool:
         """Whether the connection still answers (it waits idle between a bind's groups)."""

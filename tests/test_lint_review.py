@@ -406,3 +406,49 @@ def test_a_misspelt_rule_gets_a_suggestion(make_app: MakeApp, make_url: MakeURL)
     assert found["invalid-allow"].message == (
         "lint_allow names 'drop-columns', which is no rule (did you mean 'drop-column'?)"
     )
+
+
+@pytest.mark.parametrize(
+    ("on", "setting", "query", "default_query"),
+    [
+        pytest.param(
+            PG,
+            "SET lock_timeout = '2s'",
+            "SHOW lock_timeout",
+            "SELECT reset_val FROM pg_settings WHERE name = 'lock_timeout'",
+            id="postgresql",
+        ),
+        pytest.param(
+            MY,
+            "SET SESSION foreign_key_checks = 0",
+            "SELECT @@SESSION.foreign_key_checks",
+            "SELECT @@GLOBAL.foreign_key_checks",
+            id="mariadb",
+        ),
+    ],
+)
+def test_session_settings_stay_out_of_the_pool(
+    make_app: MakeApp,
+    make_url: MakeURL,
+    on: str,
+    setting: str,
+    query: str,
+    default_query: str,
+) -> None:
+    """What a revision SETs for its session does not reach the app's next connection:
+    the migration's server connection is closed, not given back to the pool."""
+
+    app, alembic, folder = project(make_app, make_url, on)
+    write(
+        folder,
+        "r1",
+        "r0",
+        f'op.execute("{setting}")\nop.add_column("account", sa.Column("nick", sa.String(20)))',
+    )
+    with app.app_context():
+        alembic.upgrade()
+        engine = alembic.registry["default"].engine
+    with engine.connect() as connection:
+        assert connection.exec_driver_sql(query).scalar() == (
+            connection.exec_driver_sql(default_query).scalar()
+        )

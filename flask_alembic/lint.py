@@ -373,70 +373,45 @@ def _facts(
         shown = _placeholders(operation.sqltext, dialect)
         return [replace(f, sql=shown) if f.kind == "unknown" else f for f in found]
     if isinstance(operation, ops.CreateTableOp):
-        return [Fact("create-table", table=operation.table_name, schema=operation.schema)]
+        return [_on(operation, "create-table")]
     if isinstance(operation, ops.DropTableOp):
-        return [Fact("drop-table", table=operation.table_name, schema=operation.schema)]
+        return [_on(operation, "drop-table")]
     if isinstance(operation, ops.RenameTableOp):
-        return [
-            Fact(
-                "rename-table",
-                table=operation.table_name,
-                schema=operation.schema,
-                detail=operation.new_table_name,
-            )
-        ]
+        return [_on(operation, "rename-table", detail=operation.new_table_name)]
     if isinstance(operation, ops.AddColumnOp):
+        column = operation.column
         # Alembic adds a new column's foreign keys with it: checked against every row.
-        table, schema, column = operation.table_name, operation.schema, operation.column
-        keys = [
-            Fact(
-                "add-foreign-key",
-                table=table,
-                schema=schema,
-                name=_text(key.constraint.name),
-            )
+        found = [_add_column(operation, dialect)]
+        found.extend(
+            _on(operation, "add-foreign-key", name=_text(key.constraint.name))
             for key in column.foreign_keys
             if key.constraint is not None
-        ]
+        )
         # What the column brings with it, which Alembic emits after the ADD COLUMN.
         if column.index:
-            keys.append(Fact("create-index", table=table, schema=schema))
+            found.append(_on(operation, "create-index"))
         if column.unique:
-            keys.append(Fact("add-unique", table=table, schema=schema))
-        return [_add_column(operation, dialect), *keys]
+            found.append(_on(operation, "add-unique"))
+        return found
     if isinstance(operation, ops.DropColumnOp):
-        return [
-            Fact(
-                "drop-column",
-                table=operation.table_name,
-                schema=operation.schema,
-                name=operation.column_name,
-            )
-        ]
+        return [_on(operation, "drop-column", name=operation.column_name)]
     if isinstance(operation, ops.AlterColumnOp):
         return [replace(f, schema=operation.schema) for f in _alter_column(operation, dialect)]
     if isinstance(operation, ops.CreateIndexOp):
         prefix = str(operation.kw.get("mysql_prefix") or operation.kw.get("mariadb_prefix") or "")
+        kind = prefix.upper() if prefix.upper() in {"FULLTEXT", "SPATIAL"} else None
         return [
-            Fact(
+            _on(
+                operation,
                 "create-index",
-                table=operation.table_name,
-                schema=operation.schema,
-                name=operation.index_name,
+                name=_text(operation.index_name),
                 online=bool(operation.kw.get("postgresql_concurrently")),
-                index_kind=prefix.upper() if prefix.upper() in {"FULLTEXT", "SPATIAL"} else None,
+                index_kind=kind,
             )
         ]
     if isinstance(operation, ops.DropIndexOp):
-        return [
-            Fact(
-                "drop-index",
-                table=operation.table_name,
-                schema=operation.schema,
-                name=operation.index_name,
-                online=bool(operation.kw.get("postgresql_concurrently")),
-            )
-        ]
+        online = bool(operation.kw.get("postgresql_concurrently"))
+        return [_on(operation, "drop-index", name=_text(operation.index_name), online=online)]
     if isinstance(operation, ops.CreateForeignKeyOp):
         return [
             Fact(
@@ -448,45 +423,24 @@ def _facts(
             )
         ]
     if isinstance(operation, ops.CreateUniqueConstraintOp):
-        return [
-            Fact(
-                "add-unique",
-                table=operation.table_name,
-                schema=operation.schema,
-                name=_text(operation.constraint_name),
-            )
-        ]
+        return [_on(operation, "add-unique", name=_text(operation.constraint_name))]
     if isinstance(operation, ops.CreatePrimaryKeyOp):
-        return [
-            Fact(
-                "add-unique",
-                table=operation.table_name,
-                schema=operation.schema,
-                name=_text(operation.constraint_name),
-                detail="primary key",
-            )
-        ]
+        name = _text(operation.constraint_name)
+        return [_on(operation, "add-unique", name=name, detail="primary key")]
     if isinstance(operation, ops.CreateCheckConstraintOp):
-        return [
-            Fact(
-                "add-check",
-                table=operation.table_name,
-                schema=operation.schema,
-                name=_text(operation.constraint_name),
-                online=bool(operation.kw.get("postgresql_not_valid")),
-            )
-        ]
+        online = bool(operation.kw.get("postgresql_not_valid"))
+        return [_on(operation, "add-check", name=_text(operation.constraint_name), online=online)]
     if isinstance(operation, ops.BulkInsertOp):
         target = operation.table
         name, schema = getattr(target, "name", None), getattr(target, "schema", None)
         return [Fact("data", table=name, schema=schema, detail="INSERT")]
-    return [
-        Fact(
-            "other-ddl",
-            table=getattr(operation, "table_name", None),
-            schema=getattr(operation, "schema", None),
-        )
-    ]
+    return [_on(operation, "other-ddl")]
+
+
+def _on(operation: Any, kind: str, **fields: Any) -> Fact:
+    """A fact about the table ``operation`` names (its ``table_name`` and ``schema``)."""
+    table = getattr(operation, "table_name", None)
+    return Fact(kind, table=table, schema=getattr(operation, "schema", None), **fields)
 
 
 def _text(name: object) -> str | None:

@@ -2,7 +2,7 @@
 
 Each revision's ``upgrade()`` runs in Alembic's offline mode for its bind's dialect, as
 ``upgrade --sql`` runs it; nothing connects. Every Alembic operation it invokes is
-recorded with the SQL it emits. Operations are read as what they are (an
+recorded with the SQL it emits (``lint_run``). Operations are read as what they are (an
 ``AlterColumnOp`` that changes a type, a ``CreateIndexOp`` without
 ``postgresql_concurrently``); the SQL of ``op.execute()``, and a new column's server
 default, are read with a SQL parser (``lint_sql``). Both become ``Fact`` values, which the
@@ -20,14 +20,11 @@ from __future__ import annotations
 
 import difflib
 import dis
-import io
 from collections.abc import Iterable
 from collections.abc import Mapping
 from collections.abc import Sequence
 from dataclasses import dataclass
-from dataclasses import field
 from dataclasses import replace
-from types import ModuleType
 from typing import Any
 from typing import TYPE_CHECKING
 
@@ -37,6 +34,10 @@ from . import lint_sql
 from .lint_rules import family
 from .lint_rules import RULES
 from .lint_rules import Severity
+from .lint_run import placeholders
+from .lint_run import ReadsDatabase
+from .lint_run import run_offline
+from .lint_run import Seen
 from .lint_sql import Fact
 
 if TYPE_CHECKING:
@@ -125,7 +126,7 @@ def lint_revisions(
             runtime = runtimes[name]
             scripts = [runtime.script.get_revision(i) for i in ids]
             guarded = (lock_timeout or {}).get(name)
-            ran = _run_offline(
+            ran = run_offline(
                 runtime, [s for s in scripts if s is not None], tag=tag, x_arguments=x_arguments
             )
             for script, found in ran:
@@ -135,222 +136,6 @@ def lint_revisions(
                 except Exception as exc:  # what it did cannot be put in this dialect's SQL
                     findings.append(_unjudged(runtime, script, exc))
     return LintReport(tuple(findings), tuple(linted))
-
-
-# -- running revisions offline, recording what they do ---------------------------------
-
-
-class _Statements(io.StringIO):
-    """Alembic's offline output buffer, keeping each statement Alembic writes apart."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.statements: list[str] = []
-        #: Whether what runs now runs outside a transaction: between the COMMIT and the
-        #: BEGIN that ``autocommit_block()`` writes offline (or with no transactional DDL).
-        self.autocommit = False
-
-    def write(self, text: str) -> int:
-        self.statements.append(text)
-        word = text.strip().rstrip(";").strip().upper()
-        if word == "COMMIT":
-            self.autocommit = True
-        elif word == "BEGIN":
-            self.autocommit = False
-        return len(text)
-
-
-@dataclass
-class _Seen:
-    """What one revision's ``upgrade()`` did offline."""
-
-    #: Each operation with the SQL it emitted; ``None`` for SQL emitted outside any.
-    operations: list[tuple[MigrateOperation | None, list[str]]]
-    error: BaseException | None = None
-    module: ModuleType | None = None
-    #: The indexes in ``operations`` of those run outside a transaction.
-    autocommit: set[int] = field(default_factory=set)
-    #: The module's ``lint_allow``, read before its code ran.
-    allow: Any = None
-
-
-class _ReadsDatabase(Exception):
-    """``op.get_bind()`` was asked for rows, which offline mode does not have."""
-
-    def __init__(self, sql: str) -> None:
-        super().__init__(sql)
-        self.sql = sql
-
-
-class _Recorder:
-    """Called for every operation invoked: remembers it and the SQL it emitted."""
-
-    def __init__(self, buffer: _Statements, dialect: sa.Dialect) -> None:
-        self.buffer = buffer
-        self.dialect = dialect
-        self.seen = _Seen([])
-        self._depth = 0
-        #: How many of the buffer's statements belong to what is recorded already.
-        self._mark = 0
-
-    def start(self) -> _Seen:
-        """A new revision starts."""
-        self.seen = _Seen([])
-        self._mark = len(self.buffer.statements)
-        return self.seen
-
-    def loose(self) -> None:
-        """Record the SQL emitted since the last operation outside any (a migration
-        context's ``execute()``, its ``impl`` called directly) as SQL to read."""
-        emitted = [
-            text
-            for text in self.buffer.statements[self._mark :]
-            if lint_sql.first_keyword(text, self.dialect.name) not in {"COMMIT", "BEGIN"}
-        ]
-        self._mark = len(self.buffer.statements)
-        if emitted:
-            if self.buffer.autocommit:
-                self.seen.autocommit.add(len(self.seen.operations))
-            self.seen.operations.append((None, emitted))
-
-    def __call__(self, invoke: Any, operation: MigrateOperation | None) -> Any:
-        from alembic.operations import ops
-
-        if self._depth:  # an operation carried out with others: the outer one counts
-            return invoke(operation)
-        self.loose()
-        if operation is None:  # a batch's end: the SQL of operations recorded already
-            try:
-                return invoke(operation)
-            finally:
-                self._mark = len(self.buffer.statements)
-        if self.buffer.autocommit:
-            self.seen.autocommit.add(len(self.seen.operations))
-        if isinstance(operation, ops.ExecuteSQLOp):
-            # Read, not rendered: offline rendering needs a literal of a known type for
-            # every value (sa.column("x") has none), which running online does not.
-            self.seen.operations.append((operation, [_sql(operation.sqltext, self.dialect)]))
-            return None
-        if isinstance(operation, ops.BulkInsertOp):
-            self.seen.operations.append((operation, []))  # the same: only its table counts
-            return None
-        start = len(self.buffer.statements)
-        self._depth += 1
-        try:
-            return invoke(operation)
-        finally:
-            self._depth -= 1
-            self.seen.operations.append((operation, self.buffer.statements[start:]))
-            self._mark = len(self.buffer.statements)
-
-
-def _sql(statement: Any, dialect: sa.Dialect) -> str:
-    """The SQL of a statement given to ``op.execute()`` or ``op.get_bind().execute()``."""
-    if isinstance(statement, str):
-        return statement
-    try:
-        return str(statement.compile(dialect=dialect, compile_kwargs={"literal_binds": True}))
-    except Exception:  # a value without a literal form: a placeholder will do
-        named = type(dialect)(paramstyle="named")  # type: ignore[call-arg]  # ":name", read
-        return str(statement.compile(dialect=named))
-
-
-def _placeholders(statement: Any, dialect: sa.Dialect) -> str:
-    """A statement's SQL with its values left as ``:name`` placeholders."""
-    try:
-        named = type(dialect)(paramstyle="named")  # type: ignore[call-arg]
-        return str(statement.compile(dialect=named))
-    except Exception:
-        return type(statement).__name__
-
-
-_READING = frozenset({"SELECT", "WITH", "SHOW", "EXPLAIN", "PRAGMA", "VALUES", "TABLE", "DESCRIBE"})
-
-
-class _OfflineBind:
-    """What ``op.get_bind()`` returns while linting: Alembic's offline connection, except
-    that a statement that returns rows stops the revision (offline mode has none to give,
-    and code deciding on them would be seen along a path it may not take), and one that
-    does not is read as ``op.execute()`` is."""
-
-    def __init__(self, connection: Any, recorder: _Recorder) -> None:
-        self._connection = connection
-        self._recorder = recorder
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self._connection, name)
-
-    def execute(self, statement: Any, *args: Any, **kw: Any) -> None:
-        from alembic.operations import ops
-
-        sql = _sql(statement, self._recorder.dialect)
-        first = lint_sql.first_keyword(sql, self._recorder.dialect.name)
-        if getattr(statement, "is_select", False) or first in _READING:
-            raise _ReadsDatabase(sql)
-        self._recorder(lambda _: None, ops.ExecuteSQLOp(statement))
-
-    def exec_driver_sql(self, statement: str, *args: Any, **kw: Any) -> None:
-        self.execute(statement)
-
-    def scalar(self, statement: Any, *args: Any, **kw: Any) -> Any:
-        raise _ReadsDatabase(_sql(statement, self._recorder.dialect))
-
-    scalars = scalar
-
-
-def _run_offline(
-    runtime: BindRuntime,
-    scripts: Sequence[Script],
-    *,
-    tag: str | None = None,
-    x_arguments: Sequence[str] | None = None,
-) -> Iterable[tuple[Script, _Seen]]:
-    """Run each script's ``upgrade()`` in offline mode on the bind's dialect."""
-    import contextlib
-
-    from alembic.runtime.environment import EnvironmentContext
-
-    from . import _alembic_compat as compat
-    from .environment import context_options
-    from .environment import with_x_arguments
-
-    buffer = _Statements()
-    recorder = _Recorder(buffer, runtime.bind.engine.dialect)
-    config = with_x_arguments(runtime.config, x_arguments)
-    env = EnvironmentContext(config, runtime.script, as_sql=True, tag=tag)
-    with env:
-        env.configure(
-            **context_options(
-                runtime.bind,
-                # The URL only chooses the dialect: nothing connects.
-                url=sa.URL.create(runtime.bind.engine.url.drivername),
-                output_buffer=buffer,
-                literal_binds=True,
-                connection=None,
-            )
-        )
-        context = env.get_context()
-        # Every way to the connection: op.get_bind(), op.get_context().bind and
-        # .connection, context.get_bind().
-        offline = _OfflineBind(context.impl.connection, recorder)
-        vars(context.impl)["connection"] = offline
-        vars(context)["connection"] = offline
-        with compat.recording_operations(context, recorder):
-            transactional = bool(context.impl.transactional_ddl)
-            for script in scripts:
-                seen = recorder.start()
-                buffer.autocommit = not transactional
-                try:
-                    # What a revision prints, on import or while it runs, is not the
-                    # linter's output (--json).
-                    with contextlib.redirect_stdout(io.StringIO()):
-                        seen.module = script.module
-                        seen.allow = getattr(seen.module, "lint_allow", None)
-                        seen.module.upgrade()
-                except (Exception, SystemExit) as exc:
-                    seen.error = exc
-                recorder.loose()
-                yield script, seen
 
 
 # -- from operations to facts ------------------------------------------------------------
@@ -370,7 +155,7 @@ def _facts(
             return found
         # A construct's values were rendered to be read; its message shows placeholders
         # (a bound value may be a secret).
-        shown = _placeholders(operation.sqltext, dialect)
+        shown = placeholders(operation.sqltext, dialect)
         return [replace(f, sql=shown) if f.kind == "unknown" else f for f in found]
     if isinstance(operation, ops.CreateTableOp):
         return [_on(operation, "create-table")]
@@ -732,7 +517,7 @@ class _Judgement:
         elif name == "foreign_key_checks":
             self.foreign_key_checks = value not in {"0", "off", "false"}
 
-    def end(self, seen: _Seen) -> None:
+    def end(self, seen: Seen) -> None:
         if self.data_change and self.schema_change:
             self.fire(
                 "data-change-in-schema-migration",
@@ -750,7 +535,7 @@ class _Judgement:
             and not _does_nothing(getattr(module, "upgrade", None))
         ):
             self.fire("missing-downgrade", "has a downgrade() that does nothing")
-        if isinstance(seen.error, _ReadsDatabase):
+        if isinstance(seen.error, ReadsDatabase):
             self.fire(
                 "offline-failure",
                 f"reads the database through op.get_bind() ({_short(seen.error.sql, 80)}), "
@@ -801,7 +586,7 @@ def _does_nothing(function: Any) -> bool:
     return True
 
 
-def _judged(seen: _Seen, dialect: sa.Dialect, guarded: bool) -> _Judgement:
+def _judged(seen: Seen, dialect: sa.Dialect, guarded: bool) -> _Judgement:
     judgement = _Judgement(dialect.name, guarded)
     for index, (operation, statements) in enumerate(seen.operations):
         autocommit = index in seen.autocommit
@@ -822,7 +607,7 @@ _DIALECTS = {
 }
 
 
-def _fires_elsewhere(rule_id: str, seen: _Seen, dialect: str) -> bool:
+def _fires_elsewhere(rule_id: str, seen: Seen, dialect: str) -> bool:
     """Whether the revision's operations make ``rule_id`` fire on another dialect family
     it applies to: a revision run on SQLite in development and PostgreSQL in production
     accepts, for production, what only fires there."""
@@ -854,7 +639,7 @@ def _unjudged(runtime: BindRuntime, script: Script, exc: Exception) -> Finding:
     )
 
 
-def _judge(runtime: BindRuntime, script: Script, seen: _Seen, guarded: Any) -> list[Finding]:
+def _judge(runtime: BindRuntime, script: Script, seen: Seen, guarded: Any) -> list[Finding]:
     dialect = runtime.bind.engine.dialect
     judgement = _judged(seen, dialect, bool(guarded(seen.module)) if guarded else False)
     bind = runtime.bind.name
@@ -875,7 +660,7 @@ def _judge(runtime: BindRuntime, script: Script, seen: _Seen, guarded: Any) -> l
 
 
 def _apply_allowances(
-    findings: list[Finding], seen: _Seen, dialect: str, bind: str, script: Script
+    findings: list[Finding], seen: Seen, dialect: str, bind: str, script: Script
 ) -> list[Finding]:
     """Mark what ``lint_allow`` accepts; report its entries that are wrong or unused."""
     raw = seen.allow

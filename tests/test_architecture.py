@@ -28,6 +28,7 @@ LAYERS = [
     "status",
     "drift",
     "lint",
+    "lint_run",
     "executor",
     "loader",
     "environment",

@@ -687,7 +687,9 @@ def _apply_allowances(
                 allowed[rule_id] = reason.strip()
     fired = {f.rule for f in findings}
     for rule_id in allowed:
-        if rule_id not in fired and not _fires_elsewhere(rule_id, seen, dialect):
+        # After an offline failure, what the rest of the revision does was not seen.
+        seen_whole = seen.error is None
+        if seen_whole and rule_id not in fired and not _fires_elsewhere(rule_id, seen, dialect):
             notes.append(
                 (
                     "unused-allow",

@@ -285,7 +285,8 @@ _CATALOGUE = (
         "The revision raised an error when run in offline mode, so what it does after that "
         "point has not been analysed.",
         "Code that reads the database (op.get_bind().execute(...)) cannot run offline: "
-        "review that part by hand, then accept the finding with a reason.",
+        "review that part by hand, then accept the finding with a reason. An operation the "
+        "dialect does not support fails when run too: fix the revision.",
     ),
     Rule(
         "unused-allow",

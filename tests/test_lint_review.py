@@ -452,3 +452,17 @@ def test_session_settings_stay_out_of_the_pool(
         assert connection.exec_driver_sql(query).scalar() == (
             connection.exec_driver_sql(default_query).scalar()
         )
+
+
+def test_no_entry_is_unused_after_an_offline_failure(make_app: MakeApp, make_url: MakeURL) -> None:
+    """What follows an offline failure was not seen: an entry for it is not unused."""
+    app, alembic, folder = project(make_app, make_url, SQLITE)
+    write(
+        folder,
+        "r1",
+        "r0",
+        'op.create_foreign_key("fk", "account", "other", ["other_id"], ["id"])\n'
+        'op.drop_table("legacy")',
+        allow={"drop-table": "gone since 2.0"},
+    )
+    assert rules(lint(app, alembic, "r1")) == ["offline-failure"]

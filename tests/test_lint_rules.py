@@ -1105,6 +1105,26 @@ def test_rule_fires_and_is_accepted(
     assert not any(f.accepted for f in second if f.rule != case.rule)
 
 
+def elsewhere_params() -> list[object]:
+    return [
+        pytest.param(case, on, id=f"{case.rule}-{case.name}-{on}")
+        for case in FIRES
+        for on in ALL
+        if not RULES[case.rule].applies_to(on)
+    ]
+
+
+@pytest.mark.parametrize(("case", "on"), elsewhere_params())
+def test_rule_silent_where_it_does_not_apply(
+    make_app: MakeApp, make_url: MakeURL, case: Case, on: str
+) -> None:
+    """A rule of some dialects never fires on the others, whatever the revision does
+    there (a SQLite development database linting what PostgreSQL runs in production)."""
+    app, alembic, folder = project(make_app, make_url, on)
+    write(folder, "r1", "r0", body(case.upgrade, on))
+    assert case.rule not in rules(lint(app, alembic, "r1"))
+
+
 @pytest.mark.parametrize(("case", "on"), silent_params())
 def test_rule_stays_silent(make_app: MakeApp, make_url: MakeURL, case: Silent, on: str) -> None:
     """The safe way of doing the change makes no finding at all."""

@@ -156,6 +156,7 @@ class _BindRun:
         self.timeouts = StepTimeouts(
             runtime.bind, per_step=self.per_migration and self.context.impl.transactional_ddl
         )
+        _timeouts_after_blocks(self.context, self.timeouts)
         # Runs before the connection goes back to the pool (the stack unwinds in reverse).
         stack.callback(self._restore_timeouts)
         #: The tracker of the steps running now: told of commits made inside a step.
@@ -919,6 +920,27 @@ def _timeouts_hook(
     return set_timeouts
 
 
+def _timeouts_after_blocks(context: MigrationContext, timeouts: StepTimeouts) -> None:
+    """Set the step's timeouts again after each ``autocommit_block()`` of its revision.
+
+    The block commits the step's transaction, and with it PostgreSQL's ``SET LOCAL``
+    values, then begins a new one for the rest of the step: the values are set again
+    there, through ``context`` (on the connection, or in the offline SQL). The statements
+    in the block itself run with the server's own settings.
+    """
+    block = context.autocommit_block
+
+    @contextmanager
+    def autocommit_block() -> Iterator[None]:
+        with block():
+            yield
+        if context.impl.transactional_ddl:
+            for statement in timeouts.again():
+                context.execute(statement)
+
+    vars(context)["autocommit_block"] = autocommit_block
+
+
 def render_sql(
     plan: Plan,
     runtimes: Mapping[str, BindRuntime],
@@ -976,6 +998,7 @@ def _render(
         timeouts = StepTimeouts(runtime.bind, per_step=per_step and context.impl.transactional_ddl)
         found.append((context, timeouts))
         tracker.before_step.append(_timeouts_hook(tracker, runtime, timeouts, context))
+        _timeouts_after_blocks(context, timeouts)
         return tracker.alembic_steps(runtime.script)
 
     config = with_x_arguments(runtime.config, x_arguments)

@@ -394,6 +394,9 @@ class _Judgement:
         #: the COMMIT of an ``autocommit_block()`` ends. The bind's and the revision's
         #: ``timeouts`` are such a SET LOCAL, at the start of the step's transaction.
         self.local: bool | None = True if guarded else None
+        #: Whether the bind's or the revision's ``timeouts`` set one: the executor sets
+        #: them again in the transaction that follows an ``autocommit_block()``.
+        self.configured = guarded
         self.unguarded: str | None = None
         self.schema_change: str | None = None
         self.data_change: str | None = None
@@ -591,7 +594,9 @@ def _judged(seen: Seen, dialect: sa.Dialect, guarded: bool) -> _Judgement:
     for index, (operation, statements) in enumerate(seen.operations):
         autocommit = index in seen.autocommit
         if autocommit != judgement.autocommit:
-            judgement.local = None  # a COMMIT or a BEGIN between them: a new transaction
+            # A COMMIT or a BEGIN between them: a new transaction. After the block, the
+            # configured timeouts are set again; inside it, nothing SET LOCAL holds.
+            judgement.local = True if judgement.configured and not autocommit else None
         judgement.autocommit = autocommit
         for fact in _facts(operation, statements, dialect):
             judgement.fact(fact)

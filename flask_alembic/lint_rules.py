@@ -274,9 +274,9 @@ _CATALOGUE = (
         "behind it: without a lock timeout, one long transaction stalls the table.",
         "Set ALEMBIC_BINDS[name]['timeouts'] = {'lock_timeout': 5} (seconds), or a "
         "revision's own `timeouts = {'lock_timeout': 5}`, or run "
-        "op.execute(\"SET LOCAL lock_timeout = '5s'\") before the DDL. All three last until "
-        "the step's transaction ends, and an autocommit_block() ends it: after the block, run "
-        "the SET LOCAL again.",
+        "op.execute(\"SET LOCAL lock_timeout = '5s'\") before the DDL. An autocommit_block() "
+        "ends the step's transaction: the bind's and the revision's timeouts are set again "
+        "after it, a SET LOCAL of the revision's own is not (run it again after the block).",
         dialects=_PG,
     ),
     Rule(

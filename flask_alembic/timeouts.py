@@ -123,6 +123,13 @@ class StepTimeouts:
             statements.append(statement(self.backend, key, value))
         return statements
 
+    def again(self) -> list[str]:
+        """The statements that put the step's values in force again in a transaction begun
+        inside the step (after an ``autocommit_block()``); none where they outlive it."""
+        if self.session:
+            return []
+        return [statement(self.backend, key, value) for key, value in sorted(self.in_force.items())]
+
     def at_end(self) -> list[str]:
         """The statements that give the session back the server's own settings."""
         found = (

@@ -235,12 +235,12 @@ def test_lint_allow_is_read_before_the_revision_runs(make_app: MakeApp, make_url
         pytest.param({}, "timeouts = {'lock_timeout': 5}", id="revision-timeouts"),
     ],
 )
-def test_configured_timeouts_end_with_an_autocommit_block(
+def test_configured_timeouts_and_an_autocommit_block(
     make_app: MakeApp, make_url: MakeURL, timeouts: dict[str, float], override: str | None
 ) -> None:
-    """The bind's and the revision's timeouts are a SET LOCAL: the COMMIT of an
-    autocommit_block() ends them, so the DDL after the block runs without one; the
-    concurrent index build inside it needs none."""
+    """The bind's and the revision's timeouts are a SET LOCAL: the block's COMMIT ends
+    them, so DDL inside the block runs without one (a concurrent index build needs none);
+    the executor sets them again after the block, so the DDL there is guarded."""
     app, alembic = make_app(make_url(PG), ALEMBIC_BINDS={"default": {"timeouts": timeouts}})
     folder = Path(app.root_path) / "migrations"
     folder.mkdir(exist_ok=True)
@@ -249,10 +249,10 @@ def test_configured_timeouts_end_with_an_autocommit_block(
         "with op.get_context().autocommit_block():\n"
         '    op.create_index("ix_e", "account", ["email"], postgresql_concurrently=True)\n'
     )
-    write(folder, "r1", "r0", block, raw_allow=override)
-    assert lint(app, alembic, "r1") == []
     after = 'op.add_column("account", sa.Column("nick", sa.String(20)))'
     write(folder, "r1", "r0", block + after, raw_allow=override)
+    assert lint(app, alembic, "r1") == []
+    write(folder, "r1", "r0", block + "    " + after, raw_allow=override)
     (found,) = lint(app, alembic, "r1")
     assert (found.rule, found.message) == (
         "no-lock-timeout",

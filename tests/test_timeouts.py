@@ -250,8 +250,8 @@ def test_postgresql_timeouts_end_with_the_step(project: Path, make_url: MakeURL)
 
 
 def test_postgresql_autocommit_block(project: Path, make_url: MakeURL) -> None:
-    """As documented: autocommit_block() commits the step's SET LOCAL values away; the
-    block and the rest of the step run with the server's own settings."""
+    """As documented: autocommit_block() commits the step's SET LOCAL values away, so the
+    block runs with the server's own settings; they are set again after it."""
     url = make_url("postgresql")
     body = "\n    ".join(
         [
@@ -269,8 +269,54 @@ def test_postgresql_autocommit_block(project: Path, make_url: MakeURL) -> None:
             alembic.upgrade()
         with engine.connect() as connection:
             seen = connection.exec_driver_sql("SELECT * FROM seen").one()
-    assert tuple(seen) == ("3s", "0", "0")
+    assert tuple(seen) == ("3s", "0", "3s")
     assert version_rows(url) == {"b2"}
+
+
+def test_postgresql_lock_timeout_after_an_autocommit_block(
+    project: Path, make_url: MakeURL
+) -> None:
+    """The DDL after an autocommit_block() waits no longer than the bind's lock_timeout:
+    the step fails fast instead of queueing behind another transaction."""
+    url = make_url("postgresql")
+    body = "\n    ".join(
+        [
+            "with op.get_context().autocommit_block():",
+            '    op.execute("SELECT 1")',
+            ADD_COLUMN,
+        ]
+    )
+    with make_app(project, url, {"lock_timeout": 1}, body=body) as (app, alembic, _):
+        with app.app_context():
+            alembic.upgrade("a1")
+        with holder(url, "SELECT * FROM t"):
+            error, elapsed = failing_upgrade(app, alembic)
+    assert 0.9 < elapsed < 8, elapsed
+    assert "the lock_timeout of 1s ran out" in str(error)
+    assert version_rows(url) == {"a1"}
+    assert columns(url) == ["id"]
+
+
+def test_offline_postgresql_after_an_autocommit_block(project: Path, make_url: MakeURL) -> None:
+    """upgrade --sql sets the step's timeouts again after the block's BEGIN, as online."""
+    url = make_url("postgresql")
+    body = "\n    ".join(
+        ["with op.get_context().autocommit_block():", '    op.execute("SELECT 1")', ADD_COLUMN]
+    )
+    with (
+        make_app(project, url, {"lock_timeout": 5}, body=body) as (app, alembic, _),
+        app.app_context(),
+    ):
+        sql = alembic.upgrade(sql=True)["default"]
+    b2 = steps(sql)["b2"]
+    assert b2[:4] == [
+        "SET LOCAL lock_timeout = '5000ms';",
+        "COMMIT;",
+        "SELECT 1;",
+        "BEGIN;",
+    ]
+    assert b2[4] == "SET LOCAL lock_timeout = '5000ms';"
+    assert b2[5].startswith("ALTER TABLE t ADD COLUMN x")
 
 
 # -- MariaDB / MySQL --------------------------------------------------------------------

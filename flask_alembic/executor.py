@@ -157,8 +157,8 @@ class _BindRun:
             runtime.bind, per_step=self.per_migration and self.context.impl.transactional_ddl
         )
         _timeouts_after_blocks(self.context, self.timeouts)
-        # Runs before the connection goes back to the pool (the stack unwinds in reverse).
-        stack.callback(self._restore_timeouts)
+        # MariaDB's and MySQL's session timeouts need no reset: the server connection is
+        # not given back to the pool (_discard_session).
         #: The tracker of the steps running now: told of commits made inside a step.
         self.tracker: _Tracker | None = None
         sa.event.listen(self.connection, "commit", self._on_commit)
@@ -175,23 +175,6 @@ class _BindRun:
             # changes, or a connection that commits each statement, what a failure keeps.
             tracker.statements.append(statement)
             tracker.autocommitted = _autocommits(connection)
-
-    def _restore_timeouts(self) -> None:
-        """Give the connection back the server's own timeouts (MariaDB and MySQL keep them
-        for the session, and the pool keeps the session)."""
-        statements = self.timeouts.at_end()
-        if not statements:
-            return
-        try:
-            if self.connection.in_transaction():
-                self.connection.rollback()
-            for statement in statements:
-                self.connection.exec_driver_sql(statement)
-            self.connection.commit()
-        except sa.exc.SQLAlchemyError:
-            # The pool must not hand out a connection that still has them.
-            with suppress(sa.exc.SQLAlchemyError):
-                self.connection.invalidate()
 
     def _discard_session(self) -> None:
         """Keep what the revisions set for their session (``SET foreign_key_checks = 0``,

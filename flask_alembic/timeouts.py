@@ -3,8 +3,9 @@ and the statements that put them in force.
 
 On PostgreSQL each step starts with ``SET LOCAL lock_timeout`` / ``statement_timeout``:
 they end with the step's transaction. On MariaDB and MySQL, whose schema changes are not
-transactional, each step starts with ``SET SESSION lock_wait_timeout``, and the bind's run
-ends by setting it back to ``DEFAULT``, so that a pooled connection does not keep it.
+transactional, each step starts with ``SET SESSION lock_wait_timeout``; online, the
+executor closes the connection after the run (no pooled connection keeps it), and offline
+SQL ends by setting it back to ``DEFAULT``.
 A value of ``None`` is the server's own setting.
 """
 

@@ -143,8 +143,7 @@ def _sql(statement: Any, dialect: sa.Dialect) -> str:
     try:
         return str(statement.compile(dialect=dialect, compile_kwargs={"literal_binds": True}))
     except Exception:  # a value without a literal form: a placeholder will do
-        named = type(dialect)(paramstyle="named")  # type: ignore[call-arg]  # ":name", read
-        return str(statement.compile(dialect=named))
+        return placeholders(statement, dialect)
 
 
 def placeholders(statement: Any, dialect: sa.Dialect) -> str:

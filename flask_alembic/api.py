@@ -103,11 +103,14 @@ class RunOptions(TypedDict, total=False):
 class _AppState:
     """What the extension keeps per app (never on ``self``: one extension, many apps)."""
 
-    __slots__ = ("app", "registry")
+    __slots__ = ("app", "loader", "registry")
 
     def __init__(self, app: weakref.ReferenceType[Flask]) -> None:
         self.app = app
         self.registry: BindRegistry | None = None
+        #: One loader shared by every app context (:mod:`flask_alembic.testing`: the
+        #: revision graph loaded once per test session); ``None``: one per app context.
+        self.loader: Loader | None = None
 
 
 class _ContextState:
@@ -166,7 +169,8 @@ class AlembicAPI:
         state: _ContextState | None = g.get("_flask_alembic")
         if state is None:
             app: Flask = current_app._get_current_object()  # type: ignore[attr-defined]
-            state = _ContextState(Loader(app, self.registry))
+            shared = self._state().loader
+            state = _ContextState(Loader(app, self.registry) if shared is None else shared)
             g._flask_alembic = state
         return state
 
@@ -199,6 +203,22 @@ class AlembicAPI:
             config.check_script_location(app)
             state.registry = build_registry(app, engines=self.engines, metadatas=self.metadatas)
         return state.registry
+
+    def _use_engines(self, app: Flask, engines: Mapping[str, sa.Engine] | None) -> None:
+        """Point ``app``'s binds at ``engines`` (every bind named) and share one loader
+        between its app contexts; ``None`` goes back to the app's own engines.
+
+        For :mod:`flask_alembic.testing`: the tests' own databases, one graph per session.
+        """
+        state = self._states[app]
+        if engines is None:
+            state.registry = state.loader = None
+            return
+        with app.app_context():
+            config.check_script_location(app)
+            registry = build_registry(app, engines=dict(engines), metadatas=self.metadatas)
+        state.registry = registry
+        state.loader = Loader(app, registry)
 
     @property
     def config(self) -> Config:

@@ -1,0 +1,297 @@
+"""The pytest plugin: migration tests per bind, and fixtures for writing one's own.
+
+Registered through the ``pytest11`` entry point, so pytest loads it wherever Flask-Alembic
+is installed; it does nothing until the project names its app, with the ini option
+``flask_alembic_app = "package.module:create_app"`` or by overriding the
+``flask_alembic_app`` fixture. Importing it imports pytest only: a project that does not
+use it pays nothing.
+"""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import Iterator
+from dataclasses import dataclass
+from dataclasses import field
+from pathlib import Path
+from typing import Any
+from typing import TYPE_CHECKING
+
+import pytest
+
+if TYPE_CHECKING:
+    from flask import Flask
+
+    from .testing import Migrations
+    from .testing import Skipped
+
+__all__ = ["record_skipped"]
+
+
+@dataclass
+class _Session:
+    """What the plugin learned at collection: the app (loaded once) and its binds."""
+
+    app: Flask | None = None
+    #: The ini's ``flask_alembic_app``, when the app came from there.
+    import_path: str | None = None
+    binds: tuple[str, ...] = ()
+    hosted: bool = False
+    skipped: list[Skipped] = field(default_factory=list)
+
+
+_SESSION = pytest.StashKey[_Session]()
+
+
+def _session(config: pytest.Config) -> _Session:
+    if _SESSION not in config.stash:
+        config.stash[_SESSION] = _Session()
+    return config.stash[_SESSION]
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addini(
+        "flask_alembic_app",
+        "Flask-Alembic: the app whose migrations to test, as 'flask --app' takes it "
+        "(module:app or module:create_app).",
+        default="",
+    )
+    parser.addini(
+        "flask_alembic_servers",
+        "Flask-Alembic: 'BIND = ADMIN_URL' lines ('*' for every bind): a database is "
+        "created on that server for the session and dropped at the end. Other binds get "
+        "a temporary SQLite file.",
+        type="linelist",
+        default=[],
+    )
+    parser.addini(
+        "flask_alembic_minimum_revisions",
+        "Flask-Alembic: revision ids; the downgrades of the revisions below each are not "
+        "tested.",
+        type="linelist",
+        default=[],
+    )
+    parser.addini(
+        "flask_alembic_models",
+        "Flask-Alembic: packages whose every module is imported to find models the app "
+        "never registers (default: the app's top-level package).",
+        type="linelist",
+        default=[],
+    )
+    parser.addini(
+        "flask_alembic_tests",
+        "Flask-Alembic: the generated tests to collect (default: all of them), e.g. "
+        "test_upgrade test_models_match.",
+        type="linelist",
+        default=[],
+    )
+
+
+def _root(config: pytest.Config) -> Path:
+    return config.inipath.parent if config.inipath is not None else config.rootpath
+
+
+def _overriding_fixture(node: pytest.Collector) -> Any:
+    """The project's own ``flask_alembic_app`` fixture visible from ``node``, if any."""
+    manager = getattr(node.session, "_fixturemanager", None)
+    if manager is None:
+        return None
+    definitions = manager.getfixturedefs("flask_alembic_app", node) or ()
+    for definition in reversed(definitions):
+        if definition.func is not _default_app_function:
+            return definition
+    return None
+
+
+def _collection_app(config: pytest.Config, node: pytest.Collector) -> Flask | None:
+    """The app, loaded once for the session: from the ini, or the project's fixture."""
+    from .testing import load_app
+
+    state = _session(config)
+    if state.app is not None:
+        return state.app
+    import_path = str(config.getini("flask_alembic_app") or "").strip()
+    if import_path:
+        state.app = load_app(import_path, _root(config))
+        state.import_path = import_path
+    else:
+        definition = _overriding_fixture(node)
+        if definition is None:
+            return None
+        state.app = _call_fixture(definition)
+    return state.app
+
+
+def _call_fixture(definition: Any) -> Flask:
+    """The app an overriding fixture returns, to learn the binds at collection time."""
+    from .errors import FlaskAlembicError
+
+    function = definition.func
+    if inspect.signature(function).parameters:
+        raise FlaskAlembicError(
+            "The flask_alembic_app fixture takes other fixtures "
+            f"({', '.join(inspect.signature(function).parameters)}); the generated tests "
+            "need the app when they are collected.",
+            hint="Make the fixture take no arguments, or name the app in the ini file: "
+            "flask_alembic_app = package.module:create_app.",
+        )
+    value = function()
+    if inspect.isgenerator(value):
+        app = next(value)
+        value.close()
+        return app  # type: ignore[no-any-return]
+    return value  # type: ignore[no-any-return]
+
+
+class _Checks(pytest.Module):
+    """The generated tests, collected under the project's first ``conftest.py``."""
+
+    def _getobj(self) -> Any:
+        from . import pytest_checks
+
+        return pytest_checks
+
+    def collect(self) -> Any:
+        from .errors import FlaskAlembicError
+
+        state = _session(self.config)
+        try:
+            app = _collection_app(self.config, self)
+            if app is None:
+                return []
+            with app.app_context():
+                alembic = app.extensions.get("alembic")
+                if alembic is None:
+                    raise FlaskAlembicError(
+                        f"The app {app.name!r} has no Flask-Alembic extension.",
+                        hint="Call Alembic().init_app(app) in the app factory.",
+                    )
+                state.binds = tuple(b.name for b in alembic.registry.all if b.managed)
+        except FlaskAlembicError as exc:
+            raise self.CollectError(f"flask-alembic: {exc}") from None
+        wanted = set(self.config.getini("flask_alembic_tests"))
+        items = list(super().collect())
+        if wanted:
+            items = [i for i in items if i.name.split("[")[0] in wanted]
+        return items
+
+
+def pytest_collect_file(file_path: Path, parent: pytest.Collector) -> pytest.Collector | None:
+    if file_path.name != "conftest.py":
+        return None
+    state = _session(parent.config)
+    if state.hosted:
+        return None
+    if not str(parent.config.getini("flask_alembic_app") or "").strip():
+        if _overriding_fixture(parent) is None:
+            return None
+    state.hosted = True
+    return _Checks.from_parent(parent, path=file_path)
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    if "flask_alembic_bind" not in metafunc.fixturenames:
+        return
+    binds = _session(metafunc.config).binds
+    if not binds:
+        app = _collection_app(metafunc.config, metafunc.definition.parent)  # type: ignore[arg-type]
+        if app is not None:
+            with app.app_context():
+                binds = tuple(b.name for b in app.extensions["alembic"].registry.all if b.managed)
+            _session(metafunc.config).binds = binds
+    metafunc.parametrize("flask_alembic_bind", binds, ids=list(binds))
+
+
+def pytest_report_header(config: pytest.Config) -> str | None:
+    import_path = str(config.getini("flask_alembic_app") or "").strip()
+    if not import_path:
+        return None
+    servers = [line.split("=", 1)[0].strip() for line in config.getini("flask_alembic_servers")]
+    where = f"; on servers: {', '.join(servers)}" if servers else ""
+    return f"flask-alembic: app {import_path}; binds on temporary SQLite files{where}"
+
+
+def record_skipped(config: pytest.Config, skipped: list[Skipped]) -> None:
+    """Remember revisions whose downgrade was not tested, for the end-of-run summary."""
+    seen = _session(config).skipped
+    seen.extend(s for s in skipped if s not in seen)
+
+
+def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> None:
+    skipped = _session(config).skipped
+    if not skipped:
+        return
+    terminalreporter.section("flask-alembic: downgrades not tested")
+    for s in skipped:
+        terminalreporter.line(f"{s.bind}: {s.revision} ({s.path}): {s.reason}")
+
+
+# -- fixtures -------------------------------------------------------------------------
+
+
+def _default_app_function(pytestconfig: pytest.Config) -> Flask:
+    app = _session(pytestconfig).app
+    if app is None:
+        import_path = str(pytestconfig.getini("flask_alembic_app") or "").strip()
+        if not import_path:
+            pytest.fail(
+                "flask-alembic: no app named. Set flask_alembic_app = package.module:create_app "
+                "in the ini file, or override the flask_alembic_app fixture.",
+                pytrace=False,
+            )
+        from .testing import load_app
+
+        app = _session(pytestconfig).app = load_app(import_path, _root(pytestconfig))
+        _session(pytestconfig).import_path = import_path
+    return app
+
+
+flask_alembic_app = pytest.fixture(scope="session", name="flask_alembic_app")(
+    _default_app_function
+)
+
+
+@pytest.fixture(scope="session")
+def flask_alembic_models(pytestconfig: pytest.Config, flask_alembic_app: Flask) -> list[str]:
+    """The packages imported to find models the app never registers."""
+    named = [str(p) for p in pytestconfig.getini("flask_alembic_models")]
+    if named:
+        return named
+    import_path = _session(pytestconfig).import_path
+    module = import_path.split(":", 1)[0] if import_path else flask_alembic_app.import_name
+    return [module.split(".", 1)[0]]
+
+
+@pytest.fixture(scope="session")
+def flask_alembic_migrations(
+    pytestconfig: pytest.Config, flask_alembic_app: Flask
+) -> Iterator[Migrations]:
+    """The app's migrations on fresh databases, one per bind, for the whole session."""
+    from .errors import FlaskAlembicError
+    from .testing import Migrations
+    from .testing import parse_servers
+
+    state = _session(pytestconfig)
+    try:
+        migrations = Migrations(
+            flask_alembic_app,
+            servers=parse_servers(pytestconfig.getini("flask_alembic_servers")),
+            minimum_revisions=pytestconfig.getini("flask_alembic_minimum_revisions"),
+            import_path=state.import_path if state.app is flask_alembic_app else None,
+            root=_root(pytestconfig),
+        )
+    except FlaskAlembicError as exc:
+        pytest.fail(f"flask-alembic: {exc}", pytrace=False)
+    try:
+        yield migrations
+    finally:
+        migrations.close()
+
+
+@pytest.fixture
+def flask_alembic(flask_alembic_migrations: Migrations) -> Migrations:
+    """The session's :class:`~flask_alembic.testing.Migrations`, every bind's database
+    emptied first: ``flask_alembic.migrate_to("analytics@abc123")``, ``insert()``,
+    ``rows()``, ``connect()``."""
+    flask_alembic_migrations.reset()
+    return flask_alembic_migrations

@@ -1,0 +1,912 @@
+"""Testing an app's migrations: fresh databases per bind and the checks the pytest plugin runs.
+
+Nothing here imports pytest: :mod:`flask_alembic.pytest_plugin` turns these checks into
+tests, and a project may call them from any test runner. Every database touched here is
+one this module created (a temporary SQLite file, or a new database on a server the
+project named) and dropped again; the app's own URLs are only read, to know which binds
+share a database.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import importlib
+import os
+import pkgutil
+import secrets
+import sys
+import tempfile
+from collections.abc import Callable
+from collections.abc import Iterable
+from collections.abc import Iterator
+from collections.abc import Mapping
+from collections.abc import Sequence
+from dataclasses import dataclass
+from dataclasses import field
+from pathlib import Path
+from typing import Any
+from typing import TYPE_CHECKING
+
+import sqlalchemy as sa
+from flask import Flask
+
+from .errors import FlaskAlembicError
+from .errors import MigrationFailedError
+from .redact import safe_url
+from .redact import scrub
+from .redact import url_secrets
+
+if TYPE_CHECKING:
+    from alembic.script import Script
+
+    from .api import AlembicAPI
+    from .plan import MigrationResult
+    from .plan import Step
+
+__all__ = [
+    "CheckFailed",
+    "Databases",
+    "Migrations",
+    "Skipped",
+    "Walk",
+    "load_app",
+    "parse_servers",
+]
+
+#: The prefix of every database this module creates on a server (dropped at the end).
+DATABASE_PREFIX = "fa_test_"
+
+
+class CheckFailed(AssertionError):
+    """A migration check failed; the message names the bind, the revision and its file."""
+
+
+@dataclass(frozen=True)
+class Skipped:
+    """A revision whose downgrade was not tested, and why."""
+
+    bind: str
+    revision: str
+    path: str
+    reason: str
+
+
+def load_app(import_path: str, root: str | os.PathLike[str] | None = None) -> Flask:
+    """The app that ``import_path`` names, as ``flask --app`` finds it: ``module``,
+    ``module:app`` or ``module:create_app`` (a factory, called without arguments).
+
+    ``root`` (the project's folder) is put first on ``sys.path`` for the import.
+    """
+    from flask.cli import ScriptInfo
+
+    if root is not None and str(root) not in sys.path:
+        sys.path.insert(0, str(root))
+    try:
+        return ScriptInfo(app_import_path=import_path, set_debug_flag=False).load_app()
+    except Exception as exc:
+        raise FlaskAlembicError(
+            f"Could not load the app {import_path!r}: {exc}",
+            hint="Name a module and an app or factory in it, as 'flask --app' takes, "
+            "e.g. flask_alembic_app = myapp:create_app.",
+        ) from exc
+
+
+def parse_servers(lines: Iterable[str]) -> dict[str, sa.URL]:
+    """``flask_alembic_servers`` lines, ``BIND = ADMIN_URL`` (``*`` for every other bind),
+    as a mapping of bind name to the URL the test databases are created with."""
+    servers: dict[str, sa.URL] = {}
+    for raw in lines:
+        line = raw.strip()
+        if not line or line.startswith("#"):
+            continue
+        name, sep, url = line.partition("=")
+        if not sep or not name.strip() or not url.strip():
+            raise FlaskAlembicError(
+                f"flask_alembic_servers: {_safe_line(line)!r} is not 'BIND = URL'.",
+                hint="Write one bind per line, e.g. analytics = "
+                "postgresql+psycopg://postgres@127.0.0.1/postgres.",
+            )
+        try:
+            parsed = sa.make_url(url.strip())
+        except sa.exc.ArgumentError as exc:
+            raise FlaskAlembicError(
+                f"flask_alembic_servers: the URL for bind {name.strip()!r} is not a "
+                "database URL.",
+                bind=name.strip(),
+                hint="Write a SQLAlchemy URL, e.g. mysql+pymysql://root@127.0.0.1/mysql.",
+            ) from exc
+        if parsed.get_backend_name() not in ("postgresql", "mysql", "mariadb"):
+            raise FlaskAlembicError(
+                f"flask_alembic_servers: bind {name.strip()!r} names a "
+                f"{parsed.get_backend_name()} server; only PostgreSQL, MariaDB and MySQL "
+                "servers get a database per session.",
+                bind=name.strip(),
+                hint="Leave SQLite binds out: they get a temporary file.",
+            )
+        servers[name.strip()] = parsed
+    return servers
+
+
+def _safe_line(line: str) -> str:
+    """A servers line for an error, its password hidden if it holds a URL."""
+    name, _, url = line.partition("=")
+    with contextlib.suppress(sa.exc.ArgumentError):
+        return f"{name.strip()} = {safe_url(sa.make_url(url.strip()))}"
+    return line
+
+
+@dataclass
+class _Database:
+    """One test database: a temporary SQLite file or a database on a server."""
+
+    url: sa.URL
+    engine: sa.Engine
+    #: The server to create and drop it on; ``None`` for a SQLite file.
+    admin: sa.URL | None
+
+
+class Databases:
+    """Fresh, empty databases for an app's binds, created now and dropped by :meth:`close`.
+
+    Binds whose app URLs name one database share one test database, as they share one
+    in the app. A bind named in ``servers`` (or ``*`` there) gets a new database on that
+    server; the others a temporary SQLite file.
+    """
+
+    def __init__(self, urls: Mapping[str, sa.URL], servers: Mapping[str, sa.URL]) -> None:
+        self._folder: tempfile.TemporaryDirectory[str] | None = None
+        self._databases: dict[str, _Database] = {}
+        self.by_bind: dict[str, _Database] = {}
+        try:
+            for name, url in urls.items():
+                key = url.render_as_string(hide_password=False)
+                admin = servers.get(name, servers.get("*"))
+                if admin is not None:
+                    key = f"{key} on {admin.render_as_string(hide_password=False)}"
+                if key not in self._databases:
+                    self._databases[key] = self._create(name, admin)
+                self.by_bind[name] = self._databases[key]
+        except BaseException:
+            self.close()
+            raise
+
+    @property
+    def engines(self) -> dict[str, sa.Engine]:
+        return {name: db.engine for name, db in self.by_bind.items()}
+
+    def url(self, bind: str) -> sa.URL:
+        """The URL of ``bind``'s test database."""
+        return self.by_bind[bind].url
+
+    def secrets(self) -> tuple[str, ...]:
+        return tuple(s for db in self._databases.values() for s in url_secrets(db.url))
+
+    def _create(self, bind: str, admin: sa.URL | None) -> _Database:
+        if admin is None:
+            if self._folder is None:
+                self._folder = tempfile.TemporaryDirectory(prefix="flask-alembic-")
+            path = Path(self._folder.name) / f"{len(self._databases)}-{_file_name(bind)}.db"
+            url = sa.URL.create("sqlite", database=str(path))
+            return _Database(url, sa.create_engine(url), None)
+        name = f"{DATABASE_PREFIX}{secrets.token_hex(6)}"
+        url = admin.set(database=name)
+        database = _Database(url, sa.create_engine(url), admin)
+        self._server("create", database)
+        return database
+
+    def _server(self, action: str, database: _Database) -> None:
+        assert database.admin is not None
+        name = database.url.database
+        backend = database.url.get_backend_name()
+        if action == "create":
+            statements = [f"CREATE DATABASE {name}"]
+        elif backend == "postgresql":
+            statements = [f"DROP DATABASE IF EXISTS {name} WITH (FORCE)"]
+        else:
+            statements = [f"DROP DATABASE IF EXISTS {name}"]
+        if action == "reset":
+            statements.append(f"CREATE DATABASE {name}")
+        admin = sa.create_engine(database.admin, isolation_level="AUTOCOMMIT", poolclass=sa.NullPool)
+        try:
+            with admin.connect() as connection:
+                for statement in statements:
+                    connection.execute(sa.text(statement))
+        except sa.exc.SQLAlchemyError as exc:
+            raise FlaskAlembicError(
+                f"Could not {action} the test database {name} on "
+                f"{safe_url(database.admin)}: "
+                f"{scrub(str(exc.orig or exc).splitlines()[0], url_secrets(database.admin))}",
+                hint="Check the server in flask_alembic_servers is up and the user may "
+                "create databases.",
+            ) from None
+        finally:
+            admin.dispose()
+
+    def reset(self) -> None:
+        """Empty every test database: drop it and create it again (delete the file)."""
+        for database in self._databases.values():
+            database.engine.dispose()
+            if database.admin is None:
+                _remove_sqlite(database.url)
+            else:
+                self._server("reset", database)
+
+    def close(self) -> None:
+        """Drop every test database and remove the temporary folder."""
+        errors: list[BaseException] = []
+        for database in self._databases.values():
+            database.engine.dispose()
+            if database.admin is not None:
+                try:
+                    self._server("drop", database)
+                except FlaskAlembicError as exc:
+                    errors.append(exc)
+        self._databases.clear()
+        if self._folder is not None:
+            self._folder.cleanup()
+            self._folder = None
+        if errors:
+            raise errors[0]
+
+
+def _file_name(bind: str) -> str:
+    return "".join(c if c.isalnum() or c in "-_" else "_" for c in bind) or "bind"
+
+
+def _remove_sqlite(url: sa.URL) -> None:
+    path = url.database
+    if path:
+        for suffix in ("", "-journal", "-wal", "-shm"):
+            with contextlib.suppress(FileNotFoundError):
+                os.remove(path + suffix)
+
+
+# -- the harness ----------------------------------------------------------------------
+
+
+class Migrations:
+    """An app's migrations run on fresh test databases, with the Alembic API's calls
+    made in an app context of their own and one revision graph for the whole session.
+
+    While it is open, the extension's calls on this app (``alembic.upgrade()`` in a test)
+    reach the test databases; :meth:`close` points them back at the app's own.
+    """
+
+    def __init__(
+        self,
+        app: Flask,
+        *,
+        servers: Mapping[str, sa.URL] | None = None,
+        minimum_revisions: Iterable[str] = (),
+        import_path: str | None = None,
+        root: str | os.PathLike[str] | None = None,
+    ) -> None:
+        from .api import AlembicAPI
+
+        alembic = app.extensions.get("alembic")
+        if not isinstance(alembic, AlembicAPI):
+            raise FlaskAlembicError(
+                f"The app {app.name!r} has no Flask-Alembic extension.",
+                hint="Call Alembic().init_app(app) in the app factory.",
+            )
+        self.app = app
+        self.alembic: AlembicAPI = alembic
+        with app.app_context():
+            binds = [b for b in alembic.registry.all if b.managed]
+            urls = {b.name: b.engine.url for b in alembic.registry.all}
+        self.binds: tuple[str, ...] = tuple(b.name for b in binds)
+        self.databases = Databases(urls, servers or {})
+        try:
+            alembic._use_engines(app, self.databases.engines)
+        except BaseException:
+            self.databases.close()
+            raise
+        self._minimum = tuple(minimum_revisions)
+        self._upgrade: tuple[MigrationResult | None, str | None] | None = None
+        self._walks: dict[str, Walk] = {}
+        #: SQLite tables already reflected, by their schema text (see :func:`_snapshot`).
+        self._reflected: dict[Any, Any] = {}
+        self._registration: dict[str, list[str]] | None = None
+        #: Where the app came from, for the registration check's own process.
+        self.import_path = import_path
+        self.root = root
+        self._tables = _bind_tables(alembic, app)
+
+    def close(self) -> None:
+        """Point the app back at its own databases and drop the test databases."""
+        self.alembic._use_engines(self.app, None)
+        self.databases.close()
+
+    def __enter__(self) -> Migrations:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    @contextlib.contextmanager
+    def _context(self) -> Iterator[AlembicAPI]:
+        with self.app.app_context():
+            yield self.alembic
+
+    # -- moving the databases -----------------------------------------------------------
+
+    def reset(self) -> None:
+        """Empty every bind's test database."""
+        self._upgrade = None
+        self.databases.reset()
+
+    def upgrade(self, target: str | Sequence[str] = "heads", bind: str | None = None) -> MigrationResult:
+        """Upgrade (every bind, or ``bind``) to ``target``, its dependencies included."""
+        with self._context() as alembic:
+            return alembic.upgrade(target, bind, with_dependencies=True)
+
+    def downgrade(self, target: str | Sequence[str], bind: str) -> MigrationResult:
+        """Downgrade ``bind`` to ``target`` (``"base"``, an id or several ids)."""
+        with self._context() as alembic:
+            return alembic.downgrade(target, bind)
+
+    def migrate_to(self, target: str) -> MigrationResult:
+        """Bring one bind to a revision, up or down: ``"analytics@abc123"``, ``"abc123"``
+        (its bind is found), ``"analytics@head"`` or ``"analytics@base"``."""
+        bind, revision = self._split(target)
+        current = self.current(bind)
+        if revision == "base":
+            return self.downgrade("base", bind)
+        if revision in ("head", "heads"):
+            return self.upgrade("heads", bind)
+        with self._context() as alembic:
+            full = alembic.script.get_revision(revision).revision
+            below = {
+                rev.revision
+                for head in current
+                for rev in alembic.script.revision_map.iterate_revisions(head, "base")
+            }
+        if full in below:
+            return self.downgrade(full, bind)
+        return self.upgrade(full, bind)
+
+    def _split(self, target: str) -> tuple[str, str]:
+        name, sep, revision = target.partition("@")
+        if sep and name in self.binds:
+            return name, revision
+        if sep:
+            raise FlaskAlembicError(
+                f"migrate_to({target!r}): there is no bind {name!r}; the binds are "
+                f"{', '.join(map(repr, self.binds))}.",
+                bind=name,
+                hint="Write BIND@REVISION, e.g. migrate_to('default@head').",
+            )
+        with self._context() as alembic:
+            return alembic.bind_of(target), target
+
+    def current(self, bind: str) -> tuple[str, ...]:
+        """The revisions ``bind``'s test database is at."""
+        with self._context() as alembic:
+            return tuple(s.revision for s in alembic.current(bind))
+
+    # -- reaching the data --------------------------------------------------------------
+
+    @contextlib.contextmanager
+    def connect(self, bind: str) -> Iterator[sa.Connection]:
+        """A connection to ``bind``'s test database, in a transaction committed at the end."""
+        with self.databases.by_bind[bind].engine.begin() as connection:
+            yield connection
+
+    def table(self, bind: str, name: str, schema: str | None = None) -> sa.Table:
+        """``name`` as it is in ``bind``'s test database now (reflected)."""
+        with self.connect(bind) as connection:
+            return sa.Table(name, sa.MetaData(), schema=schema, autoload_with=connection)
+
+    def insert(
+        self, bind: str, table: str, rows: Iterable[Mapping[str, Any]], schema: str | None = None
+    ) -> None:
+        """Insert ``rows`` into ``table`` as the table is at the current revision."""
+        reflected = self.table(bind, table, schema)
+        with self.connect(bind) as connection:
+            connection.execute(reflected.insert(), [dict(row) for row in rows])
+
+    def rows(
+        self, bind: str, table: str, schema: str | None = None
+    ) -> list[dict[str, Any]]:
+        """Every row of ``table`` in ``bind``'s test database, ordered by its primary key."""
+        reflected = self.table(bind, table, schema)
+        order = list(reflected.primary_key.columns) or list(reflected.columns)
+        with self.connect(bind) as connection:
+            result = connection.execute(sa.select(reflected).order_by(*order))
+            return [dict(row._mapping) for row in result]
+
+    # -- the checks ---------------------------------------------------------------------
+
+    def _describe(self, revision: str) -> str:
+        with self._context() as alembic:
+            script = alembic.script.get_revision(revision)
+        return f"{revision} ({_path(script)})"
+
+    def check_single_head(self, bind: str) -> None:
+        """``bind``'s history has exactly one head."""
+        with self._context() as alembic:
+            heads = alembic.heads(bind)
+        if len(heads) == 1:
+            return
+        if not heads:
+            raise CheckFailed(
+                f"bind {bind!r} has no revisions. Write its first: "
+                f"flask db revision --bind {bind} 'initial'."
+            )
+        listed = "; ".join(f"{s.revision} ({_path(s)})" for s in heads)
+        raise CheckFailed(
+            f"bind {bind!r} has {len(heads)} heads: {listed}. Merge them: "
+            f"flask db merge --bind {bind} heads."
+        )
+
+    def upgrade_from_empty(self) -> tuple[MigrationResult | None, str | None]:
+        """Every bind upgraded from empty databases to its heads, together, in the
+        planner's order; run once, the result kept."""
+        if self._upgrade is None:
+            self.reset()
+            try:
+                self._upgrade = (self.upgrade(), None)
+            except MigrationFailedError as exc:
+                self._upgrade = (exc.result, str(exc))
+            except FlaskAlembicError as exc:
+                self._upgrade = (None, str(exc))
+        return self._upgrade
+
+    def check_upgrade(self, bind: str) -> None:
+        """``bind`` reached its heads when every bind was upgraded from empty."""
+        result, error = self.upgrade_from_empty()
+        if result is None:
+            raise CheckFailed(f"bind {bind!r}: the upgrade from empty databases failed: {error}")
+        if result.failed is not None:
+            first = result.failed
+            if first.bind == bind:
+                raise CheckFailed(
+                    f"bind {bind!r}: upgrading revision {first.revision} ({first.path}) "
+                    f"from an empty database failed: {result.error}"
+                )
+            mine = next((r for r in result.binds if r.bind == bind), None)
+            if mine is None or mine.failed is None:
+                heads = self._heads(bind)
+                if mine is not None and set(mine.after) == set(heads):
+                    return
+                raise CheckFailed(
+                    f"bind {bind!r} was not upgraded to its heads: the upgrade stopped "
+                    f"when bind {first.bind!r} failed at revision {first.revision} "
+                    f"({first.path}): {result.error}"
+                )
+            raise CheckFailed(_step_failure(bind, mine.failed, mine.error))
+        if error is not None:
+            raise CheckFailed(f"bind {bind!r}: the upgrade from empty databases failed: {error}")
+
+    def _heads(self, bind: str) -> tuple[str, ...]:
+        with self._context() as alembic:
+            return tuple(s.revision for s in alembic.heads(bind))
+
+    def check_models_match(self, bind: str) -> None:
+        """After the upgrade, autogenerate proposes nothing for ``bind``."""
+        self.check_upgrade(bind)
+        with self._context() as alembic:
+            if not alembic.registry.select(bind)[0].has_models:
+                return
+            diffs = alembic.compare_metadata(bind)
+        if diffs:
+            heads = ", ".join(self._describe(h) for h in self._heads(bind))
+            listed = "\n".join(f"  - {_diff(d)}" for d in diffs)
+            raise CheckFailed(
+                f"bind {bind!r}: the models differ from the database upgraded to {heads}; "
+                f"autogenerate would write:\n{listed}\n"
+                f"Write a revision: flask db revision --bind {bind} 'describe the change'."
+            )
+
+    def walk(self, bind: str) -> Walk:
+        """Every revision of ``bind`` upgraded, downgraded and upgraded again, one at a
+        time from empty databases, with the schema compared around each downgrade."""
+        if bind not in self._walks:
+            self._walks[bind] = self._walk(bind)
+        return self._walks[bind]
+
+    def _walk(self, bind: str) -> Walk:
+        walk = Walk(bind)
+        with self._context() as alembic:
+            scripts = list(reversed(alembic.log(bind=bind)))
+            tested = _minimum_filter(scripts, self._minimum, alembic)
+        self.reset()
+        for script in scripts:
+            rev = script.revision
+            reason = _irreversible(script)
+            try:
+                before = self.current(bind)
+                if rev not in tested:
+                    walk.skipped.append(Skipped(bind, rev, _path(script), tested.reason(rev)))
+                    self.upgrade(rev, bind)
+                    continue
+                if reason is not None:
+                    walk.skipped.append(Skipped(bind, rev, _path(script), f"irreversible: {reason}"))
+                    self.upgrade(rev, bind)
+                    continue
+                schema = self.schema(bind)
+                self.upgrade(rev, bind)
+                walk.step = "downgrade"
+                self.downgrade(list(before) or "base", bind)
+                after = self.schema(bind)
+                if after != schema:
+                    walk.traces.append((rev, _path(script), _schema_diff(schema, after)))
+                walk.step = "upgrade again"
+                self.upgrade(rev, bind)
+                walk.step = "upgrade"
+            except FlaskAlembicError as exc:
+                walk.failure = (rev, _path(script), walk.step, _error_text(exc))
+                return walk
+            walk.checked.append(rev)
+        return walk
+
+    def check_up_down(self, bind: str) -> list[Skipped]:
+        """Each revision of ``bind`` upgrades, downgrades and upgrades again."""
+        walk = self.walk(bind)
+        if walk.failure is not None:
+            rev, path, step, error = walk.failure
+            raise CheckFailed(
+                f"bind {bind!r}: revision {rev} ({path}) failed to {step} "
+                f"(up/down/up, one revision at a time from empty): {error}"
+            )
+        return walk.skipped
+
+    def check_no_trace(self, bind: str) -> list[Skipped]:
+        """Downgrading each revision of ``bind`` gives back the schema from before it."""
+        walk = self.walk(bind)
+        if walk.traces:
+            rev, path, diff = walk.traces[0]
+            more = f" ({len(walk.traces) - 1} more revisions leave traces)" if len(walk.traces) > 1 else ""
+            raise CheckFailed(
+                f"bind {bind!r}: downgrading revision {rev} ({path}) does not give back the "
+                f"schema from before it{more}:\n{diff}"
+            )
+        if walk.failure is not None:
+            rev, path, _, _ = walk.failure
+            raise CheckFailed(
+                f"bind {bind!r}: checked up to revision {rev} ({path}) only: it failed "
+                "the up/down walk (see the up/down test)."
+            )
+        return walk.skipped
+
+    def schema(self, bind: str) -> dict[str, Any]:
+        """What ``bind``'s test database holds: tables, columns, keys, indexes, views
+        (the version table left out), as plain values to compare."""
+        with self._context() as alembic:
+            b = alembic.registry.select(bind)[0]
+        schemas = {None} | {t.schema for m in b.metadatas for t in m.tables.values()}
+        with self.connect(bind) as connection:
+            return _snapshot(
+                connection, schemas, (b.version_table_schema, b.version_table), self._reflected
+            )
+
+    def registration(self, packages: Iterable[str]) -> dict[str, list[str]]:
+        """Tables that importing every module of ``packages`` adds to a bind's models:
+        models the app never imports, so its metadata does not know them. Once.
+
+        With :attr:`import_path` set (the app named in the ini file) this runs in a new
+        Python process, where nothing but the app has been imported; otherwise here,
+        against the tables the app had when this object was made.
+        """
+        if self._registration is None:
+            if self.import_path is not None:
+                self._registration = registration_in_subprocess(
+                    self.import_path, self.root, packages
+                )
+            else:
+                self._registration = unregistered_tables(
+                    self.app, self.alembic, self._tables, packages
+                )
+        return self._registration
+
+    def check_models_registered(self, bind: str, packages: Iterable[str]) -> None:
+        """No model of ``packages`` adds a table to ``bind`` only once its module is imported."""
+        missing = self.registration(packages).get(bind)
+        if missing:
+            heads = ", ".join(self._describe(h) for h in self._heads(bind)) or "no revisions"
+            raise CheckFailed(
+                f"bind {bind!r} (head {heads}): {'; '.join(missing)}, but the app never "
+                "imports it, so autogenerate does not see it (and would drop its table). "
+                "Import the module where the app is created."
+            )
+
+
+@dataclass
+class Walk:
+    """What walking a bind's revisions up, down and up again found."""
+
+    bind: str
+    checked: list[str] = field(default_factory=list)
+    skipped: list[Skipped] = field(default_factory=list)
+    #: Revisions whose downgrade left the schema changed: (revision, path, difference).
+    traces: list[tuple[str, str, str]] = field(default_factory=list)
+    #: The revision that failed: (revision, path, step, error).
+    failure: tuple[str, str, str, str] | None = None
+    step: str = "upgrade"
+
+
+class _Tested:
+    """The revisions whose downgrade is tested: those from each minimum on."""
+
+    def __init__(self, ids: set[str], reasons: dict[str, str]) -> None:
+        self.ids = ids
+        self.reasons = reasons
+
+    def __contains__(self, rev: object) -> bool:
+        return rev in self.ids
+
+    def reason(self, rev: str) -> str:
+        return self.reasons.get(rev, "")
+
+
+def _minimum_filter(scripts: list[Script], minimum: Sequence[str], alembic: AlembicAPI) -> _Tested:
+    ids = {s.revision for s in scripts}
+    reasons: dict[str, str] = {}
+    for wanted in minimum:
+        try:
+            floor = alembic.script.get_revision(wanted)
+        except FlaskAlembicError:
+            continue
+        except Exception:  # Alembic's own lookup errors (unknown or ambiguous id)
+            continue
+        if floor is None or floor.revision not in ids:
+            continue
+        below = {
+            r.revision
+            for r in alembic.script.revision_map.iterate_revisions(floor.revision, "base")
+        } - {floor.revision}
+        for rev in below & ids:
+            ids.discard(rev)
+            reasons[rev] = f"below the minimum revision {floor.revision}"
+    return _Tested(ids, reasons)
+
+
+def _irreversible(script: Script) -> str | None:
+    """The reason a revision gives for not being downgradable (``irreversible = "..."``)."""
+    value = getattr(script.module, "irreversible", None)
+    if value is None or value is False:
+        return None
+    return value if isinstance(value, str) and value else "marked irreversible"
+
+
+def _path(script: Script) -> str:
+    try:
+        return os.path.relpath(script.path)
+    except ValueError:
+        return script.path
+
+
+def _step_failure(bind: str, step: Step, error: str | None) -> str:
+    return (
+        f"bind {bind!r}: upgrading revision {step.revision} ({step.path}) from an empty "
+        f"database failed: {error}"
+    )
+
+
+def _error_text(exc: FlaskAlembicError) -> str:
+    result = getattr(exc, "result", None)
+    if result is not None and result.error:
+        return str(result.error)
+    return str(exc)
+
+
+def _diff(diff: Any) -> str:
+    """One autogenerate difference in words."""
+    if isinstance(diff, list):
+        return "; ".join(_diff(d) for d in diff)
+    kind, *rest = diff
+    described = []
+    for item in rest:
+        name = getattr(item, "name", None)
+        if isinstance(item, sa.Table | sa.Index | sa.Column | sa.Constraint) and name:
+            table = getattr(item, "table", None)
+            described.append(f"{table.name}.{name}" if isinstance(item, sa.Column) and table is not None else str(name))
+        elif item is not None and not isinstance(item, dict):
+            described.append(str(item))
+    return f"{kind}: {' '.join(described)}".strip()
+
+
+def _snapshot(
+    connection: sa.Connection,
+    schemas: Iterable[str | None],
+    version: tuple[str | None, str],
+    cache: dict[Any, Any],
+) -> dict[str, Any]:
+    """Every table, view, sequence and enum type of ``schemas``, as plain values.
+
+    Tables are reflected with the inspector's ``get_multi_*`` calls (a few queries for
+    all tables on PostgreSQL). On SQLite a table whose schema text (its ``CREATE`` and
+    its indexes' in ``sqlite_master``) is the one seen before is not reflected again:
+    ``cache`` keeps what it gave.
+    """
+    inspector = sa.inspect(connection)
+    sqlite = connection.dialect.name == "sqlite"
+    found: dict[str, Any] = {}
+    for schema in sorted(schemas, key=lambda s: s or ""):
+        names = [
+            name
+            for name in inspector.get_table_names(schema=schema)
+            if not (name == version[1] and schema in (None, version[0]))
+        ]
+        texts = _sqlite_texts(connection, schema) if sqlite else {}
+        wanted = [n for n in names if (schema, n, texts.get(n)) not in cache or not sqlite]
+        if wanted:
+            for name, detail in _reflect(inspector, schema, wanted).items():
+                cache[(schema, name, texts.get(name))] = detail
+        for name in sorted(names):
+            key = f"{schema}.{name}" if schema else name
+            found[f"table {key}"] = cache[(schema, name, texts.get(name))]
+        prefix = f"{schema}." if schema else ""
+        with contextlib.suppress(NotImplementedError):
+            for view in inspector.get_view_names(schema=schema):
+                found[f"view {prefix}{view}"] = True
+        with contextlib.suppress(NotImplementedError):
+            for sequence in inspector.get_sequence_names(schema=schema):
+                found[f"sequence {prefix}{sequence}"] = True
+        get_enums: Callable[..., list[dict[str, Any]]] | None = getattr(inspector, "get_enums", None)
+        if get_enums is not None:
+            for enum in get_enums(schema=schema or "public"):
+                found[f"type {prefix}{enum['name']}"] = tuple(enum["labels"])
+    if not sqlite:
+        cache.clear()  # only SQLite's schema text says a table is unchanged
+    return found
+
+
+def _sqlite_texts(connection: sa.Connection, schema: str | None) -> dict[str, tuple[Any, ...]]:
+    """Each SQLite table's schema text: its ``CREATE TABLE`` and its indexes'."""
+    master = f"{connection.dialect.identifier_preparer.quote(schema)}.sqlite_master" if schema else "sqlite_master"
+    texts: dict[str, list[tuple[Any, ...]]] = {}
+    for row in connection.exec_driver_sql(f"SELECT type, name, tbl_name, sql FROM {master}"):
+        texts.setdefault(row[2], []).append((row[0], row[1], row[3]))
+    return {name: tuple(sorted(rows, key=repr)) for name, rows in texts.items()}
+
+
+def _reflect(inspector: sa.Inspector, schema: str | None, names: list[str]) -> dict[str, Any]:
+    def multi(method: Callable[..., Mapping[tuple[str | None, str], Any]]) -> dict[str, Any]:
+        return {key[1]: value for key, value in method(schema=schema, filter_names=names).items()}
+
+    columns = multi(inspector.get_multi_columns)
+    keys = multi(inspector.get_multi_pk_constraint)
+    foreign = multi(inspector.get_multi_foreign_keys)
+    indexes = multi(inspector.get_multi_indexes)
+    uniques = multi(inspector.get_multi_unique_constraints)
+    return {
+        name: {
+            "columns": [
+                (c["name"], str(c["type"]), c["nullable"], str(c.get("default")))
+                for c in columns.get(name, ())
+            ],
+            "primary key": (keys.get(name) or {}).get("constrained_columns"),
+            "foreign keys": sorted(
+                (
+                    tuple(f["constrained_columns"]),
+                    str(f.get("referred_schema")),
+                    f["referred_table"],
+                    tuple(f["referred_columns"]),
+                )
+                for f in foreign.get(name, ())
+            ),
+            "indexes": sorted(
+                (str(i["name"]), tuple(map(str, i["column_names"])), bool(i["unique"]))
+                for i in indexes.get(name, ())
+            ),
+            "unique constraints": sorted(
+                (str(u["name"]), tuple(map(str, u["column_names"])))
+                for u in uniques.get(name, ())
+            ),
+        }
+        for name in names
+    }
+
+
+def _schema_diff(before: Mapping[str, Any], after: Mapping[str, Any]) -> str:
+    lines: list[str] = []
+    for key in sorted(set(before) | set(after)):
+        if key not in before:
+            lines.append(f"  + {key} is left behind")
+        elif key not in after:
+            lines.append(f"  - {key} is gone")
+        elif before[key] != after[key]:
+            old, new = before[key], after[key]
+            parts = [p for p in old if old[p] != new[p]] if isinstance(old, dict) else []
+            what = ", ".join(parts) or "definition"
+            lines.append(f"  ~ {key}: {what} changed")
+            for part in parts:
+                lines.append(f"      before: {old[part]}")
+                lines.append(f"      after:  {new[part]}")
+    return "\n".join(lines)
+
+
+def _bind_tables(alembic: AlembicAPI, app: Flask) -> dict[str, set[str]]:
+    with app.app_context():
+        return {b.name: {k for m in b.metadatas for k in m.tables} for b in alembic.registry.all}
+
+
+def unregistered_tables(
+    app: Flask, alembic: AlembicAPI, before: Mapping[str, set[str]], packages: Iterable[str]
+) -> dict[str, list[str]]:
+    """Per bind, the tables importing every module of ``packages`` adds to its metadata."""
+    with app.app_context():
+        metadatas = {b.name: b.metadatas for b in alembic.registry.all}
+    modules_before = set(sys.modules)
+    for package in packages:
+        _import_all(package)
+    new_modules = [sys.modules[n] for n in set(sys.modules) - modules_before if n in sys.modules]
+    found: dict[str, list[str]] = {}
+    for name, items in metadatas.items():
+        for metadata in items:
+            for key, table in metadata.tables.items():
+                if key not in before.get(name, set()):
+                    found.setdefault(name, []).append(_declared_by(table, new_modules))
+    return found
+
+
+def registration_in_subprocess(
+    import_path: str, root: str | os.PathLike[str] | None, packages: Iterable[str]
+) -> dict[str, list[str]]:
+    """:func:`unregistered_tables` for the app ``import_path`` names, in a new process."""
+    import json
+    import subprocess
+
+    command = [
+        sys.executable,
+        "-c",
+        "import sys; from flask_alembic.testing import _registration_main; _registration_main()",
+        import_path,
+        str(root or ""),
+        *packages,
+    ]
+    done = subprocess.run(command, capture_output=True, text=True, check=False, cwd=root)
+    if done.returncode != 0:
+        last = (done.stderr.strip().splitlines() or ["(no output)"])[-1]
+        raise CheckFailed(
+            f"importing the modules of {', '.join(packages)} to find models the app "
+            f"{import_path!r} does not register failed: {last}"
+        )
+    result: dict[str, list[str]] = json.loads(done.stdout.strip().splitlines()[-1])
+    return result
+
+
+def _registration_main() -> None:
+    """The registration check's own process: ``APP ROOT PACKAGE...`` in ``sys.argv``."""
+    import json
+
+    import_path, root, *packages = sys.argv[1:]
+    app = load_app(import_path, root or None)
+    alembic = app.extensions["alembic"]
+    before = _bind_tables(alembic, app)
+    with contextlib.redirect_stdout(sys.stderr):
+        found = unregistered_tables(app, alembic, before, packages)
+    print(json.dumps(found))
+
+
+def _import_all(package: str) -> None:
+    """Import ``package`` and every module under it (not ``__main__`` ones)."""
+    module = importlib.import_module(package)
+    paths = getattr(module, "__path__", None)
+    if paths is None:
+        return
+    for info in pkgutil.walk_packages(paths, prefix=f"{package}."):
+        if info.name.rsplit(".", 1)[-1] == "__main__":
+            continue
+        importlib.import_module(info.name)
+
+
+def _declared_by(table: sa.Table, modules: Iterable[Any]) -> str:
+    """``table 'x' (model pkg.mod.Model, in pkg/mod.py)`` for a table a new module declared."""
+    for module in modules:
+        for value in vars(module).values():
+            if isinstance(value, type) and getattr(value, "__table__", None) is table:
+                where = getattr(module, "__file__", None) or module.__name__
+                return (
+                    f"table {table.name!r} of model {module.__name__}.{value.__name__} "
+                    f"(in {_relative(where)}) is declared"
+                )
+    return f"table {table.name!r} is declared"
+
+
+def _relative(path: str) -> str:
+    try:
+        return os.path.relpath(path)
+    except ValueError:
+        return path

@@ -66,8 +66,7 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     )
     parser.addini(
         "flask_alembic_minimum_revisions",
-        "Flask-Alembic: revision ids; the downgrades of the revisions below each are not "
-        "tested.",
+        "Flask-Alembic: revision ids; the downgrades of the revisions below each are not tested.",
         type="linelist",
         default=[],
     )
@@ -139,7 +138,7 @@ def _call_fixture(definition: Any) -> Flask:
     if inspect.isgenerator(value):
         app = next(value)
         value.close()
-        return app  # type: ignore[no-any-return]
+        value = app
     return value  # type: ignore[no-any-return]
 
 
@@ -182,9 +181,9 @@ def pytest_collect_file(file_path: Path, parent: pytest.Collector) -> pytest.Col
     state = _session(parent.config)
     if state.hosted:
         return None
-    if not str(parent.config.getini("flask_alembic_app") or "").strip():
-        if _overriding_fixture(parent) is None:
-            return None
+    named = str(parent.config.getini("flask_alembic_app") or "").strip()
+    if not named and _overriding_fixture(parent) is None:
+        return None
     state.hosted = True
     return _Checks.from_parent(parent, path=file_path)
 
@@ -246,9 +245,7 @@ def _default_app_function(pytestconfig: pytest.Config) -> Flask:
     return app
 
 
-flask_alembic_app = pytest.fixture(scope="session", name="flask_alembic_app")(
-    _default_app_function
-)
+flask_alembic_app = pytest.fixture(scope="session", name="flask_alembic_app")(_default_app_function)
 
 
 @pytest.fixture(scope="session")

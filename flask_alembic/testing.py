@@ -33,7 +33,7 @@ from flask import Flask
 from .errors import FlaskAlembicError
 from .errors import MigrationFailedError
 from .redact import safe_url
-from .redact import scrub
+from .redact import describe_exception
 from .redact import url_secrets
 
 if TYPE_CHECKING:
@@ -110,8 +110,7 @@ def parse_servers(lines: Iterable[str]) -> dict[str, sa.URL]:
             parsed = sa.make_url(url.strip())
         except sa.exc.ArgumentError as exc:
             raise FlaskAlembicError(
-                f"flask_alembic_servers: the URL for bind {name.strip()!r} is not a "
-                "database URL.",
+                f"flask_alembic_servers: the URL for bind {name.strip()!r} is not a database URL.",
                 bind=name.strip(),
                 hint="Write a SQLAlchemy URL, e.g. mysql+pymysql://root@127.0.0.1/mysql.",
             ) from exc
@@ -206,7 +205,9 @@ class Databases:
             statements = [f"DROP DATABASE IF EXISTS {name}"]
         if action == "reset":
             statements.append(f"CREATE DATABASE {name}")
-        admin = sa.create_engine(database.admin, isolation_level="AUTOCOMMIT", poolclass=sa.NullPool)
+        admin = sa.create_engine(
+            database.admin, isolation_level="AUTOCOMMIT", poolclass=sa.NullPool
+        )
         try:
             with admin.connect() as connection:
                 for statement in statements:
@@ -215,7 +216,7 @@ class Databases:
             raise FlaskAlembicError(
                 f"Could not {action} the test database {name} on "
                 f"{safe_url(database.admin)}: "
-                f"{scrub(str(exc.orig or exc).splitlines()[0], url_secrets(database.admin))}",
+                f"{describe_exception(exc, url_secrets(database.admin))}",
                 hint="Check the server in flask_alembic_servers is up and the user may "
                 "create databases.",
             ) from None
@@ -335,7 +336,9 @@ class Migrations:
         self._upgrade = None
         self.databases.reset()
 
-    def upgrade(self, target: str | Sequence[str] = "heads", bind: str | None = None) -> MigrationResult:
+    def upgrade(
+        self, target: str | Sequence[str] = "heads", bind: str | None = None
+    ) -> MigrationResult:
         """Upgrade (every bind, or ``bind``) to ``target``, its dependencies included."""
         with self._context() as alembic:
             return alembic.upgrade(target, bind, with_dependencies=True)
@@ -405,9 +408,7 @@ class Migrations:
         with self.connect(bind) as connection:
             connection.execute(reflected.insert(), [dict(row) for row in rows])
 
-    def rows(
-        self, bind: str, table: str, schema: str | None = None
-    ) -> list[dict[str, Any]]:
+    def rows(self, bind: str, table: str, schema: str | None = None) -> list[dict[str, Any]]:
         """Every row of ``table`` in ``bind``'s test database, ordered by its primary key."""
         reflected = self.table(bind, table, schema)
         order = list(reflected.primary_key.columns) or list(reflected.columns)
@@ -521,7 +522,9 @@ class Migrations:
                     self.upgrade(rev, bind)
                     continue
                 if reason is not None:
-                    walk.skipped.append(Skipped(bind, rev, _path(script), f"irreversible: {reason}"))
+                    walk.skipped.append(
+                        Skipped(bind, rev, _path(script), f"irreversible: {reason}")
+                    )
                     self.upgrade(rev, bind)
                     continue
                 schema = self.schema(bind)
@@ -556,7 +559,11 @@ class Migrations:
         walk = self.walk(bind)
         if walk.traces:
             rev, path, diff = walk.traces[0]
-            more = f" ({len(walk.traces) - 1} more revisions leave traces)" if len(walk.traces) > 1 else ""
+            more = (
+                f" ({len(walk.traces) - 1} more revisions leave traces)"
+                if len(walk.traces) > 1
+                else ""
+            )
             raise CheckFailed(
                 f"bind {bind!r}: downgrading revision {rev} ({path}) does not give back the "
                 f"schema from before it{more}:\n{diff}"
@@ -700,7 +707,11 @@ def _diff(diff: Any) -> str:
         name = getattr(item, "name", None)
         if isinstance(item, sa.Table | sa.Index | sa.Column | sa.Constraint) and name:
             table = getattr(item, "table", None)
-            described.append(f"{table.name}.{name}" if isinstance(item, sa.Column) and table is not None else str(name))
+            described.append(
+                f"{table.name}.{name}"
+                if isinstance(item, sa.Column) and table is not None
+                else str(name)
+            )
         elif item is not None and not isinstance(item, dict):
             described.append(str(item))
     return f"{kind}: {' '.join(described)}".strip()
@@ -743,7 +754,9 @@ def _snapshot(
         with contextlib.suppress(NotImplementedError):
             for sequence in inspector.get_sequence_names(schema=schema):
                 found[f"sequence {prefix}{sequence}"] = True
-        get_enums: Callable[..., list[dict[str, Any]]] | None = getattr(inspector, "get_enums", None)
+        get_enums: Callable[..., list[dict[str, Any]]] | None = getattr(
+            inspector, "get_enums", None
+        )
         if get_enums is not None:
             for enum in get_enums(schema=schema or "public"):
                 found[f"type {prefix}{enum['name']}"] = tuple(enum["labels"])
@@ -754,7 +767,11 @@ def _snapshot(
 
 def _sqlite_texts(connection: sa.Connection, schema: str | None) -> dict[str, tuple[Any, ...]]:
     """Each SQLite table's schema text: its ``CREATE TABLE`` and its indexes'."""
-    master = f"{connection.dialect.identifier_preparer.quote(schema)}.sqlite_master" if schema else "sqlite_master"
+    master = (
+        f"{connection.dialect.identifier_preparer.quote(schema)}.sqlite_master"
+        if schema
+        else "sqlite_master"
+    )
     texts: dict[str, list[tuple[Any, ...]]] = {}
     for row in connection.exec_driver_sql(f"SELECT type, name, tbl_name, sql FROM {master}"):
         texts.setdefault(row[2], []).append((row[0], row[1], row[3]))
@@ -791,8 +808,7 @@ def _reflect(inspector: sa.Inspector, schema: str | None, names: list[str]) -> d
                 for i in indexes.get(name, ())
             ),
             "unique constraints": sorted(
-                (str(u["name"]), tuple(map(str, u["column_names"])))
-                for u in uniques.get(name, ())
+                (str(u["name"]), tuple(map(str, u["column_names"]))) for u in uniques.get(name, ())
             ),
         }
         for name in names

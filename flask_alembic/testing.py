@@ -32,8 +32,8 @@ from flask import Flask
 
 from .errors import FlaskAlembicError
 from .errors import MigrationFailedError
-from .redact import safe_url
 from .redact import describe_exception
+from .redact import safe_url
 from .redact import url_secrets
 
 if TYPE_CHECKING:

@@ -19,6 +19,7 @@ from .testing import Migrations
 from .testing import Skipped
 
 __all__ = [
+    "SKIPPED",
     "test_downgrade_leaves_no_trace",
     "test_models_match",
     "test_models_registered",
@@ -26,6 +27,10 @@ __all__ = [
     "test_up_down",
     "test_upgrade",
 ]
+
+
+#: The revisions whose downgrade was not tested, for the end-of-run summary.
+SKIPPED = pytest.StashKey[list[Skipped]]()
 
 
 @contextmanager
@@ -47,9 +52,8 @@ def _skips(request: pytest.FixtureRequest, run: Callable[[], list[Skipped]]) -> 
         skipped = run()
     if not skipped:
         return
-    from .pytest_plugin import record_skipped
-
-    record_skipped(request.config, skipped)
+    found = request.config.stash.setdefault(SKIPPED, [])
+    found.extend(s for s in skipped if s not in found)
     checked = request.getfixturevalue("flask_alembic_migrations").walk(
         request.getfixturevalue("flask_alembic_bind")
     )

@@ -10,9 +10,9 @@ use it pays nothing.
 from __future__ import annotations
 
 import inspect
+import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
-from dataclasses import field
 from pathlib import Path
 from typing import Any
 from typing import TYPE_CHECKING
@@ -23,9 +23,13 @@ if TYPE_CHECKING:
     from flask import Flask
 
     from .testing import Migrations
-    from .testing import Skipped
 
-__all__ = ["record_skipped"]
+__all__ = [
+    "flask_alembic",
+    "flask_alembic_app",
+    "flask_alembic_migrations",
+    "flask_alembic_models",
+]
 
 
 @dataclass
@@ -37,7 +41,6 @@ class _Session:
     import_path: str | None = None
     binds: tuple[str, ...] = ()
     hosted: bool = False
-    skipped: list[Skipped] = field(default_factory=list)
 
 
 _SESSION = pytest.StashKey[_Session]()
@@ -210,14 +213,9 @@ def pytest_report_header(config: pytest.Config) -> str | None:
     return f"flask-alembic: app {import_path}; binds on temporary SQLite files{where}"
 
 
-def record_skipped(config: pytest.Config, skipped: list[Skipped]) -> None:
-    """Remember revisions whose downgrade was not tested, for the end-of-run summary."""
-    seen = _session(config).skipped
-    seen.extend(s for s in skipped if s not in seen)
-
-
 def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> None:
-    skipped = _session(config).skipped
+    checks = sys.modules.get("flask_alembic.pytest_checks")  # imported only when used
+    skipped: list[Any] = config.stash.get(checks.SKIPPED, []) if checks is not None else []
     if not skipped:
         return
     terminalreporter.section("flask-alembic: downgrades not tested")

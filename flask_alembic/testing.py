@@ -30,6 +30,8 @@ from typing import TYPE_CHECKING
 import sqlalchemy as sa
 from flask import Flask
 
+from .errors import Command
+from .errors import DEFAULT_GROUP
 from .errors import FlaskAlembicError
 from .errors import MigrationFailedError
 from .redact import describe_exception
@@ -423,6 +425,11 @@ class Migrations:
             script = alembic.script.get_revision(revision)
         return f"{revision} ({_path(script)})"
 
+    def _command(self, *args: str) -> str:
+        """A command of the app's group, as a hint spells it."""
+        group = getattr(self.alembic, "command_name", "") or DEFAULT_GROUP
+        return Command(*args).render(group)
+
     def check_single_head(self, bind: str) -> None:
         """``bind``'s history has exactly one head."""
         with self._context() as alembic:
@@ -432,12 +439,12 @@ class Migrations:
         if not heads:
             raise CheckFailed(
                 f"bind {bind!r} has no revisions. Write its first: "
-                f"flask db revision --bind {bind} 'initial'."
+                f"{self._command('revision', '--bind', bind, 'initial')}."
             )
         listed = "; ".join(f"{s.revision} ({_path(s)})" for s in heads)
         raise CheckFailed(
             f"bind {bind!r} has {len(heads)} heads: {listed}. Merge them: "
-            f"flask db merge --bind {bind} heads."
+            f"{self._command('merge', '--bind', bind, 'heads')}."
         )
 
     def upgrade_from_empty(self) -> tuple[MigrationResult | None, str | None]:
@@ -496,7 +503,7 @@ class Migrations:
             raise CheckFailed(
                 f"bind {bind!r}: the models differ from the database upgraded to {heads}; "
                 f"autogenerate would write:\n{listed}\n"
-                f"Write a revision: flask db revision --bind {bind} 'describe the change'."
+                f"Write a revision: {self._command('revision', '--bind', bind, 'the change')}."
             )
 
     def walk(self, bind: str) -> Walk:

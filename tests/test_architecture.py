@@ -15,6 +15,9 @@ PACKAGE = Path(flask_alembic.__file__).parent
 #: The modules from the top down, as docs/architecture.md lists them. A module may import
 #: (at run time, lazily, or for types only) only modules after it in this list.
 LAYERS = [
+    "pytest_plugin",
+    "pytest_checks",
+    "testing",
     "__init__",
     "extension",
     "cli",

@@ -42,8 +42,8 @@ def _reported() -> Iterator[None]:
         yield
     except CheckFailed as exc:
         failure = str(exc)
-    if failure is not None:  # outside the handler: no "during handling" chain
-        pytest.fail(failure, pytrace=False)
+    if failure is not None:  # without the check's traceback or its chain
+        raise pytest.fail.Exception(failure, pytrace=False) from None
 
 
 def _skips(request: pytest.FixtureRequest, run: Callable[[], list[Skipped]]) -> None:

@@ -523,7 +523,6 @@ class Migrations:
             rev = script.revision
             reason = _irreversible(script)
             try:
-                before = self.current(bind)
                 if rev not in tested:
                     walk.skipped.append(Skipped(bind, rev, _path(script), tested.reason(rev)))
                     self.upgrade(rev, bind)
@@ -537,7 +536,7 @@ class Migrations:
                 schema = self.schema(bind)
                 self.upgrade(rev, bind)
                 walk.step = "downgrade"
-                self.downgrade(list(before) or "base", bind)
+                self.downgrade(_below(script), bind)
                 after = self.schema(bind)
                 if after != schema:
                     walk.traces.append((rev, _path(script), _schema_diff(schema, after)))
@@ -673,6 +672,18 @@ def _minimum_filter(scripts: list[Script], minimum: Sequence[str], alembic: Alem
             ids.discard(rev)
             reasons[rev] = f"below the minimum revision {floor.revision}"
     return _Tested(ids, reasons)
+
+
+def _below(script: Script) -> str:
+    """The downgrade target that takes away ``script`` alone: one step down its branch
+    (not its siblings'), or for a merge one of its parents (the others stay: they are
+    not below it)."""
+    from .plan import to_tuple
+
+    parents = to_tuple(script.down_revision)
+    if len(parents) > 1:
+        return str(parents[0])
+    return f"{script.revision}@-1"
 
 
 def _irreversible(script: Script) -> str | None:

@@ -341,14 +341,17 @@ class Migrations:
     def upgrade(
         self, target: str | Sequence[str] = "heads", bind: str | None = None
     ) -> MigrationResult:
-        """Upgrade (every bind, or ``bind``) to ``target``, its dependencies included."""
+        """Upgrade (every bind, or ``bind``) to ``target``, its dependencies included.
+
+        No migration lock is taken: no other process knows the test databases.
+        """
         with self._context() as alembic:
-            return alembic.upgrade(target, bind, with_dependencies=True)
+            return alembic.upgrade(target, bind, with_dependencies=True, lock=False)
 
     def downgrade(self, target: str | Sequence[str], bind: str) -> MigrationResult:
         """Downgrade ``bind`` to ``target`` (``"base"``, an id or several ids)."""
         with self._context() as alembic:
-            return alembic.downgrade(target, bind)
+            return alembic.downgrade(target, bind, lock=False)
 
     def migrate_to(self, target: str) -> MigrationResult:
         """Bring one bind to a revision, up or down: ``"analytics@abc123"``, ``"abc123"``
@@ -493,18 +496,26 @@ class Migrations:
     def check_models_match(self, bind: str) -> None:
         """After the upgrade, autogenerate proposes nothing for ``bind``."""
         self.check_upgrade(bind)
+        from alembic.autogenerate import render_python_code
+
         with self._context() as alembic:
             if not alembic.registry.select(bind)[0].has_models:
                 return
-            diffs = alembic.compare_metadata(bind)
-        if diffs:
-            heads = ", ".join(self._describe(h) for h in self._heads(bind))
-            listed = "\n".join(f"  - {_diff(d)}" for d in diffs)
-            raise CheckFailed(
-                f"bind {bind!r}: the models differ from the database upgraded to {heads}; "
-                f"autogenerate would write:\n{listed}\n"
-                f"Write a revision: {self._command('revision', '--bind', bind, 'the change')}."
-            )
+            ops = alembic.produce_migrations(bind).upgrade_ops
+            if ops is None or ops.is_empty():
+                return
+            code = render_python_code(ops)
+        written = "\n".join(
+            f"    {line.strip()}"
+            for line in code.splitlines()
+            if line.strip() and not line.strip().startswith("#")
+        )
+        heads = ", ".join(self._describe(h) for h in self._heads(bind))
+        raise CheckFailed(
+            f"bind {bind!r}: the models differ from the database upgraded to {heads}; "
+            f"autogenerate would write:\n{written}\n"
+            f"Write a revision: {self._command('revision', '--bind', bind, 'the change')}."
+        )
 
     def walk(self, bind: str) -> Walk:
         """Every revision of ``bind`` upgraded, downgraded and upgraded again, one at a
@@ -715,26 +726,6 @@ def _error_text(exc: FlaskAlembicError) -> str:
     return str(exc)
 
 
-def _diff(diff: Any) -> str:
-    """One autogenerate difference in words."""
-    if isinstance(diff, list):
-        return "; ".join(_diff(d) for d in diff)
-    kind, *rest = diff
-    described = []
-    for item in rest:
-        name = getattr(item, "name", None)
-        if isinstance(item, sa.Table | sa.Index | sa.Column | sa.Constraint) and name:
-            table = getattr(item, "table", None)
-            described.append(
-                f"{table.name}.{name}"
-                if isinstance(item, sa.Column) and table is not None
-                else str(name)
-            )
-        elif item is not None and not isinstance(item, dict):
-            described.append(str(item))
-    return f"{kind}: {' '.join(described)}".strip()
-
-
 def _snapshot(
     connection: sa.Connection,
     schemas: Iterable[str | None],
@@ -749,7 +740,6 @@ def _snapshot(
     ``cache`` keeps what it gave.
     """
     inspector = sa.inspect(connection)
-    sqlite = connection.dialect.name == "sqlite"
     found: dict[str, Any] = {}
     for schema in sorted(schemas, key=lambda s: s or ""):
         names = [
@@ -757,8 +747,11 @@ def _snapshot(
             for name in inspector.get_table_names(schema=schema)
             if not (name == version[1] and schema in (None, version[0]))
         ]
-        texts = _sqlite_texts(connection, schema) if sqlite else {}
-        wanted = [n for n in names if (schema, n, texts.get(n)) not in cache or not sqlite]
+        texts = _fingerprints(connection, schema)
+        if texts is None:  # no cheap way to tell a table unchanged: reflect them all
+            texts = {}
+            cache.clear()
+        wanted = [n for n in names if (schema, n, texts.get(n)) not in cache]
         if wanted:
             for name, detail in _reflect(inspector, schema, wanted).items():
                 cache[(schema, name, texts.get(name))] = detail
@@ -772,28 +765,46 @@ def _snapshot(
         with contextlib.suppress(NotImplementedError):
             for sequence in inspector.get_sequence_names(schema=schema):
                 found[f"sequence {prefix}{sequence}"] = True
-        get_enums: Callable[..., list[dict[str, Any]]] | None = getattr(
-            inspector, "get_enums", None
-        )
+        get_enums: Callable[..., list[dict[str, Any]]] | None
+        get_enums = getattr(inspector, "get_enums", None)
         if get_enums is not None:
             for enum in get_enums(schema=schema or "public"):
                 found[f"type {prefix}{enum['name']}"] = tuple(enum["labels"])
-    if not sqlite:
-        cache.clear()  # only SQLite's schema text says a table is unchanged
     return found
 
 
-def _sqlite_texts(connection: sa.Connection, schema: str | None) -> dict[str, tuple[Any, ...]]:
-    """Each SQLite table's schema text: its ``CREATE TABLE`` and its indexes'."""
-    master = (
-        f"{connection.dialect.identifier_preparer.quote(schema)}.sqlite_master"
-        if schema
-        else "sqlite_master"
-    )
-    texts: dict[str, list[tuple[Any, ...]]] = {}
-    for row in connection.exec_driver_sql(f"SELECT type, name, tbl_name, sql FROM {master}"):
-        texts.setdefault(row[2], []).append((row[0], row[1], row[3]))
-    return {name: tuple(sorted(rows, key=repr)) for name, rows in texts.items()}
+#: Per table, everything MariaDB/MySQL say about its definition, in four queries.
+_MYSQL_FINGERPRINT = (
+    "SELECT TABLE_NAME, COLUMN_NAME, ORDINAL_POSITION, COLUMN_TYPE, IS_NULLABLE, "
+    "COLUMN_DEFAULT, EXTRA, COLLATION_NAME FROM information_schema.COLUMNS "
+    "WHERE TABLE_SCHEMA = COALESCE(:schema, DATABASE())",
+    "SELECT TABLE_NAME, INDEX_NAME, SEQ_IN_INDEX, COLUMN_NAME, NON_UNIQUE, SUB_PART "
+    "FROM information_schema.STATISTICS WHERE TABLE_SCHEMA = COALESCE(:schema, DATABASE())",
+    "SELECT TABLE_NAME, CONSTRAINT_NAME, ORDINAL_POSITION, COLUMN_NAME, "
+    "REFERENCED_TABLE_SCHEMA, REFERENCED_TABLE_NAME, REFERENCED_COLUMN_NAME "
+    "FROM information_schema.KEY_COLUMN_USAGE WHERE TABLE_SCHEMA = COALESCE(:schema, DATABASE())",
+    "SELECT TABLE_NAME, CONSTRAINT_NAME, CONSTRAINT_TYPE "
+    "FROM information_schema.TABLE_CONSTRAINTS WHERE TABLE_SCHEMA = COALESCE(:schema, DATABASE())",
+)
+
+
+def _fingerprints(connection: sa.Connection, schema: str | None) -> dict[str, Any] | None:
+    """Per table, a value that changes whenever its definition does, read in a few
+    queries: SQLite's schema text (``sqlite_master``: the table's ``CREATE`` and its
+    indexes'), MariaDB/MySQL's ``information_schema`` rows. ``None`` elsewhere."""
+    rows: dict[str, list[tuple[Any, ...]]] = {}
+    quote = connection.dialect.identifier_preparer.quote
+    if connection.dialect.name == "sqlite":
+        master = f"{quote(schema)}.sqlite_master" if schema else "sqlite_master"
+        for row in connection.exec_driver_sql(f"SELECT tbl_name, type, name, sql FROM {master}"):
+            rows.setdefault(row[0], []).append(tuple(row[1:]))
+    elif connection.dialect.name in ("mysql", "mariadb"):
+        for number, query in enumerate(_MYSQL_FINGERPRINT):
+            for row in connection.execute(sa.text(query), {"schema": schema}):
+                rows.setdefault(row[0], []).append((number, *map(str, row[1:])))
+    else:
+        return None
+    return {name: tuple(sorted(found, key=repr)) for name, found in rows.items()}
 
 
 def _reflect(inspector: sa.Inspector, schema: str | None, names: list[str]) -> dict[str, Any]:

@@ -157,6 +157,9 @@ class _Checks(pytest.Module):
         from .errors import FlaskAlembicError
 
         state = _session(self.config)
+        named = str(self.config.getini("flask_alembic_app") or "").strip()
+        if not named and _overriding_fixture(self) is None:
+            return []  # not asked for: nothing imported, nothing collected
         try:
             app = _collection_app(self.config, self)
             if app is None:
@@ -179,13 +182,12 @@ class _Checks(pytest.Module):
 
 
 def pytest_collect_file(file_path: Path, parent: pytest.Collector) -> pytest.Collector | None:
+    """Host the generated tests with the first ``conftest.py``; whether there are any is
+    known once its fixtures are (:meth:`_Checks.collect`)."""
     if file_path.name != "conftest.py":
         return None
     state = _session(parent.config)
     if state.hosted:
-        return None
-    named = str(parent.config.getini("flask_alembic_app") or "").strip()
-    if not named and _overriding_fixture(parent) is None:
         return None
     state.hosted = True
     return _Checks.from_parent(parent, path=file_path)

@@ -34,6 +34,7 @@ from .errors import Command
 from .errors import DEFAULT_GROUP
 from .errors import FlaskAlembicError
 from .errors import MigrationFailedError
+from .identity import backend_of
 from .redact import describe_exception
 from .redact import safe_url
 from .redact import url_secrets
@@ -54,6 +55,8 @@ __all__ = [
     "load_app",
     "parse_servers",
 ]
+
+_NAMES = {"sqlite": "SQLite", "postgresql": "PostgreSQL", "mysql": "MariaDB/MySQL"}
 
 #: The prefix of every database this module creates on a server (dropped at the end).
 DATABASE_PREFIX = "fa_test_"
@@ -299,6 +302,10 @@ class Migrations:
             urls = {b.name: b.engine.url for b in alembic.registry.all}
         self.binds: tuple[str, ...] = tuple(b.name for b in binds)
         self.databases = Databases(urls, servers or {})
+        self._backends = {
+            name: (backend_of(url), backend_of(self.databases.url(name)))
+            for name, url in urls.items()
+        }
         try:
             alembic._use_engines(app, self.databases.engines)
         except BaseException:
@@ -428,6 +435,16 @@ class Migrations:
             script = alembic.script.get_revision(revision)
         return f"{revision} ({_path(script)})"
 
+    def _elsewhere(self, bind: str) -> str:
+        """A note for a failure on a test database of another kind than the app's."""
+        app, test = self._backends[bind]
+        if app == test:
+            return ""
+        return (
+            f" (bind {bind!r} is tested on {_NAMES.get(test, test)}, the app uses "
+            f"{_NAMES.get(app, app)}: name a server for it in flask_alembic_servers)"
+        )
+
     def _command(self, *args: str) -> str:
         """A command of the app's group, as a hint spells it."""
         group = getattr(self.alembic, "command_name", "") or DEFAULT_GROUP
@@ -471,10 +488,7 @@ class Migrations:
         if result.failed is not None:
             first = result.failed
             if first.bind == bind:
-                raise CheckFailed(
-                    f"bind {bind!r}: upgrading revision {first.revision} ({first.path}) "
-                    f"from an empty database failed: {result.error}"
-                )
+                raise CheckFailed(_step_failure(bind, first, result.error) + self._elsewhere(bind))
             mine = next((r for r in result.binds if r.bind == bind), None)
             if mine is None or mine.failed is None:
                 heads = self._heads(bind)
@@ -483,9 +497,9 @@ class Migrations:
                 raise CheckFailed(
                     f"bind {bind!r} was not upgraded to its heads: the upgrade stopped "
                     f"when bind {first.bind!r} failed at revision {first.revision} "
-                    f"({first.path}): {result.error}"
+                    f"({_relative(first.path or '?')}): {result.error}"
                 )
-            raise CheckFailed(_step_failure(bind, mine.failed, mine.error))
+            raise CheckFailed(_step_failure(bind, mine.failed, mine.error) + self._elsewhere(bind))
         if error is not None:
             raise CheckFailed(f"bind {bind!r}: the upgrade from empty databases failed: {error}")
 
@@ -567,7 +581,7 @@ class Migrations:
             rev, path, step, error = walk.failure
             raise CheckFailed(
                 f"bind {bind!r}: revision {rev} ({path}) failed to {step} "
-                f"(up/down/up, one revision at a time from empty): {error}"
+                f"(up/down/up, one revision at a time from empty): {error}" + self._elsewhere(bind)
             )
         return walk.skipped
 
@@ -714,8 +728,8 @@ def _path(script: Script) -> str:
 
 def _step_failure(bind: str, step: Step, error: str | None) -> str:
     return (
-        f"bind {bind!r}: upgrading revision {step.revision} ({step.path}) from an empty "
-        f"database failed: {error}"
+        f"bind {bind!r}: upgrading revision {step.revision} ({_relative(step.path or '?')}) "
+        f"from an empty database failed: {error}"
     )
 
 

@@ -211,8 +211,14 @@ def pytest_report_header(config: pytest.Config) -> str | None:
     if not import_path:
         return None
     servers = [line.split("=", 1)[0].strip() for line in config.getini("flask_alembic_servers")]
-    where = f"; on servers: {', '.join(servers)}" if servers else ""
-    return f"flask-alembic: app {import_path}; binds on temporary SQLite files{where}"
+    servers = [name for name in servers if name and not name.startswith("#")]
+    if "*" in servers:
+        where = "a new database on a server for every bind"
+    elif servers:
+        where = f"a new database on a server for {', '.join(servers)}, temporary SQLite files else"
+    else:
+        where = "temporary SQLite files"
+    return f"flask-alembic: app {import_path}; test databases: {where}"
 
 
 def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> None:

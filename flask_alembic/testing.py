@@ -362,13 +362,17 @@ class Migrations:
 
     def migrate_to(self, target: str) -> MigrationResult:
         """Bring one bind to a revision, up or down: ``"analytics@abc123"``, ``"abc123"``
-        (its bind is found), ``"analytics@head"`` or ``"analytics@base"``."""
+        (its bind is found), ``"analytics@head"``, ``"analytics@base"``, or a step
+        count, ``"analytics@+1"`` (the next revision) or ``"analytics@-1"``."""
         bind, revision = self._split(target)
-        current = self.current(bind)
         if revision == "base":
             return self.downgrade("base", bind)
         if revision in ("head", "heads"):
             return self.upgrade("heads", bind)
+        if revision[:1] in "+-" and revision[1:].isdigit():
+            move = self.upgrade if revision[0] == "+" else self.downgrade
+            return move(f"{bind}@{revision}", bind)
+        current = self.current(bind)
         with self._context() as alembic:
             full = alembic.script.get_revision(revision).revision
             below = {

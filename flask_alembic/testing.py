@@ -302,15 +302,16 @@ class Migrations:
             urls = {b.name: b.engine.url for b in alembic.registry.all}
         self.binds: tuple[str, ...] = tuple(b.name for b in binds)
         self.databases = Databases(urls, servers or {})
+        try:
+            alembic._use_engines(app, self.databases.engines)
+            self._tables = _bind_tables(alembic, app)
+        except BaseException:
+            self.databases.close()
+            raise
         self._backends = {
             name: (backend_of(url), backend_of(self.databases.url(name)))
             for name, url in urls.items()
         }
-        try:
-            alembic._use_engines(app, self.databases.engines)
-        except BaseException:
-            self.databases.close()
-            raise
         self._minimum = tuple(minimum_revisions)
         self._upgrade: tuple[MigrationResult | None, str | None] | None = None
         self._walks: dict[str, Walk] = {}
@@ -320,12 +321,13 @@ class Migrations:
         #: Where the app came from, for the registration check's own process.
         self.import_path = import_path
         self.root = root
-        self._tables = _bind_tables(alembic, app)
 
     def close(self) -> None:
         """Point the app back at its own databases and drop the test databases."""
-        self.alembic._use_engines(self.app, None)
-        self.databases.close()
+        try:
+            self.alembic._use_engines(self.app, None)
+        finally:
+            self.databases.close()
 
     def __enter__(self) -> Migrations:
         return self

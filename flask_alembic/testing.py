@@ -638,9 +638,14 @@ class Migrations:
                     self.import_path, self.root, packages
                 )
             else:
-                self._registration = unregistered_tables(
-                    self.app, self.alembic, self._tables, packages
-                )
+                try:
+                    self._registration = unregistered_tables(
+                        self.app, self.alembic, self._tables, packages
+                    )
+                except Exception as exc:
+                    raise CheckFailed(
+                        _import_failure(packages, f"{type(exc).__name__}: {exc}")
+                    ) from exc
         return self._registration
 
     def check_models_registered(self, bind: str, packages: Iterable[str]) -> None:
@@ -916,7 +921,7 @@ def registration_in_subprocess(
     command = [
         sys.executable,
         "-c",
-        "import sys; from flask_alembic.testing import _registration_main; _registration_main()",
+        "from flask_alembic.testing import _registration_main; _registration_main()",
         import_path,
         str(root or ""),
         *packages,
@@ -924,12 +929,17 @@ def registration_in_subprocess(
     done = subprocess.run(command, capture_output=True, text=True, check=False, cwd=root)
     if done.returncode != 0:
         last = (done.stderr.strip().splitlines() or ["(no output)"])[-1]
-        raise CheckFailed(
-            f"importing the modules of {', '.join(packages)} to find models the app "
-            f"{import_path!r} does not register failed: {last}"
-        )
+        raise CheckFailed(_import_failure(packages, last))
     result: dict[str, list[str]] = json.loads(done.stdout.strip().splitlines()[-1])
     return result
+
+
+def _import_failure(packages: Iterable[str], error: str) -> str:
+    return (
+        f"importing every module of {', '.join(packages)} (to find models the app never "
+        f"imports) failed: {error}. Name the packages that hold models in "
+        "flask_alembic_models."
+    )
 
 
 def _registration_main() -> None:

@@ -20,6 +20,7 @@ from .testing import Skipped
 
 __all__ = [
     "SKIPPED",
+    "TESTS",
     "test_downgrade_leaves_no_trace",
     "test_models_match",
     "test_models_registered",
@@ -28,6 +29,16 @@ __all__ = [
     "test_upgrade",
 ]
 
+
+#: The generated tests, in the order they run.
+TESTS = (
+    "test_single_head",
+    "test_upgrade",
+    "test_models_match",
+    "test_up_down",
+    "test_downgrade_leaves_no_trace",
+    "test_models_registered",
+)
 
 #: The revisions whose downgrade was not tested, for the end-of-run summary.
 SKIPPED = pytest.StashKey[list[Skipped]]()

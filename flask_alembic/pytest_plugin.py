@@ -164,17 +164,18 @@ class _Checks(pytest.Module):
             app = _collection_app(self.config, self)
             if app is None:
                 return []
-            with app.app_context():
-                alembic = app.extensions.get("alembic")
-                if alembic is None:
-                    raise FlaskAlembicError(
-                        f"The app {app.name!r} has no Flask-Alembic extension.",
-                        hint="Call Alembic().init_app(app) in the app factory.",
-                    )
-                state.binds = tuple(b.name for b in alembic.registry.all if b.managed)
+            state.binds = _managed_binds(app)
         except FlaskAlembicError as exc:
             raise self.CollectError(f"flask-alembic: {exc}") from None
         wanted = set(self.config.getini("flask_alembic_tests"))
+        from . import pytest_checks
+
+        unknown = sorted(wanted - set(pytest_checks.TESTS))
+        if unknown:
+            raise self.CollectError(
+                f"flask-alembic: flask_alembic_tests names no test {', '.join(unknown)}; "
+                f"the tests are {', '.join(pytest_checks.TESTS)}."
+            )
         items = list(super().collect())
         if wanted:
             items = [i for i in items if i.name.split("[")[0] in wanted]
@@ -194,16 +195,36 @@ def pytest_collect_file(file_path: Path, parent: pytest.Collector) -> pytest.Col
 
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    """``flask_alembic_bind``: one test per managed bind of the app, ``[bind]`` in its id."""
     if "flask_alembic_bind" not in metafunc.fixturenames:
         return
-    binds = _session(metafunc.config).binds
-    if not binds:
-        app = _collection_app(metafunc.config, metafunc.definition.parent)  # type: ignore[arg-type]
-        if app is not None:
-            with app.app_context():
-                binds = tuple(b.name for b in app.extensions["alembic"].registry.all if b.managed)
-            _session(metafunc.config).binds = binds
-    metafunc.parametrize("flask_alembic_bind", binds, ids=list(binds))
+    from .errors import FlaskAlembicError
+
+    state = _session(metafunc.config)
+    if not state.binds:
+        parent: Any = metafunc.definition.parent
+        app = _collection_app(metafunc.config, parent)
+        if app is None:
+            raise FlaskAlembicError(
+                f"{metafunc.function.__name__} takes flask_alembic_bind, but no app is named.",
+                hint="Set flask_alembic_app = package.module:create_app in the ini file, "
+                "or override the flask_alembic_app fixture.",
+            )
+        state.binds = _managed_binds(app)
+    metafunc.parametrize("flask_alembic_bind", state.binds, ids=list(state.binds))
+
+
+def _managed_binds(app: Flask) -> tuple[str, ...]:
+    from .errors import FlaskAlembicError
+
+    alembic = app.extensions.get("alembic")
+    if alembic is None:
+        raise FlaskAlembicError(
+            f"The app {app.name!r} has no Flask-Alembic extension.",
+            hint="Call Alembic().init_app(app) in the app factory.",
+        )
+    with app.app_context():
+        return tuple(b.name for b in alembic.registry.all if b.managed)
 
 
 def pytest_report_header(config: pytest.Config) -> str | None:

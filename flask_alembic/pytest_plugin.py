@@ -89,6 +89,11 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     )
 
 
+def _words(config: pytest.Config, name: str) -> list[str]:
+    """An ini list option's values, one per line or several on a line."""
+    return [word for line in config.getini(name) for word in str(line).split()]
+
+
 def _root(config: pytest.Config) -> Path:
     return config.inipath.parent if config.inipath is not None else config.rootpath
 
@@ -167,7 +172,9 @@ class _Checks(pytest.Module):
             state.binds = _managed_binds(app)
         except FlaskAlembicError as exc:
             raise self.CollectError(f"flask-alembic: {exc}") from None
-        wanted = set(self.config.getini("flask_alembic_tests"))
+        wanted = {
+            name for line in self.config.getini("flask_alembic_tests") for name in line.split()
+        }
         from . import pytest_checks
 
         unknown = sorted(wanted - set(pytest_checks.TESTS))
@@ -278,7 +285,7 @@ flask_alembic_app = pytest.fixture(scope="session", name="flask_alembic_app")(_d
 @pytest.fixture(scope="session")
 def flask_alembic_models(pytestconfig: pytest.Config, flask_alembic_app: Flask) -> list[str]:
     """The packages imported to find models the app never registers."""
-    named = [str(p) for p in pytestconfig.getini("flask_alembic_models")]
+    named = _words(pytestconfig, "flask_alembic_models")
     if named:
         return named
     import_path = _session(pytestconfig).import_path
@@ -300,7 +307,7 @@ def flask_alembic_migrations(
         migrations = Migrations(
             flask_alembic_app,
             servers=parse_servers(pytestconfig.getini("flask_alembic_servers")),
-            minimum_revisions=pytestconfig.getini("flask_alembic_minimum_revisions"),
+            minimum_revisions=_words(pytestconfig, "flask_alembic_minimum_revisions"),
             import_path=state.import_path if state.app is flask_alembic_app else None,
             root=_root(pytestconfig),
         )

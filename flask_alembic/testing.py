@@ -703,12 +703,12 @@ def _minimum_filter(scripts: list[Script], minimum: Sequence[str], alembic: Alem
     for wanted in minimum:
         try:
             floor = alembic.script.get_revision(wanted)
-        except FlaskAlembicError:
-            continue
-        except Exception:  # Alembic's own lookup errors (unknown or ambiguous id)
-            continue
+        except Exception as exc:  # Alembic's own lookup errors (unknown or ambiguous id)
+            raise CheckFailed(
+                f"flask_alembic_minimum_revisions names {wanted!r}, which is no revision: {exc}"
+            ) from None
         if floor is None or floor.revision not in ids:
-            continue
+            continue  # another bind's
         below = {
             r.revision
             for r in alembic.script.revision_map.iterate_revisions(floor.revision, "base")

@@ -776,6 +776,8 @@ def _snapshot(
     inspector = sa.inspect(connection)
     found: dict[str, Any] = {}
     for schema in sorted(schemas, key=lambda s: s or ""):
+        if schema is not None and not inspector.has_schema(schema):
+            continue  # not created (yet): nothing in it
         names = [
             name
             for name in inspector.get_table_names(schema=schema)

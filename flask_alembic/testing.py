@@ -132,11 +132,16 @@ def parse_servers(lines: Iterable[str]) -> dict[str, sa.URL]:
 
 
 def _safe_line(line: str) -> str:
-    """A servers line for an error, its password hidden if it holds a URL."""
-    name, _, url = line.partition("=")
-    with contextlib.suppress(sa.exc.ArgumentError):
-        return f"{name.strip()} = {safe_url(sa.make_url(url.strip()))}"
-    return line
+    """A servers line for an error, the password of any URL in it hidden."""
+    words = []
+    for word in line.replace("=", " = ").split():
+        try:
+            url = sa.make_url(word)
+        except sa.exc.ArgumentError:
+            words.append(word)
+        else:
+            words.append(safe_url(url))
+    return " ".join(words)
 
 
 @dataclass

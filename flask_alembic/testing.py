@@ -165,6 +165,7 @@ class Databases:
     def __init__(self, urls: Mapping[str, sa.URL], servers: Mapping[str, sa.URL]) -> None:
         self._folder: tempfile.TemporaryDirectory[str] | None = None
         self._databases: dict[str, _Database] = {}
+        self._swept: set[str] = set()
         self.by_bind: dict[str, _Database] = {}
         try:
             for name, url in urls.items():
@@ -200,22 +201,42 @@ class Databases:
             # A throwaway file: no fsync at each commit (most of a step's time otherwise).
             sa.event.listen(engine, "connect", _no_sync)
             return _Database(url, engine, None)
-        name = f"{DATABASE_PREFIX}{secrets.token_hex(6)}"
+        self._sweep(admin)
+        name = f"{DATABASE_PREFIX}{_MACHINE}_{os.getpid()}_{secrets.token_hex(4)}"
         url = admin.set(database=name)
         database = _Database(url, sa.create_engine(url), admin)
         self._server("create", database)
         return database
 
+    def _sweep(self, admin: sa.URL) -> None:
+        """Drop the test databases a killed session left on ``admin``'s server: those
+        this machine made (same host name and process namespace) for a process that no
+        longer runs. Once per server; nothing else is looked at, nothing fails here."""
+        key = admin.render_as_string(hide_password=False)
+        if key in self._swept:
+            return
+        self._swept.add(key)
+        if admin.get_backend_name() == "postgresql":
+            query = "SELECT datname FROM pg_database"
+        else:
+            query = "SELECT SCHEMA_NAME FROM information_schema.SCHEMATA"
+        engine = sa.create_engine(admin, isolation_level="AUTOCOMMIT", poolclass=sa.NullPool)
+        try:
+            with contextlib.suppress(sa.exc.SQLAlchemyError), engine.connect() as connection:
+                for (name,) in connection.execute(sa.text(query)).all():
+                    if _left_behind(name):
+                        with contextlib.suppress(sa.exc.SQLAlchemyError):
+                            connection.execute(sa.text(_drop_statement(admin, name)))
+        finally:
+            engine.dispose()
+
     def _server(self, action: str, database: _Database) -> None:
         assert database.admin is not None
         name = database.url.database
-        backend = database.url.get_backend_name()
         if action == "create":
             statements = [f"CREATE DATABASE {name}"]
-        elif backend == "postgresql":
-            statements = [f"DROP DATABASE IF EXISTS {name} WITH (FORCE)"]
         else:
-            statements = [f"DROP DATABASE IF EXISTS {name}"]
+            statements = [_drop_statement(database.admin, str(name))]
         if action == "reset":
             statements.append(f"CREATE DATABASE {name}")
         admin = sa.create_engine(
@@ -261,6 +282,44 @@ class Databases:
             self._folder = None
         if errors:
             raise errors[0]
+
+
+def _machine() -> str:
+    """This machine and process namespace, in a few characters: the processes whose
+    ids a test database's name holds can be looked for here, and only here."""
+    import hashlib
+    import socket
+
+    namespace = ""
+    with contextlib.suppress(OSError):
+        namespace = str(os.stat("/proc/self/ns/pid").st_ino)
+    return hashlib.sha256(f"{socket.gethostname()}/{namespace}".encode()).hexdigest()[:8]
+
+
+_MACHINE = _machine()
+
+
+def _left_behind(name: str) -> bool:
+    """Whether test database ``name`` was made here by a process that has ended."""
+    if not name.startswith(DATABASE_PREFIX):
+        return False
+    machine, _, rest = name.removeprefix(DATABASE_PREFIX).partition("_")
+    pid, _, _ = rest.partition("_")
+    if machine != _MACHINE or not pid.isdigit() or int(pid) == os.getpid():
+        return False
+    try:
+        os.kill(int(pid), 0)
+    except ProcessLookupError:
+        return True
+    except OSError:
+        return False  # it runs, as another user
+    return False
+
+
+def _drop_statement(admin: sa.URL, name: str) -> str:
+    if admin.get_backend_name() == "postgresql":
+        return f"DROP DATABASE IF EXISTS {name} WITH (FORCE)"
+    return f"DROP DATABASE IF EXISTS {name}"
 
 
 def _no_sync(dbapi_connection: Any, record: Any) -> None:

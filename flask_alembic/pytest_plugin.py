@@ -269,6 +269,8 @@ def flask_alembic_migrations(
     from .testing import parse_servers
 
     state = _session(pytestconfig)
+    migrations: Migrations | None = None
+    failure = ""
     try:
         migrations = Migrations(
             flask_alembic_app,
@@ -278,7 +280,9 @@ def flask_alembic_migrations(
             root=_root(pytestconfig),
         )
     except FlaskAlembicError as exc:
-        pytest.fail(f"flask-alembic: {exc}", pytrace=False)
+        failure = f"flask-alembic: {exc}"
+    if migrations is None:  # failed outside the handler: no "During handling" chain
+        pytest.fail(failure, pytrace=False)
     try:
         yield migrations
     finally:

@@ -707,3 +707,4 @@ def test_bad_servers(
     result.stdout.fnmatch_lines([f"flask-alembic: {message}"])
     output = result.stdout.str() + result.stderr.str()
     assert "s3cret-pw" not in output
+    assert "During handling" not in output

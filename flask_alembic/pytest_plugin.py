@@ -205,8 +205,14 @@ def pytest_report_header(config: pytest.Config) -> str | None:
     import_path = str(config.getini("flask_alembic_app") or "").strip()
     if not import_path:
         return None
-    servers = [line.split("=", 1)[0].strip() for line in config.getini("flask_alembic_servers")]
-    where = f"; on servers: {', '.join(servers)}" if servers else ""
+    from .errors import FlaskAlembicError
+    from .testing import parse_servers
+
+    try:  # only the bind names: a line that does not parse may hold a password anywhere
+        servers = list(parse_servers(config.getini("flask_alembic_servers")))
+        where = f"; on servers: {', '.join(servers)}" if servers else ""
+    except FlaskAlembicError:
+        where = "; flask_alembic_servers is not valid (see the errors)"
     return f"flask-alembic: app {import_path}; binds on temporary SQLite files{where}"
 
 

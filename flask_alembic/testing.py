@@ -34,6 +34,7 @@ from .errors import FlaskAlembicError
 from .errors import MigrationFailedError
 from .redact import describe_exception
 from .redact import safe_url
+from .redact import scrub
 from .redact import url_secrets
 
 if TYPE_CHECKING:
@@ -109,9 +110,10 @@ def parse_servers(lines: Iterable[str]) -> dict[str, sa.URL]:
         try:
             parsed = sa.make_url(url.strip())
         except sa.exc.ArgumentError as exc:
+            # The '=' may be a password's, with the real separator missing: show the
+            # whole line, its passwords hidden, rather than a "bind" holding half of one.
             raise FlaskAlembicError(
-                f"flask_alembic_servers: the URL for bind {name.strip()!r} is not a database URL.",
-                bind=name.strip(),
+                f"flask_alembic_servers: the URL in {_safe_line(line)!r} is not a database URL.",
                 hint="Write a SQLAlchemy URL, e.g. mysql+pymysql://root@127.0.0.1/mysql.",
             ) from exc
         if parsed.get_backend_name() not in ("postgresql", "mysql", "mariadb"):
@@ -127,11 +129,12 @@ def parse_servers(lines: Iterable[str]) -> dict[str, sa.URL]:
 
 
 def _safe_line(line: str) -> str:
-    """A servers line for an error, its password hidden if it holds a URL."""
-    name, _, url = line.partition("=")
-    with contextlib.suppress(sa.exc.ArgumentError):
-        return f"{name.strip()} = {safe_url(sa.make_url(url.strip()))}"
-    return line
+    """A servers line for an error, the password of any URL in it hidden."""
+    hidden: list[str] = []
+    for word in line.split():  # no '=', or one inside the password: split on spaces
+        with contextlib.suppress(sa.exc.ArgumentError):
+            hidden.extend(url_secrets(sa.make_url(word)))
+    return scrub(line, hidden)
 
 
 @dataclass

@@ -671,6 +671,16 @@ def test_bad_app_path(
     ("line", "message"),
     [
         (
+            "default postgresql+psycopg://fa:s3cret-pw@127.0.0.1:1/postgres",
+            "flask_alembic_servers: 'default postgresql+psycopg://fa:***@127.0.0.1:1/postgres'"
+            " is not 'BIND = URL'.*",
+        ),
+        (
+            "default postgresql+psycopg://fa:s3cret-pw=x@127.0.0.1:1/postgres",
+            "flask_alembic_servers: the URL in"
+            " 'default postgresql+psycopg://fa:***@127.0.0.1:1/postgres' is not a database URL.*",
+        ),
+        (
             "default = sqlite:///s3cret-pw.db",
             "flask_alembic_servers: bind 'default' names a sqlite server; only PostgreSQL,"
             " MariaDB and MySQL servers get a database per session.*",
@@ -686,7 +696,13 @@ def test_bad_app_path(
             " mysql+pymysql://fa:***@127.0.0.1:1/mysql: *",
         ),
     ],
-    ids=["sqlite", "postgresql-unreachable", "mysql-unreachable"],
+    ids=[
+        "no-equals",
+        "equals-in-password",
+        "sqlite",
+        "postgresql-unreachable",
+        "mysql-unreachable",
+    ],
 )
 def test_bad_servers(
     pytester: pytest.Pytester, make_project: MakeProject, line: str, message: str

@@ -193,7 +193,12 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
         return
     binds = _session(metafunc.config).binds
     if not binds:
-        app = _collection_app(metafunc.config, metafunc.definition.parent)  # type: ignore[arg-type]
+        from .errors import FlaskAlembicError
+
+        try:
+            app = _collection_app(metafunc.config, metafunc.definition.parent)  # type: ignore[arg-type]
+        except FlaskAlembicError as exc:  # the message alone, as for the generated tests
+            raise pytest.Collector.CollectError(f"flask-alembic: {exc}") from None
         if app is not None:
             with app.app_context():
                 binds = tuple(b.name for b in app.extensions["alembic"].registry.all if b.managed)

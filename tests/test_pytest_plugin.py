@@ -641,7 +641,7 @@ def test_app_fixture_taking_fixtures(pytester: pytest.Pytester, make_project: Ma
     )
 
 
-@pytest.mark.parametrize("user_tests", [False], ids=["alone"])
+@pytest.mark.parametrize("user_tests", [False, True], ids=["alone", "with-user-tests"])
 def test_bad_app_path(
     pytester: pytest.Pytester, make_project: MakeProject, user_tests: bool
 ) -> None:

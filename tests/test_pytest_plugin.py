@@ -27,6 +27,7 @@ import sqlalchemy as sa
 import sqlalchemy.dialects.mysql
 import sqlalchemy.dialects.postgresql
 from conftest import _server_url
+from conftest import MakeURL
 
 from flask_alembic import pytest_checks
 from flask_alembic import testing
@@ -513,6 +514,10 @@ def test_healthy_project_and_fixtures(
     } | {f"test_each_bind[{bind}]": "PASSED" for bind in BINDS3}
     assert statuses(result) == generated(BINDS3) | mine
     assert result.ret == 0
+    servers = "; on servers: default, analytics, audit" if dialect != "sqlite" else ""
+    result.stdout.fnmatch_lines(
+        [f"flask-alembic: app shop:create_app; binds on temporary SQLite files{servers}"]
+    )
 
 
 def test_entry_point_in_a_new_process(pytester: pytest.Pytester, make_project: MakeProject) -> None:
@@ -582,9 +587,13 @@ def test_inactive_without_an_app(pytester: pytest.Pytester, make_project: MakePr
     assert "flask-alembic" not in result.stdout.str()
 
 
-def test_app_fixture_overridden(pytester: pytest.Pytester, make_project: MakeProject) -> None:
+@pytest.mark.parametrize("give", ["return", "yield"])
+def test_app_fixture_overridden(
+    pytester: pytest.Pytester, make_project: MakeProject, give: str
+) -> None:
     """A project's own no-argument ``flask_alembic_app`` fixture names the app instead of
-    the ini file; the unregistered-model check runs on it too."""
+    the ini file (returning the app or yielding it); the unregistered-model check runs on
+    it too."""
     project = broken(make_project, "sqlite")
     del project.ini["flask_alembic_app"]
     project.write()
@@ -594,7 +603,7 @@ def test_app_fixture_overridden(pytester: pytest.Pytester, make_project: MakePro
         encoding="utf-8",
     )
     pytester.makeconftest(
-        """
+        f"""
         import pytest
 
         from shop import create_app
@@ -602,7 +611,7 @@ def test_app_fixture_overridden(pytester: pytest.Pytester, make_project: MakePro
 
         @pytest.fixture(scope="session")
         def flask_alembic_app():
-            return create_app()
+            {give} create_app()
         """
     )
     result = run(pytester)
@@ -723,4 +732,31 @@ def test_bad_servers(
     result.stdout.fnmatch_lines([f"flask-alembic: {message}"])
     output = result.stdout.str() + result.stderr.str()
     assert "s3cret-pw" not in output
+    assert "During handling" not in output
+
+
+@pytest.mark.parametrize("server", ["postgresql", "mysql"])
+def test_server_refuses_with_password(
+    pytester: pytest.Pytester, make_project: MakeProject, make_url: MakeURL, server: str
+) -> None:
+    """A real user with a password who may not create databases: the server's refusal is
+    one line naming the server, and the password is nowhere in the output."""
+    password = "pw-s3cret-9"
+    url = make_url(server, password=password)
+    project = broken(make_project, "sqlite")
+    project.ini["flask_alembic_servers"] = f"analytics = {url}"
+    project.ini["flask_alembic_tests"] = "test_upgrade"
+    project.write()
+    result = run(pytester)
+    assert statuses(result) == {
+        "test_upgrade[default]": "ERROR",
+        "test_upgrade[analytics]": "ERROR",
+    }
+    shown = sa.make_url(url).render_as_string(hide_password=True)
+    result.stdout.fnmatch_lines(
+        [f"flask-alembic: Could not create the test database fa_test_* on {shown}: *denied*"]
+    )
+    result.stdout.fnmatch_lines(["flask-alembic: app shop:create_app; *; on servers: analytics"])
+    output = result.stdout.str() + result.stderr.str()
+    assert password not in output
     assert "During handling" not in output

@@ -210,14 +210,17 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     state = _session(metafunc.config)
     if not state.binds:
         parent: Any = metafunc.definition.parent
-        app = _collection_app(metafunc.config, parent)
-        if app is None:
-            raise FlaskAlembicError(
-                f"{metafunc.function.__name__} takes flask_alembic_bind, but no app is named.",
-                hint="Set flask_alembic_app = package.module:create_app in the ini file, "
-                "or override the flask_alembic_app fixture.",
-            )
-        state.binds = _managed_binds(app)
+        try:
+            app = _collection_app(metafunc.config, parent)
+            if app is None:
+                raise FlaskAlembicError(
+                    f"{metafunc.function.__name__} takes flask_alembic_bind, but no app is named.",
+                    hint="Set flask_alembic_app = package.module:create_app in the ini file, "
+                    "or override the flask_alembic_app fixture.",
+                )
+            state.binds = _managed_binds(app)
+        except FlaskAlembicError as exc:  # the message alone, as for the generated tests
+            raise pytest.Collector.CollectError(f"flask-alembic: {exc}") from None
     metafunc.parametrize("flask_alembic_bind", state.binds, ids=list(state.binds))
 
 
@@ -238,8 +241,15 @@ def pytest_report_header(config: pytest.Config) -> str | None:
     import_path = str(config.getini("flask_alembic_app") or "").strip()
     if not import_path:
         return None
-    servers = [line.split("=", 1)[0].strip() for line in config.getini("flask_alembic_servers")]
-    servers = [name for name in servers if name and not name.startswith("#")]
+    from .errors import FlaskAlembicError
+    from .testing import parse_servers
+
+    try:  # only the bind names: a line that does not parse may hold a password anywhere
+        servers = list(parse_servers(config.getini("flask_alembic_servers")))
+    except FlaskAlembicError:
+        return (
+            f"flask-alembic: app {import_path}; flask_alembic_servers is not valid (see the errors)"
+        )
     if "*" in servers:
         where = "a new database on a server for every bind"
     elif servers:
@@ -303,6 +313,8 @@ def flask_alembic_migrations(
     from .testing import parse_servers
 
     state = _session(pytestconfig)
+    migrations: Migrations | None = None
+    failure = ""
     try:
         migrations = Migrations(
             flask_alembic_app,
@@ -312,7 +324,9 @@ def flask_alembic_migrations(
             root=_root(pytestconfig),
         )
     except FlaskAlembicError as exc:
-        pytest.fail(f"flask-alembic: {exc}", pytrace=False)
+        failure = f"flask-alembic: {exc}"
+    if migrations is None:  # failed outside the handler: no "During handling" chain
+        pytest.fail(failure, pytrace=False)
     try:
         yield migrations
     finally:

@@ -37,6 +37,7 @@ from .errors import MigrationFailedError
 from .identity import backend_of
 from .redact import describe_exception
 from .redact import safe_url
+from .redact import scrub
 from .redact import url_secrets
 
 if TYPE_CHECKING:
@@ -55,6 +56,9 @@ __all__ = [
     "load_app",
     "parse_servers",
 ]
+
+#: The message a hint's ``revision`` command shows.
+_CHANGE = '"describe the change"'
 
 _NAMES = {"sqlite": "SQLite", "postgresql": "PostgreSQL", "mysql": "MariaDB/MySQL"}
 
@@ -114,9 +118,10 @@ def parse_servers(lines: Iterable[str]) -> dict[str, sa.URL]:
         try:
             parsed = sa.make_url(url.strip())
         except sa.exc.ArgumentError as exc:
+            # The '=' may be a password's, with the real separator missing: show the
+            # whole line, its passwords hidden, rather than a "bind" holding half of one.
             raise FlaskAlembicError(
-                f"flask_alembic_servers: the URL for bind {name.strip()!r} is not a database URL.",
-                bind=name.strip(),
+                f"flask_alembic_servers: the URL in {_safe_line(line)!r} is not a database URL.",
                 hint="Write a SQLAlchemy URL, e.g. mysql+pymysql://root@127.0.0.1/mysql.",
             ) from exc
         if parsed.get_backend_name() not in ("postgresql", "mysql", "mariadb"):
@@ -133,15 +138,11 @@ def parse_servers(lines: Iterable[str]) -> dict[str, sa.URL]:
 
 def _safe_line(line: str) -> str:
     """A servers line for an error, the password of any URL in it hidden."""
-    words = []
-    for word in line.replace("=", " = ").split():
-        try:
-            url = sa.make_url(word)
-        except sa.exc.ArgumentError:
-            words.append(word)
-        else:
-            words.append(safe_url(url))
-    return " ".join(words)
+    hidden: list[str] = []
+    for word in line.split():  # no '=', or one inside the password: split on spaces
+        with contextlib.suppress(sa.exc.ArgumentError):
+            hidden.extend(url_secrets(sa.make_url(word)))
+    return scrub(line, hidden)
 
 
 @dataclass
@@ -607,7 +608,7 @@ class Migrations:
         raise CheckFailed(
             f"bind {bind!r}: the models differ from the database upgraded to {heads}; "
             f"autogenerate would write:\n{written}\n"
-            f"Write a revision: {self._command('revision', '--bind', bind, 'the change')}."
+            f"Write a revision: {self._command('revision', '--bind', bind, _CHANGE)}."
         )
 
     def walk(self, bind: str) -> Walk:

@@ -259,13 +259,37 @@ class Databases:
             admin.dispose()
 
     def reset(self) -> None:
-        """Empty every test database: drop it and create it again (delete the file)."""
+        """Empty every test database: delete the SQLite file; on PostgreSQL drop every
+        schema (``public`` made again), as creating a database takes a checkpoint; on
+        MariaDB/MySQL drop the database and create it again."""
         for database in self._databases.values():
             database.engine.dispose()
             if database.admin is None:
                 _remove_sqlite(database.url)
+            elif database.url.get_backend_name() == "postgresql":
+                self._empty_postgresql(database)
             else:
                 self._server("reset", database)
+
+    def _empty_postgresql(self, database: _Database) -> None:
+        engine = sa.create_engine(database.url, isolation_level="AUTOCOMMIT", poolclass=sa.NullPool)
+        try:
+            with engine.connect() as connection:
+                schemas = connection.execute(sa.text(_PG_SCHEMAS)).scalars().all()
+                if schemas == ["public"] and not connection.execute(sa.text(_PG_ANYTHING)).first():
+                    return  # empty already
+                quote = connection.dialect.identifier_preparer.quote
+                for schema in schemas:
+                    connection.execute(sa.text(f"DROP SCHEMA {quote(schema)} CASCADE"))
+                connection.execute(sa.text("CREATE SCHEMA public"))
+        except sa.exc.SQLAlchemyError as exc:
+            raise FlaskAlembicError(
+                f"Could not empty the test database {database.url.database}: "
+                f"{describe_exception(exc, url_secrets(database.url))}",
+                hint="Close the connections a test left open to it.",
+            ) from None
+        finally:
+            engine.dispose()
 
     def close(self) -> None:
         """Drop every test database and remove the temporary folder."""
@@ -315,6 +339,20 @@ def _left_behind(name: str) -> bool:
     except OSError:
         return False  # it runs, as another user
     return False
+
+
+#: PostgreSQL's schemas that migrations may have filled (all but the system's).
+_PG_SCHEMAS = (
+    "SELECT nspname FROM pg_namespace WHERE nspname NOT IN ('pg_catalog', "
+    "'information_schema', 'pg_toast') AND nspname NOT LIKE 'pg\\_temp\\_%' "
+    "AND nspname NOT LIKE 'pg\\_toast\\_temp\\_%' ORDER BY nspname"
+)
+#: Anything in ``public``: a relation (table, view, sequence, index), a type, a function.
+_PG_ANYTHING = (
+    "SELECT 1 FROM pg_class WHERE relnamespace = 'public'::regnamespace "
+    "UNION ALL SELECT 1 FROM pg_type WHERE typnamespace = 'public'::regnamespace "
+    "UNION ALL SELECT 1 FROM pg_proc WHERE pronamespace = 'public'::regnamespace LIMIT 1"
+)
 
 
 def _drop_statement(admin: sa.URL, name: str) -> str:

@@ -327,7 +327,20 @@ class Command:
 
 
 def pytest_command(ini: str, *extra: str) -> list[str]:
-    return [PYTHON, "-m", "pytest", "-c", ini, "-q", "-p", "no:cacheprovider", *extra]
+    # pytest's temporary folders (pytest-alembic's SQLite files) inside the project, so
+    # that they go with it.
+    return [
+        PYTHON,
+        "-m",
+        "pytest",
+        "-c",
+        ini,
+        "-q",
+        "-p",
+        "no:cacheprovider",
+        "--basetemp=pytest-tmp",
+        *extra,
+    ]
 
 
 def timed(command: Command, cwd: Path) -> float:

@@ -427,6 +427,9 @@ class Migrations:
         self._minimum = tuple(minimum_revisions)
         self._upgrade: tuple[MigrationResult | None, str | None] | None = None
         self._walks: dict[str, Walk] = {}
+        #: Whether the up/down walk also compares schemas (for the no-trace check, which
+        #: shares it); the plugin turns it off when that test is not run.
+        self.compare_schemas = True
         #: SQLite tables already reflected, by their schema text (see :func:`_snapshot`).
         self._reflected: dict[Any, Any] = {}
         self._registration: dict[str, list[str]] | None = None
@@ -649,15 +652,17 @@ class Migrations:
             f"Write a revision: {self._command('revision', '--bind', bind, _CHANGE)}."
         )
 
-    def walk(self, bind: str) -> Walk:
+    def walk(self, bind: str, *, compare: bool = True) -> Walk:
         """Every revision of ``bind`` upgraded, downgraded and upgraded again, one at a
-        time from empty databases, with the schema compared around each downgrade."""
-        if bind not in self._walks:
-            self._walks[bind] = self._walk(bind)
-        return self._walks[bind]
+        time from empty databases; with ``compare``, the schema compared around each
+        downgrade. Kept: walked again only to compare what was not compared."""
+        walk = self._walks.get(bind)
+        if walk is None or (compare and not walk.compared):
+            walk = self._walks[bind] = self._walk(bind, compare)
+        return walk
 
-    def _walk(self, bind: str) -> Walk:
-        walk = Walk(bind)
+    def _walk(self, bind: str, compare: bool) -> Walk:
+        walk = Walk(bind, compared=compare)
         with self._context() as alembic:
             scripts = list(reversed(alembic.log(bind=bind)))
             tested = _minimum_filter(scripts, self._minimum, alembic)
@@ -676,11 +681,11 @@ class Migrations:
                     )
                     self.upgrade(rev, bind)
                     continue
-                schema = self.schema(bind)
+                schema = self.schema(bind) if compare else {}
                 self.upgrade(rev, bind)
                 walk.step = "downgrade"
                 self.downgrade(_below(script), bind)
-                after = self.schema(bind)
+                after = self.schema(bind) if compare else {}
                 if after != schema:
                     walk.traces.append((rev, _path(script), _schema_diff(schema, after)))
                 walk.step = "upgrade again"
@@ -694,7 +699,7 @@ class Migrations:
 
     def check_up_down(self, bind: str) -> list[Skipped]:
         """Each revision of ``bind`` upgrades, downgrades and upgrades again."""
-        walk = self.walk(bind)
+        walk = self.walk(bind, compare=self.compare_schemas)
         if walk.failure is not None:
             rev, path, step, error = walk.failure
             raise CheckFailed(
@@ -777,6 +782,8 @@ class Walk:
     """What walking a bind's revisions up, down and up again found."""
 
     bind: str
+    #: Whether the schema was compared around each downgrade (:attr:`traces`).
+    compared: bool = True
     checked: list[str] = field(default_factory=list)
     skipped: list[Skipped] = field(default_factory=list)
     #: Revisions whose downgrade left the schema changed: (revision, path, difference).

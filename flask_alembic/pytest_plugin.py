@@ -312,7 +312,8 @@ def flask_alembic_migrations(
             root=_root(pytestconfig),
         )
     except FlaskAlembicError as exc:
-        pytest.fail(f"flask-alembic: {exc}", pytrace=False)
+        # "from None": no "During handling" copy of the message under it.
+        raise pytest.fail.Exception(f"flask-alembic: {exc}", pytrace=False) from None
     try:
         yield migrations
     finally:

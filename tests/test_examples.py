@@ -352,6 +352,30 @@ def test_testing_example_failure_names_bind_and_revision(tmp_path: Path) -> None
     assert "During handling" not in result.stdout, describe(result)
 
 
+def test_testing_example_unreachable_server_is_one_clear_error(tmp_path: Path) -> None:
+    """A server the plugin cannot log in to errors every test once, naming the server
+    without its password, and the fix; the message is printed once per test."""
+    admin = _server_url("postgresql").set(username="fa_nobody", password="pw-kept-secret")
+    url = admin.render_as_string(hide_password=False)
+    result = run_pytest(
+        copy_testing_example(tmp_path), tmp_path, "-o", f"flask_alembic_servers=* = {url}"
+    )
+    assert result.returncode == 1, describe(result)
+    assert set(outcomes(result).values()) == {"ERROR"}, describe(result)
+    message = (
+        f"flask-alembic: Could not create the test database fa_test_\\w+ on "
+        f"{re.escape(admin.render_as_string(hide_password=True))}: OperationalError: .*"
+        'role "fa_nobody" does not exist. Check the server in flask_alembic_servers is up '
+        "and the user may create databases."
+    )
+    # pytest reports a session fixture's error with each test that uses it.
+    errors = len(outcomes(result))
+    assert errors == len(CHECKS) * len(TESTING_BINDS) + len(DATA_TESTS), describe(result)
+    assert len(re.findall(message, result.stdout)) == errors, describe(result)
+    assert "During handling" not in result.stdout, describe(result)
+    assert "pw-kept-secret" not in result.stdout + result.stderr
+
+
 def test_testing_example_with_the_app_fixture_overridden(tmp_path: Path) -> None:
     """Without the ini option, a no-argument ``flask_alembic_app`` fixture in the
     ``tests/conftest.py`` the generated tests are collected under turns the plugin on."""

@@ -60,6 +60,8 @@ _NAMES = {"sqlite": "SQLite", "postgresql": "PostgreSQL", "mysql": "MariaDB/MySQ
 
 #: The prefix of every database this module creates on a server (dropped at the end).
 DATABASE_PREFIX = "fa_test_"
+#: The message of the revision a hint suggests, quoted so that the command runs as shown.
+_DESCRIBE = '"describe the change"'
 
 
 class CheckFailed(AssertionError):
@@ -607,7 +609,7 @@ class Migrations:
         raise CheckFailed(
             f"bind {bind!r}: the models differ from the database upgraded to {heads}; "
             f"autogenerate would write:\n{written}\n"
-            f"Write a revision: {self._command('revision', '--bind', bind, 'the change')}."
+            f"Write a revision: {self._command('revision', '--bind', bind, _DESCRIBE)}."
         )
 
     def walk(self, bind: str) -> Walk:

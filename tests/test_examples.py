@@ -423,3 +423,27 @@ def test_testing_example_choosing_an_unknown_test(tmp_path: Path) -> None:
         "flask-alembic: flask_alembic_tests names no test test_updown; the tests are "
         f"{', '.join(CHECKS)}."
     ) in flat(result.stdout), describe(result)
+
+
+def test_testing_example_model_without_revision(tmp_path: Path) -> None:
+    """A model column without a revision fails that bind's models-match test only, showing
+    the operation autogenerate would write and a revision command that runs as shown."""
+    folder = copy_testing_example(tmp_path)
+    models = folder / "shop" / "__init__.py"
+    source = models.read_text()
+    viewed_at = "    viewed_at: Mapped[datetime] = mapped_column(default=_now)\n"
+    assert source.count(viewed_at) == 1
+    referrer = "    referrer: Mapped[str | None] = mapped_column(sa.String(500))\n"
+    models.write_text(source.replace(viewed_at, viewed_at + referrer))
+    result = run_pytest(folder, tmp_path)
+    assert result.returncode == 1, describe(result)
+    failed = {name for name, outcome in outcomes(result).items() if outcome == "FAILED"}
+    assert failed == {"tests/conftest.py::test_models_match[analytics]"}, describe(result)
+    assert (
+        "bind 'analytics': the models differ from the database upgraded to 6730c66505ba "
+        "(shop/migrations/analytics/6730c66505ba_lowercase_page_view_paths.py); autogenerate "
+        "would write:\n"
+        "    op.add_column('page_view', sa.Column('referrer', sa.String(length=500), "
+        "nullable=True))\n"
+        "Write a revision: 'flask db revision --bind analytics \"describe the change\"'.\n"
+    ) in result.stdout, describe(result)

@@ -57,13 +57,12 @@ __all__ = [
     "parse_servers",
 ]
 
-#: The message a hint's ``revision`` command shows.
-_CHANGE = '"describe the change"'
-
 _NAMES = {"sqlite": "SQLite", "postgresql": "PostgreSQL", "mysql": "MariaDB/MySQL"}
 
 #: The prefix of every database this module creates on a server (dropped at the end).
 DATABASE_PREFIX = "fa_test_"
+#: The message of the revision a hint suggests, quoted so that the command runs as shown.
+_DESCRIBE = '"describe the change"'
 
 
 class CheckFailed(AssertionError):
@@ -649,7 +648,7 @@ class Migrations:
         raise CheckFailed(
             f"bind {bind!r}: the models differ from the database upgraded to {heads}; "
             f"autogenerate would write:\n{written}\n"
-            f"Write a revision: {self._command('revision', '--bind', bind, _CHANGE)}."
+            f"Write a revision: {self._command('revision', '--bind', bind, _DESCRIBE)}."
         )
 
     def walk(self, bind: str, *, compare: bool = True) -> Walk:

@@ -15,6 +15,8 @@ from dataclasses import field
 from pathlib import Path
 
 import pytest
+import sqlalchemy as sa
+from conftest import _server_url
 
 EXAMPLES_DIR = Path(__file__).resolve().parent.parent / "examples"
 
@@ -211,3 +213,237 @@ def test_docstring_says_how_to_run(example: Example) -> None:
     docstring = ast.get_docstring(ast.parse(source)) or ""
     for command in ('db revision "initial"', "db upgrade", "db current"):
         assert f"flask --app examples/{example.name} {command}" in docstring
+
+
+# -- examples/testing_migrations: the pytest plugin on a two-bind app ----------------------
+
+TESTING_EXAMPLE = EXAMPLES_DIR / "testing_migrations"
+#: The generated tests, in the order the plugin collects them, and the app's binds.
+CHECKS = (
+    "test_single_head",
+    "test_upgrade",
+    "test_models_match",
+    "test_up_down",
+    "test_downgrade_leaves_no_trace",
+    "test_models_registered",
+)
+TESTING_BINDS = ("default", "analytics")
+DATA_TESTS = (
+    "test_order_totals_move_to_cents",
+    "test_order_totals_come_back_on_downgrade",
+    "test_page_view_paths_are_lowercased",
+)
+CENTS_REVISION = "shop/migrations/294f3f1230a2_order_totals_in_cents.py"
+
+
+def copy_testing_example(tmp_path: Path) -> Path:
+    folder = tmp_path / "testing_migrations"
+    shutil.copytree(
+        TESTING_EXAMPLE, folder, ignore=shutil.ignore_patterns("instance", "__pycache__")
+    )
+    return folder
+
+
+def run_pytest_process(
+    folder: Path, tmp_path: Path, *args: str
+) -> tuple[subprocess.CompletedProcess[str], int]:
+    """``python -m pytest -v`` in ``folder``, a process of its own with its own ini file,
+    and that process's id (part of the names of the databases it creates on a server).
+
+    Its temporary files (the plugin's SQLite databases) go under ``tmp_path``, and it
+    writes no bytecode or cache, so nothing is left outside the copy.
+    """
+    temp = tmp_path / "tmp"
+    temp.mkdir(exist_ok=True)
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("FLASK_", "PYTEST_", "COV_"))}
+    env.update(TMPDIR=str(temp), PYTHONDONTWRITEBYTECODE="1")
+    command = [sys.executable, "-m", "pytest", "-v", "-p", "no:cacheprovider", "-p", "no:cov"]
+    with subprocess.Popen(
+        [*command, *args],
+        cwd=folder,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    ) as process:
+        stdout, stderr = process.communicate(timeout=300)
+    result = subprocess.CompletedProcess(process.args, process.returncode, stdout, stderr)
+    return result, process.pid
+
+
+def run_pytest(folder: Path, tmp_path: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    """:func:`run_pytest_process` without the process id."""
+    return run_pytest_process(folder, tmp_path, *args)[0]
+
+
+def outcomes(result: subprocess.CompletedProcess[str]) -> dict[str, str]:
+    """Each test's outcome in ``-v`` output, by its node id."""
+    found = re.findall(r"^(tests/\S+::\S+) (PASSED|FAILED|SKIPPED|ERROR)", result.stdout, re.M)
+    return dict(found)
+
+
+def server_databases(url: str, pid: int) -> set[str]:
+    """The ``fa_test_`` databases on the server of ``url`` that process ``pid`` created
+    (other test sessions may be running on the same server)."""
+    engine = sa.create_engine(url)
+    try:
+        with engine.connect() as connection:
+            names = sa.inspect(connection).get_schema_names()
+            if connection.dialect.name == "postgresql":
+                names = list(connection.scalars(sa.text("SELECT datname FROM pg_database")))
+        return {n for n in names if n.startswith("fa_test_") and f"_{pid}_" in n}
+    finally:
+        engine.dispose()
+
+
+def test_testing_example_passes(tmp_path: Path, dialect: str) -> None:
+    """The example's own pytest run passes: every generated test per bind, its data tests,
+    and the irreversible revision in the summary; the app's own databases are never
+    created, and on a server no test database is left."""
+    folder = copy_testing_example(tmp_path)
+    args: list[str] = []
+    url = None
+    if dialect != "sqlite":
+        url = _server_url(dialect).render_as_string(hide_password=False)
+        args = ["-o", f"flask_alembic_servers=* = {url}"]
+    result, pid = run_pytest_process(folder, tmp_path, *args)
+    assert result.returncode == 0, describe(result)
+    where = "temporary SQLite files" if url is None else "a new database on a server for every bind"
+    assert f"flask-alembic: app shop:create_app; test databases: {where}\n" in result.stdout
+    expected = {f"tests/conftest.py::{c}[{b}]" for c in CHECKS for b in TESTING_BINDS}
+    expected |= {f"tests/test_data_migrations.py::{t}" for t in DATA_TESTS}
+    assert outcomes(result) == dict.fromkeys(expected, "PASSED"), describe(result)
+    assert (
+        "analytics: 6730c66505ba "
+        "(shop/migrations/analytics/6730c66505ba_lowercase_page_view_paths.py): "
+        "irreversible: the paths' original case is not kept"
+    ) in result.stdout, describe(result)
+    assert list((tmp_path / "tmp").iterdir()) == [], "temporary files left behind"
+    # The app's own SQLite files (in its instance folder) were never opened.
+    assert list((folder / "instance").iterdir()) == []
+    if url is not None:
+        assert server_databases(url, pid) == set(), "test databases left on the server"
+
+
+def test_testing_example_failure_names_bind_and_revision(tmp_path: Path) -> None:
+    """A downgrade that forgets a column fails the up/down and no-trace tests of that bind
+    only, each naming the revision and its file once, without a chained traceback."""
+    folder = copy_testing_example(tmp_path)
+    revision = folder / CENTS_REVISION
+    source = revision.read_text()
+    assert source.count('batch.drop_column("total_cents")\n') == 1
+    revision.write_text(source.replace('        batch.drop_column("total_cents")\n', ""))
+    result = run_pytest(folder, tmp_path)
+    assert result.returncode == 1, describe(result)
+    failed = {name for name, outcome in outcomes(result).items() if outcome == "FAILED"}
+    assert failed == {
+        "tests/conftest.py::test_up_down[default]",
+        "tests/conftest.py::test_downgrade_leaves_no_trace[default]",
+    }, describe(result)
+    trace = (
+        f"bind 'default': downgrading revision 294f3f1230a2 ({CENTS_REVISION}) "
+        "does not give back the schema from before it:\n  ~ table orders: columns changed"
+    )
+    upgrade_again = (
+        f"bind 'default': revision 294f3f1230a2 ({CENTS_REVISION}) failed to upgrade again"
+    )
+    assert result.stdout.count(trace) == 1, describe(result)
+    assert result.stdout.count(upgrade_again) == 1, describe(result)
+    assert "During handling" not in result.stdout, describe(result)
+
+
+def test_testing_example_unreachable_server_is_one_clear_error(tmp_path: Path) -> None:
+    """A server the plugin cannot log in to errors every test once, naming the server
+    without its password, and the fix; the message is printed once per test."""
+    admin = _server_url("postgresql").set(username="fa_nobody", password="pw-kept-secret")
+    url = admin.render_as_string(hide_password=False)
+    result = run_pytest(
+        copy_testing_example(tmp_path), tmp_path, "-o", f"flask_alembic_servers=* = {url}"
+    )
+    assert result.returncode == 1, describe(result)
+    assert set(outcomes(result).values()) == {"ERROR"}, describe(result)
+    message = (
+        f"flask-alembic: Could not create the test database fa_test_\\w+ on "
+        f"{re.escape(admin.render_as_string(hide_password=True))}: OperationalError: .*"
+        'role "fa_nobody" does not exist. Check the server in flask_alembic_servers is up '
+        "and the user may create databases."
+    )
+    # pytest reports a session fixture's error with each test that uses it.
+    errors = len(outcomes(result))
+    assert errors == len(CHECKS) * len(TESTING_BINDS) + len(DATA_TESTS), describe(result)
+    assert len(re.findall(message, result.stdout)) == errors, describe(result)
+    assert "During handling" not in result.stdout, describe(result)
+    assert "pw-kept-secret" not in result.stdout + result.stderr
+
+
+def test_testing_example_with_the_app_fixture_overridden(tmp_path: Path) -> None:
+    """Without the ini option, a no-argument ``flask_alembic_app`` fixture in the
+    ``tests/conftest.py`` the generated tests are collected under turns the plugin on."""
+    folder = copy_testing_example(tmp_path)
+    ini = folder / "pytest.ini"
+    lines = ini.read_text().splitlines(keepends=True)
+    assert "flask_alembic_app = shop:create_app\n" in lines
+    ini.write_text("".join(line for line in lines if "flask_alembic_app" not in line))
+    with (folder / "tests" / "conftest.py").open("a") as conftest:
+        conftest.write(
+            "\n\nimport pytest\n\nfrom shop import create_app\n\n\n"
+            '@pytest.fixture(scope="session")\n'
+            "def flask_alembic_app():\n"
+            "    return create_app()\n"
+        )
+    result = run_pytest(folder, tmp_path)
+    assert result.returncode == 0, describe(result)
+    expected = {f"tests/conftest.py::{c}[{b}]" for c in CHECKS for b in TESTING_BINDS}
+    expected |= {f"tests/test_data_migrations.py::{t}" for t in DATA_TESTS}
+    assert outcomes(result) == dict.fromkeys(expected, "PASSED"), describe(result)
+
+
+def test_testing_example_choosing_tests(tmp_path: Path) -> None:
+    """``flask_alembic_tests`` names the generated tests to collect, one or several a line."""
+    folder = copy_testing_example(tmp_path)
+    with (folder / "pytest.ini").open("a") as ini:
+        ini.write("flask_alembic_tests =\n    test_up_down test_single_head\n    test_upgrade\n")
+    result = run_pytest(folder, tmp_path)
+    assert result.returncode == 0, describe(result)
+    chosen = ("test_single_head", "test_upgrade", "test_up_down")
+    expected = {f"tests/conftest.py::{c}[{b}]" for c in chosen for b in TESTING_BINDS}
+    expected |= {f"tests/test_data_migrations.py::{t}" for t in DATA_TESTS}
+    assert outcomes(result) == dict.fromkeys(expected, "PASSED"), describe(result)
+
+
+def test_testing_example_choosing_an_unknown_test(tmp_path: Path) -> None:
+    """A name in ``flask_alembic_tests`` that is no generated test is a collection error
+    naming it and the names there are, not a run that silently checks nothing."""
+    folder = copy_testing_example(tmp_path)
+    with (folder / "pytest.ini").open("a") as ini:
+        ini.write("flask_alembic_tests = test_up_down test_updown\n")
+    result = run_pytest(folder, tmp_path)
+    assert result.returncode == 2, describe(result)
+    assert (
+        "flask-alembic: flask_alembic_tests names no test test_updown; the tests are "
+        f"{', '.join(CHECKS)}."
+    ) in flat(result.stdout), describe(result)
+
+
+def test_testing_example_model_without_revision(tmp_path: Path) -> None:
+    """A model column without a revision fails that bind's models-match test only, showing
+    the operation autogenerate would write and a revision command that runs as shown."""
+    folder = copy_testing_example(tmp_path)
+    models = folder / "shop" / "__init__.py"
+    source = models.read_text()
+    viewed_at = "    viewed_at: Mapped[datetime] = mapped_column(default=_now)\n"
+    assert source.count(viewed_at) == 1
+    referrer = "    referrer: Mapped[str | None] = mapped_column(sa.String(500))\n"
+    models.write_text(source.replace(viewed_at, viewed_at + referrer))
+    result = run_pytest(folder, tmp_path)
+    assert result.returncode == 1, describe(result)
+    failed = {name for name, outcome in outcomes(result).items() if outcome == "FAILED"}
+    assert failed == {"tests/conftest.py::test_models_match[analytics]"}, describe(result)
+    assert (
+        "bind 'analytics': the models differ from the database upgraded to 6730c66505ba "
+        "(shop/migrations/analytics/6730c66505ba_lowercase_page_view_paths.py); autogenerate "
+        "would write:\n"
+        "    op.add_column('page_view', sa.Column('referrer', sa.String(length=500), "
+        "nullable=True))\n"
+        "Write a revision: 'flask db revision --bind analytics \"describe the change\"'.\n"
+    ) in result.stdout, describe(result)

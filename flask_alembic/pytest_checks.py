@@ -47,7 +47,6 @@ SKIPPED = pytest.StashKey[list[Skipped]]()
 @contextmanager
 def _reported() -> Iterator[None]:
     """A failed check as a plain message: it names what to fix, a traceback would not."""
-    __tracebackhide__ = True
     failure: str | None = None
     try:
         yield
@@ -58,7 +57,6 @@ def _reported() -> Iterator[None]:
 
 
 def _skips(request: pytest.FixtureRequest, run: Callable[[], list[Skipped]]) -> None:
-    __tracebackhide__ = True
     with _reported():
         skipped = run()
     if not skipped:
@@ -75,21 +73,18 @@ def _skips(request: pytest.FixtureRequest, run: Callable[[], list[Skipped]]) -> 
 
 def test_single_head(flask_alembic_migrations: Migrations, flask_alembic_bind: str) -> None:
     """The bind's history has exactly one head."""
-    __tracebackhide__ = True
     with _reported():
         flask_alembic_migrations.check_single_head(flask_alembic_bind)
 
 
 def test_upgrade(flask_alembic_migrations: Migrations, flask_alembic_bind: str) -> None:
     """From empty databases to the heads, every bind together in the planner's order."""
-    __tracebackhide__ = True
     with _reported():
         flask_alembic_migrations.check_upgrade(flask_alembic_bind)
 
 
 def test_models_match(flask_alembic_migrations: Migrations, flask_alembic_bind: str) -> None:
     """After the upgrade, autogenerate proposes nothing for the bind."""
-    __tracebackhide__ = True
     with _reported():
         flask_alembic_migrations.check_models_match(flask_alembic_bind)
 
@@ -98,7 +93,6 @@ def test_up_down(
     request: pytest.FixtureRequest, flask_alembic_migrations: Migrations, flask_alembic_bind: str
 ) -> None:
     """Each revision upgrades, downgrades and upgrades again, one at a time."""
-    __tracebackhide__ = True
     _skips(request, lambda: flask_alembic_migrations.check_up_down(flask_alembic_bind))
 
 
@@ -106,7 +100,6 @@ def test_downgrade_leaves_no_trace(
     request: pytest.FixtureRequest, flask_alembic_migrations: Migrations, flask_alembic_bind: str
 ) -> None:
     """Downgrading each revision gives back the schema from before it."""
-    __tracebackhide__ = True
     _skips(request, lambda: flask_alembic_migrations.check_no_trace(flask_alembic_bind))
 
 
@@ -114,6 +107,5 @@ def test_models_registered(
     flask_alembic_migrations: Migrations, flask_alembic_bind: str, flask_alembic_models: list[str]
 ) -> None:
     """No model of the app's package is left out of the bind's metadata."""
-    __tracebackhide__ = True
     with _reported():
         flask_alembic_migrations.check_models_registered(flask_alembic_bind, flask_alembic_models)

@@ -247,6 +247,23 @@ def pytest_collection_modifyitems(
         config.stash[_ITEMS] = [i for i in items if isinstance(i.parent, _Checks)]
 
 
+def pytest_collection_finish(session: pytest.Session) -> None:
+    """Say so when an app is named but no ``conftest.py`` was there to carry its tests
+    (only when whole folders were collected: a file or a test asked for is not one)."""
+    config = session.config
+    if _session(config).hosted or not str(config.getini("flask_alembic_app") or "").strip():
+        return
+    if not all(Path(arg.split("::")[0]).is_dir() for arg in config.args):
+        return
+    reporter = config.pluginmanager.get_plugin("terminalreporter")
+    if reporter is not None:
+        reporter.write_line(
+            "flask-alembic: flask_alembic_app is set, but no conftest.py was collected to "
+            "carry the migration tests: add one (it may be empty) to your tests folder.",
+            yellow=True,
+        )
+
+
 def pytest_report_header(config: pytest.Config) -> str | None:
     import_path = str(config.getini("flask_alembic_app") or "").strip()
     if not import_path:

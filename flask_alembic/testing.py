@@ -490,7 +490,7 @@ class Migrations:
             return move(f"{bind}@{revision}", bind)
         current = self.current(bind)
         with self._context() as alembic:
-            full = alembic.script.get_revision(revision).revision
+            full = alembic.show(revision, bind).revision
             below = {
                 rev.revision
                 for head in current
@@ -645,8 +645,11 @@ class Migrations:
             if line.strip() and not line.strip().startswith("#")
         )
         heads = ", ".join(self._describe(h) for h in self._heads(bind))
+        where = (
+            f"the database upgraded to {heads}" if heads else "its empty database (no revisions)"
+        )
         raise CheckFailed(
-            f"bind {bind!r}: the models differ from the database upgraded to {heads}; "
+            f"bind {bind!r}: the models differ from {where}; "
             f"autogenerate would write:\n{written}\n"
             f"Write a revision: {self._command('revision', '--bind', bind, _DESCRIBE)}."
         )

@@ -157,10 +157,15 @@ def _untouched(location: Path) -> bool:
     template, its README, the revision cache): created here before another tool's folder
     was known, say by ``init_app`` running before ``Migrate(app, db, directory=...)``."""
     try:
-        names = {entry.name for entry in os.scandir(location)}
+        with os.scandir(location) as listing:
+            # Stops at the first other name: a folder with a history answers at once.
+            return all(entry.name in _NEW_FOLDER for entry in listing)
     except OSError:
         return False
-    return names <= {"script.py.mako", "README", "__pycache__"}
+
+
+#: What a new migrations folder starts with (see :func:`_untouched`).
+_NEW_FOLDER = frozenset({"script.py.mako", "README", "__pycache__"})
 
 
 def _ini_script_location(ini: Path) -> Path | None:

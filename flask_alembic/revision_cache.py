@@ -208,10 +208,11 @@ class _Folder:
 class Revisions:
     """The revision files of the scanned folders, with what the cache knows of them."""
 
-    __slots__ = ("_files", "_folders")
+    __slots__ = ("_files", "_folders", "_graphs")
 
     def __init__(self, folders: list[_Folder]) -> None:
         self._folders = folders
+        self._graphs = {folder.name: folder.graph for folder in folders}
         self._files: list[RevisionFile] | None = None
 
     def files(self) -> list[RevisionFile]:
@@ -219,11 +220,14 @@ class Revisions:
         if self._files is None:
             with collector_paused():
                 self._files = [item for folder in self._folders for item in folder.files()]
+            # The listings and the cached entries (a stat result, a signature and a hash
+            # per file) are not needed any more: freed, rather than kept for the command.
+            self._folders = []
         return self._files
 
     def graphs(self) -> dict[str, FolderGraph | None]:
         """Each folder's graph (as given to :func:`scan`); ``None`` where a file is dynamic."""
-        return {folder.name: folder.graph for folder in self._folders}
+        return dict(self._graphs)
 
 
 def scan(locations: Iterable[Path], cache_dir: Path | None) -> Revisions:

@@ -43,6 +43,7 @@ __all__ = [
     "lock_timeout",
     "parallel",
     "revision_cache_enabled",
+    "revision_cache_trusts_folders",
     "script_location",
     "static_graph_allowed",
     "template_dir",
@@ -274,6 +275,20 @@ def revision_cache_enabled(app: Flask) -> bool:
             "reads them from the cache.",
         )
     return value
+
+
+def revision_cache_trusts_folders(app: Flask) -> bool:
+    """Whether the revision cache trusts a folder by its own signature, without looking at
+    its files (``ALEMBIC_REVISION_CACHE_CHECK = "folders"``; ``"files"``, the default,
+    checks every file)."""
+    value = app.config.get("ALEMBIC_REVISION_CACHE_CHECK", "files")
+    if value not in ("files", "folders"):
+        raise ConfigurationError(
+            f"'ALEMBIC_REVISION_CACHE_CHECK' must be 'files' or 'folders', got {value!r}.",
+            hint="'files' (the default) checks every revision file on every command; "
+            "'folders' notices added, removed and renamed files only.",
+        )
+    return bool(value == "folders")
 
 
 def static_graph_allowed(app: Flask) -> bool:

@@ -147,7 +147,11 @@ class Loader:
         """Every revision file of every bind, as the revision cache knows them."""
         if self._revisions is None:
             cache_dir = self.location / "__pycache__"
-            self._revisions = revision_cache.scan(self.registry.version_locations(), cache_dir)
+            self._revisions = revision_cache.scan(
+                self.registry.version_locations(),
+                cache_dir,
+                trust_folders=config.revision_cache_trusts_folders(self.app),
+            )
         return self._revisions
 
     def quick_graph(self) -> QuickGraph | None:

@@ -175,7 +175,7 @@ class _Folder:
     def __init__(
         self,
         name: str,
-        listing: list[tuple[str, str, os.stat_result]],
+        listing: list[tuple[str, str, os.stat_result]] | None,
         graph: FolderGraph | None,
         *,
         entries: dict[str, list[Any]] | None = None,
@@ -192,6 +192,19 @@ class _Folder:
 
     def files(self) -> list[RevisionFile]:
         entries = self.entries
+        if self.listing is None:
+            # Trusted by the folder's own signature: the cached entries are the listing.
+            text = self.source() if self.source is not None else None
+            cached = _decode(text)
+            if cached:
+                return [
+                    RevisionFile(os.path.join(self.name, file), entry[2])
+                    for file, entry in cached.items()
+                    if type(entry) is list and len(entry) == 3 and entry[2] is not _FOREIGN
+                ]
+            # The cache file was replaced meanwhile: list and check the files after all.
+            self.listing = _listing(self.name) or []
+            entries = None
         if entries is None:
             # A trusted folder: its entries match the files, unless the cache was edited
             # by hand or replaced meanwhile; then the per-file check reads what differs.
@@ -200,7 +213,7 @@ class _Folder:
             self.entries = entries
         return [
             RevisionFile(path, entries[file][2])
-            for file, path, _ in self.listing
+            for file, path, _ in self.listing or ()
             if entries[file][2] is not _FOREIGN
         ]
 
@@ -230,13 +243,51 @@ class Revisions:
         return dict(self._graphs)
 
 
-def scan(locations: Iterable[Path], cache_dir: Path | None) -> Revisions:
-    """List the revision files in ``locations`` and read what the cache knows of them."""
+def scan(
+    locations: Iterable[Path], cache_dir: Path | None, *, trust_folders: bool = False
+) -> Revisions:
+    """List the revision files in ``locations`` and read what the cache knows of them.
+
+    With ``trust_folders``, a folder whose own signature (modification time, change time,
+    inode) is the one cached, and old enough, is trusted without listing or looking at its
+    files: adding, removing or renaming a file changes it, but editing a file in place
+    (the same name, written over) does not.
+    """
     with collector_paused():
-        return _scan(locations, cache_dir)
+        return _scan(locations, cache_dir, trust_folders)
 
 
-def _scan(locations: Iterable[Path], cache_dir: Path | None) -> Revisions:
+def _listing(name: str) -> list[tuple[str, str, os.stat_result]] | None:
+    """The revision-file candidates of folder ``name`` with their stats, by name."""
+    try:
+        listing = [
+            (entry.name, entry.path, entry.stat())
+            for entry in os.scandir(name)
+            if _SOURCE_FILE.match(entry.name) and entry.is_file()
+        ]
+    except (FileNotFoundError, NotADirectoryError):
+        return None
+    listing.sort(key=itemgetter(0))  # by name, as Alembic lists them
+    return listing
+
+
+def _folder_signature(name: str) -> list[int] | None:
+    try:
+        stat = os.stat(name)
+    except OSError:
+        return None
+    return [stat.st_mtime_ns, stat.st_ctime_ns, stat.st_ino]
+
+
+def _unsettled(
+    record: dict[str, Any], signature: list[int], trust_before: int, settled: int
+) -> bool:
+    """Whether writing the cache again would let the next run trust the folder whole: its
+    signature is new, or was too recent for the cache and is old enough now."""
+    return record.get("folder") != signature or trust_before <= signature[1] < settled
+
+
+def _scan(locations: Iterable[Path], cache_dir: Path | None, trust_folders: bool) -> Revisions:
     cache_file = cache_dir / CACHE_NAME if cache_dir is not None else None
     old, written_ns, tail = _read(cache_file)
     # Like git's index: a stat signature is trusted only if the file's ctime is well
@@ -249,23 +300,37 @@ def _scan(locations: Iterable[Path], cache_dir: Path | None) -> Revisions:
     write = False
     for location in locations:
         name = str(location)
-        try:
-            listing = [
-                (entry.name, entry.path, entry.stat())
-                for entry in os.scandir(name)
-                if _SOURCE_FILE.match(entry.name) and entry.is_file()
-            ]
-        except (FileNotFoundError, NotADirectoryError):
-            continue
-        listing.sort(key=itemgetter(0))  # by name, as Alembic lists them
-        fingerprint = _fingerprint(listing)
         record = old.get(name)
         if type(record) is not dict:
             record = {}
-        newest = max((stat.st_ctime_ns for _, _, stat in listing), default=0)
         line = record.get("files")
         if type(line) is not int:
             line = -1
+        # Taken before the listing: a file added while listing changes it after, and the
+        # next run then checks the folder again.
+        signature = _folder_signature(name) if trust_folders else None
+        if (
+            trust_folders
+            and signature is not None
+            and record.get("folder") == signature
+            and signature[1] < trust_before
+            and line >= 0
+        ):
+            summary = record.get("graph")
+            try:
+                graph = None if summary is None else FolderGraph.from_json(summary)
+            except ValueError:
+                pass  # edited by hand: check file by file below
+            else:
+                source = functools.partial(tail.line, line)
+                folders.append(_Folder(name, None, graph, source=source, trust_before=trust_before))
+                new[name] = {**record, "files": source}
+                continue
+        listing = _listing(name)
+        if listing is None:
+            continue
+        fingerprint = _fingerprint(listing)
+        newest = max((stat.st_ctime_ns for _, _, stat in listing), default=0)
         if record.get("fingerprint") == fingerprint and line >= 0 and newest < trust_before:
             summary = record.get("graph")
             try:
@@ -278,6 +343,10 @@ def _scan(locations: Iterable[Path], cache_dir: Path | None) -> Revisions:
                     _Folder(name, listing, graph, source=source, trust_before=trust_before)
                 )
                 new[name] = {**record, "files": source}
+                if signature is not None:
+                    new[name]["folder"] = signature
+                    # Written again so that the next run trusts the folder as a whole.
+                    write = write or _unsettled(record, signature, trust_before, settled)
                 continue
         text = tail.line(line)
         entries, refresh = _check_files(listing, _decode(text), trust_before, settled)
@@ -287,6 +356,9 @@ def _scan(locations: Iterable[Path], cache_dir: Path | None) -> Revisions:
             "graph": None if graph is None else graph.to_json(),
             "files": json.dumps(entries, separators=(",", ":")),
         }
+        if signature is not None:
+            new[name]["folder"] = signature
+            refresh = refresh or _unsettled(record, signature, trust_before, settled)
         write = write or refresh or new[name] != {**record, "files": text}
         folders.append(_Folder(name, listing, graph, entries=entries))
     if cache_file is not None and (write or new.keys() != old.keys()):

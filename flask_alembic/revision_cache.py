@@ -221,12 +221,16 @@ class _Folder:
 class Revisions:
     """The revision files of the scanned folders, with what the cache knows of them."""
 
-    __slots__ = ("_files", "_folders", "_graphs")
+    __slots__ = ("_files", "_folders", "_graphs", "distinct")
 
-    def __init__(self, folders: list[_Folder]) -> None:
+    def __init__(self, folders: list[_Folder], distinct: bool | None = None) -> None:
         self._folders = folders
         self._graphs = {folder.name: folder.graph for folder in folders}
         self._files: list[RevisionFile] | None = None
+        #: Whether the revision ids of all these folders are distinct, ignoring case, as
+        #: worked out when the cache was written for exactly these folders and files;
+        #: ``None`` when unknown (no cache, or a folder whose graph needs an import).
+        self.distinct = distinct
 
     def files(self) -> list[RevisionFile]:
         """Every revision file, sorted per folder, as Alembic lists them."""
@@ -289,7 +293,7 @@ def _unsettled(
 
 def _scan(locations: Iterable[Path], cache_dir: Path | None, trust_folders: bool) -> Revisions:
     cache_file = cache_dir / CACHE_NAME if cache_dir is not None else None
-    old, written_ns, tail = _read(cache_file)
+    old, written_ns, tail, distinct = _read(cache_file)
     # Like git's index: a stat signature is trusted only if the file's ctime is well
     # before the cache was written, so that a change made in the same instant as the
     # cache is not mistaken for the cached state.
@@ -361,9 +365,26 @@ def _scan(locations: Iterable[Path], cache_dir: Path | None, trust_folders: bool
             refresh = refresh or _unsettled(record, signature, trust_before, settled)
         write = write or refresh or new[name] != {**record, "files": text}
         folders.append(_Folder(name, listing, graph, entries=entries))
-    if cache_file is not None and (write or new.keys() != old.keys()):
-        _write(cache_file, new)
-    return Revisions(folders)
+    if cache_file is None:
+        return Revisions(folders)
+    if write or new.keys() != old.keys():
+        distinct = _distinct(new)
+        _write(cache_file, new, distinct)
+    return Revisions(folders, distinct)
+
+
+def _distinct(folders: dict[str, dict[str, Any]]) -> bool | None:
+    """Whether the ids of every folder's graph are distinct, ignoring case (``None`` when a
+    folder has no graph)."""
+    seen: set[str] = set()
+    count = 0
+    for record in folders.values():
+        graph = record.get("graph")
+        if graph is None:
+            return None
+        seen.update(rev_id.lower() for rev_id in graph["ids"])
+        count += len(graph["ids"])
+    return len(seen) == count
 
 
 def holds_revisions(location: Path) -> bool:
@@ -690,7 +711,7 @@ def _identity(stat: os.stat_result) -> tuple[int, ...]:
     return (stat.st_ino, stat.st_size, stat.st_mtime_ns)
 
 
-def _read(path: Path | None) -> tuple[dict[str, Any], int, _Tail]:
+def _read(path: Path | None) -> tuple[dict[str, Any], int, _Tail, bool | None]:
     """The cached folder records, when they were written, and the rest of the file.
 
     The file is JSON lines: a header ``{"format", "written_ns", "folders"}``, where each
@@ -700,24 +721,27 @@ def _read(path: Path | None) -> tuple[dict[str, Any], int, _Tail]:
     file reads as no cache at all.
     """
     if path is None:
-        return {}, 0, _Tail(None)
+        return {}, 0, _Tail(None), None
     try:
         with open(path, "rb") as handle:
             identity = _identity(os.fstat(handle.fileno()))
             header = handle.readline()
         content = json.loads(header)
     except (OSError, ValueError):
-        return {}, 0, _Tail(None)
+        return {}, 0, _Tail(None), None
     if not isinstance(content, dict) or content.get("format") != _FORMAT:
-        return {}, 0, _Tail(None)
+        return {}, 0, _Tail(None), None
     folders = content.get("folders")
     written = content.get("written_ns")
     if not isinstance(folders, dict) or not isinstance(written, int):
-        return {}, 0, _Tail(None)
-    return folders, written, _Tail(path, len(header), identity)
+        return {}, 0, _Tail(None), None
+    distinct = content.get("distinct")
+    if type(distinct) is not bool:
+        distinct = None
+    return folders, written, _Tail(path, len(header), identity), distinct
 
 
-def _write(path: Path, folders: dict[str, dict[str, Any]]) -> None:
+def _write(path: Path, folders: dict[str, dict[str, Any]], distinct: bool | None) -> None:
     """Replace the cache atomically; give up quietly if the folder is not writable."""
     import tempfile
 
@@ -740,7 +764,12 @@ def _write(path: Path, folders: dict[str, dict[str, Any]]) -> None:
                         continue  # the old file was replaced meanwhile: rebuild next time
                     header[folder] = {**record, "files": len(lines)}
                     lines.append(text)
-                content = {"format": _FORMAT, "written_ns": time.time_ns(), "folders": header}
+                content = {
+                    "format": _FORMAT,
+                    "written_ns": time.time_ns(),
+                    "folders": header,
+                    "distinct": distinct,
+                }
                 handle.write(json.dumps(content, separators=(",", ":")))
                 for line in lines:
                     handle.write("\n")

@@ -547,3 +547,25 @@ def test_folders_check_setting(make_app: MakeApp, database_url: str, project: Pa
     assert "'ALEMBIC_REVISION_CACHE_CHECK' must be 'files' or 'folders', got 'folder'." in (
         result.output
     )
+
+
+def test_distinct_ids_are_worked_out_when_the_cache_is_written(tmp_path: Path) -> None:
+    """Whether every id is distinct (ignoring case) across the folders is worked out when
+    the cache is written, read back from it while nothing changed, and unknown without a
+    cache."""
+    one, two = tmp_path / "one", tmp_path / "two"
+    for folder in (one, two):
+        folder.mkdir()
+    (one / "a.py").write_text('revision = "aaaa"\ndown_revision = None\n')
+    (two / "b.py").write_text('revision = "bbbb"\ndown_revision = None\n')
+    cache_dir = tmp_path / "cache"
+    cache = cache_dir / CACHE_NAME
+    assert scan([one, two], cache_dir).distinct is True
+    assert read_cache(cache)["distinct"] is True
+    written = read_cache(cache)["written_ns"]
+    assert scan([one, two], cache_dir).distinct is True  # read back: nothing written
+    assert read_cache(cache)["written_ns"] == written
+    (two / "c.py").write_text('revision = "AAAA"\ndown_revision = "bbbb"\n')
+    assert scan([one, two], cache_dir).distinct is False
+    assert scan([one, two], cache_dir).distinct is False
+    assert scan([one, two], None).distinct is None

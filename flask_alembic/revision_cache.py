@@ -367,9 +367,13 @@ def _scan(locations: Iterable[Path], cache_dir: Path | None, trust_folders: bool
         folders.append(_Folder(name, listing, graph, entries=entries))
     if cache_file is None:
         return Revisions(folders)
-    if write or new.keys() != old.keys():
-        distinct = _distinct(new)
-        _write(cache_file, new, distinct)
+    if write or new.keys() != old.keys() or distinct is None:
+        known = _distinct(new)
+        # A cache written before it knew whether the ids are distinct is written again
+        # once, so that later runs know.
+        if write or new.keys() != old.keys() or known is not None:
+            _write(cache_file, new, known)
+        distinct = known
     return Revisions(folders, distinct)
 
 

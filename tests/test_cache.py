@@ -569,3 +569,25 @@ def test_distinct_ids_are_worked_out_when_the_cache_is_written(tmp_path: Path) -
     assert scan([one, two], cache_dir).distinct is False
     assert scan([one, two], cache_dir).distinct is False
     assert scan([one, two], None).distinct is None
+
+
+def test_cache_learns_whether_ids_are_distinct(tmp_path: Path) -> None:
+    """A cache written without the distinct flag (an earlier version) is written again
+    once with it; a folder whose graph is unknown never makes it rewrite the cache."""
+    folder = tmp_path / "versions"
+    folder.mkdir()
+    (folder / "a.py").write_text('revision = "aaaa"\ndown_revision = None\n')
+    cache_dir = tmp_path / "cache"
+    cache = cache_dir / CACHE_NAME
+    scan([folder], cache_dir)
+    content = read_cache(cache)
+    del content["distinct"]
+    write_cache(cache, content)
+    assert scan([folder], cache_dir).distinct is True
+    assert read_cache(cache)["distinct"] is True
+
+    (folder / "b.py").write_text('revision = "bb" + "bb"\ndown_revision = "aaaa"\n')
+    assert scan([folder], cache_dir).distinct is None
+    written = read_cache(cache)["written_ns"]
+    assert scan([folder], cache_dir).distinct is None
+    assert read_cache(cache)["written_ns"] == written

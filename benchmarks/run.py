@@ -770,6 +770,187 @@ def scenario_lint(root: Path, runs: int, *, server: bool, warm: bool) -> tuple[T
     return Timings(medians, notes=notes), lint_name, sql_name
 
 
+# Scenarios 10 to 12 (issue 18): costs that must not grow with the history.
+
+#: The app of scenario 10 with the revision cache trusting unchanged folders whole.
+FOLDERS_APP = OUR_APP.replace(
+    "    Alembic(app,",
+    '    app.config["ALEMBIC_REVISION_CACHE_CHECK"] = "folders"\n    Alembic(app,',
+)
+
+
+def timed_peak(
+    command: list[str], cwd: Path, env: dict[str, str], before: Callable[[], None] | None = None
+) -> tuple[float, float]:
+    """Wall time and peak resident memory (MB, the child's ``ru_maxrss``) of one run."""
+    if before is not None:
+        before()
+    started = time.perf_counter()
+    with tempfile.TemporaryFile() as err:
+        child = subprocess.Popen(command, cwd=cwd, env=env, stdout=subprocess.DEVNULL, stderr=err)
+        _, status, usage = os.wait4(child.pid, 0)
+        elapsed = time.perf_counter() - started
+        child.returncode = os.waitstatus_to_exitcode(status)
+        if status != 0:
+            err.seek(0)
+            raise SystemExit(f"{' '.join(command)} failed:\n{err.read().decode()}")
+    return elapsed, usage.ru_maxrss / 1024
+
+
+def compare_peak(
+    commands: dict[str, tuple[list[str], dict[str, str], Callable[[], None] | None]],
+    cwd: Path,
+    runs: int,
+) -> tuple[dict[str, float], dict[str, float]]:
+    """Median wall time and median peak memory of each command, interleaved as compare()."""
+    walls: dict[str, list[float]] = {name: [] for name in commands}
+    peaks: dict[str, list[float]] = {name: [] for name in commands}
+    for command, env, before in commands.values():
+        timed_peak(command, cwd, env, before)  # warm-up
+    order = list(commands.items())
+    for _ in range(runs):
+        for name, (command, env, before) in order:
+            wall, peak = timed_peak(command, cwd, env, before)
+            walls[name].append(wall)
+            peaks[name].append(peak)
+        order.reverse()
+    return (
+        {name: statistics.median(v) for name, v in walls.items()},
+        {name: statistics.median(v) for name, v in peaks.items()},
+    )
+
+
+def _stamped(root: Path, binds: dict[str, int]) -> tuple[Path, dict[str, str]]:
+    """A project with ``binds[name]`` empty revisions per bind, stamped at its heads (the
+    first command also builds the revision cache)."""
+    urls = {name: f"sqlite:///{root / (name + '.db')}" for name in binds}
+    project = make_project(root, binds, urls, body="pass")
+    env = environment(urls)
+    subprocess.run(
+        flask_cmd("ourapp", "db", "stamp", "heads"),
+        cwd=project,
+        env=env,
+        check=True,
+        capture_output=True,
+    )
+    return project, urls
+
+
+def scenario_growth(root: Path, runs: int) -> tuple[Timings, str, str]:
+    """No-op upgrade and up-to-date status at 500, 5,000 and 20,000 revisions (one bind),
+    against the floor; the ratio judged is the no-op upgrade's at 20,000."""
+    notes = []
+    medians: dict[str, float] = {}
+    for count in (500, 5000, 20000):
+        project, urls = _stamped(root / f"h{count}", {"default": count})
+        env = environment(urls)
+        (project / "folderapp.py").write_text(FOLDERS_APP)
+        walls, peaks = compare_peak(
+            {
+                "upgrade": (flask_cmd("ourapp", "db", "upgrade"), env, None),
+                "status": (flask_cmd("ourapp", "db", "status"), env, None),
+                "upgrade (folders)": (flask_cmd("folderapp", "db", "upgrade"), env, None),
+                "floor": (flask_cmd("floorapp", "floor"), env, None),
+            },
+            project,
+            runs,
+        )
+        floor = walls["floor"]
+        notes.append(
+            f"{count:>6} revisions, ALEMBIC_REVISION_CACHE_CHECK='folders': upgrade "
+            f"{walls['upgrade (folders)'] * 1000:.1f} ms "
+            f"({walls['upgrade (folders)'] / floor:.3f}x, {peaks['upgrade (folders)']:.1f} MB)"
+        )
+        notes.append(
+            f"{count:>6} revisions: upgrade {walls['upgrade'] * 1000:.1f} ms "
+            f"({walls['upgrade'] / floor:.3f}x, {peaks['upgrade']:.1f} MB), status "
+            f"{walls['status'] * 1000:.1f} ms ({walls['status'] / floor:.3f}x, "
+            f"{peaks['status']:.1f} MB), floor {floor * 1000:.1f} ms ({peaks['floor']:.1f} MB)"
+        )
+        medians = {
+            f"flask db upgrade (no-op, {count} revisions)": walls["upgrade"],
+            f"floor (one SELECT, {count} revisions)": floor,
+        }
+        shutil.rmtree(root / f"h{count}", ignore_errors=True)
+    ours, base = list(medians)
+    return Timings(medians, notes=notes), ours, base
+
+
+def scenario_long_upgrade(root: Path, runs: int) -> tuple[Timings, str, str]:
+    """Full upgrade of 5,000 revisions (a table each): the ratio judged is peak memory
+    against plain Alembic's (transaction per migration); wall times for information."""
+    db = root / "long.db"
+    url = f"sqlite:///{db}"
+    urls = {"default": url}
+    body = 'op.create_table("t_{prefix}{n}", sa.Column("id", sa.Integer, primary_key=True))'
+    project = make_project(root, {"default": 5000}, urls, body=body)
+    env = environment(urls)
+
+    def fresh() -> None:
+        db.unlink(missing_ok=True)
+
+    walls, peaks = compare_peak(
+        {
+            "flask db upgrade": (flask_cmd("ourapp", "db", "upgrade"), env, fresh),
+            "alembic upgrade head": (
+                alembic_cmd("upgrade", "head"),
+                {**env, "BENCH_URL": url, "BENCH_PER_MIGRATION": "1"},
+                fresh,
+            ),
+        },
+        project,
+        runs,
+    )
+    ours = "peak memory, flask db upgrade (5,000 steps), MB as ms"
+    base = "peak memory, alembic upgrade head, MB as ms"
+    notes = [
+        f"wall: flask db upgrade {walls['flask db upgrade']:.2f} s, alembic upgrade head "
+        f"{walls['alembic upgrade head']:.2f} s, ratio "
+        f"{walls['flask db upgrade'] / walls['alembic upgrade head']:.3f}",
+    ]
+    return (
+        Timings(
+            {ours: peaks["flask db upgrade"] / 1000, base: peaks["alembic upgrade head"] / 1000},
+            notes=notes,
+        ),
+        ours,
+        base,
+    )
+
+
+def scenario_many_binds(root: Path, runs: int) -> tuple[Timings, str, str]:
+    """status and no-op upgrade, 4 and 32 SQLite binds x 100 revisions, against the floor
+    with one SELECT per bind; the ratio judged is the no-op upgrade's at 32 binds."""
+    notes = []
+    medians: dict[str, float] = {}
+    for count in (4, 32):
+        names = ["default", *(f"b{i}" for i in range(1, count))]
+        project, urls = _stamped(root / f"b{count}", dict.fromkeys(names, 100))
+        env = environment(urls)
+        walls, peaks = compare_peak(
+            {
+                "upgrade": (flask_cmd("ourapp", "db", "upgrade"), env, None),
+                "status": (flask_cmd("ourapp", "db", "status"), env, None),
+                "floor": (flask_cmd("floorapp", "floor"), env, None),
+            },
+            project,
+            runs,
+        )
+        floor = walls["floor"]
+        notes.append(
+            f"{count:>2} binds: upgrade {walls['upgrade'] * 1000:.1f} ms "
+            f"({walls['upgrade'] / floor:.3f}x, {peaks['upgrade']:.1f} MB), status "
+            f"{walls['status'] * 1000:.1f} ms ({walls['status'] / floor:.3f}x, "
+            f"{peaks['status']:.1f} MB), floor {floor * 1000:.1f} ms ({peaks['floor']:.1f} MB)"
+        )
+        medians = {
+            f"flask db upgrade (no-op, {count} binds)": walls["upgrade"],
+            f"floor ({count} SELECTs)": floor,
+        }
+    ours, base = list(medians)
+    return Timings(medians, notes=notes), ours, base
+
+
 SCENARIOS = [
     Scenario(
         1,
@@ -807,6 +988,18 @@ SCENARIOS = [
         "lint, 500 pending PostgreSQL revisions, warm (vs upgrade --sql)",
         2.0,
         functools.partial(scenario_lint, server=True, warm=True),
+    ),
+    Scenario(
+        10, "No-op upgrade/status at 500, 5,000, 20,000 revisions (vs floor)", 1.1, scenario_growth
+    ),
+    Scenario(
+        11, "Full upgrade, 5,000 revisions: peak memory (vs Alembic)", 1.0, scenario_long_upgrade
+    ),
+    Scenario(
+        12,
+        "status/no-op upgrade, 4 and 32 binds x 100 revisions (vs floor)",
+        1.1,
+        scenario_many_binds,
     ),
 ]
 

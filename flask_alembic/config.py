@@ -43,6 +43,7 @@ __all__ = [
     "lock_timeout",
     "parallel",
     "revision_cache_enabled",
+    "revision_cache_trusts_folders",
     "script_location",
     "static_graph_allowed",
     "template_dir",
@@ -157,10 +158,15 @@ def _untouched(location: Path) -> bool:
     template, its README, the revision cache): created here before another tool's folder
     was known, say by ``init_app`` running before ``Migrate(app, db, directory=...)``."""
     try:
-        names = {entry.name for entry in os.scandir(location)}
+        with os.scandir(location) as listing:
+            # Stops at the first other name: a folder with a history answers at once.
+            return all(entry.name in _NEW_FOLDER for entry in listing)
     except OSError:
         return False
-    return names <= {"script.py.mako", "README", "__pycache__"}
+
+
+#: What a new migrations folder starts with (see :func:`_untouched`).
+_NEW_FOLDER = frozenset({"script.py.mako", "README", "__pycache__"})
 
 
 def _ini_script_location(ini: Path) -> Path | None:
@@ -269,6 +275,20 @@ def revision_cache_enabled(app: Flask) -> bool:
             "reads them from the cache.",
         )
     return value
+
+
+def revision_cache_trusts_folders(app: Flask) -> bool:
+    """Whether the revision cache trusts a folder by its own signature, without looking at
+    its files (``ALEMBIC_REVISION_CACHE_CHECK = "folders"``; ``"files"``, the default,
+    checks every file)."""
+    value = app.config.get("ALEMBIC_REVISION_CACHE_CHECK", "files")
+    if value not in ("files", "folders"):
+        raise ConfigurationError(
+            f"'ALEMBIC_REVISION_CACHE_CHECK' must be 'files' or 'folders', got {value!r}.",
+            hint="'files' (the default) checks every revision file on every command; "
+            "'folders' notices added, removed and renamed files only.",
+        )
+    return bool(value == "folders")
 
 
 def static_graph_allowed(app: Flask) -> bool:

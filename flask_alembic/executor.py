@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING
 
 import sqlalchemy as sa
 
-from ._collector import collector_paused
+from ._collector import collector_running
 from .environment import BindRuntime
 from .environment import context_options
 from .environment import ForeignKeyViolation
@@ -274,7 +274,7 @@ def execute(
 
     run = _Run(plan, runtimes, emit, tag, guard, x_arguments)
     started = time.perf_counter()
-    with collector_paused():
+    with collector_running():
         return _execute(run, plan, databases, parallel, started)
 
 

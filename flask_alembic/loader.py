@@ -147,7 +147,11 @@ class Loader:
         """Every revision file of every bind, as the revision cache knows them."""
         if self._revisions is None:
             cache_dir = self.location / "__pycache__"
-            self._revisions = revision_cache.scan(self.registry.version_locations(), cache_dir)
+            self._revisions = revision_cache.scan(
+                self.registry.version_locations(),
+                cache_dir,
+                trust_folders=config.revision_cache_trusts_folders(self.app),
+            )
         return self._revisions
 
     def quick_graph(self) -> QuickGraph | None:
@@ -159,17 +163,27 @@ class Loader:
         if not config.static_graph_allowed(self.app) or not self.location.is_dir():
             return None
         registry = self.registry
-        owner: dict[str, str] = {}
-        count = 0
+        revisions = self.revisions()
         graphs: dict[str, list[revision_cache.FolderGraph]] = {b.name: [] for b in registry}
-        for folder, graph in self.revisions().graphs().items():
+        for folder, graph in revisions.graphs().items():
             bind = registry.bind_for_location(folder)
             if bind is None or graph is None:
                 return None
-            owner.update(dict.fromkeys(graph.ids, bind.name))
-            count += len(graph.ids)
             graphs[bind.name].append(graph)
-        if len({rev_id.lower() for rev_id in owner}) != count:
+        owner: dict[str, str] = {}
+        if revisions.distinct is None or any(
+            graph.external_downs or graph.depends_on for found in graphs.values() for graph in found
+        ):
+            # Every id's bind is needed (a dependency, a parent in another folder), or the
+            # cache does not know the ids to be distinct: both cost a pass over every id.
+            count = 0
+            for name, found in graphs.items():
+                for graph in found:
+                    owner.update(dict.fromkeys(graph.ids, name))
+                    count += len(graph.ids)
+            if len({rev_id.lower() for rev_id in owner}) != count:
+                return None  # an id used twice: let Alembic load it and say what is wrong
+        elif not revisions.distinct:
             return None  # an id used twice: let Alembic load it and say what is wrong
         heads: dict[str, tuple[str, ...]] = {}
         depends: dict[str, set[str]] = {}

@@ -143,7 +143,11 @@ def file_lock(
                 "schema": bind.version_table_schema,
                 "table": bind.version_table,
             }
-            os.ftruncate(fd, 0)
+            if os.fstat(fd).st_size:
+                # Only a file left with content: on ext4, truncating a file to zero makes
+                # its close wait for its data to be written out (auto_da_alloc), about
+                # 0.2 ms a bind when idle and several when the disk is busy.
+                os.ftruncate(fd, 0)
             os.lseek(fd, 0, os.SEEK_SET)
             os.write(fd, f"{os.getpid()} {_host()}\n{json.dumps(guarded)}\n".encode())
         try:

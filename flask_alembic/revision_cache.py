@@ -175,7 +175,7 @@ class _Folder:
     def __init__(
         self,
         name: str,
-        listing: list[tuple[str, str, os.stat_result]],
+        listing: list[tuple[str, str, os.stat_result]] | None,
         graph: FolderGraph | None,
         *,
         entries: dict[str, list[Any]] | None = None,
@@ -192,6 +192,19 @@ class _Folder:
 
     def files(self) -> list[RevisionFile]:
         entries = self.entries
+        if self.listing is None:
+            # Trusted by the folder's own signature: the cached entries are the listing.
+            text = self.source() if self.source is not None else None
+            cached = _decode(text)
+            if cached:
+                return [
+                    RevisionFile(os.path.join(self.name, file), entry[2])
+                    for file, entry in cached.items()
+                    if type(entry) is list and len(entry) == 3 and entry[2] is not _FOREIGN
+                ]
+            # The cache file was replaced meanwhile: list and check the files after all.
+            self.listing = _listing(self.name) or []
+            entries = None
         if entries is None:
             # A trusted folder: its entries match the files, unless the cache was edited
             # by hand or replaced meanwhile; then the per-file check reads what differs.
@@ -200,7 +213,7 @@ class _Folder:
             self.entries = entries
         return [
             RevisionFile(path, entries[file][2])
-            for file, path, _ in self.listing
+            for file, path, _ in self.listing or ()
             if entries[file][2] is not _FOREIGN
         ]
 
@@ -208,33 +221,79 @@ class _Folder:
 class Revisions:
     """The revision files of the scanned folders, with what the cache knows of them."""
 
-    __slots__ = ("_files", "_folders")
+    __slots__ = ("_files", "_folders", "_graphs", "distinct")
 
-    def __init__(self, folders: list[_Folder]) -> None:
+    def __init__(self, folders: list[_Folder], distinct: bool | None = None) -> None:
         self._folders = folders
+        self._graphs = {folder.name: folder.graph for folder in folders}
         self._files: list[RevisionFile] | None = None
+        #: Whether the revision ids of all these folders are distinct, ignoring case, as
+        #: worked out when the cache was written for exactly these folders and files;
+        #: ``None`` when unknown (no cache, or a folder whose graph needs an import).
+        self.distinct = distinct
 
     def files(self) -> list[RevisionFile]:
         """Every revision file, sorted per folder, as Alembic lists them."""
         if self._files is None:
             with collector_paused():
                 self._files = [item for folder in self._folders for item in folder.files()]
+            # The listings and the cached entries (a stat result, a signature and a hash
+            # per file) are not needed any more: freed, rather than kept for the command.
+            self._folders = []
         return self._files
 
     def graphs(self) -> dict[str, FolderGraph | None]:
         """Each folder's graph (as given to :func:`scan`); ``None`` where a file is dynamic."""
-        return {folder.name: folder.graph for folder in self._folders}
+        return dict(self._graphs)
 
 
-def scan(locations: Iterable[Path], cache_dir: Path | None) -> Revisions:
-    """List the revision files in ``locations`` and read what the cache knows of them."""
+def scan(
+    locations: Iterable[Path], cache_dir: Path | None, *, trust_folders: bool = False
+) -> Revisions:
+    """List the revision files in ``locations`` and read what the cache knows of them.
+
+    With ``trust_folders``, a folder whose own signature (modification time, change time,
+    inode) is the one cached, and old enough, is trusted without listing or looking at its
+    files: adding, removing or renaming a file changes it, but editing a file in place
+    (the same name, written over) does not.
+    """
     with collector_paused():
-        return _scan(locations, cache_dir)
+        return _scan(locations, cache_dir, trust_folders)
 
 
-def _scan(locations: Iterable[Path], cache_dir: Path | None) -> Revisions:
+def _listing(name: str) -> list[tuple[str, str, os.stat_result]] | None:
+    """The revision-file candidates of folder ``name`` with their stats, by name."""
+    try:
+        listing = [
+            (entry.name, entry.path, entry.stat())
+            for entry in os.scandir(name)
+            if _SOURCE_FILE.match(entry.name) and entry.is_file()
+        ]
+    except (FileNotFoundError, NotADirectoryError):
+        return None
+    listing.sort(key=itemgetter(0))  # by name, as Alembic lists them
+    return listing
+
+
+def _folder_signature(name: str) -> list[int] | None:
+    try:
+        stat = os.stat(name)
+    except OSError:
+        return None
+    return [stat.st_mtime_ns, stat.st_ctime_ns, stat.st_ino]
+
+
+def _unsettled(
+    record: dict[str, Any], signature: list[int], trust_before: int, settled: int
+) -> bool:
+    """Whether writing the cache again would let the next run trust the folder whole: its
+    signature is new, or was too recent for the cache and is old enough now."""
+    return record.get("folder") != signature or trust_before <= signature[1] < settled
+
+
+def _scan(locations: Iterable[Path], cache_dir: Path | None, trust_folders: bool) -> Revisions:
     cache_file = cache_dir / CACHE_NAME if cache_dir is not None else None
-    old, written_ns, tail = _read(cache_file)
+    old, written_ns, tail, distinct = _read(cache_file)
     # Like git's index: a stat signature is trusted only if the file's ctime is well
     # before the cache was written, so that a change made in the same instant as the
     # cache is not mistaken for the cached state.
@@ -245,23 +304,37 @@ def _scan(locations: Iterable[Path], cache_dir: Path | None) -> Revisions:
     write = False
     for location in locations:
         name = str(location)
-        try:
-            listing = [
-                (entry.name, entry.path, entry.stat())
-                for entry in os.scandir(name)
-                if _SOURCE_FILE.match(entry.name) and entry.is_file()
-            ]
-        except (FileNotFoundError, NotADirectoryError):
-            continue
-        listing.sort(key=itemgetter(0))  # by name, as Alembic lists them
-        fingerprint = _fingerprint(listing)
         record = old.get(name)
         if type(record) is not dict:
             record = {}
-        newest = max((stat.st_ctime_ns for _, _, stat in listing), default=0)
         line = record.get("files")
         if type(line) is not int:
             line = -1
+        # Taken before the listing: a file added while listing changes it after, and the
+        # next run then checks the folder again.
+        signature = _folder_signature(name) if trust_folders else None
+        if (
+            trust_folders
+            and signature is not None
+            and record.get("folder") == signature
+            and signature[1] < trust_before
+            and line >= 0
+        ):
+            summary = record.get("graph")
+            try:
+                graph = None if summary is None else FolderGraph.from_json(summary)
+            except ValueError:
+                pass  # edited by hand: check file by file below
+            else:
+                source = functools.partial(tail.line, line)
+                folders.append(_Folder(name, None, graph, source=source, trust_before=trust_before))
+                new[name] = {**record, "files": source}
+                continue
+        listing = _listing(name)
+        if listing is None:
+            continue
+        fingerprint = _fingerprint(listing)
+        newest = max((stat.st_ctime_ns for _, _, stat in listing), default=0)
         if record.get("fingerprint") == fingerprint and line >= 0 and newest < trust_before:
             summary = record.get("graph")
             try:
@@ -274,6 +347,10 @@ def _scan(locations: Iterable[Path], cache_dir: Path | None) -> Revisions:
                     _Folder(name, listing, graph, source=source, trust_before=trust_before)
                 )
                 new[name] = {**record, "files": source}
+                if signature is not None:
+                    new[name]["folder"] = signature
+                    # Written again so that the next run trusts the folder as a whole.
+                    write = write or _unsettled(record, signature, trust_before, settled)
                 continue
         text = tail.line(line)
         entries, refresh = _check_files(listing, _decode(text), trust_before, settled)
@@ -283,11 +360,35 @@ def _scan(locations: Iterable[Path], cache_dir: Path | None) -> Revisions:
             "graph": None if graph is None else graph.to_json(),
             "files": json.dumps(entries, separators=(",", ":")),
         }
+        if signature is not None:
+            new[name]["folder"] = signature
+            refresh = refresh or _unsettled(record, signature, trust_before, settled)
         write = write or refresh or new[name] != {**record, "files": text}
         folders.append(_Folder(name, listing, graph, entries=entries))
-    if cache_file is not None and (write or new.keys() != old.keys()):
-        _write(cache_file, new)
-    return Revisions(folders)
+    if cache_file is None:
+        return Revisions(folders)
+    if write or new.keys() != old.keys() or distinct is None:
+        known = _distinct(new)
+        # A cache written before it knew whether the ids are distinct is written again
+        # once, so that later runs know.
+        if write or new.keys() != old.keys() or known is not None:
+            _write(cache_file, new, known)
+        distinct = known
+    return Revisions(folders, distinct)
+
+
+def _distinct(folders: dict[str, dict[str, Any]]) -> bool | None:
+    """Whether the ids of every folder's graph are distinct, ignoring case (``None`` when a
+    folder has no graph)."""
+    seen: set[str] = set()
+    count = 0
+    for record in folders.values():
+        graph = record.get("graph")
+        if graph is None:
+            return None
+        seen.update(rev_id.lower() for rev_id in graph["ids"])
+        count += len(graph["ids"])
+    return len(seen) == count
 
 
 def holds_revisions(location: Path) -> bool:
@@ -614,7 +715,7 @@ def _identity(stat: os.stat_result) -> tuple[int, ...]:
     return (stat.st_ino, stat.st_size, stat.st_mtime_ns)
 
 
-def _read(path: Path | None) -> tuple[dict[str, Any], int, _Tail]:
+def _read(path: Path | None) -> tuple[dict[str, Any], int, _Tail, bool | None]:
     """The cached folder records, when they were written, and the rest of the file.
 
     The file is JSON lines: a header ``{"format", "written_ns", "folders"}``, where each
@@ -624,24 +725,27 @@ def _read(path: Path | None) -> tuple[dict[str, Any], int, _Tail]:
     file reads as no cache at all.
     """
     if path is None:
-        return {}, 0, _Tail(None)
+        return {}, 0, _Tail(None), None
     try:
         with open(path, "rb") as handle:
             identity = _identity(os.fstat(handle.fileno()))
             header = handle.readline()
         content = json.loads(header)
     except (OSError, ValueError):
-        return {}, 0, _Tail(None)
+        return {}, 0, _Tail(None), None
     if not isinstance(content, dict) or content.get("format") != _FORMAT:
-        return {}, 0, _Tail(None)
+        return {}, 0, _Tail(None), None
     folders = content.get("folders")
     written = content.get("written_ns")
     if not isinstance(folders, dict) or not isinstance(written, int):
-        return {}, 0, _Tail(None)
-    return folders, written, _Tail(path, len(header), identity)
+        return {}, 0, _Tail(None), None
+    distinct = content.get("distinct")
+    if type(distinct) is not bool:
+        distinct = None
+    return folders, written, _Tail(path, len(header), identity), distinct
 
 
-def _write(path: Path, folders: dict[str, dict[str, Any]]) -> None:
+def _write(path: Path, folders: dict[str, dict[str, Any]], distinct: bool | None) -> None:
     """Replace the cache atomically; give up quietly if the folder is not writable."""
     import tempfile
 
@@ -664,7 +768,12 @@ def _write(path: Path, folders: dict[str, dict[str, Any]]) -> None:
                         continue  # the old file was replaced meanwhile: rebuild next time
                     header[folder] = {**record, "files": len(lines)}
                     lines.append(text)
-                content = {"format": _FORMAT, "written_ns": time.time_ns(), "folders": header}
+                content = {
+                    "format": _FORMAT,
+                    "written_ns": time.time_ns(),
+                    "folders": header,
+                    "distinct": distinct,
+                }
                 handle.write(json.dumps(content, separators=(",", ":")))
                 for line in lines:
                     handle.write("\n")

@@ -433,3 +433,161 @@ def test_cache_replaced_while_in_use(tmp_path: Path) -> None:
     (item,) = revisions.files()
     assert item.data is not None
     assert item.data.revision == "aaaa"
+
+
+def _age(cache: Path) -> None:
+    """Make the cache look written long after every file (so its signatures are trusted)."""
+    content = read_cache(cache)
+    content["written_ns"] += 10**12
+    write_cache(cache, content)
+
+
+def _poison(cache: Path, folder: Path, *, entries: bool = True) -> None:
+    """Make the cache say what no file holds, so serving it proves it was trusted: the
+    folder's graph, and unless ``entries`` is false each file's entry."""
+    content = read_cache(cache)
+    record = content["folders"][str(folder)]
+    if entries:
+        files = json.loads(record["files"])
+        for entry in files.values():
+            entry[2][0] = "poisoned"  # [stat signature, hash, [revision, ...]]
+        record["files"] = json.dumps(files)
+    record["graph"]["heads"] = ["poisoned"]
+    write_cache(cache, content)
+
+
+def test_folders_check_trusts_the_folder(tmp_path: Path) -> None:
+    """With trust_folders, an unchanged folder is served from the cache without a look at
+    its files, even after an edit in place (the documented gap); the default check sees it."""
+    folder = tmp_path / "versions"
+    folder.mkdir()
+    path = folder / "a.py"
+    path.write_text('revision = "aaaa"\ndown_revision = None\n')
+    cache_dir = tmp_path / "cache"
+    cache = cache_dir / CACHE_NAME
+    scan([folder], cache_dir, trust_folders=True)
+    assert isinstance(read_cache(cache)["folders"][str(folder)]["folder"], list)
+    _age(cache)
+    _poison(cache, folder)
+    path.write_text('revision = "aaaa"\ndown_revision = "bbbb"\n')  # edited in place
+    revisions = scan([folder], cache_dir, trust_folders=True)
+    assert revisions.graphs()[str(folder)].heads == ["poisoned"]  # type: ignore[union-attr]
+    assert [(f.path, f.raw[0]) for f in revisions.files() if isinstance(f.raw, list)] == [
+        (str(path), "poisoned")
+    ]
+    # The default check looks at every file: the edit is seen.
+    revisions = scan([folder], cache_dir)
+    assert revisions.graphs()[str(folder)].heads == ["aaaa"]  # type: ignore[union-attr]
+    (item,) = revisions.files()
+    assert item.data is not None
+    assert item.data.down_revision == ("bbbb",)
+
+
+@pytest.mark.parametrize("change", ["add", "remove", "rename"])
+def test_folders_check_notices_listing_changes(tmp_path: Path, change: str) -> None:
+    """Adding, removing or renaming a file changes the folder's signature: every file is
+    checked again."""
+    folder = tmp_path / "versions"
+    folder.mkdir()
+    (folder / "a.py").write_text('revision = "aaaa"\ndown_revision = None\n')
+    (folder / "b.py").write_text('revision = "bbbb"\ndown_revision = "aaaa"\n')
+    cache_dir = tmp_path / "cache"
+    cache = cache_dir / CACHE_NAME
+    scan([folder], cache_dir, trust_folders=True)
+    _age(cache)
+    _poison(cache, folder, entries=False)
+    assert scan([folder], cache_dir, trust_folders=True).graphs()[str(folder)].heads == [  # type: ignore[union-attr]
+        "poisoned"
+    ]
+    expected = {"add": ["cccc"], "remove": ["aaaa"], "rename": ["bbbb"]}[change]
+    if change == "add":
+        (folder / "c.py").write_text('revision = "cccc"\ndown_revision = "bbbb"\n')
+    elif change == "remove":
+        (folder / "b.py").unlink()
+    else:
+        (folder / "b.py").rename(folder / "b2.py")
+    revisions = scan([folder], cache_dir, trust_folders=True)
+    assert revisions.graphs()[str(folder)].heads == expected  # type: ignore[union-attr]
+    assert [Path(f.path).name for f in revisions.files()] == sorted(
+        p.name for p in folder.iterdir()
+    )
+
+
+def test_folders_check_cache_replaced_while_in_use(tmp_path: Path) -> None:
+    """A folder trusted by its signature whose cache file is replaced before its entries
+    are read is listed and checked file by file."""
+    folder = tmp_path / "versions"
+    folder.mkdir()
+    (folder / "a.py").write_text('revision = "aaaa"\ndown_revision = None\n')
+    cache_dir = tmp_path / "cache"
+    cache = cache_dir / CACHE_NAME
+    scan([folder], cache_dir, trust_folders=True)
+    _age(cache)
+    revisions = scan([folder], cache_dir, trust_folders=True)
+    _poison(cache, folder)  # another process replaced the cache meanwhile
+    (item,) = revisions.files()
+    assert item.data is not None
+    assert item.data.revision == "aaaa"
+
+
+def test_folders_check_setting(make_app: MakeApp, database_url: str, project: Path) -> None:
+    """ALEMBIC_REVISION_CACHE_CHECK = "folders" records each folder's signature; a value
+    other than "files" or "folders" is refused with the values it takes."""
+    cache = project / "migrations" / "__pycache__" / CACHE_NAME
+    app, alembic = make_app(database_url, ALEMBIC_REVISION_CACHE_CHECK="folders")
+    with app.app_context():
+        alembic.revision("a")
+    assert run(app, "heads").exit_code == 0
+    assert [type(r.get("folder")) for r in read_cache(cache)["folders"].values()] == [list]
+    app, _ = make_app(database_url)
+    assert run(app, "heads").exit_code == 0
+    app, _ = make_app(database_url, ALEMBIC_REVISION_CACHE_CHECK="folder")
+    result = run(app, "status")
+    assert result.exit_code == 1
+    assert "'ALEMBIC_REVISION_CACHE_CHECK' must be 'files' or 'folders', got 'folder'." in (
+        result.output
+    )
+
+
+def test_distinct_ids_are_worked_out_when_the_cache_is_written(tmp_path: Path) -> None:
+    """Whether every id is distinct (ignoring case) across the folders is worked out when
+    the cache is written, read back from it while nothing changed, and unknown without a
+    cache."""
+    one, two = tmp_path / "one", tmp_path / "two"
+    for folder in (one, two):
+        folder.mkdir()
+    (one / "a.py").write_text('revision = "aaaa"\ndown_revision = None\n')
+    (two / "b.py").write_text('revision = "bbbb"\ndown_revision = None\n')
+    cache_dir = tmp_path / "cache"
+    cache = cache_dir / CACHE_NAME
+    assert scan([one, two], cache_dir).distinct is True
+    assert read_cache(cache)["distinct"] is True
+    written = read_cache(cache)["written_ns"]
+    assert scan([one, two], cache_dir).distinct is True  # read back: nothing written
+    assert read_cache(cache)["written_ns"] == written
+    (two / "c.py").write_text('revision = "AAAA"\ndown_revision = "bbbb"\n')
+    assert scan([one, two], cache_dir).distinct is False
+    assert scan([one, two], cache_dir).distinct is False
+    assert scan([one, two], None).distinct is None
+
+
+def test_cache_learns_whether_ids_are_distinct(tmp_path: Path) -> None:
+    """A cache written without the distinct flag (an earlier version) is written again
+    once with it; a folder whose graph is unknown never makes it rewrite the cache."""
+    folder = tmp_path / "versions"
+    folder.mkdir()
+    (folder / "a.py").write_text('revision = "aaaa"\ndown_revision = None\n')
+    cache_dir = tmp_path / "cache"
+    cache = cache_dir / CACHE_NAME
+    scan([folder], cache_dir)
+    content = read_cache(cache)
+    del content["distinct"]
+    write_cache(cache, content)
+    assert scan([folder], cache_dir).distinct is True
+    assert read_cache(cache)["distinct"] is True
+
+    (folder / "b.py").write_text('revision = "bb" + "bb"\ndown_revision = "aaaa"\n')
+    assert scan([folder], cache_dir).distinct is None
+    written = read_cache(cache)["written_ns"]
+    assert scan([folder], cache_dir).distinct is None
+    assert read_cache(cache)["written_ns"] == written

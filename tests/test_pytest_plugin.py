@@ -769,3 +769,48 @@ def test_server_refuses_with_password(
     output = result.stdout.str() + result.stderr.str()
     assert password not in output
     assert "During handling" not in output
+
+
+def test_no_trace_selected_alone_and_after_a_walk_without_it(
+    pytester: pytest.Pytester, make_project: MakeProject
+) -> None:
+    """The walk compares schemas only when the no-trace test runs; selected alone (or after
+    the up/down test ran without comparing), it still finds the table left behind."""
+    project = broken(make_project, "sqlite")
+    project.model("Leftover", "leftover", "analytics")
+    project.revision("analytics", "b2", "b1", create("leftover", extra=", if_not_exists=True"))
+    project.write()
+    result = run(pytester, "-k", "no_trace and analytics")
+    assert statuses(result) == {"test_downgrade_leaves_no_trace[analytics]": "FAILED"}
+    result.stdout.fnmatch_lines(["*+ table leftover is left behind"])
+    only_up_down = run(pytester, "-k", "up_down and analytics")
+    assert statuses(only_up_down) == {"test_up_down[analytics]": "PASSED"}
+    pytester.makepyfile(
+        test_mine="""
+def test_walk_then_compare(flask_alembic_migrations):
+    first = flask_alembic_migrations.walk("analytics", compare=False)
+    assert not first.compared and first.traces == []
+    again = flask_alembic_migrations.walk("analytics")
+    assert again.compared
+    assert [rev for rev, _, _ in again.traces] == ["b2"]
+"""
+    )
+    mine = run(pytester, "test_mine.py")
+    assert statuses(mine) == {"test_walk_then_compare": "PASSED"}
+
+
+def test_no_conftest_says_so(pytester: pytest.Pytester, make_project: MakeProject) -> None:
+    """An app named but no conftest.py collected: a line says the tests need one; asking for
+    one file does not print it."""
+    project = healthy(make_project, "sqlite")
+    project.write()
+    (project.root / "conftest.py").unlink()
+    pytester.makepyfile(test_mine="def test_mine():\n    pass\n")
+    result = run(pytester)
+    assert statuses(result) == {"test_mine": "PASSED"}
+    result.stdout.fnmatch_lines(
+        ["flask-alembic: flask_alembic_app is set, but no conftest.py was collected*"]
+    )
+    one_file = run(pytester, "test_mine.py")
+    assert statuses(one_file) == {"test_mine": "PASSED"}
+    assert "no conftest.py" not in one_file.stdout.str()

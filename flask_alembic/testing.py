@@ -965,34 +965,56 @@ def _reflect(inspector: sa.Inspector, schema: str | None, names: list[str]) -> d
     indexes = multi(inspector.get_multi_indexes)
     uniques = multi(inspector.get_multi_unique_constraints)
     return {
-        name: {
-            "columns": [
-                (c["name"], str(c["type"]), c["nullable"], str(c.get("default")))
-                for c in columns.get(name, ())
-            ],
-            "primary key": (keys.get(name) or {}).get("constrained_columns"),
-            "foreign keys": sorted(
-                (
-                    tuple(f["constrained_columns"]),
-                    str(f.get("referred_schema")),
-                    f["referred_table"],
-                    tuple(f["referred_columns"]),
-                )
-                for f in foreign.get(name, ())
-            ),
-            "indexes": sorted(
-                (str(i["name"]), tuple(map(str, i["column_names"])), bool(i["unique"]))
-                for i in indexes.get(name, ())
-            ),
-            "unique constraints": sorted(
-                (str(u["name"]), tuple(map(str, u["column_names"]))) for u in uniques.get(name, ())
-            ),
-        }
+        name: _table_detail(
+            columns.get(name, ()),
+            keys.get(name) or {},
+            foreign.get(name, ()),
+            indexes.get(name, ()),
+            uniques.get(name, ()),
+        )
         for name in names
     }
 
 
+def _table_detail(
+    columns: Iterable[Mapping[str, Any]],
+    key: Mapping[str, Any],
+    foreign: Iterable[Mapping[str, Any]],
+    indexes: Iterable[Mapping[str, Any]],
+    uniques: Iterable[Mapping[str, Any]],
+) -> dict[str, Any]:
+    """One table as named parts to compare: the order of its columns does not count (a
+    column dropped and added back comes last, the same column)."""
+    detail: dict[str, Any] = {}
+    for c in columns:
+        default = c.get("default")
+        detail[f"column {c['name']}"] = (
+            f"{c['type']}, {'NULL' if c['nullable'] else 'NOT NULL'}"
+            + (f", DEFAULT {default}" if default is not None else "")
+        )
+    if key.get("constrained_columns"):
+        detail["primary key"] = f"({', '.join(key['constrained_columns'])})"
+    for f in foreign:
+        referred = (
+            f"{f['referred_schema']}.{f['referred_table']}"
+            if f.get("referred_schema")
+            else f["referred_table"]
+        )
+        detail[
+            f"foreign key ({', '.join(f['constrained_columns'])}) -> "
+            f"{referred} ({', '.join(f['referred_columns'])})"
+        ] = "present"
+    for i in indexes:
+        columns_of = ", ".join(map(str, i["column_names"]))
+        detail[f"index {i['name']}"] = f"{'UNIQUE ' if i['unique'] else ''}({columns_of})"
+    for u in uniques:
+        columns_of = ", ".join(map(str, u["column_names"]))
+        detail[f"unique constraint {u['name'] or f'({columns_of})'}"] = f"({columns_of})"
+    return detail
+
+
 def _schema_diff(before: Mapping[str, Any], after: Mapping[str, Any]) -> str:
+    """What differs, object by object; inside a table, part by part."""
     lines: list[str] = []
     for key in sorted(set(before) | set(after)):
         if key not in before:
@@ -1001,12 +1023,17 @@ def _schema_diff(before: Mapping[str, Any], after: Mapping[str, Any]) -> str:
             lines.append(f"  - {key} is gone")
         elif before[key] != after[key]:
             old, new = before[key], after[key]
-            parts = [p for p in old if old[p] != new[p]] if isinstance(old, dict) else []
-            what = ", ".join(parts) or "definition"
-            lines.append(f"  ~ {key}: {what} changed")
-            for part in parts:
-                lines.append(f"      before: {old[part]}")
-                lines.append(f"      after:  {new[part]}")
+            lines.append(f"  ~ {key}:")
+            if not isinstance(old, dict):
+                lines.append(f"      {old} before, {new} after")
+                continue
+            for part in sorted(set(old) | set(new)):
+                if part not in old:
+                    lines.append(f"      + {part} ({new[part]}) is left behind")
+                elif part not in new:
+                    lines.append(f"      - {part} ({old[part]}) is gone")
+                elif old[part] != new[part]:
+                    lines.append(f"      ~ {part}: {old[part]} before, {new[part]} after")
     return "\n".join(lines)
 
 

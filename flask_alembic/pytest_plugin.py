@@ -165,8 +165,15 @@ class _Checks(pytest.Module):
 
         state = _session(self.config)
         named = str(self.config.getini("flask_alembic_app") or "").strip()
-        if not named and _overriding_fixture(self) is None:
+        overridden = _overriding_fixture(self) is not None
+        if not named and not overridden:
             return []  # not asked for: nothing imported, nothing collected
+        if named and overridden:
+            raise self.CollectError(
+                "flask-alembic: the ini file names an app (flask_alembic_app) and a "
+                "flask_alembic_app fixture overrides it: the tests would run on another app "
+                "than the one their binds were read from. Keep one of the two."
+            )
         try:
             app = _collection_app(self.config, self)
             if app is None:
@@ -264,26 +271,40 @@ def pytest_collection_finish(session: pytest.Session) -> None:
         )
 
 
+def pytest_configure(config: pytest.Config) -> None:
+    """A bad ``flask_alembic_servers`` is one usage error, before anything runs."""
+    if not config.getini("flask_alembic_servers"):
+        return
+    from .errors import FlaskAlembicError
+    from .testing import parse_servers
+
+    try:
+        parse_servers(config.getini("flask_alembic_servers"))
+    except FlaskAlembicError as exc:
+        raise pytest.UsageError(f"flask-alembic: {exc}") from None
+
+
 def pytest_report_header(config: pytest.Config) -> str | None:
     import_path = str(config.getini("flask_alembic_app") or "").strip()
     if not import_path:
         return None
-    from .errors import FlaskAlembicError
+    from .redact import safe_url
     from .testing import parse_servers
 
-    try:  # only the bind names: a line that does not parse may hold a password anywhere
-        servers = list(parse_servers(config.getini("flask_alembic_servers")))
-    except FlaskAlembicError:
-        return (
-            f"flask-alembic: app {import_path}; flask_alembic_servers is not valid (see the errors)"
+    servers = parse_servers(config.getini("flask_alembic_servers"))  # checked at configure
+    by_server: dict[str, list[str]] = {}
+    for bind, url in servers.items():
+        by_server.setdefault(safe_url(url), []).append(bind)
+    where = [
+        f"{'every bind' if binds == ['*'] else ', '.join(b for b in binds if b != '*')}"
+        f"{' (and every other bind)' if '*' in binds and binds != ['*'] else ''} on {server}"
+        for server, binds in by_server.items()
+    ]
+    if "*" not in servers:
+        where.append(
+            "other binds on temporary SQLite files" if servers else "temporary SQLite files"
         )
-    if "*" in servers:
-        where = "a new database on a server for every bind"
-    elif servers:
-        where = f"a new database on a server for {', '.join(servers)}, temporary SQLite files else"
-    else:
-        where = "temporary SQLite files"
-    return f"flask-alembic: app {import_path}; test databases: {where}"
+    return f"flask-alembic: app {import_path}; test databases: {'; '.join(where)}"
 
 
 def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> None:

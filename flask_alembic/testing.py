@@ -57,6 +57,11 @@ __all__ = [
     "parse_servers",
 ]
 
+_IRREVERSIBLE_HINT = (
+    ". A revision that cannot be downgraded says so in its file, irreversible = "
+    '"the reason", or sits below a revision named in flask_alembic_minimum_revisions.'
+)
+
 _NAMES = {"sqlite": "SQLite", "postgresql": "PostgreSQL", "mysql": "MariaDB/MySQL"}
 
 #: The prefix of every database this module creates on a server (dropped at the end).
@@ -201,6 +206,7 @@ class Databases:
             # A throwaway file: no fsync at each commit (most of a step's time otherwise).
             sa.event.listen(engine, "connect", _no_sync)
             return _Database(url, engine, None)
+        _check_driver(admin)
         self._sweep(admin)
         name = f"{DATABASE_PREFIX}{_MACHINE}_{os.getpid()}_{secrets.token_hex(4)}"
         url = admin.set(database=name)
@@ -323,6 +329,20 @@ def _machine() -> str:
 _MACHINE = _machine()
 
 
+def _check_driver(url: sa.URL) -> None:
+    """Refuse, in one line, a server URL whose driver is not installed."""
+    try:
+        sa.create_engine(url, poolclass=sa.NullPool).dispose()
+    except (ImportError, sa.exc.NoSuchModuleError) as exc:
+        raise FlaskAlembicError(
+            f"flask_alembic_servers: the driver of {safe_url(url)} is not installed "
+            f"({type(exc).__name__}: {exc}).",
+            hint="Install it (pip install 'Flask-Alembic[postgres]' or "
+            "'Flask-Alembic[mysql]'), or name an installed one in the URL, e.g. "
+            "mysql+pymysql://.",
+        ) from None
+
+
 def _left_behind(name: str) -> bool:
     """Whether test database ``name`` was made here by a process that has ended."""
     if not name.startswith(DATABASE_PREFIX):
@@ -412,6 +432,14 @@ class Migrations:
             binds = [b for b in alembic.registry.all if b.managed]
             urls = {b.name: b.engine.url for b in alembic.registry.all}
         self.binds: tuple[str, ...] = tuple(b.name for b in binds)
+        unknown = sorted(set(servers or {}) - {"*"} - set(urls))
+        if unknown:
+            raise FlaskAlembicError(
+                f"flask_alembic_servers names {', '.join(map(repr, unknown))}, which the app "
+                f"has no bind for; its binds are {', '.join(map(repr, urls))}.",
+                bind=unknown[0],
+                hint="Spell the bind as the app names it, or write * for every bind.",
+            )
         self.databases = Databases(urls, servers or {})
         try:
             alembic._use_engines(app, self.databases.engines)
@@ -530,15 +558,36 @@ class Migrations:
     def table(self, bind: str, name: str, schema: str | None = None) -> sa.Table:
         """``name`` as it is in ``bind``'s test database now (reflected)."""
         with self.connect(bind) as connection:
-            return sa.Table(name, sa.MetaData(), schema=schema, autoload_with=connection)
+            try:
+                return sa.Table(name, sa.MetaData(), schema=schema, autoload_with=connection)
+            except sa.exc.NoSuchTableError:
+                pass
+        at = ", ".join(self.current(bind)) or "base (no revision applied)"
+        raise FlaskAlembicError(
+            f"Bind {bind!r} has no table {name!r} at {at}.",
+            bind=bind,
+            hint=f"Bring the bind to a revision that has it first: migrate_to('{bind}@REVISION').",
+        )
 
     def insert(
         self, bind: str, table: str, rows: Iterable[Mapping[str, Any]], schema: str | None = None
     ) -> None:
-        """Insert ``rows`` into ``table`` as the table is at the current revision."""
+        """Insert ``rows`` into ``table`` as the table is at the current revision; a key
+        that is no column of it is refused (rather than silently left out)."""
         reflected = self.table(bind, table, schema)
+        values = [dict(row) for row in rows]
+        unknown = sorted({key for row in values for key in row} - set(reflected.columns.keys()))
+        if unknown:
+            at = ", ".join(self.current(bind)) or "base"
+            raise FlaskAlembicError(
+                f"Table {table!r} of bind {bind!r} has no column "
+                f"{', '.join(map(repr, unknown))} at {at}; its columns are "
+                f"{', '.join(reflected.columns.keys())}.",
+                bind=bind,
+                hint="Spell the rows' keys as the table's columns at this revision.",
+            )
         with self.connect(bind) as connection:
-            connection.execute(reflected.insert(), [dict(row) for row in rows])
+            connection.execute(reflected.insert(), values)
 
     def rows(self, bind: str, table: str, schema: str | None = None) -> list[dict[str, Any]]:
         """Every row of ``table`` in ``bind``'s test database, ordered by its primary key."""
@@ -556,13 +605,13 @@ class Migrations:
         return f"{revision} ({_path(script)})"
 
     def _elsewhere(self, bind: str) -> str:
-        """A note for a failure on a test database of another kind than the app's."""
+        """A note for a failure on SQLite of a bind the app keeps on a server."""
         app, test = self._backends[bind]
-        if app == test:
+        if test != "sqlite" or app == "sqlite":
             return ""
         return (
-            f" (bind {bind!r} is tested on {_NAMES.get(test, test)}, the app uses "
-            f"{_NAMES.get(app, app)}: name a server for it in flask_alembic_servers)"
+            f" (bind {bind!r} is tested on SQLite, the app uses {_NAMES.get(app, app)}: "
+            "name a server for it in flask_alembic_servers)"
         )
 
     def _command(self, *args: str) -> str:
@@ -706,7 +755,9 @@ class Migrations:
             rev, path, step, error = walk.failure
             raise CheckFailed(
                 f"bind {bind!r}: revision {rev} ({path}) failed to {step} "
-                f"(up/down/up, one revision at a time from empty): {error}" + self._elsewhere(bind)
+                f"(up/down/up, one revision at a time from empty): {error}"
+                + self._elsewhere(bind)
+                + (_IRREVERSIBLE_HINT if step == "downgrade" else "")
             )
         return walk.skipped
 
@@ -1076,7 +1127,12 @@ def registration_in_subprocess(
         str(root or ""),
         *packages,
     ]
-    done = subprocess.run(command, capture_output=True, text=True, check=False, cwd=root)
+    # The modules this process can import (pytest's pythonpath and rootdir included).
+    path = [entry for entry in sys.path if entry]
+    if os.environ.get("PYTHONPATH"):
+        path.append(os.environ["PYTHONPATH"])
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(path)}
+    done = subprocess.run(command, capture_output=True, text=True, check=False, cwd=root, env=env)
     if done.returncode != 0:
         last = (done.stderr.strip().splitlines() or ["(no output)"])[-1]
         raise CheckFailed(_import_failure(packages, last))
@@ -1106,15 +1162,24 @@ def _registration_main() -> None:
 
 
 def _import_all(package: str) -> None:
-    """Import ``package`` and every module under it (not ``__main__`` ones)."""
-    module = importlib.import_module(package)
-    paths = getattr(module, "__path__", None)
+    """Import ``package`` and every module under it (not ``__main__`` ones); a module
+    that fails to import is named in the error."""
+
+    def load(name: str) -> Any:
+        try:
+            return importlib.import_module(name)
+        except Exception as exc:
+            raise ImportError(f"module {name}: {type(exc).__name__}: {exc}") from exc
+
+    def failed(name: str) -> None:
+        load(name)  # walk_packages could not import a package: say which, and why
+
+    paths = getattr(load(package), "__path__", None)
     if paths is None:
         return
-    for info in pkgutil.walk_packages(paths, prefix=f"{package}."):
-        if info.name.rsplit(".", 1)[-1] == "__main__":
-            continue
-        importlib.import_module(info.name)
+    for info in pkgutil.walk_packages(paths, prefix=f"{package}.", onerror=failed):
+        if info.name.rsplit(".", 1)[-1] != "__main__":
+            load(info.name)
 
 
 def _declared_by(table: sa.Table, modules: Iterable[Any]) -> str:

@@ -308,7 +308,11 @@ def test_testing_example_passes(tmp_path: Path, dialect: str) -> None:
         args = ["-o", f"flask_alembic_servers=* = {url}"]
     result, pid = run_pytest_process(folder, tmp_path, *args)
     assert result.returncode == 0, describe(result)
-    where = "temporary SQLite files" if url is None else "a new database on a server for every bind"
+    where = (
+        "temporary SQLite files"
+        if url is None
+        else f"every bind on {sa.make_url(url).render_as_string(hide_password=True)}"
+    )
     assert f"flask-alembic: app shop:create_app; test databases: {where}\n" in result.stdout
     expected = {f"tests/conftest.py::{c}[{b}]" for c in CHECKS for b in TESTING_BINDS}
     expected |= {f"tests/test_data_migrations.py::{t}" for t in DATA_TESTS}
@@ -342,7 +346,8 @@ def test_testing_example_failure_names_bind_and_revision(tmp_path: Path) -> None
     }, describe(result)
     trace = (
         f"bind 'default': downgrading revision 294f3f1230a2 ({CENTS_REVISION}) "
-        "does not give back the schema from before it:\n  ~ table orders: columns changed"
+        "does not give back the schema from before it:\n  ~ table orders:\n"
+        "      + column total_cents (INTEGER, NOT NULL) is left behind"
     )
     upgrade_again = (
         f"bind 'default': revision 294f3f1230a2 ({CENTS_REVISION}) failed to upgrade again"

@@ -516,11 +516,10 @@ def test_healthy_project_and_fixtures(
     } | {f"test_each_bind[{bind}]": "PASSED" for bind in BINDS3}
     assert statuses(result) == generated(BINDS3) | mine
     assert result.ret == 0
-    where = (
-        "temporary SQLite files"
-        if dialect == "sqlite"
-        else "a new database on a server for default, analytics, audit, temporary SQLite files else"
-    )
+    where = "temporary SQLite files"
+    if project.admin is not None:
+        shown = project.admin.render_as_string(hide_password=True)
+        where = f"default, analytics, audit on {shown}; other binds on temporary SQLite files"
     result.stdout.fnmatch_lines([f"flask-alembic: app shop:create_app; test databases: {where}"])
 
 
@@ -698,6 +697,29 @@ def test_bad_app_path(
             "flask_alembic_servers: bind 'default' names a sqlite server; only PostgreSQL,"
             " MariaDB and MySQL servers get a database per session.*",
         ),
+    ],
+    ids=["no-equals", "equals-in-password", "sqlite"],
+)
+def test_servers_that_do_not_parse(
+    pytester: pytest.Pytester, make_project: MakeProject, line: str, message: str
+) -> None:
+    """A ``flask_alembic_servers`` line that does not parse is one usage error before any
+    test runs (not one error per test), the password hidden."""
+    project = broken(make_project, "sqlite")
+    project.ini["flask_alembic_servers"] = line
+    project.write()
+    result = run(pytester)
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    assert statuses(result) == {}
+    result.stderr.fnmatch_lines([f"ERROR: flask-alembic: {message}"])
+    output = result.stdout.str() + result.stderr.str()
+    assert "s3cret-pw" not in output
+    assert output.count("flask-alembic: flask_alembic_servers") == 1
+
+
+@pytest.mark.parametrize(
+    ("line", "message"),
+    [
         (
             "default = postgresql+psycopg://fa:s3cret-pw@127.0.0.1:1/postgres",
             "Could not create the test database fa_test_* on"
@@ -708,20 +730,26 @@ def test_bad_app_path(
             "Could not create the test database fa_test_* on"
             " mysql+pymysql://fa:***@127.0.0.1:1/mysql: *",
         ),
+        (
+            "defualt = postgresql+psycopg://fa:s3cret-pw@127.0.0.1:1/postgres",
+            "flask_alembic_servers names 'defualt', which the app has no bind for; its binds"
+            " are 'default', 'analytics'. Spell the bind as the app names it, or write * for"
+            " every bind.",
+        ),
+        (
+            "default = mysql+mysqldb://fa:s3cret-pw@127.0.0.1:1/mysql",
+            "flask_alembic_servers: the driver of mysql+mysqldb://fa:***@127.0.0.1:1/mysql is"
+            " not installed (*). Install it*",
+        ),
     ],
-    ids=[
-        "no-equals",
-        "equals-in-password",
-        "sqlite",
-        "postgresql-unreachable",
-        "mysql-unreachable",
-    ],
+    ids=["postgresql-unreachable", "mysql-unreachable", "unknown-bind", "no-driver"],
 )
 def test_bad_servers(
     pytester: pytest.Pytester, make_project: MakeProject, line: str, message: str
 ) -> None:
-    """A bad ``flask_alembic_servers`` line, or a server that cannot be reached, fails the
-    tests that need the databases with one clear line, the password hidden."""
+    """A server that cannot be reached, a bind the app does not have, a driver that is not
+    installed: the tests that need the databases fail with one clear line, the password
+    hidden."""
     project = broken(make_project, "sqlite")
     project.ini["flask_alembic_servers"] = line
     project.ini["flask_alembic_tests"] = "\n    test_single_head\n    test_upgrade"
@@ -762,8 +790,8 @@ def test_server_refuses_with_password(
     )
     result.stdout.fnmatch_lines(
         [
-            "flask-alembic: app shop:create_app; test databases: a new database on a server "
-            "for analytics, temporary SQLite files else"
+            f"flask-alembic: app shop:create_app; test databases: analytics on {shown}; "
+            "other binds on temporary SQLite files"
         ]
     )
     output = result.stdout.str() + result.stderr.str()

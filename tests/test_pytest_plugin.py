@@ -249,7 +249,8 @@ def make_project(
 
 
 def run(pytester: pytest.Pytester, *args: str) -> pytest.RunResult:
-    return pytester.runpytest("-p", "no:cacheprovider", "-v", "-W", "error", *args)
+    # No pytest-cov in the inner session: it would stop the outer one's measurement.
+    return pytester.runpytest("-p", "no:cacheprovider", "-p", "no:cov", "-v", "-W", "error", *args)
 
 
 def statuses(result: pytest.RunResult) -> dict[str, str]:
@@ -528,7 +529,9 @@ def test_entry_point_in_a_new_process(pytester: pytest.Pytester, make_project: M
     process: the healthy project's 18 tests run and pass, the header names the app."""
     project = healthy(make_project, "sqlite")
     project.write()
-    result = pytester.runpytest_subprocess("-p", "no:cacheprovider", "-v", "-W", "error")
+    result = pytester.runpytest_subprocess(
+        "-p", "no:cacheprovider", "-p", "no:cov", "-v", "-W", "error"
+    )
     assert statuses(result) == generated(BINDS3)
     assert result.ret == 0
     result.stdout.fnmatch_lines(

@@ -14,6 +14,7 @@ from contextlib import contextmanager
 
 import pytest
 
+from .errors import FlaskAlembicError
 from .testing import CheckFailed
 from .testing import Migrations
 from .testing import Skipped
@@ -50,7 +51,7 @@ def _reported() -> Iterator[None]:
     failure: str | None = None
     try:
         yield
-    except CheckFailed as exc:
+    except (CheckFailed, FlaskAlembicError) as exc:
         failure = str(exc)
     if failure is not None:  # without the check's traceback or its chain
         raise pytest.fail.Exception(failure, pytrace=False) from None

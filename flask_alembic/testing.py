@@ -14,6 +14,7 @@ import importlib
 import os
 import pkgutil
 import secrets
+import shutil
 import sys
 import tempfile
 from collections.abc import Callable
@@ -35,9 +36,9 @@ from .errors import DEFAULT_GROUP
 from .errors import FlaskAlembicError
 from .errors import MigrationFailedError
 from .identity import backend_of
+from .identity import url_key
 from .redact import describe_exception
 from .redact import safe_url
-from .redact import scrub
 from .redact import url_secrets
 
 if TYPE_CHECKING:
@@ -46,6 +47,7 @@ if TYPE_CHECKING:
     from .api import AlembicAPI
     from .plan import MigrationResult
     from .plan import Step
+    from .registry import Bind
 
 __all__ = [
     "CheckFailed",
@@ -66,6 +68,8 @@ _NAMES = {"sqlite": "SQLite", "postgresql": "PostgreSQL", "mysql": "MariaDB/MySQ
 
 #: The prefix of every database this module creates on a server (dropped at the end).
 DATABASE_PREFIX = "fa_test_"
+#: The prefix of the temporary folder of a session's SQLite files, then its process id.
+FOLDER_PREFIX = "flask-alembic-"
 #: The message of the revision a hint suggests, quoted so that the command runs as shown.
 _DESCRIBE = '"describe the change"'
 
@@ -121,7 +125,7 @@ def parse_servers(lines: Iterable[str]) -> dict[str, sa.URL]:
             )
         try:
             parsed = sa.make_url(url.strip())
-        except sa.exc.ArgumentError as exc:
+        except (sa.exc.ArgumentError, ValueError) as exc:
             # The '=' may be a password's, with the real separator missing: show the
             # whole line, its passwords hidden, rather than a "bind" holding half of one.
             raise FlaskAlembicError(
@@ -141,12 +145,20 @@ def parse_servers(lines: Iterable[str]) -> dict[str, sa.URL]:
 
 
 def _safe_line(line: str) -> str:
-    """A servers line for an error, the password of any URL in it hidden."""
-    hidden: list[str] = []
-    for word in line.split():  # no '=', or one inside the password: split on spaces
-        with contextlib.suppress(sa.exc.ArgumentError):
-            hidden.extend(url_secrets(sa.make_url(word)))
-    return scrub(line, hidden)
+    """A servers line for an error, the password of any URL in it hidden; after a URL
+    that does not parse, nothing is shown (its password may be anywhere in the rest)."""
+    shown: list[str] = []
+    for word in line.split():
+        try:
+            url = sa.make_url(word)
+        except (sa.exc.ArgumentError, ValueError):
+            if "://" in word:
+                shown.append(word.split("://", 1)[0] + "://(the rest hidden)")
+                break
+            shown.append(word)
+        else:
+            shown.append(safe_url(url))
+    return " ".join(shown)
 
 
 @dataclass
@@ -167,17 +179,24 @@ class Databases:
     server; the others a temporary SQLite file.
     """
 
-    def __init__(self, urls: Mapping[str, sa.URL], servers: Mapping[str, sa.URL]) -> None:
-        self._folder: tempfile.TemporaryDirectory[str] | None = None
+    def __init__(
+        self,
+        urls: Mapping[str, sa.URL],
+        servers: Mapping[str, sa.URL],
+        *,
+        keys: Mapping[str, str] | None = None,
+    ) -> None:
+        self._folder: str | None = None
         self._databases: dict[str, _Database] = {}
         self._swept: set[str] = set()
         self.by_bind: dict[str, _Database] = {}
         try:
             for name, url in urls.items():
-                key = url.render_as_string(hide_password=False)
+                # Which database the app's URL names, however spelled (no password in it).
+                key = (keys or {}).get(name) or url_key(url)
                 admin = servers.get(name, servers.get("*"))
                 if admin is not None:
-                    key = f"{key} on {admin.render_as_string(hide_password=False)}"
+                    key = f"{key} on {url_key(admin)} as {admin.username}"
                 if key not in self._databases:
                     self._databases[key] = self._create(name, admin)
                 self.by_bind[name] = self._databases[key]
@@ -199,8 +218,9 @@ class Databases:
     def _create(self, bind: str, admin: sa.URL | None) -> _Database:
         if admin is None:
             if self._folder is None:
-                self._folder = tempfile.TemporaryDirectory(prefix="flask-alembic-")
-            path = Path(self._folder.name) / f"{len(self._databases)}-{_file_name(bind)}.db"
+                _sweep_folders()
+                self._folder = tempfile.mkdtemp(prefix=f"{FOLDER_PREFIX}{os.getpid()}-")
+            path = Path(self._folder) / f"{len(self._databases)}-{_file_name(bind)}.db"
             url = sa.URL.create("sqlite", database=str(path))
             engine = sa.create_engine(url)
             # A throwaway file: no fsync at each commit (most of a step's time otherwise).
@@ -218,7 +238,7 @@ class Databases:
         """Drop the test databases a killed session left on ``admin``'s server: those
         this machine made (same host name and process namespace) for a process that no
         longer runs. Once per server; nothing else is looked at, nothing fails here."""
-        key = admin.render_as_string(hide_password=False)
+        key = f"{url_key(admin)} as {admin.username}"
         if key in self._swept:
             return
         self._swept.add(key)
@@ -308,7 +328,7 @@ class Databases:
                     errors.append(exc)
         self._databases.clear()
         if self._folder is not None:
-            self._folder.cleanup()
+            shutil.rmtree(self._folder, ignore_errors=True)
             self._folder = None
         if errors:
             raise errors[0]
@@ -320,13 +340,63 @@ def _machine() -> str:
     import hashlib
     import socket
 
-    namespace = ""
-    with contextlib.suppress(OSError):
-        namespace = str(os.stat("/proc/self/ns/pid").st_ino)
-    return hashlib.sha256(f"{socket.gethostname()}/{namespace}".encode()).hexdigest()[:8]
+    parts = [socket.gethostname()]
+    with contextlib.suppress(OSError):  # Linux: the process namespace, and this boot
+        parts.append(str(os.stat("/proc/self/ns/pid").st_ino))
+    for path in ("/proc/sys/kernel/random/boot_id", "/etc/machine-id"):
+        with contextlib.suppress(OSError):
+            parts.append(Path(path).read_text().strip())
+    return hashlib.sha256("/".join(parts).encode()).hexdigest()[:8]
 
 
 _MACHINE = _machine()
+
+
+def _sweep_folders() -> None:
+    """Remove the temporary folders of SQLite test files that a killed session of this
+    machine left (``flask-alembic-PID-...``, the process gone)."""
+    root = Path(tempfile.gettempdir())
+    with contextlib.suppress(OSError):
+        for entry in root.iterdir():
+            pid, _, _ = entry.name.removeprefix(FOLDER_PREFIX).partition("-")
+            if entry.name.startswith(FOLDER_PREFIX) and pid.isdigit() and _ended(int(pid)):
+                shutil.rmtree(entry, ignore_errors=True)
+
+
+def _ended(pid: int) -> bool:
+    """Whether no process ``pid`` runs here (one of another user's counts as running)."""
+    if pid == os.getpid():
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return True
+    except OSError:
+        return False
+    return False
+
+
+def _refuse_other_databases(binds: Iterable[Bind], servers: Mapping[str, sa.URL]) -> None:
+    """Refuse a bind tested on MariaDB/MySQL that names a schema: there, a schema is
+    another database of the server, which the tests would change (a real one, maybe)."""
+    for bind in binds:
+        server = servers.get(bind.name, servers.get("*"))
+        if server is None or backend_of(server) != "mysql":
+            continue
+        named = [
+            bind.version_table_schema,
+            *(t.schema for m in bind.metadatas for t in m.tables.values()),
+        ]
+        schemas = {schema for schema in named if schema is not None}
+        if schemas:
+            raise FlaskAlembicError(
+                f"Bind {bind.name!r} names schema {', '.join(map(repr, sorted(schemas)))}, "
+                "which on MariaDB/MySQL is another database on the server: its tests "
+                "would create, change and drop tables there, outside the test database.",
+                bind=bind.name,
+                hint="Test this bind on PostgreSQL (where a schema lives in the test "
+                "database) or SQLite; or leave it out of flask_alembic_servers.",
+            )
 
 
 def _check_driver(url: sa.URL) -> None:
@@ -349,15 +419,7 @@ def _left_behind(name: str) -> bool:
         return False
     machine, _, rest = name.removeprefix(DATABASE_PREFIX).partition("_")
     pid, _, _ = rest.partition("_")
-    if machine != _MACHINE or not pid.isdigit() or int(pid) == os.getpid():
-        return False
-    try:
-        os.kill(int(pid), 0)
-    except ProcessLookupError:
-        return True
-    except OSError:
-        return False  # it runs, as another user
-    return False
+    return machine == _MACHINE and pid.isdigit() and _ended(int(pid))
 
 
 #: PostgreSQL's schemas that migrations may have filled (all but the system's).
@@ -429,9 +491,13 @@ class Migrations:
         self.app = app
         self.alembic: AlembicAPI = alembic
         with app.app_context():
-            binds = [b for b in alembic.registry.all if b.managed]
-            urls = {b.name: b.engine.url for b in alembic.registry.all}
+            every = alembic.registry.all
+        binds = [b for b in every if b.managed]
+        urls = {b.name: b.engine.url for b in every}
         self.binds: tuple[str, ...] = tuple(b.name for b in binds)
+        #: The app's own engines: no migration run here may reach them (see _guard).
+        self._app_engines = list({id(b.engine): b.engine for b in every}.values())
+        self._migrating = False
         unknown = sorted(set(servers or {}) - {"*"} - set(urls))
         if unknown:
             raise FlaskAlembicError(
@@ -440,10 +506,17 @@ class Migrations:
                 bind=unknown[0],
                 hint="Spell the bind as the app names it, or write * for every bind.",
             )
-        self.databases = Databases(urls, servers or {})
+        _refuse_other_databases(binds, servers or {})
+        keys = {b.name: url_key(b.engine.url, b.engine) for b in every}
+        self.databases = Databases(urls, servers or {}, keys=keys)
         try:
             alembic._use_engines(app, self.databases.engines)
             self._tables = _bind_tables(alembic, app)
+            for engine in self._app_engines:
+                # Before a new connection is made (an SQLite file would be created), and
+                # when a pooled one is handed out.
+                sa.event.listen(engine, "do_connect", self._guard)
+                sa.event.listen(engine, "checkout", self._guard)
         except BaseException:
             self.databases.close()
             raise
@@ -467,9 +540,35 @@ class Migrations:
     def close(self) -> None:
         """Point the app back at its own databases and drop the test databases."""
         try:
+            for engine in self._app_engines:
+                for event in ("do_connect", "checkout"):
+                    if sa.event.contains(engine, event, self._guard):
+                        sa.event.remove(engine, event, self._guard)
             self.alembic._use_engines(self.app, None)
         finally:
             self.databases.close()
+
+    def _guard(self, *args: Any) -> None:
+        """Refuse the app's own database while a migration runs here: a revision that
+        reaches it (through Flask-SQLAlchemy's ``db.session``, or an engine of its own
+        from the app) would change the real data, not the test database's."""
+        if self._migrating:
+            raise FlaskAlembicError(
+                "A migration reached the app's own database through the app's engine "
+                "(db.session or db.engine?), not the test database it runs on.",
+                hint="In a revision, use op.get_bind() (or alembic.context) for SQL and "
+                "data, never the app's session or engines.",
+            )
+
+    @contextlib.contextmanager
+    def _running(self) -> Iterator[AlembicAPI]:
+        """An app context for a migration, with the app's own engines refused."""
+        with self._context() as alembic:
+            self._migrating = True
+            try:
+                yield alembic
+            finally:
+                self._migrating = False
 
     def __enter__(self) -> Migrations:
         return self
@@ -496,12 +595,12 @@ class Migrations:
 
         No migration lock is taken: no other process knows the test databases.
         """
-        with self._context() as alembic:
+        with self._running() as alembic:
             return alembic.upgrade(target, bind, with_dependencies=True, lock=False)
 
     def downgrade(self, target: str | Sequence[str], bind: str) -> MigrationResult:
         """Downgrade ``bind`` to ``target`` (``"base"``, an id or several ids)."""
-        with self._context() as alembic:
+        with self._running() as alembic:
             return alembic.downgrade(target, bind, lock=False)
 
     def migrate_to(self, target: str) -> MigrationResult:
@@ -615,9 +714,11 @@ class Migrations:
         )
 
     def _command(self, *args: str) -> str:
-        """A command of the app's group, as a hint spells it."""
+        """A command of the app's group, as a hint spells it (quoted for a shell)."""
+        import shlex
+
         group = getattr(self.alembic, "command_name", "") or DEFAULT_GROUP
-        return Command(*args).render(group)
+        return Command(*(a if a.startswith('"') else shlex.quote(a) for a in args)).render(group)
 
     def check_single_head(self, bind: str) -> None:
         """``bind``'s history has exactly one head."""
@@ -732,6 +833,7 @@ class Migrations:
                     )
                     self.upgrade(rev, bind)
                     continue
+                self._dependencies_of(script, bind)  # theirs are not this revision's
                 schema = self.schema(bind) if compare else {}
                 self.upgrade(rev, bind)
                 walk.step = "downgrade"
@@ -747,6 +849,19 @@ class Migrations:
                 return walk
             walk.checked.append(rev)
         return walk
+
+    def _dependencies_of(self, script: Script, bind: str) -> None:
+        """Upgrade the other binds' revisions ``script`` depends on, so that what they
+        create is there before the schema is read (a shared database would show it)."""
+        from .plan import to_tuple
+
+        for dependency in to_tuple(script.dependencies):
+            with self._context() as alembic:
+                found = [s.revision for s in alembic.script.get_revisions(dependency) if s]
+                owners = {rev: alembic.bind_of(rev) for rev in found}
+            for rev, owner in owners.items():
+                if owner != bind:
+                    self.upgrade(rev, owner)
 
     def check_up_down(self, bind: str) -> list[Skipped]:
         """Each revision of ``bind`` upgrades, downgrades and upgrades again."""

@@ -1044,7 +1044,9 @@ def _snapshot(
     version: tuple[str | None, str],
     cache: dict[Any, Any],
 ) -> dict[str, Any]:
-    """Every table, view, sequence and enum type of ``schemas``, as plain values.
+    """Every table (columns, keys, indexes, checks, comment), view, sequence and enum
+    type of ``schemas`` as plain values; on PostgreSQL every schema, function and
+    extension too.
 
     Tables are reflected with the inspector's ``get_multi_*`` calls (a few queries for
     all tables on PostgreSQL). On SQLite a table whose schema text (its ``CREATE`` and
@@ -1053,6 +1055,19 @@ def _snapshot(
     """
     inspector = sa.inspect(connection)
     found: dict[str, Any] = {}
+    postgresql = connection.dialect.name == "postgresql"
+    if postgresql:
+        # Every schema of the database counts, not only the models': a downgrade must
+        # drop the schema (and what is in it) that its upgrade made.
+        default = inspector.default_schema_name
+        others = [
+            name
+            for name in inspector.get_schema_names()
+            if name != default and name != "information_schema" and not name.startswith("pg_")
+        ]
+        found.update({f"schema {name}": "present" for name in others})
+        schemas = {None, *others}
+        found.update(_pg_routines(connection))
     for schema in sorted(schemas, key=lambda s: s or ""):
         if schema is not None and not inspector.has_schema(schema):
             continue  # not created (yet): nothing in it
@@ -1102,16 +1117,56 @@ _MYSQL_FINGERPRINT = (
 )
 
 
+#: PostgreSQL's functions, procedures and extensions outside the system's schemas.
+_PG_ROUTINES = (
+    "SELECT 'function ' || n.nspname || '.' || p.proname || "
+    "'(' || pg_get_function_identity_arguments(p.oid) || ')', md5(pg_get_functiondef(p.oid)) "
+    "FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace "
+    "LEFT JOIN pg_depend d ON d.objid = p.oid AND d.deptype = 'e' "
+    "WHERE n.nspname <> 'information_schema' AND n.nspname NOT LIKE 'pg\\_%' "
+    "AND p.prokind IN ('f', 'p') AND d.objid IS NULL "
+    "UNION ALL SELECT 'extension ' || extname, extversion FROM pg_extension "
+    "WHERE extname <> 'plpgsql'"
+)
+
+#: Per table of a PostgreSQL schema, a digest of its columns (with defaults), its
+#: constraints, its indexes and its comment, as the catalogs give them.
+_PG_FINGERPRINT = (
+    "SELECT c.relname, md5(concat_ws('|', "
+    "(SELECT string_agg(a.attname || ' ' || format_type(a.atttypid, a.atttypmod) || ' ' "
+    "|| a.attnotnull::text || ' ' || coalesce(pg_get_expr(d.adbin, d.adrelid), '') || ' ' "
+    "|| coalesce(col_description(c.oid, a.attnum), ''), ',' ORDER BY a.attname) "
+    "FROM pg_attribute a LEFT JOIN pg_attrdef d ON d.adrelid = a.attrelid "
+    "AND d.adnum = a.attnum WHERE a.attrelid = c.oid AND a.attnum > 0 "
+    "AND NOT a.attisdropped), "
+    "(SELECT string_agg(k.conname || ' ' || pg_get_constraintdef(k.oid), ',' "
+    "ORDER BY k.conname) FROM pg_constraint k WHERE k.conrelid = c.oid), "
+    "(SELECT string_agg(pg_get_indexdef(x.indexrelid), ',' ORDER BY x.indexrelid::regclass::text) "
+    "FROM pg_index x WHERE x.indrelid = c.oid), "
+    "obj_description(c.oid, 'pg_class'))) "
+    "FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace "
+    "WHERE c.relkind IN ('r', 'p') AND n.nspname = COALESCE(:schema, current_schema())"
+)
+
+
+def _pg_routines(connection: sa.Connection) -> dict[str, Any]:
+    return {str(name): str(digest) for name, digest in connection.execute(sa.text(_PG_ROUTINES))}
+
+
 def _fingerprints(connection: sa.Connection, schema: str | None) -> dict[str, Any] | None:
     """Per table, a value that changes whenever its definition does, read in a few
     queries: SQLite's schema text (``sqlite_master``: the table's ``CREATE`` and its
-    indexes'), MariaDB/MySQL's ``information_schema`` rows. ``None`` elsewhere."""
+    indexes'), PostgreSQL's catalogs (one query), MariaDB/MySQL's ``information_schema``
+    rows. ``None`` elsewhere."""
     rows: dict[str, list[tuple[Any, ...]]] = {}
     quote = connection.dialect.identifier_preparer.quote
     if connection.dialect.name == "sqlite":
         master = f"{quote(schema)}.sqlite_master" if schema else "sqlite_master"
         for row in connection.exec_driver_sql(f"SELECT tbl_name, type, name, sql FROM {master}"):
             rows.setdefault(row[0], []).append(tuple(row[1:]))
+    elif connection.dialect.name == "postgresql":
+        found = connection.execute(sa.text(_PG_FINGERPRINT), {"schema": schema})
+        return {str(name): str(digest) for name, digest in found}
     elif connection.dialect.name in ("mysql", "mariadb"):
         for number, query in enumerate(_MYSQL_FINGERPRINT):
             for row in connection.execute(sa.text(query), {"schema": schema}):
@@ -1130,6 +1185,12 @@ def _reflect(inspector: sa.Inspector, schema: str | None, names: list[str]) -> d
     foreign = multi(inspector.get_multi_foreign_keys)
     indexes = multi(inspector.get_multi_indexes)
     uniques = multi(inspector.get_multi_unique_constraints)
+    checks: dict[str, Any] = {}
+    comments: dict[str, Any] = {}
+    with contextlib.suppress(NotImplementedError):
+        checks = multi(inspector.get_multi_check_constraints)
+    with contextlib.suppress(NotImplementedError):
+        comments = multi(inspector.get_multi_table_comment)
     return {
         name: _table_detail(
             columns.get(name, ()),
@@ -1138,6 +1199,11 @@ def _reflect(inspector: sa.Inspector, schema: str | None, names: list[str]) -> d
             indexes.get(name, ()),
             uniques.get(name, ()),
         )
+        | {
+            f"check {c.get('name') or c['sqltext']}": str(c["sqltext"])
+            for c in checks.get(name, ())
+        }
+        | ({"comment": comments[name]["text"]} if (comments.get(name) or {}).get("text") else {})
         for name in names
     }
 

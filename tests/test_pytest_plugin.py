@@ -845,3 +845,44 @@ def test_no_conftest_says_so(pytester: pytest.Pytester, make_project: MakeProjec
     one_file = run(pytester, "test_mine.py")
     assert statuses(one_file) == {"test_mine": "PASSED"}
     assert "no conftest.py" not in one_file.stdout.str()
+
+
+def test_postgresql_leftovers_outside_tables(
+    pytester: pytest.Pytester, make_project: MakeProject
+) -> None:
+    """On PostgreSQL a downgrade that leaves a schema (and a table in it, which no model
+    names), a function, a check constraint or a table comment fails the no-trace test,
+    each named."""
+    project = broken(make_project, "postgresql")
+    project.revision(
+        "analytics",
+        "b2",
+        "b1",
+        "\n".join(
+            [
+                'op.execute("CREATE SCHEMA extra")',
+                'op.execute("CREATE TABLE extra.junk (id int)")',
+                "op.execute(\"CREATE FUNCTION one() RETURNS int AS 'SELECT 1' LANGUAGE sql\")",
+                'op.execute("ALTER TABLE event ADD CONSTRAINT positive CHECK (id > 0)")',
+                "op.execute(\"COMMENT ON TABLE event IS 'hello'\")",
+            ]
+        ),
+    )
+    project.write()
+    result = run(pytester, "-k", "no_trace")
+    assert statuses(result) == {
+        "test_downgrade_leaves_no_trace[default]": "PASSED",
+        "test_downgrade_leaves_no_trace[analytics]": "FAILED",
+    }
+    result.stdout.fnmatch_lines(
+        [
+            "*bind 'analytics': downgrading revision b2 (shop/migrations/analytics/b2_.py)"
+            " does not give back the schema from before it:",
+            "  + function public.one() is left behind",
+            "  + schema extra is left behind",
+            "  ~ table event:",
+            "      + check positive (id > 0) is left behind",
+            "      + comment (hello) is left behind",
+            "  + table extra.junk is left behind",
+        ]
+    )

@@ -347,7 +347,12 @@ def flask_alembic_models(pytestconfig: pytest.Config, flask_alembic_app: Flask) 
     if named:
         return named
     import_path = _session(pytestconfig).import_path
-    module = import_path.split(":", 1)[0] if import_path else flask_alembic_app.import_name
+    if import_path:
+        from .testing import module_of
+
+        module = module_of(import_path, _root(pytestconfig))
+    else:
+        module = flask_alembic_app.import_name
     return [module.split(".", 1)[0]]
 
 

@@ -56,6 +56,7 @@ __all__ = [
     "Skipped",
     "Walk",
     "load_app",
+    "module_of",
     "parse_servers",
 ]
 
@@ -98,14 +99,30 @@ def load_app(import_path: str, root: str | os.PathLike[str] | None = None) -> Fl
 
     if root is not None and str(root) not in sys.path:
         sys.path.insert(0, str(root))
+    path = import_path.split(":", 1)[0]
+    folder = root if root is not None and ("/" in path or path.endswith(".py")) else None
     try:
-        return ScriptInfo(app_import_path=import_path, set_debug_flag=False).load_app()
+        with contextlib.chdir(folder or os.getcwd()):  # a path is relative to the project
+            return ScriptInfo(app_import_path=import_path, set_debug_flag=False).load_app()
     except Exception as exc:
         raise FlaskAlembicError(
             f"Could not load the app {import_path!r}: {exc}",
             hint="Name a module and an app or factory in it, as 'flask --app' takes, "
             "e.g. flask_alembic_app = myapp:create_app.",
         ) from exc
+
+
+def module_of(import_path: str, root: str | os.PathLike[str] | None = None) -> str:
+    """The module ``import_path`` names, as ``flask --app`` reads it: ``pkg.mod:app`` is
+    ``pkg.mod``, a path such as ``src/pkg:create_app`` is ``pkg`` (its folder on
+    ``sys.path``)."""
+    from flask.cli import prepare_import
+
+    path = import_path.split(":", 1)[0]
+    if "/" not in path and os.sep not in path and not path.endswith(".py"):
+        return path
+    with contextlib.chdir(root or os.getcwd()):
+        return prepare_import(path)
 
 
 def parse_servers(lines: Iterable[str]) -> dict[str, sa.URL]:

@@ -235,3 +235,15 @@ def version_rows(url: str, table: str = "alembic_version") -> set[str]:
             return {row[0] for row in conn.execute(sa.text(f"SELECT version_num FROM {table}"))}
     finally:
         engine.dispose()
+
+
+#: The pytest plugin's generated tests, in the order it collects them (the spec the tests of
+#: tests/test_pytest_plugin.py and tests/test_examples.py hold it to).
+CHECKS = (
+    "test_single_head",
+    "test_upgrade",
+    "test_models_match",
+    "test_up_down",
+    "test_downgrade_leaves_no_trace",
+    "test_models_registered",
+)

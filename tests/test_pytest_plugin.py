@@ -27,6 +27,7 @@ import sqlalchemy as sa
 import sqlalchemy.dialects.mysql
 import sqlalchemy.dialects.postgresql
 from conftest import _server_url
+from conftest import CHECKS
 from conftest import MakeURL
 
 from flask_alembic import pytest_checks
@@ -261,16 +262,6 @@ def statuses(result: pytest.RunResult) -> dict[str, str]:
         if match:
             found[match[1]] = match[2]
     return found
-
-
-CHECKS = (
-    "test_single_head",
-    "test_upgrade",
-    "test_models_match",
-    "test_up_down",
-    "test_downgrade_leaves_no_trace",
-    "test_models_registered",
-)
 
 
 def generated(binds: tuple[str, ...], outcome: str = "PASSED") -> dict[str, str]:

@@ -1,45 +1,47 @@
-"""Testing an app's migrations: fresh databases per bind and the checks the pytest plugin runs.
+"""Testing an app's migrations: the harness on fresh databases per bind, and the checks
+the pytest plugin runs.
 
 Nothing here imports pytest: :mod:`flask_alembic.pytest_plugin` turns these checks into
-tests, and a project may call them from any test runner. Every database touched here is
-one this module created (a temporary SQLite file, or a new database on a server the
-project named) and dropped again; the app's own URLs are only read, to know which binds
-share a database.
+tests, and a project may call them from any test runner. The databases come from
+:mod:`flask_alembic.scratch` (every one created here and dropped again; the app's own are
+never connected to), the schema readings from :mod:`flask_alembic.snapshot`, the app and
+its modules from :mod:`flask_alembic.app_imports`.
 """
 
 from __future__ import annotations
 
 import contextlib
-import importlib
 import os
-import pkgutil
-import secrets
-import shutil
-import sys
-import tempfile
-from collections.abc import Callable
 from collections.abc import Iterable
 from collections.abc import Iterator
 from collections.abc import Mapping
 from collections.abc import Sequence
 from dataclasses import dataclass
 from dataclasses import field
-from pathlib import Path
 from typing import Any
 from typing import TYPE_CHECKING
 
 import sqlalchemy as sa
 from flask import Flask
 
+from .app_imports import bind_tables
+from .app_imports import import_failure
+from .app_imports import load_app
+from .app_imports import module_of
+from .app_imports import registration_in_subprocess
+from .app_imports import relative_path
+from .app_imports import unregistered_tables
 from .errors import Command
 from .errors import DEFAULT_GROUP
 from .errors import FlaskAlembicError
 from .errors import MigrationFailedError
 from .identity import backend_of
 from .identity import url_key
-from .redact import describe_exception
-from .redact import safe_url
-from .redact import url_secrets
+from .scratch import Databases
+from .scratch import parse_servers
+from .scratch import refuse_other_databases
+from .snapshot import difference
+from .snapshot import snapshot
 
 if TYPE_CHECKING:
     from alembic.script import Script
@@ -47,7 +49,6 @@ if TYPE_CHECKING:
     from .api import AlembicAPI
     from .plan import MigrationResult
     from .plan import Step
-    from .registry import Bind
 
 __all__ = [
     "CheckFailed",
@@ -65,12 +66,10 @@ _IRREVERSIBLE_HINT = (
     '"the reason", or sits below a revision named in flask_alembic_minimum_revisions.'
 )
 
+
 _NAMES = {"sqlite": "SQLite", "postgresql": "PostgreSQL", "mysql": "MariaDB/MySQL"}
 
-#: The prefix of every database this module creates on a server (dropped at the end).
-DATABASE_PREFIX = "fa_test_"
-#: The prefix of the temporary folder of a session's SQLite files, then its process id.
-FOLDER_PREFIX = "flask-alembic-"
+
 #: The message of the revision a hint suggests, quoted so that the command runs as shown.
 _DESCRIBE = '"describe the change"'
 
@@ -87,394 +86,6 @@ class Skipped:
     revision: str
     path: str
     reason: str
-
-
-def load_app(import_path: str, root: str | os.PathLike[str] | None = None) -> Flask:
-    """The app that ``import_path`` names, as ``flask --app`` finds it: ``module``,
-    ``module:app`` or ``module:create_app`` (a factory, called without arguments).
-
-    ``root`` (the project's folder) is put first on ``sys.path`` for the import.
-    """
-    from flask.cli import ScriptInfo
-
-    if root is not None and str(root) not in sys.path:
-        sys.path.insert(0, str(root))
-    path = import_path.split(":", 1)[0]
-    folder = root if root is not None and ("/" in path or path.endswith(".py")) else None
-    try:
-        with contextlib.chdir(folder or os.getcwd()):  # a path is relative to the project
-            return ScriptInfo(app_import_path=import_path, set_debug_flag=False).load_app()
-    except Exception as exc:
-        raise FlaskAlembicError(
-            f"Could not load the app {import_path!r}: {exc}",
-            hint="Name a module and an app or factory in it, as 'flask --app' takes, "
-            "e.g. flask_alembic_app = myapp:create_app.",
-        ) from exc
-
-
-def module_of(import_path: str, root: str | os.PathLike[str] | None = None) -> str:
-    """The module ``import_path`` names, as ``flask --app`` reads it: ``pkg.mod:app`` is
-    ``pkg.mod``, a path such as ``src/pkg:create_app`` is ``pkg`` (its folder on
-    ``sys.path``)."""
-    from flask.cli import prepare_import
-
-    path = import_path.split(":", 1)[0]
-    if "/" not in path and os.sep not in path and not path.endswith(".py"):
-        return path
-    with contextlib.chdir(root or os.getcwd()):
-        return prepare_import(path)
-
-
-def parse_servers(lines: Iterable[str]) -> dict[str, sa.URL]:
-    """``flask_alembic_servers`` lines, ``BIND = ADMIN_URL`` (``*`` for every other bind),
-    as a mapping of bind name to the URL the test databases are created with."""
-    servers: dict[str, sa.URL] = {}
-    for raw in lines:
-        line = raw.strip()
-        if not line or line.startswith("#"):
-            continue
-        name, sep, url = line.partition("=")
-        if not sep or not name.strip() or not url.strip():
-            raise FlaskAlembicError(
-                f"flask_alembic_servers: {_safe_line(line)!r} is not 'BIND = URL'.",
-                hint="Write one bind per line, e.g. analytics = "
-                "postgresql+psycopg://postgres@127.0.0.1/postgres.",
-            )
-        try:
-            parsed = sa.make_url(url.strip())
-        except (sa.exc.ArgumentError, ValueError) as exc:
-            # The '=' may be a password's, with the real separator missing: show the
-            # whole line, its passwords hidden, rather than a "bind" holding half of one.
-            raise FlaskAlembicError(
-                f"flask_alembic_servers: the URL in {_safe_line(line)!r} is not a database URL.",
-                hint="Write a SQLAlchemy URL, e.g. mysql+pymysql://root@127.0.0.1/mysql.",
-            ) from exc
-        if parsed.get_backend_name() not in ("postgresql", "mysql", "mariadb"):
-            raise FlaskAlembicError(
-                f"flask_alembic_servers: bind {name.strip()!r} names a "
-                f"{parsed.get_backend_name()} server; only PostgreSQL, MariaDB and MySQL "
-                "servers get a database per session.",
-                bind=name.strip(),
-                hint="Leave SQLite binds out: they get a temporary file.",
-            )
-        servers[name.strip()] = parsed
-    return servers
-
-
-def _safe_line(line: str) -> str:
-    """A servers line for an error, the password of any URL in it hidden; after a URL
-    that does not parse, nothing is shown (its password may be anywhere in the rest)."""
-    shown: list[str] = []
-    for word in line.split():
-        try:
-            url = sa.make_url(word)
-        except (sa.exc.ArgumentError, ValueError):
-            if "://" in word:
-                shown.append(word.split("://", 1)[0] + "://(the rest hidden)")
-                break
-            shown.append(word)
-        else:
-            shown.append(safe_url(url))
-    return " ".join(shown)
-
-
-@dataclass
-class _Database:
-    """One test database: a temporary SQLite file or a database on a server."""
-
-    url: sa.URL
-    engine: sa.Engine
-    #: The server to create and drop it on; ``None`` for a SQLite file.
-    admin: sa.URL | None
-
-
-class Databases:
-    """Fresh, empty databases for an app's binds, created now and dropped by :meth:`close`.
-
-    Binds whose app URLs name one database share one test database, as they share one
-    in the app. A bind named in ``servers`` (or ``*`` there) gets a new database on that
-    server; the others a temporary SQLite file.
-    """
-
-    def __init__(
-        self,
-        urls: Mapping[str, sa.URL],
-        servers: Mapping[str, sa.URL],
-        *,
-        keys: Mapping[str, str] | None = None,
-    ) -> None:
-        self._folder: str | None = None
-        self._databases: dict[str, _Database] = {}
-        self._swept: set[str] = set()
-        self.by_bind: dict[str, _Database] = {}
-        try:
-            for name, url in urls.items():
-                # Which database the app's URL names, however spelled (no password in it).
-                key = (keys or {}).get(name) or url_key(url)
-                admin = servers.get(name, servers.get("*"))
-                if admin is not None:
-                    key = f"{key} on {url_key(admin)} as {admin.username}"
-                if key not in self._databases:
-                    self._databases[key] = self._create(name, admin)
-                self.by_bind[name] = self._databases[key]
-        except BaseException:
-            self.close()
-            raise
-
-    @property
-    def engines(self) -> dict[str, sa.Engine]:
-        return {name: db.engine for name, db in self.by_bind.items()}
-
-    def url(self, bind: str) -> sa.URL:
-        """The URL of ``bind``'s test database."""
-        return self.by_bind[bind].url
-
-    def secrets(self) -> tuple[str, ...]:
-        return tuple(s for db in self._databases.values() for s in url_secrets(db.url))
-
-    def _create(self, bind: str, admin: sa.URL | None) -> _Database:
-        if admin is None:
-            if self._folder is None:
-                _sweep_folders()
-                self._folder = tempfile.mkdtemp(prefix=f"{FOLDER_PREFIX}{os.getpid()}-")
-            path = Path(self._folder) / f"{len(self._databases)}-{_file_name(bind)}.db"
-            url = sa.URL.create("sqlite", database=str(path))
-            engine = sa.create_engine(url)
-            # A throwaway file: no fsync at each commit (most of a step's time otherwise).
-            sa.event.listen(engine, "connect", _no_sync)
-            return _Database(url, engine, None)
-        _check_driver(admin)
-        self._sweep(admin)
-        name = f"{DATABASE_PREFIX}{_MACHINE}_{os.getpid()}_{secrets.token_hex(4)}"
-        url = admin.set(database=name)
-        database = _Database(url, sa.create_engine(url), admin)
-        self._server("create", database)
-        return database
-
-    def _sweep(self, admin: sa.URL) -> None:
-        """Drop the test databases a killed session left on ``admin``'s server: those
-        this machine made (same host name and process namespace) for a process that no
-        longer runs. Once per server; nothing else is looked at, nothing fails here."""
-        key = f"{url_key(admin)} as {admin.username}"
-        if key in self._swept:
-            return
-        self._swept.add(key)
-        if admin.get_backend_name() == "postgresql":
-            query = "SELECT datname FROM pg_database"
-        else:
-            query = "SELECT SCHEMA_NAME FROM information_schema.SCHEMATA"
-        engine = sa.create_engine(admin, isolation_level="AUTOCOMMIT", poolclass=sa.NullPool)
-        try:
-            with contextlib.suppress(sa.exc.SQLAlchemyError), engine.connect() as connection:
-                for (name,) in connection.execute(sa.text(query)).all():
-                    if _left_behind(name):
-                        with contextlib.suppress(sa.exc.SQLAlchemyError):
-                            connection.execute(sa.text(_drop_statement(admin, name)))
-        finally:
-            engine.dispose()
-
-    def _server(self, action: str, database: _Database) -> None:
-        assert database.admin is not None
-        name = database.url.database
-        if action == "create":
-            statements = [f"CREATE DATABASE {name}"]
-        else:
-            statements = [_drop_statement(database.admin, str(name))]
-        if action == "reset":
-            statements.append(f"CREATE DATABASE {name}")
-        admin = sa.create_engine(
-            database.admin, isolation_level="AUTOCOMMIT", poolclass=sa.NullPool
-        )
-        try:
-            with admin.connect() as connection:
-                for statement in statements:
-                    connection.execute(sa.text(statement))
-        except sa.exc.SQLAlchemyError as exc:
-            raise FlaskAlembicError(
-                f"Could not {action} the test database {name} on "
-                f"{safe_url(database.admin)}: "
-                f"{describe_exception(exc, url_secrets(database.admin))}",
-                hint="Check the server in flask_alembic_servers is up and the user may "
-                "create databases.",
-            ) from None
-        finally:
-            admin.dispose()
-
-    def reset(self) -> None:
-        """Empty every test database: delete the SQLite file; on PostgreSQL drop every
-        schema (``public`` made again), as creating a database takes a checkpoint; on
-        MariaDB/MySQL drop the database and create it again."""
-        for database in self._databases.values():
-            database.engine.dispose()
-            if database.admin is None:
-                _remove_sqlite(database.url)
-            elif database.url.get_backend_name() == "postgresql":
-                self._empty_postgresql(database)
-            else:
-                self._server("reset", database)
-
-    def _empty_postgresql(self, database: _Database) -> None:
-        engine = sa.create_engine(database.url, isolation_level="AUTOCOMMIT", poolclass=sa.NullPool)
-        try:
-            with engine.connect() as connection:
-                schemas = connection.execute(sa.text(_PG_SCHEMAS)).scalars().all()
-                if schemas == ["public"] and not connection.execute(sa.text(_PG_ANYTHING)).first():
-                    return  # empty already
-                quote = connection.dialect.identifier_preparer.quote
-                for schema in schemas:
-                    connection.execute(sa.text(f"DROP SCHEMA {quote(schema)} CASCADE"))
-                connection.execute(sa.text("CREATE SCHEMA public"))
-        except sa.exc.SQLAlchemyError as exc:
-            raise FlaskAlembicError(
-                f"Could not empty the test database {database.url.database}: "
-                f"{describe_exception(exc, url_secrets(database.url))}",
-                hint="Close the connections a test left open to it.",
-            ) from None
-        finally:
-            engine.dispose()
-
-    def close(self) -> None:
-        """Drop every test database and remove the temporary folder."""
-        errors: list[BaseException] = []
-        for database in self._databases.values():
-            database.engine.dispose()
-            if database.admin is not None:
-                try:
-                    self._server("drop", database)
-                except FlaskAlembicError as exc:
-                    errors.append(exc)
-        self._databases.clear()
-        if self._folder is not None:
-            shutil.rmtree(self._folder, ignore_errors=True)
-            self._folder = None
-        if errors:
-            raise errors[0]
-
-
-def _machine() -> str:
-    """This machine and process namespace, in a few characters: the processes whose
-    ids a test database's name holds can be looked for here, and only here."""
-    import hashlib
-    import socket
-
-    parts = [socket.gethostname()]
-    with contextlib.suppress(OSError):  # Linux: the process namespace, and this boot
-        parts.append(str(os.stat("/proc/self/ns/pid").st_ino))
-    for path in ("/proc/sys/kernel/random/boot_id", "/etc/machine-id"):
-        with contextlib.suppress(OSError):
-            parts.append(Path(path).read_text().strip())
-    return hashlib.sha256("/".join(parts).encode()).hexdigest()[:8]
-
-
-_MACHINE = _machine()
-
-
-def _sweep_folders() -> None:
-    """Remove the temporary folders of SQLite test files that a killed session of this
-    machine left (``flask-alembic-PID-...``, the process gone)."""
-    root = Path(tempfile.gettempdir())
-    with contextlib.suppress(OSError):
-        for entry in root.iterdir():
-            pid, _, _ = entry.name.removeprefix(FOLDER_PREFIX).partition("-")
-            if entry.name.startswith(FOLDER_PREFIX) and pid.isdigit() and _ended(int(pid)):
-                shutil.rmtree(entry, ignore_errors=True)
-
-
-def _ended(pid: int) -> bool:
-    """Whether no process ``pid`` runs here (one of another user's counts as running)."""
-    if pid == os.getpid():
-        return False
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return True
-    except OSError:
-        return False
-    return False
-
-
-def _refuse_other_databases(binds: Iterable[Bind], servers: Mapping[str, sa.URL]) -> None:
-    """Refuse a bind tested on MariaDB/MySQL that names a schema: there, a schema is
-    another database of the server, which the tests would change (a real one, maybe)."""
-    for bind in binds:
-        server = servers.get(bind.name, servers.get("*"))
-        if server is None or backend_of(server) != "mysql":
-            continue
-        named = [
-            bind.version_table_schema,
-            *(t.schema for m in bind.metadatas for t in m.tables.values()),
-        ]
-        schemas = {schema for schema in named if schema is not None}
-        if schemas:
-            raise FlaskAlembicError(
-                f"Bind {bind.name!r} names schema {', '.join(map(repr, sorted(schemas)))}, "
-                "which on MariaDB/MySQL is another database on the server: its tests "
-                "would create, change and drop tables there, outside the test database.",
-                bind=bind.name,
-                hint="Test this bind on PostgreSQL (where a schema lives in the test "
-                "database) or SQLite; or leave it out of flask_alembic_servers.",
-            )
-
-
-def _check_driver(url: sa.URL) -> None:
-    """Refuse, in one line, a server URL whose driver is not installed."""
-    try:
-        sa.create_engine(url, poolclass=sa.NullPool).dispose()
-    except (ImportError, sa.exc.NoSuchModuleError) as exc:
-        raise FlaskAlembicError(
-            f"flask_alembic_servers: the driver of {safe_url(url)} is not installed "
-            f"({type(exc).__name__}: {exc}).",
-            hint="Install it (pip install 'Flask-Alembic[postgres]' or "
-            "'Flask-Alembic[mysql]'), or name an installed one in the URL, e.g. "
-            "mysql+pymysql://.",
-        ) from None
-
-
-def _left_behind(name: str) -> bool:
-    """Whether test database ``name`` was made here by a process that has ended."""
-    if not name.startswith(DATABASE_PREFIX):
-        return False
-    machine, _, rest = name.removeprefix(DATABASE_PREFIX).partition("_")
-    pid, _, _ = rest.partition("_")
-    return machine == _MACHINE and pid.isdigit() and _ended(int(pid))
-
-
-#: PostgreSQL's schemas that migrations may have filled (all but the system's).
-_PG_SCHEMAS = (
-    "SELECT nspname FROM pg_namespace WHERE nspname NOT IN ('pg_catalog', "
-    "'information_schema', 'pg_toast') AND nspname NOT LIKE 'pg\\_temp\\_%' "
-    "AND nspname NOT LIKE 'pg\\_toast\\_temp\\_%' ORDER BY nspname"
-)
-#: Anything in ``public``: a relation (table, view, sequence, index), a type, a function.
-_PG_ANYTHING = (
-    "SELECT 1 FROM pg_class WHERE relnamespace = 'public'::regnamespace "
-    "UNION ALL SELECT 1 FROM pg_type WHERE typnamespace = 'public'::regnamespace "
-    "UNION ALL SELECT 1 FROM pg_proc WHERE pronamespace = 'public'::regnamespace LIMIT 1"
-)
-
-
-def _drop_statement(admin: sa.URL, name: str) -> str:
-    if admin.get_backend_name() == "postgresql":
-        return f"DROP DATABASE IF EXISTS {name} WITH (FORCE)"
-    return f"DROP DATABASE IF EXISTS {name}"
-
-
-def _no_sync(dbapi_connection: Any, record: Any) -> None:
-    cursor = dbapi_connection.cursor()
-    cursor.execute("PRAGMA synchronous = OFF")
-    cursor.close()
-
-
-def _file_name(bind: str) -> str:
-    return "".join(c if c.isalnum() or c in "-_" else "_" for c in bind) or "bind"
-
-
-def _remove_sqlite(url: sa.URL) -> None:
-    path = url.database
-    if path:
-        for suffix in ("", "-journal", "-wal", "-shm"):
-            with contextlib.suppress(FileNotFoundError):
-                os.remove(path + suffix)
 
 
 # -- the harness ----------------------------------------------------------------------
@@ -523,12 +134,12 @@ class Migrations:
                 bind=unknown[0],
                 hint="Spell the bind as the app names it, or write * for every bind.",
             )
-        _refuse_other_databases(binds, servers or {})
+        refuse_other_databases(binds, servers or {})
         keys = {b.name: url_key(b.engine.url, b.engine) for b in every}
         self.databases = Databases(urls, servers or {}, keys=keys)
         try:
             alembic._use_engines(app, self.databases.engines)
-            self._tables = _bind_tables(alembic, app)
+            self._tables = bind_tables(alembic, app)
             for engine in self._app_engines:
                 # Before a new connection is made (an SQLite file would be created), and
                 # when a pooled one is handed out.
@@ -547,7 +158,7 @@ class Migrations:
         #: Whether the up/down walk also compares schemas (for the no-trace check, which
         #: shares it); the plugin turns it off when that test is not run.
         self.compare_schemas = True
-        #: SQLite tables already reflected, by their schema text (see :func:`_snapshot`).
+        #: SQLite tables already reflected, by their schema text (see :func:`snapshot`).
         self._reflected: dict[Any, Any] = {}
         self._registration: dict[str, list[str]] | None = None
         #: Where the app came from, for the registration check's own process.
@@ -784,7 +395,7 @@ class Migrations:
                 raise CheckFailed(
                     f"bind {bind!r} was not upgraded to its heads: the upgrade stopped "
                     f"when bind {first.bind!r} failed at revision {first.revision} "
-                    f"({_relative(first.path or '?')}): {result.error}"
+                    f"({relative_path(first.path or '?')}): {result.error}"
                 )
             raise CheckFailed(_step_failure(bind, mine.failed, mine.error) + self._elsewhere(bind))
         if error is not None:
@@ -857,7 +468,7 @@ class Migrations:
                 self.downgrade(_below(script), bind)
                 after = self.schema(bind) if compare else {}
                 if after != schema:
-                    walk.traces.append((rev, _path(script), _schema_diff(schema, after)))
+                    walk.traces.append((rev, _path(script), difference(schema, after)))
                 walk.step = "upgrade again"
                 self.upgrade(rev, bind)
                 walk.step = "upgrade"
@@ -922,7 +533,7 @@ class Migrations:
             b = alembic.registry.select(bind)[0]
         schemas = {None} | {t.schema for m in b.metadatas for t in m.tables.values()}
         with self.connect(bind) as connection:
-            return _snapshot(
+            return snapshot(
                 connection, schemas, (b.version_table_schema, b.version_table), self._reflected
             )
 
@@ -935,19 +546,15 @@ class Migrations:
         against the tables the app had when this object was made.
         """
         if self._registration is None:
-            if self.import_path is not None:
-                self._registration = registration_in_subprocess(
-                    self.import_path, self.root, packages
-                )
-            else:
-                try:
-                    self._registration = unregistered_tables(
-                        self.app, self.alembic, self._tables, packages
-                    )
-                except Exception as exc:
-                    raise CheckFailed(
-                        _import_failure(packages, f"{type(exc).__name__}: {exc}")
-                    ) from exc
+            try:
+                if self.import_path is not None:
+                    found = registration_in_subprocess(self.import_path, self.root, packages)
+                else:
+                    found = unregistered_tables(self.app, self.alembic, self._tables, packages)
+            except Exception as exc:
+                error = str(exc) if self.import_path else f"{type(exc).__name__}: {exc}"
+                raise CheckFailed(import_failure(packages, error)) from exc
+            self._registration = found
         return self._registration
 
     def check_models_registered(self, bind: str, packages: Iterable[str]) -> None:
@@ -1043,7 +650,7 @@ def _path(script: Script) -> str:
 
 def _step_failure(bind: str, step: Step, error: str | None) -> str:
     return (
-        f"bind {bind!r}: upgrading revision {step.revision} ({_relative(step.path or '?')}) "
+        f"bind {bind!r}: upgrading revision {step.revision} ({relative_path(step.path or '?')}) "
         f"from an empty database failed: {error}"
     )
 
@@ -1053,348 +660,3 @@ def _error_text(exc: FlaskAlembicError) -> str:
     if result is not None and result.error:
         return str(result.error)
     return str(exc)
-
-
-def _snapshot(
-    connection: sa.Connection,
-    schemas: Iterable[str | None],
-    version: tuple[str | None, str],
-    cache: dict[Any, Any],
-) -> dict[str, Any]:
-    """Every table (columns, keys, indexes, checks, comment), view, sequence and enum
-    type of ``schemas`` as plain values; on PostgreSQL every schema, function and
-    extension too.
-
-    Tables are reflected with the inspector's ``get_multi_*`` calls (a few queries for
-    all tables on PostgreSQL). On SQLite a table whose schema text (its ``CREATE`` and
-    its indexes' in ``sqlite_master``) is the one seen before is not reflected again:
-    ``cache`` keeps what it gave.
-    """
-    inspector = sa.inspect(connection)
-    found: dict[str, Any] = {}
-    postgresql = connection.dialect.name == "postgresql"
-    if postgresql:
-        # Every schema of the database counts, not only the models': a downgrade must
-        # drop the schema (and what is in it) that its upgrade made.
-        default = inspector.default_schema_name
-        others = [
-            name
-            for name in inspector.get_schema_names()
-            if name != default and name != "information_schema" and not name.startswith("pg_")
-        ]
-        found.update({f"schema {name}": "present" for name in others})
-        schemas = {None, *others}
-        found.update(_pg_routines(connection))
-    for schema in sorted(schemas, key=lambda s: s or ""):
-        if schema is not None and not inspector.has_schema(schema):
-            continue  # not created (yet): nothing in it
-        names = [
-            name
-            for name in inspector.get_table_names(schema=schema)
-            if not (name == version[1] and schema in (None, version[0]))
-        ]
-        texts = _fingerprints(connection, schema)
-        if texts is None:  # no cheap way to tell a table unchanged: reflect them all
-            texts = {}
-            cache.clear()
-        wanted = [n for n in names if (schema, n, texts.get(n)) not in cache]
-        if wanted:
-            for name, detail in _reflect(inspector, schema, wanted).items():
-                cache[(schema, name, texts.get(name))] = detail
-        for name in sorted(names):
-            key = f"{schema}.{name}" if schema else name
-            found[f"table {key}"] = cache[(schema, name, texts.get(name))]
-        prefix = f"{schema}." if schema else ""
-        with contextlib.suppress(NotImplementedError):
-            for view in inspector.get_view_names(schema=schema):
-                found[f"view {prefix}{view}"] = True
-        with contextlib.suppress(NotImplementedError):
-            for sequence in inspector.get_sequence_names(schema=schema):
-                found[f"sequence {prefix}{sequence}"] = True
-        get_enums: Callable[..., list[dict[str, Any]]] | None
-        get_enums = getattr(inspector, "get_enums", None)
-        if get_enums is not None:
-            for enum in get_enums(schema=schema or "public"):
-                found[f"type {prefix}{enum['name']}"] = tuple(enum["labels"])
-    return found
-
-
-#: Per table, everything MariaDB/MySQL say about its definition, in four queries.
-_MYSQL_FINGERPRINT = (
-    "SELECT TABLE_NAME, COLUMN_NAME, ORDINAL_POSITION, COLUMN_TYPE, IS_NULLABLE, "
-    "COLUMN_DEFAULT, EXTRA, COLLATION_NAME FROM information_schema.COLUMNS "
-    "WHERE TABLE_SCHEMA = COALESCE(:schema, DATABASE())",
-    "SELECT TABLE_NAME, INDEX_NAME, SEQ_IN_INDEX, COLUMN_NAME, NON_UNIQUE, SUB_PART "
-    "FROM information_schema.STATISTICS WHERE TABLE_SCHEMA = COALESCE(:schema, DATABASE())",
-    "SELECT TABLE_NAME, CONSTRAINT_NAME, ORDINAL_POSITION, COLUMN_NAME, "
-    "REFERENCED_TABLE_SCHEMA, REFERENCED_TABLE_NAME, REFERENCED_COLUMN_NAME "
-    "FROM information_schema.KEY_COLUMN_USAGE WHERE TABLE_SCHEMA = COALESCE(:schema, DATABASE())",
-    "SELECT TABLE_NAME, CONSTRAINT_NAME, CONSTRAINT_TYPE "
-    "FROM information_schema.TABLE_CONSTRAINTS WHERE TABLE_SCHEMA = COALESCE(:schema, DATABASE())",
-)
-
-
-#: PostgreSQL's functions, procedures and extensions outside the system's schemas.
-_PG_ROUTINES = (
-    "SELECT 'function ' || n.nspname || '.' || p.proname || "
-    "'(' || pg_get_function_identity_arguments(p.oid) || ')', md5(pg_get_functiondef(p.oid)) "
-    "FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace "
-    "LEFT JOIN pg_depend d ON d.objid = p.oid AND d.deptype = 'e' "
-    "WHERE n.nspname <> 'information_schema' AND n.nspname NOT LIKE 'pg\\_%' "
-    "AND p.prokind IN ('f', 'p') AND d.objid IS NULL "
-    "UNION ALL SELECT 'extension ' || extname, extversion FROM pg_extension "
-    "WHERE extname <> 'plpgsql'"
-)
-
-#: Per table of a PostgreSQL schema, a digest of its columns (with defaults), its
-#: constraints, its indexes and its comment, as the catalogs give them.
-_PG_FINGERPRINT = (
-    "SELECT c.relname, md5(concat_ws('|', "
-    "(SELECT string_agg(a.attname || ' ' || format_type(a.atttypid, a.atttypmod) || ' ' "
-    "|| a.attnotnull::text || ' ' || coalesce(pg_get_expr(d.adbin, d.adrelid), '') || ' ' "
-    "|| coalesce(col_description(c.oid, a.attnum), ''), ',' ORDER BY a.attname) "
-    "FROM pg_attribute a LEFT JOIN pg_attrdef d ON d.adrelid = a.attrelid "
-    "AND d.adnum = a.attnum WHERE a.attrelid = c.oid AND a.attnum > 0 "
-    "AND NOT a.attisdropped), "
-    "(SELECT string_agg(k.conname || ' ' || pg_get_constraintdef(k.oid), ',' "
-    "ORDER BY k.conname) FROM pg_constraint k WHERE k.conrelid = c.oid), "
-    "(SELECT string_agg(pg_get_indexdef(x.indexrelid), ',' ORDER BY x.indexrelid::regclass::text) "
-    "FROM pg_index x WHERE x.indrelid = c.oid), "
-    "obj_description(c.oid, 'pg_class'))) "
-    "FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace "
-    "WHERE c.relkind IN ('r', 'p') AND n.nspname = COALESCE(:schema, current_schema())"
-)
-
-
-def _pg_routines(connection: sa.Connection) -> dict[str, Any]:
-    return {str(name): str(digest) for name, digest in connection.execute(sa.text(_PG_ROUTINES))}
-
-
-def _fingerprints(connection: sa.Connection, schema: str | None) -> dict[str, Any] | None:
-    """Per table, a value that changes whenever its definition does, read in a few
-    queries: SQLite's schema text (``sqlite_master``: the table's ``CREATE`` and its
-    indexes'), PostgreSQL's catalogs (one query), MariaDB/MySQL's ``information_schema``
-    rows. ``None`` elsewhere."""
-    rows: dict[str, list[tuple[Any, ...]]] = {}
-    quote = connection.dialect.identifier_preparer.quote
-    if connection.dialect.name == "sqlite":
-        master = f"{quote(schema)}.sqlite_master" if schema else "sqlite_master"
-        for row in connection.exec_driver_sql(f"SELECT tbl_name, type, name, sql FROM {master}"):
-            rows.setdefault(row[0], []).append(tuple(row[1:]))
-    elif connection.dialect.name == "postgresql":
-        found = connection.execute(sa.text(_PG_FINGERPRINT), {"schema": schema})
-        return {str(name): str(digest) for name, digest in found}
-    elif connection.dialect.name in ("mysql", "mariadb"):
-        for number, query in enumerate(_MYSQL_FINGERPRINT):
-            for row in connection.execute(sa.text(query), {"schema": schema}):
-                rows.setdefault(row[0], []).append((number, *map(str, row[1:])))
-    else:
-        return None
-    return {name: tuple(sorted(found, key=repr)) for name, found in rows.items()}
-
-
-def _reflect(inspector: sa.Inspector, schema: str | None, names: list[str]) -> dict[str, Any]:
-    def multi(method: Callable[..., Mapping[tuple[str | None, str], Any]]) -> dict[str, Any]:
-        return {key[1]: value for key, value in method(schema=schema, filter_names=names).items()}
-
-    columns = multi(inspector.get_multi_columns)
-    keys = multi(inspector.get_multi_pk_constraint)
-    foreign = multi(inspector.get_multi_foreign_keys)
-    indexes = multi(inspector.get_multi_indexes)
-    uniques = multi(inspector.get_multi_unique_constraints)
-    checks: dict[str, Any] = {}
-    comments: dict[str, Any] = {}
-    with contextlib.suppress(NotImplementedError):
-        checks = multi(inspector.get_multi_check_constraints)
-    with contextlib.suppress(NotImplementedError):
-        comments = multi(inspector.get_multi_table_comment)
-    return {
-        name: _table_detail(
-            columns.get(name, ()),
-            keys.get(name) or {},
-            foreign.get(name, ()),
-            indexes.get(name, ()),
-            uniques.get(name, ()),
-        )
-        | {
-            f"check {c.get('name') or c['sqltext']}": str(c["sqltext"])
-            for c in checks.get(name, ())
-        }
-        | ({"comment": comments[name]["text"]} if (comments.get(name) or {}).get("text") else {})
-        for name in names
-    }
-
-
-def _table_detail(
-    columns: Iterable[Mapping[str, Any]],
-    key: Mapping[str, Any],
-    foreign: Iterable[Mapping[str, Any]],
-    indexes: Iterable[Mapping[str, Any]],
-    uniques: Iterable[Mapping[str, Any]],
-) -> dict[str, Any]:
-    """One table as named parts to compare: the order of its columns does not count (a
-    column dropped and added back comes last, the same column)."""
-    detail: dict[str, Any] = {}
-    for c in columns:
-        default = c.get("default")
-        detail[f"column {c['name']}"] = (
-            f"{c['type']}, {'NULL' if c['nullable'] else 'NOT NULL'}"
-            + (f", DEFAULT {default}" if default is not None else "")
-        )
-    if key.get("constrained_columns"):
-        detail["primary key"] = f"({', '.join(key['constrained_columns'])})"
-    for f in foreign:
-        referred = (
-            f"{f['referred_schema']}.{f['referred_table']}"
-            if f.get("referred_schema")
-            else f["referred_table"]
-        )
-        detail[
-            f"foreign key ({', '.join(f['constrained_columns'])}) -> "
-            f"{referred} ({', '.join(f['referred_columns'])})"
-        ] = "present"
-    for i in indexes:
-        columns_of = ", ".join(map(str, i["column_names"]))
-        detail[f"index {i['name']}"] = f"{'UNIQUE ' if i['unique'] else ''}({columns_of})"
-    for u in uniques:
-        columns_of = ", ".join(map(str, u["column_names"]))
-        detail[f"unique constraint {u['name'] or f'({columns_of})'}"] = f"({columns_of})"
-    return detail
-
-
-def _schema_diff(before: Mapping[str, Any], after: Mapping[str, Any]) -> str:
-    """What differs, object by object; inside a table, part by part."""
-    lines: list[str] = []
-    for key in sorted(set(before) | set(after)):
-        if key not in before:
-            lines.append(f"  + {key} is left behind")
-        elif key not in after:
-            lines.append(f"  - {key} is gone")
-        elif before[key] != after[key]:
-            old, new = before[key], after[key]
-            lines.append(f"  ~ {key}:")
-            if not isinstance(old, dict):
-                lines.append(f"      {old} before, {new} after")
-                continue
-            for part in sorted(set(old) | set(new)):
-                if part not in old:
-                    lines.append(f"      + {part} ({new[part]}) is left behind")
-                elif part not in new:
-                    lines.append(f"      - {part} ({old[part]}) is gone")
-                elif old[part] != new[part]:
-                    lines.append(f"      ~ {part}: {old[part]} before, {new[part]} after")
-    return "\n".join(lines)
-
-
-def _bind_tables(alembic: AlembicAPI, app: Flask) -> dict[str, set[str]]:
-    with app.app_context():
-        return {b.name: {k for m in b.metadatas for k in m.tables} for b in alembic.registry.all}
-
-
-def unregistered_tables(
-    app: Flask, alembic: AlembicAPI, before: Mapping[str, set[str]], packages: Iterable[str]
-) -> dict[str, list[str]]:
-    """Per bind, the tables importing every module of ``packages`` adds to its metadata."""
-    with app.app_context():
-        metadatas = {b.name: b.metadatas for b in alembic.registry.all}
-    modules_before = set(sys.modules)
-    for package in packages:
-        _import_all(package)
-    new_modules = [sys.modules[n] for n in set(sys.modules) - modules_before if n in sys.modules]
-    found: dict[str, list[str]] = {}
-    for name, items in metadatas.items():
-        for metadata in items:
-            for key, table in metadata.tables.items():
-                if key not in before.get(name, set()):
-                    found.setdefault(name, []).append(_declared_by(table, new_modules))
-    return found
-
-
-def registration_in_subprocess(
-    import_path: str, root: str | os.PathLike[str] | None, packages: Iterable[str]
-) -> dict[str, list[str]]:
-    """:func:`unregistered_tables` for the app ``import_path`` names, in a new process."""
-    import json
-    import subprocess
-
-    command = [
-        sys.executable,
-        "-c",
-        "from flask_alembic.testing import _registration_main; _registration_main()",
-        import_path,
-        str(root or ""),
-        *packages,
-    ]
-    # The modules this process can import (pytest's pythonpath and rootdir included).
-    path = [entry for entry in sys.path if entry]
-    if os.environ.get("PYTHONPATH"):
-        path.append(os.environ["PYTHONPATH"])
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join(path)}
-    done = subprocess.run(command, capture_output=True, text=True, check=False, cwd=root, env=env)
-    if done.returncode != 0:
-        last = (done.stderr.strip().splitlines() or ["(no output)"])[-1]
-        raise CheckFailed(_import_failure(packages, last))
-    result: dict[str, list[str]] = json.loads(done.stdout.strip().splitlines()[-1])
-    return result
-
-
-def _import_failure(packages: Iterable[str], error: str) -> str:
-    return (
-        f"importing every module of {', '.join(packages)} (to find models the app never "
-        f"imports) failed: {error}. Name the packages that hold models in "
-        "flask_alembic_models."
-    )
-
-
-def _registration_main() -> None:
-    """The registration check's own process: ``APP ROOT PACKAGE...`` in ``sys.argv``."""
-    import json
-
-    import_path, root, *packages = sys.argv[1:]
-    app = load_app(import_path, root or None)
-    alembic = app.extensions["alembic"]
-    before = _bind_tables(alembic, app)
-    with contextlib.redirect_stdout(sys.stderr):
-        found = unregistered_tables(app, alembic, before, packages)
-    print(json.dumps(found))
-
-
-def _import_all(package: str) -> None:
-    """Import ``package`` and every module under it (not ``__main__`` ones); a module
-    that fails to import is named in the error."""
-
-    def load(name: str) -> Any:
-        try:
-            return importlib.import_module(name)
-        except Exception as exc:
-            raise ImportError(f"module {name}: {type(exc).__name__}: {exc}") from exc
-
-    def failed(name: str) -> None:
-        load(name)  # walk_packages could not import a package: say which, and why
-
-    paths = getattr(load(package), "__path__", None)
-    if paths is None:
-        return
-    for info in pkgutil.walk_packages(paths, prefix=f"{package}.", onerror=failed):
-        if info.name.rsplit(".", 1)[-1] != "__main__":
-            load(info.name)
-
-
-def _declared_by(table: sa.Table, modules: Iterable[Any]) -> str:
-    """``table 'x' (model pkg.mod.Model, in pkg/mod.py)`` for a table a new module declared."""
-    for module in modules:
-        for value in vars(module).values():
-            if isinstance(value, type) and getattr(value, "__table__", None) is table:
-                where = getattr(module, "__file__", None) or module.__name__
-                return (
-                    f"table {table.name!r} of model {module.__name__}.{value.__name__} "
-                    f"(in {_relative(where)}) is declared"
-                )
-    return f"table {table.name!r} is declared"
-
-
-def _relative(path: str) -> str:
-    try:
-        return os.path.relpath(path)
-    except ValueError:
-        return path

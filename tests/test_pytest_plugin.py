@@ -31,7 +31,7 @@ from conftest import CHECKS
 from conftest import MakeURL
 
 from flask_alembic import pytest_checks
-from flask_alembic import testing
+from flask_alembic import scratch
 
 #: Imported here, before any test: pytester forgets the modules imported during a test.
 #: Imported again, SQLAlchemy's dialects warn that their functions are registered twice,
@@ -221,8 +221,8 @@ def systemp(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 @pytest.fixture
 def prefix(monkeypatch: pytest.MonkeyPatch) -> str:
     """This test's own prefix for the plugin's server databases (still ``fa_test_``)."""
-    value = f"{testing.DATABASE_PREFIX}{uuid.uuid4().hex[:8]}_"
-    monkeypatch.setattr(testing, "DATABASE_PREFIX", value)
+    value = f"{scratch.DATABASE_PREFIX}{uuid.uuid4().hex[:8]}_"
+    monkeypatch.setattr(scratch, "DATABASE_PREFIX", value)
     return value
 
 

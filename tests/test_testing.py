@@ -12,7 +12,7 @@ import pytest
 import sqlalchemy as sa
 from conftest import _server_url
 
-from flask_alembic import testing
+from flask_alembic import scratch
 
 
 def _server_databases(admin: sa.URL) -> set[str]:
@@ -34,7 +34,7 @@ def test_reset_empties_every_kind_of_object(dialect: str) -> None:
     """After ``reset()`` a test database holds nothing: tables, a view, an index, and on
     PostgreSQL a second schema, an enum type, a sequence and a function are all gone."""
     servers = {} if dialect == "sqlite" else {"*": _server_url(dialect)}
-    databases = testing.Databases({"default": sa.make_url("sqlite:///app.db")}, servers)
+    databases = scratch.Databases({"default": sa.make_url("sqlite:///app.db")}, servers)
     try:
         engine = databases.engines["default"]
         with engine.begin() as connection:
@@ -85,16 +85,16 @@ def test_a_killed_sessions_databases_are_dropped(server: str) -> None:
         check=True,
     )
     dead_pid = int(gone.stdout)
-    prefix = testing.DATABASE_PREFIX
-    left = f"{prefix}{testing._MACHINE}_{dead_pid}_0000aaaa"
-    running = f"{prefix}{testing._MACHINE}_{os.getppid()}_0000bbbb"
+    prefix = scratch.DATABASE_PREFIX
+    left = f"{prefix}{scratch._MACHINE}_{dead_pid}_0000aaaa"
+    running = f"{prefix}{scratch._MACHINE}_{os.getppid()}_0000bbbb"
     elsewhere = f"{prefix}00000000_{dead_pid}_0000cccc"
     engine = sa.create_engine(admin, isolation_level="AUTOCOMMIT", poolclass=sa.NullPool)
     try:
         with engine.connect() as connection:
             for name in (left, running, elsewhere):
                 connection.execute(sa.text(f"CREATE DATABASE {name}"))
-        databases = testing.Databases({"default": sa.make_url("sqlite:///app.db")}, {"*": admin})
+        databases = scratch.Databases({"default": sa.make_url("sqlite:///app.db")}, {"*": admin})
         try:
             mine = databases.url("default").database
             found = _server_databases(admin)

@@ -64,8 +64,9 @@ def _skips(request: pytest.FixtureRequest, run: Callable[[], list[Skipped]]) -> 
         return
     found = request.config.stash.setdefault(SKIPPED, [])
     found.extend(s for s in skipped if s not in found)
+    # The walk just made (compare=False never walks again).
     checked = request.getfixturevalue("flask_alembic_migrations").walk(
-        request.getfixturevalue("flask_alembic_bind")
+        request.getfixturevalue("flask_alembic_bind"), compare=False
     )
     if not checked.checked:
         reasons = "; ".join(f"{s.revision}: {s.reason}" for s in skipped)

@@ -3,8 +3,9 @@
 Registered through the ``pytest11`` entry point, so pytest loads it wherever Flask-Alembic
 is installed; it does nothing until the project names its app, with the ini option
 ``flask_alembic_app = "package.module:create_app"`` or by overriding the
-``flask_alembic_app`` fixture. Importing it imports pytest only: a project that does not
-use it pays nothing.
+``flask_alembic_app`` fixture. Until then none of its work is imported (the harness, the
+test databases); loading it costs the package's own import, as any use of Flask-Alembic
+does.
 """
 
 from __future__ import annotations
@@ -101,7 +102,11 @@ def _root(config: pytest.Config) -> Path:
 
 
 def _overriding_fixture(node: pytest.Collector) -> Any:
-    """The project's own ``flask_alembic_app`` fixture visible from ``node``, if any."""
+    """The project's own ``flask_alembic_app`` fixture visible from ``node``, if any.
+
+    pytest has no public way to ask this while collecting: its fixture manager is read
+    (``getfixturedefs``, stable since pytest 8.1), and without one no override is seen.
+    """
     manager = getattr(node.session, "_fixturemanager", None)
     if manager is None:
         return None
@@ -181,9 +186,7 @@ class _Checks(pytest.Module):
             state.binds = _managed_binds(app)
         except FlaskAlembicError as exc:
             raise self.CollectError(f"flask-alembic: {exc}") from None
-        wanted = {
-            name for line in self.config.getini("flask_alembic_tests") for name in line.split()
-        }
+        wanted = set(_words(self.config, "flask_alembic_tests"))
         from . import pytest_checks
 
         unknown = sorted(wanted - set(pytest_checks.TESTS))
@@ -330,9 +333,17 @@ def _default_app_function(pytestconfig: pytest.Config) -> Flask:
                 "in the ini file, or override the flask_alembic_app fixture.",
                 pytrace=False,
             )
+        from .errors import FlaskAlembicError
         from .testing import load_app
 
-        app = _session(pytestconfig).app = load_app(import_path, _root(pytestconfig))
+        loaded: Flask | str
+        try:
+            loaded = load_app(import_path, _root(pytestconfig))
+        except FlaskAlembicError as exc:
+            loaded = f"flask-alembic: {exc}"
+        if isinstance(loaded, str):  # outside the handler: no "During handling" chain
+            pytest.fail(loaded, pytrace=False)
+        app = _session(pytestconfig).app = loaded
         _session(pytestconfig).import_path = import_path
     return app
 

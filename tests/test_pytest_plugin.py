@@ -898,3 +898,19 @@ def test_src_layout(pytester: pytest.Pytester, make_project: MakeProject, ini: s
     (project.root / "pytest.ini").write_text(f"[pytest]\n{ini}\n", encoding="utf-8")
     result = run(pytester)
     assert statuses(result) == generated(BINDS3)
+
+
+def test_bad_app_path_from_a_fixture(pytester: pytest.Pytester, make_project: MakeProject) -> None:
+    """Only a user test file asked for (no conftest.py collected): the app that does not
+    import fails the test needing it at setup, with the one line, no traceback."""
+    project = broken(make_project, "sqlite")
+    project.ini["flask_alembic_app"] = "shop.nowhere:create_app"
+    project.write()
+    pytester.makepyfile(test_mine="def test_mine(flask_alembic):\n    pass\n")
+    result = run(pytester, "test_mine.py")
+    assert statuses(result) == {"test_mine": "ERROR"}
+    result.stdout.fnmatch_lines(
+        ["flask-alembic: Could not load the app 'shop.nowhere:create_app': Could not import*"]
+    )
+    assert "Traceback" not in result.stdout.str()
+    assert "During handling" not in result.stdout.str()

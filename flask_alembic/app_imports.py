@@ -24,6 +24,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "bind_tables",
+    "extension_of",
     "import_failure",
     "load_app",
     "module_of",
@@ -54,6 +55,19 @@ def load_app(import_path: str, root: str | os.PathLike[str] | None = None) -> Fl
             hint="Name a module and an app or factory in it, as 'flask --app' takes, "
             "e.g. flask_alembic_app = myapp:create_app.",
         ) from exc
+
+
+def extension_of(app: Flask) -> AlembicAPI:
+    """The app's Flask-Alembic extension; an app without one is refused in one line."""
+    from .api import AlembicAPI
+
+    alembic = app.extensions.get("alembic")
+    if not isinstance(alembic, AlembicAPI):
+        raise FlaskAlembicError(
+            f"The app {app.name!r} has no Flask-Alembic extension.",
+            hint="Call Alembic().init_app(app) in the app factory.",
+        )
+    return alembic
 
 
 def module_of(import_path: str, root: str | os.PathLike[str] | None = None) -> str:

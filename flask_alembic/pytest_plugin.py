@@ -237,14 +237,9 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
 
 
 def _managed_binds(app: Flask) -> tuple[str, ...]:
-    from .errors import FlaskAlembicError
+    from .app_imports import extension_of
 
-    alembic = app.extensions.get("alembic")
-    if alembic is None:
-        raise FlaskAlembicError(
-            f"The app {app.name!r} has no Flask-Alembic extension.",
-            hint="Call Alembic().init_app(app) in the app factory.",
-        )
+    alembic = extension_of(app)
     with app.app_context():
         return tuple(b.name for b in alembic.registry.all if b.managed)
 

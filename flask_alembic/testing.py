@@ -25,6 +25,7 @@ import sqlalchemy as sa
 from flask import Flask
 
 from .app_imports import bind_tables
+from .app_imports import extension_of
 from .app_imports import import_failure
 from .app_imports import load_app
 from .app_imports import module_of
@@ -108,14 +109,7 @@ class Migrations:
         import_path: str | None = None,
         root: str | os.PathLike[str] | None = None,
     ) -> None:
-        from .api import AlembicAPI
-
-        alembic = app.extensions.get("alembic")
-        if not isinstance(alembic, AlembicAPI):
-            raise FlaskAlembicError(
-                f"The app {app.name!r} has no Flask-Alembic extension.",
-                hint="Call Alembic().init_app(app) in the app factory.",
-            )
+        alembic = extension_of(app)
         self.app = app
         self.alembic: AlembicAPI = alembic
         with app.app_context():

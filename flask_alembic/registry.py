@@ -328,6 +328,10 @@ class BindRegistry:
         candidates = [b for b in self if b.backend in backends]
         if len(candidates) < 2:
             return
+        for bind in selected:
+            bind.identity(identities)  # the selected binds' servers are asked first
+        if not _may_clash([(b, b.identity(identities)) for b in candidates]):
+            return  # the usual case, told in one pass instead of comparing every pair
         for first in selected:
             mine = first.identity(identities)
             for other in candidates:
@@ -464,6 +468,33 @@ class Neighbourhood:
         """Whether ``schema`` (``None``: the default one) holds nothing of this bind's."""
         resolved, _ = _resolved(self.identity, schema, "")
         return resolved not in self.schemas
+
+
+def _may_clash(found: list[tuple[Bind, DatabaseIdentity]]) -> bool:
+    """Whether two of these binds might be refused by the pairwise checks of
+    :meth:`BindRegistry.check_version_tables`: keys that two binds share when a check
+    could fail for them, so that a history with many binds is told apart in one pass.
+    ``True`` sends the caller to the exact comparison of every pair."""
+    seen: set[tuple[str | None, ...]] = set()
+    # (backend, version table, schema) of known identities -> the ways their servers
+    # answered: two binds answered in different terms cannot always be told apart.
+    answers: dict[tuple[str, ...], set[str]] = {}
+    for bind, identity in found:
+        table = (bind.version_table_schema, bind.version_table)
+        keys: list[tuple[str | None, ...]] = [identity.url_version_table_key(*table)]
+        if identity.known:
+            keys.append(("server", *identity.version_table_key(*table)))
+            names = (
+                identity.backend,
+                identity.name(bind.version_table),
+                identity.name(bind.version_table_schema or ""),
+            )
+            answers.setdefault(names, set()).add(str(identity.server).split(" ", 1)[0])
+        for key in keys:
+            if key in seen:
+                return True
+            seen.add(key)
+    return any(len(kinds) > 1 for kinds in answers.values())
 
 
 def _shared_version_table(first: Bind, second: Bind) -> ConfigurationError:

@@ -70,7 +70,7 @@ _FOREIGN = False
 #: Files another tool keeps in the migrations folder, never revisions whatever they hold.
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class CachedRevision:
     """What the graph needs of one revision file, read without importing it."""
 
@@ -83,23 +83,20 @@ class CachedRevision:
 
 
 class RevisionFile:
-    """A revision file and, when it could be read statically, its revision data."""
+    """A revision file and, when it could be read statically, its revision data.
 
-    __slots__ = ("_data", "path", "raw")
+    Only the data is kept, not the cached JSON it came from: a long history's revision
+    map keeps one per file for the whole command.
+    """
+
+    __slots__ = ("data", "path")
 
     def __init__(self, path: str, raw: list[Any] | bool | None) -> None:
         self.path = path
-        #: The cached JSON form of :attr:`data`, ``[revision, down_revisions, depends_on,
-        #: branch_labels, doc]`` (read by the fast paths as is).
-        self.raw = raw
-        self._data: CachedRevision | None = None
-
-    @property
-    def data(self) -> CachedRevision | None:
-        """The revision data; ``None`` when the file must be imported to know it."""
-        if self._data is None and self.raw is not None:
-            self._data = _from_json(self.raw)
-        return self._data
+        #: The revision data, from the cached JSON form ``[revision, down_revisions,
+        #: depends_on, branch_labels, doc]``; ``None`` when the file must be imported to
+        #: know it.
+        self.data = None if raw is None else _from_json(raw)
 
 
 class FolderGraph:

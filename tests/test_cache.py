@@ -472,7 +472,7 @@ def test_folders_check_trusts_the_folder(tmp_path: Path) -> None:
     path.write_text('revision = "aaaa"\ndown_revision = "bbbb"\n')  # edited in place
     revisions = scan([folder], cache_dir, trust_folders=True)
     assert revisions.graphs()[str(folder)].heads == ["poisoned"]  # type: ignore[union-attr]
-    assert [(f.path, f.raw[0]) for f in revisions.files() if isinstance(f.raw, list)] == [
+    assert [(f.path, f.data.revision) for f in revisions.files() if f.data is not None] == [
         (str(path), "poisoned")
     ]
     # The default check looks at every file: the edit is seen.

@@ -153,9 +153,6 @@ class Databases:
         """The URL of ``bind``'s test database."""
         return self.by_bind[bind].url
 
-    def secrets(self) -> tuple[str, ...]:
-        return tuple(s for db in self._databases.values() for s in url_secrets(db.url))
-
     def _create(self, bind: str, admin: sa.URL | None) -> _Database:
         if admin is None:
             if self._folder is None:
@@ -177,8 +174,9 @@ class Databases:
 
     def _sweep(self, admin: sa.URL) -> None:
         """Drop the test databases a killed session left on ``admin``'s server: those
-        this machine made (same host name and process namespace) for a process that no
-        longer runs. Once per server; nothing else is looked at, nothing fails here."""
+        this machine made (same host name, boot and machine ids, process namespace) for a
+        process that no longer runs. Once per server; nothing else is looked at, nothing
+        fails here."""
         key = f"{url_key(admin)} as {admin.username}"
         if key in self._swept:
             return

@@ -258,6 +258,17 @@ def scan(
         return _scan(locations, cache_dir, trust_folders)
 
 
+def _cached_graph(record: dict[str, Any]) -> tuple[FolderGraph | None] | None:
+    """A trusted folder's graph summary from its cache record, in a 1-tuple (the summary
+    itself may be ``None``: a folder without revisions); ``None`` when it does not parse
+    (edited by hand)."""
+    summary = record.get("graph")
+    try:
+        return (None if summary is None else FolderGraph.from_json(summary),)
+    except ValueError:
+        return None
+
+
 def _listing(name: str) -> list[tuple[str, str, os.stat_result]] | None:
     """The revision-file candidates of folder ``name`` with their stats, by name."""
     try:
@@ -317,14 +328,12 @@ def _scan(locations: Iterable[Path], cache_dir: Path | None, trust_folders: bool
             and signature[1] < trust_before
             and line >= 0
         ):
-            summary = record.get("graph")
-            try:
-                graph = None if summary is None else FolderGraph.from_json(summary)
-            except ValueError:
-                pass  # edited by hand: check file by file below
-            else:
+            trusted = _cached_graph(record)
+            if trusted is not None:  # else edited by hand: check file by file below
                 source = functools.partial(tail.line, line)
-                folders.append(_Folder(name, None, graph, source=source, trust_before=trust_before))
+                folders.append(
+                    _Folder(name, None, trusted[0], source=source, trust_before=trust_before)
+                )
                 new[name] = {**record, "files": source}
                 continue
         listing = _listing(name)
@@ -333,15 +342,11 @@ def _scan(locations: Iterable[Path], cache_dir: Path | None, trust_folders: bool
         fingerprint = _fingerprint(listing)
         newest = max((stat.st_ctime_ns for _, _, stat in listing), default=0)
         if record.get("fingerprint") == fingerprint and line >= 0 and newest < trust_before:
-            summary = record.get("graph")
-            try:
-                graph = None if summary is None else FolderGraph.from_json(summary)
-            except ValueError:
-                pass  # edited by hand: check file by file below
-            else:
+            trusted = _cached_graph(record)
+            if trusted is not None:  # else edited by hand: check file by file below
                 source = functools.partial(tail.line, line)
                 folders.append(
-                    _Folder(name, listing, graph, source=source, trust_before=trust_before)
+                    _Folder(name, listing, trusted[0], source=source, trust_before=trust_before)
                 )
                 new[name] = {**record, "files": source}
                 if signature is not None:

@@ -914,3 +914,31 @@ def test_bad_app_path_from_a_fixture(pytester: pytest.Pytester, make_project: Ma
     )
     assert "Traceback" not in result.stdout.str()
     assert "During handling" not in result.stdout.str()
+
+
+def test_revision_graph_loaded_once_per_session(
+    pytester: pytest.Pytester, make_project: MakeProject, tmp_path: Path
+) -> None:
+    """Every revision file is imported once in the whole session: the 18 generated tests
+    and a user test calling the harness many times share one loaded graph."""
+    imports = tmp_path / "imports.log"
+    project = healthy(make_project, "sqlite")
+    count = f"with open({str(imports)!r}, 'a') as log:\n    log.write(revision + '\\n')"
+    for bind, rev, down, up, down_sql in (
+        ("default", "a1", None, create("account", "name"), "op.drop_table('account')"),
+        ("audit", "c1", None, create("entry", "note"), "op.drop_table('entry')"),
+    ):
+        project.revision(bind, rev, down, up, down_sql, extra=count)
+    project.write()
+    pytester.makepyfile(
+        test_mine="""
+def test_many_moves(flask_alembic):
+    for _ in range(3):
+        flask_alembic.migrate_to("audit@head")
+        flask_alembic.migrate_to("audit@base")
+        flask_alembic.upgrade()
+"""
+    )
+    result = run(pytester)
+    assert statuses(result) == generated(BINDS3) | {"test_many_moves": "PASSED"}
+    assert sorted(imports.read_text().split()) == ["a1", "c1"]

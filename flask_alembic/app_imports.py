@@ -148,11 +148,14 @@ def _registration_main() -> None:
     import json
 
     import_path, root, *packages = sys.argv[1:]
-    app = load_app(import_path, root or None)
-    alembic = app.extensions["alembic"]
-    before = bind_tables(alembic, app)
-    with contextlib.redirect_stdout(sys.stderr):
-        found = unregistered_tables(app, alembic, before, packages)
+    try:
+        app = load_app(import_path, root or None)
+        alembic = extension_of(app)
+        before = bind_tables(alembic, app)
+        with contextlib.redirect_stdout(sys.stderr):
+            found = unregistered_tables(app, alembic, before, packages)
+    except (ImportError, FlaskAlembicError) as exc:
+        sys.exit(str(exc))  # the message alone, as the last line of stderr
     print(json.dumps(found))
 
 

@@ -546,7 +546,8 @@ class Migrations:
                 else:
                     found = unregistered_tables(self.app, self.alembic, self._tables, packages)
             except Exception as exc:
-                error = str(exc) if self.import_path else f"{type(exc).__name__}: {exc}"
+                plain = self.import_path or isinstance(exc, ImportError)  # names its module
+                error = str(exc) if plain else f"{type(exc).__name__}: {exc}"
                 raise CheckFailed(import_failure(packages, error)) from exc
             self._registration = found
         return self._registration
@@ -636,10 +637,7 @@ def _irreversible(script: Script) -> str | None:
 
 
 def _path(script: Script) -> str:
-    try:
-        return os.path.relpath(script.path)
-    except ValueError:
-        return script.path
+    return relative_path(script.path)
 
 
 def _step_failure(bind: str, step: Step, error: str | None) -> str:

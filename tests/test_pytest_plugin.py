@@ -942,3 +942,54 @@ def test_many_moves(flask_alembic):
     result = run(pytester)
     assert statuses(result) == generated(BINDS3) | {"test_many_moves": "PASSED"}
     assert sorted(imports.read_text().split()) == ["a1", "c1"]
+
+
+def test_minimum_revision_that_is_no_revision(
+    pytester: pytest.Pytester, make_project: MakeProject
+) -> None:
+    """A ``flask_alembic_minimum_revisions`` id that is no revision fails the walk tests of
+    every bind, naming the id; the other tests pass and nothing walks."""
+    project = broken(make_project, "sqlite")
+    project.ini["flask_alembic_minimum_revisions"] = "nope"
+    project.write()
+    result = run(pytester)
+    walk = {
+        f"{test}[{bind}]": "FAILED"
+        for test in ("test_up_down", "test_downgrade_leaves_no_trace")
+        for bind in ("default", "analytics")
+    }
+    assert statuses(result) == generated(("default", "analytics")) | walk
+    result.stdout.fnmatch_lines(
+        ["flask_alembic_minimum_revisions names 'nope', which is no revision: *"]
+    )
+
+
+def test_models_package_that_fails_to_import(
+    pytester: pytest.Pytester, make_project: MakeProject
+) -> None:
+    """A module of the app's package that does not import fails test_models_registered of
+    every bind, naming the module and its error, and says which option narrows the search;
+    a package in ``flask_alembic_models`` that does not exist is named the same way."""
+    project = broken(make_project, "sqlite")
+    project.write()
+    (project.root / "shop" / "optional.py").write_text("import not_installed_pkg\n")
+    result = run(pytester, "-k", "models_registered")
+    assert statuses(result) == {
+        "test_models_registered[default]": "FAILED",
+        "test_models_registered[analytics]": "FAILED",
+    }
+    result.stdout.fnmatch_lines(
+        [
+            "importing every module of shop (to find models the app never imports) failed:"
+            " module shop.optional: ModuleNotFoundError: No module named 'not_installed_pkg'."
+            " Name the packages that hold models in flask_alembic_models."
+        ]
+    )
+    project.ini["flask_alembic_models"] = "shop.nowhere"
+    project.write()
+    named = run(pytester, "-k", "models_registered")
+    assert statuses(named) == {
+        "test_models_registered[default]": "FAILED",
+        "test_models_registered[analytics]": "FAILED",
+    }
+    named.stdout.fnmatch_lines(["*importing every module of shop.nowhere*module shop.nowhere:*"])

@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -109,3 +110,28 @@ def test_a_killed_sessions_databases_are_dropped(server: str) -> None:
             for name in (left, running, elsewhere):
                 connection.execute(sa.text(f"DROP DATABASE IF EXISTS {name}"))
         engine.dispose()
+
+
+def test_two_spellings_of_one_database_share_a_test_database(tmp_path: Path) -> None:
+    """Binds whose URLs name one database in two spellings (another driver, ``localhost``
+    for ``127.0.0.1``, a relative SQLite path) get one test database, as they share one in
+    the app; another database gets its own."""
+    here = Path.cwd()
+    os.chdir(tmp_path)
+    try:
+        urls = {
+            "a": sa.make_url("postgresql+psycopg://app@127.0.0.1:5432/real"),
+            "b": sa.make_url("postgresql+psycopg2://other@localhost/real"),
+            "c": sa.make_url(f"sqlite:///{tmp_path / 'app.db'}"),
+            "d": sa.make_url("sqlite:///./app.db"),
+            "e": sa.make_url("postgresql+psycopg://app@127.0.0.1:5432/elsewhere"),
+        }
+        databases = scratch.Databases(urls, {})
+    finally:
+        os.chdir(here)
+    try:
+        assert databases.by_bind["a"] is databases.by_bind["b"]
+        assert databases.by_bind["c"] is databases.by_bind["d"]
+        assert len({id(databases.by_bind[name]) for name in urls}) == 3
+    finally:
+        databases.close()

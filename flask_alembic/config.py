@@ -28,6 +28,7 @@ if TYPE_CHECKING:
 __all__ = [
     "BIND_OPTIONS",
     "COMPAT_DEFAULTS",
+    "REVISION_CACHE_CHECKS",
     "TIMEOUT_KEYS",
     "alembic_config",
     "alembic_options",
@@ -42,8 +43,8 @@ __all__ = [
     "lint_mode",
     "lock_timeout",
     "parallel",
+    "revision_cache_check",
     "revision_cache_enabled",
-    "revision_cache_trusts_folders",
     "script_location",
     "static_graph_allowed",
     "template_dir",
@@ -277,18 +278,27 @@ def revision_cache_enabled(app: Flask) -> bool:
     return value
 
 
-def revision_cache_trusts_folders(app: Flask) -> bool:
-    """Whether the revision cache trusts a folder by its own signature, without looking at
-    its files (``ALEMBIC_REVISION_CACHE_CHECK = "folders"``; ``"files"``, the default,
-    checks every file)."""
-    value = app.config.get("ALEMBIC_REVISION_CACHE_CHECK", "files")
-    if value not in ("files", "folders"):
+#: The values of ``ALEMBIC_REVISION_CACHE_CHECK``; the first is the default.
+REVISION_CACHE_CHECKS = ("heads", "files", "folders")
+
+
+def revision_cache_check(app: Flask) -> str:
+    """How the revision cache checks the revision files (``ALEMBIC_REVISION_CACHE_CHECK``).
+
+    ``"heads"`` (the default): the no-op check trusts a folder whose own signature and
+    whose head revisions' files are unchanged; every other answer checks every file.
+    ``"files"``: every command checks every file. ``"folders"``: every command trusts
+    such a folder.
+    """
+    value = app.config.get("ALEMBIC_REVISION_CACHE_CHECK", REVISION_CACHE_CHECKS[0])
+    if value not in REVISION_CACHE_CHECKS:
         raise ConfigurationError(
-            f"'ALEMBIC_REVISION_CACHE_CHECK' must be 'files' or 'folders', got {value!r}.",
-            hint="'files' (the default) checks every revision file on every command; "
-            "'folders' notices added, removed and renamed files only.",
+            f"'ALEMBIC_REVISION_CACHE_CHECK' must be 'heads', 'files' or 'folders', got {value!r}.",
+            hint="'heads' (the default) trusts unchanged folders only to answer that there "
+            "is nothing to do; 'files' checks every revision file on every command; "
+            "'folders' trusts unchanged folders on every command.",
         )
-    return bool(value == "folders")
+    return str(value)
 
 
 def static_graph_allowed(app: Flask) -> bool:

@@ -37,13 +37,20 @@ __all__ = ["Loader", "QuickGraph", "command_error"]
 class QuickGraph:
     """Per-bind heads and cross-bind dependencies, read from the revision cache."""
 
-    __slots__ = ("depends", "heads")
+    __slots__ = ("depends", "exact", "heads")
 
     def __init__(
-        self, heads: Mapping[str, tuple[str, ...]], depends: Mapping[str, set[str]]
+        self,
+        heads: Mapping[str, tuple[str, ...]],
+        depends: Mapping[str, set[str]],
+        *,
+        exact: bool = True,
     ) -> None:
         self.heads = heads
         self.depends = depends
+        #: Whether every revision file was checked; if not (a folder trusted whole), the
+        #: graph may answer that a bind is at its heads, nothing more.
+        self.exact = exact
 
     def related(self, names: Iterable[str]) -> set[str]:
         """``names`` and every bind they depend on, directly or not."""
@@ -144,26 +151,40 @@ class Loader:
         return self._script
 
     def revisions(self) -> revision_cache.Revisions:
-        """Every revision file of every bind, as the revision cache knows them."""
+        """Every revision file of every bind, as the revision cache knows them, each file
+        checked (unless ``ALEMBIC_REVISION_CACHE_CHECK`` is ``"folders"``)."""
         if self._revisions is None:
-            cache_dir = self.location / "__pycache__"
-            self._revisions = revision_cache.scan(
-                self.registry.version_locations(),
-                cache_dir,
-                trust_folders=config.revision_cache_trusts_folders(self.app),
+            self._revisions = self._scan(
+                trust_folders=config.revision_cache_check(self.app) == "folders"
             )
         return self._revisions
 
-    def quick_graph(self) -> QuickGraph | None:
+    def _scan(self, *, trust_folders: bool) -> revision_cache.Revisions:
+        return revision_cache.scan(
+            self.registry.version_locations(),
+            self.location / "__pycache__",
+            trust_folders=trust_folders,
+        )
+
+    def quick_graph(self, *, exact: bool = False) -> QuickGraph | None:
         """Each bind's heads from the cache alone, without importing Alembic.
 
         ``None`` when only Alembic can tell: the cache is off, a file could not be read
         statically, a dependency is named by label, or the history is broken.
+
+        Unless ``exact``, a folder may be trusted by its own signature and its heads'
+        files (``ALEMBIC_REVISION_CACHE_CHECK = "heads"``, the default): enough to answer
+        that there is nothing to do, not to plan (:attr:`QuickGraph.exact` says which).
         """
         if not config.static_graph_allowed(self.app) or not self.location.is_dir():
             return None
         registry = self.registry
-        revisions = self.revisions()
+        if exact or self._revisions is not None or config.revision_cache_check(self.app) != "heads":
+            revisions = self.revisions()
+        else:
+            revisions = self._scan(trust_folders=True)
+            if not revisions.trusted:  # every file was checked: as good as revisions()
+                self._revisions = revisions
         graphs: dict[str, list[revision_cache.FolderGraph]] = {b.name: [] for b in registry}
         for folder, graph in revisions.graphs().items():
             bind = registry.bind_for_location(folder)
@@ -201,7 +222,7 @@ class Loader:
                     return None  # a label, or an unknown id: Alembic resolves or reports it
                 if owner[token] != name:
                     depends[name].add(owner[token])
-        return QuickGraph(heads, depends)
+        return QuickGraph(heads, depends, exact=not revisions.trusted)
 
     def load(self) -> None:
         """Load every revision and split them by bind."""

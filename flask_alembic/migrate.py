@@ -17,12 +17,14 @@ from typing import TYPE_CHECKING
 
 from . import locking
 from .errors import Command
+from .errors import DatabaseError
 from .errors import PlanError
 from .errors import RevisionError
 from .errors import UnknownBindError
 from .identity import DatabaseIdentity
 from .identity import Identities
 from .loader import Loader
+from .loader import QuickGraph
 from .plan import Direction
 from .plan import MigrationResult
 from .plan import OfflineSQL
@@ -32,6 +34,7 @@ from .plan import to_tuple
 from .registry import Bind
 from .registry import bind_directory_name
 from .status import current_heads
+from .status import HeadsReader
 
 if TYPE_CHECKING:
     from .executor import EventCallback
@@ -240,6 +243,16 @@ def migrate(
     quick = None
     if request.direction == "upgrade" and str(request.target) in {"heads", "head"}:
         quick = loader.quick_graph()
+    if quick is not None and not quick.exact:
+        # Folders trusted whole can only say that there is nothing to do: asked before
+        # any lock (the answer holds whoever migrates meanwhile); anything else is
+        # planned from a graph with every file checked, under the locks.
+        if _at_heads(loader, identities, quick, names, single=request.target == "head"):
+            plan = Plan(direction="upgrade", steps=(), start={}, unchanged=tuple(names))
+            if on_plan is not None:
+                on_plan(plan)
+            return MigrationResult(plan=plan, binds=())
+        quick = loader.quick_graph(exact=True)
     if quick is not None:
         involved = quick.related(names)
     else:
@@ -281,6 +294,26 @@ def migrate(
             x_arguments=x_arguments,
             parallel=parallel,
         )
+
+
+def _at_heads(
+    loader: Loader, identities: Identities, quick: QuickGraph, names: Sequence[str], *, single: bool
+) -> bool:
+    """Whether every bind of ``names`` is at its heads, read without a lock; ``False``
+    when a writer keeps a SQLite file from being read (the lock waits for it). Other
+    errors are the ones the locked path would raise."""
+    binds = [b for b in loader.registry if b.name in quick.related(names)]
+    current = {}
+    with HeadsReader.open(identities) as reader:
+        for bind in binds:
+            try:
+                current[bind.name] = reader.heads(bind)
+            except DatabaseError:
+                if reader.busy(bind):
+                    return False
+                raise
+    loader.registry.check_version_tables(binds, identities)
+    return all(quick.at_heads(n, current[n], single=single) for n in names)
 
 
 def _refuse_mismatch(

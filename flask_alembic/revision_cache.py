@@ -56,7 +56,7 @@ __all__ = [
 
 #: The file, inside ``<script_location>/__pycache__``, holding the cache.
 CACHE_NAME = "flask_alembic.revisions.json"
-_FORMAT = 7
+_FORMAT = 8
 #: Files changed this close to the cache's writing are re-hashed (as git does).
 _RACY_NS = 2_000_000_000
 # The same files Alembic loads from a version location (its own rule for sources).
@@ -218,9 +218,11 @@ class _Folder:
 class Revisions:
     """The revision files of the scanned folders, with what the cache knows of them."""
 
-    __slots__ = ("_files", "_folders", "_graphs", "distinct")
+    __slots__ = ("_files", "_folders", "_graphs", "distinct", "trusted")
 
-    def __init__(self, folders: list[_Folder], distinct: bool | None = None) -> None:
+    def __init__(
+        self, folders: list[_Folder], distinct: bool | None = None, *, trusted: bool = False
+    ) -> None:
         self._folders = folders
         self._graphs = {folder.name: folder.graph for folder in folders}
         self._files: list[RevisionFile] | None = None
@@ -228,6 +230,9 @@ class Revisions:
         #: worked out when the cache was written for exactly these folders and files;
         #: ``None`` when unknown (no cache, or a folder whose graph needs an import).
         self.distinct = distinct
+        #: Whether a folder was trusted by its own signature (``trust_folders``), without
+        #: a look at each of its files: a file written over in place may be unseen.
+        self.trusted = trusted
 
     def files(self) -> list[RevisionFile]:
         """Every revision file, sorted per folder, as Alembic lists them."""
@@ -250,9 +255,11 @@ def scan(
     """List the revision files in ``locations`` and read what the cache knows of them.
 
     With ``trust_folders``, a folder whose own signature (modification time, change time,
-    inode) is the one cached, and old enough, is trusted without listing or looking at its
-    files: adding, removing or renaming a file changes it, but editing a file in place
-    (the same name, written over) does not.
+    inode) is the one cached, and old enough, and whose head revisions' files (the
+    revisions no other file of the folder follows) have the signatures cached, is trusted
+    without listing or looking at its other files: adding, removing or renaming a file
+    changes the folder's signature, and writing over a head's file changes that file's,
+    but writing over another file in place (the same name) is not seen.
     """
     with collector_paused():
         return _scan(locations, cache_dir, trust_folders)
@@ -283,6 +290,39 @@ def _listing(name: str) -> list[tuple[str, str, os.stat_result]] | None:
     return listing
 
 
+def _heads_unchanged(name: str, heads: Any, trust_before: int) -> bool:
+    """Whether each head file of a folder's record still has its cached signature, and
+    had it well before the cache was written."""
+    if type(heads) is not list:
+        return False
+    for item in heads:
+        try:
+            file, cached = item
+            stat = os.stat(os.path.join(name, file))
+        except (OSError, TypeError, ValueError):
+            return False
+        signature = [stat.st_size, stat.st_mtime_ns, stat.st_ctime_ns, stat.st_ino]
+        if signature != cached or stat.st_ctime_ns >= trust_before:
+            return False
+    return True
+
+
+def _head_files(
+    listing: list[tuple[str, str, os.stat_result]],
+    entries: dict[str, list[Any]],
+    graph: FolderGraph | None,
+) -> list[list[Any]]:
+    """The files of the folder's head revisions, with their stat signatures."""
+    if graph is None:
+        return []
+    heads = set(graph.heads)
+    return [
+        [file, entries[file][0]]
+        for file, _, _ in listing
+        if type(entries[file][2]) is list and entries[file][2][0] in heads
+    ]
+
+
 def _folder_signature(name: str) -> list[int] | None:
     try:
         stat = os.stat(name)
@@ -310,6 +350,7 @@ def _scan(locations: Iterable[Path], cache_dir: Path | None, trust_folders: bool
     new: dict[str, dict[str, Any]] = {}
     folders: list[_Folder] = []
     write = False
+    trusted_whole = False
     for location in locations:
         name = str(location)
         record = old.get(name)
@@ -319,14 +360,16 @@ def _scan(locations: Iterable[Path], cache_dir: Path | None, trust_folders: bool
         if type(line) is not int:
             line = -1
         # Taken before the listing: a file added while listing changes it after, and the
-        # next run then checks the folder again.
-        signature = _folder_signature(name) if trust_folders else None
+        # next run then checks the folder again. Recorded whatever the check, so that a
+        # command that checks every file leaves a cache the next no-op can trust.
+        signature = _folder_signature(name)
         if (
             trust_folders
             and signature is not None
             and record.get("folder") == signature
             and signature[1] < trust_before
             and line >= 0
+            and _heads_unchanged(name, record.get("head_files"), trust_before)
         ):
             trusted = _cached_graph(record)
             if trusted is not None:  # else edited by hand: check file by file below
@@ -335,6 +378,7 @@ def _scan(locations: Iterable[Path], cache_dir: Path | None, trust_folders: bool
                     _Folder(name, None, trusted[0], source=source, trust_before=trust_before)
                 )
                 new[name] = {**record, "files": source}
+                trusted_whole = True
                 continue
         listing = _listing(name)
         if listing is None:
@@ -360,6 +404,7 @@ def _scan(locations: Iterable[Path], cache_dir: Path | None, trust_folders: bool
         new[name] = {
             "fingerprint": fingerprint,
             "graph": None if graph is None else graph.to_json(),
+            "head_files": _head_files(listing, entries, graph),
             "files": json.dumps(entries, separators=(",", ":")),
         }
         if signature is not None:
@@ -376,7 +421,7 @@ def _scan(locations: Iterable[Path], cache_dir: Path | None, trust_folders: bool
         if write or new.keys() != old.keys() or known is not None:
             _write(cache_file, new, known)
         distinct = known
-    return Revisions(folders, distinct)
+    return Revisions(folders, distinct, trusted=trusted_whole)
 
 
 def _distinct(folders: dict[str, dict[str, Any]]) -> bool | None:
@@ -720,11 +765,12 @@ def _identity(stat: os.stat_result) -> tuple[int, ...]:
 def _read(path: Path | None) -> tuple[dict[str, Any], int, _Tail, bool | None]:
     """The cached folder records, when they were written, and the rest of the file.
 
-    The file is JSON lines: a header ``{"format", "written_ns", "folders"}``, where each
-    folder's record ``{"fingerprint", "graph", "files"}`` gives as ``files`` the number of
-    the line, after the header, that holds its files' entries (as
-    ``{file name: [[size, mtime_ns, ctime_ns, inode], content hash, data]}``). An unusable
-    file reads as no cache at all.
+    The file is JSON lines: a header ``{"format", "written_ns", "folders", "distinct"}``,
+    where each folder's record ``{"fingerprint", "graph", "folder", "head_files",
+    "files"}`` gives as ``files`` the number of the line, after the header, that holds its
+    files' entries (as ``{file name: [[size, mtime_ns, ctime_ns, inode], content hash,
+    data]}``); ``folder`` is the folder's own signature and ``head_files`` the signature
+    of each head revision's file. An unusable file reads as no cache at all.
     """
     if path is None:
         return {}, 0, _Tail(None), None

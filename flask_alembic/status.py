@@ -124,10 +124,14 @@ class HeadsReader:
         identity = self.identities.read(bind.engine, connection)
         return locking.lock_holder(bind, identity, connection)
 
+    def busy(self, bind: Bind) -> bool:
+        """Whether a write lock kept ``bind``'s SQLite file from being read."""
+        return bind.name in self._locked
+
     def file_migration(self, bind: Bind) -> tuple[str, str] | None:
         """When a write lock kept ``bind``'s SQLite file from being read: the migration of
         the file that holds it, as :func:`lockfile.sqlite_migration` finds it."""
-        if bind.name not in self._locked:
+        if not self.busy(bind):
             return None
         identity = self.identities.read(bind.engine, self._connection(bind))
         return None if identity.path is None else lockfile.sqlite_migration(identity.path)
@@ -217,6 +221,20 @@ def read_status(loader: Loader, identities: Identities, binds: Iterable[Bind]) -
             found = (
                 None if quick is None else _quick_rows(loader, identities, managed, quick, reader)
             )
+            if (
+                found is not None
+                and quick is not None
+                and not quick.exact
+                and any(not row.up_to_date for row in found)
+            ):
+                # Folders trusted whole answer "up to date", nothing more: the heads of a
+                # migrating bind come from a graph with every file checked.
+                exact = loader.quick_graph(exact=True)
+                found = (
+                    None
+                    if exact is None
+                    else _quick_rows(loader, identities, managed, exact, reader)
+                )
             if found is None:
                 histories = loader.histories
                 found = [

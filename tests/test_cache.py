@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -121,7 +122,7 @@ def test_cache_file_is_valid_and_replaced(
     cache = project / "migrations" / "__pycache__" / CACHE_NAME
     assert run(app, "heads").exit_code == 0
     content = read_cache(cache)
-    assert content["format"] == 7
+    assert content["format"] == 8
     ((folder, record),) = content["folders"].items()
     assert folder == str(project / "migrations")
     assert len(json.loads(record["files"])) == 1
@@ -160,7 +161,7 @@ def test_corrupt_cache_is_ignored(make_app: MakeApp, database_url: str, project:
     assert run(app, "heads").exit_code == 0
     cache.write_text("{not json")
     assert "aaaa0001" in run(app, "heads").stdout
-    assert read_cache(cache)["format"] == 7
+    assert read_cache(cache)["format"] == 8
 
 
 def _no_graph(record: dict[str, Any], files: str) -> None:
@@ -457,30 +458,62 @@ def _poison(cache: Path, folder: Path, *, entries: bool = True) -> None:
 
 
 def test_folders_check_trusts_the_folder(tmp_path: Path) -> None:
-    """With trust_folders, an unchanged folder is served from the cache without a look at
-    its files, even after an edit in place (the documented gap); the default check sees it."""
+    """With trust_folders, an unchanged folder whose head's file is unchanged is served
+    from the cache without a look at its other files, even after one of them is written
+    over in place (the documented gap); the default check sees it."""
     folder = tmp_path / "versions"
     folder.mkdir()
     path = folder / "a.py"
     path.write_text('revision = "aaaa"\ndown_revision = None\n')
+    (folder / "b.py").write_text('revision = "bbbb"\ndown_revision = "aaaa"\n')
     cache_dir = tmp_path / "cache"
     cache = cache_dir / CACHE_NAME
     scan([folder], cache_dir, trust_folders=True)
-    assert isinstance(read_cache(cache)["folders"][str(folder)]["folder"], list)
+    record = read_cache(cache)["folders"][str(folder)]
+    assert isinstance(record["folder"], list)
+    assert [file for file, _ in record["head_files"]] == ["b.py"]
     _age(cache)
-    _poison(cache, folder)
-    path.write_text('revision = "aaaa"\ndown_revision = "bbbb"\n')  # edited in place
+    _poison(cache, folder, entries=False)
+    path.write_text('revision = "aaaa"\ndown_revision = "zzzz"\n')  # not a head: unseen
     revisions = scan([folder], cache_dir, trust_folders=True)
+    assert revisions.trusted
     assert revisions.graphs()[str(folder)].heads == ["poisoned"]  # type: ignore[union-attr]
-    assert [(f.path, f.data.revision) for f in revisions.files() if f.data is not None] == [
-        (str(path), "poisoned")
+    assert [(Path(f.path).name, f.data.down_revision) for f in revisions.files() if f.data] == [
+        ("a.py", ()),  # as cached, not as edited
+        ("b.py", ("aaaa",)),
     ]
     # The default check looks at every file: the edit is seen.
     revisions = scan([folder], cache_dir)
-    assert revisions.graphs()[str(folder)].heads == ["aaaa"]  # type: ignore[union-attr]
-    (item,) = revisions.files()
-    assert item.data is not None
-    assert item.data.down_revision == ("bbbb",)
+    assert not revisions.trusted
+    assert revisions.graphs()[str(folder)].heads == ["bbbb"]  # type: ignore[union-attr]
+    first = revisions.files()[0]
+    assert first.data is not None
+    assert first.data.down_revision == ("zzzz",)
+
+
+@pytest.mark.parametrize("how", ["edit", "touch"])
+def test_folders_check_looks_at_the_heads_files(tmp_path: Path, how: str) -> None:
+    """A head's file written over in place (the usual edit of a new revision) makes the
+    folder untrusted: every file is checked again."""
+    folder = tmp_path / "versions"
+    folder.mkdir()
+    (folder / "a.py").write_text('revision = "aaaa"\ndown_revision = None\n')
+    head = folder / "b.py"
+    head.write_text('revision = "bbbb"\ndown_revision = "aaaa"\n')
+    cache_dir = tmp_path / "cache"
+    cache = cache_dir / CACHE_NAME
+    scan([folder], cache_dir, trust_folders=True)
+    _age(cache)
+    _poison(cache, folder, entries=False)
+    assert scan([folder], cache_dir, trust_folders=True).trusted
+    if how == "edit":
+        head.write_text('revision = "cccc"\ndown_revision = "aaaa"\n')
+    else:
+        os.utime(head, ns=(time.time_ns(), time.time_ns()))
+    revisions = scan([folder], cache_dir, trust_folders=True)
+    assert not revisions.trusted
+    expected = {"edit": ["cccc"], "touch": ["bbbb"]}[how]
+    assert revisions.graphs()[str(folder)].heads == expected  # type: ignore[union-attr]
 
 
 @pytest.mark.parametrize("change", ["add", "remove", "rename"])
@@ -531,21 +564,25 @@ def test_folders_check_cache_replaced_while_in_use(tmp_path: Path) -> None:
 
 
 def test_folders_check_setting(make_app: MakeApp, database_url: str, project: Path) -> None:
-    """ALEMBIC_REVISION_CACHE_CHECK = "folders" records each folder's signature; a value
-    other than "files" or "folders" is refused with the values it takes."""
+    """Every value of ALEMBIC_REVISION_CACHE_CHECK records each folder's signature and its
+    heads' files, so that any command leaves a cache the next no-op can trust; a value
+    other than "heads", "files" or "folders" is refused with the values it takes."""
     cache = project / "migrations" / "__pycache__" / CACHE_NAME
-    app, alembic = make_app(database_url, ALEMBIC_REVISION_CACHE_CHECK="folders")
+    app, alembic = make_app(database_url, ALEMBIC_REVISION_CACHE_CHECK="files")
     with app.app_context():
-        alembic.revision("a")
+        alembic.revision("a", rev_id="aaaa0001")
     assert run(app, "heads").exit_code == 0
-    assert [type(r.get("folder")) for r in read_cache(cache)["folders"].values()] == [list]
+    (record,) = read_cache(cache)["folders"].values()
+    assert type(record["folder"]) is list
+    assert [Path(file).name for file, _ in record["head_files"]] == ["aaaa0001_a.py"]
     app, _ = make_app(database_url)
     assert run(app, "heads").exit_code == 0
     app, _ = make_app(database_url, ALEMBIC_REVISION_CACHE_CHECK="folder")
     result = run(app, "status")
     assert result.exit_code == 1
-    assert "'ALEMBIC_REVISION_CACHE_CHECK' must be 'files' or 'folders', got 'folder'." in (
-        result.output
+    assert (
+        "'ALEMBIC_REVISION_CACHE_CHECK' must be 'heads', 'files' or 'folders', got 'folder'."
+        in result.output
     )
 
 
@@ -591,3 +628,81 @@ def test_cache_learns_whether_ids_are_distinct(tmp_path: Path) -> None:
     written = read_cache(cache)["written_ns"]
     assert scan([folder], cache_dir).distinct is None
     assert read_cache(cache)["written_ns"] == written
+
+
+def _chain(alembic: Any, app: Flask, *names: str) -> list[Path]:
+    """Empty revisions ``names`` in a chain, each id the name repeated ("aaaa0001"...)."""
+    paths = []
+    with app.app_context():
+        for number, name in enumerate(names, start=1):
+            script = alembic.revision(name, empty=True, rev_id=f"{name * 4}000{number}")[0]
+            paths.append(Path(script.path))
+    return paths
+
+
+def _rewrite(path: Path, old: str, new: str) -> None:
+    """Write the file over in place (same name, same inode): the folder does not change."""
+    text = path.read_text()
+    assert old in text
+    with path.open("r+") as handle:
+        handle.truncate()
+        handle.write(text.replace(old, new))
+
+
+@pytest.mark.parametrize("check", ["heads", "files"])
+def test_noop_trusts_unchanged_folder_for_nothing_to_do_only(
+    make_app: MakeApp, database_url: str, project: Path, check: str
+) -> None:
+    """The default check answers a no-op from an unchanged folder without reading a file
+    that is not a head: a non-head file written over in place is not seen there (the
+    documented gap); "files" sees it."""
+    app, alembic = make_app(database_url, ALEMBIC_REVISION_CACHE_CHECK=check)
+    _, b, _ = _chain(alembic, app, "a", "b", "c")
+    assert run(app, "upgrade").exit_code == 0
+    cache = project / "migrations" / "__pycache__" / CACHE_NAME
+    _age(cache)
+    # b no longer follows a: a becomes a second head, which only a look at b shows.
+    _rewrite(b, "down_revision: str | Sequence[str] | None = 'aaaa0001'", "down_revision = None")
+    status, upgrade = run(app, "status"), run(app, "upgrade")
+    assert status.exit_code == 0, status.output
+    assert upgrade.exit_code == 0, upgrade.output
+    if check == "heads":
+        assert "up to date" in status.output
+        assert "Nothing to do" in upgrade.output
+        assert version_rows(database_url) == {"cccc0003"}
+    else:
+        assert "pending" in status.output
+        assert version_rows(database_url) == {"aaaa0001", "cccc0003"}
+
+
+def test_noop_sees_a_head_written_over_in_place(
+    make_app: MakeApp, database_url: str, project: Path
+) -> None:
+    """A head's file written over in place (the usual edit of a new revision) is seen by
+    the default check: the no-op upgrade reports the unknown revision."""
+    app, alembic = make_app(database_url)
+    _, b = _chain(alembic, app, "a", "b")
+    assert run(app, "upgrade").exit_code == 0
+    _age(project / "migrations" / "__pycache__" / CACHE_NAME)
+    _rewrite(b, "'bbbb0002'", "'bbbb0009'")
+    result = run(app, "upgrade")
+    assert result.exit_code == 1, result.output
+    assert "bbbb0002" in result.output
+    assert version_rows(database_url) == {"bbbb0002"}
+
+
+def test_noop_check_plans_from_every_file(
+    make_app: MakeApp, database_url: str, project: Path
+) -> None:
+    """When a trusted folder says there is something to do, the plan is made from every
+    file checked: here c, written over in place, now follows a, so b stays a head."""
+    app, alembic = make_app(database_url)
+    _, _, c, _ = _chain(alembic, app, "a", "b", "c", "d")
+    assert run(app, "upgrade", "bbbb0002").exit_code == 0
+    _age(project / "migrations" / "__pycache__" / CACHE_NAME)
+    _rewrite(
+        c, "down_revision: str | Sequence[str] | None = 'bbbb0002'", "down_revision = 'aaaa0001'"
+    )
+    result = run(app, "upgrade", "heads")
+    assert result.exit_code == 0, result.output
+    assert version_rows(database_url) == {"bbbb0002", "dddd0004"}

@@ -328,6 +328,8 @@ class Scenario:
     #: Half-second commands: three times the runs (to tame noise), and instruction
     #: counts with ``--instructions``.
     quick: bool = False
+    #: Instruction counts with ``--instructions``, without more runs.
+    counts: bool = False
 
 
 def write_history(folder: Path, count: int, *, label: str | None, prefix: str, body: str) -> None:
@@ -772,11 +774,58 @@ def scenario_lint(root: Path, runs: int, *, server: bool, warm: bool) -> tuple[T
 
 # Scenarios 10 to 12 (issue 18): costs that must not grow with the history.
 
-#: The app of scenario 10 with the revision cache trusting unchanged folders whole.
-FOLDERS_APP = OUR_APP.replace(
+#: The app of scenario 10 with the revision cache checking every file on every command.
+FILES_APP = OUR_APP.replace(
     "    Alembic(app,",
-    '    app.config["ALEMBIC_REVISION_CACHE_CHECK"] = "folders"\n    Alembic(app,',
+    '    app.config["ALEMBIC_REVISION_CACHE_CHECK"] = "files"\n    Alembic(app,',
 )
+
+
+@dataclass
+class GrowthRow:
+    """One line of the growth table: a command of this package against the floor and,
+    where it applies, against plain Alembic doing the same, measured in one run."""
+
+    work: str
+    ours: float  # median wall seconds
+    ours_mb: float  # median peak resident memory
+    floor: float
+    floor_mb: float
+    alembic: float | None = None
+    alembic_mb: float | None = None
+    #: Instructions of this package and of the floor (``--instructions``).
+    ours_instructions: int | None = None
+    floor_instructions: int | None = None
+
+
+#: Filled by scenarios 10 and 12, printed at the end.
+GROWTH: list[GrowthRow] = []
+
+
+def print_growth_table() -> None:
+    if not GROWTH:
+        return
+    print("\n== Growth table (medians; ratios against the floor and plain Alembic, same run)")
+    print(
+        f"   {'work':<44} {'ms':>8} {'vs floor':>8} {'instr.':>7} {'MB':>6} {'floor MB':>8}"
+        f" {'Alembic ms':>10} {'MB':>6} {'time vs A':>9} {'MB vs A':>7}"
+    )
+    for row in GROWTH:
+        instructions = (
+            f"{row.ours_instructions / row.floor_instructions:7.3f}"
+            if row.ours_instructions and row.floor_instructions
+            else f"{'-':>7}"
+        )
+        alembic = f"{'-':>10} {'-':>6} {'-':>9} {'-':>7}"
+        if row.alembic is not None and row.alembic_mb is not None:
+            alembic = (
+                f"{row.alembic * 1000:10.1f} {row.alembic_mb:6.1f} "
+                f"{row.ours / row.alembic:9.3f} {row.ours_mb / row.alembic_mb:7.3f}"
+            )
+        print(
+            f"   {row.work:<44} {row.ours * 1000:8.1f} {row.ours / row.floor:8.3f} "
+            f"{instructions} {row.ours_mb:6.1f} {row.floor_mb:8.1f} {alembic}"
+        )
 
 
 def timed_peak(
@@ -838,35 +887,60 @@ def _stamped(root: Path, binds: dict[str, int]) -> tuple[Path, dict[str, str]]:
 
 def scenario_growth(root: Path, runs: int) -> tuple[Timings, str, str]:
     """No-op upgrade and up-to-date status at 500, 5,000 and 20,000 revisions (one bind),
-    against the floor; the ratio judged is the no-op upgrade's at 20,000."""
+    against the floor and plain Alembic's no-op ``upgrade head``; the ratio judged is the
+    no-op upgrade's against the floor at 20,000."""
     notes = []
     medians: dict[str, float] = {}
+    counts: dict[str, int] = {}
     for count in (500, 5000, 20000):
         project, urls = _stamped(root / f"h{count}", {"default": count})
         env = environment(urls)
-        (project / "folderapp.py").write_text(FOLDERS_APP)
-        walls, peaks = compare_peak(
-            {
-                "upgrade": (flask_cmd("ourapp", "db", "upgrade"), env, None),
-                "status": (flask_cmd("ourapp", "db", "status"), env, None),
-                "upgrade (folders)": (flask_cmd("folderapp", "db", "upgrade"), env, None),
-                "floor": (flask_cmd("floorapp", "floor"), env, None),
-            },
-            project,
-            runs,
-        )
+        (project / "filesapp.py").write_text(FILES_APP)
+        commands = {
+            "upgrade": (flask_cmd("ourapp", "db", "upgrade"), env, None),
+            "status": (flask_cmd("ourapp", "db", "status"), env, None),
+            "upgrade (files)": (flask_cmd("filesapp", "db", "upgrade"), env, None),
+            "floor": (flask_cmd("floorapp", "floor"), env, None),
+            "alembic": (
+                alembic_cmd("upgrade", "head"),
+                {**env, "BENCH_URL": urls["default"]},
+                None,
+            ),
+        }
+        walls, peaks = compare_peak(commands, project, runs)
+        if COUNT_INSTRUCTIONS:  # not Alembic's: it imports every file, minutes under valgrind
+            counts = {
+                name: instructions(commands[name][0], project, commands[name][1])
+                for name in ("upgrade", "status", "floor")
+            }
         floor = walls["floor"]
+        for name in ("upgrade", "status"):
+            GROWTH.append(
+                GrowthRow(
+                    f"no-op {name}, {count:,} revisions"
+                    if name == "upgrade"
+                    else f"up-to-date status, {count:,} revisions",
+                    walls[name],
+                    peaks[name],
+                    floor,
+                    peaks["floor"],
+                    walls["alembic"] if name == "upgrade" else None,
+                    peaks["alembic"] if name == "upgrade" else None,
+                    counts.get(name),
+                    counts.get("floor"),
+                )
+            )
         notes.append(
-            f"{count:>6} revisions, ALEMBIC_REVISION_CACHE_CHECK='folders': upgrade "
-            f"{walls['upgrade (folders)'] * 1000:.1f} ms "
-            f"({walls['upgrade (folders)'] / floor:.3f}x, {peaks['upgrade (folders)']:.1f} MB)"
+            f"{count:>6} revisions, ALEMBIC_REVISION_CACHE_CHECK='files': upgrade "
+            f"{walls['upgrade (files)'] * 1000:.1f} ms "
+            f"({walls['upgrade (files)'] / floor:.3f}x, {peaks['upgrade (files)']:.1f} MB)"
         )
-        notes.append(
-            f"{count:>6} revisions: upgrade {walls['upgrade'] * 1000:.1f} ms "
-            f"({walls['upgrade'] / floor:.3f}x, {peaks['upgrade']:.1f} MB), status "
-            f"{walls['status'] * 1000:.1f} ms ({walls['status'] / floor:.3f}x, "
-            f"{peaks['status']:.1f} MB), floor {floor * 1000:.1f} ms ({peaks['floor']:.1f} MB)"
-        )
+        if counts:
+            notes.append(
+                f"{count:>6} revisions, instructions vs floor: upgrade "
+                f"{counts['upgrade'] / counts['floor']:.3f}, status "
+                f"{counts['status'] / counts['floor']:.3f}"
+            )
         medians = {
             f"flask db upgrade (no-op, {count} revisions)": walls["upgrade"],
             f"floor (one SELECT, {count} revisions)": floor,
@@ -990,7 +1064,11 @@ SCENARIOS = [
         functools.partial(scenario_lint, server=True, warm=True),
     ),
     Scenario(
-        10, "No-op upgrade/status at 500, 5,000, 20,000 revisions (vs floor)", 1.1, scenario_growth
+        10,
+        "No-op upgrade/status at 500, 5,000, 20,000 revisions (vs floor)",
+        1.1,
+        scenario_growth,
+        counts=True,
     ),
     Scenario(
         11, "Full upgrade, 5,000 revisions: peak memory (vs Alembic)", 1.0, scenario_long_upgrade
@@ -1019,7 +1097,7 @@ def main() -> int:
     parser.add_argument(
         "--instructions",
         action="store_true",
-        help="also count instructions with valgrind (scenarios 1, 2 and 5): exact where "
+        help="also count instructions with valgrind (scenarios 1, 2, 5 and 10): exact where "
         "times are noisy",
     )
     args = parser.parse_args()
@@ -1039,7 +1117,7 @@ def main() -> int:
         )
         root = Path(tempfile.mkdtemp(prefix="fa-bench-"))
         try:
-            COUNT_INSTRUCTIONS = args.instructions and scenario.quick
+            COUNT_INSTRUCTIONS = args.instructions and (scenario.quick or scenario.counts)
             timings, ours, base = scenario.run(root, args.runs * (3 if scenario.quick else 1))
         except LookupError as exc:
             print(f"   skipped: {exc}")
@@ -1067,6 +1145,7 @@ def main() -> int:
                 print(f"   info: {name}: {medians[ours] / value:.3f}x")
         for note in timings.notes:
             print(f"   info: {note}")
+    print_growth_table()
     return 1 if missed else 0
 
 

@@ -9,6 +9,7 @@ held by a connection; a file lock by an open file), so one process can play both
 from __future__ import annotations
 
 import fcntl
+import json
 import os
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -29,6 +30,7 @@ from flask_alembic.locking import HeldLocks
 from flask_alembic.locking import lock_binds
 from flask_alembic.locking import lock_holder
 from flask_alembic.registry import Bind
+from flask_alembic.revision_cache import CACHE_NAME
 
 
 def holder_prefix(dialect: str) -> str:
@@ -195,3 +197,47 @@ def test_sqlite_lock_path_not_a_lock_file(make_app: MakeApp, make_url: MakeURL) 
             f"Cannot use the migration lock file {path} of bind 'default': it is a directory."
         )
         path.rmdir()
+
+
+def _aged_cache(project_root: Path) -> None:
+    """Make the revision cache look written long after the files, as on a server."""
+    cache = project_root / "migrations" / "__pycache__" / CACHE_NAME
+    header, sep, rest = cache.read_text().partition("\n")
+    content = json.loads(header)
+    content["written_ns"] += 10**12
+    cache.write_text(json.dumps(content) + sep + rest)
+
+
+def test_noop_upgrade_answers_without_the_lock(
+    make_app: MakeApp, database_url: str, project: Path
+) -> None:
+    """With the default check and an unchanged folder, a database at its heads is
+    "nothing to do" at once while another process holds the lock; a database with a
+    pending step waits for the lock (here until the timeout) and changes nothing."""
+    app, alembic = make_app(
+        database_url, sa.MetaData(), ALEMBIC_BINDS={"default": {"include": True}}
+    )
+    with app.app_context():
+        first = alembic.revision("a", empty=True)[0]
+        alembic.revision("b", empty=True)
+        alembic.upgrade()
+        bind = alembic.registry["default"]
+    runner = app.test_cli_runner()
+    assert runner.invoke(args=["db", "status"]).exit_code == 0  # writes the cache
+    _aged_cache(project)
+    with app.app_context(), lock_binds([bind], 5, Identities()):
+        result = runner.invoke(args=["db", "upgrade", "--lock-timeout", "0.3"])
+        assert result.exit_code == 0, result.output
+        assert "Nothing to do" in result.output
+        assert "Waiting" not in result.output
+    with app.app_context():
+        alembic.downgrade(first.revision)
+        before = alembic.context.get_current_heads()
+    with app.app_context(), lock_binds([bind], 5, Identities()):
+        result = runner.invoke(args=["db", "upgrade", "--lock-timeout", "0.3"])
+        assert result.exit_code == 1, result.output
+        assert "Timed out after 0.3s waiting for the migration lock of bind 'default'" in (
+            result.output
+        )
+    with app.app_context():
+        assert alembic.context.get_current_heads() == before

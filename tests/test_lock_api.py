@@ -19,6 +19,7 @@ import pytest
 import sqlalchemy as sa
 from conftest import MakeApp
 from conftest import MakeURL
+from conftest import version_rows
 from flask import Flask
 
 from flask_alembic import Alembic
@@ -241,3 +242,42 @@ def test_noop_upgrade_answers_without_the_lock(
         )
     with app.app_context():
         assert alembic.context.get_current_heads() == before
+
+
+def test_upgrade_locks_the_binds_every_file_says(
+    make_app: MakeApp, make_url: MakeURL, project: Path, dialect: str
+) -> None:
+    """A trusted folder's graph may miss a dependency written into a non-head file in
+    place: the binds to lock come from a graph with every file checked, so upgrading
+    'analytics' waits for the lock of 'default', which its pending revision depends on."""
+    urls = {"default": make_url(dialect), "analytics": make_url(dialect)}
+    include = {name: {"include": True} for name in urls}
+    app, alembic = make_app(urls, {n: sa.MetaData() for n in urls}, ALEMBIC_BINDS=include)
+    with app.app_context():
+        alembic.revision("d1", bind="default", empty=True, rev_id="dddd0001")
+        alembic.revision("a1", bind="analytics", empty=True, rev_id="aaaa0001")
+        middle = Path(
+            alembic.revision("a2", bind="analytics", empty=True, rev_id="aaaa0002")[0].path
+        )
+        alembic.revision("a3", bind="analytics", empty=True, rev_id="aaaa0003")
+        alembic.upgrade("dddd0001", bind="default")
+        alembic.upgrade("aaaa0001", bind="analytics")
+        alembic.revision("d2", bind="default", empty=True, rev_id="dddd0002")
+        default = alembic.registry["default"]
+    runner = app.test_cli_runner()
+    assert runner.invoke(args=["db", "status"]).exit_code == 0  # writes the cache
+    _aged_cache(project)
+    text = middle.read_text()
+    old = "depends_on: str | Sequence[str] | None = None"
+    assert old in text
+    with middle.open("r+") as handle:  # in place: the folder's signature does not change
+        handle.truncate()
+        handle.write(text.replace(old, "depends_on = 'dddd0002'"))
+    with app.app_context(), lock_binds([default], 5, Identities()):
+        result = runner.invoke(
+            args=["db", "upgrade", "--bind", "analytics", "--lock-timeout", "0.3"]
+        )
+    assert result.exit_code == 1, result.output
+    assert "waiting for the migration lock of bind 'default'" in result.output
+    assert version_rows(urls["default"]) == {"dddd0001"}
+    assert version_rows(urls["analytics"]) == {"aaaa0001"}

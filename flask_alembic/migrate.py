@@ -15,7 +15,6 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from . import locking
 from .errors import Command
 from .errors import PlanError
 from .errors import RevisionError
@@ -32,8 +31,10 @@ from .plan import to_tuple
 from .registry import Bind
 from .registry import bind_directory_name
 from .status import current_heads
+from .status import unlocked_heads
 
 if TYPE_CHECKING:
+    from . import locking
     from .executor import EventCallback
 
 __all__ = [
@@ -247,17 +248,21 @@ def migrate(
 
         involved = related_binds(request.direction, names, loader.histories)
     involved_binds = [b for b in loader.registry if b.name in involved]
+    single = request.target == "head"
+    if quick is not None:
+        # The common deploy: nothing to do. Told first without any lock (a database at
+        # its heads stays a no-op whoever migrates it next), and without loading Alembic.
+        current = unlocked_heads(loader, identities, involved_binds)
+        if current is not None and all(quick.at_heads(n, current[n], single=single) for n in names):
+            return _nothing_to_do(names, on_plan)
+    from . import locking
+
     to_lock = involved_binds if lock else []
     with locking.lock_binds(to_lock, lock_timeout, identities, on_wait=on_wait) as held:
         # Read under the lock (and checked for shared version tables): not read again.
         current = current_heads(loader, identities, involved_binds)
-        # The common deploy: nothing to do. Answer it without loading Alembic.
-        single = request.target == "head"
         if quick is not None and all(quick.at_heads(n, current[n], single=single) for n in names):
-            plan = Plan(direction="upgrade", steps=(), start={}, unchanged=tuple(names))
-            if on_plan is not None:
-                on_plan(plan)
-            return MigrationResult(plan=plan, binds=())
+            return _nothing_to_do(names, on_plan)
         try:
             plan = make_plan(loader, identities, request, current=current)
         except PlanError as exc:
@@ -281,6 +286,13 @@ def migrate(
             x_arguments=x_arguments,
             parallel=parallel,
         )
+
+
+def _nothing_to_do(names: Sequence[str], on_plan: Callable[[Plan], None] | None) -> MigrationResult:
+    plan = Plan(direction="upgrade", steps=(), start={}, unchanged=tuple(names))
+    if on_plan is not None:
+        on_plan(plan)
+    return MigrationResult(plan=plan, binds=())
 
 
 def _refuse_mismatch(
@@ -315,6 +327,8 @@ def run_plan(
 
     :param check: as for :func:`migrate`: raising refuses the plan before any lock.
     """
+    from . import locking
+
     binds = [b for b in loader.registry if b.name in plan.start]
     loader.import_steps(plan)
     if check is not None and plan.steps:

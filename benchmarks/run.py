@@ -328,6 +328,8 @@ class Scenario:
     #: Half-second commands: three times the runs (to tame noise), and instruction
     #: counts with ``--instructions``.
     quick: bool = False
+    #: Instruction counts with ``--instructions``, though not quick.
+    counts: bool = False
 
 
 def write_history(folder: Path, count: int, *, label: str | None, prefix: str, body: str) -> None:
@@ -923,6 +925,7 @@ def scenario_many_binds(root: Path, runs: int) -> tuple[Timings, str, str]:
     with one SELECT per bind; the ratio judged is the no-op upgrade's at 32 binds."""
     notes = []
     medians: dict[str, float] = {}
+    counted: dict[str, int] = {}
     for count in (4, 32):
         names = ["default", *(f"b{i}" for i in range(1, count))]
         project, urls = _stamped(root / f"b{count}", dict.fromkeys(names, 100))
@@ -947,8 +950,33 @@ def scenario_many_binds(root: Path, runs: int) -> tuple[Timings, str, str]:
             f"flask db upgrade (no-op, {count} binds)": walls["upgrade"],
             f"floor ({count} SELECTs)": floor,
         }
+        if COUNT_INSTRUCTIONS and count == 32:
+            counted = _count_many_binds(project, env)
     ours, base = list(medians)
-    return Timings(medians, notes=notes), ours, base
+    notes.extend(
+        f"32 binds, instructions: {name} {number / 1e6:.1f} M ({number / counted['floor']:.3f}x)"
+        for name, number in counted.items()
+    )
+    counts = {ours: counted["upgrade"], base: counted["floor"]} if counted else {}
+    return Timings(medians, notes=notes, instructions=counts), ours, base
+
+
+def _count_many_binds(project: Path, env: dict[str, str]) -> dict[str, int]:
+    """Instructions of each command of scenario 12 (32 binds), counted once with callgrind;
+    also with ``ALEMBIC_REVISION_CACHE_CHECK = "folders"``."""
+    (project / "folderapp.py").write_text(FOLDERS_APP)
+    commands = {
+        "upgrade": flask_cmd("ourapp", "db", "upgrade"),
+        "status": flask_cmd("ourapp", "db", "status"),
+        "upgrade (folders)": flask_cmd("folderapp", "db", "upgrade"),
+        "status (folders)": flask_cmd("folderapp", "db", "status"),
+        "floor": flask_cmd("floorapp", "floor"),
+    }
+    counted = {}
+    for name, command in commands.items():
+        subprocess.run(command, cwd=project, env=env, check=True, capture_output=True)  # warm
+        counted[name] = instructions(command, project, env)
+    return counted
 
 
 SCENARIOS = [
@@ -1000,6 +1028,7 @@ SCENARIOS = [
         "status/no-op upgrade, 4 and 32 binds x 100 revisions (vs floor)",
         1.1,
         scenario_many_binds,
+        counts=True,
     ),
 ]
 
@@ -1019,7 +1048,7 @@ def main() -> int:
     parser.add_argument(
         "--instructions",
         action="store_true",
-        help="also count instructions with valgrind (scenarios 1, 2 and 5): exact where "
+        help="also count instructions with valgrind (scenarios 1, 2, 5 and 12): exact where "
         "times are noisy",
     )
     args = parser.parse_args()
@@ -1039,7 +1068,7 @@ def main() -> int:
         )
         root = Path(tempfile.mkdtemp(prefix="fa-bench-"))
         try:
-            COUNT_INSTRUCTIONS = args.instructions and scenario.quick
+            COUNT_INSTRUCTIONS = args.instructions and (scenario.quick or scenario.counts)
             timings, ours, base = scenario.run(root, args.runs * (3 if scenario.quick else 1))
         except LookupError as exc:
             print(f"   skipped: {exc}")

@@ -1004,6 +1004,7 @@ def scenario_many_binds(root: Path, runs: int) -> tuple[Timings, str, str]:
     with one SELECT per bind; the ratio judged is the no-op upgrade's at 32 binds."""
     notes = []
     medians: dict[str, float] = {}
+    counted: dict[str, int] = {}
     for count in (4, 32):
         names = ["default", *(f"b{i}" for i in range(1, count))]
         project, urls = _stamped(root / f"b{count}", dict.fromkeys(names, 100))
@@ -1018,18 +1019,52 @@ def scenario_many_binds(root: Path, runs: int) -> tuple[Timings, str, str]:
             runs,
         )
         floor = walls["floor"]
-        notes.append(
-            f"{count:>2} binds: upgrade {walls['upgrade'] * 1000:.1f} ms "
-            f"({walls['upgrade'] / floor:.3f}x, {peaks['upgrade']:.1f} MB), status "
-            f"{walls['status'] * 1000:.1f} ms ({walls['status'] / floor:.3f}x, "
-            f"{peaks['status']:.1f} MB), floor {floor * 1000:.1f} ms ({peaks['floor']:.1f} MB)"
-        )
+        if COUNT_INSTRUCTIONS:
+            counted = _count_many_binds(project, env)
+            notes.extend(
+                f"{count} binds, instructions: {name} {number / 1e6:.1f} M "
+                f"({number / counted['floor']:.3f}x)"
+                for name, number in counted.items()
+            )
+        for name in ("upgrade", "status"):
+            GROWTH.append(
+                GrowthRow(
+                    f"no-op upgrade, {count} binds x 100"
+                    if name == "upgrade"
+                    else f"up-to-date status, {count} binds x 100",
+                    walls[name],
+                    peaks[name],
+                    floor,
+                    peaks["floor"],
+                    ours_instructions=counted.get(name),
+                    floor_instructions=counted.get("floor"),
+                )
+            )
         medians = {
             f"flask db upgrade (no-op, {count} binds)": walls["upgrade"],
             f"floor ({count} SELECTs)": floor,
         }
     ours, base = list(medians)
-    return Timings(medians, notes=notes), ours, base
+    counts = {ours: counted["upgrade"], base: counted["floor"]} if counted else {}
+    return Timings(medians, notes=notes, instructions=counts), ours, base
+
+
+def _count_many_binds(project: Path, env: dict[str, str]) -> dict[str, int]:
+    """Instructions of each command of scenario 12, counted once with callgrind; also with
+    ``ALEMBIC_REVISION_CACHE_CHECK = "files"``, for information."""
+    (project / "filesapp.py").write_text(FILES_APP)
+    commands = {
+        "upgrade": flask_cmd("ourapp", "db", "upgrade"),
+        "status": flask_cmd("ourapp", "db", "status"),
+        "upgrade (files)": flask_cmd("filesapp", "db", "upgrade"),
+        "status (files)": flask_cmd("filesapp", "db", "status"),
+        "floor": flask_cmd("floorapp", "floor"),
+    }
+    counted = {}
+    for name, command in commands.items():
+        subprocess.run(command, cwd=project, env=env, check=True, capture_output=True)  # warm
+        counted[name] = instructions(command, project, env)
+    return counted
 
 
 SCENARIOS = [
@@ -1085,6 +1120,7 @@ SCENARIOS = [
         "status/no-op upgrade, 4 and 32 binds x 100 revisions (vs floor)",
         1.1,
         scenario_many_binds,
+        counts=True,
     ),
 ]
 
@@ -1104,7 +1140,7 @@ def main() -> int:
     parser.add_argument(
         "--instructions",
         action="store_true",
-        help="also count instructions with valgrind (scenarios 1, 2, 5 and 10): exact where "
+        help="also count instructions with valgrind (scenarios 1, 2, 5, 10 and 12): exact where "
         "times are noisy",
     )
     args = parser.parse_args()

@@ -89,7 +89,8 @@ class RunOptions(TypedDict, total=False):
     parallel: int | None
     #: Called with each progress event while the plan runs.
     on_event: EventCallback | None
-    #: Called with the plan once the locks are held, before any step runs.
+    #: Called with the plan once the locks are held, before any step runs (an upgrade to
+    #: heads with nothing to do takes no lock: its empty plan comes without).
     on_plan: Callable[[Plan], None] | None
     #: Called, before ``on_plan``, with the lint findings of an upgrade plan's revisions
     #: (unless ``ALEMBIC_LINT`` is ``"off"``; not called for a plan with no steps).

@@ -261,7 +261,16 @@ def _mysql(connection: sa.Connection, fallback: DatabaseIdentity) -> DatabaseIde
 
 
 def _sqlite(connection: sa.Connection, fallback: DatabaseIdentity) -> DatabaseIdentity:
-    rows = connection.exec_driver_sql("PRAGMA database_list").all()
+    # On the driver's connection: through SQLAlchemy, this statement would cost more
+    # than reading the version table, and it changes nothing.
+    cursor = connection.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
+    try:
+        cursor.execute("PRAGMA database_list")
+        rows = cursor.fetchall()
+    except connection.dialect.loaded_dbapi.Error:
+        return fallback
+    finally:
+        cursor.close()
     path = next((row[2] for row in rows if row[1] == "main"), "")
     if not path:  # in memory, or a temporary database: private to its connection
         return fallback

@@ -40,7 +40,11 @@ def sqlite_lock_path(database: str, schema: str | None, table: str) -> Path:
     links share it, and from the version table, so two version tables in one file have a
     lock each. The device is left out: it differs between hosts mounting one volume.
     """
-    real = os.path.realpath(database)
+    return _lock_path(os.path.realpath(database), schema, table)
+
+
+def _lock_path(real: str, schema: str | None, table: str) -> Path:
+    """:func:`sqlite_lock_path` of a database path already resolved (``realpath``)."""
     return Path(real).parent / _lock_file_name(os.stat(real).st_ino, schema, table)
 
 
@@ -76,12 +80,16 @@ def sqlite_migration(database: str) -> tuple[str, str] | None:
     return None
 
 
-def holder(database: str, schema: str | None, table: str) -> str | None:
+def holder(database: str, schema: str | None, table: str, *, resolved: bool = False) -> str | None:
     """Who holds the lock of version table ``table`` of the SQLite file ``database``, when
     another process does; else ``None``. Asked with a shared, non-blocking ``flock``,
-    released at once."""
+    released at once.
+
+    :param resolved: ``database`` is a ``realpath`` already (a database identity's).
+    """
     try:
-        path = sqlite_lock_path(database, schema, table)
+        real = database if resolved else os.path.realpath(database)
+        path = _lock_path(real, schema, table)
     except OSError:
         return None
     found = _held(path)

@@ -216,8 +216,8 @@ def lock_holder(bind: Bind, identity: DatabaseIdentity, connection: sa.Connectio
     file, released at once. The answer names the holder as far as the database can
     (an empty string when it cannot).
     """
-    name = lock_name(bind, identity)
     if bind.backend in _SERVERS:
+        name = lock_name(bind, identity)
         try:
             if bind.backend == "postgresql":
                 return _postgresql_holder(connection, _advisory_key(name))
@@ -226,7 +226,8 @@ def lock_holder(bind: Bind, identity: DatabaseIdentity, connection: sa.Connectio
             connection.rollback()
             return None
     if bind.backend == "sqlite" and identity.path is not None:
-        return lockfile.holder(identity.path, bind.version_table_schema, bind.version_table)
+        table = bind.version_table
+        return lockfile.holder(identity.path, bind.version_table_schema, table, resolved=True)
     return None
 
 

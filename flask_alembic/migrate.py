@@ -15,16 +15,13 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from . import locking
 from .errors import Command
-from .errors import DatabaseError
 from .errors import PlanError
 from .errors import RevisionError
 from .errors import UnknownBindError
 from .identity import DatabaseIdentity
 from .identity import Identities
 from .loader import Loader
-from .loader import QuickGraph
 from .plan import Direction
 from .plan import MigrationResult
 from .plan import OfflineSQL
@@ -34,9 +31,10 @@ from .plan import to_tuple
 from .registry import Bind
 from .registry import bind_directory_name
 from .status import current_heads
-from .status import HeadsReader
+from .status import unlocked_heads
 
 if TYPE_CHECKING:
+    from . import locking
     from .executor import EventCallback
 
 __all__ = [
@@ -240,19 +238,21 @@ def migrate(
         ``ALEMBIC_LINT = "refuse"``).
     """
     names = request.names
+    single = request.target == "head"
     quick = None
     if request.direction == "upgrade" and str(request.target) in {"heads", "head"}:
         quick = loader.quick_graph()
-    if quick is not None and not quick.exact:
-        # Folders trusted whole can only say that there is nothing to do: asked before
-        # any lock (the answer holds whoever migrates meanwhile); anything else is
-        # planned from a graph with every file checked, under the locks.
-        if _at_heads(loader, identities, quick, names, single=request.target == "head"):
-            plan = Plan(direction="upgrade", steps=(), start={}, unchanged=tuple(names))
-            if on_plan is not None:
-                on_plan(plan)
-            return MigrationResult(plan=plan, binds=())
-        quick = loader.quick_graph(exact=True)
+    if quick is not None:
+        # The common deploy: nothing to do. Told first without any lock (a database at
+        # its heads stays a no-op whoever migrates it next), and without loading Alembic.
+        reached = [b for b in loader.registry if b.name in quick.related(names)]
+        current = unlocked_heads(loader, identities, reached)
+        if current is not None and all(quick.at_heads(n, current[n], single=single) for n in names):
+            return _nothing_to_do(names, on_plan)
+        if not quick.exact:
+            # Folders trusted whole can only tell that there is nothing to do: the binds
+            # to lock and the plan come from a graph with every file checked.
+            quick = loader.quick_graph(exact=True)
     if quick is not None:
         involved = quick.related(names)
     else:
@@ -260,17 +260,14 @@ def migrate(
 
         involved = related_binds(request.direction, names, loader.histories)
     involved_binds = [b for b in loader.registry if b.name in involved]
+    from . import locking
+
     to_lock = involved_binds if lock else []
     with locking.lock_binds(to_lock, lock_timeout, identities, on_wait=on_wait) as held:
         # Read under the lock (and checked for shared version tables): not read again.
         current = current_heads(loader, identities, involved_binds)
-        # The common deploy: nothing to do. Answer it without loading Alembic.
-        single = request.target == "head"
         if quick is not None and all(quick.at_heads(n, current[n], single=single) for n in names):
-            plan = Plan(direction="upgrade", steps=(), start={}, unchanged=tuple(names))
-            if on_plan is not None:
-                on_plan(plan)
-            return MigrationResult(plan=plan, binds=())
+            return _nothing_to_do(names, on_plan)
         try:
             plan = make_plan(loader, identities, request, current=current)
         except PlanError as exc:
@@ -296,24 +293,11 @@ def migrate(
         )
 
 
-def _at_heads(
-    loader: Loader, identities: Identities, quick: QuickGraph, names: Sequence[str], *, single: bool
-) -> bool:
-    """Whether every bind of ``names`` is at its heads, read without a lock; ``False``
-    when a writer keeps a SQLite file from being read (the lock waits for it). Other
-    errors are the ones the locked path would raise."""
-    binds = [b for b in loader.registry if b.name in quick.related(names)]
-    current = {}
-    with HeadsReader.open(identities) as reader:
-        for bind in binds:
-            try:
-                current[bind.name] = reader.heads(bind)
-            except DatabaseError:
-                if reader.busy(bind):
-                    return False
-                raise
-    loader.registry.check_version_tables(binds, identities)
-    return all(quick.at_heads(n, current[n], single=single) for n in names)
+def _nothing_to_do(names: Sequence[str], on_plan: Callable[[Plan], None] | None) -> MigrationResult:
+    plan = Plan(direction="upgrade", steps=(), start={}, unchanged=tuple(names))
+    if on_plan is not None:
+        on_plan(plan)
+    return MigrationResult(plan=plan, binds=())
 
 
 def _refuse_mismatch(
@@ -348,6 +332,8 @@ def run_plan(
 
     :param check: as for :func:`migrate`: raising refuses the plan before any lock.
     """
+    from . import locking
+
     binds = [b for b in loader.registry if b.name in plan.start]
     loader.import_steps(plan)
     if check is not None and plan.steps:

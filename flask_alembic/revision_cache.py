@@ -551,7 +551,17 @@ def _assigns_revision(path: str) -> bool:
             tree = ast.parse(handle.read())
     except (OSError, SyntaxError, ValueError):
         return False
-    return {"revision", "down_revision"} <= _top_level_names(tree)
+    wanted = {"revision", "down_revision"}
+    # The usual file says it in plain top-level assignments: told without the full walk
+    # (names found so are names the walk finds too).
+    plain = {
+        target.id
+        for node in tree.body
+        if isinstance(node, ast.Assign)
+        for target in node.targets
+        if isinstance(target, ast.Name)
+    }
+    return wanted <= plain or wanted <= _top_level_names(tree)
 
 
 def _decode(text: str | None) -> dict[str, Any]:

@@ -13,8 +13,6 @@ from typing import TYPE_CHECKING
 
 import sqlalchemy as sa
 
-from . import lockfile
-from . import locking
 from .errors import Command
 from .errors import DatabaseError
 from .errors import FlaskAlembicError
@@ -34,6 +32,7 @@ __all__ = [
     "State",
     "current_heads",
     "read_status",
+    "unlocked_heads",
     "version_table_name",
 ]
 
@@ -107,7 +106,9 @@ class HeadsReader:
         #: The binds whose SQLite file another connection's write lock kept from being read.
         self._locked: set[str] = set()
 
-    def _connection(self, bind: Bind) -> sa.Connection:
+    def connection(self, bind: Bind) -> sa.Connection:
+        """The bind's reading connection, opened the first time, which also reads the
+        database's identity (:class:`DatabaseError` if it cannot be connected to)."""
         connection = self._connections.get(bind.name)
         if connection is None:
             connection = self.stack.enter_context(bind.connect())
@@ -120,20 +121,20 @@ class HeadsReader:
 
         Asked without waiting (see :func:`locking.lock_holder`); ``None``: nobody.
         """
-        connection = self._connection(bind)
+        from . import locking
+
+        connection = self.connection(bind)
         identity = self.identities.read(bind.engine, connection)
         return locking.lock_holder(bind, identity, connection)
-
-    def busy(self, bind: Bind) -> bool:
-        """Whether a write lock kept ``bind``'s SQLite file from being read."""
-        return bind.name in self._locked
 
     def file_migration(self, bind: Bind) -> tuple[str, str] | None:
         """When a write lock kept ``bind``'s SQLite file from being read: the migration of
         the file that holds it, as :func:`lockfile.sqlite_migration` finds it."""
-        if not self.busy(bind):
+        from . import lockfile
+
+        if bind.name not in self._locked:
             return None
-        identity = self.identities.read(bind.engine, self._connection(bind))
+        identity = self.identities.read(bind.engine, self.connection(bind))
         return None if identity.path is None else lockfile.sqlite_migration(identity.path)
 
     def heads(self, bind: Bind) -> tuple[str, ...]:
@@ -145,12 +146,12 @@ class HeadsReader:
         return found
 
     def _read_heads(self, bind: Bind) -> tuple[str, ...] | DatabaseError:
-        connection = self._connection(bind)
+        connection = self.connection(bind)
         try:
             if self.wait or bind.backend != "sqlite":
-                return bind.read_heads(connection)
+                return _read_version_table(bind, connection)
             with _short_busy_timeout(connection):
-                return bind.read_heads(connection)
+                return _read_version_table(bind, connection)
         except sa.exc.DBAPIError as exc:
             if bind.backend == "sqlite" and _busy(exc):
                 self._locked.add(bind.name)
@@ -178,13 +179,49 @@ class HeadsReader:
 @contextmanager
 def _short_busy_timeout(connection: sa.Connection) -> Iterator[None]:
     """Wait at most :data:`SHORT_BUSY_TIMEOUT` for the file's writer; the connection comes
-    from the app's pool, so its own timeout is restored afterwards."""
-    previous = int(connection.exec_driver_sql("PRAGMA busy_timeout").scalar() or 0)
-    connection.exec_driver_sql(f"PRAGMA busy_timeout = {min(previous, SHORT_BUSY_TIMEOUT)}")
+    from the app's pool, so its own timeout is restored afterwards.
+
+    Set on the driver's connection directly: three statements per bind through
+    SQLAlchemy cost more than reading the version table.
+    """
+    cursor = connection.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
     try:
-        yield
+        cursor.execute("PRAGMA busy_timeout")
+        row = cursor.fetchone()
+        previous = int(row[0] or 0) if row else 0
+        cursor.execute(f"PRAGMA busy_timeout = {min(previous, SHORT_BUSY_TIMEOUT)}")
+        try:
+            yield
+        finally:
+            cursor.execute(f"PRAGMA busy_timeout = {previous}")
     finally:
-        connection.exec_driver_sql(f"PRAGMA busy_timeout = {previous}")
+        cursor.close()
+
+
+def _read_version_table(bind: Bind, connection: sa.Connection) -> tuple[str, ...]:
+    """What :meth:`Bind.read_heads` reads, on a reading connection of its own: the
+    ``SELECT`` first, and whether the table exists only once it has failed (a missing
+    table: no heads; any other failure: the ``SELECT``'s error, as before).
+
+    The statement is the one SQLAlchemy would compile, written out with the dialect's
+    quoting: an engine compiles each statement once, and each bind has an engine of its
+    own. A failed statement is rolled back (PostgreSQL refuses any other statement in the
+    transaction until then): only on a connection that holds nothing else.
+    """
+    schema, name = bind.version_table_schema, bind.version_table
+    quote = connection.dialect.identifier_preparer
+    table = quote.format_table(sa.table(name, schema=schema))
+    statement = f"SELECT {quote.quote('version_num')} FROM {table}"
+    try:
+        # The quoting doubles a '%' where the driver's paramstyle needs it, as compiling does.
+        return tuple(row[0] for row in connection.exec_driver_sql(statement))
+    except sa.exc.DBAPIError as exc:
+        connection.rollback()
+        if bind.backend == "sqlite" and _busy(exc):
+            raise  # asking whether the table exists would wait for the writer again
+        if sa.inspect(connection).has_table(name, schema=schema):
+            raise
+        return ()
 
 
 def _busy(exc: sa.exc.DBAPIError) -> bool:
@@ -203,6 +240,32 @@ def current_heads(
     with HeadsReader.open(identities) as reader:
         heads = {b.name: reader.heads(b) for b in binds}
     loader.registry.check_version_tables(binds, identities)
+    return heads
+
+
+def unlocked_heads(
+    loader: Loader, identities: Identities, binds: Iterable[Bind]
+) -> dict[str, tuple[str, ...]] | None:
+    """Each bind's heads as :func:`current_heads` reads them, before any lock is taken.
+
+    ``None`` when a version table could not be read (a SQLite file locked by a writer, a
+    table the role may not read...) or two binds may share one: the caller then locks
+    and reads again, and fails exactly as it always did if the failure lasts. A bind
+    that cannot be connected to fails here, as it would while its lock is taken.
+    """
+    binds = list(binds)
+    with HeadsReader.open(identities) as reader:
+        heads = {}
+        for b in binds:
+            reader.connection(b)
+            try:
+                heads[b.name] = reader.heads(b)
+            except DatabaseError:
+                return None
+    try:
+        loader.registry.check_version_tables(binds, identities)
+    except FlaskAlembicError:
+        return None
     return heads
 
 
@@ -376,7 +439,7 @@ def _bind_row(
         from .drift import mismatch
 
         # Suggesting an upgrade would be harmful if the tables it creates exist already.
-        connection = reader._connection(b)
+        connection = reader.connection(b)
         identity = reader.identities.read(b.engine, connection)
         error = mismatch(b, history, current, connection, identity)
     if len(heads) > 1 and _diverged(history, heads):

@@ -281,16 +281,24 @@ def _cached_graph(record: dict[str, Any]) -> tuple[FolderGraph | None] | None:
 
 def _listing(name: str) -> list[tuple[str, str, os.stat_result]] | None:
     """The revision-file candidates of folder ``name`` with their stats, by name."""
+    found = _listing_and_links(name)
+    return None if found is None else found[0]
+
+
+def _listing_and_links(name: str) -> tuple[list[tuple[str, str, os.stat_result]], bool] | None:
+    """:func:`_listing`, and whether a candidate is a symbolic link: the file it reaches
+    can be replaced without a change to this folder, which is then never trusted whole."""
     try:
-        listing = [
-            (entry.name, entry.path, entry.stat())
+        found = [
+            entry
             for entry in os.scandir(name)
             if _SOURCE_FILE.match(entry.name) and entry.is_file()
         ]
+        listing = [(entry.name, entry.path, entry.stat()) for entry in found]
     except (FileNotFoundError, NotADirectoryError):
         return None
     listing.sort(key=itemgetter(0))  # by name, as Alembic lists them
-    return listing
+    return listing, any(entry.is_symlink() for entry in found)
 
 
 def _heads_unchanged(name: str, heads: Any, trust_before: int) -> bool:
@@ -383,9 +391,12 @@ def _scan(locations: Iterable[Path], cache_dir: Path | None, trust_folders: bool
                 new[name] = {**record, "files": source}
                 trusted_whole = True
                 continue
-        listing = _listing(name)
-        if listing is None:
+        found = _listing_and_links(name)
+        if found is None:
             continue
+        listing, links = found
+        if links:
+            signature = None  # a link's file can change without the folder: never trusted
         fingerprint = _fingerprint(listing)
         newest = max((stat.st_ctime_ns for _, _, stat in listing), default=0)
         if record.get("fingerprint") == fingerprint and line >= 0 and newest < trust_before:
@@ -396,6 +407,8 @@ def _scan(locations: Iterable[Path], cache_dir: Path | None, trust_folders: bool
                     _Folder(name, listing, trusted[0], source=source, trust_before=trust_before)
                 )
                 new[name] = {**record, "files": source}
+                if new[name].pop("folder", None) is not None and signature is None:
+                    write = True  # a link appeared: the folder's signature is not enough
                 if signature is not None:
                     new[name]["folder"] = signature
                     # Written again so that the next run trusts the folder as a whole.

@@ -252,15 +252,29 @@ def unlocked_heads(
     table the role may not read...) or two binds may share one: the caller then locks
     and reads again, and fails exactly as it always did if the failure lasts. A bind
     that cannot be connected to fails here, as it would while its lock is taken.
+
+    ``None`` too when another process holds a bind's migration lock just before or just
+    after its version table is read: a migration under way may have changed the schema
+    ahead of its version table (MySQL commits each DDL statement at once; so do
+    ``autocommit_block()`` and SQLite without transactions), and on PostgreSQL the read
+    would wait behind its table locks with no regard for the lock timeout. The caller
+    then waits for the lock, as before.
     """
+    from .locking import lock_holder
+
     binds = list(binds)
     with HeadsReader.open(identities) as reader:
         heads = {}
         for b in binds:
-            reader.connection(b)
+            connection = reader.connection(b)
+            identity = identities.read(b.engine, connection)
+            if lock_holder(b, identity, connection) is not None:
+                return None
             try:
                 heads[b.name] = reader.heads(b)
             except DatabaseError:
+                return None
+            if lock_holder(b, identity, connection) is not None:
                 return None
     try:
         loader.registry.check_version_tables(binds, identities)

@@ -209,12 +209,14 @@ def _aged_cache(project_root: Path) -> None:
     cache.write_text(json.dumps(content) + sep + rest)
 
 
-def test_noop_upgrade_answers_without_the_lock(
-    make_app: MakeApp, database_url: str, project: Path
+def test_noop_upgrade_answers_from_trusted_folders_without_the_lock(
+    make_app: MakeApp, database_url: str, project: Path, dialect: str
 ) -> None:
     """With the default check and an unchanged folder, a database at its heads is
-    "nothing to do" at once while another process holds the lock; a database with a
-    pending step waits for the lock (here until the timeout) and changes nothing."""
+    "nothing to do" without taking the lock (on SQLite, a directory planted at the lock
+    file's path, which any lock would refuse, is left alone); while another process
+    holds the lock, the no-op waits for it, and a pending step does too, changing
+    nothing."""
     app, alembic = make_app(
         database_url, sa.MetaData(), ALEMBIC_BINDS={"default": {"include": True}}
     )
@@ -226,11 +228,23 @@ def test_noop_upgrade_answers_without_the_lock(
     runner = app.test_cli_runner()
     assert runner.invoke(args=["db", "status"]).exit_code == 0  # writes the cache
     _aged_cache(project)
+    planted = None
+    if dialect == "sqlite":
+        planted = lockfile.sqlite_lock_path(
+            str(sa.make_url(database_url).database), None, "alembic_version"
+        )
+        planted.mkdir()
+    result = runner.invoke(args=["db", "upgrade", "--lock-timeout", "0"])
+    assert result.exit_code == 0, result.output
+    assert result.output == "Nothing to do: default up to date.\n"
+    if planted is not None:
+        planted.rmdir()
     with app.app_context(), lock_binds([bind], 5, Identities()):
         result = runner.invoke(args=["db", "upgrade", "--lock-timeout", "0.3"])
-        assert result.exit_code == 0, result.output
-        assert "Nothing to do" in result.output
-        assert "Waiting" not in result.output
+        assert result.exit_code == 1, result.output
+        assert "Timed out after 0.3s waiting for the migration lock of bind 'default'" in (
+            result.output
+        )
     with app.app_context():
         alembic.downgrade(first.revision)
         before = alembic.context.get_current_heads()

@@ -1,10 +1,11 @@
 """A no-op upgrade to heads reads the version tables before any lock (issue 18, many binds).
 
-When every bind is at its heads, the answer needs no lock: it is given at once, even while
-another holder has the lock. Anything else (a bind behind, a version table that cannot be
-read, a SQLite file locked by a writer) locks and reads again as before, so it waits, and
-fails with the errors it always had. The version table is read with its ``SELECT`` first;
-whether the table exists is asked only when that fails.
+When every bind is at its heads and nobody holds its migration lock, the answer needs no
+lock: it is given at once. Anything else (a bind behind, a lock held by a migration under
+way, a version table that cannot be read, a SQLite file locked by a writer) locks and
+reads again as before, so it waits, and fails with the errors it always had. The version
+table is read with its ``SELECT`` first; whether the table exists is asked only when that
+fails.
 """
 
 from __future__ import annotations
@@ -26,21 +27,25 @@ from flask_alembic.revision_cache import holds_revisions
 from flask_alembic.status import State
 
 
-def test_noop_upgrade_does_not_wait_for_a_held_lock(
+def test_noop_upgrade_waits_for_a_holder(
     make_app: MakeApp, database_url: str, dialect: str
 ) -> None:
-    """At its heads: the upgrade answers at once while the lock is held elsewhere, and the
-    CLI says what it always said. One step behind: it waits for the lock and times out."""
+    """At its heads with nobody migrating, the upgrade answers at once and the CLI says
+    what it always said. While the lock is held elsewhere (a migration under way may have
+    changed the schema ahead of its version table), it waits for the lock as before, here
+    until the timeout; so does one step behind."""
     app, alembic = make_app(database_url)
     with app.app_context():
         first = alembic.revision("first")[0].revision
         alembic.upgrade()
         bind = alembic.registry["default"]
+        assert alembic.upgrade(lock_timeout=0).applied == ()
+        result = app.test_cli_runner().invoke(args=["db", "upgrade", "--lock-timeout", "0"])
+        assert result.exit_code == 0, result.output
+        assert result.output == "Nothing to do: default up to date.\n"
         with lock_binds([bind], 5, Identities()):
-            assert alembic.upgrade(lock_timeout=0).applied == ()
-            result = app.test_cli_runner().invoke(args=["db", "upgrade", "--lock-timeout", "0"])
-            assert result.exit_code == 0, result.output
-            assert result.output == "Nothing to do: default up to date.\n"
+            with pytest.raises(LockTimeoutError):
+                alembic.upgrade(lock_timeout=0)
             # Any other target than heads takes the lock first, as before.
             with pytest.raises(LockTimeoutError):
                 alembic.upgrade(first, lock_timeout=0)
@@ -53,17 +58,25 @@ def test_noop_upgrade_does_not_wait_for_a_held_lock(
 
 
 def test_many_binds_noop_without_locks(make_app: MakeApp, make_url: MakeURL) -> None:
-    """Several binds at their heads, each lock held elsewhere: nothing waits. One bind
-    behind makes the whole command lock, and wait for that bind's lock."""
+    """Several binds at their heads, nobody migrating: nothing is locked (a path at each
+    lock file's place that no lock could use is left alone). One bind behind makes the
+    whole command lock, and wait for that bind's lock."""
+    from flask_alembic.lockfile import sqlite_lock_path
+
     names = ["default", "b1", "b2"]
     urls = {name: make_url("sqlite") for name in names}
     app, alembic = make_app(urls)
     with app.app_context():
         alembic.revision("first")
         alembic.upgrade()
-        binds = [alembic.registry[name] for name in names]
-        with lock_binds(binds, 5, Identities()):
-            assert alembic.upgrade(lock_timeout=0).applied == ()
+        planted = []
+        for name in names:
+            path = sqlite_lock_path(str(sa.make_url(urls[name]).database), None, "alembic_version")
+            path.mkdir()  # a lock would refuse it: the no-op does not lock
+            planted.append(path)
+        assert alembic.upgrade(lock_timeout=0).applied == ()
+        for path in planted:
+            path.rmdir()
         alembic.revision("second", empty=True, bind="b2")
         with lock_binds([alembic.registry["b2"]], 5, Identities()):
             with pytest.raises(LockTimeoutError) as info:

@@ -294,8 +294,8 @@ def revision_cache_check(app: Flask) -> str:
     if value not in REVISION_CACHE_CHECKS:
         raise ConfigurationError(
             f"'ALEMBIC_REVISION_CACHE_CHECK' must be 'heads', 'files' or 'folders', got {value!r}.",
-            hint="'heads' (the default) trusts unchanged folders only to answer that there "
-            "is nothing to do; 'files' checks every revision file on every command; "
+            hint="'heads' (the default) trusts unchanged folders only to answer that every "
+            "bind is up to date; 'files' checks every revision file on every command; "
             "'folders' trusts unchanged folders on every command.",
         )
     return str(value)

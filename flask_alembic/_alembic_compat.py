@@ -76,7 +76,9 @@ class LazyScript(Script):
         # A list, so the per-bind copies of this script share one import.
         self._module: list[ModuleType] = []
         self.path = str(path)
-        self._longdoc = data.doc.strip()
+        # Stripped when read: the cached docstring is kept anyway, a stripped copy of each
+        # would only add to it.
+        self._doc = data.doc
         Revision.__init__(
             self,
             data.revision,
@@ -102,7 +104,7 @@ class LazyScript(Script):
 
     @property
     def longdoc(self) -> str:
-        return self._longdoc
+        return self._doc.strip()
 
 
 def use_revision_files(script: ScriptDirectory, files: Sequence[RevisionFile]) -> None:

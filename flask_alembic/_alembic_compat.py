@@ -9,6 +9,7 @@ what is touched here short and tested against the oldest and newest supported Al
 from __future__ import annotations
 
 import copy
+import sys
 import threading
 from collections.abc import Callable
 from collections.abc import Iterable
@@ -17,8 +18,10 @@ from collections.abc import MutableMapping
 from collections.abc import Sequence
 from contextlib import contextmanager
 from pathlib import Path
+from types import FunctionType
 from types import ModuleType
 from typing import Any
+from typing import TYPE_CHECKING
 
 from alembic.runtime.migration import MigrationStep
 from alembic.runtime.migration import RevisionStep
@@ -39,6 +42,9 @@ from .revision_cache import is_foreign
 from .revision_cache import non_string_revision
 from .revision_cache import RevisionFile
 
+if TYPE_CHECKING:
+    from alembic.runtime.migration import MigrationContext
+
 __all__ = [
     "LazyScript",
     "all_scripts",
@@ -48,11 +54,13 @@ __all__ = [
     "iter_scripts",
     "own_branch_labels",
     "recording_operations",
+    "release_module",
     "resolved_dependencies",
     "revision_file_error",
     "revision_steps",
     "stamp_steps",
     "thread_safe_proxies",
+    "uncached_version_writes",
     "use_revision_files",
 ]
 
@@ -68,7 +76,9 @@ class LazyScript(Script):
         # A list, so the per-bind copies of this script share one import.
         self._module: list[ModuleType] = []
         self.path = str(path)
-        self._longdoc = data.doc.strip()
+        # Stripped when read: the cached docstring is kept anyway, a stripped copy of each
+        # would only add to it.
+        self._doc = data.doc
         Revision.__init__(
             self,
             data.revision,
@@ -94,7 +104,7 @@ class LazyScript(Script):
 
     @property
     def longdoc(self) -> str:
-        return self._longdoc
+        return self._doc.strip()
 
 
 def use_revision_files(script: ScriptDirectory, files: Sequence[RevisionFile]) -> None:
@@ -368,17 +378,99 @@ def _resolve_tokens(full_map: RevisionMap, dependencies: Any) -> list[str | None
 
 def revision_steps(
     view: ScriptDirectory, revision_ids: Sequence[str], *, upgrade: bool
-) -> list[MigrationStep]:
-    """Alembic's own step objects for ``revision_ids`` in the bind view, in order."""
+) -> Iterator[MigrationStep]:
+    """Alembic's own step objects for ``revision_ids`` in the bind view, in order, each
+    built when Alembic asks for it: no step, nor the revision function it holds, is kept
+    once Alembic has moved on to the next."""
     factory: Callable[[RevisionMap, Script], RevisionStep] = (
         MigrationStep.upgrade_from_script if upgrade else MigrationStep.downgrade_from_script
     )
-    steps: list[MigrationStep] = []
     for rev_id in revision_ids:
         script = view.revision_map.get_revision(rev_id)
         assert isinstance(script, Script)
-        steps.append(factory(view.revision_map, script))
-    return steps
+        yield factory(view.revision_map, script)
+
+
+def release_module(script: Script | None) -> None:
+    """Forget the module of ``script``, whose step has run: a later use imports the file
+    again. Only scripts built from the revision cache (:class:`LazyScript`) let go of
+    theirs; Alembic's own ``Script`` keeps its module.
+
+    A module is a reference cycle (its functions refer to its namespace), which only the
+    cycle collector frees, and the collector does not look at the objects frozen before
+    the run (:func:`~flask_alembic._collector.collector_running`). So when nothing but
+    the module itself refers to its namespace and its functions, the namespace is emptied
+    here and the module's code freed at once. When anything else holds them (a listener
+    the file registered, a class it defines, a caller keeping the module), nothing is
+    emptied: the collector frees the module once nothing refers to it any more.
+    """
+    if not isinstance(script, LazyScript) or not script._module:
+        return
+    _clear_if_unreferenced(script._module.pop())
+
+
+def _references(item: object) -> int:
+    return sys.getrefcount(item)
+
+
+def _clear_if_unreferenced(module: ModuleType) -> None:
+    if getattr(sys, "_is_gil_enabled", lambda: True)() is False:
+        return  # a free-threaded build counts references differently: let the collector
+    namespace = vars(module)
+    # The counts of an object held by one local variable, and of one also held by a dict
+    # and a list, as this interpreter reports them: a module held only by ``module``, and
+    # a function held only by the namespace, ``own`` and the loop, count the same.
+    probe = object()
+    alone = _references(probe)
+    box, row = {None: probe}, [probe]
+    del probe
+    listed = 0
+    for item in row:
+        listed = _references(item)
+    del box, row, item
+    if _references(module) != alone:
+        return
+    own = [
+        value
+        for value in namespace.values()
+        if type(value) is FunctionType and value.__globals__ is namespace
+    ]
+    # Referred to by the module, the local variable and each of its own functions.
+    if _references(namespace) != alone + 1 + len(own):
+        return
+    for function in own:
+        if _references(function) != listed:
+            return
+    namespace.clear()
+
+
+_NO_CACHE = {"compiled_cache": None}
+
+
+def uncached_version_writes(context: MigrationContext) -> None:
+    """Keep the version table's writes out of SQLAlchemy's compiled-statement cache.
+
+    Alembic writes each step's revision ids into the ``UPDATE`` (``INSERT``, ``DELETE``)
+    as literals, so every step's statement is new: cached, each would push out an entry
+    that could be used again (about 8 KB each, the cache filling to its limit during the
+    first thousand steps of a long upgrade). The revisions' own statements are cached as
+    before. Online only: offline, the statements are rendered, never cached.
+    """
+    from sqlalchemy.sql.dml import UpdateBase
+
+    impl = context.impl
+    connection = context.connection
+    version = getattr(context, "_version", None)
+    if impl.as_sql or connection is None or version is None:
+        return
+    execute = impl._exec
+
+    def _exec(construct: Any, *args: Any, **kw: Any) -> Any:
+        if not args and not kw and isinstance(construct, UpdateBase) and construct.table is version:
+            return connection.execute(construct, execution_options=_NO_CACHE)
+        return execute(construct, *args, **kw)
+
+    vars(impl)["_exec"] = _exec
 
 
 def stamp_steps(

@@ -219,7 +219,7 @@ class AlembicAPI:
             config.check_script_location(app)
             registry = build_registry(app, engines=dict(engines), metadatas=self.metadatas)
         state.registry = registry
-        state.loader = Loader(app, registry)
+        state.loader = Loader(app, registry, keep_modules=True)
 
     @property
     def config(self) -> Config:

@@ -13,6 +13,7 @@ import signal
 import threading
 import time
 from collections.abc import Callable
+from collections.abc import Iterable
 from collections.abc import Iterator
 from collections.abc import Mapping
 from collections.abc import Sequence
@@ -132,7 +133,7 @@ class _BindRun:
             stack.callback(self._discard_session)
         from alembic.runtime.environment import EnvironmentContext
 
-        self._pending: list[MigrationStep] = []
+        self._pending: Iterable[MigrationStep] = ()
         self._expected: tuple[str, ...] = ()
         self.env = EnvironmentContext(
             with_x_arguments(runtime.config, x_arguments),
@@ -153,6 +154,9 @@ class _BindRun:
         #: Whether each step commits on its own (else a failure undoes the whole group).
         self.per_migration = bool(options.get("transaction_per_migration"))
         self.context: MigrationContext = self.env.get_context()
+        from . import _alembic_compat as compat
+
+        compat.uncached_version_writes(self.context)
         self.timeouts = StepTimeouts(
             runtime.bind, per_step=self.per_migration and self.context.impl.transactional_ddl
         )
@@ -220,7 +224,7 @@ class _BindRun:
                 kept = finished[:count]
         return kept
 
-    def _steps(self, heads: Any, context: MigrationContext) -> list[MigrationStep]:
+    def _steps(self, heads: Any, context: MigrationContext) -> Iterable[MigrationStep]:
         found = tuple(heads or ())
         if set(found) != set(self._expected) and not context.purge:
             raise PlanError(
@@ -231,12 +235,15 @@ class _BindRun:
             )
         return self._pending
 
-    def run(self, steps: list[MigrationStep], expected: tuple[str, ...]) -> None:
+    def run(self, steps: Iterable[MigrationStep], expected: tuple[str, ...]) -> None:
         self._pending = steps
         self._expected = expected
         self.timeouts.begin()
-        with self.env, self.env.begin_transaction():
-            self.env.run_migrations()
+        try:
+            with self.env, self.env.begin_transaction():
+                self.env.run_migrations()
+        finally:
+            self._pending = ()
         if self.connection.in_transaction():
             self.connection.commit()
 
@@ -251,6 +258,7 @@ def execute(
     parallel: int = 1,
     databases: Mapping[str, DatabaseIdentity] | None = None,
     guard: Callable[[str], None] | None = None,
+    release_modules: bool = False,
 ) -> MigrationResult:
     """Run ``plan`` and return what was applied; raise ``MigrationFailedError`` on failure.
 
@@ -264,6 +272,9 @@ def execute(
     :param guard: called with a bind's name before each of its steps and before the
         step's version row is written; raising there fails the step (rolled back where
         the database can). The migration locks use it to check they are still held.
+    :param release_modules: let go of each revision's module once its step has run (see
+        :func:`~flask_alembic._alembic_compat.release_module`), so memory does not grow
+        with the steps already run; a later run imports the file again.
     """
     lock = threading.Lock()
     user_emit = on_event or (lambda event: None)
@@ -273,6 +284,7 @@ def execute(
             user_emit(event)
 
     run = _Run(plan, runtimes, emit, tag, guard, x_arguments)
+    run.release_modules = release_modules
     started = time.perf_counter()
     with collector_running():
         return _execute(run, plan, databases, parallel, started)
@@ -344,6 +356,8 @@ class _Run:
         self.cause: BaseException | None = None
         self.lock = threading.Lock()
         self.stop = _StopSignal(self._stop_requested)
+        #: Whether each revision's module is let go of once its step has run.
+        self.release_modules = False
 
     def _stop_requested(self, signum: int) -> None:
         self.emit(StopRequested(signal=signum, can_abort=not self.stop.parallel))
@@ -368,6 +382,7 @@ class _Run:
                 started_at = time.perf_counter()
                 offset = self.steps.index(group[0])
                 tracker = _Tracker(group, offset, self.total, self.emit, self.stop)
+                tracker.release_modules = self.release_modules
                 if self.guard is not None:
                     check = functools.partial(self.guard, bind_name)
                     tracker.before_step.append(check)
@@ -833,6 +848,9 @@ class _Tracker:
         self.before_step: list[Callable[[], None]] = []
         #: Called after each step's own code, before Alembic records and commits it.
         self.after_step: list[Callable[[], None]] = []
+        #: Whether each step's revision module is let go of once the step has run.
+        self.release_modules = False
+        self._script: ScriptDirectory | None = None
 
     @property
     def current(self) -> Step | None:
@@ -841,7 +859,7 @@ class _Tracker:
     def finished_steps(self) -> list[Step]:
         return self.group[: max(self.position, 0)]
 
-    def alembic_steps(self, script: ScriptDirectory) -> list[MigrationStep]:
+    def alembic_steps(self, script: ScriptDirectory) -> Iterable[MigrationStep]:
         from . import _alembic_compat as compat
 
         first = self.group[0]
@@ -851,17 +869,35 @@ class _Tracker:
             steps: list[MigrationStep] = list(compat.stamp_steps(script, first.destination, heads))
             self._on_start(0)
             return steps
-        steps = compat.revision_steps(
-            script, [s.revision or "" for s in self.group], upgrade=first.direction == "upgrade"
+        self._script = script
+        return self._wrapped(
+            compat.revision_steps(
+                script, [s.revision or "" for s in self.group], upgrade=first.direction == "upgrade"
+            )
         )
-        for position, alembic_step in enumerate(steps):
-            alembic_step.migration_fn = self._wrap(position, alembic_step.migration_fn)
-        return steps
 
-    def _wrap(self, position: int, fn: Callable[..., Any]) -> Callable[..., Any]:
-        return _StepFunction(self, position, fn)
+    def _wrapped(self, steps: Iterable[MigrationStep]) -> Iterator[MigrationStep]:
+        """Each of ``steps`` with its function wrapped, built when Alembic asks for it."""
+        for position, alembic_step in enumerate(steps):
+            alembic_step.migration_fn = _StepFunction(self, position, alembic_step.migration_fn)
+            yield alembic_step
+
+    def _release(self, position: int) -> None:
+        """Let go of the module of the step at ``position``, which has run.
+
+        Called when the next step starts (or the group ends): Alembic then holds its step
+        for that one, no longer for this one.
+        """
+        if not self.release_modules or self._script is None or not 0 <= position < len(self.group):
+            return
+        from . import _alembic_compat as compat
+
+        revision = self.group[position].revision
+        if revision is not None:
+            compat.release_module(self._script.revision_map.get_revision(revision))  # type: ignore[arg-type]
 
     def _run_step(self, position: int, fn: Callable[..., Any], kw: dict[str, Any]) -> Any:
+        self._release(position - 1)
         self._on_start(position)
         self.in_step, self.committed_in_step = True, False
         try:
@@ -904,6 +940,7 @@ class _Tracker:
     def finish(self) -> None:
         if self.position >= 0:
             self._emit_finished()
+            self._release(self.position)
             self.position = len(self.group)
 
 
@@ -993,7 +1030,7 @@ def _render(
     tracker = _Tracker(group, 0, len(group), lambda event: None) if group else None
     found: list[tuple[MigrationContext, StepTimeouts]] = []
 
-    def steps_for(heads: Any, context: MigrationContext) -> list[MigrationStep]:
+    def steps_for(heads: Any, context: MigrationContext) -> Iterable[MigrationStep]:
         if tracker is None:
             return []
         per_step = bool(context.opts.get("transaction_per_migration"))

@@ -77,9 +77,13 @@ class Loader:
     module, and defining a dataclass costs about a millisecond.
     """
 
-    def __init__(self, app: Flask, registry: BindRegistry) -> None:
+    def __init__(self, app: Flask, registry: BindRegistry, *, keep_modules: bool = False) -> None:
         self.app = app
         self.registry = registry
+        #: Whether the revision modules stay loaded after their step ran: for a loader
+        #: shared by many runs (the test harness's, one import per session). Otherwise
+        #: each is let go of once its step has run, and imported again if run again.
+        self.keep_modules = keep_modules
         self._script: ScriptDirectory | None = None
         self._revisions: revision_cache.Revisions | None = None
         self._owner: dict[str, str] = {}

@@ -379,6 +379,7 @@ def _execute(
         parallel=parallel,
         databases=databases,
         guard=held.check,
+        release_modules=not loader.keep_modules,
     )
 
 

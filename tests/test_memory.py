@@ -1,0 +1,191 @@
+"""Memory of a long run: each revision's module let go of once its step has run, the
+version table's writes kept out of SQLAlchemy's statement cache; nothing else changes."""
+
+from __future__ import annotations
+
+import gc
+import logging
+import weakref
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import sqlalchemy as sa
+from conftest import MakeApp
+from conftest import table_names
+from conftest import version_rows
+from flask import Flask
+
+from flask_alembic import Alembic
+
+REVISION = '''"""step {number}"""
+import sqlalchemy as sa
+from alembic import op
+
+with open({log!r}, "a") as log:
+    log.write({rev!r} + "\\n")
+
+revision = {rev!r}
+down_revision = {down!r}
+branch_labels = None
+depends_on = None
+
+
+def upgrade():
+    op.create_table("t{number}", sa.Column("id", sa.Integer, primary_key=True))
+
+
+def downgrade():
+    op.drop_table("t{number}")
+'''
+
+IDS = [f"a{number:011d}" for number in range(1, 5)]
+
+
+@pytest.fixture
+def history(make_app: MakeApp, tmp_path: Path) -> tuple[Flask, Alembic, str, Path]:
+    """An app whose four revisions each create a table and log every import of their file."""
+    url = f"sqlite:///{tmp_path / 'app.db'}"
+    app, alembic = make_app(url)
+    log = tmp_path / "imports.log"
+    folder = Path(app.root_path) / "migrations"
+    with app.app_context():
+        alembic.mkdir()
+    down = None
+    for number, rev in enumerate(IDS, 1):
+        text = REVISION.format(number=number, rev=rev, down=down, log=str(log))
+        (folder / f"{rev}_step.py").write_text(text)
+        down = rev
+    return app, alembic, url, log
+
+
+def imports(log: Path) -> list[str]:
+    return log.read_text().split() if log.exists() else []
+
+
+@pytest.fixture
+def collector_off() -> Iterator[None]:
+    """The cycle collector off around the test: what is freed is freed by reference counts."""
+    gc.collect()
+    gc.disable()
+    try:
+        yield
+    finally:
+        gc.enable()
+
+
+def test_module_freed_once_its_step_ran(
+    history: tuple[Flask, Alembic, str, Path],
+    collector_off: None,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """Once its step has run, a revision's module is let go of and its code freed at once
+    (not left to the cycle collector, which does not see what existed before the run)."""
+    # Alembic logs each step with the step as argument: a handler keeping the records
+    # (pytest's own) would hold the steps, and through them the modules.
+    caplog.set_level(logging.WARNING, logger="alembic.runtime.migration")
+    app, alembic, url, log = history
+    with app.app_context():
+        scripts = [alembic.script_directory.get_revision(rev) for rev in IDS]
+        functions = [weakref.ref(script.module.upgrade) for script in scripts]
+        assert all(function() is not None for function in functions)
+        alembic.upgrade()
+        assert [function() for function in functions] == [None] * len(IDS)
+    assert version_rows(url) == {IDS[-1]}
+    assert {f"t{n}" for n in range(1, 5)} <= table_names(url)
+    assert imports(log) == IDS
+
+
+def test_module_kept_while_held(history: tuple[Flask, Alembic, str, Path]) -> None:
+    """A module something else still holds is left whole: only the run's reference goes."""
+    app, alembic, url, _ = history
+    with app.app_context():
+        held = alembic.script_directory.get_revision(IDS[1]).module
+        alembic.upgrade()
+    assert held.revision == IDS[1]
+    assert callable(held.upgrade)
+    assert callable(held.downgrade)
+    assert version_rows(url) == {IDS[-1]}
+
+
+def test_second_run_in_one_app_context(history: tuple[Flask, Alembic, str, Path]) -> None:
+    """Down and up again in one app context: the modules let go of are imported again,
+    and each run does all its work."""
+    app, alembic, url, log = history
+    with app.app_context():
+        alembic.upgrade()
+        assert version_rows(url) == {IDS[-1]}
+        alembic.downgrade("base")
+        assert version_rows(url) == set()
+        assert not {f"t{n}" for n in range(1, 5)} & table_names(url)
+        alembic.upgrade(IDS[1])
+        alembic.upgrade()
+    assert version_rows(url) == {IDS[-1]}
+    assert {f"t{n}" for n in range(1, 5)} <= table_names(url)
+    # Imported for the upgrade, again for the downgrade, then for the two upgrades.
+    assert sorted(imports(log)) == sorted(IDS * 2 + IDS[::-1])
+
+
+def test_shared_loader_keeps_its_modules(history: tuple[Flask, Alembic, str, Path]) -> None:
+    """The test harness's loader, shared by many runs, imports each file once."""
+    app, alembic, url, log = history
+    engine = sa.create_engine(url)
+    try:
+        alembic._use_engines(app, {"default": engine})
+        for _ in range(2):
+            with app.app_context():
+                alembic.upgrade()
+                alembic.downgrade("base")
+        assert sorted(imports(log)) == sorted(IDS)
+    finally:
+        alembic._use_engines(app, None)
+        engine.dispose()
+
+
+def test_broken_last_revision_stops_before_the_first_step(
+    history: tuple[Flask, Alembic, str, Path],
+) -> None:
+    """Steps are built one by one as they run, but every file is imported before the
+    first: a file that fails to import at the end of the history changes nothing."""
+    app, _, url, _ = history
+    folder = Path(app.root_path) / "migrations"
+    (folder / "b00000000001_broken.py").write_text(
+        f'revision = "b00000000001"\ndown_revision = {IDS[-1]!r}\n'
+        "import not_installed_anywhere\n"
+        "def upgrade():\n    pass\n"
+    )
+    result = app.test_cli_runner().invoke(args=["db", "upgrade"])
+    assert result.exit_code != 0
+    assert "b00000000001_broken.py" in result.output
+    assert "not_installed_anywhere" in result.output
+    assert version_rows(url) == set()
+    assert not {f"t{n}" for n in range(1, 5)} & table_names(url)
+
+
+def test_version_writes_stay_out_of_the_statement_cache(make_app: MakeApp, tmp_path: Path) -> None:
+    """Each step's version-table write names its revision ids as literals: none is kept in
+    the engine's compiled-statement cache. The revisions' own statements still are."""
+    url = f"sqlite:///{tmp_path / 'app.db'}"
+    app, alembic = make_app(url)
+    folder = Path(app.root_path) / "migrations"
+    with app.app_context():
+        alembic.mkdir()
+        engine = alembic.registry["default"].engine
+    down = None
+    for number in range(1, 13):
+        rev = f"c{number:011d}"
+        (folder / f"{rev}_step.py").write_text(
+            f"revision = {rev!r}\ndown_revision = {down!r}\n"
+            "import sqlalchemy as sa\nfrom alembic import op\n"
+            "def upgrade():\n"
+            '    op.get_bind().execute(sa.select(sa.literal_column("42")))\n'
+        )
+        down = rev
+    with app.app_context():
+        alembic.upgrade()
+    assert version_rows(url) == {"c00000000012"}
+    assert engine._compiled_cache is not None
+    cached = [str(key) for key in engine._compiled_cache]
+    assert not [key for key in cached if "alembic_version" in key and "UPDATE" in key.upper()]
+    assert any("42" in key for key in cached)
+    assert len(cached) < 12

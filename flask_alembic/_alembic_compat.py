@@ -9,6 +9,7 @@ what is touched here short and tested against the oldest and newest supported Al
 from __future__ import annotations
 
 import copy
+import os
 import sys
 import threading
 from collections.abc import Callable
@@ -51,9 +52,11 @@ __all__ = [
     "bind_script_directory",
     "check_revision_files",
     "failing_frame",
+    "forget_check",
     "iter_scripts",
     "own_branch_labels",
     "recording_operations",
+    "release_checked",
     "release_module",
     "resolved_dependencies",
     "revision_file_error",
@@ -75,6 +78,13 @@ class LazyScript(Script):
     def __init__(self, data: CachedRevision, path: str) -> None:
         # A list, so the per-bind copies of this script share one import.
         self._module: list[ModuleType] = []
+        # The file's stat values when it was imported to be checked and let go of (see
+        # :func:`release_checked`), shared by the copies likewise: the next import must
+        # find the same file.
+        self._checked: list[tuple[int, ...]] = []
+        self._signature: tuple[int, ...] = ()
+        #: Whether its top level may run again (``CachedRevision.plain``).
+        self.plain = data.plain
         self.path = str(path)
         # Stripped when read: the cached docstring is kept anyway, a stripped copy of each
         # would only add to it.
@@ -91,6 +101,13 @@ class LazyScript(Script):
     def module(self) -> ModuleType:  # type: ignore[override]
         if not self._module:
             path = Path(self.path)
+            signature = _file_signature(self.path)  # before the import: a change during it counts
+            checked = self._checked[:]
+            self._checked.clear()
+            if checked and checked[0] != signature:
+                raise CommandError(
+                    f"Revision file {self.path} changed while it was in use; run the command again."
+                )
             try:
                 module = load_python_file(str(path.parent), path.name)
             except Exception as exc:
@@ -100,6 +117,7 @@ class LazyScript(Script):
                     f"Revision file {self.path} changed while it was in use; run the command again."
                 )
             self._module.append(module)
+            self._signature = signature
         return self._module[0]
 
     @property
@@ -389,6 +407,32 @@ def revision_steps(
         script = view.revision_map.get_revision(rev_id)
         assert isinstance(script, Script)
         yield factory(view.revision_map, script)
+
+
+def _file_signature(path: str) -> tuple[int, ...]:
+    try:
+        stat = os.stat(path)
+    except OSError:
+        return ()
+    return (stat.st_size, stat.st_mtime_ns, stat.st_ctime_ns, stat.st_ino)
+
+
+def forget_check(script: object) -> None:
+    """Forget what an earlier check of ``script``'s file recorded (a run that stopped
+    before its steps): the next import starts afresh."""
+    if isinstance(script, LazyScript):
+        script._checked.clear()
+
+
+def release_checked(script: object) -> None:
+    """Let go of the module of ``script``, just imported to check that the file loads,
+    when its top level may run again (:attr:`LazyScript.plain`): its step imports it
+    again, and refuses a file that changed meanwhile. A long upgrade then holds one
+    revision module at a time, not all of them."""
+    if not isinstance(script, LazyScript) or not script.plain or not script._module:
+        return
+    script._checked[:] = [script._signature]
+    release_module(script)
 
 
 def release_module(script: Script | None) -> None:

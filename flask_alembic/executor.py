@@ -877,10 +877,26 @@ class _Tracker:
         )
 
     def _wrapped(self, steps: Iterable[MigrationStep]) -> Iterator[MigrationStep]:
-        """Each of ``steps`` with its function wrapped, built when Alembic asks for it."""
-        for position, alembic_step in enumerate(steps):
+        """Each of ``steps`` with its function wrapped, built when Alembic asks for it.
+
+        Building a step imports its revision file (again, for a plain file let go of once
+        checked): a failure there is this step's, once the one before it is done.
+        """
+        built = iter(steps)
+        position = 0
+        while True:
+            try:
+                alembic_step = next(built)
+            except StopIteration:
+                return
+            except BaseException:
+                if position < len(self.group):
+                    self._release(position - 1)
+                    self._on_start(position)
+                raise
             alembic_step.migration_fn = _StepFunction(self, position, alembic_step.migration_fn)
             yield alembic_step
+            position += 1
 
     def _release(self, position: int) -> None:
         """Let go of the module of the step at ``position``, which has run.

@@ -376,6 +376,8 @@ class Loader:
             if step.revision is None:
                 continue
             script = runtimes[step.bind].script.revision_map.get_revision(step.revision)
+            assert script is not None
+            compat.forget_check(script)
             try:
                 module = getattr(script, "module")  # noqa: B009 - importing is the point
             except (FlaskAlembicError, command_error()):
@@ -383,6 +385,11 @@ class Loader:
             except Exception as exc:
                 raise compat.revision_file_error(exc, step.path) from exc
             timeouts.effective(runtimes[step.bind].bind, module)
+            if not self.keep_modules:
+                # Checked: a plain file is imported again for its step, so that a long
+                # upgrade holds one revision module at a time.
+                del module
+                compat.release_checked(script)
 
 
 def _load_scripts(script: ScriptDirectory) -> list[Script]:

@@ -58,7 +58,7 @@ __all__ = [
 
 #: The file, inside ``<script_location>/__pycache__``, holding the cache.
 CACHE_NAME = "flask_alembic.revisions.json"
-_FORMAT = 8
+_FORMAT = 9
 #: Files changed this close to the cache's writing are re-hashed (as git does).
 _RACY_NS = 2_000_000_000
 # The same files Alembic loads from a version location (its own rule for sources).
@@ -82,6 +82,10 @@ class CachedRevision:
     branch_labels: tuple[str, ...]
     #: The module docstring, as Python would see it.
     doc: str
+    #: Whether running the file's top level again has no effect beyond its own module
+    #: (see :func:`plain_module`): it may be imported to check it, let go of, and
+    #: imported again when its step runs.
+    plain: bool = False
 
 
 class RevisionFile:
@@ -639,12 +643,13 @@ def _valid_raw(raw: Any) -> bool:
     """Whether a cached revision is ``None``, foreign, or the list :func:`_to_json` makes."""
     if raw is None or raw is _FOREIGN:
         return True
-    if type(raw) is not list or len(raw) != 5:
+    if type(raw) is not list or len(raw) != 6:
         return False
-    revision, down_revision, depends_on, branch_labels, doc = raw
+    revision, down_revision, depends_on, branch_labels, doc, plain = raw
     return (
         type(revision) is str
         and type(doc) is str
+        and type(plain) is bool
         and all(
             type(ids) is list and all(type(item) is str for item in ids)
             for ids in (down_revision, depends_on, branch_labels)
@@ -703,9 +708,90 @@ def _parse(tree: ast.Module) -> CachedRevision | None:
             depends_on=revision_ids(values.get("depends_on")),
             branch_labels=revision_ids(values.get("branch_labels")),
             doc=ast.get_docstring(tree, clean=False) or "",
+            plain=plain_module(tree),
         )
     except TypeError:
         return None
+
+
+def plain_module(tree: ast.Module) -> bool:
+    """Whether the module's top level only imports, assigns literals (annotated with
+    names, attributes and subscripts, as ``str | Sequence[str] | None``), and defines
+    undecorated functions whose defaults are literals: running it again creates a new
+    module and changes nothing else (imports come from ``sys.modules``). A class, a call,
+    a decorator, a condition or a loop makes it not plain, as do names bound by ``global``
+    statements in its functions, a ``__getattr__`` and star imports (which could run
+    anything)."""
+    import ast
+
+    def literal(node: ast.expr | None) -> bool:
+        if node is None:
+            return True
+        try:
+            ast.literal_eval(node)
+        except (ValueError, TypeError, SyntaxError, MemoryError, RecursionError):
+            return False
+        return True
+
+    # What a typing annotation is made of: evaluating it has no effect.
+    typing = (
+        ast.Name,
+        ast.Attribute,
+        ast.Subscript,
+        ast.Tuple,
+        ast.List,
+        ast.BinOp,
+        ast.BitOr,
+        ast.Constant,
+        ast.Load,
+    )
+
+    def annotation(node: ast.expr) -> bool:
+        return all(isinstance(part, typing) for part in ast.walk(node))
+
+    for index, node in enumerate(tree.body):
+        if isinstance(node, ast.Expr):
+            if not (index == 0 and isinstance(node.value, ast.Constant)):
+                return False  # a call, or any expression but the docstring
+        elif isinstance(node, ast.Import):
+            continue
+        elif isinstance(node, ast.ImportFrom):
+            if any(alias.name == "*" for alias in node.names):
+                return False
+        elif isinstance(node, ast.Assign):
+            if not all(isinstance(t, ast.Name) for t in node.targets) or not literal(node.value):
+                return False
+        elif isinstance(node, ast.AnnAssign):
+            if not isinstance(node.target, ast.Name) or not literal(node.value):
+                return False
+            if not annotation(node.annotation):
+                return False
+        elif isinstance(node, ast.FunctionDef):
+            arguments = node.args
+            if node.decorator_list or (node.returns is not None and not annotation(node.returns)):
+                return False
+            defaults = [*arguments.defaults, *arguments.kw_defaults]
+            if not all(literal(d) for d in defaults):
+                return False
+            arguments_annotated = [
+                a.annotation
+                for a in (
+                    *arguments.posonlyargs,
+                    *arguments.args,
+                    *arguments.kwonlyargs,
+                    *(x for x in (arguments.vararg, arguments.kwarg) if x is not None),
+                )
+                if a.annotation is not None
+            ]
+            if not all(annotation(a) for a in arguments_annotated):
+                return False
+            if node.name == "__getattr__" or any(
+                isinstance(inner, ast.Global | ast.Nonlocal) for inner in ast.walk(node)
+            ):
+                return False
+        else:
+            return False
+    return True
 
 
 def revision_ids(value: Any) -> tuple[str, ...]:
@@ -730,13 +816,14 @@ def _to_json(data: CachedRevision | None) -> list[Any] | None:
         list(data.depends_on),
         list(data.branch_labels),
         data.doc,
+        data.plain,
     ]
 
 
 def _from_json(data: Any) -> CachedRevision | None:
-    if type(data) is not list or len(data) != 5:
+    if type(data) is not list or len(data) != 6:
         return None
-    revision, down_revision, depends_on, branch_labels, doc = data
+    revision, down_revision, depends_on, branch_labels, doc, plain = data
     try:
         return CachedRevision(
             revision=revision,
@@ -744,6 +831,7 @@ def _from_json(data: Any) -> CachedRevision | None:
             depends_on=tuple(depends_on),
             branch_labels=tuple(branch_labels),
             doc=doc,
+            plain=plain is True,
         )
     except TypeError:
         return None

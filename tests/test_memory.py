@@ -17,6 +17,7 @@ from conftest import version_rows
 from flask import Flask
 
 from flask_alembic import Alembic
+from flask_alembic.errors import MigrationFailedError
 
 REVISION = '''"""step {number}"""
 import sqlalchemy as sa
@@ -189,3 +190,127 @@ def test_version_writes_stay_out_of_the_statement_cache(make_app: MakeApp, tmp_p
     assert not [key for key in cached if "alembic_version" in key and "UPDATE" in key.upper()]
     assert any("42" in key for key in cached)
     assert len(cached) < 12
+
+
+PLAIN = '''"""plain step {number}"""
+
+from collections.abc import Sequence
+
+import sqlalchemy as sa
+from alembic import op
+
+revision: str = {rev!r}
+down_revision: str | Sequence[str] | None = {down!r}
+branch_labels: str | Sequence[str] | None = None
+depends_on: str | Sequence[str] | None = None
+TABLE = "p{number}"
+
+
+def upgrade() -> None:
+    op.create_table(TABLE, sa.Column("id", sa.Integer, primary_key=True))
+
+
+def downgrade() -> None:
+    op.drop_table(TABLE)
+'''
+
+
+def _plain_history(
+    make_app: MakeApp, tmp_path: Path, *, side_effect: bool
+) -> tuple[Flask, Alembic, str, list[Path]]:
+    url = f"sqlite:///{tmp_path / 'plain.db'}"
+    app, alembic = make_app(url)
+    folder = Path(app.root_path) / "migrations"
+    with app.app_context():
+        alembic.mkdir()
+    down, paths = None, []
+    for number in range(1, 4):
+        rev = f"p{number:011d}"
+        text = PLAIN.format(number=number, rev=rev, down=down)
+        if side_effect and number == 2:
+            text += "\nprint('imported')\n"  # a call at the top level: not plain
+        path = folder / f"{rev}_plain.py"
+        path.write_text(text)
+        paths.append(path)
+        down = rev
+    return app, alembic, url, paths
+
+
+def test_plain_module_is_imported_again_for_its_step(make_app: MakeApp, tmp_path: Path) -> None:
+    """A plain revision file (imports, literals, functions) is imported before the first
+    step, to check it, let go of, and imported again for its step: so a long upgrade
+    holds one module at a time. A file changed in between is refused at its step, which
+    runs nothing, with the steps before it done."""
+    app, alembic, url, paths = _plain_history(make_app, tmp_path, side_effect=False)
+
+    def edit(plan: object) -> None:
+        paths[1].write_text(paths[1].read_text() + "\n# edited during the run\n")
+
+    with app.app_context(), pytest.raises(MigrationFailedError) as info:
+        alembic.upgrade(on_plan=edit)
+    assert isinstance(info.value, MigrationFailedError)
+    assert info.value.message.startswith(
+        f"Upgrade of bind 'default' failed at revision p00000000002 ({paths[1]}): "
+    )
+    assert f"Revision file {paths[1]} changed while it was in use" in info.value.message
+    assert version_rows(url) == {"p00000000001"}
+    assert "p1" in table_names(url)
+    assert "p2" not in table_names(url)
+    with app.app_context():
+        alembic.upgrade()
+    assert version_rows(url) == {"p00000000003"}
+
+
+def test_module_with_top_level_effects_is_imported_once(
+    make_app: MakeApp, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A file whose top level does more than a plain one (here a call) is imported once
+    per run and kept until its step: the step runs the code that was checked."""
+    app, alembic, url, paths = _plain_history(make_app, tmp_path, side_effect=True)
+
+    def edit(plan: object) -> None:
+        paths[1].write_text(paths[1].read_text().replace('TABLE = "p2"', 'TABLE = "px"'))
+
+    with app.app_context():
+        alembic.upgrade(on_plan=edit)
+    assert capsys.readouterr().out.count("imported") == 1
+    assert version_rows(url) == {"p00000000003"}
+    assert {"p1", "p2", "p3"} <= table_names(url)
+    assert "px" not in table_names(url)
+
+
+@pytest.mark.parametrize(
+    ("source", "plain"),
+    [
+        (
+            '"""doc"""\nimport sqlalchemy as sa\nfrom alembic import op\nrevision = "a"\n'
+            "down_revision = None\n\n\ndef upgrade():\n    op.drop_table('t')\n",
+            True,
+        ),
+        ('revision: str = "a"\ndown_revision: str | None = None\nX: "list[int]" = [1, 2]\n', True),
+        ("from typing import Union\nrevision: Union[str, None] = 'a'\n", True),
+        ("def upgrade(n=1, *, k=None) -> None:\n    global x\n", False),
+        ("print('hi')\n", False),
+        ("x = 1\n'late docstring'\n", False),
+        ("import sqlalchemy as sa\nmeta = sa.MetaData()\n", False),
+        ("from os import *\n", False),
+        ("class Model:\n    pass\n", False),
+        ("import functools\n@functools.cache\ndef upgrade():\n    pass\n", False),
+        ("def upgrade(n=[].append(1)):\n    pass\n", False),
+        ("def upgrade(n: print()):\n    pass\n", False),
+        ("revision: print() = 'a'\n", False),
+        ("if True:\n    revision = 'a'\n", False),
+        ("with open('x') as f:\n    pass\n", False),
+        ("a.b = 1\n", False),
+        ("def __getattr__(name):\n    return 1\n", False),
+        ("x = y = 1\n", True),
+        ("(a, b) = (1, 2)\n", False),
+    ],
+)
+def test_plain_module(source: str, plain: bool) -> None:
+    """What a plain module is: running its top level again changes nothing but itself."""
+    import ast
+
+    from flask_alembic.revision_cache import plain_module
+
+    assert plain_module(ast.parse(source)) is plain

@@ -85,6 +85,8 @@ class LazyScript(Script):
         self._signature: tuple[int, ...] = ()
         #: Whether its top level may run again (``CachedRevision.plain``).
         self.plain = data.plain
+        #: Its function written for a lockstep history (``CachedRevision.lockstep``).
+        self.lockstep = data.lockstep
         self.path = str(path)
         # Stripped when read: the cached docstring is kept anyway, a stripped copy of each
         # would only add to it.

@@ -330,9 +330,17 @@ class Loader:
     def check_steps(self, plan: Plan) -> None:
         """Refuse, before anything runs, a step whose file was written for a lockstep
         history (its ``upgrade`` takes the database's name): read, never imported."""
+        from . import _alembic_compat as compat
+
+        runtimes = self.runtimes
         for step in plan.steps:
             if step.revision is not None and step.path is not None:
-                self.check_revision_file(step.bind, step.revision, step.path)
+                script = runtimes[step.bind].script.revision_map.get_revision(step.revision)
+                if isinstance(script, compat.LazyScript):
+                    # The revision cache read the file as it is now: no second read.
+                    self._refuse_lockstep(step.bind, step.revision, step.path, script.lockstep)
+                else:
+                    self.check_revision_file(step.bind, step.revision, step.path)
 
     def check_revision_file(self, bind: str, revision: str, path: str) -> None:
         """Refuse a revision file written for a lockstep history (its ``upgrade`` takes
@@ -341,8 +349,10 @@ class Loader:
             source = Path(path).read_bytes()
         except OSError:
             return  # importing it reports the error
-        function = revision_cache.lockstep_function(source)
-        if function is not None:
+        self._refuse_lockstep(bind, revision, path, revision_cache.lockstep_function(source))
+
+    def _refuse_lockstep(self, bind: str, revision: str, path: str, function: str | None) -> None:
+        if function:
             raise ScriptDirectoryError(
                 f"Revision {revision} ({path}) of bind {bind!r} belongs to "
                 f"a lockstep history: its {function}() takes the database's name, one "

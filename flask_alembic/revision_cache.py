@@ -58,7 +58,7 @@ __all__ = [
 
 #: The file, inside ``<script_location>/__pycache__``, holding the cache.
 CACHE_NAME = "flask_alembic.revisions.json"
-_FORMAT = 9
+_FORMAT = 10
 #: Files changed this close to the cache's writing are re-hashed (as git does).
 _RACY_NS = 2_000_000_000
 # The same files Alembic loads from a version location (its own rule for sources).
@@ -86,6 +86,9 @@ class CachedRevision:
     #: (see :func:`plain_module`): it may be imported to check it, let go of, and
     #: imported again when its step runs.
     plain: bool = False
+    #: The top-level ``upgrade`` or ``downgrade`` written for a lockstep history (see
+    #: :func:`lockstep_function`), or ``""``.
+    lockstep: str = ""
 
 
 class RevisionFile:
@@ -547,6 +550,12 @@ def lockstep_function(source: str | bytes) -> str | None:
         tree = ast.parse(source)
     except (SyntaxError, ValueError):
         return None
+    return _lockstep_function(tree)
+
+
+def _lockstep_function(tree: ast.Module) -> str | None:
+    import ast
+
     for node in tree.body:
         if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef) and node.name in {
             "upgrade",
@@ -643,13 +652,14 @@ def _valid_raw(raw: Any) -> bool:
     """Whether a cached revision is ``None``, foreign, or the list :func:`_to_json` makes."""
     if raw is None or raw is _FOREIGN:
         return True
-    if type(raw) is not list or len(raw) != 6:
+    if type(raw) is not list or len(raw) != 7:
         return False
-    revision, down_revision, depends_on, branch_labels, doc, plain = raw
+    revision, down_revision, depends_on, branch_labels, doc, plain, lockstep = raw
     return (
         type(revision) is str
         and type(doc) is str
         and type(plain) is bool
+        and type(lockstep) is str
         and all(
             type(ids) is list and all(type(item) is str for item in ids)
             for ids in (down_revision, depends_on, branch_labels)
@@ -709,6 +719,7 @@ def _parse(tree: ast.Module) -> CachedRevision | None:
             branch_labels=revision_ids(values.get("branch_labels")),
             doc=ast.get_docstring(tree, clean=False) or "",
             plain=plain_module(tree),
+            lockstep=_lockstep_function(tree) or "",
         )
     except TypeError:
         return None
@@ -817,13 +828,14 @@ def _to_json(data: CachedRevision | None) -> list[Any] | None:
         list(data.branch_labels),
         data.doc,
         data.plain,
+        data.lockstep,
     ]
 
 
 def _from_json(data: Any) -> CachedRevision | None:
-    if type(data) is not list or len(data) != 6:
+    if type(data) is not list or len(data) != 7:
         return None
-    revision, down_revision, depends_on, branch_labels, doc, plain = data
+    revision, down_revision, depends_on, branch_labels, doc, plain, lockstep = data
     try:
         return CachedRevision(
             revision=revision,
@@ -832,6 +844,7 @@ def _from_json(data: Any) -> CachedRevision | None:
             branch_labels=tuple(branch_labels),
             doc=doc,
             plain=plain is True,
+            lockstep=lockstep if type(lockstep) is str else "",
         )
     except TypeError:
         return None

@@ -122,7 +122,7 @@ def test_cache_file_is_valid_and_replaced(
     cache = project / "migrations" / "__pycache__" / CACHE_NAME
     assert run(app, "heads").exit_code == 0
     content = read_cache(cache)
-    assert content["format"] == 9
+    assert content["format"] == 10
     ((folder, record),) = content["folders"].items()
     assert folder == str(project / "migrations")
     assert len(json.loads(record["files"])) == 1
@@ -161,7 +161,7 @@ def test_corrupt_cache_is_ignored(make_app: MakeApp, database_url: str, project:
     assert run(app, "heads").exit_code == 0
     cache.write_text("{not json")
     assert "aaaa0001" in run(app, "heads").stdout
-    assert read_cache(cache)["format"] == 9
+    assert read_cache(cache)["format"] == 10
 
 
 def _no_graph(record: dict[str, Any], files: str) -> None:

@@ -804,6 +804,32 @@ class GrowthRow:
 GROWTH: list[GrowthRow] = []
 
 
+def _add_growth_rows(
+    size: str,
+    walls: dict[str, float],
+    peaks: dict[str, float],
+    counts: dict[str, int],
+    *,
+    alembic: tuple[float, float] | None = None,
+) -> None:
+    """The no-op upgrade's and the status's rows at one ``size`` (Alembic: the upgrade's)."""
+    for name, work in (("upgrade", "no-op upgrade"), ("status", "up-to-date status")):
+        theirs = alembic if name == "upgrade" else None
+        GROWTH.append(
+            GrowthRow(
+                f"{work}, {size}",
+                walls[name],
+                peaks[name],
+                walls["floor"],
+                peaks["floor"],
+                None if theirs is None else theirs[0],
+                None if theirs is None else theirs[1],
+                counts.get(name),
+                counts.get("floor"),
+            )
+        )
+
+
 def print_growth_table() -> None:
     if not GROWTH:
         return
@@ -933,22 +959,13 @@ def scenario_growth(root: Path, runs: int) -> tuple[Timings, str, str]:
                 for name in ("upgrade", "status", "floor")
             }
         floor = walls["floor"]
-        for name in ("upgrade", "status"):
-            GROWTH.append(
-                GrowthRow(
-                    f"no-op {name}, {count:,} revisions"
-                    if name == "upgrade"
-                    else f"up-to-date status, {count:,} revisions",
-                    walls[name],
-                    peaks[name],
-                    floor,
-                    peaks["floor"],
-                    walls["alembic"] if name == "upgrade" else None,
-                    peaks["alembic"] if name == "upgrade" else None,
-                    counts.get(name),
-                    counts.get("floor"),
-                )
-            )
+        _add_growth_rows(
+            f"{count:,} revisions",
+            walls,
+            peaks,
+            counts,
+            alembic=(walls["alembic"], peaks["alembic"]),
+        )
         notes.append(
             f"{count:>6} revisions, ALEMBIC_REVISION_CACHE_CHECK='files': upgrade "
             f"{walls['upgrade (files)'] * 1000:.1f} ms "
@@ -1043,20 +1060,7 @@ def scenario_many_binds(root: Path, runs: int) -> tuple[Timings, str, str]:
                 f"({number / counted['floor']:.3f}x)"
                 for name, number in counted.items()
             )
-        for name in ("upgrade", "status"):
-            GROWTH.append(
-                GrowthRow(
-                    f"no-op upgrade, {count} binds x 100"
-                    if name == "upgrade"
-                    else f"up-to-date status, {count} binds x 100",
-                    walls[name],
-                    peaks[name],
-                    floor,
-                    peaks["floor"],
-                    ours_instructions=counted.get(name),
-                    floor_instructions=counted.get("floor"),
-                )
-            )
+        _add_growth_rows(f"{count} binds x 100", walls, peaks, counted)
         medians = {
             f"flask db upgrade (no-op, {count} binds)": walls["upgrade"],
             f"floor ({count} SELECTs)": floor,

@@ -244,7 +244,8 @@ def migrate(
         quick = loader.quick_graph()
     if quick is not None:
         # The common deploy: nothing to do. Told first without any lock (a database at
-        # its heads stays a no-op whoever migrates it next), and without loading Alembic.
+        # its heads, that nobody was migrating as it was read, needed nothing then), and
+        # without loading Alembic.
         reached = [b for b in loader.registry if b.name in quick.related(names)]
         current = unlocked_heads(loader, identities, reached)
         if current is not None and all(quick.at_heads(n, current[n], single=single) for n in names):

@@ -78,11 +78,11 @@ class LazyScript(Script):
     def __init__(self, data: CachedRevision, path: str) -> None:
         # A list, so the per-bind copies of this script share one import.
         self._module: list[ModuleType] = []
-        # The file's stat values when it was imported to be checked and let go of (see
-        # :func:`release_checked`), shared by the copies likewise: the next import must
-        # find the same file.
+        # The file's stat values when its module was imported, and when it was imported
+        # to be checked and let go of (see :func:`release_checked`): shared by the copies
+        # likewise, whichever of them imported it. The next import must find that file.
+        self._imported: list[tuple[int, ...]] = []
         self._checked: list[tuple[int, ...]] = []
-        self._signature: tuple[int, ...] = ()
         #: Whether its top level may run again (``CachedRevision.plain``).
         self.plain = data.plain
         #: Its function written for a lockstep history (``CachedRevision.lockstep``).
@@ -119,7 +119,7 @@ class LazyScript(Script):
                     f"Revision file {self.path} changed while it was in use; run the command again."
                 )
             self._module.append(module)
-            self._signature = signature
+            self._imported[:] = [signature]
         return self._module[0]
 
     @property
@@ -433,7 +433,9 @@ def release_checked(script: object) -> None:
     revision module at a time, not all of them."""
     if not isinstance(script, LazyScript) or not script.plain or not script._module:
         return
-    script._checked[:] = [script._signature]
+    if not script._imported:
+        return  # imported some other way: kept, as a file that is not plain
+    script._checked[:] = script._imported
     release_module(script)
 
 

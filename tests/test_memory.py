@@ -330,3 +330,27 @@ def test_generated_revisions_are_plain(make_app: MakeApp, database_url: str) -> 
         scripts = [alembic.script_directory.get_revision(rev) for rev in (first, second)]
     assert [type(script) for script in scripts] == [LazyScript, LazyScript]
     assert [getattr(script, "plain", None) for script in scripts] == [True, True]
+
+
+def test_plain_module_imported_before_the_run(make_app: MakeApp, tmp_path: Path) -> None:
+    """A plain file whose module something imported before the run (here the caller,
+    through the script directory; with two binds, each bind's view holds copies of the
+    scripts) is checked, let go of and imported again like any other: the run does not
+    mistake it for a file that changed."""
+    urls = {name: f"sqlite:///{tmp_path / (name + '.db')}" for name in ("default", "other")}
+    include = {name: {"include": True} for name in urls}
+    app, alembic = make_app(urls, {n: sa.MetaData() for n in urls}, ALEMBIC_BINDS=include)
+    with app.app_context():
+        made = [
+            alembic.revision(name, bind=bind, empty=True)[0].revision
+            for name, bind in (("a", "default"), ("b", "default"), ("c", "other"))
+        ]
+    app, alembic = make_app(urls, {n: sa.MetaData() for n in urls}, ALEMBIC_BINDS=include)
+    with app.app_context():
+        assert len(alembic.plan("upgrade", "heads").steps) == 3  # builds the bind views
+        for rev in made:
+            assert alembic.script_directory.get_revision(rev).module.revision == rev
+        applied = alembic.upgrade().applied
+    assert sorted(str(s.revision) for s in applied) == sorted(made)
+    assert version_rows(urls["default"]) == {made[1]}
+    assert version_rows(urls["other"]) == {made[2]}

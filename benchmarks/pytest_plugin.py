@@ -38,6 +38,8 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from flask_alembic.pytest_checks import TESTS
+
 PYTHON = sys.executable
 TARGET = 0.5
 TABLES = 25
@@ -178,14 +180,7 @@ def alembic_engine(tmp_path):
     engine.dispose()
 """
 
-OURS_FULL = (
-    "test_single_head",
-    "test_upgrade",
-    "test_models_match",
-    "test_up_down",
-    "test_downgrade_leaves_no_trace",
-    "test_models_registered",
-)
+OURS_FULL = TESTS
 OURS_DEFAULT = OURS_FULL[:4]
 THEIRS_EXPERIMENTAL = ("downgrade_leaves_no_trace", "all_models_register_on_metadata")
 

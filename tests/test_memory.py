@@ -216,9 +216,8 @@ def downgrade() -> None:
 
 
 def _plain_history(
-    make_app: MakeApp, tmp_path: Path, *, side_effect: bool
+    make_app: MakeApp, url: str, *, side_effect: bool
 ) -> tuple[Flask, Alembic, str, list[Path]]:
-    url = f"sqlite:///{tmp_path / 'plain.db'}"
     app, alembic = make_app(url)
     folder = Path(app.root_path) / "migrations"
     with app.app_context():
@@ -236,12 +235,12 @@ def _plain_history(
     return app, alembic, url, paths
 
 
-def test_plain_module_is_imported_again_for_its_step(make_app: MakeApp, tmp_path: Path) -> None:
+def test_plain_module_is_imported_again_for_its_step(make_app: MakeApp, database_url: str) -> None:
     """A plain revision file (imports, literals, functions) is imported before the first
     step, to check it, let go of, and imported again for its step: so a long upgrade
     holds one module at a time. A file changed in between is refused at its step, which
     runs nothing, with the steps before it done."""
-    app, alembic, url, paths = _plain_history(make_app, tmp_path, side_effect=False)
+    app, alembic, url, paths = _plain_history(make_app, database_url, side_effect=False)
 
     def edit(plan: object) -> None:
         paths[1].write_text(paths[1].read_text() + "\n# edited during the run\n")
@@ -262,11 +261,11 @@ def test_plain_module_is_imported_again_for_its_step(make_app: MakeApp, tmp_path
 
 
 def test_module_with_top_level_effects_is_imported_once(
-    make_app: MakeApp, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    make_app: MakeApp, database_url: str, capsys: pytest.CaptureFixture[str]
 ) -> None:
     """A file whose top level does more than a plain one (here a call) is imported once
     per run and kept until its step: the step runs the code that was checked."""
-    app, alembic, url, paths = _plain_history(make_app, tmp_path, side_effect=True)
+    app, alembic, url, paths = _plain_history(make_app, database_url, side_effect=True)
 
     def edit(plan: object) -> None:
         paths[1].write_text(paths[1].read_text().replace('TABLE = "p2"', 'TABLE = "px"'))
